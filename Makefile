@@ -1,0 +1,50 @@
+# engage: run `make` to list the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data/instagram
+
+.DEFAULT_GOAL := help
+.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui clean
+
+help: ## List the targets with a one-line description each
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create the virtual environment and install engage with its dev tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+train: install ## Train the model on the embedded data (the main job) and print model vs baselines
+	$(BIN)/engage train
+
+features: install ## Build the feature table from the embedded data into build/features.csv
+	$(BIN)/engage features --out build/features.csv
+
+validate: install ## Validate the embedded data and print the report
+	$(BIN)/engage validate
+
+test: install ## Run the whole test suite
+	$(BIN)/pytest
+
+test-fast: install ## Run the tests, skipping slow end-to-end training runs
+	$(BIN)/pytest -m 'not slow'
+
+lint: install ## ruff on the code
+	$(BIN)/ruff check engage features training serving tests benchmarks
+
+typecheck: install ## mypy on the packages
+	$(BIN)/mypy
+
+bench: install ## Feature pipeline benchmark against DuckDB (1M and 10M synthetic posts)
+	$(BIN)/python benchmarks/features.py
+
+mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean: ## Remove the virtual environment and build outputs (keeps models/ and mlflow.db)
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

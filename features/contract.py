@@ -1,0 +1,560 @@
+"""The data contract: what profiles and posts tables must look like, and how bad input is handled.
+
+Every entry point (validate, features, train, evaluate, score) goes through :func:`load_and_validate`
+or :func:`validate`, so the rules below hold everywhere.
+
+Fatal problems raise :class:`DataValidationError`, whose report names the file, column, the first
+offending rows (1-based data rows, header not counted) and a count, all problems at once.
+Problems with a safe, documented handling are fixed, and reported with counts:
+
+* exact duplicate posts (same influencer, post_id and values): extra copies dropped;
+* exact duplicate profiles: extra copies dropped;
+* misspelled or unknown categories: mapped to the closest known niche, else ``other``;
+* posts whose influencer has no profile (orphans): set aside;
+* one post_id under several influencers: kept for each, reported.
+
+Rows set aside are kept in :attr:`ValidationReport.rejects` with their reasons, so nothing is
+lost silently; ``--rejects PATH`` on the CLI writes them out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PLATFORMS = ("instagram", "tiktok", "youtube")
+DEFAULT_PLATFORM = "instagram"
+KNOWN_CATEGORIES = (
+    "beauty",
+    "family",
+    "fashion",
+    "fitness",
+    "food",
+    "interior",
+    "pet",
+    "travel",
+    "other",
+)
+# Counts above this are taken as a unit or parsing error (the largest accounts have ~6e8 followers).
+MAX_PLAUSIBLE_COUNT = 1e11
+# Timestamps may run slightly ahead of the validating machine's clock (time zones, clock skew).
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+MAX_ROWS_LISTED = 5
+
+PROFILE_REQUIRED = ("influencer", "followers")
+PROFILE_OPTIONAL = ("following", "posts_count", "category", "platform", "country", "verified", "as_of")
+POST_REQUIRED = ("influencer", "post_id", "posted_at", "likes", "comments")
+POST_OPTIONAL = (
+    "shares",
+    "saves",
+    "views",
+    "media_type",
+    "is_sponsored",
+    "hashtags",
+    "caption",
+    "image_description",
+)
+POST_COUNT_COLUMNS_REQUIRED = ("likes", "comments")
+POST_COUNT_COLUMNS_OPTIONAL = ("shares", "saves", "views")
+
+# Names other tools export for our columns, used to suggest a fix when a required column is missing.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "influencer": ("username", "handle", "user", "account", "creator", "influencer_id", "user_name"),
+    "followers": ("follower_count", "followers_count", "n_followers", "num_followers", "subscribers"),
+    "post_id": ("id", "shortcode", "postid", "media_id"),
+    "posted_at": ("timestamp", "created_at", "date", "time", "taken_at", "post_date"),
+    "likes": ("like_count", "likes_count", "n_likes", "num_likes", "hearts"),
+    "comments": ("comment_count", "comments_count", "n_comments", "num_comments"),
+}
+
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0", ""}
+
+
+class DataError(ValueError):
+    """An input file cannot be read at all (missing, empty, wrong format or encoding)."""
+
+
+@dataclass
+class Problem:
+    """One kind of problem found in one column of one table."""
+
+    table: str
+    file: str
+    column: str | None
+    rows: list[int]
+    count: int
+    message: str
+    fatal: bool
+    action: str = ""
+
+    def describe(self) -> str:
+        where = f"{self.file}"
+        if self.column:
+            where += f", column '{self.column}'"
+        if self.rows:
+            listed = ", ".join(str(r) for r in self.rows)
+            more = f" (first {len(self.rows)} of {self.count})" if self.count > len(self.rows) else ""
+            where += f", rows {listed}{more}"
+        elif self.count:
+            where += f", {self.count} rows"
+        text = f"{where}: {self.message}"
+        if self.action:
+            text += f" -> {self.action}"
+        return text
+
+
+@dataclass
+class ValidationReport:
+    """Everything validation found, plus the rows it set aside (with reasons)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    rows_in: dict[str, int] = field(default_factory=dict)
+    rows_out: dict[str, int] = field(default_factory=dict)
+    rejects: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
+
+    @property
+    def handled(self) -> list[Problem]:
+        return [p for p in self.problems if not p.fatal]
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+    def reject(self, table: str, frame: pd.DataFrame, row_numbers: np.ndarray, reason: str) -> None:
+        if len(frame) == 0:
+            return
+        out = frame.copy()
+        out.insert(0, "reject_reason", reason)
+        out.insert(0, "row", row_numbers)
+        out.insert(0, "table", table)
+        self.rejects.append(out)
+
+    def rejects_frame(self) -> pd.DataFrame:
+        if not self.rejects:
+            return pd.DataFrame(columns=["table", "row", "reject_reason"])
+        return pd.concat(self.rejects, ignore_index=True, sort=False)
+
+    def format(self) -> str:
+        lines = []
+        for table, n_in in self.rows_in.items():
+            n_out = self.rows_out.get(table)
+            kept = f", {n_out} kept" if n_out is not None else ""
+            lines.append(f"{table}: {n_in} rows read{kept}")
+        if self.fatal:
+            lines.append(f"{len(self.fatal)} fatal problem(s):")
+            lines += [f"  ERROR {p.describe()}" for p in self.fatal]
+        if self.handled:
+            lines.append(f"{len(self.handled)} handled problem(s):")
+            lines += [f"  NOTE  {p.describe()}" for p in self.handled]
+        if not self.problems:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+class DataValidationError(ValueError):
+    """Raised when the input breaks the contract; ``report`` holds every problem found."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__("input data breaks the contract:\n" + report.format())
+
+
+@dataclass
+class ValidatedData:
+    """Clean profiles and posts, ready for feature computation, with the report that made them."""
+
+    profiles: pd.DataFrame
+    posts: pd.DataFrame
+    report: ValidationReport
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (plain or gzip) or Parquet table; any read failure becomes a :class:`DataError`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if name.endswith((".csv", ".csv.gz", ".gz", ".txt", ".tsv")):
+            sep = "\t" if ".tsv" in name else ","
+            # Everything as text: the validator decides what parses, so it can name bad rows.
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        # The decoder's byte offset is relative to pandas' read buffer, so find the line ourselves.
+        line = _first_non_utf8_line(path)
+        where = f"line {line}, " if line else ""
+        raise DataError(f"{path}: not valid UTF-8 text ({where}{exc.reason}); re-save it as UTF-8") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty (no header row)") from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read: {exc}") from exc
+    raise DataError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """1-based line number (header = line 1) of the first line that is not valid UTF-8."""
+    try:
+        with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _row_numbers(mask: np.ndarray | pd.Series) -> np.ndarray:
+    """1-based data row numbers (header not counted) where ``mask`` holds."""
+    return np.flatnonzero(np.asarray(mask)) + 1
+
+
+def _problem(table: str, file: str, column: str | None, mask, message: str, *, fatal: bool, action: str = "") -> Problem | None:
+    rows = _row_numbers(mask)
+    if len(rows) == 0:
+        return None
+    return Problem(table, file, column, rows[:MAX_ROWS_LISTED].tolist(), int(len(rows)), message, fatal, action)
+
+
+def suggest_column(missing: str, present: list[str]) -> str | None:
+    """The present column that most likely means ``missing`` (alias or close spelling)."""
+    lowered = {c.lower().strip(): c for c in present}
+    for alias in COLUMN_ALIASES.get(missing, ()):
+        if alias in lowered:
+            return lowered[alias]
+    close = difflib.get_close_matches(missing, list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[str, ...], report: ValidationReport) -> bool:
+    present = [str(c) for c in frame.columns]
+    ok = True
+    for col in required:
+        if col not in frame.columns:
+            ok = False
+            hint = suggest_column(col, present)
+            msg = "required column is missing"
+            msg += f"; did you mean '{hint}'? (rename it to '{col}')" if hint else f"; columns present: {', '.join(present) or 'none'}"
+            report.add(Problem(table, file, col, [], 0, msg, fatal=True))
+    return ok
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Strings with surrounding space removed; missing stays missing."""
+    out = series.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport, *, required: bool) -> pd.Series:
+    """Parse a non-negative count column, reporting every bad cell."""
+    raw = frame[col]
+    if raw.dtype.kind in "fiub":
+        values = raw.astype("float64")
+        missing = raw.isna()
+        non_numeric = pd.Series(False, index=raw.index)
+    else:
+        text = raw.astype("string").str.strip()
+        missing = (text.isna() | (text == "")).fillna(True).astype(bool)
+        values = pd.to_numeric(text.mask(missing), errors="coerce").astype("float64")
+        non_numeric = values.isna() & ~missing
+    checks = [
+        (non_numeric, "not a number"),
+        (np.isinf(values), "infinite value"),
+        # Finite values only: an infinite cell is one problem, not also "negative" or "too large".
+        ((values < 0) & ~np.isinf(values), "negative count"),
+        ((values > MAX_PLAUSIBLE_COUNT) & ~np.isinf(values), f"implausibly large count (> {MAX_PLAUSIBLE_COUNT:.0e})"),
+    ]
+    if required:
+        checks.append((missing, "missing value in a required column"))
+    for mask, message in checks:
+        p = _problem(table, file, col, mask.to_numpy(dtype=bool), message, fatal=True)
+        if p:
+            report.add(p)
+    return values.where(np.isfinite(values))
+
+
+def _as_bool(table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport) -> pd.Series:
+    raw = frame[col]
+    if raw.dtype == bool:
+        return raw
+    if raw.dtype.kind in "fi":
+        ok = raw.isna() | raw.isin([0, 1])
+        p = _problem(table, file, col, ~ok.to_numpy(dtype=bool), "not a yes/no value (use true/false or 1/0)", fatal=True)
+        if p:
+            report.add(p)
+        return raw.fillna(0).astype(bool)
+    text = raw.astype("string").str.strip().str.lower().fillna("")
+    is_true = text.isin(_TRUE)
+    is_false = text.isin(_FALSE)
+    p = _problem(table, file, col, ~(is_true | is_false).to_numpy(dtype=bool), "not a yes/no value (use true/false or 1/0)", fatal=True)
+    if p:
+        report.add(p)
+    return is_true.astype(bool)
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse timestamps to UTC. Naive times are taken as UTC; mixed offsets are converted."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values
+        if getattr(ts.dt, "tz", None) is None:
+            return ts.dt.tz_localize("UTC")
+        return ts.dt.tz_convert("UTC")
+    text = values.astype("string").str.strip()
+    try:
+        return pd.to_datetime(text, utc=True, format="ISO8601", errors="raise")
+    except (ValueError, TypeError, OverflowError):
+        pass
+    # Slow path only when the fast ISO parser fails: parse cell by cell, bad cells become NaT.
+    parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
+    return parsed
+
+
+def normalise_hashtags(values: pd.Series) -> pd.Series:
+    """Hashtags as a lowercase, '|'-joined string without '#'; accepts '|', commas or spaces."""
+    text = values.astype("string").fillna("").str.lower()
+    text = text.str.replace(r"[#,\s|]+", "|", regex=True).str.strip("|")
+    return text.astype(object).where(text != "", "")
+
+
+def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationReport) -> pd.Series:
+    text = raw.astype("string").str.strip().str.lower()
+    known = set(KNOWN_CATEGORIES)
+    fixed = text.copy()
+    unknown_values = [v for v in text.dropna().unique() if v not in known]
+    corrections: dict[str, str] = {}
+    for value in unknown_values:
+        letters = re.sub(r"[^a-z]", "", value)
+        if letters in known:
+            corrections[value] = letters
+            continue
+        close = difflib.get_close_matches(letters, KNOWN_CATEGORIES, n=1, cutoff=0.75)
+        corrections[value] = close[0] if close else "other"
+    if corrections:
+        fixed = text.map(lambda v: corrections.get(v, v) if isinstance(v, str) else v)
+        changed = text.isin(list(corrections)).to_numpy(dtype=bool)
+        detail = ", ".join(f"'{k}'->'{v}'" for k, v in list(corrections.items())[:8])
+        p = _problem(table, file, "category", changed, f"unknown or misspelled category ({detail})", fatal=False, action="mapped to the closest known niche, else 'other'")
+        if p:
+            report.add(p)
+    missing = fixed.isna().to_numpy(dtype=bool)
+    p = _problem(table, file, "category", missing, "category is empty", fatal=False, action="set to 'other'")
+    if p:
+        report.add(p)
+    return fixed.fillna("other").astype(object)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) -> pd.DataFrame | None:
+    """Check and normalise a profiles table; returns None if a required column is missing."""
+    table = "profiles"
+    report.rows_in[table] = len(frame)
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if not _check_columns(table, file, frame, PROFILE_REQUIRED, report):
+        return None
+    if len(frame) == 0:
+        report.add(Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True))
+        return None
+    out = pd.DataFrame(index=frame.index)
+    out["influencer"] = _as_text(frame["influencer"])
+    p = _problem(table, file, "influencer", out["influencer"].isna().to_numpy(dtype=bool), "missing influencer key", fatal=True)
+    if p:
+        report.add(p)
+    out["followers"] = _as_count(table, file, frame, "followers", report, required=True)
+    p = _problem(table, file, "followers", (out["followers"] == 0).to_numpy(dtype=bool), "zero followers: engagement rate is undefined", fatal=True)
+    if p:
+        report.add(p)
+    for col in ("following", "posts_count"):
+        out[col] = _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
+    out["category"] = _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
+    if "platform" in frame:
+        platform = _as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
+        bad = ~platform.isin(PLATFORMS)
+        values = ", ".join(sorted(set(platform[bad].astype(str)))[:5])
+        p = _problem(table, file, "platform", bad.to_numpy(dtype=bool), f"unknown platform ({values}); expected one of {', '.join(PLATFORMS)}", fatal=True)
+        if p:
+            report.add(p)
+        out["platform"] = platform.astype(object)
+    else:
+        out["platform"] = DEFAULT_PLATFORM
+    out["country"] = _as_text(frame["country"]).astype(object) if "country" in frame else None
+    out["verified"] = _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
+    if "as_of" in frame:
+        as_of = parse_timestamps(frame["as_of"])
+        bad = as_of.isna() & frame["as_of"].notna()
+        p = _problem(table, file, "as_of", bad.to_numpy(dtype=bool), "unparseable timestamp", fatal=True)
+        if p:
+            report.add(p)
+        out["as_of"] = as_of
+
+    # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
+    key = out["influencer"]
+    dup_key = key.duplicated(keep=False) & key.notna()
+    if dup_key.any():
+        exact_extra = out.duplicated(keep="first") & dup_key
+        # Every row of a key with two or more different versions: which one is right is unknowable.
+        versions = out.drop_duplicates()["influencer"]
+        conflicting = dup_key & key.isin(versions[versions.duplicated()])
+        p = _problem(table, file, "influencer", conflicting.to_numpy(dtype=bool), "duplicate influencer with different values", fatal=True)
+        if p:
+            report.add(p)
+        p = _problem(table, file, "influencer", exact_extra.to_numpy(dtype=bool), "exact duplicate profile rows", fatal=False, action="extra copies dropped")
+        if p:
+            report.add(p)
+            report.reject(table, frame[exact_extra.to_numpy()], _row_numbers(exact_extra), "exact duplicate profile")
+            out = out[~exact_extra.to_numpy()]
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- posts
+
+
+def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp) -> pd.DataFrame | None:
+    """Check and normalise a posts table; returns None if a required column is missing."""
+    table = "posts"
+    report.rows_in[table] = len(frame)
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if not _check_columns(table, file, frame, POST_REQUIRED, report):
+        return None
+    out = pd.DataFrame(index=frame.index)
+    row_no = pd.Series(np.arange(1, len(frame) + 1), index=frame.index)
+    for col in ("influencer", "post_id"):
+        out[col] = _as_text(frame[col])
+        p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
+        if p:
+            report.add(p)
+    posted = parse_timestamps(frame["posted_at"])
+    p = _problem(table, file, "posted_at", posted.isna().to_numpy(dtype=bool), "missing or unparseable timestamp (use ISO 8601, e.g. 2019-03-01T12:00:00Z)", fatal=True)
+    if p:
+        report.add(p)
+    p = _problem(table, file, "posted_at", (posted > now + FUTURE_TOLERANCE).to_numpy(dtype=bool), f"timestamp in the future (after {now:%Y-%m-%d})", fatal=True)
+    if p:
+        report.add(p)
+    out["posted_at"] = posted
+    for col in POST_COUNT_COLUMNS_REQUIRED:
+        out[col] = _as_count(table, file, frame, col, report, required=True)
+    for col in POST_COUNT_COLUMNS_OPTIONAL:
+        if col in frame:
+            out[col] = _as_count(table, file, frame, col, report, required=False)
+    out["media_type"] = _as_text(frame["media_type"]).str.lower().fillna("unknown").astype(object) if "media_type" in frame else "unknown"
+    out["is_sponsored"] = _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
+    out["hashtags"] = normalise_hashtags(frame["hashtags"]) if "hashtags" in frame else ""
+    for col in ("caption", "image_description"):
+        if col in frame:
+            out[col] = frame[col].astype("string").fillna("").astype(object)
+    out["row"] = row_no.to_numpy()
+
+    # Duplicate keys: (influencer, post_id). Identical copies are dropped, conflicting ones are fatal.
+    key_cols = ["influencer", "post_id"]
+    dup_key = out.duplicated(subset=key_cols, keep=False)
+    if dup_key.any():
+        value_cols = [c for c in out.columns if c != "row"]
+        exact_extra = out.duplicated(subset=value_cols, keep="first")
+        # Every row of a key with two or more different versions, not only the odd one out.
+        versions = out.drop_duplicates(subset=value_cols)[key_cols]
+        clashing = pd.MultiIndex.from_frame(versions[versions.duplicated()])
+        conflicting = dup_key & pd.MultiIndex.from_frame(out[key_cols]).isin(clashing)
+        p = _problem(table, file, "post_id", conflicting.to_numpy(dtype=bool), "duplicate post (same influencer and post_id) with different values", fatal=True)
+        if p:
+            report.add(p)
+        p = _problem(table, file, "post_id", exact_extra.to_numpy(dtype=bool), "exact duplicate post rows", fatal=False, action="extra copies dropped")
+        if p:
+            report.add(p)
+            report.reject(table, frame[exact_extra.to_numpy()], _row_numbers(exact_extra), "exact duplicate post")
+            out = out[~exact_extra.to_numpy()]
+    # Only distinct influencers count: a key repeated under one influencer is a duplicate, reported above.
+    pairs = out[["post_id", "influencer"]].drop_duplicates()
+    shared = out["post_id"].isin(pairs.loc[pairs["post_id"].duplicated(), "post_id"]) & out["post_id"].notna()
+    p = _problem(table, file, "post_id", shared.to_numpy(dtype=bool), "the same post_id appears under several influencers", fatal=False, action="kept for each influencer")
+    if p:
+        p.rows = out.loc[shared, "row"].head(MAX_ROWS_LISTED).tolist()
+        report.add(p)
+    return out
+
+
+# --------------------------------------------------------------------------- both
+
+
+def validate(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    *,
+    profiles_file: str = "profiles",
+    posts_file: str = "posts",
+    now: pd.Timestamp | None = None,
+    raise_on_fatal: bool = True,
+) -> ValidatedData:
+    """Validate both tables together; raise :class:`DataValidationError` listing every fatal problem.
+
+    ``posts`` may be None (candidates with no post history: profile features only).
+    """
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    report = ValidationReport()
+    clean_profiles = validate_profiles(profiles, profiles_file, report)
+    clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
+
+    if clean_profiles is not None and clean_posts is not None and not report.fatal:
+        orphan = ~clean_posts["influencer"].isin(clean_profiles["influencer"]).to_numpy()
+        if orphan.any():
+            rows = clean_posts.loc[orphan, "row"].to_numpy()
+            report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(orphan.sum()), "posts whose influencer has no profile", False, "set aside (no followers to rate them against)"))
+            original = posts.iloc[rows - 1] if posts is not None else clean_posts[orphan]
+            report.reject("posts", original, rows, "no profile for this influencer")
+            clean_posts = clean_posts[~orphan]
+    if report.fatal or clean_profiles is None or clean_posts is None:
+        if raise_on_fatal:
+            raise DataValidationError(report)
+        return ValidatedData(clean_profiles if clean_profiles is not None else pd.DataFrame(), clean_posts if clean_posts is not None else empty_posts(), report)
+    clean_posts = clean_posts.drop(columns="row").reset_index(drop=True)
+    clean_profiles["followers"] = clean_profiles["followers"].astype("float64")
+    report.rows_out["profiles"] = len(clean_profiles)
+    report.rows_out["posts"] = len(clean_posts)
+    return ValidatedData(clean_profiles, clean_posts, report)
+
+
+def empty_posts() -> pd.DataFrame:
+    """A posts table with the contract's columns and no rows."""
+    return pd.DataFrame(
+        {
+            "influencer": pd.Series(dtype=object),
+            "post_id": pd.Series(dtype=object),
+            "posted_at": pd.Series(dtype="datetime64[ns, UTC]"),
+            "likes": pd.Series(dtype="float64"),
+            "comments": pd.Series(dtype="float64"),
+            "media_type": pd.Series(dtype=object),
+            "is_sponsored": pd.Series(dtype=bool),
+            "hashtags": pd.Series(dtype=object),
+            "row": pd.Series(dtype="int64"),
+        }
+    )
+
+
+def load_and_validate(profiles_path: str | Path, posts_path: str | Path | None, *, now: pd.Timestamp | None = None) -> ValidatedData:
+    """Read both files and validate them; read failures and contract breaks both raise."""
+    profiles = read_table(profiles_path)
+    posts = read_table(posts_path) if posts_path is not None else None
+    return validate(profiles, posts, profiles_file=str(profiles_path), posts_file=str(posts_path), now=now)

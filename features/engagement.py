@@ -1,0 +1,47 @@
+"""The one definition of engagement rate used everywhere in engage (features, labels, reports).
+
+Engagement rate (ER) of a post = interactions / followers, where
+interactions = likes + comments, plus shares and saves where the table has them
+(a missing cell in those optional columns counts as 0).
+
+The model works on ``log_er = log((interactions + 1) / followers)``. The +1 (one pseudo
+interaction) keeps zero-engagement posts finite without a hand-picked floor, and matters only
+where interactions are tiny: for a post with 100 interactions it moves log ER by 0.01.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ER_DEFINITION = (
+    "engagement_rate = (likes + comments + shares + saves) / followers per post; shares and saves "
+    "count where present (missing = 0); followers is the profile's follower count. "
+    "Modelled as log_er = ln((interactions + 1) / followers)."
+)
+INTERACTION_COLUMNS = ("likes", "comments", "shares", "saves")
+
+
+def interactions(posts: pd.DataFrame) -> pd.Series:
+    """Likes + comments, plus shares and saves where the table carries them."""
+    total = pd.Series(0.0, index=posts.index)
+    for col in INTERACTION_COLUMNS:
+        if col in posts:
+            total = total + posts[col].astype("float64").fillna(0.0)
+    return total
+
+
+def engagement_rate(interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
+    """Plain engagement rate (a fraction: 0.03 means 3 %)."""
+    return np.asarray(interaction_count, dtype="float64") / np.asarray(followers, dtype="float64")
+
+
+def log_er(interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
+    """The modelled transform: ln((interactions + 1) / followers)."""
+    return np.log((np.asarray(interaction_count, dtype="float64") + 1.0) / np.asarray(followers, dtype="float64"))
+
+
+def er_from_log(log_value: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
+    """Invert :func:`log_er` back to an engagement rate (never below zero)."""
+    followers = np.asarray(followers, dtype="float64")
+    return np.maximum(np.exp(np.asarray(log_value, dtype="float64")) - 1.0 / followers, 0.0)

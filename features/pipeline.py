@@ -1,0 +1,195 @@
+"""The fitted pipeline: learned feature steps, a LightGBM regressor and a calibrated interval.
+
+One :class:`EngagementModel` object is what training fits, what is saved to ``models/`` and
+MLflow, and what serving loads: training, batch scoring and REST all call the same
+:meth:`EngagementModel.predict` on raw profiles and posts, so the feature code cannot drift
+between them. Training decides how to split data for early stopping and calibration; this
+module only holds the fitted pieces and applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
+from features.contract import validate
+from features.engagement import ER_DEFINITION, er_from_log
+from features.transformers import CategoryEncoder, HashtagNiche, TierNichePrior
+
+# Conformal groups smaller than this fall back to the interval learned on all calibration rows.
+MIN_GROUP_SIZE = 30
+
+
+def default_feature_steps(seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12) -> Pipeline:
+    """The learned feature steps, in order (see :mod:`features.transformers`)."""
+    return Pipeline(
+        [
+            ("prior", TierNichePrior(strength=prior_strength)),
+            ("hashtags", HashtagNiche(n_topics=n_topics, random_state=seed)),
+            ("categories", CategoryEncoder()),
+        ]
+    ).set_output(transform="pandas")
+
+
+def interval_group(base: pd.DataFrame) -> pd.Series:
+    """Conformal group of each row: tier and whether the influencer has history ("micro/cold")."""
+    history = np.where(base["n_history_posts"].to_numpy() > 0, "history", "cold")
+    return base["tier"].astype(str) + "/" + pd.Series(history, index=base.index)
+
+
+def _parent(group: str) -> str:
+    """The coarser group a small group falls back to: "micro/cold" -> "micro"."""
+    return group.split("/")[0]
+
+
+@dataclass
+class ConformalInterval:
+    """Split-conformal interval on log ER, per group (Mondrian), from calibration residuals.
+
+    Groups are tier x history; a group with fewer than ``MIN_GROUP_SIZE`` calibration rows
+    falls back to its tier, then to all rows. The bounds are the empirical ``alpha/2`` and ``1 - alpha/2`` quantiles of
+    ``actual - predicted`` on rows the model was not fitted on, with the finite-sample
+    correction, so coverage holds per tier rather than only on average.
+    """
+
+    level: float = 0.8
+    offsets_: dict[str, tuple[float, float]] = field(default_factory=dict)
+    global_offsets_: tuple[float, float] = (float("nan"), float("nan"))
+    group_sizes_: dict[str, int] = field(default_factory=dict)
+
+    def _quantiles(self, residuals: np.ndarray) -> tuple[float, float]:
+        n = len(residuals)
+        alpha = 1.0 - self.level
+        lo_q = max(0.0, np.floor((n + 1) * alpha / 2) / n)
+        hi_q = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
+        return float(np.quantile(residuals, lo_q)), float(np.quantile(residuals, hi_q))
+
+    def fit(self, residuals: np.ndarray, groups: pd.Series) -> ConformalInterval:
+        residuals = np.asarray(residuals, dtype="float64")
+        self.global_offsets_ = self._quantiles(residuals)
+        self.offsets_, self.group_sizes_ = {}, {}
+        fine = groups.astype(str).to_numpy()
+        coarse = np.array([_parent(g) for g in fine], dtype=object)
+        for labels in (coarse, fine):
+            for group, idx in pd.Series(np.arange(len(residuals))).groupby(labels):
+                self.group_sizes_[str(group)] = len(idx)
+                if len(idx) >= MIN_GROUP_SIZE:
+                    self.offsets_[str(group)] = self._quantiles(residuals[idx.to_numpy()])
+        return self
+
+    def offsets_for(self, group: str) -> tuple[float, float]:
+        return self.offsets_.get(group) or self.offsets_.get(_parent(group)) or self.global_offsets_
+
+    def bounds(self, predicted: np.ndarray, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        offsets = {g: self.offsets_for(g) for g in pd.unique(groups.astype(str))}
+        lo = np.array([offsets[g][0] for g in groups.astype(str)], dtype="float64")
+        hi = np.array([offsets[g][1] for g in groups.astype(str)], dtype="float64")
+        return predicted + lo, predicted + hi
+
+
+class EngagementModel:
+    """Learned feature steps + LightGBM booster + conformal interval, as one fitted object.
+
+    Parameters
+    ----------
+    params
+        LightGBM parameters (objective, learning rate, leaves, ...).
+    interval_level
+        Nominal coverage of the prediction interval (0.8 = 80 %).
+    seed, prior_strength, n_topics
+        Passed to the learned feature steps.
+    """
+
+    def __init__(self, params: dict[str, Any], interval_level: float = 0.8, seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12):
+        self.params = dict(params)
+        self.interval_level = interval_level
+        self.seed = seed
+        self.prior_strength = prior_strength
+        self.n_topics = n_topics
+        self.metadata: dict[str, Any] = {"engagement_rate_definition": ER_DEFINITION}
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit_steps(self, base: pd.DataFrame) -> EngagementModel:
+        self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics).fit(base)
+        return self
+
+    def model_matrix(self, base: pd.DataFrame) -> pd.DataFrame:
+        """Model inputs in the booster's own column order (LightGBM predicts by position)."""
+        transformed = self.steps_.transform(base)
+        names = getattr(self, "feature_names_", None)
+        if names is None:
+            learned = self.steps_.named_steps["prior"].added_features() + self.steps_.named_steps["hashtags"].added_features()
+            names = list(NUMERIC_FEATURES) + learned + list(CATEGORICAL_FEATURES)
+        return transformed[names]
+
+    def fit(self, base: pd.DataFrame, y: np.ndarray, *, valid: tuple[pd.DataFrame, np.ndarray] | None = None, num_boost_round: int = 2000, early_stopping_rounds: int = 100) -> EngagementModel:
+        """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
+        import lightgbm as lgb
+
+        self.fit_steps(base)
+        X = self.model_matrix(base)
+        self.feature_names_ = list(X.columns)
+        train_set = lgb.Dataset(X, label=np.asarray(y, dtype="float64"), free_raw_data=True)
+        callbacks = []
+        valid_sets = []
+        if valid is not None:
+            Xv = self.model_matrix(valid[0])
+            valid_sets = [lgb.Dataset(Xv, label=np.asarray(valid[1], dtype="float64"), reference=train_set)]
+            callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
+        params = {"verbosity": -1, "seed": self.seed, "deterministic": True, "force_col_wise": True, **self.params}
+        self.booster_ = lgb.train(params, train_set, num_boost_round=num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        return self
+
+    def calibrate(self, base: pd.DataFrame, y: np.ndarray) -> EngagementModel:
+        """Learn the interval from rows the booster was not fitted on."""
+        residuals = np.asarray(y, dtype="float64") - self.predict_log(base)
+        self.interval_ = ConformalInterval(self.interval_level).fit(residuals, interval_group(base))
+        return self
+
+    # ------------------------------------------------------------------ predicting
+
+    def predict_log(self, base: pd.DataFrame) -> np.ndarray:
+        """Predicted log ER (see :mod:`features.engagement`) from precomputed base features."""
+        return self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_)
+
+    def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        predicted = self.predict_log(base) if predicted is None else predicted
+        return self.interval_.bounds(predicted, interval_group(base))
+
+    def contributions(self, base: pd.DataFrame) -> pd.DataFrame:
+        """Per-row SHAP contributions to predicted log ER (LightGBM's own ``pred_contrib``)."""
+        values = self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_, pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=base.index)
+
+    def predict_features(self, base: pd.DataFrame) -> pd.DataFrame:
+        """Point prediction and interval, as engagement rates, from precomputed base features."""
+        predicted = self.predict_log(base)
+        lo, hi = self.predict_log_interval(base, predicted)
+        followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
+        return pd.DataFrame(
+            {
+                "influencer": base["influencer"].to_numpy(),
+                "predicted_log_er": predicted,
+                "predicted_er": er_from_log(predicted, followers),
+                "er_low": er_from_log(lo, followers),
+                "er_high": er_from_log(hi, followers),
+                "has_history": base["n_history_posts"].to_numpy() > 0,
+                "tier": base["tier"].astype(str).to_numpy(),
+                "category": base["category"].astype(str).to_numpy(),
+                "followers": followers,
+            },
+            index=base.index,
+        )
+
+    def predict(self, profiles: pd.DataFrame, posts: pd.DataFrame | None, as_of: pd.Timestamp | pd.Series | None = None) -> pd.DataFrame:
+        """Validate raw tables in the data contract, build features as of ``as_of`` and predict."""
+        data = validate(profiles, posts)
+        base = compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of))
+        return self.predict_features(base)

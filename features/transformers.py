@@ -1,0 +1,179 @@
+"""What is learned from data on top of the point-in-time aggregates, as scikit-learn transformers.
+
+Each transformer takes the frame made by :func:`features.aggregate.compute_features` and returns
+it with its own columns added; ``fit`` learns attributes ending in ``_`` and returns ``self``.
+They are fitted inside the model pipeline on training folds only, so priors and vocabularies
+never see held-out influencers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.utils.validation import check_is_fitted
+
+from features.aggregate import CATEGORICAL_FEATURES
+
+
+def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
+    """Input columns followed by the columns the transformer adds (it returns both)."""
+    check_is_fitted(transformer, "input_columns_")
+    kept = [c for c in transformer.input_columns_ if c not in added]
+    return np.asarray(kept + added, dtype=object)
+
+
+class TierNichePrior(TransformerMixin, BaseEstimator):
+    """Shrink an influencer's own historical log ER towards the tier x niche prior.
+
+    ``prior_log_er`` is the post-weighted mean historical log ER of the influencer's tier and
+    niche (falling back to the tier, then to everyone); ``shrunk_log_er`` is
+    ``(n * own_median + strength * prior) / (n + strength)`` for ``n`` history posts, so an
+    influencer with one post leans on peers and one with many posts on itself.
+    """
+
+    def __init__(self, strength: float = 2.0, min_group_posts: int = 20):
+        self.strength = strength
+        self.min_group_posts = min_group_posts
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> TierNichePrior:
+        self.input_columns_ = [str(c) for c in X.columns]
+        with_history = X[X["n_history_posts"] > 0]
+        weights = with_history["n_history_posts"]
+        weighted = with_history["log_er_mean"] * weights
+        self.global_prior_ = float(weighted.sum() / weights.sum()) if weights.sum() > 0 else float("nan")
+        by_tier = weighted.groupby(with_history["tier"]).sum() / weights.groupby(with_history["tier"]).sum()
+        tier_posts = weights.groupby(with_history["tier"]).sum()
+        self.tier_prior_ = by_tier[tier_posts >= self.min_group_posts].to_dict()
+        keys = [with_history["tier"], with_history["category"]]
+        pair_posts = weights.groupby(keys).sum()
+        pair = weighted.groupby(keys).sum() / pair_posts
+        self.tier_niche_prior_ = {k: v for k, v in pair[pair_posts >= self.min_group_posts].items()}
+        return self
+
+    def prior(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "tier_niche_prior_")
+        pair = [self.tier_niche_prior_.get((t, c)) for t, c in zip(X["tier"], X["category"], strict=True)]
+        tier = X["tier"].map(self.tier_prior_)
+        out = pd.Series(pair, index=X.index, dtype="float64").fillna(tier).fillna(self.global_prior_)
+        return out.to_numpy(dtype="float64")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        prior = self.prior(X)
+        n = X["n_history_posts"].to_numpy(dtype="float64")
+        own = X["log_er_median"].fillna(0.0).to_numpy(dtype="float64")
+        out = X.copy()
+        out["prior_log_er"] = prior
+        out["shrunk_log_er"] = (n * own + self.strength * prior) / (n + self.strength)
+        return out
+
+    def added_features(self) -> list[str]:
+        return ["prior_log_er", "shrunk_log_er"]
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return _names_out(self, self.added_features())
+
+
+class HashtagNiche(TransformerMixin, BaseEstimator):
+    """Niche and topic signals learned from the bag of hashtags in each influencer's history.
+
+    * ``niche_consistency``: mean over the influencer's known tags of P(own niche | tag), where
+      P is learned from training influencers (how consistently posts stay in the own niche);
+    * ``niche_purity``: the largest mean P(niche | tag) over niches (how single-niche the tags are);
+    * ``hashtag_er``: mean over known tags of the average historical log ER of training
+      influencers using that tag (audiences of some tags engage more);
+    * ``topic_0..k``: a TF-IDF + truncated SVD embedding of the tags (latent topics).
+    """
+
+    def __init__(self, n_topics: int = 12, min_df: int = 5, smoothing: float = 1.0, random_state: int = 0):
+        self.n_topics = n_topics
+        self.min_df = min_df
+        self.smoothing = smoothing
+        self.random_state = random_state
+
+    def _docs(self, X: pd.DataFrame) -> pd.Series:
+        return X["hashtag_doc"].fillna("").astype(str)
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> HashtagNiche:
+        self.input_columns_ = [str(c) for c in X.columns]
+        self.svd_ = None
+        docs = self._docs(X)
+        self.vectorizer_ = CountVectorizer(token_pattern=r"[^ ]+", min_df=self.min_df, lowercase=False, binary=True, dtype=np.float64)
+        try:
+            counts = self.vectorizer_.fit_transform(docs)
+        except ValueError:  # no tag reaches min_df (tiny data): fall back to an empty vocabulary
+            self.vectorizer_ = None
+            self.niches_ = np.asarray([], dtype=object)
+            return self
+        self.niches_ = np.asarray(sorted(X["category"].astype(str).unique()), dtype=object)
+        niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
+        onehot = sparse.csr_matrix((np.ones(len(X)), (np.arange(len(X)), niche_index)), shape=(len(X), len(self.niches_)))
+        tag_niche = np.asarray((counts.T @ onehot).todense())
+        self.p_niche_given_tag_ = (tag_niche + self.smoothing / len(self.niches_)) / (tag_niche.sum(axis=1, keepdims=True) + self.smoothing)
+        ler = X["log_er_mean"].to_numpy(dtype="float64")
+        has = np.isfinite(ler)
+        used = counts[has]
+        tag_sum = used.T @ ler[has]
+        tag_n = np.asarray(used.sum(axis=0)).ravel()
+        global_mean = float(np.nanmean(ler)) if has.any() else 0.0
+        # Smoothed towards the global mean so rare tags say little.
+        self.tag_er_ = (tag_sum + 5.0 * global_mean) / (tag_n + 5.0)
+        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
+        n_topics = max(1, min(self.n_topics, counts.shape[1] - 1))
+        self.svd_ = TruncatedSVD(n_components=n_topics, random_state=self.random_state).fit(self.tfidf_.transform(counts))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "niches_")
+        out = X.copy()
+        names = self.added_features()
+        if self.vectorizer_ is None:
+            for name in names:
+                out[name] = np.nan
+            return out
+        counts = self.vectorizer_.transform(self._docs(X))
+        n_known = np.asarray(counts.sum(axis=1)).ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_p = np.asarray(counts @ self.p_niche_given_tag_) / n_known[:, None]
+            niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
+            own = np.where(niche_index >= 0, mean_p[np.arange(len(X)), np.clip(niche_index, 0, None)], np.nan)
+            out["niche_consistency"] = np.where(n_known > 0, own, np.nan)
+            out["niche_purity"] = np.where(n_known > 0, mean_p.max(axis=1), np.nan)
+            out["hashtag_er"] = np.where(n_known > 0, (counts @ self.tag_er_) / n_known, np.nan)
+        topics = self.svd_.transform(self.tfidf_.transform(counts))
+        for i in range(self.svd_.n_components):
+            out[f"topic_{i}"] = np.where(n_known > 0, topics[:, i], np.nan)
+        return out
+
+    def added_features(self) -> list[str]:
+        n = self.svd_.n_components if getattr(self, "svd_", None) is not None else self.n_topics
+        return ["niche_consistency", "niche_purity", "hashtag_er"] + [f"topic_{i}" for i in range(n)]
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return _names_out(self, self.added_features())
+
+
+class CategoryEncoder(TransformerMixin, BaseEstimator):
+    """Fix the categories of the categorical columns at fit time (LightGBM needs the same at predict)."""
+
+    def __init__(self, columns: tuple[str, ...] = CATEGORICAL_FEATURES):
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> CategoryEncoder:
+        self.input_columns_ = [str(c) for c in X.columns]
+        self.categories_ = {c: sorted(X[c].astype(str).unique()) for c in self.columns}
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "categories_")
+        out = X.copy()
+        for col, cats in self.categories_.items():
+            # Unseen values become missing, which LightGBM routes like a rare category.
+            out[col] = pd.Categorical(X[col].astype(str), categories=cats)
+        return out
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return _names_out(self, [])

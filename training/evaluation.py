@@ -1,0 +1,162 @@
+"""Fitting the model with honest splits, and evaluating it beside the baselines.
+
+Splits are always by influencer (no one on both sides). Within any training set, a share of
+influencers is held out to calibrate the interval, and a share of the rest for early stopping;
+the booster is then refitted on everything but the calibration rows with the chosen number of
+rounds. Evaluation runs grouped K-fold cross-validation and a time-ordered holdout, and reports
+every metric for the model and each baseline on identical rows, overall and for influencers
+with history and cold-start ones separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+
+from features.pipeline import EngagementModel
+from training.baselines import Baseline, all_baselines
+from training.config import TrainConfig
+from training.examples import ExampleSet
+from training.metrics import all_metrics
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def influencer_holdout(influencers: pd.Series, share: float, seed: int) -> np.ndarray:
+    """Boolean mask: True for rows of a random ``share`` of influencers (all their rows)."""
+    unique = pd.unique(influencers)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(unique, size=max(1, int(round(len(unique) * share))), replace=False)
+    return influencers.isin(chosen).to_numpy()
+
+
+def new_model(config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
+    return EngagementModel(params or config.lgbm_params, config.interval_level, config.seed, config.prior_strength, config.n_topics)
+
+
+def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
+    """Fit one model on ``examples`` with early stopping and a held-out conformal calibration."""
+    influencers = examples.base["influencer"]
+    calib = influencer_holdout(influencers, config.calibration_share, config.seed)
+    train = examples.subset(~calib)
+    valid = influencer_holdout(train.base["influencer"], config.validation_share, config.seed + 1)
+    params = params or config.lgbm_params
+    if config.tune_trials > 0 and params is config.lgbm_params:
+        from training.tuning import tune_params
+
+        params = tune_params(train, config)
+    probe = new_model(config, params).fit(
+        train.base[~valid].reset_index(drop=True),
+        train.label[~valid],
+        valid=(train.base[valid].reset_index(drop=True), train.label[valid]),
+        num_boost_round=config.num_boost_round,
+        early_stopping_rounds=config.early_stopping_rounds,
+    )
+    # Refit on all non-calibration rows; a bit more data deserves a few more rounds.
+    rounds = max(10, int(round(probe.best_iteration_ * 1.1)))
+    model = new_model(config, params).fit(train.base, train.label, num_boost_round=rounds)
+    held = examples.subset(calib)
+    model.calibrate(held.base, held.label)
+    model.metadata["n_boost_rounds"] = rounds
+    model.metadata["lgbm_params"] = dict(params)
+    return model
+
+
+def fit_baselines(examples: ExampleSet, config: TrainConfig) -> list[Baseline]:
+    calib = influencer_holdout(examples.base["influencer"], config.calibration_share, config.seed)
+    train, held = examples.subset(~calib), examples.subset(calib)
+    return [b.fit(train.base, train.label).calibrate(held.base, held.label, config.interval_level) for b in all_baselines()]
+
+
+def _predict_all(model: EngagementModel, baselines: list[Baseline], test: ExampleSet) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    out = {}
+    pred = model.predict_log(test.base)
+    out["model"] = (pred, *model.predict_log_interval(test.base, pred))
+    for b in baselines:
+        p = b.predict_log(test.base)
+        out[b.name] = (p, *b.predict_log_interval(test.base, p))
+    return out
+
+
+def _report(test: ExampleSet, predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:
+    """Metrics in the shape of ``--metrics-out`` for one set of test predictions."""
+    niche = test.base["category"].astype(str).to_numpy()
+    tier = test.base["tier"].astype(str).to_numpy()
+
+    def metrics_on(mask: np.ndarray, name: str) -> dict[str, Any]:
+        p, lo, hi = predictions[name]
+        return all_metrics(test.label[mask], p[mask], lo[mask], hi[mask], niche[mask], tier[mask], seed)
+
+    everyone = np.ones(len(test), dtype=bool)
+    history = test.has_history
+    names = [n for n in predictions if n != "model"]
+    return {
+        "model": metrics_on(everyone, "model"),
+        "baselines": {n: metrics_on(everyone, n) for n in names},
+        "subsets": {
+            "with_history": {n: metrics_on(history, n) for n in ["model", *names]},
+            # Persistence is the tier x niche median when there is no history: not repeated here.
+            "cold_start": {n: metrics_on(~history, n) for n in ["model", *names] if n != "persistence"},
+        },
+        "n_examples": int(len(test)),
+    }
+
+
+def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Grouped K-fold by influencer; returns the metrics and the out-of-fold predictions."""
+    folds = GroupKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed)
+    collected: dict[str, list[np.ndarray]] = {}
+    order: list[np.ndarray] = []
+    groups = examples.base["influencer"].to_numpy()
+    for k, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(examples)), groups=groups), start=1):
+        progress(f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples")
+        train_mask = np.zeros(len(examples), dtype=bool)
+        train_mask[train_idx] = True
+        train, test = examples.subset(train_mask), examples.subset(~train_mask)
+        model = fit_model(train, config)
+        preds = _predict_all(model, fit_baselines(train, config), test)
+        for name, (p, lo, hi) in preds.items():
+            collected.setdefault(name, []).append(np.vstack([p, lo, hi]))
+        order.append(np.flatnonzero(~train_mask))
+    index = np.concatenate(order)
+    oof = examples.subset(np.ones(len(examples), dtype=bool))
+    inverse = np.argsort(index)
+    predictions = {name: tuple(np.hstack(parts)[:, inverse]) for name, parts in collected.items()}
+    report = _report(oof, predictions, config.seed)  # type: ignore[arg-type]
+    frame = oof.base[["influencer", "cutoff", "tier", "category", "n_history_posts", "log_followers"]].copy()
+    frame["actual_log_er"] = oof.label
+    for name, (p, lo, hi) in predictions.items():
+        frame[f"{name}_pred"], frame[f"{name}_low"], frame[f"{name}_high"] = p, lo, hi
+    return report, frame
+
+
+def time_split(examples: ExampleSet, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train on targets before a time T, test on the latest ``share`` of targets.
+
+    Influencers with a test target are removed from the training side, so the holdout is both
+    later in time and made of unseen influencers.
+    """
+    times = examples.target_time
+    threshold = times.quantile(1.0 - share)
+    test = (times >= threshold).to_numpy()
+    test_influencers = examples.base["influencer"][test]
+    train = ~test & ~examples.base["influencer"].isin(test_influencers).to_numpy()
+    return train, test
+
+
+def time_holdout(examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> tuple[dict[str, Any], EngagementModel, ExampleSet]:
+    train_mask, test_mask = time_split(examples, config.holdout_share)
+    train, test = examples.subset(train_mask), examples.subset(test_mask)
+    progress(f"time-ordered holdout: fitting on {len(train)} earlier examples, testing on {len(test)} later ones")
+    model = fit_model(train, config)
+    report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)
+    report["holdout_from"] = str(test.target_time.min())
+    return report, model, test
