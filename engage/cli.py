@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.artifact import ArtifactError
 from features.contract import DataError, DataValidationError, ValidatedData, load_and_validate
 
 # The embedded default data set ships with the source tree (see data/README.md).
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataValidationError, DataError, UsageError) as exc:
+    except (DataValidationError, DataError, UsageError, ArtifactError) as exc:
         print(f"engage {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

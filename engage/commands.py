@@ -1,8 +1,92 @@
-"""Subcommands beyond the foundation (train, evaluate, score, serve), registered with the CLI."""
+"""Subcommands beyond the foundation: train, evaluate (and, from serving, score and serve)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engage.cli import load_inputs, resolve_data_paths
+    from training.config import TrainConfig
+    from training.train import comparison_table, run_training
+
+    config = TrainConfig(
+        seed=args.seed,
+        tune_trials=args.tune,
+        models_dir=args.models_dir,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        promote=args.promote,
+        targets_per_influencer=args.targets_per_influencer,
+        n_folds=args.folds,
+    )
+    profiles, posts = resolve_data_paths(args)
+    data = load_inputs(args)
+    result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
+    if args.metrics_out:
+        _write_json(result.metrics, args.metrics_out)
+    print(comparison_table(result.metrics))
+    print(f"\nmodel saved to {result.model_dir}; MLflow run {result.tracking['run_id']}, "
+          f"{config.registered_model} v{result.tracking['model_version']} @{result.tracking['alias']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engage.cli import load_inputs
+    from serving.predictor import load_model
+    from training.config import TrainConfig
+    from training.evaluation import evaluate_model
+    from training.train import ProgressPrinter, build_examples, comparison_table
+
+    predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
+    config = TrainConfig(seed=args.seed)
+    data = load_inputs(args)
+    examples = build_examples(data, config, args.campaigns)
+    metrics = evaluate_model(predictor.model, examples, config, ProgressPrinter())
+    if args.metrics_out:
+        _write_json(metrics, args.metrics_out)
+    print(f"model {predictor.path} on {len(examples)} examples (baselines fitted out of fold on the same data)")
+    print(comparison_table(metrics))
+    return 0
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    from engage.cli import add_data_arguments
+
+    p = sub.add_parser("train", help="train the model, evaluate it against baselines, save it and log it to MLflow")
+    add_data_arguments(p)
+    p.add_argument("--campaigns", type=Path, help="campaign results table: one example per campaign post")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--experiment", default="engage", help="MLflow experiment name")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are saved")
+    p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tune", type=int, default=0, metavar="N", help="run N Optuna trials on the training folds only")
+    p.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds")
+    p.add_argument("--targets-per-influencer", type=int, default=1, help="use each influencer's latest N posts as targets (rolling cutoffs)")
+    p.add_argument("--promote", action="store_true", help="make this version the champion even if it does not beat the current one")
+    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a saved model on new data with the same metrics and baselines")
+    p.add_argument("--model", required=True, help="models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion")
+    add_data_arguments(p)
+    p.add_argument("--campaigns", type=Path, help="campaign results table: one example per campaign post")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
+    p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.set_defaults(func=cmd_evaluate)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train]

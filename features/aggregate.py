@@ -131,7 +131,7 @@ def profile_features(profile_by_key: pd.DataFrame, influencers: pd.Series, follo
 
 def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.ndarray) -> pd.DataFrame:
     """Posts strictly before each example's cutoff, tagged with the example number, sorted by time."""
-    cols = [c for c in posts.columns if c not in ("post_id",)]
+    cols = list(posts.columns)
     keys = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "example": np.arange(len(examples)), "cutoff": examples["cutoff"].to_numpy()})
     if keys["influencer"].is_unique:
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge.
@@ -146,7 +146,10 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
     hist["followers"] = followers[hist["example"].to_numpy()]
     hist["interactions"] = interactions(hist)
     hist["log_er"] = log_er(hist["interactions"], hist["followers"])
-    return hist.sort_values(["example", "posted_at"], kind="stable").reset_index(drop=True)
+    # post_id breaks ties between posts at the same instant: otherwise the input's row order would
+    # decide log_er_last, the trend halves and the hashtag doc.
+    order = ["example", "posted_at", "post_id"] if "post_id" in hist else ["example", "posted_at"]
+    return hist.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int) -> pd.DataFrame:
@@ -231,7 +234,8 @@ def hashtag_features(hist: pd.DataFrame, n_examples: int, *, include_docs: bool 
         out["top_hashtag_share"] = (per_example.max() / total).reindex(out.index)
         # Normalised entropy in [0, 1]: 0 = one tag over and over, 1 = every tag equally often.
         norm = np.log(distinct.where(distinct > 1))
-        out["hashtag_entropy"] = (entropy / norm).fillna(0.0).reindex(out.index)
+        # Clipped: for an even spread, sum(-p log p) / log k can round to 1 + 2e-16.
+        out["hashtag_entropy"] = (entropy / norm).fillna(0.0).clip(upper=1.0).reindex(out.index)
     else:
         for col in ("distinct_hashtags", "top_hashtag_share", "hashtag_entropy"):
             out[col] = np.nan

@@ -160,3 +160,30 @@ def time_holdout(examples: ExampleSet, config: TrainConfig, progress: Progress =
     report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)
     report["holdout_from"] = str(test.target_time.min())
     return report, model, test
+
+
+def evaluate_model(model: EngagementModel, examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> dict[str, Any]:
+    """Score a saved model on new examples beside the baselines.
+
+    The model is applied as saved. Baselines need fitting, so they are fitted out of fold on
+    the new examples (grouped K-fold by influencer), which gives them the advantage of
+    in-distribution data: a conservative comparison for the model.
+    """
+    pred = model.predict_log(examples.base)
+    predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {"model": (pred, *model.predict_log_interval(examples.base, pred))}
+    n_folds = min(config.n_folds, examples.base["influencer"].nunique())
+    folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
+    parts: dict[str, np.ndarray] = {}
+    for k, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(examples)), groups=examples.base["influencer"].to_numpy()), start=1):
+        progress(f"baselines fold {k}/{n_folds}")
+        mask = np.zeros(len(examples), dtype=bool)
+        mask[train_idx] = True
+        test = examples.subset(~mask)
+        for b in fit_baselines(examples.subset(mask), config):
+            p = b.predict_log(test.base)
+            lo, hi = b.predict_log_interval(test.base, p)
+            block = parts.setdefault(b.name, np.full((3, len(examples)), np.nan))
+            block[:, test_idx] = np.vstack([p, lo, hi])
+    for name, block in parts.items():
+        predictions[name] = (block[0], block[1], block[2])
+    return _report(examples, predictions, config.seed)

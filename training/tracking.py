@@ -1,0 +1,130 @@
+"""MLflow tracking: one run per training, the model registered, and the champion alias moved honestly.
+
+The tracking URI is an argument (default: ``sqlite:///mlflow.db`` in the working folder, or
+``MLFLOW_TRACKING_URI``); nothing is set at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.artifact import resolve_tracking_uri
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+tracking_uri = resolve_tracking_uri
+
+
+def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{"model": {"mae_log_er": 0.5}} -> {"model.mae_log_er": 0.5}; non-finite values are skipped."""
+    flat: dict[str, float] = {}
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            flat[name.replace("@", "_")] = float(value)
+    return flat
+
+
+def pyfunc_code_path() -> str:
+    """The serving wrapper's file, found without importing serving (models-from-code)."""
+    spec = importlib.util.find_spec("serving.pyfunc")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("serving.pyfunc not found; is engage installed?")
+    return spec.origin
+
+
+def input_example(profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: int = 3) -> pd.DataFrame:
+    """A small one-row-per-post example in the REST input shape (see serving.pyfunc)."""
+    chosen = posts["influencer"].drop_duplicates().head(n_influencers)
+    rows = posts[posts["influencer"].isin(chosen)].merge(profiles, on="influencer", how="left")
+    keep = ["influencer", "followers", "following", "posts_count", "category", "post_id", "posted_at", "likes", "comments", "media_type", "is_sponsored", "hashtags"]
+    rows = rows[[c for c in keep if c in rows]].copy()
+    rows["posted_at"] = rows["posted_at"].astype(str)
+    for col in ("followers", "following", "posts_count", "likes", "comments"):
+        if col in rows:
+            rows[col] = rows[col].astype("float64")  # integer columns with gaps must be floats
+    rows["is_sponsored"] = rows["is_sponsored"].astype(bool)
+    return rows.reset_index(drop=True)
+
+
+def log_run(
+    *,
+    uri: str,
+    experiment: str,
+    registered_model: str,
+    params: dict[str, Any],
+    datasets: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    plots: list[Path],
+    artifact_dir: Path,
+    example: pd.DataFrame,
+    holdout_score: float,
+    promote: bool,
+    champion_score: Any,
+) -> dict[str, Any]:
+    """Log everything about one run, register the model and set its alias; returns run facts.
+
+    ``champion_score(model_dir)`` scores the current champion on this run's holdout (lower MAE
+    is better) so the comparison is on the same rows; the new version becomes champion only if
+    it is better, or if ``promote`` is set.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        mlflow.log_params({k: v for k, v in params.items() if v is not None})
+        for info in datasets:
+            frame = info.pop("frame")
+            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"])
+            mlflow.log_input(dataset, context="training")
+            mlflow.set_tags({f"data.{info['name']}.{k}": v for k, v in info.items() if k != "name"})
+        mlflow.log_metrics(flatten_metrics(metrics))
+        mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
+        for plot in plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        # Input schema only: serving decides the output columns, and MLflow enforces inputs.
+        signature = infer_signature(example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_code_path(),
+            artifacts={"engage_model": str(artifact_dir)},
+            signature=signature,
+            input_example=example,
+        )
+        version = mlflow.register_model(info.model_uri, registered_model)
+        client = MlflowClient()
+        client.set_model_version_tag(registered_model, version.version, "local_path", str(artifact_dir.resolve()))
+        client.set_model_version_tag(registered_model, version.version, "holdout_mae_log_er", f"{holdout_score:.6f}")
+        decision, reason = _decide_alias(client, registered_model, holdout_score, promote, champion_score)
+        client.set_registered_model_alias(registered_model, decision, version.version)
+        mlflow.set_tags({"alias": decision, "alias_reason": reason, "model_dir": str(artifact_dir)})
+        return {"run_id": run.info.run_id, "model_version": version.version, "alias": decision, "alias_reason": reason, "model_uri": info.model_uri}
+
+
+def _decide_alias(client: Any, name: str, score: float, promote: bool, champion_score: Any) -> tuple[str, str]:
+    if promote:
+        return CHAMPION, "promoted with --promote"
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:  # no champion yet (MLflow raises a RESOURCE_DOES_NOT_EXIST error)
+        return CHAMPION, "first model: no champion yet"
+    local = Path(current.tags.get("local_path", ""))
+    their = champion_score(local) if local.is_dir() else None
+    if their is None or not np.isfinite(their):
+        return CHAMPION, f"champion v{current.version} could not be scored on this holdout"
+    if score < their:
+        return CHAMPION, f"holdout MAE {score:.4f} beats champion v{current.version} ({their:.4f})"
+    return CHALLENGER, f"holdout MAE {score:.4f} does not beat champion v{current.version} ({their:.4f})"

@@ -1,0 +1,174 @@
+"""The training run: examples, evaluation against baselines, final fit, saved artifact, MLflow.
+
+``run_training`` is what ``engage train`` calls; it returns everything it measured so the
+CLI only has to print it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.artifact import load_artifact, save_artifact
+from features.contract import ValidatedData, read_table
+from features.engagement import ER_DEFINITION
+from training import plots
+from training.config import TrainConfig
+from training.evaluation import cross_validate, fit_model, time_holdout
+from training.examples import ExampleSet, campaign_examples, latest_post_examples, validate_campaigns
+from training.tracking import input_example, log_run, tracking_uri
+
+
+@dataclass
+class TrainingResult:
+    metrics: dict[str, Any]
+    model_dir: Path
+    tracking: dict[str, Any]
+    oof: pd.DataFrame
+
+
+class ProgressPrinter:
+    """Step messages with elapsed time on stderr, so long runs show where they are."""
+
+    def __init__(self, stream: Any = sys.stderr):
+        self.start = time.perf_counter()
+        self.stream = stream
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=self.stream, flush=True)
+
+
+def file_fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).name.encode())
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | None) -> ExampleSet:
+    if campaigns_path is not None:
+        campaigns = validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
+        return campaign_examples(data.profiles, data.posts, campaigns)
+    return latest_post_examples(data.profiles, data.posts, config.targets_per_influencer)
+
+
+def run_training(data: ValidatedData, input_paths: dict[str, Path], config: TrainConfig, *, campaigns_path: Path | None = None, progress: Any = None) -> TrainingResult:
+    progress = progress or ProgressPrinter()
+    progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
+    examples = build_examples(data, config, campaigns_path)
+    if len(examples) < 50:
+        raise ValueError(f"only {len(examples)} training examples; at least 50 are needed to train and evaluate")
+    progress(f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)")
+
+    metrics, oof = cross_validate(examples, config, progress)
+    holdout_metrics, _, holdout_set = time_holdout(examples, config, progress)
+    metrics["time_holdout"] = holdout_metrics
+
+    progress("fitting the final model on all examples")
+    model = fit_model(examples, config)
+    paths = [p for p in input_paths.values() if p is not None]
+    fingerprint = file_fingerprint(paths)
+    times = data.posts["posted_at"]
+    model.metadata.update(
+        {
+            "engagement_rate_definition": ER_DEFINITION,
+            "target": "log ER of the influencer's next post (see engagement_rate_definition)",
+            "feature_names": model.feature_names_,
+            "data_fingerprint": fingerprint,
+            "data_date_range": [str(times.min()), str(times.max())] if len(times) else [],
+            "n_examples": len(examples),
+            "metrics": metrics,
+            "git_commit": git_commit(),
+            "config": config.as_params(),
+            "peer_reference": peer_reference(examples),
+        }
+    )
+    model_dir = save_artifact(model, config.models_dir, model.metadata)
+    progress(f"saved the fitted pipeline to {model_dir}")
+
+    plot_dir = config.models_dir / ".plots" / model_dir.name
+    plot_files = plots.all_plots(model, oof, metrics, plot_dir, config.interval_level)
+    holdout_mae = holdout_metrics["model"]["mae_log_er"]
+
+    def champion_score(champion_dir: Path) -> float | None:
+        try:
+            champion = load_artifact(champion_dir)
+        except Exception:  # an unloadable champion cannot defend its title
+            return None
+        return float(np.mean(np.abs(champion.predict_log(holdout_set.base) - holdout_set.label)))
+
+    progress(f"logging the run to MLflow at {tracking_uri(config.tracking_uri)}")
+    datasets = [
+        {"name": name, "path": str(path), "frame": frame, "fingerprint": file_fingerprint([path]), "rows": len(frame)}
+        for name, path, frame in (("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts))
+        if path is not None
+    ]
+    if datasets and len(times):
+        datasets[-1]["date_range"] = f"{times.min()} .. {times.max()}"
+    tracking = log_run(
+        uri=tracking_uri(config.tracking_uri),
+        experiment=config.experiment,
+        registered_model=config.registered_model,
+        params=config.as_params() | {"n_examples": len(examples), "data_fingerprint": fingerprint},
+        datasets=datasets,
+        metrics=metrics,
+        plots=plot_files,
+        artifact_dir=model_dir,
+        example=input_example(data.profiles, data.posts),
+        holdout_score=holdout_mae,
+        promote=config.promote,
+        champion_score=champion_score,
+    )
+    progress(f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']})")
+    return TrainingResult(metrics=metrics, model_dir=model_dir, tracking=tracking, oof=oof)
+
+
+def peer_reference(examples: ExampleSet) -> dict[str, list[float]]:
+    """Label quantiles per tier x niche, so serving can place a prediction among its peers."""
+    frame = pd.DataFrame({"tier": examples.base["tier"].astype(str), "category": examples.base["category"].astype(str), "label": examples.label})
+    grid = np.linspace(0, 1, 101)
+    out = {f"{t}/{c}": np.quantile(g["label"], grid).round(5).tolist() for (t, c), g in frame.groupby(["tier", "category"]) if len(g) >= 20}
+    out["*"] = np.quantile(frame["label"], grid).round(5).tolist()
+    return out
+
+
+def comparison_table(metrics: dict[str, Any]) -> str:
+    """Model against baselines, one block per subset, as plain text."""
+    keys = ["mae_log_er", "spearman", "ndcg_at_10", "coverage_80", "interval_width_80"]
+    lines = []
+
+    def block(title: str, rows: dict[str, dict[str, Any]]) -> None:
+        n = next(iter(rows.values())).get("n", "")
+        lines.append(f"\n{title} (n={n})")
+        lines.append(f"  {'':20s}" + "".join(f"{k:>18s}" for k in keys))
+        for name, m in rows.items():
+            lines.append(f"  {name:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))
+
+    block("grouped CV, all examples", {"model": metrics["model"], **metrics["baselines"]})
+    for subset, rows in metrics["subsets"].items():
+        block(f"grouped CV, {subset.replace('_', ' ')}", rows)
+    if "time_holdout" in metrics:
+        th = metrics["time_holdout"]
+        block(f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})", {"model": th["model"], **th["baselines"]})
+    cov = metrics["model"]["by_tier"]
+    lines.append("\ninterval coverage by tier (model, grouped CV): " + ", ".join(f"{t} {v['coverage_80']:.3f}" for t, v in cov.items()))
+    return "\n".join(lines)
