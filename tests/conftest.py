@@ -1,0 +1,91 @@
+"""Shared fixtures: a tiny hand-made data set in the contract, and the embedded data paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.contract import ValidatedData, validate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# A fixed "now" so that future-timestamp checks do not depend on the machine's clock.
+NOW = pd.Timestamp("2020-06-01", tz="UTC")
+CUTOFF = pd.Timestamp("2020-01-10", tz="UTC")
+
+
+def raw_profiles_frame() -> pd.DataFrame:
+    """Profiles as a CSV reader gives them (all text): three influencers, one without posts."""
+    return pd.DataFrame(
+        {
+            "influencer": ["ana", "ben", "cara"],
+            "followers": ["5000", "200000", "1000000"],
+            "following": ["500", "100", "10"],
+            "posts_count": ["10", "3", "0"],
+            "category": ["fashion", "travel", "food"],
+            "verified": ["false", "true", "false"],
+        }
+    )
+
+
+def raw_posts_frame() -> pd.DataFrame:
+    """Posts as text. ana: 4 posts (Jan 1-7), ben: 2 posts with shares/saves, cara: none.
+
+    Two more posts of ana's sit exactly at and after :data:`CUTOFF`, with huge counts, so any
+    leak past the cutoff shows in every feature.
+    """
+    rows = [
+        # influencer, post_id, posted_at, likes, comments, shares, saves, is_sponsored, hashtags, media_type
+        ("ana", "a1", "2020-01-01T00:00:00Z", "99", "0", "", "", "false", "x|y", "image"),
+        ("ana", "a2", "2020-01-03T00:00:00Z", "49", "10", "", "", "true", "x", "carousel"),
+        ("ana", "a3", "2020-01-05T00:00:00Z", "0", "0", "", "", "false", "", "image"),
+        ("ana", "a4", "2020-01-07T00:00:00Z", "199", "50", "", "", "true", "x|z", "video"),
+        ("ben", "b1", "2020-01-02T00:00:00Z", "1000", "99", "500", "400", "false", "travel|sea", "image"),
+        ("ben", "b2", "2020-01-08T00:00:00Z", "3000", "199", "0", "800", "false", "travel|sea", "image"),
+        ("ana", "a5", "2020-01-10T00:00:00Z", "999999", "99999", "", "", "true", "leak", "video"),
+        ("ana", "a6", "2020-01-20T00:00:00Z", "888888", "8888", "", "", "true", "leak|late", "video"),
+    ]
+    cols = ["influencer", "post_id", "posted_at", "likes", "comments", "shares", "saves", "is_sponsored", "hashtags", "media_type"]
+    frame = pd.DataFrame(rows, columns=cols)
+    # Empty text means a missing cell, as read_table reads it.
+    return frame.mask(frame == "")
+
+
+@pytest.fixture
+def raw_profiles() -> pd.DataFrame:
+    return raw_profiles_frame()
+
+
+@pytest.fixture
+def raw_posts() -> pd.DataFrame:
+    return raw_posts_frame()
+
+
+@pytest.fixture
+def tiny() -> ValidatedData:
+    """The tiny data set after validation (the form every feature function receives)."""
+    return validate(raw_profiles_frame(), raw_posts_frame(), now=NOW)
+
+
+@pytest.fixture
+def cutoff() -> pd.Timestamp:
+    return CUTOFF
+
+
+@pytest.fixture
+def now() -> pd.Timestamp:
+    return NOW
+
+
+@pytest.fixture(scope="session")
+def embedded_paths() -> tuple[Path, Path]:
+    """The data set shipped with the source tree (profiles, posts)."""
+    base = REPO_ROOT / "data" / "instagram"
+    profiles, posts = base / "profiles.csv.gz", base / "posts.csv.gz"
+    assert profiles.exists() and posts.exists(), f"embedded data missing under {base}"
+    return profiles, posts
+
+
+# Session fixtures that train one small real model (see tests/model_fixtures.py).
+from tests.model_fixtures import small_data, trained  # noqa: E402, F401

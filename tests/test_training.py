@@ -1,0 +1,274 @@
+"""Training: leakage-safe examples, metrics, conformal intervals, artifacts, MLflow and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engage.cli import main
+from features.artifact import ArtifactError, complete_versions, load_artifact, resolve_model_dir, save_artifact
+from features.contract import DataValidationError, validate
+from features.pipeline import ConformalInterval
+from tests.model_fixtures import SmallData, fast_config
+from training.evaluation import cross_validate, time_split
+from training.examples import ExampleSet, latest_post_examples, validate_campaigns
+from training.metrics import ndcg_at_10, point_metrics
+
+NOW = pd.Timestamp("2020-06-01", tz="UTC")
+
+
+def _posts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "influencer": ["a", "a", "a", "b", "c", "c"],
+            "post_id": ["a1", "a2", "a3", "b1", "c1", "c2"],
+            "posted_at": ["2020-01-01", "2020-01-05", "2020-01-09", "2020-01-02", "2020-01-03", "2020-01-04"],
+            "likes": ["100", "200", "300", "50", "10", "0"],
+            "comments": ["10", "20", "30", "5", "1", "0"],
+            "hashtags": ["x|y", "y", "z", "w", "v", ""],
+            "caption": ["one", "two", "three", "four", "five", "six"],
+        }
+    )
+
+
+def _profiles() -> pd.DataFrame:
+    return pd.DataFrame({"influencer": ["a", "b", "c", "d"], "followers": ["1000", "20000", "300", "5000"], "category": ["food", "travel", "pet", "food"]})
+
+
+def _examples(posts: pd.DataFrame) -> ExampleSet:
+    data = validate(_profiles(), posts, now=NOW)
+    return latest_post_examples(data.profiles, data.posts)
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def test_latest_post_is_the_target_and_history_is_strictly_earlier():
+    ex = _examples(_posts())
+    by = ex.base.set_index("influencer")
+    assert list(ex.base["influencer"]) == ["a", "b", "c"]  # d has no posts: no label, no example
+    assert by.loc["a", "n_history_posts"] == 2
+    assert by.loc["b", "n_history_posts"] == 0  # one post only: a cold-start example
+    # label of a = log((300 + 30 + 1) / 1000)
+    assert ex.label[0] == pytest.approx(np.log(331 / 1000))
+    assert ex.target_er[0] == pytest.approx(330 / 1000)
+
+
+def test_changing_the_target_post_changes_no_feature():
+    """The target post's likes, comments, caption and hashtags must never be inputs."""
+    before = _examples(_posts())
+    changed = _posts()
+    target = changed["post_id"].isin(["a3", "b1", "c2"])  # each influencer's latest post
+    changed.loc[target, "likes"] = "999999"
+    changed.loc[target, "comments"] = "77777"
+    changed.loc[target, "caption"] = "a completely different caption"
+    changed.loc[target, "hashtags"] = "leak|leak|leak"
+    after = _examples(changed)
+    pd.testing.assert_frame_equal(before.base, after.base)
+    assert not np.allclose(before.label, after.label)
+
+
+def test_rolling_cutoffs_give_one_example_per_target_post():
+    data = validate(_profiles(), _posts(), now=NOW)
+    ex = latest_post_examples(data.profiles, data.posts, targets_per_influencer=2)
+    assert sorted(ex.base["influencer"]) == ["a", "a", "b", "c", "c"]
+    a = ex.base[ex.base["influencer"] == "a"].sort_values("cutoff")
+    assert list(a["n_history_posts"]) == [1, 2]
+
+
+def test_time_split_keeps_holdout_influencers_out_of_training():
+    data = validate(_profiles(), _posts(), now=NOW)
+    ex = latest_post_examples(data.profiles, data.posts, targets_per_influencer=3)
+    train, test = time_split(ex, 0.4)
+    assert not set(ex.base["influencer"][train]) & set(ex.base["influencer"][test])
+    assert ex.target_time[test].min() >= ex.target_time[train].max()
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        # a required column under another tool's name: suggest the rename
+        (pd.DataFrame({"influencer": ["a"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "like_count": ["1"], "comments": ["1"]}), "did you mean 'like_count'"),
+        # campaign for an influencer without a profile
+        (pd.DataFrame({"influencer": ["zz"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "likes": ["1"], "comments": ["1"]}), "campaign influencer has no profile"),
+        # negative count
+        (pd.DataFrame({"influencer": ["a"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "likes": ["-1"], "comments": ["1"]}), "negative count"),
+        # the same campaign twice for one influencer
+        (pd.DataFrame({"influencer": ["a", "a"], "campaign_id": ["x", "x"], "posted_at": ["2020-01-01"] * 2, "likes": ["1", "2"], "comments": ["1", "1"]}), "duplicate"),
+    ],
+)
+def test_bad_campaign_tables_are_refused_with_file_and_column(frame, match):
+    with pytest.raises(DataValidationError, match=match) as info:
+        validate_campaigns(frame, "campaigns.csv", pd.Series(["a", "b"]))
+    assert "campaigns.csv" in str(info.value)
+
+
+# --------------------------------------------------------------------------- metrics and intervals
+
+
+def test_metrics_on_a_perfect_and_a_reversed_ranking():
+    rng = np.random.default_rng(0)
+    actual = rng.normal(size=200)
+    niche = np.repeat(["a", "b"], 100)
+    perfect = point_metrics(actual, actual, niche)
+    assert perfect["mae_log_er"] == 0 and perfect["spearman"] == pytest.approx(1.0)
+    assert perfect["ndcg_at_10"] == pytest.approx(1.0)
+    assert ndcg_at_10(actual, -actual, niche) < 0.8
+
+
+def test_conformal_interval_covers_its_nominal_share_per_group():
+    rng = np.random.default_rng(1)
+    groups = pd.Series(np.repeat(["nano/history", "mega/cold"], 4000))
+    scale = np.where(groups == "mega/cold", 3.0, 0.5)
+    calib = rng.normal(size=8000) * scale
+    interval = ConformalInterval(0.8).fit(calib, groups)
+    fresh = rng.normal(size=8000) * scale
+    lo, hi = interval.bounds(np.zeros(8000), groups)
+    for g in groups.unique():
+        m = (groups == g).to_numpy()
+        assert 0.77 <= np.mean((fresh[m] >= lo[m]) & (fresh[m] <= hi[m])) <= 0.83
+
+
+def test_small_groups_fall_back_to_their_tier():
+    groups = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 105), groups)
+    assert "micro/cold" not in interval.offsets_
+    assert interval.offsets_for("micro/cold") == interval.offsets_["micro"]
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+class _Thing:
+    metadata: dict = {}
+
+
+def test_artifact_round_trip_and_tamper_detection(tmp_path):
+    folder = save_artifact(_Thing(), tmp_path, {"note": "x"})
+    assert resolve_model_dir("latest", tmp_path) == folder
+    assert isinstance(load_artifact(folder), _Thing)
+    data = bytearray((folder / "model.joblib").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip one byte
+    (folder / "model.joblib").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match its SHA-256"):
+        load_artifact(folder)
+
+
+def test_artifact_from_other_library_versions_is_refused_before_unpickling(tmp_path):
+    folder = save_artifact(_Thing(), tmp_path, {})
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["library_versions"]["lightgbm"] = "0.0.1"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    # Re-sign the manifest so only the version check can catch it.
+    from features.artifact import sha256_of
+
+    lines = [f"{sha256_of(folder / n)}  {n}" for n in ("model.joblib", "metadata.json")]
+    (folder / "MANIFEST.sha256").write_text("\n".join(lines) + "\n")
+    (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
+    (folder / "MANIFEST.sha256").write_text("\n".join([f"{sha256_of(folder / 'model.joblib')}  model.joblib", lines[1]]) + "\n")
+    with pytest.raises(ArtifactError, match=r"lightgbm 0\.0\.1 \(saved\)"):
+        load_artifact(folder)
+
+
+def test_missing_manifest_and_half_written_folders_are_never_latest(tmp_path):
+    good = save_artifact(_Thing(), tmp_path, {})
+    (tmp_path / ".tmp-99999999T000000Z-abc").mkdir()  # an interrupted save
+    newer_without_manifest = tmp_path / "99999999T000000Z-zzz"
+    newer_without_manifest.mkdir()
+    assert complete_versions(tmp_path) == [good]
+    with pytest.raises(ArtifactError, match="MANIFEST.sha256 is missing"):
+        load_artifact(newer_without_manifest)
+
+
+def test_a_failing_save_leaves_nothing_behind(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_artifact(Unpicklable(), tmp_path, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_training_run_saves_logs_and_beats_the_median_baseline(trained):
+    metrics = trained.metrics
+    for block in (metrics["model"], *metrics["baselines"].values()):
+        for key in ("mae_log_er", "spearman", "ndcg_at_10", "coverage_80", "interval_width_80"):
+            assert np.isfinite(block[key])
+    assert set(metrics["baselines"]) >= {"tier_niche_median", "persistence", "ridge"}
+    assert set(metrics["subsets"]["with_history"]) >= {"model", "persistence", "tier_niche_median"}
+    assert set(metrics["subsets"]["cold_start"]) >= {"model", "tier_niche_median"}
+    # Even the small fast model must rank better than a benchmark table.
+    assert metrics["model"]["spearman"] > metrics["baselines"]["tier_niche_median"]["spearman"]
+    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.sha256", "metadata.json", "model.joblib"]
+    meta = json.loads((trained.model_dir / "metadata.json").read_text())
+    assert meta["feature_names"] and "engagement_rate_definition" in meta and meta["data_fingerprint"]
+    assert trained.tracking["alias"] == "champion"
+
+
+def test_the_saved_model_predicts_from_raw_tables(trained, small_data: SmallData):
+    model = load_artifact(trained.model_dir)
+    out = model.predict(small_data.profiles, small_data.posts)
+    assert len(out) == len(small_data.profiles)
+    assert (out["er_low"] <= out["predicted_er"]).all() and (out["predicted_er"] <= out["er_high"]).all()
+
+
+def test_same_seed_same_metrics(small_data: SmallData, tmp_path):
+    clean = validate(small_data.profiles, small_data.posts)
+    ex = latest_post_examples(clean.profiles, clean.posts)
+    config = fast_config(tmp_path)
+    first, _ = cross_validate(ex, config)
+    second, _ = cross_validate(ex, config)
+    assert first == second
+
+
+@pytest.mark.slow
+def test_second_run_is_challenger_unless_promoted(small_data: SmallData, trained, tmp_path):
+    from tests.model_fixtures import train_small
+
+    folder = tmp_path / "store"
+    shutil.copytree(trained.model_dir.parent.parent, folder)  # same MLflow store and models
+    again = train_small(folder, small_data)
+    assert again.tracking["alias"] in ("champion", "challenger")
+    assert again.tracking["alias_reason"]
+    forced = train_small(folder, small_data, promote=True)
+    assert forced.tracking["alias"] == "champion"
+    assert int(forced.tracking["model_version"]) == int(again.tracking["model_version"]) + 1
+
+
+def test_cli_evaluate_scores_a_saved_model(trained, small_data: SmallData, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    code = main(["evaluate", "--model", str(trained.model_dir), "--profiles", str(small_data.profiles_path), "--posts", str(small_data.posts_path), "--metrics-out", str(out), "--seed", "0"])
+    assert code == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["n_examples"] > 0 and "persistence" in metrics["baselines"]
+    assert "grouped CV" in capsys.readouterr().out
+
+
+def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
+    profiles = tmp_path / "p.csv"
+    posts = tmp_path / "q.csv"
+    pd.DataFrame({"influencer": ["a"], "followers": ["0"]}).to_csv(profiles, index=False)
+    pd.DataFrame({"influencer": ["a"], "post_id": ["1"], "posted_at": ["2020-01-01"], "like_count": ["1"], "comments": ["1"]}).to_csv(posts, index=False)
+    code = main(["train", "--profiles", str(profiles), "--posts", str(posts), "--models-dir", str(tmp_path / "m"), "--tracking-uri", f"sqlite:///{tmp_path / 'db.sqlite'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "zero followers" in err and "did you mean 'like_count'" in err
+    assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_cli_evaluate_with_an_unknown_model_reference(tmp_path, capsys):
+    code = main(["evaluate", "--model", str(tmp_path / "nope")])
+    assert code == 2
+    assert "no such model folder" in capsys.readouterr().err
