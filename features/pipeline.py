@@ -115,13 +115,11 @@ class EngagementModel:
 
     # ------------------------------------------------------------------ fitting
 
-    def fit_steps(self, base: pd.DataFrame) -> EngagementModel:
-        self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics).fit(base)
-        return self
-
     def model_matrix(self, base: pd.DataFrame) -> pd.DataFrame:
         """Model inputs in the booster's own column order (LightGBM predicts by position)."""
-        transformed = self.steps_.transform(base)
+        return self._select(self.steps_.transform(base))
+
+    def _select(self, transformed: pd.DataFrame) -> pd.DataFrame:
         names = getattr(self, "feature_names_", None)
         if names is None:
             learned = self.steps_.named_steps["prior"].added_features() + self.steps_.named_steps["hashtags"].added_features()
@@ -132,8 +130,9 @@ class EngagementModel:
         """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
         import lightgbm as lgb
 
-        self.fit_steps(base)
-        X = self.model_matrix(base)
+        self.feature_names_ = None
+        self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics)
+        X = self._select(self.steps_.fit_transform(base))  # fit and transform in one pass
         self.feature_names_ = list(X.columns)
         train_set = lgb.Dataset(X, label=np.asarray(y, dtype="float64"), free_raw_data=True)
         callbacks = []

@@ -10,13 +10,33 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.utils.validation import check_is_fitted
 
 from features.aggregate import CATEGORICAL_FEATURES
+
+
+def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """Space-separated tag documents -> (document number, tag) for every non-empty tag."""
+    lists = pc.split_pattern(pa.array(docs.to_numpy(dtype=object), type=pa.string()), " ")
+    flat = pc.list_flatten(lists)
+    doc_index = pc.list_parent_indices(lists).to_numpy()
+    keep = pc.not_equal(flat, "")
+    return doc_index[keep.to_numpy(zero_copy_only=False)], pc.filter(flat, keep)
+
+
+def _binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """Presence matrix: repeats of a tag in one document count once, so one prolific post
+    does not dominate."""
+    matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
@@ -65,7 +85,7 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         prior = self.prior(X)
         n = X["n_history_posts"].to_numpy(dtype="float64")
         own = X["log_er_median"].fillna(0.0).to_numpy(dtype="float64")
-        out = X.copy()
+        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
         out["prior_log_er"] = prior
         out["shrunk_log_er"] = (n * own + self.strength * prior) / (n + self.strength)
         return out
@@ -88,9 +108,10 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
     * ``topic_0..k``: a TF-IDF + truncated SVD embedding of the tags (latent topics).
     """
 
-    def __init__(self, n_topics: int = 12, min_df: int = 5, smoothing: float = 1.0, random_state: int = 0):
+    def __init__(self, n_topics: int = 12, min_df: int = 5, smoothing: float = 1.0, max_svd_rows: int = 20_000, random_state: int = 0):
         self.n_topics = n_topics
         self.min_df = min_df
+        self.max_svd_rows = max_svd_rows
         self.smoothing = smoothing
         self.random_state = random_state
 
@@ -98,17 +119,37 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         return X["hashtag_doc"].fillna("").astype(str)
 
     def fit(self, X: pd.DataFrame, y: object = None) -> HashtagNiche:
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
+        # Same result as fit(X).transform(X), counting the tags once instead of twice.
+        return self._add_columns(X, self._fit(X))
+
+    def _tag_matrix(self, docs: pd.Series) -> sparse.csr_matrix:
+        """Binary doc x tag matrix over the fitted vocabulary (other tags are ignored)."""
+        doc_index, tags = split_docs(docs)
+        column = pc.index_in(tags, value_set=self.vocabulary_).to_numpy(zero_copy_only=False)
+        known = ~np.isnan(column) if column.dtype.kind == "f" else column >= 0
+        return _binary_matrix(doc_index[known], column[known].astype("int64"), (len(docs), len(self.vocabulary_)))
+
+    def _fit(self, X: pd.DataFrame) -> sparse.csr_matrix | None:
+        """Fit, and return the tag matrix of X (None when no tag is frequent enough)."""
         self.input_columns_ = [str(c) for c in X.columns]
         self.svd_ = None
         docs = self._docs(X)
-        self.vectorizer_ = CountVectorizer(token_pattern=r"[^ ]+", min_df=self.min_df, lowercase=False, binary=True, dtype=np.float64)
-        try:
-            counts = self.vectorizer_.fit_transform(docs)
-        except ValueError:  # no tag reaches min_df (tiny data): fall back to an empty vocabulary
-            self.vectorizer_ = None
-            self.niches_ = np.asarray([], dtype=object)
-            return self
+        doc_index, tags = split_docs(docs)
+        encoded = pc.dictionary_encode(tags).combine_chunks() if isinstance(tags, pa.ChunkedArray) else pc.dictionary_encode(tags)
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
+        all_tags = encoded.dictionary
+        every_tag = _binary_matrix(doc_index, codes, (len(docs), len(all_tags)))
+        doc_freq = np.bincount(every_tag.indices, minlength=len(all_tags))  # documents per tag
+        frequent = np.flatnonzero(doc_freq >= self.min_df)
+        self.vocabulary_ = all_tags.take(pa.array(frequent))
         self.niches_ = np.asarray(sorted(X["category"].astype(str).unique()), dtype=object)
+        if len(self.vocabulary_) < 2:  # tiny data: no tag is frequent enough to learn from
+            return None
+        counts = every_tag[:, frequent].tocsr()
         niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
         onehot = sparse.csr_matrix((np.ones(len(X)), (np.arange(len(X)), niche_index)), shape=(len(X), len(self.niches_)))
         tag_niche = np.asarray((counts.T @ onehot).todense())
@@ -123,18 +164,22 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         self.tag_er_ = (tag_sum + 5.0 * global_mean) / (tag_n + 5.0)
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
         n_topics = max(1, min(self.n_topics, counts.shape[1] - 1))
-        self.svd_ = TruncatedSVD(n_components=n_topics, random_state=self.random_state).fit(self.tfidf_.transform(counts))
-        return self
+        # Topics settle long before all rows are seen: fit the SVD on a fixed-size sample.
+        rows = np.random.default_rng(self.random_state).permutation(counts.shape[0])[: self.max_svd_rows]
+        self.svd_ = TruncatedSVD(n_components=n_topics, random_state=self.random_state).fit(self.tfidf_.transform(counts[np.sort(rows)]))
+        return counts
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "niches_")
-        out = X.copy()
-        names = self.added_features()
-        if self.vectorizer_ is None:
-            for name in names:
+        counts = self._tag_matrix(self._docs(X)) if self.svd_ is not None else None
+        return self._add_columns(X, counts)
+
+    def _add_columns(self, X: pd.DataFrame, counts: sparse.csr_matrix | None) -> pd.DataFrame:
+        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
+        if counts is None:
+            for name in self.added_features():
                 out[name] = np.nan
             return out
-        counts = self.vectorizer_.transform(self._docs(X))
         n_known = np.asarray(counts.sum(axis=1)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_p = np.asarray(counts @ self.p_niche_given_tag_) / n_known[:, None]
@@ -169,7 +214,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "categories_")
-        out = X.copy()
+        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
         for col, cats in self.categories_.items():
             # Unseen values become missing, which LightGBM routes like a rare category.
             out[col] = pd.Categorical(X[col].astype(str), categories=cats)
