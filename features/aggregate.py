@@ -22,6 +22,8 @@ TIERS = ("nano", "micro", "mid", "macro", "mega")
 SECONDS_PER_DAY = 86_400.0
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 20
+# Tags hashed per pass in the hashtag features: small enough for the hash tables to stay in cache.
+HASHTAG_HASH_TAGS = 1 << 14
 
 PROFILE_FEATURES = ("log_followers", "following_ratio", "log_posts_count", "verified")
 HISTORY_FEATURES = (
@@ -68,12 +70,13 @@ def tier_of(followers: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(TIERS, dtype=object)[idx]
 
 
-def examples_at(profiles: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None = None) -> pd.DataFrame:
+def examples_at(profiles: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None = None, *, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """One example per profile, at one cutoff for all, or one per influencer (a Series by influencer).
 
-    With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else now.
+    With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else ``now``
+    (default: the clock; the Dask engine passes one ``now`` to every partition).
     """
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     examples = pd.DataFrame({"influencer": profiles["influencer"].to_numpy()})
     if isinstance(as_of, pd.Series):
         cutoff = examples["influencer"].map(as_of)
@@ -142,7 +145,7 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
     keys = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "example": np.arange(len(examples)), "cutoff": examples["cutoff"].to_numpy()})
     if keys["influencer"].is_unique:
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge.
-        position = pd.Index(keys["influencer"]).get_indexer(posts["influencer"])
+        position = _positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
         hist = posts.loc[keep, cols].copy()
         hist["example"] = position[keep]
@@ -160,6 +163,36 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
     if not pd.api.types.is_datetime64_any_dtype(hist["posted_at"]):
         return hist.sort_values(order, kind="stable").reset_index(drop=True)
     return hist.take(_time_order(hist)).reset_index(drop=True)
+
+
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """``values`` as an arrow large_string array if it is text without missing cells, else None."""
+    if values.isna().any():
+        return None
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        text = pa.array(values.array)
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty"):
+        try:
+            text = pa.array(values.to_numpy(), type=pa.large_string())
+        except (pa.ArrowException, UnicodeError):  # e.g. lone surrogates, which arrow cannot hold
+            return None
+    else:
+        return None
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    return text.cast(pa.large_string())
+
+
+def _positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """``pd.Index(keys).get_indexer(values)`` for unique ``keys``: position of each value, -1 if absent.
+
+    For text keys arrow's hash lookup is ~10x faster: pandas would first turn the posts' arrow
+    strings into a million Python strings.
+    """
+    key_text, value_text = _arrow_text(keys), _arrow_text(values)
+    if key_text is None or value_text is None:
+        return pd.Index(keys).get_indexer(values)
+    found = pc.index_in(value_text, value_set=key_text)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
 
 
 def _time_order(hist: pd.DataFrame) -> np.ndarray:
@@ -299,7 +332,11 @@ def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> pd.DataFrame:
 
 
 def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: bool) -> pd.DataFrame | None:
-    text = pa.array(hashtags.astype(str).array)
+    if hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in ("string", "empty"):
+        # Python strings straight into arrow: same text as astype(str), ~10x cheaper.
+        text = pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
+    else:
+        text = pa.array(hashtags.astype(str).array)
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     lists = pc.split_pattern(text, "|")
     flat = pc.list_flatten(lists)
@@ -308,13 +345,27 @@ def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: boo
     tag_example = example[pc.filter(pc.list_parent_indices(lists), nonempty).to_numpy()]
     if len(tags) == 0:
         return None
-    # Tag codes, then (example, tag) pairs, both numbered in first-seen order (like pd.factorize).
-    codes = pc.dictionary_encode(tags).indices.to_numpy().astype("int64")
-    n_codes = int(codes.max()) + 1
-    low = int(tag_example.min())
-    pair, pair_key = pd.factorize((tag_example - low) * n_codes + codes)
+    # Number the (example, tag) pairs in first-seen order. Hashing runs over slices of whole
+    # examples of ~HASHTAG_HASH_TAGS tags, whose hash tables stay in cache (3-4x faster than one
+    # pass); unsorted input is one slice, since an example's tags may be anywhere.
+    is_sorted = not (tag_example[1:] < tag_example[:-1]).any()
+    cuts = np.array([0, len(tags)])
+    if is_sorted:
+        probe = np.searchsorted(tag_example, tag_example[HASHTAG_HASH_TAGS::HASHTAG_HASH_TAGS], side="left")
+        cuts = np.unique(np.r_[0, probe, len(tags)])
+    pairs, pair_examples, n_pairs = [], [], 0
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        slice_example = tag_example[a:b]
+        codes = pc.dictionary_encode(tags.slice(a, b - a)).indices.to_numpy().astype("int64")
+        n_codes = int(codes.max()) + 1
+        low = int(slice_example.min())
+        pair, pair_key = pd.factorize((slice_example - low) * n_codes + codes)
+        pairs.append(pair + n_pairs)
+        pair_examples.append(pair_key // n_codes + low)
+        n_pairs += len(pair_key)
+    pair = np.concatenate(pairs)
+    pair_example = np.concatenate(pair_examples)
     counts = pd.Series(np.bincount(pair))
-    pair_example = pair_key // n_codes + low
     per_example = counts.groupby(pair_example, sort=True)
     total = per_example.sum()
     share = counts.to_numpy() / total.reindex(pair_example).to_numpy()
@@ -322,10 +373,11 @@ def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: boo
     stats["entropy"] = pd.Series(-(share * np.log(share))).groupby(pair_example, sort=True).sum()
     if include_docs:
         # Each example's tags in post order, joined in arrow.
-        order = np.argsort(tag_example, kind="stable")
-        ex_sorted = tag_example[order]
+        order = None if is_sorted else np.argsort(tag_example, kind="stable")
+        ex_sorted = tag_example if order is None else tag_example[order]
         first = np.flatnonzero(np.r_[True, ex_sorted[1:] != ex_sorted[:-1]])
-        per_doc = pa.ListArray.from_arrays(pa.array(np.r_[first, len(order)].astype("int32")), tags.take(pa.array(order)))
+        doc_tags = tags if order is None else tags.take(pa.array(order))
+        per_doc = pa.ListArray.from_arrays(pa.array(np.r_[first, len(ex_sorted)].astype("int32")), doc_tags)
         docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(zero_copy_only=False)
         stats["doc"] = pd.Series(docs, index=ex_sorted[first], dtype=object)
     return stats

@@ -182,7 +182,14 @@ class ValidatedData:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (plain or gzip) or Parquet table; any read failure becomes a :class:`DataError`."""
+    """Read a CSV (plain or gzip) or Parquet table; any read failure becomes a :class:`DataError`.
+
+    A folder, glob or URL (``s3://...``) of Parquet files is read by :func:`features.distributed.read_parquet_any`.
+    """
+    from features.distributed import is_dataset_path, read_parquet_any
+
+    if is_dataset_path(path):
+        return read_parquet_any(path)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -330,10 +337,22 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed
 
 
+# Python's ``\s`` spelled out. Same matches as r"[#,\s|]+", but pandas can hand this pattern to
+# pyarrow (RE2, whose \s is ASCII-only) instead of running Python's re cell by cell (~6x slower).
+_UNICODE_WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
+# The replacement above changes a cell only if it has '#', a comma, whitespace or '||'. Searching
+# is several times cheaper than replacing, and most cells are already clean '|'-joined lists.
+_NEEDS_REWRITE = f"[#,{_UNICODE_WHITESPACE}]|\\|\\|"
+
+
 def normalise_hashtags(values: pd.Series) -> pd.Series:
     """Hashtags as a lowercase, '|'-joined string without '#'; accepts '|', commas or spaces."""
     text = values.astype("string").fillna("").str.lower()
-    text = text.str.replace(r"[#,\s|]+", "|", regex=True).str.strip("|")
+    needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
+    if needs.any():
+        text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
+    text = text.str.strip("|")
     return text.astype(object).where(text != "", "")
 
 

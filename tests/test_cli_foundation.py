@@ -1,0 +1,122 @@
+"""The validate and features commands, called in-process through ``engage.cli.main``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engage.cli import EXIT_BAD_INPUT, main
+
+from .conftest import raw_posts_frame, raw_profiles_frame
+
+
+@pytest.fixture
+def tiny_files(tmp_path) -> tuple[Path, Path]:
+    """The tiny data set as CSV files, plus one orphan post (row 9) for an unknown influencer."""
+    posts = raw_posts_frame()
+    orphan = posts.iloc[[0]].assign(influencer="ghost", post_id="g1")
+    profiles_path, posts_path = tmp_path / "profiles.csv", tmp_path / "posts.csv"
+    raw_profiles_frame().to_csv(profiles_path, index=False)
+    pd.concat([posts, orphan], ignore_index=True).to_csv(posts_path, index=False)
+    return profiles_path, posts_path
+
+
+def test_validate_embedded_data(capsys):
+    assert main(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert "profiles: " in out and "rows read" in out
+    assert "posts: " in out
+    assert "fatal" not in out
+
+
+def test_validate_bad_file_exits_2_naming_file_column_rows(tmp_path, capsys):
+    profiles = raw_profiles_frame()
+    profiles.loc[1, "followers"] = "lots"
+    profiles.to_csv(tmp_path / "bad_profiles.csv", index=False)
+    raw_posts_frame().to_csv(tmp_path / "posts.csv", index=False)
+    code = main(["validate", "--profiles", str(tmp_path / "bad_profiles.csv"), "--posts", str(tmp_path / "posts.csv")])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "bad_profiles.csv, column 'followers', rows 2: not a number" in err
+
+
+def test_validate_unreadable_file_exits_2(tmp_path, capsys):
+    (tmp_path / "profiles.csv").write_bytes(b"")
+    code = main(["validate", "--profiles", str(tmp_path / "profiles.csv")])
+    assert code == EXIT_BAD_INPUT
+    assert "profiles.csv: the file is empty" in capsys.readouterr().err
+
+
+def test_validate_writes_rejects_with_reasons(tiny_files, tmp_path, capsys):
+    profiles, posts = tiny_files
+    rejects_path = tmp_path / "out" / "rejects.csv"
+    assert main(["validate", "--profiles", str(profiles), "--posts", str(posts), "--rejects", str(rejects_path)]) == 0
+    out = capsys.readouterr().out
+    assert "posts: 9 rows read, 8 kept" in out
+    assert "column 'influencer', rows 9: posts whose influencer has no profile" in out
+    rejects = pd.read_csv(rejects_path)
+    assert rejects[["table", "row", "reject_reason", "influencer", "post_id"]].values.tolist() == [
+        ["posts", 9, "no profile for this influencer", "ghost", "g1"]
+    ]
+
+
+def test_features_one_row_per_profile(tiny_files, tmp_path, capsys):
+    profiles, posts = tiny_files
+    out_path = tmp_path / "features.csv"
+    assert main(["features", "--profiles", str(profiles), "--posts", str(posts), "--out", str(out_path), "--as-of", "2020-01-10"]) == 0
+    table = pd.read_csv(out_path)
+    assert table.columns[0] == "influencer"
+    assert table["influencer"].tolist() == ["ana", "ben", "cara"]
+    assert table["n_history_posts"].tolist() == [4, 2, 0]  # a5 at the cutoff and a6 after it excluded
+    assert "hashtag_doc" not in table
+    assert pd.to_datetime(table["cutoff"]).eq(pd.Timestamp("2020-01-10", tz="UTC")).all()
+    assert "wrote 3 rows" in capsys.readouterr().out
+
+
+def test_features_as_of_moves_the_cutoff(tiny_files, tmp_path):
+    profiles, posts = tiny_files
+    out_path = tmp_path / "features.parquet"
+    args = ["features", "--profiles", str(profiles), "--posts", str(posts), "--out", str(out_path)]
+    assert main([*args, "--as-of", "2020-01-04T00:00:00+00:00", "--keep-hashtag-docs"]) == 0
+    table = pd.read_parquet(out_path).set_index("influencer")
+    assert table.loc["ana", "n_history_posts"] == 2
+    assert table.loc["ana", "hashtag_doc"] == "x y x"
+
+
+def test_features_on_embedded_data(tmp_path, embedded_paths):
+    out_path = tmp_path / "features.csv"
+    assert main(["features", "--out", str(out_path), "--as-of", "2019-06-01"]) == 0
+    table = pd.read_csv(out_path)
+    profiles = pd.read_csv(embedded_paths[0], usecols=["influencer"])
+    assert table.columns[0] == "influencer"
+    assert len(table) == len(profiles)
+    assert table["influencer"].is_unique
+
+
+def test_features_profiles_only(tiny_files, tmp_path):
+    # Candidates with no post history: profile features only.
+    profiles, _ = tiny_files
+    out_path = tmp_path / "features.csv"
+    assert main(["features", "--profiles", str(profiles), "--out", str(out_path)]) == 0
+    assert pd.read_csv(out_path)["n_history_posts"].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # --posts alone would silently pair them with the embedded profiles
+        (["--posts", "posts.csv"], "--posts was given without --profiles"),
+        # an --as-of that is not a time
+        (["--as-of", "next tuesday"], "--as-of: cannot parse 'next tuesday'"),
+    ],
+)
+def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, message):
+    profiles, posts = tiny_files
+    args = ["features", "--out", str(tmp_path / "f.csv"), *extra]
+    if "--posts" not in extra:
+        args += ["--profiles", str(profiles), "--posts", str(posts)]
+    assert main(args) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "f.csv").exists()

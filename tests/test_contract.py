@@ -1,0 +1,411 @@
+"""The data contract: every class of bad input is refused with a message naming file, column and rows,
+and every handled case is fixed, counted and kept in the rejects."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import (
+    DataError,
+    DataValidationError,
+    load_and_validate,
+    normalise_hashtags,
+    parse_timestamps,
+    read_table,
+    suggest_column,
+    validate,
+)
+
+from .conftest import NOW, raw_posts_frame, raw_profiles_frame
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def load(tmp_path: Path, profiles: pd.DataFrame, posts: pd.DataFrame | None):
+    """Write both tables as CSV files and run the real entry point on them."""
+    prof = write_csv(profiles, tmp_path / "profiles.csv")
+    post = write_csv(posts, tmp_path / "posts.csv") if posts is not None else None
+    return load_and_validate(prof, post, now=NOW)
+
+
+def set_cell(column: str, row: int, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A mutator putting ``value`` into data row ``row`` (1-based, as the report counts)."""
+
+    def mutate(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame[column] = frame[column].astype(object)
+        frame.loc[row - 1, column] = value
+        return frame
+
+    return mutate
+
+
+def rename(old: str, new: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    return lambda frame: frame.rename(columns={old: new})
+
+
+def append_copy_of(row: int, **changes: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Append a copy of data row ``row`` (1-based) with some cells changed."""
+
+    def mutate(frame: pd.DataFrame) -> pd.DataFrame:
+        extra = frame.iloc[[row - 1]].copy()
+        for col, value in changes.items():
+            extra[col] = value
+        return pd.concat([frame, extra], ignore_index=True)
+
+    return mutate
+
+
+# ----------------------------------------------------------------- fatal problems
+
+FATAL_CASES = [
+    # A required column under another tool's name: the message suggests the rename.
+    ("posts", rename("likes", "like_count"), r"posts\.csv, column 'likes': required column is missing; did you mean 'like_count'\? \(rename it to 'likes'\)"),
+    ("profiles", rename("influencer", "username"), r"profiles\.csv, column 'influencer': required column is missing; did you mean 'username'"),
+    # A close misspelling is suggested too.
+    ("profiles", rename("followers", "folowers"), r"column 'followers': required column is missing; did you mean 'folowers'"),
+    # No close match: the columns present are listed.
+    ("posts", lambda f: f.drop(columns="comments"), r"column 'comments': required column is missing; columns present: influencer, post_id"),
+    # Text in a count column.
+    ("posts", set_cell("likes", 2, "12k"), r"posts\.csv, column 'likes', rows 2: not a number"),
+    # Negative counts.
+    ("posts", set_cell("comments", 3, "-4"), r"posts\.csv, column 'comments', rows 3: negative count"),
+    ("profiles", set_cell("followers", 1, "-10"), r"profiles\.csv, column 'followers', rows 1: negative count"),
+    # An empty cell in a required count.
+    ("posts", set_cell("likes", 4, None), r"posts\.csv, column 'likes', rows 4: missing value in a required column"),
+    ("profiles", set_cell("followers", 2, None), r"profiles\.csv, column 'followers', rows 2: missing value"),
+    # Infinite counts, spelled as text or overflowing.
+    ("posts", set_cell("likes", 1, "inf"), r"posts\.csv, column 'likes', rows 1: infinite value"),
+    ("posts", set_cell("likes", 5, "1e400"), r"posts\.csv, column 'likes', rows 5: infinite value"),
+    # Implausibly huge counts (a unit or parsing error).
+    ("profiles", set_cell("followers", 3, "5e12"), r"profiles\.csv, column 'followers', rows 3: implausibly large count"),
+    # Optional count columns are checked as well.
+    ("posts", set_cell("shares", 5, "-1"), r"posts\.csv, column 'shares', rows 5: negative count"),
+    ("profiles", set_cell("following", 1, "many"), r"profiles\.csv, column 'following', rows 1: not a number"),
+    # Timestamps that do not parse, or are missing.
+    ("posts", set_cell("posted_at", 2, "yesterday-ish"), r"posts\.csv, column 'posted_at', rows 2: missing or unparseable timestamp"),
+    ("posts", set_cell("posted_at", 6, None), r"posts\.csv, column 'posted_at', rows 6: missing or unparseable timestamp"),
+    # Timestamps after "now" (beyond the one-day tolerance).
+    ("posts", set_cell("posted_at", 3, "2030-01-01T00:00:00Z"), r"posts\.csv, column 'posted_at', rows 3: timestamp in the future"),
+    # One influencer, two different profiles.
+    ("profiles", append_copy_of(1, followers="6000"), r"profiles\.csv, column 'influencer', rows 1, 4: duplicate influencer with different values"),
+    # One post twice with different counts.
+    ("posts", append_copy_of(2, likes="50"), r"posts\.csv, column 'post_id', rows 2, 9: duplicate post \(same influencer and post_id\) with different values"),
+    # Zero followers: ER undefined.
+    ("profiles", set_cell("followers", 2, "0"), r"profiles\.csv, column 'followers', rows 2: zero followers"),
+    # A platform we do not model.
+    ("profiles", lambda f: f.assign(platform=["instagram", "facebook", "TikTok"]), r"profiles\.csv, column 'platform', rows 2: unknown platform \(facebook\)"),
+    # Yes/no columns must be yes/no.
+    ("profiles", set_cell("verified", 3, "maybe"), r"profiles\.csv, column 'verified', rows 3: not a yes/no value"),
+    ("posts", set_cell("is_sponsored", 1, "sometimes"), r"posts\.csv, column 'is_sponsored', rows 1: not a yes/no value"),
+    # Missing keys.
+    ("posts", set_cell("post_id", 4, None), r"posts\.csv, column 'post_id', rows 4: missing post_id"),
+    ("profiles", set_cell("influencer", 2, "  "), r"profiles\.csv, column 'influencer', rows 2: missing influencer key"),
+]
+
+
+def _case_id(case: tuple) -> str:
+    """A readable test id: table, column and the first words of the expected message."""
+    table, _, match = case
+    column = re.search(r"column '(\w+)'", match)
+    message = re.sub(r"[^a-z ]", "", match.split(": ", 1)[-1].split(";")[0].lower()).split()[:4]
+    return "-".join([table, column.group(1) if column else "", *message])
+
+
+@pytest.mark.parametrize(("table", "mutate", "match"), FATAL_CASES, ids=[_case_id(c) for c in FATAL_CASES])
+def test_fatal_problem_names_file_column_rows(tmp_path, table, mutate, match):
+    profiles, posts = raw_profiles_frame(), raw_posts_frame()
+    if table == "profiles":
+        profiles = mutate(profiles)
+    else:
+        posts = mutate(posts)
+    with pytest.raises(DataValidationError, match=match) as info:
+        load(tmp_path, profiles, posts)
+    assert info.value.report.fatal
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    posts = set_cell("likes", 1, "-1")(set_cell("comments", 2, "x")(raw_posts_frame()))
+    profiles = set_cell("followers", 1, "0")(raw_profiles_frame())
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path, profiles, posts)
+    columns = {p.column for p in info.value.report.fatal}
+    assert columns == {"likes", "comments", "followers"}
+
+
+def test_one_bad_cell_is_reported_once(tmp_path):
+    # An infinite count is one problem, not also "negative" or "implausibly large".
+    posts = set_cell("likes", 1, "-inf")(set_cell("comments", 2, "inf")(raw_posts_frame()))
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path, raw_profiles_frame(), posts)
+    messages = sorted((p.column, p.rows[0], p.message) for p in info.value.report.fatal)
+    assert messages == [("comments", 2, "infinite value"), ("likes", 1, "infinite value")]
+
+
+def test_numeric_frames_are_checked_like_text(now):
+    # Parquet or in-memory frames arrive typed: NaN, inf and negatives are still caught.
+    posts = validate(raw_profiles_frame(), raw_posts_frame(), now=now).posts
+    posts = posts.assign(likes=[1.0, np.nan, np.inf, -3.0, 1.0, 1.0, 1.0, 1.0])
+    with pytest.raises(DataValidationError) as info:
+        validate(raw_profiles_frame(), posts, now=now, posts_file="posts.parquet")
+    found = {(p.message, tuple(p.rows)) for p in info.value.report.fatal}
+    assert found == {
+        ("missing value in a required column", (2,)),
+        ("infinite value", (3,)),
+        ("negative count", (4,)),
+    }
+
+
+def test_three_copies_one_different_names_every_row(tmp_path):
+    # Which copy is right is unknowable: all rows of the conflicting key are named.
+    posts = append_copy_of(2, likes="50")(append_copy_of(2)(raw_posts_frame()))
+    with pytest.raises(DataValidationError, match=r"column 'post_id', rows 2, 9, 10: duplicate post") as info:
+        load(tmp_path, raw_profiles_frame(), posts)
+    # The same key repeated under one influencer is not "shared by several influencers".
+    assert not any("several influencers" in p.message for p in info.value.report.problems)
+    profiles = append_copy_of(1, followers="6000")(append_copy_of(1)(raw_profiles_frame()))
+    with pytest.raises(DataValidationError, match=r"column 'influencer', rows 1, 4, 5: duplicate influencer"):
+        load(tmp_path, profiles, raw_posts_frame())
+
+
+def test_future_tolerance_allows_clock_skew(tmp_path):
+    # Twelve hours ahead of "now" is clock skew, not an error.
+    posts = set_cell("posted_at", 1, (NOW + pd.Timedelta(hours=12)).isoformat())(raw_posts_frame())
+    assert load(tmp_path, raw_profiles_frame(), posts).report.rows_out["posts"] == 8
+
+
+# ----------------------------------------------------------------- files that cannot be read
+
+
+def test_empty_file_is_a_data_error(tmp_path):
+    (tmp_path / "profiles.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"profiles\.csv: the file is empty"):
+        load_and_validate(tmp_path / "profiles.csv", None)
+
+
+def test_header_only_profiles_is_a_validation_error(tmp_path):
+    (tmp_path / "profiles.csv").write_text("influencer,followers\n")
+    with pytest.raises(DataValidationError, match=r"profiles\.csv: the table has a header but no rows"):
+        load_and_validate(tmp_path / "profiles.csv", None)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        # Latin-1 export: the message says so and names the line.
+        ("profiles.csv", "influencer,followers\nana,10\nJosé,20\n".encode("latin-1"), r"profiles\.csv: not valid UTF-8 text .*line 3"),
+        # The same inside gzip.
+        ("profiles.csv.gz", gzip.compress(b"influencer,followers\n\xff\xfe,1\n"), r"profiles\.csv\.gz: not valid UTF-8 text .*line 2"),
+        # A spreadsheet is not a supported table.
+        ("profiles.xlsx", b"PK\x03\x04", r"profiles\.xlsx: unknown file type; use \.csv, \.csv\.gz or \.parquet"),
+        ("profiles.json", b"{}", r"unknown file type"),
+        # A broken Parquet file.
+        ("profiles.parquet", b"not parquet", r"profiles\.parquet: cannot be read"),
+        # A ragged row: the parser's own message names the line.
+        ("profiles.csv", b"influencer,followers\nana,10\nben,1,2\n", r"profiles\.csv: cannot be parsed as CSV: .*line 3"),
+    ],
+    ids=["latin1-csv", "latin1-gzip", "xlsx", "json", "broken-parquet", "ragged-row"],
+)
+def test_unreadable_files_are_data_errors(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        read_table(path)
+
+
+def test_utf8_with_bom_reads(tmp_path):
+    # Excel's "CSV UTF-8" starts with a byte-order mark; it must not end up in the first column name.
+    path = tmp_path / "profiles.csv"
+    path.write_bytes(b"\xef\xbb\xbfinfluencer,followers\nana,10\n")
+    assert load_and_validate(path, None).profiles["influencer"].tolist() == ["ana"]
+
+
+def test_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_parquet_and_csv_gz_read_the_same(tmp_path, now):
+    profiles, posts = raw_profiles_frame(), raw_posts_frame()
+    profiles.to_parquet(tmp_path / "profiles.parquet", index=False)
+    posts.to_parquet(tmp_path / "posts.parquet", index=False)
+    profiles.to_csv(tmp_path / "profiles.csv.gz", index=False)
+    posts.to_csv(tmp_path / "posts.csv.gz", index=False)
+    from_parquet = load_and_validate(tmp_path / "profiles.parquet", tmp_path / "posts.parquet", now=now)
+    from_csv = load_and_validate(tmp_path / "profiles.csv.gz", tmp_path / "posts.csv.gz", now=now)
+    pd.testing.assert_frame_equal(from_parquet.profiles, from_csv.profiles)
+    pd.testing.assert_frame_equal(from_parquet.posts, from_csv.posts)
+
+
+def test_typed_parquet_reads(tmp_path, now):
+    # Typed columns (numbers, booleans, timestamps) as a Parquet writer keeps them.
+    clean = validate(raw_profiles_frame(), raw_posts_frame(), now=now)
+    clean.profiles.to_parquet(tmp_path / "profiles.parquet", index=False)
+    clean.posts.to_parquet(tmp_path / "posts.parquet", index=False)
+    again = load_and_validate(tmp_path / "profiles.parquet", tmp_path / "posts.parquet", now=now)
+    assert again.posts["likes"].tolist() == clean.posts["likes"].tolist()
+    assert again.posts["posted_at"].tolist() == clean.posts["posted_at"].tolist()
+    assert again.posts["is_sponsored"].tolist() == clean.posts["is_sponsored"].tolist()
+
+
+# ----------------------------------------------------------------- handled problems
+
+
+def test_exact_duplicate_posts_dropped_and_counted(tmp_path):
+    posts = append_copy_of(1)(append_copy_of(1)(raw_posts_frame()))  # rows 9 and 10 copy row 1
+    data = load(tmp_path, raw_profiles_frame(), posts)
+    assert data.report.rows_in["posts"] == 10
+    assert data.report.rows_out["posts"] == 8
+    (note,) = [p for p in data.report.handled if "exact duplicate post" in p.message]
+    assert (note.rows, note.count) == ([9, 10], 2)
+    rejects = data.report.rejects_frame()
+    assert rejects["row"].tolist() == [9, 10]
+    assert set(rejects["reject_reason"]) == {"exact duplicate post"}
+    assert data.posts["post_id"].is_unique
+
+
+def test_exact_duplicate_profiles_dropped(tmp_path):
+    data = load(tmp_path, append_copy_of(2)(raw_profiles_frame()), raw_posts_frame())
+    assert data.profiles["influencer"].tolist() == ["ana", "ben", "cara"]
+    assert data.report.rows_in["profiles"] == data.report.rows_out["profiles"] + len(data.report.rejects_frame())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("fashion", "fashion"),  # known
+        ("Fashion ", "fashion"),  # case and space
+        ("fasion", "fashion"),  # misspelled
+        ("fashion 0.5", "fashion"),  # a score glued on
+        ("beuaty", "beauty"),  # transposed letters
+        ("pets", "pet"),  # plural
+        ("by", "other"),  # nothing close
+        ("gaming", "other"),  # a niche we do not model
+        (None, "other"),  # empty
+    ],
+)
+def test_category_mapping(raw, expected, now):
+    profiles = raw_profiles_frame().assign(category=[raw, "travel", "food"])
+    data = validate(profiles, None, now=now)
+    assert data.profiles["category"].iloc[0] == expected
+    if expected != (raw or "").strip().lower():
+        assert any(p.column == "category" and p.rows == [1] for p in data.report.handled)
+
+
+def test_orphan_posts_set_aside_with_reason(tmp_path):
+    posts = append_copy_of(1, influencer="ghost", post_id="g1")(append_copy_of(2, influencer="ghost", post_id="g2")(raw_posts_frame()))
+    data = load(tmp_path, raw_profiles_frame(), posts)
+    assert "ghost" not in set(data.posts["influencer"])
+    rejects = data.report.rejects_frame()
+    assert rejects["row"].tolist() == [9, 10]
+    assert rejects["post_id"].tolist() == ["g2", "g1"]  # the original rows, as read
+    assert set(rejects["reject_reason"]) == {"no profile for this influencer"}
+    assert set(rejects["table"]) == {"posts"}
+    assert "column 'influencer', rows 9, 10: posts whose influencer has no profile" in data.report.format()
+
+
+def test_nothing_is_lost_silently(tmp_path):
+    # Duplicates and orphans together: every row read is either kept or in the rejects.
+    posts = append_copy_of(3)(append_copy_of(1, influencer="ghost")(raw_posts_frame()))
+    data = load(tmp_path, raw_profiles_frame(), posts)
+    rejects = data.report.rejects_frame()
+    n_rejected = int((rejects["table"] == "posts").sum())
+    assert data.report.rows_in["posts"] == data.report.rows_out["posts"] + n_rejected
+    assert (data.report.rows_in["posts"], data.report.rows_out["posts"], n_rejected) == (10, 8, 2)
+
+
+def test_post_id_shared_by_two_influencers_is_kept(tmp_path):
+    posts = append_copy_of(1, influencer="ben")(raw_posts_frame())
+    data = load(tmp_path, raw_profiles_frame(), posts)
+    assert (data.posts["post_id"] == "a1").sum() == 2
+    assert any("several influencers" in p.message and p.rows == [1, 9] for p in data.report.handled)
+
+
+def test_embedded_data_validates(embedded_paths):
+    data = load_and_validate(*embedded_paths)
+    report = data.report
+    assert not report.fatal
+    assert report.rows_out["profiles"] == len(data.profiles) > 30_000
+    rejected = int((report.rejects_frame()["table"] == "posts").sum())
+    assert report.rows_in["posts"] == report.rows_out["posts"] + rejected
+
+
+# ----------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "#a #b",  # Instagram style
+        "a,b",  # comma list
+        "a|b",  # our own format
+        "#A, #B",  # upper case, comma and space
+        " a | b ",  # padded
+    ],
+)
+def test_hashtag_formats_normalise_the_same(raw):
+    assert normalise_hashtags(pd.Series([raw])).iloc[0] == "a|b"
+
+
+def test_missing_hashtags_are_empty():
+    assert normalise_hashtags(pd.Series([None, "", "  "])).tolist() == ["", "", ""]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # UTC, offsets east and west, naive (taken as UTC), all in one column
+        ["2019-03-01T12:00:00Z", "2019-03-01T14:00:00+02:00", "2019-03-01T07:00:00-05:00", "2019-03-01 12:00:00"],
+        # the same, with one unparseable cell forcing the slow path
+        ["2019-03-01T12:00:00Z", "2019-03-01T14:00:00+02:00", "2019-03-01 12:00:00", "not a time"],
+        # fractional seconds and a compact offset
+        ["2019-03-01T12:00:00.000Z", "2019-03-01T13:30:00+0130"],
+    ],
+)
+def test_timestamps_parse_to_utc(values):
+    parsed = parse_timestamps(pd.Series(values))
+    assert str(parsed.dt.tz) == "UTC"
+    expected = pd.Timestamp("2019-03-01T12:00:00Z")
+    for raw, ts in zip(values, parsed, strict=True):
+        if raw == "not a time":
+            assert pd.isna(ts)
+        else:
+            assert ts == expected, raw
+
+
+def test_typed_timestamps_parse_to_utc():
+    naive = pd.Series(pd.to_datetime(["2019-03-01 12:00:00"]))
+    berlin = naive.dt.tz_localize("Europe/Berlin")
+    assert parse_timestamps(naive).iloc[0] == pd.Timestamp("2019-03-01T12:00:00Z")
+    assert parse_timestamps(berlin).iloc[0] == pd.Timestamp("2019-03-01T11:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("missing", "present", "expected"),
+    [
+        ("likes", ["like_count", "comments"], "like_count"),  # known alias
+        ("influencer", ["username", "followers"], "username"),  # known alias
+        ("followers", ["Followers_Count"], "Followers_Count"),  # alias, other case
+        ("comments", ["coments"], "coments"),  # typo
+        ("posted_at", ["foo", "bar"], None),  # nothing close
+    ],
+)
+def test_suggest_column(missing, present, expected):
+    assert suggest_column(missing, present) == expected
+
+
+def test_validation_does_not_mutate_inputs(now):
+    profiles, posts = raw_profiles_frame(), raw_posts_frame()
+    validate(profiles, posts, now=now)
+    pd.testing.assert_frame_equal(profiles, raw_profiles_frame())
+    pd.testing.assert_frame_equal(posts, raw_posts_frame())
