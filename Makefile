@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data/instagram
 
 .DEFAULT_GOAL := help
-.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui clean
+.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui reliability clean
 
 help: ## List the targets with a one-line description each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,11 +28,11 @@ features: install ## Build the feature table from the embedded data into build/f
 validate: install ## Validate the embedded data and print the report
 	$(BIN)/engage validate
 
-test: install ## Run the whole test suite
-	$(BIN)/pytest
+test: install ## Run the test suite (the heavy reliability runs are `make reliability`)
+	$(BIN)/pytest -m 'not reliability'
 
 test-fast: install ## Run the tests, skipping slow end-to-end training runs
-	$(BIN)/pytest -m 'not slow'
+	$(BIN)/pytest -m 'not slow and not reliability'
 
 lint: install ## ruff on the code
 	$(BIN)/ruff check engage features training serving tests benchmarks
@@ -42,6 +42,10 @@ typecheck: install ## mypy on the packages
 
 bench: install ## Feature pipeline benchmark against DuckDB (1M and 10M synthetic posts)
 	$(BIN)/python benchmarks/features.py
+
+reliability: install ## Rerun the reliability suite and print its figures
+	$(BIN)/pytest -m reliability -s
+	$(BIN)/python benchmarks/reliability.py
 
 mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -33,9 +33,14 @@ def embedded_posts() -> Path:
     return EMBEDDED_DATA / "posts.csv.gz"
 
 
+def data_path(text: str) -> Path | str:
+    """A local path, or a URL kept as text (``Path`` would turn ``s3://b/k`` into ``s3:/b/k``)."""
+    return text if "://" in text else Path(text)
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profiles", type=Path, help="profiles table (CSV, CSV.gz or Parquet); default: the embedded data")
-    parser.add_argument("--posts", type=Path, help="posts table (CSV, CSV.gz or Parquet); default: the embedded data")
+    parser.add_argument("--profiles", type=data_path, help="profiles table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data")
+    parser.add_argument("--posts", type=data_path, help="posts table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data")
 
 
 def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -97,8 +102,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    from engage.scale_commands import cmd_features_dask, uses_dask
     from features.aggregate import feature_table
 
+    if uses_dask(args):
+        return cmd_features_dask(args)
     data = load_inputs(args)
     table = feature_table(data.profiles, data.posts, parse_time(args.as_of))
     table = table.drop(columns=["hashtag_doc"]) if not args.keep_hashtag_docs else table
@@ -123,6 +131,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engage.scale_commands import add_engine_arguments
+
     parser = argparse.ArgumentParser(prog="engage", description="Predict an influencer's next-post engagement, with an honest interval.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -134,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="compute point-in-time features, one row per influencer")
     add_data_arguments(p)
     p.add_argument("--as-of", help="cutoff time: only posts strictly before it count (default: now, or the profiles' as_of column)")
-    p.add_argument("--out", type=Path, required=True, help="output table (.csv, .csv.gz or .parquet)")
+    p.add_argument("--out", type=Path, required=True, help="output table (.csv, .csv.gz or .parquet); with --engine dask a folder of Parquet parts")
     p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
     p.add_argument("--keep-hashtag-docs", action="store_true", help="keep the hashtag_doc text column (bag of tags)")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("synth", help="write synthetic profiles and posts fitted on the embedded data (for scale tests only)")

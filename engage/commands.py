@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engage.serve_commands import register_serving
+
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -16,6 +18,7 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engage.cli import load_inputs, resolve_data_paths
+    from engage.scale_commands import train_on_dask, uses_dask
     from training.config import TrainConfig
     from training.train import comparison_table, run_training
 
@@ -30,8 +33,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_folds=args.folds,
     )
     profiles, posts = resolve_data_paths(args)
-    data = load_inputs(args)
-    result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
+    if uses_dask(args):
+        result = train_on_dask(args, config)
+    else:
+        data = load_inputs(args)
+        result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
     if args.metrics_out:
         _write_json(result.metrics, args.metrics_out)
     print(comparison_table(result.metrics))
@@ -61,6 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register_train(sub: argparse._SubParsersAction) -> None:
     from engage.cli import add_data_arguments
+    from engage.scale_commands import add_engine_arguments
 
     p = sub.add_parser("train", help="train the model, evaluate it against baselines, save it and log it to MLflow")
     add_data_arguments(p)
@@ -75,6 +82,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--targets-per-influencer", type=int, default=1, help="use each influencer's latest N posts as targets (rolling cutoffs)")
     p.add_argument("--promote", action="store_true", help="make this version the champion even if it does not beat the current one")
     p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a saved model on new data with the same metrics and baselines")
@@ -89,4 +97,4 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train]
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train, register_serving]

@@ -10,6 +10,8 @@ Inputs are never modified; every function returns a new frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -142,9 +144,30 @@ def profile_features(profile_by_key: pd.DataFrame, influencers: pd.Series, follo
 def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.ndarray) -> pd.DataFrame:
     """Posts strictly before each example's cutoff, tagged with the example number, sorted by time."""
     cols = list(posts.columns)
-    keys = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "example": np.arange(len(examples)), "cutoff": examples["cutoff"].to_numpy()})
+    # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each.
+    keys = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "example": np.arange(len(examples)), "cutoff": examples["cutoff"].array})
+    if keys["influencer"].is_unique and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
+        # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge, and
+        # the rows are taken once, already in their final order (the slow path copies them 3 times).
+        position = _positions_in(keys["influencer"], posts["influencer"])
+        matched = np.flatnonzero(position >= 0)
+        posted = posts["posted_at"].take(matched)
+        before = epoch_nanoseconds(posted) < epoch_nanoseconds(keys["cutoff"])[position[matched]]
+        selected = matched[before]
+
+        def post_id_at(at: np.ndarray) -> pd.Series:
+            return posts["post_id"].take(selected[at])
+
+        order = _time_order(position[selected], posted[before], post_id_at if "post_id" in posts else None)
+        rows = selected[order]
+        hist = posts.take(rows).reset_index(drop=True)
+        hist["example"] = position[rows]
+        hist["followers"] = followers[hist["example"].to_numpy()]
+        hist["interactions"] = interactions(hist)
+        hist["log_er"] = log_er(hist["interactions"], hist["followers"])
+        return hist
     if keys["influencer"].is_unique:
-        # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge.
+        # A hash lookup is much cheaper than a merge.
         position = _positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
         hist = posts.loc[keep, cols].copy()
@@ -159,10 +182,15 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
     hist["log_er"] = log_er(hist["interactions"], hist["followers"])
     # post_id breaks ties between posts at the same instant: otherwise the input's row order would
     # decide log_er_last, the trend halves and the hashtag doc.
-    order = ["example", "posted_at", "post_id"] if "post_id" in hist else ["example", "posted_at"]
+    by = ["example", "posted_at", "post_id"] if "post_id" in hist else ["example", "posted_at"]
     if not pd.api.types.is_datetime64_any_dtype(hist["posted_at"]):
-        return hist.sort_values(order, kind="stable").reset_index(drop=True)
-    return hist.take(_time_order(hist)).reset_index(drop=True)
+        return hist.sort_values(by, kind="stable").reset_index(drop=True)
+
+    def hist_post_id_at(at: np.ndarray) -> pd.Series:
+        return hist["post_id"].iloc[at]
+
+    order = _time_order(hist["example"].to_numpy(), hist["posted_at"], hist_post_id_at if "post_id" in hist else None)
+    return hist.take(order).reset_index(drop=True)
 
 
 def _arrow_text(values: pd.Series) -> pa.Array | None:
@@ -195,18 +223,36 @@ def _positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
 
 
-def _time_order(hist: pd.DataFrame) -> np.ndarray:
-    """Positions that sort ``hist`` like ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
+def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``np.lexsort((t, example))``: stable order by example, then t (both int64).
+
+    When both fit one int64 key (times counted in their coarsest common unit, usually whole
+    seconds) a single stable argsort does it, about twice as fast as lexsort on 10M posts.
+    """
+    if len(t) < 2:
+        return np.lexsort((t, example))
+    t_min, t_max = int(t.min()), int(t.max())
+    ex_min, ex_max = int(example.min()), int(example.max())
+    if t_max - t_min >= 2**62:  # t - t_min would overflow (e.g. NaT, kept as the largest int64)
+        return np.lexsort((t, example))
+    unit = int(np.gcd.reduce(t - t_min)) or 1
+    span = (t_max - t_min) // unit + 1
+    if (ex_max - ex_min + 1) * span >= 2**62:
+        return np.lexsort((t, example))
+    return np.argsort((example - ex_min) * span + (t - t_min) // unit, kind="stable")
+
+
+def _time_order(example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None) -> np.ndarray:
+    """Positions that sort posts like ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
 
     Several times faster: np.lexsort (stable) on integers instead of pandas factorising every key,
-    and post_id, a string, is only compared among the rare posts tied on example and time.
+    and post_id, a string, is only looked up (``post_id_at(positions)``) for the rare posts tied
+    on example and time; None means there is no post_id.
     """
-    posted = hist["posted_at"]
     naive = posted.dt.tz_convert(None) if isinstance(posted.dtype, pd.DatetimeTZDtype) else posted
     t = np.where(naive.isna().to_numpy(), np.iinfo("int64").max, naive.to_numpy().view("int64"))  # NaT last
-    example = hist["example"].to_numpy()
-    order = np.lexsort((t, example))
-    if "post_id" not in hist or len(order) < 2:
+    order = _stable_order(np.asarray(example, dtype="int64"), t)
+    if post_id_at is None or len(order) < 2:
         return order
     ex_sorted, t_sorted = example[order], t[order]
     tie = (ex_sorted[1:] == ex_sorted[:-1]) & (t_sorted[1:] == t_sorted[:-1])
@@ -216,7 +262,7 @@ def _time_order(hist: pd.DataFrame) -> np.ndarray:
     in_run[1:] |= tie
     in_run[:-1] |= tie
     pos = np.flatnonzero(in_run)  # tied runs stay in place; only their members are reordered
-    runs = pd.DataFrame({"example": ex_sorted[pos], "t": t_sorted[pos], "post_id": hist["post_id"].iloc[order[pos]].to_numpy()})
+    runs = pd.DataFrame({"example": ex_sorted[pos], "t": t_sorted[pos], "post_id": post_id_at(order[pos]).to_numpy()})
     order[pos] = order[pos][runs.sort_values(["example", "t", "post_id"], kind="stable").index.to_numpy()]
     return order
 

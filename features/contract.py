@@ -344,14 +344,24 @@ _HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
 # The replacement above changes a cell only if it has '#', a comma, whitespace or '||'. Searching
 # is several times cheaper than replacing, and most cells are already clean '|'-joined lists.
 _NEEDS_REWRITE = f"[#,{_UNICODE_WHITESPACE}]|\\|\\|"
+# Rows normalised at a time: bounds the whole-column copies each step makes.
+_HASHTAG_CHUNK_ROWS = 1 << 20
 
 
 def normalise_hashtags(values: pd.Series) -> pd.Series:
     """Hashtags as a lowercase, '|'-joined string without '#'; accepts '|', commas or spaces."""
+    if len(values) > _HASHTAG_CHUNK_ROWS:
+        # Row by row, so chunks give the same result; each step copies the whole text, and on
+        # 10M posts (~1 GB of tags) whole-column intermediates would add GBs to the peak.
+        return pd.concat([_normalise_hashtags(values.iloc[i : i + _HASHTAG_CHUNK_ROWS]) for i in range(0, len(values), _HASHTAG_CHUNK_ROWS)])
+    return _normalise_hashtags(values)
+
+
+def _normalise_hashtags(values: pd.Series) -> pd.Series:
     text = values.astype("string").fillna("").str.lower()
     needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
     if needs.any():
-        text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
+        text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()  # type: ignore[call-overload]
     text = text.str.strip("|")
     return text.astype(object).where(text != "", "")
 

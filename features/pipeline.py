@@ -39,7 +39,7 @@ def default_feature_steps(seed: int = 0, prior_strength: float = 2.0, n_topics: 
 def interval_group(base: pd.DataFrame) -> pd.Series:
     """Conformal group of each row: tier and whether the influencer has history ("micro/cold")."""
     history = np.where(base["n_history_posts"].to_numpy() > 0, "history", "cold")
-    return base["tier"].astype(str) + "/" + pd.Series(history, index=base.index)
+    return base["tier"].astype(str) + "/" + pd.Series(history, index=base.index, dtype=str)
 
 
 def _parent(group: str) -> str:
@@ -86,10 +86,9 @@ class ConformalInterval:
         return self.offsets_.get(group) or self.offsets_.get(_parent(group)) or self.global_offsets_
 
     def bounds(self, predicted: np.ndarray, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        offsets = {g: self.offsets_for(g) for g in pd.unique(groups.astype(str))}
-        lo = np.array([offsets[g][0] for g in groups.astype(str)], dtype="float64")
-        hi = np.array([offsets[g][1] for g in groups.astype(str)], dtype="float64")
-        return predicted + lo, predicted + hi
+        codes, uniques = pd.factorize(groups.astype(str))
+        table = np.array([self.offsets_for(g) for g in uniques], dtype="float64").reshape(-1, 2)
+        return predicted + table[codes, 0], predicted + table[codes, 1]
 
 
 class EngagementModel:
@@ -126,16 +125,25 @@ class EngagementModel:
             names = list(NUMERIC_FEATURES) + learned + list(CATEGORICAL_FEATURES)
         return transformed[names]
 
-    def fit(self, base: pd.DataFrame, y: np.ndarray, *, valid: tuple[pd.DataFrame, np.ndarray] | None = None, num_boost_round: int = 2000, early_stopping_rounds: int = 100) -> EngagementModel:
-        """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
-        import lightgbm as lgb
+    def fit_steps(self, base: pd.DataFrame) -> pd.DataFrame:
+        """Fit the learned feature steps alone; returns the model matrix of ``base``.
 
+        :meth:`fit` starts with this; the Dask trainer calls it on the driver, then fits the
+        booster on the cluster (:mod:`training.distributed`).
+        """
         self.feature_names_ = None
         self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics)
         X = self._select(self.steps_.fit_transform(base))  # fit and transform in one pass
         self.feature_names_ = list(X.columns)
+        return X
+
+    def fit(self, base: pd.DataFrame, y: np.ndarray, *, valid: tuple[pd.DataFrame, np.ndarray] | None = None, num_boost_round: int = 2000, early_stopping_rounds: int = 100) -> EngagementModel:
+        """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
+        import lightgbm as lgb
+
+        X = self.fit_steps(base)
         train_set = lgb.Dataset(X, label=np.asarray(y, dtype="float64"), free_raw_data=True)
-        callbacks = []
+        callbacks: list[Any] = []
         valid_sets = []
         if valid is not None:
             Xv = self.model_matrix(valid[0])
@@ -156,7 +164,7 @@ class EngagementModel:
 
     def predict_log(self, base: pd.DataFrame) -> np.ndarray:
         """Predicted log ER (see :mod:`features.engagement`) from precomputed base features."""
-        return self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_)
+        return np.asarray(self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_), dtype="float64")
 
     def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         predicted = self.predict_log(base) if predicted is None else predicted

@@ -30,6 +30,16 @@ def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
     return doc_index[keep.to_numpy(zero_copy_only=False)], pc.filter(flat, keep)
 
 
+def lookup_pairs(X: pd.DataFrame, by_pair: dict, by_tier: dict, fallback: float) -> np.ndarray:
+    """Per-row value of the (tier, category) pair, else of the tier, else ``fallback``; vectorised."""
+    tier = X["tier"].astype(str)
+    keys = pd.MultiIndex.from_arrays([tier, X["category"].astype(str)])
+    table = pd.Series(by_pair, dtype="float64")
+    pair = table.reindex(keys).to_numpy() if len(table) else np.full(len(X), np.nan)
+    out = pd.Series(pair, index=X.index, dtype="float64").fillna(tier.map(by_tier)).fillna(fallback)
+    return out.to_numpy(dtype="float64")
+
+
 def _binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
     """Presence matrix: repeats of a tag in one document count once, so one prolific post
     does not dominate."""
@@ -76,10 +86,7 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
 
     def prior(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "tier_niche_prior_")
-        pair = [self.tier_niche_prior_.get((t, c)) for t, c in zip(X["tier"], X["category"], strict=True)]
-        tier = X["tier"].map(self.tier_prior_)
-        out = pd.Series(pair, index=X.index, dtype="float64").fillna(tier).fillna(self.global_prior_)
-        return out.to_numpy(dtype="float64")
+        return lookup_pairs(X, self.tier_niche_prior_, self.tier_prior_, self.global_prior_)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         prior = self.prior(X)
@@ -188,6 +195,7 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
             out["niche_consistency"] = np.where(n_known > 0, own, np.nan)
             out["niche_purity"] = np.where(n_known > 0, mean_p.max(axis=1), np.nan)
             out["hashtag_er"] = np.where(n_known > 0, (counts @ self.tag_er_) / n_known, np.nan)
+        assert self.svd_ is not None  # counts exist only when the topics were fitted
         topics = self.svd_.transform(self.tfidf_.transform(counts))
         for i in range(self.svd_.n_components):
             out[f"topic_{i}"] = np.where(n_known > 0, topics[:, i], np.nan)

@@ -1,31 +1,356 @@
-"""Python API for other services: load a saved model and score raw candidate tables."""
+"""Python API for other services: load a saved model and score raw candidate tables.
+
+>>> from serving import load_model
+>>> predictor = load_model("latest")                       # or models/<version>, models:/engagement@champion
+>>> table = predictor.predict(profiles, posts)             # one row per influencer in ``profiles``
+
+Predictions come from the fitted pipeline itself (:meth:`EngagementModel.predict_features` on
+:func:`features.aggregate.compute_features` output), so serving has no feature code of its own.
+What this module adds is what a planner needs around the numbers: expected engagements per post,
+the candidate's place among training peers of the same tier and niche, reasons in words, and a
+status for every candidate, including those that cannot be scored (never a silent gap):
+
+* ``ok``: scored from profile and post history;
+* ``ok (no post history: profile-only estimate)``: no posts before the cutoff (cold start);
+* ``zero followers: engagement rate undefined``: ER divides by followers, so no prediction;
+* ``no profile``: named in a shortlist (or fee table) but absent from the profiles table.
+
+Posts whose influencer has no profile are set aside by validation and listed in its report.
+
+Every other break of the data contract raises :class:`~features.contract.DataValidationError`
+with the full report, exactly as in training.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from features.aggregate import compute_features, examples_at
 from features.artifact import ArtifactError, load_artifact, resolve_model_dir, resolve_tracking_uri
+from features.contract import (
+    DataValidationError,
+    Problem,
+    ValidatedData,
+    ValidationReport,
+    validate,
+)
+from serving.explain import reasons as explain_reasons
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 
+STATUS_OK = "ok"
+STATUS_COLD = "ok (no post history: profile-only estimate)"
+STATUS_ZERO_FOLLOWERS = "zero followers: engagement rate undefined"
+STATUS_NO_PROFILE = "no profile"
+
+OUTPUT_COLUMNS = (
+    "influencer",
+    "predicted_er",
+    "er_low",
+    "er_high",
+    "expected_engagements",
+    "tier",
+    "category",
+    "followers",
+    "peer_percentile",
+    "reasons",
+    "has_history",
+    "status",
+    "as_of",
+)
+
+
+@dataclass
+class Scored:
+    """A scored table with the validation report and the facts a report needs."""
+
+    table: pd.DataFrame
+    report: ValidationReport
+    posts_date_range: tuple[str, str] | None
+    as_of: str
+
+
+def _strip_keys(values: pd.Series) -> pd.Series:
+    """Influencer keys as the contract normalises them (text, surrounding space removed)."""
+    return values.astype("string").str.strip()
+
+
+def _column(frame: pd.DataFrame, name: str) -> Any:
+    """The frame's column called ``name`` once surrounding space is removed (as the contract does)."""
+    return next((c for c in frame.columns if str(c).strip() == name), None)
+
+
+def zero_follower_rows(profiles: pd.DataFrame) -> np.ndarray:
+    """Rows whose follower count parses to exactly zero (the contract's own parsing rules)."""
+    col = _column(profiles, "followers")
+    if col is None or len(profiles) == 0:
+        return np.zeros(len(profiles), dtype=bool)
+    raw = profiles[col]
+    if raw.dtype.kind in "fiub":
+        values = raw.astype("float64")
+    else:
+        values = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
+    return (values == 0).fillna(False).to_numpy(dtype=bool)
+
+
+def validate_candidates(profiles: pd.DataFrame, posts: pd.DataFrame | None, *, now: pd.Timestamp | None = None, profiles_file: str = "profiles", posts_file: str = "posts") -> tuple[ValidatedData, list[str]]:
+    """Validate as training does, except that zero-follower profiles are set aside, not fatal.
+
+    Returns the validated data without the zero-follower influencers (and their posts) and the
+    list of those influencers. Their rows are validated like any other (with a stand-in follower
+    count, so the report's row numbers stay those of the input), and the report lists them as a
+    handled problem.
+    """
+    zero = zero_follower_rows(profiles)
+    if not zero.any():
+        return validate(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file), []
+    rows = (np.flatnonzero(zero) + 1).tolist()
+    note = Problem(
+        "profiles", profiles_file, "followers", rows[:5], len(rows), "zero followers: engagement rate is undefined", False, f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
+    )
+    col = _column(profiles, "followers")
+    patched = profiles.copy()
+    if patched[col].dtype.kind in "fiu":
+        patched.loc[zero, col] = 1
+    else:
+        patched[col] = patched[col].astype(object).where(~zero, "1")
+    try:
+        data = validate(patched, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
+    except DataValidationError as exc:
+        exc.report.add(note)
+        raise DataValidationError(exc.report) from None
+    data.report.add(note)
+    # validate() succeeded, so the influencer column exists and the keys are present.
+    zero_keys = _strip_keys(profiles.loc[zero, _column(profiles, "influencer")]).dropna().unique().tolist()
+    return data, [str(k) for k in zero_keys]
+
 
 class Predictor:
-    """A loaded, verified engage model."""
+    """A loaded, verified engage model with the planner-facing ``predict``.
+
+    Parameters
+    ----------
+    model
+        The fitted :class:`features.pipeline.EngagementModel` (metadata attached by loading).
+    path
+        The verified ``models/<version>`` folder it came from.
+    """
 
     def __init__(self, model: Any, path: Path):
         self.model = model
-        self.path = path
-        self.metadata = getattr(model, "metadata", {})
+        self.path = Path(path)
+        self.metadata: dict[str, Any] = getattr(model, "metadata", {}) or {}
 
-    def predict(self, profiles: pd.DataFrame, posts: pd.DataFrame | None, as_of: pd.Timestamp | pd.Series | None = None) -> pd.DataFrame:
-        return self.model.predict(profiles, posts, as_of)
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", self.path.name))
+
+    @property
+    def interval_level(self) -> float:
+        return float(getattr(self.model, "interval_level", 0.8))
+
+    # ------------------------------------------------------------------ scoring
+
+    def predict(
+        self,
+        profiles: pd.DataFrame,
+        posts: pd.DataFrame | None = None,
+        as_of: pd.Timestamp | pd.Series | str | None = None,
+        *,
+        shortlist: Iterable[str] | None = None,
+        now: pd.Timestamp | None = None,
+        explain: bool = True,
+    ) -> pd.DataFrame:
+        """Score raw profiles and posts in the data contract: one row per influencer.
+
+        Parameters
+        ----------
+        profiles, posts
+            Raw tables (as read from files; validated here). ``posts`` may be None.
+        as_of
+            Cutoff: only posts strictly before it count. None = each profile's ``as_of``
+            column where present, else now. A Series (by influencer) gives one cutoff each.
+        shortlist
+            Influencers to score; others in ``profiles`` are skipped, and names with no
+            profile get a ``no profile`` row. None scores every profile (posts without a
+            profile are then only listed in the validation report).
+        now
+            Clock for the "timestamp in the future" check (default: the machine's clock).
+        explain
+            Compute ``reasons`` (LightGBM ``pred_contrib``); False leaves them empty.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`OUTPUT_COLUMNS`, profiles order, then ``no profile`` rows.
+        """
+        return self.score(profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain).table
+
+    def score(
+        self,
+        profiles: pd.DataFrame,
+        posts: pd.DataFrame | None = None,
+        as_of: pd.Timestamp | pd.Series | str | None = None,
+        *,
+        shortlist: Iterable[str] | None = None,
+        now: pd.Timestamp | None = None,
+        explain: bool = True,
+        profiles_file: str = "profiles",
+        posts_file: str = "posts",
+    ) -> Scored:
+        """Like :meth:`predict`, and also return the validation report and data dates."""
+        if isinstance(as_of, str):
+            as_of = pd.Timestamp(as_of)
+        if isinstance(as_of, pd.Timestamp) and as_of.tzinfo is None:
+            as_of = as_of.tz_localize("UTC")
+        data, zero_keys = validate_candidates(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
+        wanted = None if shortlist is None else pd.Index(pd.Series(list(shortlist), dtype="string").str.strip().dropna().unique())
+
+        known = data.profiles["influencer"]
+        score_mask = ~known.isin(zero_keys).to_numpy()
+        if wanted is not None:
+            score_mask &= known.isin(wanted).to_numpy()
+        to_score = data.profiles[score_mask] if not score_mask.all() else data.profiles
+        posts_in = data.posts
+        if len(to_score) != len(data.profiles):
+            posts_in = posts_in[posts_in["influencer"].isin(to_score["influencer"]).to_numpy()]
+
+        parts = []
+        if len(to_score):
+            base = compute_features(to_score, posts_in, examples_at(to_score, as_of))
+            parts.append(self.predict_features(base, explain=explain))
+        zero_profiles = data.profiles[known.isin(zero_keys).to_numpy()]
+        if wanted is not None:
+            zero_profiles = zero_profiles[zero_profiles["influencer"].isin(wanted).to_numpy()]
+        if len(zero_profiles):
+            parts.append(_unscored(zero_profiles["influencer"], STATUS_ZERO_FOLLOWERS, category=zero_profiles["category"], followers=0.0))
+        missing = _no_profile_keys(data, wanted, zero_keys)
+        if missing:
+            parts.append(_unscored(pd.Series(missing, dtype=object), STATUS_NO_PROFILE))
+
+        if len(parts) == 1:
+            table = parts[0]  # already in profiles order
+        else:
+            table = pd.concat(parts, ignore_index=True) if parts else _unscored(pd.Series([], dtype=object), STATUS_NO_PROFILE)
+            # Profiles order first (zero-follower rows where they were), then names without profile.
+            position = pd.Series(np.arange(len(known)), index=known.to_numpy()).groupby(level=0).min()
+            order = table["influencer"].map(position).fillna(len(known)).to_numpy()
+            table = table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+        times = posts_in["posted_at"]  # the scored candidates' posts
+        posts_range = (str(times.min()), str(times.max())) if len(times) else None
+        return Scored(table[list(OUTPUT_COLUMNS)], data.report, posts_range, _describe_as_of(as_of, data.profiles))
+
+    def predict_features(self, base: pd.DataFrame, *, explain: bool = True) -> pd.DataFrame:
+        """Planner columns from precomputed base features (:func:`compute_features` output)."""
+        core = self.model.predict_features(base)
+        table = pd.DataFrame({"influencer": core["influencer"].to_numpy()})
+        for col in ("predicted_er", "er_low", "er_high"):
+            table[col] = core[col].to_numpy(dtype="float64")
+        followers = core["followers"].to_numpy(dtype="float64")
+        table["expected_engagements"] = table["predicted_er"].to_numpy() * followers
+        table["tier"] = core["tier"].to_numpy(dtype=object)
+        table["category"] = core["category"].to_numpy(dtype=object)
+        table["followers"] = followers
+        table["peer_percentile"] = self.peer_percentile(core["predicted_log_er"].to_numpy(dtype="float64"), table["tier"], table["category"])
+        if explain and len(base):
+            table["reasons"] = explain_reasons(self.model.contributions(base), base)
+        else:
+            table["reasons"] = ""
+        history = core["has_history"].to_numpy(dtype=bool)
+        table["has_history"] = history.astype(object)
+        table["status"] = np.where(history, STATUS_OK, STATUS_COLD).astype(object)
+        table["as_of"] = _iso_times(base["cutoff"]) if "cutoff" in base else None
+        return table
+
+    def peer_percentile(self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series) -> np.ndarray:
+        """Where each predicted log ER falls (0-100) among training labels of its tier/niche.
+
+        Uses ``metadata["peer_reference"]`` (label quantiles 0..100 per ``tier/category``,
+        fallback ``*`` for all training examples); NaN if the model carries none.
+        """
+        reference: dict[str, list[float]] = self.metadata.get("peer_reference") or {}
+        out = np.full(len(predicted_log_er), np.nan)
+        if not reference:
+            return out
+        keys = (pd.Series(tier, dtype=object).astype(str) + "/" + pd.Series(category, dtype=object).astype(str)).to_numpy()
+        for key in pd.unique(keys):
+            quantiles = reference.get(key) or reference.get("*")
+            if not quantiles:
+                continue
+            hit = keys == key
+            out[hit] = percentile_in(np.asarray(predicted_log_er)[hit], np.asarray(quantiles, dtype="float64"))
+        return out
 
     def predict_for_rest(self, profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataFrame:
+        """Kept for MLflow models logged with the first pyfunc wrapper, which calls this."""
         return self.predict(profiles, posts)
+
+
+def _iso_times(values: pd.Series) -> np.ndarray:
+    """UTC times as ISO text; formatted once per distinct time (usually one cutoff for all)."""
+    times = pd.to_datetime(values, utc=True)
+    codes, uniques = pd.factorize(times)
+    text = np.array([t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in uniques] + [None], dtype=object)
+    return text[codes]  # code -1 (missing) picks the trailing None
+
+
+def percentile_in(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Percentile (0-100) of ``values`` given quantiles at 0, 1, ..., 100 %, linearly interpolated.
+
+    Tied quantiles (many equal labels) take the middle of their percentile range, so a value
+    equal to a tied block is placed at its centre, not its edge.
+    """
+    levels = np.linspace(0.0, 100.0, len(quantiles))
+    unique, inverse = np.unique(quantiles, return_inverse=True)
+    mid = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+    if len(unique) == 1:
+        return np.where(values < unique[0], 0.0, np.where(values > unique[0], 100.0, 50.0))
+    return np.interp(values, unique, mid, left=0.0, right=100.0)
+
+
+def _unscored(influencers: pd.Series, status: str, *, category: pd.Series | None = None, followers: float = np.nan) -> pd.DataFrame:
+    n = len(influencers)
+    table = pd.DataFrame({"influencer": influencers.to_numpy(dtype=object)})
+    for col in ("predicted_er", "er_low", "er_high", "expected_engagements"):
+        table[col] = np.full(n, np.nan)
+    table["tier"] = np.full(n, None, dtype=object)
+    table["category"] = category.to_numpy(dtype=object) if category is not None else np.full(n, None, dtype=object)
+    table["followers"] = np.full(n, followers, dtype="float64")
+    table["peer_percentile"] = np.full(n, np.nan)
+    table["reasons"] = np.full(n, "", dtype=object)
+    table["has_history"] = np.full(n, None, dtype=object)
+    table["status"] = np.full(n, status, dtype=object)
+    table["as_of"] = np.full(n, None, dtype=object)
+    return table
+
+
+def _no_profile_keys(data: ValidatedData, wanted: pd.Index | None, zero_keys: list[str]) -> list[str]:
+    """Shortlisted names without a profile (posts without a profile are in the report instead)."""
+    if wanted is None:
+        return []
+    have = set(data.profiles["influencer"]) | set(zero_keys)
+    return [str(k) for k in wanted if k not in have]
+
+
+def _describe_as_of(as_of: object, profiles: pd.DataFrame) -> str:
+    if isinstance(as_of, pd.Series):
+        return "one cutoff per candidate"
+    if as_of is not None:
+        return pd.Timestamp(as_of).strftime("%Y-%m-%d %H:%M UTC")
+    if "as_of" in profiles and profiles["as_of"].notna().any():
+        return "one cutoff per candidate (profiles' as_of column; now where empty)"
+    return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC") + " (now)"
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def _download_mlflow_model(uri: str, tracking_uri: str | None) -> Path:
@@ -38,16 +363,35 @@ def _download_mlflow_model(uri: str, tracking_uri: str | None) -> Path:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
     except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
         raise ArtifactError(f"{uri}: cannot be fetched from {resolve_tracking_uri(tracking_uri)}: {exc}") from exc
-    folder = Path(local) / "artifacts" / "engage_model"
-    if not folder.is_dir():
-        raise ArtifactError(f"{uri}: not an engage model (no artifacts/engage_model folder)")
+    folder = _engage_artifact(Path(local))
+    if folder is None or not folder.is_dir():
+        raise ArtifactError(f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)")
     return folder
+
+
+def _engage_artifact(model_root: Path) -> Path | None:
+    """The ``engage_model`` artifact folder of a downloaded pyfunc model (named in its MLmodel)."""
+    from mlflow.models import Model
+
+    try:
+        flavor = Model.load(str(model_root)).flavors.get("python_function", {})
+    except Exception:  # no or unreadable MLmodel: not a model this code can serve
+        return None
+    entry = (flavor.get("artifacts") or {}).get("engage_model")
+    path = entry.get("path") if isinstance(entry, dict) else entry
+    return model_root / str(path) if path else None
 
 
 def load_model(ref: str | Path, models_dir: Path = Path("models"), tracking_uri: str | None = None) -> Predictor:
     """Load ``models/<version>``, ``latest`` or an MLflow URI (``models:/engagement@champion``).
 
     The folder's manifest and library versions are checked before anything is unpickled.
+
+    Raises
+    ------
+    ArtifactError
+        Missing folder, no saved model, missing manifest, a file whose SHA-256 does not match,
+        other library versions, or an MLflow reference that cannot be fetched.
     """
     if str(ref).startswith(MLFLOW_SCHEMES):
         path = _download_mlflow_model(str(ref), tracking_uri)
@@ -56,4 +400,15 @@ def load_model(ref: str | Path, models_dir: Path = Path("models"), tracking_uri:
     return Predictor(load_artifact(path), path)
 
 
-__all__ = ["ArtifactError", "Predictor", "load_model"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "STATUS_COLD",
+    "STATUS_NO_PROFILE",
+    "STATUS_OK",
+    "STATUS_ZERO_FOLLOWERS",
+    "ArtifactError",
+    "Predictor",
+    "Scored",
+    "load_model",
+    "percentile_in",
+]

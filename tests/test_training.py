@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from engage.cli import main
-from features.artifact import ArtifactError, complete_versions, load_artifact, resolve_model_dir, save_artifact
+from features.artifact import (
+    ArtifactError,
+    complete_versions,
+    load_artifact,
+    resolve_model_dir,
+    save_artifact,
+)
 from features.contract import DataValidationError, validate
 from features.pipeline import ConformalInterval
 from tests.model_fixtures import SmallData, fast_config

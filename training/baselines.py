@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.aggregate import NUMERIC_FEATURES
 from features.pipeline import ConformalInterval, interval_group
+from features.transformers import lookup_pairs
 
 
 class Baseline:
@@ -51,10 +52,7 @@ class TierNicheMedian(Baseline):
         return self
 
     def predict_log(self, base: pd.DataFrame) -> np.ndarray:
-        pair = [self.pair_.get((t, c)) for t, c in zip(base["tier"].astype(str), base["category"].astype(str), strict=True)]
-        out = pd.Series(pair, index=base.index, dtype="float64")
-        out = out.fillna(base["tier"].astype(str).map(self.tier_)).fillna(self.global_)
-        return out.to_numpy(dtype="float64")
+        return lookup_pairs(base, self.pair_, self.tier_, self.global_)
 
 
 class Persistence(Baseline):

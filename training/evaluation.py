@@ -32,7 +32,7 @@ def _quiet(_: str) -> None:
 
 def influencer_holdout(influencers: pd.Series, share: float, seed: int) -> np.ndarray:
     """Boolean mask: True for rows of a random ``share`` of influencers (all their rows)."""
-    unique = pd.unique(influencers)
+    unique = np.asarray(pd.unique(influencers), dtype=object)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(unique, size=max(1, int(round(len(unique) * share))), replace=False)
     return influencers.isin(chosen).to_numpy()
@@ -116,7 +116,7 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
     collected: dict[str, list[np.ndarray]] = {}
     order: list[np.ndarray] = []
     groups = examples.base["influencer"].to_numpy()
-    for k, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(examples)), groups=groups), start=1):
+    for k, (train_idx, _) in enumerate(folds.split(np.zeros(len(examples)), groups=groups), start=1):
         progress(f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples")
         train_mask = np.zeros(len(examples), dtype=bool)
         train_mask[train_idx] = True
@@ -130,7 +130,7 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
     oof = examples.subset(np.ones(len(examples), dtype=bool))
     inverse = np.argsort(index)
     predictions = {name: tuple(np.hstack(parts)[:, inverse]) for name, parts in collected.items()}
-    report = _report(oof, predictions, config.seed)  # type: ignore[arg-type]
+    report = _report(oof, predictions, config.seed)
     frame = oof.base[["influencer", "cutoff", "tier", "category", "n_history_posts", "log_followers"]].copy()
     frame["actual_log_er"] = oof.label
     for name, (p, lo, hi) in predictions.items():

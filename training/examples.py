@@ -22,9 +22,9 @@ import pandas as pd
 from features.aggregate import compute_features
 from features.contract import (
     MAX_ROWS_LISTED,
+    DataValidationError,
     Problem,
     ValidationReport,
-    DataValidationError,
     _as_count,
     _as_text,
     _check_columns,

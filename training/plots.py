@@ -28,7 +28,7 @@ def predicted_vs_actual(oof: pd.DataFrame, path: Path) -> Path:
     for has_history, colour in ((True, "#3b6ea8"), (False, "#d08c2f")):
         part = oof[(oof["n_history_posts"] > 0) == has_history]
         ax.scatter(part["model_pred"], part["actual_log_er"], s=3, alpha=0.25, color=colour, label="with history" if has_history else "cold start")
-    lims = [oof["actual_log_er"].quantile(0.005), oof["actual_log_er"].quantile(0.995)]
+    lims = (float(oof["actual_log_er"].quantile(0.005)), float(oof["actual_log_er"].quantile(0.995)))
     ax.plot(lims, lims, color="black", lw=1)
     ax.set_xlim(lims)
     ax.set_ylim(lims)

@@ -6,9 +6,11 @@ The tracking URI is an argument (default: ``sqlite:///mlflow.db`` in the working
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,32 @@ def input_example(profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: in
     return rows.reset_index(drop=True)
 
 
-def log_run(
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise runs that share one SQLite store.
+
+    Concurrent processes otherwise race in MLflow's table creation ("table ... already exists",
+    "duplicate column name") and in the champion/challenger decision.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(uri.removeprefix("sqlite:///")).resolve().with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def log_run(**kwargs: Any) -> dict[str, Any]:
+    """:func:`_log_run` under a lock on the tracking store (see :func:`_store_lock`)."""
+    with _store_lock(kwargs["uri"]):
+        return _log_run(**kwargs)
+
+
+def _log_run(
     *,
     uri: str,
     experiment: str,
@@ -79,10 +106,18 @@ def log_run(
     it is better, or if ``promote`` is set.
     """
     import mlflow
+    import mlflow.data
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
+    from mlflow.exceptions import MlflowException
+
+    from serving.schema import input_signature
 
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+        # Artifacts next to the tracking database; MLflow's default is ./mlruns in the working folder.
+        artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+        with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
+            mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run:
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
@@ -95,8 +130,9 @@ def log_run(
         mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-        # Input schema only: serving decides the output columns, and MLflow enforces inputs.
-        signature = infer_signature(example)
+        # Input schema only: serving decides the output columns, and MLflow enforces inputs. Declared,
+        # not inferred from the example: see serving.schema for what inference would refuse or drop.
+        signature = input_signature()
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc_code_path(),

@@ -6,6 +6,7 @@ CLI only has to print it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import subprocess
 import sys
@@ -23,7 +24,12 @@ from features.engagement import ER_DEFINITION
 from training import plots
 from training.config import TrainConfig
 from training.evaluation import cross_validate, fit_model, time_holdout
-from training.examples import ExampleSet, campaign_examples, latest_post_examples, validate_campaigns
+from training.examples import (
+    ExampleSet,
+    campaign_examples,
+    latest_post_examples,
+    validate_campaigns,
+)
 from training.tracking import input_example, log_run, tracking_uri
 
 
@@ -47,12 +53,22 @@ class ProgressPrinter:
 
 
 def file_fingerprint(paths: list[Path]) -> str:
+    """SHA-256 over the input files' names and bytes; folders and globs over every file in them.
+
+    Remote URLs (s3://, gs://, ...) are not read twice just to hash them: their address stands in.
+    """
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(Path(path).name.encode())
-        with Path(path).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        text = str(path)
+        if "://" in text:
+            digest.update(text.encode())
+            continue
+        candidates = [Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("*")) if Path(path).is_dir() else sorted(Path(p) for p in glob.glob(text))
+        for file in (c for c in candidates if c.is_file()):
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()
 
 
@@ -71,10 +87,13 @@ def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Pat
     return latest_post_examples(data.profiles, data.posts, config.targets_per_influencer)
 
 
-def run_training(data: ValidatedData, input_paths: dict[str, Path], config: TrainConfig, *, campaigns_path: Path | None = None, progress: Any = None) -> TrainingResult:
+def run_training(data: ValidatedData, input_paths: dict[str, Path | None], config: TrainConfig, *, campaigns_path: Path | None = None, progress: Any = None, examples: ExampleSet | None = None, fit_final: Any = None) -> TrainingResult:
+    """``examples`` (built elsewhere, e.g. on Dask) and ``fit_final(examples, config)`` (instead of
+    :func:`fit_model`) are for :func:`training.distributed.run_training_dask`."""
     progress = progress or ProgressPrinter()
-    progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
-    examples = build_examples(data, config, campaigns_path)
+    if examples is None:
+        progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
+        examples = build_examples(data, config, campaigns_path)
     if len(examples) < 50:
         raise ValueError(f"only {len(examples)} training examples; at least 50 are needed to train and evaluate")
     progress(f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)")
@@ -84,7 +103,7 @@ def run_training(data: ValidatedData, input_paths: dict[str, Path], config: Trai
     metrics["time_holdout"] = holdout_metrics
 
     progress("fitting the final model on all examples")
-    model = fit_model(examples, config)
+    model = (fit_final or fit_model)(examples, config)
     paths = [p for p in input_paths.values() if p is not None]
     fingerprint = file_fingerprint(paths)
     times = data.posts["posted_at"]

@@ -1,0 +1,107 @@
+"""``--engine dask`` for ``engage features``, ``train`` and ``score``: thin over the Dask engine.
+
+The pandas engine stays the default; these functions run only when ``--engine dask`` is given.
+Outputs of the Dask engine are folders of Parquet parts (``part-00000.parquet``, ...), one per
+influencer bucket, written by the workers: they may be larger than the driver's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from features.distributed import ENGINES
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="pandas", help="pandas (default: in memory, one process) or dask (partitioned by influencer, on a cluster)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); default: a local cluster sized to this machine")
+    parser.add_argument("--partitions", type=int, metavar="N", help="with --engine dask: influencer buckets (default: as many as the input's partitions)")
+
+
+def uses_dask(args: argparse.Namespace) -> bool:
+    """True for ``--engine dask``; a Dask-only option with the pandas engine is a usage error."""
+    from engage.cli import UsageError
+
+    if getattr(args, "engine", "pandas") == "dask":
+        return True
+    for option in ("scheduler", "partitions"):
+        if getattr(args, option, None) is not None:
+            raise UsageError(f"--{option} needs --engine dask")
+    return False
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str]]:
+    from engage.cli import UsageError, resolve_data_paths
+    from features.distributed import read_any
+
+    profiles_path, posts_path = resolve_data_paths(args)
+    if posts_path is None:
+        raise UsageError("--engine dask needs --posts")
+    profiles = read_any(profiles_path, engine="dask")
+    posts = read_any(posts_path, engine="dask")
+    return profiles, posts, (str(profiles_path), str(posts_path))
+
+
+def _check_folder_output(args: argparse.Namespace) -> None:
+    from engage.cli import UsageError
+
+    if str(args.out).lower().endswith((".csv", ".gz", ".xlsx", ".html", ".parquet", ".pq")):
+        raise UsageError(f"--out {args.out}: the Dask engine writes a folder of Parquet parts; give a folder name")
+
+
+def _report(report: Any, args: argparse.Namespace) -> None:
+    from engage.cli import write_table
+
+    if getattr(args, "rejects", None):
+        write_table(report.rejects_frame(), args.rejects)
+    if report.handled:
+        print(report.format(), file=sys.stderr)
+
+
+def cmd_features_dask(args: argparse.Namespace) -> int:
+    from engage.cli import parse_time
+    from features.distributed import dask_client, write_features_dask
+
+    _check_folder_output(args)
+    as_of = parse_time(args.as_of)
+    with dask_client(args.scheduler) as _client:
+        profiles, posts, files = _inputs(args)
+        n, report = write_features_dask(profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, include_hashtag_docs=args.keep_hashtag_docs, files=files)
+    _report(report, args)
+    print(f"wrote {n} rows to {args.out}/part-*.parquet (Dask engine, one part per influencer bucket)")
+    return 0
+
+
+def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
+    from engage.cli import UsageError, resolve_data_paths
+    from features.distributed import dask_client
+    from training.distributed import run_training_dask
+
+    if args.campaigns is not None:
+        raise UsageError("--campaigns is not supported with --engine dask yet")
+    profiles_path, posts_path = resolve_data_paths(args)
+    if posts_path is None:
+        raise UsageError("--engine dask needs --posts")
+    with dask_client(args.scheduler) as client:
+        return run_training_dask(profiles_path, posts_path, config, client=client, npartitions=args.partitions)
+
+
+def cmd_score_dask(args: argparse.Namespace) -> int:
+    from engage.cli import UsageError, parse_time
+    from features.distributed import dask_client, score_dask
+    from serving.predictor import load_model
+
+    _check_folder_output(args)
+    for option in ("fees", "shortlist"):
+        if getattr(args, option, None) is not None:
+            raise UsageError(f"--{option} is for ranking a shortlist: use the pandas engine (the Dask engine scores everyone)")
+    predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
+    as_of = parse_time(args.as_of)
+    with dask_client(args.scheduler) as _client:
+        profiles, posts, files = _inputs(args)
+        n, report = score_dask(predictor, profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, files=files)
+    _report(report, args)
+    print(f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked)")
+    return 0

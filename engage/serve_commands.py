@@ -1,0 +1,146 @@
+"""``engage score`` (rank a shortlist for planners) and ``engage serve`` (REST), thin over :mod:`serving`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+MODEL_HELP = "models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion"
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from engage.cli import UsageError, parse_time, resolve_data_paths
+    from engage.scale_commands import cmd_score_dask, uses_dask
+    from features.contract import read_table
+    from serving.planner import (
+        apply_fees,
+        check_output_path,
+        console_table,
+        rank,
+        read_fees,
+        read_shortlist,
+        write_output,
+    )
+    from serving.predictor import STATUS_COLD, load_model
+    from serving.report import MAX_REPORT_ROWS, ReportContext
+
+    if uses_dask(args):
+        return cmd_score_dask(args)
+    try:
+        check_output_path(args.out)
+    except ValueError as exc:
+        raise UsageError(f"--out {exc}") from None
+    if args.top < 0:
+        raise UsageError("--top must be 0 or more")
+    as_of = parse_time(args.as_of)
+    predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
+    profiles_path, posts_path = resolve_data_paths(args)
+    profiles = read_table(profiles_path)
+    posts = read_table(posts_path) if posts_path is not None else None
+    fees = read_fees(args.fees) if args.fees else None
+    shortlist = read_shortlist(args.shortlist) if args.shortlist else None
+    if shortlist is None and fees is not None:
+        shortlist = fees.table["influencer"].tolist()  # the fee table names the candidates
+
+    scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, profiles_file=str(profiles_path), posts_file=str(posts_path))
+    if scored.report.handled:
+        print(scored.report.format(), file=sys.stderr)
+    table, fee_notes = apply_fees(scored.table, fees) if fees is not None else (scored.table, [])
+    table = rank(table, by_cost=fees is not None)
+
+    ranked_by = "cost per engagement (lowest first)" if fees is not None else "expected engagements per post (highest first)"
+    context = ReportContext(
+        model_version=predictor.version,
+        model_data_range=predictor.metadata.get("data_date_range") or (),
+        posts_date_range=scored.posts_date_range,
+        as_of=scored.as_of,
+        interval_level=predictor.interval_level,
+        ranked_by=ranked_by,
+        measured_coverage=_measured_coverage(predictor.metadata, predictor.interval_level),
+        notes=[p.describe() for p in scored.report.handled] + fee_notes,
+        generated=pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    write_output(table, args.out, context)
+
+    status = table["status"].astype(str)
+    n_ok = int(status.str.startswith("ok").sum())
+    print(f"model {predictor.version}; as of {scored.as_of}; ranked by {ranked_by}")
+    print(f"{len(table)} candidates: {n_ok} scored ({int((status == STATUS_COLD).sum())} without post history), {len(table) - n_ok} not scored")
+    for note in fee_notes:
+        print(f"note: {note}")
+    if args.top:
+        print()
+        print(console_table(table, args.top, predictor.interval_level))
+        if len(table) > args.top:
+            print(f"... {len(table) - args.top} more rows in the output file")
+    if check_output_path(args.out) == "html" and len(table) > MAX_REPORT_ROWS:
+        print(f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(table)}")
+    print(f"\nwrote {len(table)} rows to {args.out}")
+    return 0
+
+
+def _measured_coverage(metadata: dict, level: float) -> float | None:
+    """Cross-validated interval coverage recorded by training, if the model carries it."""
+    value = (metadata.get("metrics") or {}).get("model", {}).get(f"coverage_{100 * level:.0f}")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from serving.rest import model_uri_for, serve_command, serve_env, stop_process_group
+
+    with tempfile.TemporaryDirectory(prefix="engage-serve-") as workdir:
+        uri = model_uri_for(str(args.model), args.models_dir, Path(workdir))
+        command = serve_command(uri, args.port, args.host)
+        print(f"serving {args.model} ({uri}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)", file=sys.stderr, flush=True)
+        # Own process group, so stopping reaches the uvicorn workers MLflow starts.
+        process = subprocess.Popen(command, env=serve_env(args.tracking_uri), start_new_session=True)
+        # SIGTERM (kill, timeout, a supervisor) must stop the server too, not orphan it.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop_process_group(process)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def register_serving(sub: argparse._SubParsersAction) -> None:
+    from engage.cli import add_data_arguments
+    from engage.scale_commands import add_engine_arguments
+
+    p = sub.add_parser(
+        "score",
+        help="rank candidates by expected engagement (or cost per engagement with --fees) and write CSV, Excel or an HTML report",
+        description="Score candidates as of now (or --as-of, or each profile's as_of column) and rank them. "
+        "The output type follows the file ending: .csv, .csv.gz, .xlsx or .html (a self-contained report).",
+    )
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    add_data_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv, .csv.gz, .xlsx or .html")
+    p.add_argument("--fees", type=Path, help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given")
+    p.add_argument("--shortlist", type=Path, help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile')")
+    p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the file has all)")
+    p.add_argument("--as-of", help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are (for 'latest' and version names)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
+    add_engine_arguments(p)  # --engine dask: batch scoring to a folder of Parquet parts
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
+    p.set_defaults(func=cmd_serve)

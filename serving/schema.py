@@ -1,0 +1,92 @@
+"""The REST input schema: one row per post, each carrying its influencer's profile columns.
+
+Kept apart from :mod:`serving.pyfunc` (which registers a model when imported, as MLflow's
+models-from-code needs) so that anything can import it without side effects.
+
+Why an explicit schema rather than one inferred from an input example: MLflow enforces the
+logged signature on every request. An inferred signature makes every example column required
+(so a shortlist without ``following`` or a request of cold-start candidates without post
+columns is refused) and silently drops every column the example lacked (``shares``, ``saves``,
+``platform``, ``verified``, ``as_of``), which would make REST answers differ from
+:meth:`serving.predictor.Predictor.predict` on the same rows. Here only the columns the data
+contract requires of every candidate are required; the post columns are optional because a
+candidate without posts has none.
+
+Yes/no columns (``verified``, ``is_sponsored``) and times (``posted_at``, ``as_of``) accept any
+type: the scoring server casts JSON to declared types with ``astype``, and ``astype(bool)`` turns
+the text ``"false"`` into True, while a declared string would refuse JSON booleans and
+timestamps. Undeclared, true/false, 1/0, yes/no text, ISO strings and timestamps all reach the
+data contract's own parsers, which name the rows of any bad value. Counts are doubles (JSON
+integers are cast; in a DataFrame passed to ``pyfunc.predict`` directly, use floats, since MLflow
+refuses int64 -> double).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import AnyType
+
+# (column, type, required); order = the order a client is shown. None = any type (see above).
+REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
+    ("influencer", DataType.string, True),
+    ("followers", DataType.double, True),
+    ("following", DataType.double, False),
+    ("posts_count", DataType.double, False),
+    ("category", DataType.string, False),
+    ("platform", DataType.string, False),
+    ("country", DataType.string, False),
+    ("verified", None, False),
+    ("as_of", None, False),
+    ("post_id", DataType.string, False),
+    ("posted_at", None, False),
+    ("likes", DataType.double, False),
+    ("comments", DataType.double, False),
+    ("shares", DataType.double, False),
+    ("saves", DataType.double, False),
+    ("views", DataType.double, False),
+    ("media_type", DataType.string, False),
+    ("is_sponsored", None, False),
+    ("hashtags", DataType.string, False),
+    ("caption", DataType.string, False),
+    ("image_description", DataType.string, False),
+)
+
+PROFILE_COLUMNS = ("influencer", "followers", "following", "posts_count", "category", "platform", "country", "verified", "as_of")
+POST_COLUMNS = tuple(name for name, _, _ in REST_COLUMNS if name not in PROFILE_COLUMNS)
+
+
+def input_schema() -> Schema:
+    """The enforced input schema (see the module docstring for the choices)."""
+    return Schema([ColSpec(dtype if dtype is not None else AnyType(), name, required=required) for name, dtype, required in REST_COLUMNS])
+
+
+def input_signature() -> ModelSignature:
+    """Input-only signature: serving decides the output columns."""
+    return ModelSignature(inputs=input_schema())
+
+
+def to_rest_rows(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataFrame:
+    """Contract tables -> the REST input shape: one row per post with its profile columns.
+
+    Profiles without posts become one row with empty post columns. Only columns of the schema
+    are kept; values are left as they are (the server casts them to the schema's types).
+    """
+    profile_cols = [c for c in PROFILE_COLUMNS if c in profiles]
+    left = profiles[profile_cols]
+    if posts is None or len(posts.columns) == 0:
+        return left.reset_index(drop=True)
+    post_cols = [c for c in POST_COLUMNS if c in posts]
+    rows = left.merge(posts[["influencer", *post_cols]], on="influencer", how="left", sort=False)
+    return rows.reset_index(drop=True)
+
+
+def dataframe_split(frame: pd.DataFrame) -> dict[str, object]:
+    """``{"dataframe_split": ...}`` request body: missing cells as JSON null, times as ISO text."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = frame[col].map(lambda t: t.isoformat() if pd.notna(t) else None)
+    clean = frame.astype(object).where(frame.notna(), None)
+    return {"dataframe_split": {"columns": [str(c) for c in clean.columns], "data": clean.to_numpy().tolist()}}

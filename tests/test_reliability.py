@@ -1,0 +1,618 @@
+"""Reliability: fuzzed bad input, artifact integrity, interrupted saves, concurrent runs, serving, secrets.
+
+Heavy tests carry ``@pytest.mark.reliability`` (``make reliability`` runs them with ``-s`` and
+prints their figures); the normal suite runs the fuzzers with a small number of examples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.artifact import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    load_artifact,
+    resolve_model_dir,
+    save_artifact,
+    sha256_of,
+)
+from features.contract import DataError, DataValidationError, read_table, validate
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = pd.Timestamp("2020-06-01", tz="UTC")
+FIGURES: Counter[str] = Counter()
+BIG = 400  # examples per fuzzer under the reliability marker (3 fuzzers: >= 1,000 in total)
+SMALL = 20  # examples per fuzzer in the normal suite
+
+
+def figure(line: str) -> None:
+    """Printed with -s (``make reliability``)."""
+    print(f"\n[reliability] {line}", flush=True)
+
+
+# --------------------------------------------------------------------------- corrupted inputs
+
+
+def base_tables(n_profiles: int = 6, posts_each: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A small valid pair of tables, all text, as a CSV export would give them."""
+    names = [f"user{i}" for i in range(n_profiles)]
+    profiles = pd.DataFrame(
+        {
+            "influencer": names,
+            "followers": [str(1000 * (i + 1) ** 2) for i in range(n_profiles)],
+            "following": ["100"] * n_profiles,
+            "category": ["fashion", "travel", "food", "beauty", "pet", "fitness"][:n_profiles],
+            "platform": ["instagram"] * n_profiles,
+        }
+    )
+    rows = []
+    for i, name in enumerate(names[:-1]):  # the last influencer has no posts (cold start)
+        for j in range(posts_each):
+            rows.append((name, f"p{i}_{j}", f"2020-01-{j * 3 + 1:02d}T12:00:00Z", str(50 * (i + j + 1)), str(3 * j), "image", "x|y"))
+    posts = pd.DataFrame(rows, columns=["influencer", "post_id", "posted_at", "likes", "comments", "media_type", "hashtags"])
+    return profiles, posts
+
+
+BAD_VALUES = ["-5", "", "nan", "NaN", "inf", "-inf", "1e300", "99999999999999999999999", "lots", "12abc", "1,000", "0x10", "None", "  ", "3.7", "true"]
+BAD_TIMES = ["2020-01-02T00:00:00+05:00", "2020-01-02 00:00:00", "2020-01-02T00:00:00-08:00", "2099-01-01T00:00:00Z", "yesterday", "", "1577836800", "2020-13-45", "2020-01-02T00:00:00Z"]
+KINDS = [
+    "drop_column", "rename_column", "bad_value", "bad_time", "zero_followers", "unknown_platform",
+    "unknown_category", "duplicate_exact", "duplicate_conflict", "empty_file", "header_only", "bad_encoding",
+    "orphan_post", "extra_column", "blank_key", "whitespace_key",
+]
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> tuple[list[tuple[str, ...]], bytes | None, bytes | None, pd.DataFrame, pd.DataFrame]:
+    """Apply 1-3 corruptions to the base tables; return (corruptions, raw-bytes overrides, profiles, posts)."""
+    profiles, posts = base_tables()
+    raw = {"profiles": None, "posts": None}
+    applied = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(KINDS))
+        table = draw(st.sampled_from(["profiles", "posts"]))
+        frame = profiles if table == "profiles" else posts
+        row = draw(st.integers(0, len(frame) - 1)) if len(frame) else 0
+        if kind == "drop_column":
+            col = draw(st.sampled_from(list(frame.columns)))
+            frame = frame.drop(columns=col)
+            applied.append((kind, table, col))
+            profiles, posts = (frame, posts) if table == "profiles" else (profiles, frame)
+        elif kind == "rename_column":
+            col = draw(st.sampled_from(list(frame.columns)))
+            new = draw(st.sampled_from([col.upper(), f" {col} ", col + "_count", "username", "timestamp", "like_count", ""]))
+            if new and new not in frame.columns:
+                frame = frame.rename(columns={col: new})
+            applied.append((kind, table, col, new))
+            profiles, posts = (frame, posts) if table == "profiles" else (profiles, frame)
+        elif kind == "bad_value" and len(frame):
+            counts = [c for c in ("followers", "following", "likes", "comments") if c in frame.columns]
+            if counts:
+                col = draw(st.sampled_from(counts))
+                frame.iloc[row, frame.columns.get_loc(col)] = draw(st.sampled_from(BAD_VALUES))
+                applied.append((kind, table, col))
+        elif kind == "bad_time" and "posted_at" in posts.columns and len(posts):
+            posts.iloc[draw(st.integers(0, len(posts) - 1)), posts.columns.get_loc("posted_at")] = draw(st.sampled_from(BAD_TIMES))
+            applied.append((kind,))
+        elif kind == "zero_followers" and "followers" in profiles.columns:
+            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("followers")] = draw(st.sampled_from(["0", "0.0", "00"]))
+            applied.append((kind,))
+        elif kind == "unknown_platform" and "platform" in profiles.columns:
+            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("platform")] = draw(st.sampled_from(["myspace", "TikTok", "", "insta gram", "☃"]))
+            applied.append((kind,))
+        elif kind == "unknown_category" and "category" in profiles.columns:
+            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("category")] = draw(st.sampled_from(["fashon", "crypto", "", "FOOD ", "pets", "☃☃"]))
+            applied.append((kind,))
+        elif kind in ("duplicate_exact", "duplicate_conflict") and len(frame):
+            copy = frame.iloc[[row]].copy()
+            if kind == "duplicate_conflict":
+                col = draw(st.sampled_from([c for c in frame.columns if c not in ("influencer", "post_id")] or list(frame.columns)))
+                copy.iloc[0, copy.columns.get_loc(col)] = "7"
+            frame_new = pd.concat([frame, copy], ignore_index=True)
+            if table == "profiles":
+                profiles = frame_new
+            else:
+                posts = frame_new
+            applied.append((kind, table))
+        elif kind == "empty_file":
+            raw[table] = b""
+            applied.append((kind, table))
+        elif kind == "header_only":
+            raw[table] = (",".join(frame.columns) + "\n").encode()
+            applied.append((kind, table))
+        elif kind == "bad_encoding":
+            raw[table] = frame.to_csv(index=False).encode("utf-8").replace(b"user1", draw(st.sampled_from([b"us\xffer1", b"\xe9l\xe8ve", b"\x80\x81"])))
+            applied.append((kind, table))
+        elif kind == "orphan_post" and set(("influencer", "post_id")) <= set(posts.columns) and len(posts):
+            posts.iloc[row % len(posts), posts.columns.get_loc("influencer")] = "nobody"
+            applied.append((kind,))
+        elif kind == "extra_column":
+            frame[draw(st.sampled_from(["junk", "notes", "likes_2"]))] = "x"
+            applied.append((kind, table))
+        elif kind in ("blank_key", "whitespace_key") and "influencer" in frame.columns and len(frame):
+            value = "" if kind == "blank_key" else f"  {frame.iloc[row, frame.columns.get_loc('influencer')]}  "
+            frame.iloc[row, frame.columns.get_loc("influencer")] = value
+            applied.append((kind, table))
+    return applied, raw["profiles"], raw["posts"], profiles, posts
+
+
+def write_pair(folder: Path, raw_profiles: bytes | None, raw_posts: bytes | None, profiles: pd.DataFrame, posts: pd.DataFrame) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    prof_path, posts_path = folder / "profiles.csv", folder / "posts.csv"
+    prof_path.write_bytes(raw_profiles if raw_profiles is not None else profiles.to_csv(index=False).encode())
+    posts_path.write_bytes(raw_posts if raw_posts is not None else posts.to_csv(index=False).encode())
+    return prof_path, posts_path
+
+
+def assert_names_where(message: str, files: tuple[str, ...]) -> None:
+    assert any(f in message for f in files), f"error does not name the file: {message}"
+
+
+def assert_report_is_specific(exc: DataValidationError, files: tuple[str, ...]) -> None:
+    fatal = exc.report.fatal
+    assert fatal, f"DataValidationError without a fatal problem: {exc}"
+    for problem in fatal:
+        assert problem.file in files, problem
+        # A column or rows, unless the problem is the whole table having no rows (the file is named).
+        whole_table = exc.report.rows_in.get(problem.table) == 0
+        assert problem.column or problem.rows or problem.count or whole_table, f"problem names no column or rows: {problem.describe()}"
+
+
+def assert_rows_accounted(report) -> None:
+    rejected = report.rejects_frame()
+    for table in ("profiles", "posts"):
+        if table in report.rows_in and table in report.rows_out:
+            n_rejected = int((rejected["table"] == table).sum()) if len(rejected) else 0
+            assert report.rows_in[table] == report.rows_out[table] + n_rejected, (table, report.rows_in, report.rows_out, n_rejected, report.format())
+
+
+def check_validation(case, folder: Path) -> str:
+    applied, raw_p, raw_q, profiles, posts = case
+    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
+    files = (str(prof_path), str(posts_path))
+    try:
+        data = validate(read_table(prof_path), read_table(posts_path), profiles_file=files[0], posts_file=files[1], now=NOW)
+    except DataError as exc:
+        assert_names_where(str(exc), files)
+        return "DataError"
+    except DataValidationError as exc:
+        assert_report_is_specific(exc, files)
+        return "DataValidationError"
+    assert_rows_accounted(data.report)
+    return "handled" if data.report.handled else "clean"
+
+
+def check_cli(case, folder: Path) -> str:
+    from engage.cli import main
+
+    applied, raw_p, raw_q, profiles, posts = case
+    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["validate", "--profiles", str(prof_path), "--posts", str(posts_path)])
+    assert status in (0, 2), (status, err.getvalue())
+    if status == 2:
+        assert_names_where(err.getvalue(), (str(prof_path), str(posts_path)))
+        return "exit 2"
+    return "exit 0"
+
+
+def check_predict(case, predictor, folder: Path) -> str:
+    applied, raw_p, raw_q, profiles, posts = case
+    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
+    files = (str(prof_path), str(posts_path))
+    try:
+        raw_profiles, raw_posts = read_table(prof_path), read_table(posts_path)
+        scored = predictor.score(raw_profiles, raw_posts, pd.Timestamp("2020-03-01", tz="UTC"), now=NOW, explain=True, profiles_file=files[0], posts_file=files[1])
+    except DataError as exc:
+        assert_names_where(str(exc), files)
+        return "DataError"
+    except DataValidationError as exc:
+        assert_report_is_specific(exc, files)
+        return "DataValidationError"
+    assert_rows_accounted(scored.report)
+    # Every influencer with a profile gets exactly one output row (scored, zero-follower, cold start).
+    keys = raw_profiles["influencer"].astype("string").str.strip().dropna().unique()
+    assert sorted(scored.table["influencer"].astype(str)) == sorted(str(k) for k in keys), (scored.table, keys)
+    ok = scored.table["status"] == "ok"
+    assert np.isfinite(scored.table.loc[ok, "predicted_er"].astype(float)).all()
+    return "scored"
+
+
+_COUNTER = iter(range(10**9))
+
+
+def _fuzz(kind: str, examples: int):
+    """A hypothesis test of ``kind`` (validate, cli, predict) with ``examples`` examples."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=corrupted())
+    def run(case, tmp_path_factory, request):
+        folder = tmp_path_factory.getbasetemp() / f"fuzz-{kind}" / str(next(_COUNTER))
+        if kind == "validate":
+            outcome = check_validation(case, folder)
+        elif kind == "cli":
+            outcome = check_cli(case, folder)
+        else:
+            outcome = check_predict(case, request.getfixturevalue("fuzz_predictor"), folder)
+        FIGURES[f"{kind}:{outcome}"] += 1
+        FIGURES[f"{kind}:total"] += 1
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def fuzz_predictor(tmp_path_factory):
+    from serving import load_model
+    from tests.serving_fixtures import serving_model
+
+    return load_model(serving_model(tmp_path_factory).model_dir)
+
+
+test_fuzz_validate_small = _fuzz("validate", SMALL)
+test_fuzz_cli_small = _fuzz("cli", SMALL)
+test_fuzz_predict_small = pytest.mark.slow(_fuzz("predict", SMALL))
+test_fuzz_validate_big = pytest.mark.reliability(_fuzz("validate", BIG))
+test_fuzz_cli_big = pytest.mark.reliability(_fuzz("cli", BIG))
+test_fuzz_predict_big = pytest.mark.reliability(_fuzz("predict", BIG))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_figures():
+    """After this module's tests: print what the fuzzers tried (shown with -s, e.g. ``make reliability``)."""
+    yield
+    total = sum(v for k, v in FIGURES.items() if k.endswith(":total"))
+    if total:
+        figure(f"fuzzed inputs: {total} cases ended in engage errors or counted handling (no unhandled exception, no uncounted row); outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(FIGURES.items()) if not k.endswith(":total")))
+
+
+# --------------------------------------------------------------------------- artifact integrity
+
+
+class _Trap:
+    """Unpickling this creates the marker file: proof that something was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _rehash(folder: Path) -> None:
+    names = (MODEL_FILE, METADATA_FILE)
+    (folder / MANIFEST_FILE).write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in names))
+
+
+def _trapped_model(models_dir: Path, marker: Path) -> Path:
+    folder = save_artifact({"weights": list(range(1000))}, models_dir, {"note": "test"})
+    (folder / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))
+    return folder
+
+
+def _tamper(folder: Path, how: str, rng: random.Random) -> None:
+    if how == "byte_changed":  # the pickle swapped for the trap without updating the manifest
+        return
+    _rehash(folder)  # from here on the manifest matches the trap, and something else is wrong
+    if how == "byte_changed_metadata":
+        data = bytearray((folder / METADATA_FILE).read_bytes())
+        i = rng.randrange(len(data))
+        data[i] = (data[i] + 1) % 256
+        (folder / METADATA_FILE).write_bytes(bytes(data))
+    elif how == "missing_manifest":
+        (folder / MANIFEST_FILE).unlink()
+    elif how == "missing_model":
+        (folder / MODEL_FILE).unlink()
+    elif how == "missing_metadata":
+        (folder / METADATA_FILE).unlink()
+    elif how == "manifest_omits_model":
+        (folder / MANIFEST_FILE).write_text(f"{sha256_of(folder / METADATA_FILE)}  {METADATA_FILE}\n")
+    elif how == "manifest_wrong_digest":
+        (folder / MANIFEST_FILE).write_text(f"{'0' * 64}  {MODEL_FILE}\n{sha256_of(folder / METADATA_FILE)}  {METADATA_FILE}\n")
+    elif how in ("other_sklearn", "other_python", "no_versions"):
+        meta = json.loads((folder / METADATA_FILE).read_text())
+        if how == "other_sklearn":
+            meta["library_versions"]["scikit-learn"] = "0.24.2"
+        elif how == "other_python":
+            meta["library_versions"]["python"] = "3.8.10"
+        else:
+            del meta["library_versions"]
+        (folder / METADATA_FILE).write_text(json.dumps(meta))
+        _rehash(folder)
+
+
+TAMPERINGS = ["byte_changed", "byte_changed_metadata", "missing_manifest", "missing_model", "missing_metadata", "manifest_omits_model", "manifest_wrong_digest", "other_sklearn", "other_python", "no_versions"]
+
+
+@pytest.mark.parametrize("how", TAMPERINGS)
+def test_tampered_artifact_is_refused_before_unpickling(tmp_path, how):
+    from serving import load_model
+
+    marker = tmp_path / "UNPICKLED"
+    folder = _trapped_model(tmp_path / "models", marker)
+    _tamper(folder, how, random.Random(how))
+    with pytest.raises(ArtifactError, match=str(folder.name)):
+        load_artifact(folder)
+    with pytest.raises(ArtifactError):
+        load_model(folder)
+    with pytest.raises(ArtifactError):
+        load_model("latest", models_dir=tmp_path / "models")
+    assert not marker.exists(), f"{how}: the pickle was unpickled before the artifact was refused"
+
+
+@pytest.mark.parametrize("offset_seed", range(8))
+def test_one_byte_changed_anywhere_in_a_real_pickle_is_refused(tmp_path, offset_seed):
+    folder = save_artifact({"weights": np.arange(5000)}, tmp_path / "models", {})
+    data = bytearray((folder / MODEL_FILE).read_bytes())
+    i = random.Random(offset_seed).randrange(len(data))
+    data[i] ^= 0x01
+    (folder / MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match its SHA-256"):
+        load_artifact(folder)
+
+
+def test_the_trap_does_fire_when_the_artifact_is_consistent(tmp_path):
+    """Control: with a matching manifest and versions the trap is unpickled, so the tests above are not vacuous."""
+    marker = tmp_path / "UNPICKLED"
+    folder = _trapped_model(tmp_path / "models", marker)
+    _rehash(folder)
+    load_artifact(folder)
+    assert marker.exists()
+
+
+# --------------------------------------------------------------------------- interrupted saves
+
+_SAVER = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from pathlib import Path
+    from features.artifact import save_artifact
+    big = {"weights": np.random.default_rng(0).random(%d)}
+    print("saving", flush=True)
+    save_artifact(big, Path(sys.argv[1]), {"note": "big"})
+    print("saved", flush=True)
+    """
+)
+
+
+def _start_saver(models_dir: Path, n: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _SAVER % n, str(models_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.reliability
+def test_sigkill_during_save_leaves_the_previous_model_loadable(tmp_path):
+    models_dir = tmp_path / "models"
+    previous = save_artifact({"weights": [1, 2, 3]}, models_dir, {"note": "previous"})
+    n = 25_000_000  # ~200 MB of float64: a save long enough to be killed in the middle
+    calibrate = _start_saver(tmp_path / "calibration", n)
+    assert calibrate.stdout is not None and calibrate.stdout.readline().strip() == "saving"
+    start = time.monotonic()
+    calibrate.wait(timeout=300)
+    save_seconds = time.monotonic() - start
+    rng = random.Random(0)
+    outcomes = Counter()
+    kills = 6
+    for _ in range(kills):
+        process = _start_saver(models_dir, n)
+        assert process.stdout is not None and process.stdout.readline().strip() == "saving"
+        time.sleep(rng.uniform(0, save_seconds * 1.1))
+        process.kill()
+        process.wait()
+        latest = resolve_model_dir("latest", models_dir)
+        model = load_artifact(latest)  # a complete folder: verifies and loads
+        outcomes["killed_before_rename" if latest == previous else "completed_before_kill"] += 1
+        if latest != previous:
+            assert model["weights"].shape == (n,)
+            previous = latest
+    leftovers = [p.name for p in models_dir.iterdir() if p.name.startswith(".tmp-")]
+    figure(
+        f"interrupted saves: {kills} SIGKILLs at random moments of a {save_seconds:.1f} s save; "
+        f"{dict(outcomes)}; 'latest' always complete and loadable; {len(leftovers)} staging folder(s) left behind (ignored)"
+    )
+
+
+# --------------------------------------------------------------------------- concurrent runs
+
+_TRAINER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import pandas as pd
+    from tests.model_fixtures import SmallData, train_small
+    data_dir, folder = Path(sys.argv[1]), Path(sys.argv[2])
+    profiles = pd.read_csv(data_dir / "profiles.csv", dtype=str, keep_default_na=False)
+    posts = pd.read_csv(data_dir / "posts.csv", dtype=str, keep_default_na=False)
+    data = SmallData(profiles, posts, data_dir / "profiles.csv", data_dir / "posts.csv")
+    result = train_small(folder, data, num_boost_round=60, n_topics=3)
+    print("RESULT", result.model_dir, flush=True)
+    """
+)
+
+
+@pytest.mark.reliability
+def test_four_concurrent_trainings_all_finish_with_distinct_versions(tmp_path):
+    from mlflow import MlflowClient
+
+    from serving import load_model
+    from tests.model_fixtures import write_small_data
+
+    write_small_data(tmp_path / "data", n_influencers=600)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    start = time.monotonic()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _TRAINER, str(tmp_path / "data"), str(folder)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    seconds = time.monotonic() - start
+    failures = [(p.returncode, err[-2000:]) for p, (_, err) in zip(procs, outputs, strict=True) if p.returncode != 0]
+    figure(f"concurrent trainings: 4 started at once, {4 - len(failures)} finished, {len(failures)} failed, {seconds:.0f} s")
+    assert not failures, failures
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("engage")
+    runs = client.search_runs([experiment.experiment_id])
+    versions = client.search_model_versions("name='engagement'")
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    dirs = {v.tags["local_path"] for v in versions}
+    assert len(dirs) == 4 and all(Path(d).is_dir() for d in dirs)
+    for d in dirs:
+        load_model(d)
+    aliases = client.get_registered_model("engagement").aliases
+    assert "champion" in aliases
+    for alias, version in aliases.items():
+        assert str(version) in {str(v.version) for v in versions}
+        load_model(f"models:/engagement@{alias}", tracking_uri=uri)
+    figure(f"concurrent trainings: {len(runs)} runs recorded, versions {sorted(int(v.version) for v in versions)}, aliases {dict(aliases)} all load")
+
+
+# --------------------------------------------------------------------------- serving under load
+
+
+@pytest.mark.reliability
+def test_serving_under_load(tmp_path_factory):
+    import importlib.util
+
+    from tests.serving_fixtures import serving_model
+
+    # Loaded by path: benchmarks/ on sys.path would shadow the serving package with benchmarks/serving.py.
+    spec = importlib.util.spec_from_file_location("engage_reliability_bench", REPO / "benchmarks" / "reliability.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    run_load = bench.run_load
+
+    served = serving_model(tmp_path_factory)
+    result = run_load(served.model_dir, served.data, requests=2000, clients=8)
+    figure(result.summary())
+    assert result.errors == 0, result.error_samples
+    assert result.ok == 2000
+    assert all(400 <= s < 500 for s in result.bad_statuses.values()), result.bad_statuses
+    assert result.alive_after_bad
+
+
+# --------------------------------------------------------------------------- secrets and paths
+
+_TRAIN_AND_SCORE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import pandas as pd
+    from serving import load_model
+    from tests.model_fixtures import SmallData, train_small
+    data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    profiles = pd.read_csv(data_dir / "profiles.csv", dtype=str, keep_default_na=False)
+    posts = pd.read_csv(data_dir / "posts.csv", dtype=str, keep_default_na=False)
+    data = SmallData(profiles, posts, data_dir / "profiles.csv", data_dir / "posts.csv")
+    result = train_small(out, data, num_boost_round=40, n_topics=3)
+    predictor = load_model("latest", models_dir=out / "models")
+    predictor.predict(profiles.head(20), posts[posts["influencer"].isin(profiles["influencer"].head(20))]).to_csv(out / "scores.csv", index=False)
+    """
+)
+
+SECRET = "sekrit-Hunter2"
+
+
+def _files(root: Path, skip: tuple[str, ...] = ()) -> set[Path]:
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        found.update(Path(dirpath) / f for f in filenames)
+    return found
+
+
+@pytest.mark.reliability
+def test_train_and_score_write_only_where_told_and_log_no_secrets(tmp_path):
+    from tests.model_fixtures import write_small_data
+
+    data_dir, out, cwd, home = tmp_path / "data", tmp_path / "out", tmp_path / "cwd", tmp_path / "home"
+    write_small_data(data_dir, n_influencers=400)
+    for d in (out, cwd, home):
+        d.mkdir()
+    skip = (".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis")
+    repo_before = _files(REPO, skip)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HOME": str(home),
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "MLFLOW_TRACKING_PASSWORD": SECRET,
+        "MLFLOW_TRACKING_URI": f"http://engage:{SECRET}@127.0.0.1:9/",  # overridden by the explicit sqlite URI
+    }
+    done = subprocess.run([sys.executable, "-c", _TRAIN_AND_SCORE, str(data_dir), str(out)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert SECRET not in done.stdout + done.stderr
+    # Nothing in the working folder, nothing in $HOME beyond caches, nothing new in the repo.
+    stray_cwd = sorted(str(p.relative_to(cwd)) for p in _files(cwd))
+    stray_home = sorted(str(p.relative_to(home)) for p in _files(home) if not str(p.relative_to(home)).startswith((".cache", ".config/matplotlib", ".matplotlib")))
+    # Other engineers edit the repo concurrently: count only what a run would create.
+    repo_new = sorted(str(p.relative_to(REPO)) for p in _files(REPO, skip) - repo_before if p.relative_to(REPO).parts[0] in ("mlruns", "mlartifacts", "models", "mlflow.db", "build", "outputs"))
+    figure(f"paths: {len(_files(out))} files written under the named folder; stray: cwd={stray_cwd[:5]} ({len(stray_cwd)}), home={stray_home[:5]}, repo={repo_new[:5]}")
+    assert not stray_cwd and not stray_home and not repo_new
+    # No secret in anything logged: the tracking database and every artifact file.
+    leaked = [str(p) for p in _files(out) | _files(cwd) if SECRET.encode() in p.read_bytes()]
+    figure(f"secrets: scanned {len(_files(out))} files (tracking db, artifacts, model folders) for the secret: {len(leaked)} contain it")
+    assert not leaked
+
+
+@pytest.mark.reliability
+def test_sigkill_during_training_keeps_latest_and_champion_loadable(tmp_path):
+    """A real training run (train_small, --promote) killed at a random moment: the champion alias and
+    ``latest`` still point at complete models."""
+    from mlflow import MlflowClient
+
+    from serving import load_model
+    from tests.model_fixtures import write_small_data
+
+    write_small_data(tmp_path / "data", n_influencers=600)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    args = [sys.executable, "-c", _TRAINER.replace("n_topics=3)", "n_topics=3, promote=True)"), str(tmp_path / "data"), str(folder)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.monotonic()
+    first = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    train_seconds = time.monotonic() - start
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    champion_before = client.get_model_version_by_alias("engagement", "champion").version
+    moment = random.Random(1).uniform(0.5, 1.0) * train_seconds  # the later half: features, fitting, saving, logging
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(moment)
+    finished_first = process.poll() is not None
+    process.kill()
+    process.wait()
+    latest = resolve_model_dir("latest", folder / "models")
+    load_model(latest)
+    champion = client.get_model_version_by_alias("engagement", "champion")
+    load_model("models:/engagement@champion", tracking_uri=uri)
+    versions = client.search_model_versions("name='engagement'")
+    staging = [p.name for p in (folder / "models").iterdir() if p.name.startswith(".")]
+    figure(
+        f"killed training: SIGKILL at {moment:.0f} s of a {train_seconds:.0f} s run (finished first: {finished_first}); "
+        f"champion v{champion_before} -> v{champion.version}; {len(versions)} registered versions; latest={latest.name} loads; "
+        f"{len(staging)} staging folder(s) left"
+    )
+    assert champion.version == champion_before or Path(champion.tags["local_path"]).is_dir()

@@ -1,0 +1,125 @@
+"""REST: ``engage serve`` runs MLflow's scoring server; answers match the Python API; bad input is a 4xx."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving import Predictor, load_model
+from serving.predictor import STATUS_COLD
+from serving.rest import free_port, stop_process_group, wait_for_ping
+from serving.schema import dataframe_split, to_rest_rows
+from tests.serving_fixtures import ServingModel, serving_model, shortlist
+
+REPO = Path(__file__).resolve().parents[1]
+# A fixed cutoff in the data's past, so "now" cannot differ between the server and the test.
+AS_OF = "2019-06-01T00:00:00Z"
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
+    return serving_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("rest") / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "serve", "--model", str(served.model_dir), "--port", str(port)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the finally below stops uvicorn too
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for_ping(url, timeout=120, process=process)
+        except (RuntimeError, TimeoutError) as exc:
+            log.flush()
+            pytest.fail(f"{exc}; server log:\n{log_path.read_text()[-3000:]}")
+        yield url
+    finally:
+        stop_process_group(process)
+        log.close()
+
+
+def post(url: str, body: object) -> tuple[int, object]:
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def predictions(answer: object) -> pd.DataFrame:
+    assert isinstance(answer, dict) and "predictions" in answer, answer
+    return pd.DataFrame(answer["predictions"])
+
+
+@pytest.fixture(scope="module")
+def predictor(served: ServingModel) -> Predictor:
+    return load_model(served.model_dir)
+
+
+def test_rest_answers_like_the_python_api_and_refuses_bad_input(server, served, predictor):
+    profiles, posts = shortlist(served.data)
+    rows = to_rest_rows(profiles.assign(as_of=AS_OF), posts)
+
+    status, answer = post(server, dataframe_split(rows))
+    assert status == 200, answer
+    got = predictions(answer)
+    expected = predictor.predict(profiles.assign(as_of=AS_OF), posts)
+    assert got["influencer"].tolist() == expected["influencer"].tolist()
+    np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    assert got["status"].tolist() == expected["status"].tolist()
+    assert got["reasons"].tolist() == expected["reasons"].tolist()
+
+    # A required column missing: a 4xx with a message naming it.
+    status, answer = post(server, dataframe_split(rows.drop(columns="followers")))
+    assert 400 <= status < 500 and "followers" in answer["message"]
+    # Post rows without likes: the contract's own report, with the request's rows.
+    status, answer = post(server, dataframe_split(rows.drop(columns="likes")))
+    assert 400 <= status < 500 and "column 'likes': required column is missing" in answer["message"]
+    # Non-numeric likes: refused by the signature's types before the model runs.
+    bad = rows.copy()
+    bad["likes"] = bad["likes"].astype(object)
+    bad.loc[bad["likes"].notna().idxmax(), "likes"] = "lots"
+    status, answer = post(server, dataframe_split(bad))
+    assert 400 <= status < 500 and "likes" in answer["message"]
+    # Not a table at all.
+    status, answer = post(server, {"dataframe_split": {"columns": ["influencer"], "rows": []}})
+    assert 400 <= status < 500 and answer.get("message")
+
+    # Still serving after the errors.
+    status, answer = post(server, dataframe_split(rows))
+    assert status == 200
+    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+
+
+def test_rest_takes_cold_start_only_requests_and_optional_columns(server, served, predictor):
+    profiles, posts = shortlist(served.data)
+    # Profile columns only (no post columns at all): every candidate is a cold start.
+    status, answer = post(server, dataframe_split(profiles[["influencer", "followers", "category"]]))
+    assert status == 200, answer
+    assert (predictions(answer)["status"] == STATUS_COLD).all()
+    # Optional columns outside any example (shares) reach the model instead of being dropped.
+    rows = to_rest_rows(profiles.assign(as_of=AS_OF), posts.assign(shares="5000"))
+    status, answer = post(server, dataframe_split(rows))
+    assert status == 200, answer
+    expected = predictor.predict(profiles.assign(as_of=AS_OF), posts.assign(shares="5000"))
+    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    without = predictor.predict(profiles.assign(as_of=AS_OF), posts)
+    assert not np.allclose(expected["predicted_er"], without["predicted_er"])

@@ -1,0 +1,384 @@
+"""Serving Python API: loading safely, scoring raw tables, statuses, peers, reasons, the pyfunc wrapper."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from features.aggregate import compute_features, examples_at
+from features.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
+from features.contract import DataValidationError, validate
+from serving import Predictor, load_model
+from serving.explain import phrase_pair, reasons
+from serving.predictor import (
+    OUTPUT_COLUMNS,
+    STATUS_COLD,
+    STATUS_NO_PROFILE,
+    STATUS_OK,
+    STATUS_ZERO_FOLLOWERS,
+    percentile_in,
+)
+from tests.serving_fixtures import ServingModel, serving_model, shortlist
+
+REASON = re.compile(r"^[^;()]+\([+-]\d+\.\d\d\)$")
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
+    return serving_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def predictor(served: ServingModel) -> Predictor:
+    return load_model(served.model_dir)
+
+
+@pytest.fixture(scope="session")
+def candidates(served: ServingModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return shortlist(served.data)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _copy_model(served: ServingModel, tmp_path: Path) -> Path:
+    target = tmp_path / "models" / served.model_dir.name
+    shutil.copytree(served.model_dir, target)
+    return target
+
+
+def test_missing_folder_is_refused(tmp_path):
+    with pytest.raises(ArtifactError, match="no such model folder"):
+        load_model(tmp_path / "nope")
+
+
+def test_latest_without_any_model_is_refused(tmp_path):
+    with pytest.raises(ArtifactError, match="no saved model under"):
+        load_model("latest", models_dir=tmp_path)
+
+
+def test_one_changed_byte_in_the_model_is_refused_before_unpickling(served, tmp_path):
+    folder = _copy_model(served, tmp_path)
+    data = bytearray((folder / MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"model\.joblib does not match its SHA-256"):
+        load_model(folder)
+
+
+def test_missing_manifest_is_refused(served, tmp_path):
+    folder = _copy_model(served, tmp_path)
+    (folder / MANIFEST_FILE).unlink()
+    with pytest.raises(ArtifactError, match="MANIFEST.sha256 is missing"):
+        load_model(folder)
+
+
+def test_unknown_mlflow_model_is_refused(served):
+    with pytest.raises(ArtifactError, match="cannot be fetched"):
+        load_model("models:/no-such-model@champion", tracking_uri=served.tracking_uri)
+
+
+def test_latest_version_name_and_mlflow_alias_load_the_same_model(served, predictor, candidates):
+    profiles, posts = candidates
+    expected = predictor.predict(profiles, posts, as_of="2020-01-01")
+    for ref, models_dir in (("latest", served.model_dir.parent), (served.model_dir.name, served.model_dir.parent)):
+        got = load_model(ref, models_dir=models_dir).predict(profiles, posts, as_of="2020-01-01")
+        pd.testing.assert_frame_equal(got, expected)
+    registered = load_model("models:/engagement@champion", tracking_uri=served.tracking_uri)
+    pd.testing.assert_frame_equal(registered.predict(profiles, posts, as_of="2020-01-01"), expected)
+
+
+# --------------------------------------------------------------------------- predicting
+
+
+def test_one_row_per_profile_with_planner_columns(predictor, candidates):
+    profiles, posts = candidates
+    table = predictor.predict(profiles, posts)
+    assert list(table.columns) == list(OUTPUT_COLUMNS)
+    assert table["influencer"].tolist() == profiles["influencer"].tolist()
+    scored = table[table["status"].str.startswith("ok")]
+    assert len(scored) == len(profiles)
+    er = scored["predicted_er"].to_numpy()
+    assert np.all(scored["er_low"].to_numpy() <= er) and np.all(er <= scored["er_high"].to_numpy())
+    np.testing.assert_allclose(scored["expected_engagements"], er * scored["followers"], rtol=1e-12)
+    np.testing.assert_allclose(scored["followers"], pd.to_numeric(profiles["followers"]), rtol=1e-12)
+    assert scored["peer_percentile"].between(0, 100).all()
+    for text in scored["reasons"]:
+        parts = text.split("; ")
+        assert len(parts) == 3, text
+        assert all(REASON.match(p) for p in parts), text
+
+
+def test_predictions_come_from_the_fitted_pipeline_on_computed_features(predictor, candidates):
+    profiles, posts = candidates
+    as_of = pd.Timestamp("2019-01-01", tz="UTC")
+    table = predictor.predict(profiles, posts, as_of)
+    data = validate(profiles, posts)
+    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of))
+    core = predictor.model.predict_features(base)
+    np.testing.assert_array_equal(table["predicted_er"].to_numpy(), core["predicted_er"].to_numpy())
+    np.testing.assert_array_equal(table["er_high"].to_numpy(), core["er_high"].to_numpy())
+    # Reasons add up with the bias to the prediction (they are the model's own contributions).
+    contrib = predictor.model.contributions(base)
+    np.testing.assert_allclose(contrib.sum(axis=1), core["predicted_log_er"], rtol=1e-9, atol=1e-9)
+
+
+def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidates):
+    profiles, posts = candidates
+    table = predictor.predict(profiles, posts).set_index("influencer")
+    no_posts = set(profiles["influencer"]) - set(posts["influencer"])
+    assert no_posts
+    for name in no_posts:
+        row = table.loc[name]
+        assert row["status"] == STATUS_COLD
+        assert row["has_history"] is False or row["has_history"] == False  # noqa: E712 (object column)
+        assert np.isfinite(row["predicted_er"]) and row["er_low"] <= row["predicted_er"] <= row["er_high"]
+        assert row["reasons"] and row["reasons"].count("no post history") <= 1
+    with_posts = table.loc[list(set(posts["influencer"]))]
+    assert (with_posts["status"] == STATUS_OK).all()
+
+
+def test_no_posts_table_at_all_scores_everyone_cold(predictor, candidates):
+    profiles, _ = candidates
+    table = predictor.predict(profiles, None)
+    assert (table["status"] == STATUS_COLD).all()
+
+
+def test_zero_followers_get_a_row_saying_why_and_others_are_unchanged(predictor, candidates):
+    profiles, posts = candidates
+    as_of = "2020-01-01"
+    before = predictor.predict(profiles, posts, as_of).set_index("influencer")
+    broken = profiles.copy()
+    broken.loc[2, "followers"] = "0"
+    scored = predictor.score(broken, posts, as_of)
+    table = scored.table.set_index("influencer")
+    name = profiles.loc[2, "influencer"]
+    assert table.index.tolist() == profiles["influencer"].tolist()  # kept in place, not dropped
+    assert table.loc[name, "status"] == STATUS_ZERO_FOLLOWERS
+    assert np.isnan(table.loc[name, ["predicted_er", "er_low", "er_high", "expected_engagements"]].astype(float)).all()
+    others = table.drop(index=name)
+    pd.testing.assert_series_equal(others["predicted_er"], before.drop(index=name)["predicted_er"])
+    handled = [p for p in scored.report.handled if p.column == "followers"]
+    assert handled and handled[0].rows == [3] and "zero followers" in handled[0].message
+
+
+def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates):
+    profiles, posts = candidates
+    broken = profiles.copy()
+    broken.loc[0, "followers"] = "0"
+    broken.loc[1, "followers"] = "-5"
+    with pytest.raises(DataValidationError, match=r"rows 2: negative count") as info:
+        predictor.predict(broken, posts)
+    assert "zero followers" in str(info.value)  # listed as handled, with its row
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [
+        ("likes", "lots", "not a number"),  # text in a count column
+        ("posted_at", "yesterday-ish", "unparseable timestamp"),  # unreadable time
+        ("comments", "-3", "negative count"),  # impossible count
+    ],
+)
+def test_other_contract_breaks_still_raise(predictor, candidates, column, value, match):
+    profiles, posts = candidates
+    bad = posts.copy()
+    bad.loc[0, column] = value
+    with pytest.raises(DataValidationError, match=match):
+        predictor.predict(profiles, bad)
+
+
+def test_shortlist_names_without_profile_are_listed(predictor, candidates):
+    profiles, posts = candidates
+    wanted = [profiles.loc[3, "influencer"], "nobody_at_all", profiles.loc[0, "influencer"]]
+    table = predictor.predict(profiles, posts, shortlist=wanted)
+    assert table["influencer"].tolist() == [profiles.loc[0, "influencer"], profiles.loc[3, "influencer"], "nobody_at_all"]
+    ghost = table.set_index("influencer").loc["nobody_at_all"]
+    assert ghost["status"] == STATUS_NO_PROFILE and np.isnan(ghost["predicted_er"])
+
+
+def test_as_of_uses_only_earlier_posts(predictor, served):
+    posts = served.data.posts
+    counts = posts.groupby("influencer").size()
+    name = counts[counts >= 3].index[0]
+    profiles = served.data.profiles[served.data.profiles["influencer"] == name]
+    own = posts[posts["influencer"] == name].sort_values("posted_at")
+    cutoff = pd.Timestamp(own["posted_at"].iloc[-1])  # the last post itself is excluded (strictly before)
+    now = predictor.predict(profiles, own)
+    back = predictor.predict(profiles, own, as_of=cutoff)
+    assert back.loc[0, "predicted_er"] != now.loc[0, "predicted_er"]
+    truncated = predictor.predict(profiles, own[pd.to_datetime(own["posted_at"], utc=True) < cutoff], as_of=cutoff)
+    assert back.loc[0, "predicted_er"] == truncated.loc[0, "predicted_er"]
+    # The same cutoff from an as_of column in the profiles (one cutoff per candidate).
+    per_candidate = predictor.predict(profiles.assign(as_of=str(cutoff)), own)
+    assert per_candidate.loc[0, "predicted_er"] == back.loc[0, "predicted_er"]
+    assert per_candidate.loc[0, "as_of"] == cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_inputs_are_not_modified(predictor, candidates):
+    profiles, posts = candidates
+    p, q = profiles.copy(), posts.copy()
+    broken = profiles.copy()
+    broken.loc[0, "followers"] = "0"
+    kept = broken.copy()
+    predictor.predict(broken, posts)
+    pd.testing.assert_frame_equal(broken, kept)
+    pd.testing.assert_frame_equal(profiles, p)
+    pd.testing.assert_frame_equal(posts, q)
+
+
+# --------------------------------------------------------------------------- peers and reasons
+
+
+@pytest.mark.parametrize(
+    "value, quantiles, expected",
+    [
+        (-1.0, [0, 1, 2], 0.0),  # below every label
+        (5.0, [0, 1, 2], 100.0),  # above every label
+        (1.0, [0, 1, 2], 50.0),  # the median
+        (0.5, [0, 1, 2], 25.0),  # interpolated
+        (1.0, [0, 1, 1, 1, 2], 50.0),  # a tied block: its middle, not its edge
+        (3.0, [3, 3, 3], 50.0),  # all labels equal
+    ],
+)
+def test_percentile_in_quantile_table(value, quantiles, expected):
+    assert percentile_in(np.array([value]), np.array(quantiles, dtype=float))[0] == pytest.approx(expected)
+
+
+def test_peer_percentile_falls_back_to_all_examples(predictor):
+    reference = predictor.metadata["peer_reference"]
+    value = np.array([np.median(reference["*"])])
+    got = predictor.peer_percentile(value, pd.Series(["mega"]), pd.Series(["no-such-niche"]))
+    assert got[0] == pytest.approx(50.0, abs=2.0)
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("log_er_median", "own past engagement above peers"),  # directional phrase
+        ("topic_2", "hashtag topic 3 raises the estimate"),  # numbered learned feature
+        ("brand_new_feature", "brand new feature raises the estimate"),  # generic fallback
+        ("category", "{} niche engages above average"),  # categorical: value filled in later
+    ],
+)
+def test_every_feature_name_has_a_readable_phrase(name, fragment):
+    assert phrase_pair(name)[0] == fragment
+
+
+def test_every_model_feature_has_its_own_phrase(predictor):
+    from serving.explain import CATEGORICAL, DIRECTIONAL, LABELS
+
+    known = set(DIRECTIONAL) | set(LABELS) | set(CATEGORICAL)
+    assert [n for n in predictor.model.feature_names_ if n not in known and not n.startswith("topic_")] == []
+
+
+def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
+    contributions = pd.DataFrame(
+        {
+            "log_er_median": [0.42, -0.30],
+            "log_followers": [-0.10, 0.05],
+            "category": [0.20, 0.01],
+            "er_trend": [0.01, -0.25],
+            "bias": [-3.0, -3.0],
+        }
+    )
+    base = pd.DataFrame({"n_history_posts": [5.0, 0.0], "log_er_median": [-3.0, np.nan], "er_trend": [0.1, np.nan], "category": ["travel", "food"]})
+    got = reasons(contributions, base)
+    assert got[0] == "own past engagement above peers (+0.42); travel niche engages above average (+0.20); larger audience than typical (-0.10)"
+    # No history: the two missing history features are one reason, summed (-0.30 - 0.25).
+    assert got[1] == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
+
+
+# --------------------------------------------------------------------------- pyfunc wrapper (in process)
+
+
+def test_pyfunc_rows_match_the_predictor(predictor, candidates):
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    profiles, posts = candidates
+    rows = to_rest_rows(profiles, posts)
+    got = predict_rows(predictor, rows)
+    expected = predictor.predict(profiles, posts)
+    assert got["influencer"].tolist() == expected["influencer"].tolist()
+    np.testing.assert_allclose(got["predicted_er"].to_numpy(float), expected["predicted_er"].to_numpy(float), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda r: r.drop(columns="followers"), "no 'followers' column"),  # required profile column
+        (lambda r: r.drop(columns="likes"), "column 'likes': required column is missing"),  # post column
+        (lambda r: r.assign(likes=["x"] + ["1"] * (len(r) - 1)), r"request \(posts columns\), column 'likes', rows 1: not a number"),  # request row named
+        (lambda r: r.iloc[0:0], "no rows"),  # empty request
+    ],
+)
+def test_pyfunc_malformed_input_is_an_invalid_parameter(predictor, candidates, change, match):
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    rows = to_rest_rows(*candidates)
+    with pytest.raises(MlflowException, match=match) as info:
+        predict_rows(predictor, change(rows))
+    assert info.value.get_http_status_code() == 400
+
+
+def test_pyfunc_conflicting_profile_rows_name_request_rows(predictor, candidates):
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    rows = to_rest_rows(*candidates)
+    name = rows["influencer"].value_counts().index[0]
+    second = int(np.flatnonzero(rows["influencer"] == name)[1])
+    rows.loc[second, "followers"] = "123"
+    with pytest.raises(MlflowException, match=f"rows [0-9, ]*{second + 1}.*duplicate influencer with different values"):
+        predict_rows(predictor, rows)
+
+
+def test_the_model_registered_by_training_takes_real_shortlists(served, predictor, candidates):
+    """The signature training logs (serving.schema) lets real shortlists through unchanged:
+    text yes/no values are not flipped, cold-start-only requests are taken, extra columns kept."""
+    import json
+
+    import mlflow
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+    from serving.schema import dataframe_split, to_rest_rows
+
+    mlflow.set_tracking_uri(served.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/engagement@champion")
+    schema = model.metadata.get_input_schema()
+    profiles, posts = candidates
+    as_of = "2019-06-01T00:00:00Z"
+    cases = [
+        (profiles, posts),  # as read from CSV: every value text ("False", "1432")
+        (profiles[["influencer", "followers"]], None),  # profile columns only: cold starts
+        (profiles, posts.assign(shares="900", is_sponsored="true")),  # columns outside the training example
+    ]
+    for case_profiles, case_posts in cases:
+        rows = to_rest_rows(case_profiles.assign(as_of=as_of), case_posts)
+        parsed = infer_and_parse_data(json.loads(json.dumps(dataframe_split(rows))), schema)  # what the server does
+        got = model.predict(parsed)
+        expected = predictor.predict(case_profiles.assign(as_of=as_of), case_posts)
+        np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+        assert got["status"].tolist() == expected["status"].tolist()
+
+
+def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
+    import json
+
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    profiles, posts = candidates
+    rows = to_rest_rows(profiles.assign(followers=["0"] + profiles["followers"].tolist()[1:]), posts)
+    answer = predict_rows(predictor, rows)
+    assert answer.loc[0, "status"] == STATUS_ZERO_FOLLOWERS
+    text = json.dumps(answer.to_dict(orient="records"))  # what the scoring server does
+    assert "NaN" not in text and json.loads(text)[0]["predicted_er"] is None

@@ -1,0 +1,196 @@
+"""``engage score``: ranking, fees, backtests, CSV/Excel/HTML outputs and bad input, through ``engage.cli.main``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engage.cli import EXIT_BAD_INPUT, main
+from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, STATUS_ZERO_FOLLOWERS
+from tests.serving_fixtures import ServingModel, serving_model, shortlist
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
+    return serving_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def files(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A shortlist as CSV files: candidates with posts, without posts, and one with zero followers."""
+    profiles, posts = shortlist(served.data)
+    profiles.loc[len(profiles)] = profiles.iloc[0].to_dict() | {"influencer": "zero_hero", "followers": "0"}
+    folder = tmp_path_factory.mktemp("shortlist")
+    profiles.to_csv(folder / "profiles.csv", index=False)
+    posts.to_csv(folder / "posts.csv", index=False)
+    return folder / "profiles.csv", folder / "posts.csv"
+
+
+def score(served: ServingModel, files: tuple[Path, Path], out: Path, *extra: str) -> int:
+    return main(["score", "--model", str(served.model_dir), "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(out), *extra])
+
+
+def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(served, files, tmp_path, capsys):
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--top", "5") == 0
+    table = pd.read_csv(out)
+    profiles = pd.read_csv(files[0], dtype=str)
+    assert sorted(table["influencer"]) == sorted(profiles["influencer"])
+    ranked = table[table["rank"].notna()]
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["expected_engagements"].is_monotonic_decreasing
+    zero = table.set_index("influencer").loc["zero_hero"]
+    assert zero["status"] == STATUS_ZERO_FOLLOWERS and np.isnan(zero["rank"])
+    assert (table["status"] == STATUS_COLD).sum() == 4
+    printed = capsys.readouterr().out
+    assert "rank" in printed and "predicted ER" in printed and f"wrote {len(table)} rows" in printed
+    assert printed.count("\n   ") >= 5  # five table rows printed (right-aligned ranks)
+
+
+def test_excel_output_has_the_ranking_and_an_about_sheet(served, files, tmp_path):
+    out = tmp_path / "ranked.xlsx"
+    assert score(served, files, out, "--top", "0") == 0
+    sheets = pd.read_excel(out, sheet_name=None)
+    assert set(sheets) == {"ranking", "about"}
+    assert {"rank", "influencer", "predicted_er", "er_low", "er_high", "peer_percentile", "reasons", "status"} <= set(sheets["ranking"].columns)
+    assert "interactions" in " ".join(sheets["about"]["value"].astype(str))
+
+
+def test_html_report_is_self_contained(served, files, tmp_path):
+    out = tmp_path / "report.html"
+    assert score(served, files, out, "--top", "0") == 0
+    text = out.read_text()
+    assert "data:image/png;base64," in text
+    assert "How to read this" in text and "interactions / followers" in text
+    assert "zero_hero" in text and STATUS_ZERO_FOLLOWERS in text
+    assert 'src="http' not in text and "<script" not in text and "<link" not in text
+
+
+def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served, files, tmp_path, capsys):
+    profiles = pd.read_csv(files[0], dtype=str)
+    names = profiles["influencer"].tolist()
+    fees = pd.DataFrame({"influencer": [*names[:5], "ghost_account", names[5]], "fee": ["500", "1,200", "800", "50", "3000", "700", ""], "currency": "EUR"})
+    fees.to_csv(tmp_path / "fees.csv", index=False)
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--fees", str(tmp_path / "fees.csv")) == 0
+    table = pd.read_csv(out).set_index("influencer")
+    # The fee table is the shortlist: its names only, unknown ones kept with their fee.
+    assert set(table.index) == set(fees["influencer"])
+    assert table.loc["ghost_account", "status"] == STATUS_NO_PROFILE and table.loc["ghost_account", "fee"] == 700
+    assert np.isnan(table.loc[names[5], "fee"]) and np.isnan(table.loc[names[5], "cost_per_engagement"])
+    with_fee = table.loc[names[:5]]
+    np.testing.assert_allclose(with_fee["cost_per_engagement"], with_fee["fee"] / with_fee["expected_engagements"], rtol=1e-9)
+    ranked = table[table["rank"].notna()].sort_values("rank")
+    assert ranked["cost_per_engagement"].is_monotonic_increasing and len(ranked) == 5
+    printed = capsys.readouterr().out
+    assert "ghost_account" in printed and "without a profile" in printed
+    assert "no fee in rows 7" in printed
+
+
+@pytest.mark.parametrize(
+    "fees, match",
+    [
+        ({"influencer": ["a", "b"], "fee": ["100", "lots"]}, r"column 'fee', rows 2: not a number"),  # text fee
+        ({"influencer": ["a", "b"], "fee": ["100", "-5"]}, "negative fee"),  # negative fee
+        ({"influencer": ["a", "a"], "fee": ["100", "200"]}, "different fees for the same influencer"),  # conflicting rows
+        ({"influencer": ["a", "b"], "fee": ["1", "2"], "currency": ["EUR", "USD"]}, "several currencies"),  # mixed currencies
+        ({"name": ["a"], "fee": ["1"]}, "required column"),  # no influencer column
+    ],
+)
+def test_bad_fee_tables_exit_2_with_the_reason(served, files, tmp_path, capsys, fees, match):
+    pd.DataFrame(fees).to_csv(tmp_path / "fees.csv", index=False)
+    assert score(served, files, tmp_path / "out.csv", "--fees", str(tmp_path / "fees.csv")) == EXIT_BAD_INPUT
+    assert pd.Series([capsys.readouterr().err]).str.contains(match).iloc[0]
+
+
+def test_as_of_backtest_uses_only_earlier_posts(served, tmp_path):
+    posts = served.data.posts
+    counts = posts.groupby("influencer").size()
+    names = counts[counts >= 3].index[:3]
+    profiles = served.data.profiles[served.data.profiles["influencer"].isin(names)]
+    own = posts[posts["influencer"].isin(names)]
+    profiles.to_csv(tmp_path / "p.csv", index=False)
+    own.to_csv(tmp_path / "q.csv", index=False)
+    # One cutoff for all: the earliest of their last posts, so every one loses at least its last post.
+    cutoff = own.groupby("influencer")["posted_at"].apply(lambda s: sorted(s)[-1]).min()
+    files = (tmp_path / "p.csv", tmp_path / "q.csv")
+    assert score(served, files, tmp_path / "now.csv") == 0
+    assert score(served, files, tmp_path / "back.csv", "--as-of", cutoff) == 0
+    now = pd.read_csv(tmp_path / "now.csv").set_index("influencer")
+    back = pd.read_csv(tmp_path / "back.csv").set_index("influencer")
+    assert not np.allclose(now.loc[names, "predicted_er"], back.loc[names, "predicted_er"])
+    earlier = own[pd.to_datetime(own["posted_at"], utc=True) < pd.Timestamp(cutoff)]
+    earlier.to_csv(tmp_path / "q_earlier.csv", index=False)
+    assert score(served, (tmp_path / "p.csv", tmp_path / "q_earlier.csv"), tmp_path / "trunc.csv", "--as-of", cutoff) == 0
+    trunc = pd.read_csv(tmp_path / "trunc.csv").set_index("influencer")
+    np.testing.assert_allclose(back.loc[names, "predicted_er"], trunc.loc[names, "predicted_er"], rtol=1e-12)
+
+
+def test_embedded_data_is_the_default(served, tmp_path):
+    shortlist_file = tmp_path / "shortlist.csv"
+    embedded = pd.read_csv(REPO / "data" / "instagram" / "profiles.csv.gz", dtype=str, nrows=3)
+    pd.DataFrame({"influencer": [*embedded["influencer"], "not_in_the_data"]}).to_csv(shortlist_file, index=False)
+    out = tmp_path / "ranked.csv"
+    assert main(["score", "--model", str(served.model_dir), "--shortlist", str(shortlist_file), "--out", str(out), "--top", "0"]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 4 and (table["status"] == STATUS_NO_PROFILE).sum() == 1
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--out", "ranked.pdf"], "unknown output type"),  # output ending we cannot write
+        (["--as-of", "someday"], "cannot parse 'someday'"),  # unreadable cutoff
+        (["--model", "no/such/folder"], "no such model folder"),  # bad model reference
+    ],
+)
+def test_bad_arguments_exit_2(served, files, tmp_path, capsys, args, match):
+    base = {"--model": str(served.model_dir), "--out": str(tmp_path / "ranked.csv")}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value if flag != "--out" else str(tmp_path / value)
+    argv = ["score", "--profiles", str(files[0]), "--posts", str(files[1])] + [x for kv in base.items() for x in kv]
+    assert main(argv) == EXIT_BAD_INPUT
+    assert match in capsys.readouterr().err
+
+
+def test_contract_break_exits_2_with_the_report(served, files, tmp_path, capsys):
+    posts = pd.read_csv(files[1], dtype=str)
+    posts.loc[2, "likes"] = "many"
+    posts.to_csv(tmp_path / "bad_posts.csv", index=False)
+    assert score(served, (files[0], tmp_path / "bad_posts.csv"), tmp_path / "out.csv") == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "bad_posts.csv, column 'likes', rows 3: not a number" in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)")
+def test_report_renders_in_a_browser(served, files, tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "report.html"
+    assert score(served, files, out, "--top", "0") == 0
+    shot = tmp_path / "report.png"
+    done = subprocess.run(["bash", str(REPO / "scripts" / "report_check.sh"), str(out), str(shot), "1400x1800"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pixels = imread(shot)
+    assert pixels.shape[0] == 1800 and pixels.shape[1] == 1400
+    rgb = pixels[..., :3].reshape(-1, 3)
+    assert rgb.std() > 0.05  # not a blank page
+    # The chart (an inline PNG) rendered: many distinct colours, not only text on white.
+    assert len(np.unique((rgb * 255).astype(int), axis=0)) > 200
+
+
+def test_report_check_skips_without_chromium(tmp_path):
+    if shutil.which("bash") is None:
+        pytest.skip("bash not available")
+    env = {"PATH": str(tmp_path)}  # no browser on this PATH
+    done = subprocess.run([shutil.which("bash"), str(REPO / "scripts" / "report_check.sh"), str(tmp_path / "x.html")], capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0 and "skipping" in done.stderr
