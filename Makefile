@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data/instagram
 
 .DEFAULT_GOAL := help
-.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui reliability clean
+.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui reliability report-check clean
 
 help: ## List the targets with a one-line description each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ bench: install ## Feature pipeline benchmark against DuckDB (1M and 10M syntheti
 reliability: install ## Rerun the reliability suite and print its figures
 	$(BIN)/pytest -m reliability -s
 	$(BIN)/python benchmarks/reliability.py
+
+report-check: install ## Score the embedded data with the latest model as HTML and screenshot it in headless Chromium
+	$(BIN)/engage score --model latest --out build/report.html --top 10
+	bash scripts/report_check.sh build/report.html build/report.png
 
 mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

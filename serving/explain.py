@@ -32,7 +32,6 @@ DIRECTIONAL: dict[str, tuple[str, str]] = {
     "er_trend": ("engagement trending up", "engagement trending down"),
     "prior_log_er": ("tier and niche engage above average", "tier and niche engage below average"),
     "hashtag_er": ("uses hashtags of high-engagement accounts", "uses hashtags of low-engagement accounts"),
-    "days_since_last_post": ("recently active", "long time since the last post"),
     "zero_engagement_share": ("few posts without any engagement", "many posts without any engagement"),
 }
 
