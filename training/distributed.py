@@ -31,7 +31,7 @@ from features.contract import ValidatedData, ValidationReport, validate
 from features.distributed import _now, collect, features_meta, map_by_influencer
 from features.pipeline import ConformalInterval, EngagementModel, interval_group
 from training.config import TrainConfig
-from training.evaluation import influencer_holdout, new_model
+from training.evaluation import boosting_rounds, influencer_holdout, new_model
 from training.examples import ExampleSet, latest_post_examples
 
 LABEL, TARGET_ER, TARGET_TIME, FIRST_POST = "_label", "_target_er", "_target_time", "_first_post"
@@ -107,14 +107,7 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     else:
         local = to_example_set(train_dd.compute())
     valid = local.base["influencer"].isin(valid_keys).to_numpy()
-    probe = new_model(config, params).fit(
-        local.base[~valid].reset_index(drop=True),
-        local.label[~valid],
-        valid=(local.base[valid].reset_index(drop=True), local.label[valid]),
-        num_boost_round=config.num_boost_round,
-        early_stopping_rounds=config.early_stopping_rounds,
-    )
-    rounds = max(10, int(round(probe.best_iteration_ * 1.1)))
+    rounds = boosting_rounds(local, valid, config, params)
 
     model = new_model(config, params)
     head = model.fit_steps(local.base)

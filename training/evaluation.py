@@ -42,6 +42,19 @@ def new_model(config: TrainConfig, params: dict[str, Any] | None = None) -> Enga
     return EngagementModel(params or config.lgbm_params, config.interval_level, config.seed, config.prior_strength, config.n_topics)
 
 
+def boosting_rounds(train: ExampleSet, valid: np.ndarray, config: TrainConfig, params: dict[str, Any]) -> int:
+    """Rounds for the final refit: early stopping on the ``valid`` rows of ``train``, plus 10 %
+    because the refit on all of ``train`` has a bit more data."""
+    probe = new_model(config, params).fit(
+        train.base[~valid].reset_index(drop=True),
+        train.label[~valid],
+        valid=(train.base[valid].reset_index(drop=True), train.label[valid]),
+        num_boost_round=config.num_boost_round,
+        early_stopping_rounds=config.early_stopping_rounds,
+    )
+    return max(10, int(round(probe.best_iteration_ * 1.1)))
+
+
 def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
     """Fit one model on ``examples`` with early stopping and a held-out conformal calibration."""
     influencers = examples.base["influencer"]
@@ -53,15 +66,7 @@ def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] 
         from training.tuning import tune_params
 
         params = tune_params(train, config)
-    probe = new_model(config, params).fit(
-        train.base[~valid].reset_index(drop=True),
-        train.label[~valid],
-        valid=(train.base[valid].reset_index(drop=True), train.label[valid]),
-        num_boost_round=config.num_boost_round,
-        early_stopping_rounds=config.early_stopping_rounds,
-    )
-    # Refit on all non-calibration rows; a bit more data deserves a few more rounds.
-    rounds = max(10, int(round(probe.best_iteration_ * 1.1)))
+    rounds = boosting_rounds(train, valid, config, params)
     model = new_model(config, params).fit(train.base, train.label, num_boost_round=rounds)
     held = examples.subset(calib)
     model.calibrate(held.base, held.label)
