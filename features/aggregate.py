@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
+from features.segments import Segments
 
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
 TIERS = ("nano", "micro", "mid", "macro", "mega")
@@ -49,10 +50,27 @@ HISTORY_FEATURES = (
     "video_share",
     "caption_length_mean",
 )
-HASHTAG_FEATURES = ("hashtags_per_post", "distinct_hashtags", "top_hashtag_share", "hashtag_entropy")
+HASHTAG_FEATURES = (
+    "hashtags_per_post",
+    "distinct_hashtags",
+    "top_hashtag_share",
+    "hashtag_entropy",
+)
 NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES
 CATEGORICAL_FEATURES = ("tier", "category", "platform")
 KEY_COLUMNS = ("influencer", "cutoff")
+# Post columns the history and hashtag features read.
+HISTORY_INPUT_COLUMNS = (
+    "posted_at",
+    "likes",
+    "comments",
+    "shares",
+    "saves",
+    "is_sponsored",
+    "media_type",
+    "hashtags",
+    "caption",
+)
 
 
 def epoch_nanoseconds(values: pd.Series) -> np.ndarray:
@@ -68,11 +86,20 @@ def epoch_seconds(values: pd.Series) -> np.ndarray:
 
 def tier_of(followers: pd.Series | np.ndarray) -> np.ndarray:
     """Audience tier: nano < 10k <= micro < 100k <= mid < 500k <= macro < 1M <= mega."""
-    idx = np.searchsorted(np.asarray(TIER_BOUNDS, dtype="float64"), np.asarray(followers, dtype="float64"), side="right")
+    idx = np.searchsorted(
+        np.asarray(TIER_BOUNDS, dtype="float64"),
+        np.asarray(followers, dtype="float64"),
+        side="right",
+    )
     return np.asarray(TIERS, dtype=object)[idx]
 
 
-def examples_at(profiles: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None = None, *, now: pd.Timestamp | None = None) -> pd.DataFrame:
+def examples_at(
+    profiles: pd.DataFrame,
+    as_of: pd.Timestamp | pd.Series | None = None,
+    *,
+    now: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """One example per profile, at one cutoff for all, or one per influencer (a Series by influencer).
 
     With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else ``now``
@@ -93,7 +120,13 @@ def examples_at(profiles: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None =
     return examples
 
 
-def compute_features(profiles: pd.DataFrame, posts: pd.DataFrame, examples: pd.DataFrame, *, include_hashtag_docs: bool = True) -> pd.DataFrame:
+def compute_features(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame,
+    examples: pd.DataFrame,
+    *,
+    include_hashtag_docs: bool = True,
+) -> pd.DataFrame:
     """Features for each example (row of ``examples``: ``influencer``, ``cutoff``).
 
     Returns one row per example, in the same order, starting with ``influencer`` and ``cutoff``.
@@ -105,17 +138,25 @@ def compute_features(profiles: pd.DataFrame, posts: pd.DataFrame, examples: pd.D
     profile_by_key = profiles.drop_duplicates("influencer").set_index("influencer")
     followers = examples["influencer"].map(profile_by_key["followers"]).to_numpy(dtype="float64")
 
-    out = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].to_numpy()})
+    out = pd.DataFrame(
+        {"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].to_numpy()}
+    )
     out = out.astype({"cutoff": "datetime64[ns, UTC]"}) if n_examples else out
-    out = pd.concat([out, profile_features(profile_by_key, examples["influencer"], followers)], axis=1)
+    out = pd.concat(
+        [out, profile_features(profile_by_key, examples["influencer"], followers)], axis=1
+    )
 
     history = history_posts(posts, examples, followers)
     out = pd.concat([out, history_features(history, examples, n_examples)], axis=1)
-    out = pd.concat([out, hashtag_features(history, n_examples, include_docs=include_hashtag_docs)], axis=1)
+    out = pd.concat(
+        [out, hashtag_features(history, n_examples, include_docs=include_hashtag_docs)], axis=1
+    )
     return out
 
 
-def profile_features(profile_by_key: pd.DataFrame, influencers: pd.Series, followers: np.ndarray) -> pd.DataFrame:
+def profile_features(
+    profile_by_key: pd.DataFrame, influencers: pd.Series, followers: np.ndarray
+) -> pd.DataFrame:
     """Follower-count family from the profile alone."""
 
     def column(name: str, default: object = np.nan) -> np.ndarray:
@@ -123,9 +164,15 @@ def profile_features(profile_by_key: pd.DataFrame, influencers: pd.Series, follo
             return influencers.map(profile_by_key[name]).to_numpy()
         return np.full(len(influencers), default, dtype=object)
 
-    following = pd.to_numeric(pd.Series(column("following")), errors="coerce").to_numpy(dtype="float64")
-    posts_count = pd.to_numeric(pd.Series(column("posts_count")), errors="coerce").to_numpy(dtype="float64")
-    verified = pd.Series(column("verified", False)).fillna(False).astype(bool).to_numpy(dtype="float64")
+    following = pd.to_numeric(pd.Series(column("following")), errors="coerce").to_numpy(
+        dtype="float64"
+    )
+    posts_count = pd.to_numeric(pd.Series(column("posts_count")), errors="coerce").to_numpy(
+        dtype="float64"
+    )
+    verified = (
+        pd.Series(column("verified", False)).fillna(False).astype(bool).to_numpy(dtype="float64")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         frame = pd.DataFrame(
             {
@@ -134,18 +181,32 @@ def profile_features(profile_by_key: pd.DataFrame, influencers: pd.Series, follo
                 "log_posts_count": np.log1p(posts_count),
                 "verified": verified,
                 "tier": tier_of(followers),
-                "category": pd.Series(column("category", "other")).fillna("other").to_numpy(dtype=object),
-                "platform": pd.Series(column("platform", "instagram")).fillna("instagram").to_numpy(dtype=object),
+                "category": pd.Series(column("category", "other"))
+                .fillna("other")
+                .to_numpy(dtype=object),
+                "platform": pd.Series(column("platform", "instagram"))
+                .fillna("instagram")
+                .to_numpy(dtype=object),
             }
         )
     return frame
 
 
-def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.ndarray) -> pd.DataFrame:
+def history_posts(
+    posts: pd.DataFrame, examples: pd.DataFrame, followers: np.ndarray
+) -> pd.DataFrame:
     """Posts strictly before each example's cutoff, tagged with the example number, sorted by time."""
-    cols = list(posts.columns)
+    # Only what the history features read: taking every column (the influencer key, post ids,
+    # image descriptions) in time order would cost more than the features themselves.
+    cols = [c for c in posts.columns if c in HISTORY_INPUT_COLUMNS]
     # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each.
-    keys = pd.DataFrame({"influencer": examples["influencer"].to_numpy(), "example": np.arange(len(examples)), "cutoff": examples["cutoff"].array})
+    keys = pd.DataFrame(
+        {
+            "influencer": examples["influencer"].to_numpy(),
+            "example": np.arange(len(examples)),
+            "cutoff": examples["cutoff"].array,
+        }
+    )
     if keys["influencer"].is_unique and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge, and
         # the rows are taken once, already in their final order (the slow path copies them 3 times).
@@ -158,9 +219,11 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
         def post_id_at(at: np.ndarray) -> pd.Series:
             return posts["post_id"].take(selected[at])
 
-        order = _time_order(position[selected], posted[before], post_id_at if "post_id" in posts else None)
+        order = _time_order(
+            position[selected], posted[before], post_id_at if "post_id" in posts else None
+        )
         rows = selected[order]
-        hist = posts.take(rows).reset_index(drop=True)
+        hist = posts[cols].take(rows).reset_index(drop=True)
         hist["example"] = position[rows]
         hist["followers"] = followers[hist["example"].to_numpy()]
         hist["interactions"] = interactions(hist)
@@ -170,10 +233,12 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
         # A hash lookup is much cheaper than a merge.
         position = _positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
-        hist = posts.loc[keep, cols].copy()
+        hist = posts.loc[keep, [*cols, *(["post_id"] if "post_id" in posts else [])]].copy()
         hist["example"] = position[keep]
     else:
-        hist = posts[cols].merge(keys[["influencer", "example"]], on="influencer", how="inner")
+        hist = posts[[*cols, "influencer", *(["post_id"] if "post_id" in posts else [])]].merge(
+            keys[["influencer", "example"]], on="influencer", how="inner"
+        )
     # Integer comparison: "strictly before the cutoff" must hold to the nanosecond.
     cutoff = epoch_nanoseconds(keys["cutoff"])[hist["example"].to_numpy()]
     hist = hist[epoch_nanoseconds(hist["posted_at"]) < cutoff]
@@ -189,7 +254,11 @@ def history_posts(posts: pd.DataFrame, examples: pd.DataFrame, followers: np.nda
     def hist_post_id_at(at: np.ndarray) -> pd.Series:
         return hist["post_id"].iloc[at]
 
-    order = _time_order(hist["example"].to_numpy(), hist["posted_at"], hist_post_id_at if "post_id" in hist else None)
+    order = _time_order(
+        hist["example"].to_numpy(),
+        hist["posted_at"],
+        hist_post_id_at if "post_id" in hist else None,
+    )
     return hist.take(order).reset_index(drop=True)
 
 
@@ -199,7 +268,10 @@ def _arrow_text(values: pd.Series) -> pa.Array | None:
         return None
     if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
         text = pa.array(values.array)
-    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty"):
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in (
+        "string",
+        "empty",
+    ):
         try:
             text = pa.array(values.to_numpy(), type=pa.large_string())
         except (pa.ArrowException, UnicodeError):  # e.g. lone surrogates, which arrow cannot hold
@@ -242,7 +314,9 @@ def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.argsort((example - ex_min) * span + (t - t_min) // unit, kind="stable")
 
 
-def _time_order(example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None) -> np.ndarray:
+def _time_order(
+    example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None
+) -> np.ndarray:
     """Positions that sort posts like ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
 
     Several times faster: np.lexsort (stable) on integers instead of pandas factorising every key,
@@ -250,7 +324,9 @@ def _time_order(example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np
     on example and time; None means there is no post_id.
     """
     naive = posted.dt.tz_convert(None) if isinstance(posted.dtype, pd.DatetimeTZDtype) else posted
-    t = np.where(naive.isna().to_numpy(), np.iinfo("int64").max, naive.to_numpy().view("int64"))  # NaT last
+    t = np.where(
+        naive.isna().to_numpy(), np.iinfo("int64").max, naive.to_numpy().view("int64")
+    )  # NaT last
     order = _stable_order(np.asarray(example, dtype="int64"), t)
     if post_id_at is None or len(order) < 2:
         return order
@@ -262,63 +338,93 @@ def _time_order(example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np
     in_run[1:] |= tie
     in_run[:-1] |= tie
     pos = np.flatnonzero(in_run)  # tied runs stay in place; only their members are reordered
-    runs = pd.DataFrame({"example": ex_sorted[pos], "t": t_sorted[pos], "post_id": post_id_at(order[pos]).to_numpy()})
-    order[pos] = order[pos][runs.sort_values(["example", "t", "post_id"], kind="stable").index.to_numpy()]
+    runs = pd.DataFrame(
+        {
+            "example": ex_sorted[pos],
+            "t": t_sorted[pos],
+            "post_id": post_id_at(order[pos]).to_numpy(),
+        }
+    )
+    order[pos] = order[pos][
+        runs.sort_values(["example", "t", "post_id"], kind="stable").index.to_numpy()
+    ]
     return order
 
 
 def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int) -> pd.DataFrame:
-    """Posting cadence and interaction-ratio families from the history posts."""
-    out = pd.DataFrame(index=pd.RangeIndex(n_examples))
-    g = hist.groupby("example", sort=True)
-    n = g.size()
-    out["n_history_posts"] = n.reindex(out.index, fill_value=0).astype("float64")
-    hist = hist.assign(t=epoch_seconds(hist["posted_at"]))
-    gt = hist.groupby("example", sort=True)["t"]
-    first, last = gt.min(), gt.max()
-    cutoff_s = epoch_seconds(examples["cutoff"])
-    history_days = ((last - first) / SECONDS_PER_DAY).reindex(out.index)
-    out["history_days"] = history_days
-    out["cadence_days"] = (history_days / (out["n_history_posts"] - 1)).where(out["n_history_posts"] >= 2)
-    out["days_since_last_post"] = (cutoff_s - last.reindex(out.index).to_numpy()) / SECONDS_PER_DAY
+    """Posting cadence and interaction-ratio families from the history posts.
 
-    ler = hist.groupby("example", sort=True)["log_er"]
-    out["log_er_median"] = ler.median().reindex(out.index)
-    out["log_er_mean"] = ler.mean().reindex(out.index)
-    out["log_er_std"] = ler.std(ddof=1).reindex(out.index)
-    out["log_er_last"] = ler.last().reindex(out.index)
-    out["log_er_max"] = ler.max().reindex(out.index)
+    ``hist`` is :func:`history_posts` output: each example's posts in one run, in time order.
+    """
+    seg = Segments.of_sorted(hist["example"].to_numpy())
+    n_posts = seg.size.astype("float64")
 
-    # Trend: mean log ER of the later half of the history minus the earlier half (posts are sorted).
-    rank = g.cumcount().to_numpy()
-    size = n.reindex(hist["example"]).to_numpy() if len(hist) else np.array([])
-    later = rank >= size / 2.0
-    recent = hist["log_er"].where(later).groupby(hist["example"]).mean()
-    older = hist["log_er"].where(~later).groupby(hist["example"]).mean()
-    out["er_trend"] = (recent - older).reindex(out.index)
+    def per_example(per_run: np.ndarray) -> np.ndarray:
+        return seg.spread(per_run, n_examples)
 
-    sums = hist.groupby("example", sort=True)[[c for c in ("likes", "comments", "shares", "saves") if c in hist]].sum(min_count=1)
-    likes = sums["likes"].reindex(out.index)
+    out: dict[str, np.ndarray] = {"n_history_posts": seg.spread(n_posts, n_examples, fill=0.0)}
+    t = epoch_seconds(hist["posted_at"])
+    first, last = seg.min(t), seg.max(t)
+    history_days = (last - first) / SECONDS_PER_DAY
+    out["history_days"] = per_example(history_days)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["comments_per_like"] = sums["comments"].reindex(out.index) / likes.clip(lower=1.0)
-        for col in ("shares", "saves"):
-            out[f"{col}_per_like"] = sums[col].reindex(out.index) / likes.clip(lower=1.0) if col in sums else np.nan
-    out["zero_engagement_share"] = (hist["interactions"] == 0).groupby(hist["example"]).mean().reindex(out.index)
-    sponsored = hist["is_sponsored"].astype(bool)
-    out["sponsored_share"] = sponsored.groupby(hist["example"]).mean().reindex(out.index)
-    gap = hist["log_er"].where(sponsored).groupby(hist["example"]).mean() - hist["log_er"].where(~sponsored).groupby(hist["example"]).mean()
-    out["sponsored_er_gap"] = gap.reindex(out.index)
-    media = hist["media_type"].astype(str)
-    out["carousel_share"] = (media == "carousel").groupby(hist["example"]).mean().reindex(out.index)
-    out["video_share"] = media.isin(["video", "reel", "short"]).groupby(hist["example"]).mean().reindex(out.index)
+        out["cadence_days"] = per_example(
+            np.where(n_posts >= 2, history_days / (n_posts - 1), np.nan)
+        )
+    out["days_since_last_post"] = (
+        epoch_seconds(examples["cutoff"]) - per_example(last)
+    ) / SECONDS_PER_DAY
+
+    ler = hist["log_er"].to_numpy(dtype="float64")
+    out["log_er_median"] = per_example(seg.median(ler))
+    out["log_er_mean"] = per_example(seg.mean(ler))
+    out["log_er_std"] = per_example(seg.std(ler))
+    out["log_er_last"] = per_example(seg.last(ler))
+    out["log_er_max"] = per_example(seg.max(ler))
+    # Trend: mean log ER of the later half of the history minus the earlier half (posts are in time order).
+    later = seg.rank() >= seg.size[seg.row_segment] / 2.0
+    out["er_trend"] = per_example(seg.masked_mean(ler, later) - seg.masked_mean(ler, ~later))
+
+    likes = seg.nansum(hist["likes"].to_numpy(dtype="float64"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for col in ("comments", "shares", "saves"):
+            total = (
+                seg.nansum(hist[col].to_numpy(dtype="float64"))
+                if col in hist
+                else np.full(len(seg), np.nan)
+            )
+            out[f"{col}_per_like"] = per_example(total / np.maximum(likes, 1.0))
+    out["zero_engagement_share"] = per_example(seg.mean(hist["interactions"].to_numpy() == 0))
+    sponsored = hist["is_sponsored"].to_numpy(dtype=bool)
+    out["sponsored_share"] = per_example(seg.mean(sponsored))
+    out["sponsored_er_gap"] = per_example(
+        seg.masked_mean(ler, sponsored) - seg.masked_mean(ler, ~sponsored)
+    )
+    media = _text_array(hist["media_type"])
+    out["carousel_share"] = per_example(
+        seg.mean(pc.equal(media, "carousel").to_numpy(zero_copy_only=False))
+    )
+    video = pc.is_in(media, value_set=pa.array(["video", "reel", "short"], type=media.type))
+    out["video_share"] = per_example(seg.mean(video.to_numpy(zero_copy_only=False)))
     if "caption" in hist:
-        out["caption_length_mean"] = hist["caption"].astype(str).str.len().groupby(hist["example"]).mean().reindex(out.index)
+        length = pc.utf8_length(_text_array(hist["caption"])).to_numpy(zero_copy_only=False)
+        out["caption_length_mean"] = per_example(seg.mean(length))
     else:
-        out["caption_length_mean"] = np.nan
-    return out.reset_index(drop=True)
+        out["caption_length_mean"] = np.full(n_examples, np.nan)
+    return pd.DataFrame(out)
 
 
-def hashtag_features(hist: pd.DataFrame, n_examples: int, *, include_docs: bool = True) -> pd.DataFrame:
+def _text_array(values: pd.Series) -> pa.Array:
+    """A text column as one arrow string array, missing cells as the text 'nan' (as ``astype(str)`` gives)."""
+    text = _arrow_text(values)
+    if text is None:
+        text = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
+    return text
+
+
+def hashtag_features(
+    hist: pd.DataFrame, n_examples: int, *, include_docs: bool = True
+) -> pd.DataFrame:
     """Niche-focus family: how many hashtags, how concentrated, and the bag of tags used.
 
     ``hashtag_doc`` (space-joined tags, repeats kept) feeds the learned niche and topic
@@ -367,18 +473,33 @@ def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> pd.DataFrame:
     lo = 0
     while lo < len(example):
         hi = min(lo + step, len(example))
-        hi = int(np.searchsorted(example, example[hi - 1], side="right")) if is_sorted else hi  # whole examples only
+        hi = (
+            int(np.searchsorted(example, example[hi - 1], side="right")) if is_sorted else hi
+        )  # whole examples only
         part = _tag_stats_chunk(hashtags.iloc[lo:hi], example[lo:hi], include_docs)
         if part is not None:
             parts.append(part)
         lo = hi
     if parts:
         return pd.concat(parts)
-    return pd.DataFrame({"total": pd.Series(dtype="int64"), "distinct": pd.Series(dtype="int64"), "top": pd.Series(dtype="int64"), "entropy": pd.Series(dtype="float64"), "doc": pd.Series(dtype=object)})
+    return pd.DataFrame(
+        {
+            "total": pd.Series(dtype="int64"),
+            "distinct": pd.Series(dtype="int64"),
+            "top": pd.Series(dtype="int64"),
+            "entropy": pd.Series(dtype="float64"),
+            "doc": pd.Series(dtype=object),
+        }
+    )
 
 
-def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: bool) -> pd.DataFrame | None:
-    if hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in ("string", "empty"):
+def _tag_stats_chunk(
+    hashtags: pd.Series, example: np.ndarray, include_docs: bool
+) -> pd.DataFrame | None:
+    if hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in (
+        "string",
+        "empty",
+    ):
         # Python strings straight into arrow: same text as astype(str), ~10x cheaper.
         text = pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
     else:
@@ -397,7 +518,9 @@ def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: boo
     is_sorted = not (tag_example[1:] < tag_example[:-1]).any()
     cuts = np.array([0, len(tags)])
     if is_sorted:
-        probe = np.searchsorted(tag_example, tag_example[HASHTAG_HASH_TAGS::HASHTAG_HASH_TAGS], side="left")
+        probe = np.searchsorted(
+            tag_example, tag_example[HASHTAG_HASH_TAGS::HASHTAG_HASH_TAGS], side="left"
+        )
         cuts = np.unique(np.r_[0, probe, len(tags)])
     pairs, pair_examples, n_pairs = [], [], 0
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
@@ -423,12 +546,18 @@ def _tag_stats_chunk(hashtags: pd.Series, example: np.ndarray, include_docs: boo
         ex_sorted = tag_example if order is None else tag_example[order]
         first = np.flatnonzero(np.r_[True, ex_sorted[1:] != ex_sorted[:-1]])
         doc_tags = tags if order is None else tags.take(pa.array(order))
-        per_doc = pa.ListArray.from_arrays(pa.array(np.r_[first, len(ex_sorted)].astype("int32")), doc_tags)
-        docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(zero_copy_only=False)
+        per_doc = pa.ListArray.from_arrays(
+            pa.array(np.r_[first, len(ex_sorted)].astype("int32")), doc_tags
+        )
+        docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(
+            zero_copy_only=False
+        )
         stats["doc"] = pd.Series(docs, index=ex_sorted[first], dtype=object)
     return stats
 
 
-def feature_table(profiles: pd.DataFrame, posts: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None = None) -> pd.DataFrame:
+def feature_table(
+    profiles: pd.DataFrame, posts: pd.DataFrame, as_of: pd.Timestamp | pd.Series | None = None
+) -> pd.DataFrame:
     """One row per profile as of ``as_of`` (see :func:`examples_at`), ``influencer`` first."""
     return compute_features(profiles, posts, examples_at(profiles, as_of))
