@@ -93,6 +93,9 @@ class Problem:
     message: str
     fatal: bool
     action: str = ""
+    # Where the listed rows are when they are numbered across several input files (the Dask
+    # engine's folders and globs), e.g. "part-0.parquet row 3; part-1.parquet row 66".
+    located: str = ""
 
     def describe(self) -> str:
         where = f"{self.file}"
@@ -102,6 +105,8 @@ class Problem:
             listed = ", ".join(str(r) for r in self.rows)
             more = f" (first {len(self.rows)} of {self.count})" if self.count > len(self.rows) else ""
             where += f", rows {listed}{more}"
+            if self.located:
+                where += f" ({self.located})"
         elif self.count:
             where += f", {self.count} rows"
         text = f"{where}: {self.message}"

@@ -15,10 +15,21 @@ What per-partition validation means, compared with the pandas engine:
 * "the same post_id under several influencers" is only seen when those influencers share a
   bucket, so the Dask engine under-counts that note (the posts are kept either way, so
   features are unaffected);
-* row numbers in the report are dropped (``count`` only; ``row`` is empty in the rejects):
-  after the shuffle a position no longer points to a row of the input files;
+* row numbers are the input's: before the shuffle every row gets its place in the input
+  (:data:`ROW`), each bucket is validated in input order, and the contract's positions are
+  mapped back to 1-based data rows, counted across a folder's or glob's files in order, as
+  the pandas engine counts the same files read together. A merged problem lists the smallest
+  offending rows of all buckets (at most ``MAX_ROWS_LISTED``) and the total count; when a
+  table spans several Parquet files the report also names the file and the row within it
+  (``part-1.parquet row 66``), and rejects get ``input_file`` and ``input_file_row``. The
+  partition lengths this needs come from the same read tasks as the work: no extra pass;
 * "now" (future-timestamp check, default cutoff) is read once on the driver and passed to
   every partition, so all partitions agree.
+
+Small driver-side tables (a campaigns table, a shortlist) are cut by influencer bucket
+(:func:`split_by_bucket`) and handed to each bucket's task (``part_args`` of
+:func:`map_by_influencer`); batch scoring can run a per-bucket step after scoring (fee
+columns, say: ``finish`` of :func:`score_dask`).
 
 Reading: :func:`read_parquet_any` takes a Parquet file, a folder, a glob or any fsspec URL
 (``s3://``, ``gs://``, ``abfs://``, ...) for both engines.
@@ -29,8 +40,10 @@ Nothing here starts a cluster at import time; :func:`dask_client` does, when ask
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +52,7 @@ import pandas as pd
 
 from features.aggregate import compute_features, examples_at
 from features.contract import (
+    MAX_ROWS_LISTED,
     DataError,
     DataValidationError,
     ValidatedData,
@@ -49,9 +63,11 @@ from features.contract import (
 
 ENGINES = ("pandas", "dask")
 BUCKET = "_engage_bucket"
+# Each input row's place in the input, attached before the shuffle (see with_row_numbers).
+ROW = "_engage_row"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".gz", ".txt", ".tsv")
-# Stands in for the missing profile of a partition that holds only orphan posts, so that the
+# Stands in for the missing profile of a partition without profiles (orphan posts, shortlisted names without a profile), so that the
 # contract's own code reports them (validation needs at least one profile row). Never output.
 PLACEHOLDER = "\x00engage-placeholder"
 
@@ -67,8 +83,17 @@ def is_dataset_path(path: str | Path) -> bool:
     return "://" in text or any(ch in text for ch in "*?[") or Path(text).is_dir()
 
 
+def _natural_key(text: str) -> list[Any]:
+    """Sort key putting ``part-2`` before ``part-10``: Dask's file order, so both engines number rows alike."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def parquet_files(path: str | Path, storage_options: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
-    """The fsspec filesystem and the Parquet files that a file, folder, glob or URL names."""
+    """The fsspec filesystem and the Parquet files that a file, folder, glob or URL names.
+
+    Files come in Dask's order (natural sort of the paths), the order in which both engines
+    read them and number their rows.
+    """
     import fsspec
 
     fs, _, paths = fsspec.get_fs_token_paths(str(path), storage_options=storage_options or {})
@@ -80,7 +105,7 @@ def parquet_files(path: str | Path, storage_options: dict[str, Any] | None = Non
             files.append(item)
     if not files:
         raise DataError(f"{path}: no Parquet files found")
-    return fs, files
+    return fs, sorted(files, key=_natural_key)
 
 
 def read_parquet_any(
@@ -227,6 +252,48 @@ def partition_by_influencer(frame: Any, npartitions: int) -> Any:
     return keyed.set_index(BUCKET, divisions=list(range(npartitions + 1)))
 
 
+def with_row_numbers(frame: Any) -> tuple[Any, list[Any]]:
+    """``frame`` with :data:`ROW`, each row's place in the input, and the delayed length of each partition.
+
+    :data:`ROW` packs (input partition, position within it) as ``partition << 32 | position``,
+    so it sorts in input order; :func:`input_row_numbers` turns it into the 1-based data row
+    (counted across a folder's or glob's files in :func:`parquet_files` order, as the pandas
+    engine counts them) once the lengths are known. The lengths are computed with the main work,
+    from the same read tasks, so numbering costs no extra pass over the input.
+    """
+    import dask
+    import dask.dataframe as dd
+
+    inputs = frame.to_delayed()
+    numbered = [dask.delayed(_attach_rows, pure=True)(part, i) for i, part in enumerate(inputs)]
+    lengths = [dask.delayed(len, pure=True)(part) for part in inputs]
+    meta = frame._meta.assign(**{ROW: pd.Series(dtype="int64")})
+    with dask.config.set({"dataframe.convert-string": False}):  # keep the read dtypes as they are
+        return dd.from_delayed(numbered, meta=meta, verify_meta=False), lengths
+
+
+def _attach_rows(part: pd.DataFrame, index: int) -> pd.DataFrame:
+    return part.assign(**{ROW: (np.int64(index) << np.int64(32)) + np.arange(len(part), dtype="int64")})
+
+
+def input_row_numbers(keys: Sequence[int] | np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+    """1-based input data rows of :data:`ROW` keys, given the length of each input partition."""
+    keys = np.asarray(keys, dtype="int64")
+    starts = np.cumsum([1, *lengths[:-1]]).astype("int64") if len(lengths) else np.zeros(0, dtype="int64")
+    return starts[keys >> np.int64(32)] + (keys & np.int64(0xFFFFFFFF))
+
+
+def bucket_count(profiles: Any, posts: Any, npartitions: int | None = None) -> int:
+    """The number of influencer buckets: ``npartitions``, else the larger input's partition count."""
+    return npartitions or max(profiles.npartitions, posts.npartitions if posts is not None else 1)
+
+
+def split_by_bucket(frame: pd.DataFrame, npartitions: int, key: str = "influencer") -> list[pd.DataFrame]:
+    """A small driver-side table (campaigns, a shortlist, fees) cut into the influencer buckets."""
+    buckets = influencer_buckets(frame[key], npartitions) if len(frame) else np.zeros(0, dtype="int64")
+    return [frame[buckets == i].reset_index(drop=True) for i in range(npartitions)]
+
+
 def _check_required_columns(profiles: Any, posts: Any) -> None:
     """Fail early, as the pandas engine does, when a required column is missing."""
     report = validate(profiles._meta, posts._meta if posts is not None else None, raise_on_fatal=False).report
@@ -239,13 +306,18 @@ def _check_required_columns(profiles: Any, posts: Any) -> None:
 # --------------------------------------------------------------------------- reports
 
 
-def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
+def merge_reports(reports: Sequence[ValidationReport], lengths: dict[str, Sequence[int]] | None = None) -> ValidationReport:
     """One report from per-partition reports: counts summed, the same problem merged.
 
-    Row numbers are dropped (positions within a shuffled partition are not input rows).
+    A merged problem lists the smallest of its buckets' rows (input order, see
+    :func:`_with_input_rows`), at most ``MAX_ROWS_LISTED``: each bucket listed its own smallest,
+    so these are the first offending rows of the whole input. Rejects are merged per table in
+    input order. With ``lengths`` (each table's input partition lengths), the rows, :data:`ROW`
+    keys until then, become 1-based input data rows (:func:`input_row_numbers`).
     """
     merged = ValidationReport()
     problems: dict[tuple[Any, ...], Any] = {}
+    rejects: dict[str, list[pd.DataFrame]] = {}
     for report in reports:
         for key in ("rows_in", "rows_out"):
             target = getattr(merged, key)
@@ -255,12 +327,93 @@ def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
             k = (p.table, p.file, p.column, p.message, p.fatal, p.action)
             if k in problems:
                 problems[k].count += p.count
+                problems[k].rows = sorted(problems[k].rows + list(p.rows))[:MAX_ROWS_LISTED]
             else:
-                problems[k] = type(p)(p.table, p.file, p.column, [], p.count, p.message, p.fatal, p.action)
+                problems[k] = type(p)(p.table, p.file, p.column, sorted(p.rows)[:MAX_ROWS_LISTED], p.count, p.message, p.fatal, p.action)
         for frame in report.rejects:
-            merged.rejects.append(frame.assign(row=None))
+            rejects.setdefault(str(frame["table"].iloc[0]), []).append(frame)
     merged.problems = list(problems.values())
+    merged.rejects = [pd.concat(frames, ignore_index=True, sort=False).sort_values("row", kind="stable", ignore_index=True) for frames in rejects.values()]
+    for table, counts in (lengths or {}).items():
+        for p in merged.problems:
+            if p.table == table and p.rows:
+                p.rows = input_row_numbers(p.rows, counts).tolist()
+        for i, frame in enumerate(merged.rejects):
+            if len(frame) and frame["table"].iloc[0] == table and frame["row"].notna().all():
+                merged.rejects[i] = frame.assign(row=input_row_numbers(frame["row"].to_numpy(dtype="int64"), counts))
     return merged
+
+
+def _with_input_rows(report: ValidationReport, numbers: dict[str, np.ndarray | None]) -> ValidationReport:
+    """Turn the contract's row positions (1-based, within one bucket) into :data:`ROW` keys.
+
+    ``numbers[table][i]`` is the key of the bucket's row ``i + 1``. The bucket was
+    validated in input order, so the positions a problem lists (its first ones) map to the
+    bucket's first rows in input order. Done here, after the fact, so that every report made from a
+    bucket's frames (the contract's, and notes a scorer adds itself) names input rows, with no
+    change to the checks. Without numbers, positions mean nothing and are dropped.
+    """
+    for p in report.problems:
+        rows = numbers.get(p.table)
+        p.rows = rows[np.asarray(p.rows, dtype="int64") - 1].tolist() if rows is not None and len(p.rows) else []
+    for i, frame in enumerate(report.rejects):
+        rows = numbers.get(str(frame["table"].iloc[0])) if len(frame) else None
+        report.rejects[i] = frame.assign(row=rows[frame["row"].to_numpy(dtype="int64") - 1] if rows is not None else None)
+    return report
+
+
+def _file_starts(path: str, storage_options: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:
+    """The Parquet files of ``path`` (relative to their common folder) and each one's first row
+    in the numbering of :func:`with_row_numbers`, from the files' footers (no data is read)."""
+    import pyarrow.parquet as pq
+
+    fs, files = parquet_files(path, storage_options)
+    counts = []
+    for file in files:
+        with fs.open(file, "rb") as handle:
+            counts.append(pq.read_metadata(handle).num_rows)
+    common = os.path.commonpath(files) if len(files) > 1 else ""
+    names = [f[len(common) :].lstrip("/") if common else f for f in files]
+    return names, np.cumsum([1, *counts[:-1]])
+
+
+def _located(rows: Sequence[int], names: list[str], starts: np.ndarray) -> str:
+    """``part-0.parquet rows 3, 5; part-1.parquet row 66`` for input rows 3, 5 and ``starts[1] + 65``."""
+    groups: list[tuple[str, list[int]]] = []
+    for row in rows:
+        i = int(np.searchsorted(starts, row, side="right")) - 1
+        if not groups or groups[-1][0] != names[i]:
+            groups.append((names[i], []))
+        groups[-1][1].append(int(row - starts[i] + 1))
+    return "; ".join(f"{name} row{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}" for name, r in groups)
+
+
+def locate_rows(report: ValidationReport, files: tuple[str, str], storage_options: dict[str, Any] | None = None) -> ValidationReport:
+    """Name the file and the row within it for the rows a report lists, for tables read from
+    several Parquet files (a folder or glob), so that a user can find them.
+
+    Rows stay numbered across the files (as the pandas engine numbers them); problems get
+    ``located`` text, rejects ``input_file`` and ``input_file_row`` columns. The files' footers
+    are read on the driver only when the report lists rows of that table.
+    """
+    for table, path in zip(("profiles", "posts"), files, strict=True):
+        problems = [p for p in report.problems if p.table == table and p.rows]
+        rejects = [i for i, f in enumerate(report.rejects) if len(f) and f["table"].iloc[0] == table and f["row"].notna().all()]
+        if not (problems or rejects) or not is_dataset_path(path) or str(path).lower().endswith(CSV_SUFFIXES):
+            continue
+        try:
+            names, starts = _file_starts(path, storage_options)
+        except (DataError, OSError, ValueError):
+            continue  # unreadable footers: the rows stay numbered across the files
+        if len(names) < 2:
+            continue
+        for p in problems:
+            p.located = _located(p.rows, names, starts)
+        for i in rejects:
+            rows = report.rejects[i]["row"].to_numpy(dtype="int64")
+            which = np.searchsorted(starts, rows, side="right") - 1
+            report.rejects[i] = report.rejects[i].assign(input_file=np.asarray(names, dtype=object)[which], input_file_row=rows - starts[which] + 1)
+    return report
 
 
 def _without_placeholder(report: ValidationReport) -> ValidationReport:
@@ -274,67 +427,140 @@ def _without_placeholder(report: ValidationReport) -> ValidationReport:
 # --------------------------------------------------------------------------- mapping
 
 
+def _in_input_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """A bucket's rows in input order without :data:`ROW`, and their input row numbers (None if unnumbered).
+
+    Input order makes the bucket's "first" rows its smallest input rows and keeps the first
+    copy of a duplicate, as the pandas engine does.
+    """
+    if ROW not in frame.columns:
+        return frame.reset_index(drop=True), None
+    frame = frame.sort_values(ROW, kind="stable", ignore_index=True)
+    return frame.drop(columns=ROW), frame[ROW].to_numpy(dtype="int64")
+
+
 def _run_part(func: PartFunc, profiles: pd.DataFrame, posts: pd.DataFrame | None, index: int, args: tuple[Any, ...]) -> tuple[pd.DataFrame | None, ValidationReport]:
-    """Run ``func(profiles, posts, *args)`` on one aligned bucket; a contract break becomes a report."""
+    """Run ``func(profiles, posts, *args)`` on one aligned bucket; a contract break becomes a report.
+
+    The report's rows are input row numbers (:func:`_with_input_rows`).
+    """
     for frame in (profiles, posts):
         if frame is not None and len(frame) and not (frame.index == index).all():
             raise RuntimeError(f"partition {index} holds rows of other buckets: the tables are not aligned")
-    profiles = profiles.reset_index(drop=True)
-    posts = posts.reset_index(drop=True) if posts is not None else None
+    profiles, profile_rows = _in_input_order(profiles)
+    posts, post_rows = _in_input_order(posts) if posts is not None else (None, None)
     placeholder = len(profiles) == 0
     if placeholder:
-        if posts is None or len(posts) == 0:
-            return None, ValidationReport()
-        # Orphan posts only: let the contract's own code report them, against a stand-in profile.
+        # No profiles in this bucket: run against a stand-in profile, so that the contract's own
+        # code reports orphan posts, and names of a shortlist still get their "no profile" rows.
+        profile_rows = None  # the stand-in is no input row
         stand_in: dict[Any, list[Any]] = {c: [None] for c in profiles.columns}
         stand_in[_column(profiles.columns, "influencer")] = [PLACEHOLDER]
         stand_in[_column(profiles.columns, "followers")] = ["1"]
         if (category := _column(profiles.columns, "category")) is not None:
             stand_in[category] = ["other"]  # an empty one would be reported
         profiles = pd.DataFrame(stand_in).astype(object)
+    numbers = {"profiles": profile_rows, "posts": post_rows}
     try:
         result, report = func(profiles, posts, *args)
     except DataValidationError as exc:
-        return None, _without_placeholder(exc.report) if placeholder else exc.report
+        return None, _with_input_rows(_without_placeholder(exc.report) if placeholder else exc.report, numbers)
     if placeholder:
         report = _without_placeholder(report)
         result = result[result["influencer"].astype(str) != PLACEHOLDER] if result is not None else None
-    return result, report
+    return result, _with_input_rows(report, numbers)
 
 
-def map_by_influencer(func: PartFunc, profiles: Any, posts: Any, *, npartitions: int | None = None, args: tuple[Any, ...] = ()) -> list[Any]:
+@dataclass
+class Buckets:
+    """Delayed ``(frame, report)`` per influencer bucket, and what turns the reports' rows into input rows.
+
+    Iterating gives the ``(frame, report)`` pairs. ``lengths`` holds, per table, the delayed
+    length of each input partition: compute them in the same call as the buckets (they share
+    the read tasks) and pass them to :func:`merge_reports`.
+    """
+
+    parts: list[tuple[Any, Any]]
+    lengths: dict[str, list[Any]]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def reports(self) -> list[Any]:
+        return [r for _, r in self.parts]
+
+    def lazy_lengths(self) -> list[Any]:
+        """The length delayeds, flat (for ``dask.compute(..., *lazy_lengths())``)."""
+        return [n for table in self.lengths.values() for n in table]
+
+    def merge(self, reports: Sequence[ValidationReport], lengths: Sequence[int], files: tuple[str, str]) -> ValidationReport:
+        """The merged report of computed ``reports`` and flat ``lengths``, rows as input rows in named files."""
+        by_table, at = {}, 0
+        for table, lazy in self.lengths.items():
+            by_table[table] = list(lengths[at : at + len(lazy)])
+            at += len(lazy)
+        return locate_rows(merge_reports(reports, by_table), files)
+
+
+def map_by_influencer(
+    func: PartFunc,
+    profiles: Any,
+    posts: Any,
+    *,
+    npartitions: int | None = None,
+    args: tuple[Any, ...] = (),
+    part_args: Sequence[tuple[Any, ...]] | None = None,
+) -> list[Any]:
     """Delayed ``(frame, report)`` per influencer bucket, from raw Dask tables.
 
-    ``func(profiles_part, posts_part, *args)`` receives raw pandas frames of one bucket (every
-    influencer in them complete, with all its posts) and returns a result frame and a
-    :class:`~features.contract.ValidationReport`; a :class:`DataValidationError` it raises is
-    turned into its report (exceptions with custom arguments do not survive pickling).
+    ``func(profiles_part, posts_part, *args, *part_args[i])`` receives raw pandas frames of
+    bucket ``i`` (every influencer in them complete, with all its posts, rows in input order)
+    and returns a result frame and a :class:`~features.contract.ValidationReport`; a
+    :class:`DataValidationError` it raises is turned into its report (exceptions with custom
+    arguments do not survive pickling). ``part_args`` (one tuple per bucket, see
+    :func:`bucket_count` and :func:`split_by_bucket`) carries small driver-side tables cut by
+    bucket. Rows are numbered first (:func:`with_row_numbers`) so reports name input rows.
     """
     import dask
 
     _check_required_columns(profiles, posts)
-    n = npartitions or max(profiles.npartitions, posts.npartitions if posts is not None else 1)
+    n = bucket_count(profiles, posts, npartitions)
+    if part_args is not None and len(part_args) != n:
+        raise ValueError(f"part_args has {len(part_args)} entries for {n} buckets")
+    profiles, lengths = with_row_numbers(profiles)
     prof_parts = partition_by_influencer(profiles, n).to_delayed()
-    post_parts = partition_by_influencer(posts, n).to_delayed() if posts is not None else [None] * n
+    numbering = {"profiles": lengths}
+    if posts is not None:
+        posts, numbering["posts"] = with_row_numbers(posts)
+        post_parts = partition_by_influencer(posts, n).to_delayed()
+    else:
+        post_parts = [None] * n
     run = dask.delayed(_run_part, nout=2, pure=True)
-    return [run(func, p, q, i, args) for i, (p, q) in enumerate(zip(prof_parts, post_parts, strict=True))]
+    parts = [run(func, p, q, i, args + (tuple(part_args[i]) if part_args is not None else ())) for i, (p, q) in enumerate(zip(prof_parts, post_parts, strict=True))]
+    return Buckets(parts, numbering)
 
 
 def _frame_or_empty(frame: pd.DataFrame | None, meta: pd.DataFrame) -> pd.DataFrame:
     return meta if frame is None else frame
 
 
-def collect(parts: list[Any], meta: pd.DataFrame) -> tuple[Any, ValidationReport]:
+def collect(parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profiles", "posts")) -> tuple[Any, ValidationReport]:
     """Persist the per-bucket frames on the cluster; return them as one Dask DataFrame and the merged report.
 
     Raises :class:`DataValidationError` (the merged report) if any bucket broke the contract.
+    ``files`` (the inputs' paths) lets the report name the file of each row (:func:`locate_rows`).
     """
     import dask
     import dask.dataframe as dd
 
     frames = [dask.delayed(_frame_or_empty, pure=True)(f, meta) for f, _ in parts]
-    persisted = dask.persist(*frames, *[r for _, r in parts])
-    report = merge_reports(dask.compute(*persisted[len(frames) :]))
+    reports, lengths = parts.reports(), parts.lazy_lengths()
+    persisted = dask.persist(*frames, *reports, *lengths)
+    done = dask.compute(*persisted[len(frames) :])
+    report = parts.merge(done[: len(reports)], done[len(reports) :], files)
     if report.fatal:
         raise DataValidationError(report)
     # As computed, dtypes included: Dask would otherwise turn object columns (has_history: True,
@@ -390,7 +616,7 @@ def compute_features_dask(
     """
     now = _now(now)
     parts = map_by_influencer(_features_part, profiles, posts, npartitions=npartitions, args=(as_of, now, include_hashtag_docs, files))
-    return collect(parts, features_meta(include_hashtag_docs))
+    return collect(parts, features_meta(include_hashtag_docs), files)
 
 
 # --------------------------------------------------------------------------- writing
@@ -405,12 +631,19 @@ def _write_part(frame: pd.DataFrame | None, meta: pd.DataFrame, out: str, index:
     return len(frame)
 
 
-def write_by_influencer(parts: list[Any], meta: pd.DataFrame, out: str | Path, *, storage_options: dict[str, Any] | None = None) -> tuple[int, ValidationReport]:
+def write_by_influencer(
+    parts: Buckets,
+    meta: pd.DataFrame,
+    out: str | Path,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    files: tuple[str, str] = ("profiles", "posts"),
+) -> tuple[int, ValidationReport]:
     """Each bucket's frame written by its worker to ``out/part-NNNNN.parquet``; nothing gathered.
 
     ``out`` is a local folder or an fsspec URL; it must not hold Parquet files already (parts
     of two runs would mix). On a contract break the parts written are removed and
-    :class:`DataValidationError` is raised with the merged report.
+    :class:`DataValidationError` is raised with the merged report. ``files``: as for :func:`collect`.
     """
     import dask
     import fsspec
@@ -421,8 +654,9 @@ def write_by_influencer(parts: list[Any], meta: pd.DataFrame, out: str | Path, *
     fs.makedirs(root, exist_ok=True)
     write = dask.delayed(_write_part, pure=True)
     counts = [write(f, meta, str(out), i, storage_options) for i, (f, _) in enumerate(parts)]
-    results = dask.compute(*counts, *[r for _, r in parts])
-    report = merge_reports(results[len(counts) :])
+    reports = parts.reports()
+    results = dask.compute(*counts, *reports, *parts.lazy_lengths())
+    report = parts.merge(results[len(counts) : len(counts) + len(reports)], results[len(counts) + len(reports) :], files)
     if report.fatal:
         fs.rm(root, recursive=True)
         raise DataValidationError(report)
@@ -448,7 +682,7 @@ def write_features_dask(
     """
     now = _now(now)
     parts = map_by_influencer(_features_part, profiles, posts, npartitions=npartitions, args=(as_of, now, include_hashtag_docs, files))
-    return write_by_influencer(parts, features_meta(include_hashtag_docs), out, storage_options=storage_options)
+    return write_by_influencer(parts, features_meta(include_hashtag_docs), out, storage_options=storage_options, files=files)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -457,12 +691,47 @@ def write_features_dask(
 class Scorer(Protocol):
     """What batch scoring needs of a predictor (``serving.predictor.Predictor`` has it)."""
 
-    def score(self, profiles: pd.DataFrame, posts: pd.DataFrame | None = None, as_of: Any = None, *, now: pd.Timestamp | None = None, explain: bool = True, profiles_file: str = "profiles", posts_file: str = "posts") -> Any: ...
+    def score(
+        self,
+        profiles: pd.DataFrame,
+        posts: pd.DataFrame | None = None,
+        as_of: Any = None,
+        *,
+        shortlist: Sequence[str] | None = None,
+        now: pd.Timestamp | None = None,
+        explain: bool = True,
+        profiles_file: str = "profiles",
+        posts_file: str = "posts",
+    ) -> Any: ...
 
 
-def _score_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, predictor: Scorer, as_of: Any, now: pd.Timestamp, explain: bool, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
-    scored = predictor.score(profiles, posts, as_of, now=now, explain=explain, profiles_file=files[0], posts_file=files[1])
-    return scored.table, scored.report
+# A per-bucket step after scoring (e.g. ``serving.planner`` adding fee columns): scored table in, table out.
+Finish = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _score_part(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    predictor: Scorer,
+    as_of: Any,
+    now: pd.Timestamp,
+    explain: bool,
+    files: tuple[str, str],
+    finish: Finish | None,
+    shortlist: list[str] | None,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain, profiles_file=files[0], posts_file=files[1])
+    return (finish(scored.table) if finish is not None else scored.table), scored.report
+
+
+def _shortlist_parts(shortlist: Sequence[str] | None, npartitions: int) -> list[tuple[list[str] | None]]:
+    """The shortlist cut by bucket: each bucket gets only its own names, so a name without a
+    profile gets its one "no profile" row in its own bucket, not one in every bucket."""
+    if shortlist is None:
+        return [(None,)] * npartitions
+    names = pd.DataFrame({"influencer": pd.Series(list(shortlist), dtype="string").str.strip()})
+    names = names[names["influencer"].notna() & (names["influencer"] != "")].drop_duplicates()
+    return [(part["influencer"].astype(str).tolist(),) for part in split_by_bucket(names, npartitions)]
 
 
 def score_dask(
@@ -477,12 +746,19 @@ def score_dask(
     explain: bool = True,
     files: tuple[str, str] = ("profiles", "posts"),
     storage_options: dict[str, Any] | None = None,
+    shortlist: Sequence[str] | None = None,
+    finish: Finish | None = None,
 ) -> tuple[Any, ValidationReport]:
     """Batch scoring: the fitted predictor's own ``score`` mapped over influencer buckets.
 
     With ``out``, each worker writes its bucket to ``out/part-NNNNN.parquet`` and the result is
     the number of rows written; without, a persisted Dask DataFrame. Rows are in bucket order,
-    unranked (ranking a shortlist is ``engage score`` with the pandas engine).
+    unranked (ranking is ``engage score`` with the pandas engine).
+
+    ``shortlist`` scores only these names, as the predictor's ``shortlist`` does (names without
+    a profile get a ``no profile`` row); it is cut by bucket on the driver. ``finish`` runs on
+    each bucket's scored table on its worker (adding fee columns, say); it must work on any
+    subset of the rows and give the same columns for each.
 
     With ``as_of`` None and no ``as_of`` column in the profiles, the cutoff is ``now``, read
     once on the driver, so every partition scores at the same instant. (Empty cells of an
@@ -491,16 +767,17 @@ def score_dask(
     now = _now(now)
     if as_of is None and _column(profiles.columns, "as_of") is None:
         as_of = now
-    parts = map_by_influencer(_score_part, profiles, posts, npartitions=npartitions, args=(predictor, as_of, now, explain, files))
-    meta = _score_meta(predictor, now, explain)
+    n = bucket_count(profiles, posts, npartitions)
+    parts = map_by_influencer(_score_part, profiles, posts, npartitions=n, args=(predictor, as_of, now, explain, files, finish), part_args=_shortlist_parts(shortlist, n))
+    meta = _score_meta(predictor, now, explain, finish)
     if out is not None:
-        return write_by_influencer(parts, meta, out, storage_options=storage_options)
-    return collect(parts, meta)
+        return write_by_influencer(parts, meta, out, storage_options=storage_options, files=files)
+    return collect(parts, meta, files)
 
 
-def _score_meta(predictor: Scorer, now: pd.Timestamp, explain: bool) -> pd.DataFrame:
+def _score_meta(predictor: Scorer, now: pd.Timestamp, explain: bool, finish: Finish | None = None) -> pd.DataFrame:
     """Columns and dtypes of a scored table, from scoring one stand-in profile with no posts."""
     table = predictor.score(pd.DataFrame({"influencer": ["x"], "followers": ["1000"]}), None, now, now=now, explain=explain).table
-    return table.iloc[:0]
+    return (finish(table) if finish is not None else table).iloc[:0]
 
 
