@@ -4,7 +4,10 @@ What runs where (and why):
 
 * **Examples and base features** (the heavy part: every post is read and aggregated) run on
   the workers, per influencer bucket, with the same :func:`training.examples.latest_post_examples`
-  as the pandas engine (see :mod:`features.distributed`).
+  as the pandas engine (see :mod:`features.distributed`). With a campaigns table, it is read
+  and checked on the driver (:func:`training.examples.validate_campaigns`, against the
+  profiles' keys), cut by influencer bucket, and each worker builds its bucket's examples with
+  :func:`training.examples.campaign_examples`.
 * **Evaluation** (grouped CV, time-ordered holdout, baselines) runs on the driver, on the
   examples *collected from the cluster*: one row per example, far smaller than the posts, but
   it must fit in the driver's memory. The metrics are then the pandas engine's, on the same
@@ -17,51 +20,137 @@ What runs where (and why):
   cluster-wide early stopping). The conformal interval is calibrated from residuals computed
   on the workers. ``to_local()`` turns the booster into an ordinary one inside the same
   :class:`~features.pipeline.EngagementModel`, so the saved artifact loads and serves like any other.
+* **Tracking**: what the pandas engine records about its inputs (fingerprint of the files,
+  rows kept, date range of the posts) is recorded for the same files, with the row counts and
+  dates computed on the cluster.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from features.contract import ValidatedData, ValidationReport, validate
-from features.distributed import _now, collect, features_meta, map_by_influencer
+from features.contract import ValidatedData, ValidationReport, read_table, validate
+from features.distributed import (
+    _now,
+    bucket_count,
+    collect,
+    features_meta,
+    map_by_influencer,
+    split_by_bucket,
+)
 from features.pipeline import ConformalInterval, EngagementModel, interval_group
 from training.config import TrainConfig
 from training.evaluation import boosting_rounds, influencer_holdout, new_model
-from training.examples import ExampleSet, latest_post_examples
+from training.examples import (
+    ExampleSet,
+    campaign_examples,
+    latest_post_examples,
+    validate_campaigns,
+)
 
 LABEL, TARGET_ER, TARGET_TIME, FIRST_POST = "_label", "_target_er", "_target_time", "_first_post"
-EXTRA_COLUMNS = [LABEL, TARGET_ER, TARGET_TIME, FIRST_POST]
+# The example's place in the pandas engine's order: its row in the campaigns table (campaign
+# mode, where that table sets the order), else 0 (latest-post mode: influencer, then cutoff).
+ORDER = "_order"
+EXTRA_COLUMNS = [LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, ORDER]
 # Training rows the driver fits the feature steps and the early-stopping probe on.
 MAX_DRIVER_ROWS = 500_000
+
+if TYPE_CHECKING:  # run_training's module is imported when training runs (it brings MLflow)
+    from training.train import InputSummary
+
+
+def _example_frame(ex: ExampleSet, data: ValidatedData, order: np.ndarray | int = 0) -> pd.DataFrame:
+    """Examples as one frame: base features plus the label columns (:data:`EXTRA_COLUMNS`)."""
+    first = ex.base["influencer"].map(data.posts.groupby("influencer")["posted_at"].min())
+    order = np.full(len(ex), order, dtype="int64") if np.isscalar(order) else np.asarray(order, dtype="int64")
+    return ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy(), ORDER: order})
 
 
 def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: int, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    ex = latest_post_examples(data.profiles, data.posts, targets)
-    first = ex.base["influencer"].map(data.posts.groupby("influencer")["posted_at"].min())
-    frame = ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy()})
-    return frame, data.report
+    return _example_frame(latest_post_examples(data.profiles, data.posts, targets), data), data.report
+
+
+def _campaigns_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str], campaigns: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
+    """One bucket's campaign examples; ``campaigns`` are its rows of the validated campaigns table (with ORDER)."""
+    data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
+    ex = campaign_examples(data.profiles, data.posts, campaigns.drop(columns=ORDER))
+    return _example_frame(ex, data, campaigns[ORDER].to_numpy()), data.report
 
 
 def _examples_meta() -> pd.DataFrame:
     meta = features_meta()
-    return meta.assign(**{LABEL: pd.Series(dtype="float64"), TARGET_ER: pd.Series(dtype="float64"), TARGET_TIME: pd.Series(dtype="datetime64[ns, UTC]"), FIRST_POST: pd.Series(dtype="datetime64[ns, UTC]")})
+    return meta.assign(
+        **{
+            LABEL: pd.Series(dtype="float64"),
+            TARGET_ER: pd.Series(dtype="float64"),
+            TARGET_TIME: pd.Series(dtype="datetime64[ns, UTC]"),
+            FIRST_POST: pd.Series(dtype="datetime64[ns, UTC]"),
+            ORDER: pd.Series(dtype="int64"),
+        }
+    )
 
 
-def examples_dask(profiles: Any, posts: Any, *, targets_per_influencer: int = 1, now: pd.Timestamp | None = None, npartitions: int | None = None, files: tuple[str, str] = ("profiles", "posts")) -> tuple[Any, ValidationReport]:
-    """Training examples of raw Dask tables, persisted on the cluster: base features + label columns."""
-    parts = map_by_influencer(_examples_part, profiles, posts, npartitions=npartitions, args=(targets_per_influencer, _now(now), files))
-    return collect(parts, _examples_meta())
+def examples_dask(
+    profiles: Any,
+    posts: Any,
+    *,
+    targets_per_influencer: int = 1,
+    campaigns: pd.DataFrame | None = None,
+    now: pd.Timestamp | None = None,
+    npartitions: int | None = None,
+    files: tuple[str, str] = ("profiles", "posts"),
+) -> tuple[Any, ValidationReport]:
+    """Training examples of raw Dask tables, persisted on the cluster: base features + label columns.
+
+    Parameters
+    ----------
+    profiles, posts
+        Raw Dask tables in the data contract.
+    targets_per_influencer
+        Latest-post mode: each influencer's latest N posts are targets.
+    campaigns
+        Campaign mode instead: a campaigns table already checked by
+        :func:`training.examples.validate_campaigns` (on the driver: it is small). It is cut by
+        influencer bucket and each worker runs :func:`training.examples.campaign_examples` on
+        its part, so the examples are the pandas engine's.
+    now, npartitions, files
+        As for :func:`features.distributed.compute_features_dask`.
+    """
+    now = _now(now)
+    if campaigns is None:
+        parts = map_by_influencer(_examples_part, profiles, posts, npartitions=npartitions, args=(targets_per_influencer, now, files))
+    else:
+        n = bucket_count(profiles, posts, npartitions)
+        numbered = campaigns.assign(**{ORDER: np.arange(len(campaigns), dtype="int64")})
+        parts = map_by_influencer(_campaigns_part, profiles, posts, npartitions=n, args=(now, files), part_args=[(part,) for part in split_by_bucket(numbered, n)])
+    return collect(parts, _examples_meta(), files)
+
+
+def known_influencers(profiles: Any) -> pd.Series:
+    """The profiles' influencer keys, as validation reads them (text, surrounding space removed), computed on the cluster."""
+    key = next(c for c in profiles.columns if str(c).strip() == "influencer")
+    keys = profiles[key].astype("string").str.strip().drop_duplicates().compute()
+    return keys[keys.notna() & (keys != "")].reset_index(drop=True)
+
+
+def read_campaigns(path: str | Path, profiles: Any) -> pd.DataFrame:
+    """Read and check a campaigns table on the driver, against the keys of the (Dask) profiles.
+
+    The same checks as the pandas engine (:func:`training.examples.validate_campaigns`); a
+    break raises :class:`~features.contract.DataValidationError` naming file, column and rows.
+    """
+    return validate_campaigns(read_table(path), str(path), known_influencers(profiles))
 
 
 def to_example_set(frame: pd.DataFrame) -> ExampleSet:
-    """Collected examples in the pandas engine's order (influencer, then cutoff)."""
-    frame = frame.sort_values(["influencer", "cutoff"], kind="stable").reset_index(drop=True)
+    """Collected examples in the pandas engine's order: campaign rows' order, else influencer then cutoff."""
+    frame = frame.sort_values([ORDER, "influencer", "cutoff"], kind="stable").reset_index(drop=True)
     return ExampleSet(
         base=frame.drop(columns=EXTRA_COLUMNS),
         label=frame[LABEL].to_numpy(dtype="float64"),
@@ -139,6 +228,7 @@ def run_training_dask(
     config: TrainConfig,
     *,
     client: Any,
+    campaigns_path: str | Path | None = None,
     npartitions: int | None = None,
     progress: Any = None,
 ) -> Any:
@@ -146,10 +236,26 @@ def run_training_dask(
 
     Returns :class:`training.train.TrainingResult`, the same as the pandas engine. The rest of
     the run (metadata, saved artifact, plots, MLflow, champion alias) is
-    :func:`training.train.run_training` itself, given the collected examples and this module's
-    final fit. MLflow does not get the input files as datasets (they may be folders, globs or
-    URLs); their paths and row counts go into the model metadata (``dask_inputs``) instead,
-    and ``data_fingerprint`` is then that of no file.
+    :func:`training.train.run_training` itself, given the collected examples, this module's
+    final fit and the inputs' summary (rows kept and date range, computed on the cluster), so
+    the model metadata and MLflow record the inputs as for the pandas engine: the files'
+    fingerprint (:func:`training.train.file_fingerprint`, which reads folders and globs too),
+    rows and date range. The model metadata also gets ``dask_inputs`` (paths, rows read and kept).
+
+    Parameters
+    ----------
+    profiles_path, posts_path
+        Parquet files, folders, globs or URLs, or CSV files.
+    config
+        The training configuration.
+    client
+        A ``distributed.Client``.
+    campaigns_path
+        A campaigns table (small: read and checked on the driver); its rows are the examples.
+    npartitions
+        Influencer buckets (default: the inputs' partitions).
+    progress
+        Called with step messages (default: :class:`training.train.ProgressPrinter`).
     """
     from features.distributed import read_any
     from training.train import ProgressPrinter, run_training
@@ -157,43 +263,73 @@ def run_training_dask(
     progress = progress or ProgressPrinter()
     profiles = read_any(profiles_path, engine="dask")
     posts = read_any(posts_path, engine="dask")
+    campaigns = None
+    if campaigns_path is not None:
+        progress(f"checking the campaigns table {campaigns_path} against the profiles")
+        campaigns = read_campaigns(campaigns_path, profiles)
     progress(f"building examples on the cluster ({len(client.scheduler_info().get('workers', {}))} workers)")
-    frame, report = examples_dask(profiles, posts, targets_per_influencer=config.targets_per_influencer, npartitions=npartitions, files=(str(profiles_path), str(posts_path)))
+    files = (str(profiles_path), str(posts_path))
+    frame, report = examples_dask(profiles, posts, targets_per_influencer=config.targets_per_influencer, campaigns=campaigns, npartitions=npartitions, files=files)
     if report.handled:
         progress(report.format())
     examples = to_example_set(frame.compute())
     progress(f"collected {len(examples)} examples to the driver for evaluation")
-    # What run_training reads from the posts: the date range and a few rows for the input example.
-    data = _driver_data(profiles, posts, frame, examples, report)
-    facts = {"profiles": str(profiles_path), "posts": str(posts_path), "rows_read": report.rows_in, "rows_kept": report.rows_out}
+    data, summary = _driver_data(profiles, posts, frame, examples, report, by_campaign=campaigns is not None)
+    facts = {"profiles": files[0], "posts": files[1], "rows_read": report.rows_in, "rows_kept": report.rows_out}
+    if campaigns_path is not None:
+        facts["campaigns"] = str(campaigns_path)
 
     def fit_final(ex: ExampleSet, cfg: TrainConfig) -> EngagementModel:
         model = fit_model_dask(frame, cfg, client=client)
         model.metadata["dask_inputs"] = facts
         return model
 
-    return run_training(data, {"profiles": None, "posts": None}, config, progress=progress, examples=examples, fit_final=fit_final)
+    return run_training(data, {"profiles": profiles_path, "posts": posts_path}, config, progress=progress, examples=examples, fit_final=fit_final, summary=summary)
 
 
-def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, report: ValidationReport) -> ValidatedData:
-    """All that run_training reads of the data: validated rows of three influencers (input example)
-    and two rows carrying the earliest and latest post time (date range), not the posts themselves."""
+def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, report: ValidationReport, *, by_campaign: bool) -> tuple[ValidatedData, InputSummary]:
+    """What run_training reads of the data: validated rows of three influencers (input example,
+    datasets' schema), and the summary of the whole input: rows kept (from the merged report)
+    and the posts' date range (computed on the cluster), not the posts themselves."""
     import dask
 
-    chosen = examples.base["influencer"].drop_duplicates().head(3).tolist()
+    from training.train import InputSummary
+
+    # Influencers with post history, so the input example has posts (campaign examples may have none).
+    with_posts = examples.base.loc[examples.has_history, "influencer"]
+    chosen = (with_posts if len(with_posts) else examples.base["influencer"]).drop_duplicates().head(3).tolist()
     pkey = next(c for c in profiles.columns if str(c).strip() == "influencer")
     qkey = next(c for c in posts.columns if str(c).strip() == "influencer")
-    few_profiles, few_posts, lo, hi = dask.compute(
+    few_profiles, few_posts = dask.compute(
         profiles[profiles[pkey].astype(str).str.strip().isin(chosen)],
         posts[posts[qkey].astype(str).str.strip().isin(chosen)],
-        frame[FIRST_POST].min(),
-        frame[TARGET_TIME].max(),
     )
     data = validate(few_profiles, few_posts)
-    ends = data.posts.iloc[:0].reindex(range(2))
-    ends["influencer"] = "_date_range"
-    ends["posted_at"] = pd.to_datetime(pd.Series([lo, hi]), utc=True).to_numpy()
-    return ValidatedData(data.profiles, pd.concat([data.posts, ends], ignore_index=True), report)
+    if not report.rows_out.get("posts"):
+        dates = None
+    elif by_campaign:
+        dates = _posts_date_range(profiles, posts)
+    else:
+        # Every influencer with posts has examples, its latest post a target: the examples span
+        # the validated posts exactly, so no second pass over the posts is needed.
+        lo, hi = dask.compute(frame[FIRST_POST].min(), frame[TARGET_TIME].max())
+        dates = (pd.Timestamp(lo), pd.Timestamp(hi))
+    return data, InputSummary(dict(report.rows_out), dates)
+
+
+def _date_range_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp) -> tuple[pd.DataFrame, ValidationReport]:
+    data = validate(profiles, posts, now=now)
+    return data.posts.groupby("influencer", as_index=False)["posted_at"].agg(first="min", last="max"), data.report
+
+
+def _posts_date_range(profiles: Any, posts: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Earliest and latest validated post time (campaign mode, where examples cover only the
+    campaigns' influencers): one more validation pass per bucket, only (first, last) returned."""
+    import dask
+
+    parts = map_by_influencer(_date_range_part, profiles, posts, args=(_now(None),))
+    ranges = pd.concat(dask.compute(*[f for f, _ in parts]), ignore_index=True)
+    return pd.Timestamp(ranges["first"].min()), pd.Timestamp(ranges["last"].max())
 
 
 __all__ = ["examples_dask", "fit_model_dask", "run_training_dask", "to_example_set"]

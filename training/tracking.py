@@ -59,6 +59,20 @@ def input_example(profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: in
     return rows.reset_index(drop=True)
 
 
+def _sampled_dataset(info: dict[str, Any], sample: pd.DataFrame) -> Any:
+    """An MLflow dataset for an input of which the driver holds only ``sample`` (Dask training).
+
+    A pandas dataset would profile the sample (its row count, its digest) as if it were the
+    input; this one has the sample's schema and the input files' fingerprint as digest. The rows
+    and date range of the whole input are in the run's ``data.<name>.*`` tags.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
+
+    return MetaDataset(resolve_dataset_source(info["path"]), name=info["name"], digest=str(info["fingerprint"])[:8], schema=infer_signature(sample).inputs)
+
+
 @contextlib.contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """Serialise runs that share one SQLite store.
@@ -122,8 +136,8 @@ def _log_run(
     with mlflow.start_run() as run:
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
         for info in datasets:
-            frame = info.pop("frame")
-            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"])
+            frame, sample = info.pop("frame"), info.pop("sample", None)
+            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"]) if frame is not None else _sampled_dataset(info, sample)
             mlflow.log_input(dataset, context="training")
             mlflow.set_tags({f"data.{info['name']}.{k}": v for k, v in info.items() if k != "name"})
         mlflow.log_metrics(flatten_metrics(metrics))

@@ -41,6 +41,28 @@ class TrainingResult:
     oof: pd.DataFrame
 
 
+@dataclass
+class InputSummary:
+    """What a training run records about its input tables besides their files' fingerprint.
+
+    Attributes
+    ----------
+    rows
+        Rows kept by validation, per table (``profiles``, ``posts``).
+    date_range
+        Earliest and latest post time, or None without posts.
+    """
+
+    rows: dict[str, int]
+    date_range: tuple[pd.Timestamp, pd.Timestamp] | None
+
+    @classmethod
+    def of(cls, data: ValidatedData) -> InputSummary:
+        """The summary of validated data held in memory (the pandas engine)."""
+        times = data.posts["posted_at"]
+        return cls({"profiles": len(data.profiles), "posts": len(data.posts)}, (times.min(), times.max()) if len(times) else None)
+
+
 class ProgressPrinter:
     """Step messages with elapsed time on stderr, so long runs show where they are."""
 
@@ -87,9 +109,24 @@ def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Pat
     return latest_post_examples(data.profiles, data.posts, config.targets_per_influencer)
 
 
-def run_training(data: ValidatedData, input_paths: dict[str, Path | None], config: TrainConfig, *, campaigns_path: Path | None = None, progress: Any = None, examples: ExampleSet | None = None, fit_final: Any = None) -> TrainingResult:
-    """``examples`` (built elsewhere, e.g. on Dask) and ``fit_final(examples, config)`` (instead of
-    :func:`fit_model`) are for :func:`training.distributed.run_training_dask`."""
+def run_training(
+    data: ValidatedData,
+    input_paths: dict[str, Path | str | None],
+    config: TrainConfig,
+    *,
+    campaigns_path: Path | None = None,
+    progress: Any = None,
+    examples: ExampleSet | None = None,
+    fit_final: Any = None,
+    summary: InputSummary | None = None,
+) -> TrainingResult:
+    """Build examples, evaluate, fit, save and log one model.
+
+    ``examples`` (built elsewhere), ``fit_final(examples, config)`` (instead of :func:`fit_model`)
+    and ``summary`` are for :func:`training.distributed.run_training_dask`: there ``data`` holds
+    only validated rows of a few influencers (for the input example and the datasets' schema)
+    and ``summary`` the row counts and date range of the whole input, computed on the cluster.
+    """
     progress = progress or ProgressPrinter()
     if examples is None:
         progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
@@ -106,14 +143,15 @@ def run_training(data: ValidatedData, input_paths: dict[str, Path | None], confi
     model = (fit_final or fit_model)(examples, config)
     paths = [p for p in input_paths.values() if p is not None]
     fingerprint = file_fingerprint(paths)
-    times = data.posts["posted_at"]
+    facts = summary or InputSummary.of(data)
+    dates = facts.date_range
     model.metadata.update(
         {
             "engagement_rate_definition": ER_DEFINITION,
             "target": "log ER of the influencer's next post (see engagement_rate_definition)",
             "feature_names": model.feature_names_,
             "data_fingerprint": fingerprint,
-            "data_date_range": [str(times.min()), str(times.max())] if len(times) else [],
+            "data_date_range": [str(dates[0]), str(dates[1])] if dates else [],
             "n_examples": len(examples),
             "metrics": metrics,
             "git_commit": git_commit(),
@@ -136,13 +174,14 @@ def run_training(data: ValidatedData, input_paths: dict[str, Path | None], confi
         return float(np.mean(np.abs(champion.predict_log(holdout_set.base) - holdout_set.label)))
 
     progress(f"logging the run to MLflow at {tracking_uri(config.tracking_uri)}")
+    # With a summary, ``data`` is a sample: MLflow gets its schema, not a profile of a few rows.
     datasets = [
-        {"name": name, "path": str(path), "frame": frame, "fingerprint": file_fingerprint([path]), "rows": len(frame)}
+        {"name": name, "path": str(path), "frame": None if summary else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
         for name, path, frame in (("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts))
         if path is not None
     ]
-    if datasets and len(times):
-        datasets[-1]["date_range"] = f"{times.min()} .. {times.max()}"
+    if datasets and dates:
+        datasets[-1]["date_range"] = f"{dates[0]} .. {dates[1]}"
     tracking = log_run(
         uri=tracking_uri(config.tracking_uri),
         experiment=config.experiment,
