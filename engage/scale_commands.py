@@ -79,29 +79,42 @@ def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
     from features.distributed import dask_client
     from training.distributed import run_training_dask
 
-    if args.campaigns is not None:
-        raise UsageError("--campaigns is not supported with --engine dask yet")
     profiles_path, posts_path = resolve_data_paths(args)
     if posts_path is None:
         raise UsageError("--engine dask needs --posts")
     with dask_client(args.scheduler) as client:
-        return run_training_dask(profiles_path, posts_path, config, client=client, npartitions=args.partitions)
+        return run_training_dask(profiles_path, posts_path, config, client=client, campaigns_path=args.campaigns, npartitions=args.partitions)
 
 
 def cmd_score_dask(args: argparse.Namespace) -> int:
-    from engage.cli import UsageError, parse_time
+    """Score on the cluster; ``--fees`` and ``--shortlist`` as in the pandas engine, but unranked.
+
+    The fee table and the shortlist are small: read and checked on the driver, then the
+    shortlist is cut by influencer bucket and the fee columns are added by each worker to its
+    bucket (:func:`serving.planner.add_fee_columns`). Ranking needs every row in one place, so
+    the output stays unranked parts.
+    """
+    from functools import partial
+
+    from engage.cli import parse_time
     from features.distributed import dask_client, score_dask
+    from serving.planner import add_fee_columns, read_fees, read_shortlist
     from serving.predictor import load_model
 
     _check_folder_output(args)
-    for option in ("fees", "shortlist"):
-        if getattr(args, option, None) is not None:
-            raise UsageError(f"--{option} is for ranking a shortlist: use the pandas engine (the Dask engine scores everyone)")
+    fees = read_fees(args.fees) if args.fees else None
+    shortlist = read_shortlist(args.shortlist) if args.shortlist else None
+    if shortlist is None and fees is not None:
+        shortlist = fees.table["influencer"].tolist()  # the fee table names the candidates, as in the pandas engine
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     as_of = parse_time(args.as_of)
+    finish = partial(add_fee_columns, fees=fees) if fees is not None else None
     with dask_client(args.scheduler) as _client:
         profiles, posts, files = _inputs(args)
-        n, report = score_dask(predictor, profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, files=files)
+        n, report = score_dask(predictor, profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, files=files, shortlist=shortlist, finish=finish)
     _report(report, args)
-    print(f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked)")
+    for note in fees.notes if fees is not None else []:
+        print(f"note: {note}")
+    added = "; with fee, currency and cost_per_engagement columns" if fees is not None else ""
+    print(f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked{added}; rank with the pandas engine or your query engine)")
     return 0

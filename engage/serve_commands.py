@@ -127,14 +127,14 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help=MODEL_HELP)
     add_data_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="output file: .csv, .csv.gz, .xlsx or .html")
-    p.add_argument("--fees", type=Path, help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given")
-    p.add_argument("--shortlist", type=Path, help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile')")
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of unranked Parquet parts")
+    p.add_argument("--fees", type=Path, help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given. With --engine dask the columns are added but the parts stay unranked")
+    p.add_argument("--shortlist", type=Path, help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile'); also with --engine dask")
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the file has all)")
     p.add_argument("--as-of", help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are (for 'latest' and version names)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
-    add_engine_arguments(p)  # --engine dask: batch scoring to a folder of Parquet parts
+    add_engine_arguments(p)  # --engine dask: batch scoring to a folder of unranked Parquet parts
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)")

@@ -114,6 +114,15 @@ def apply_fees(table: pd.DataFrame, fees: Fees) -> tuple[pd.DataFrame, list[str]
     return out, notes
 
 
+def add_fee_columns(table: pd.DataFrame, fees: Fees) -> pd.DataFrame:
+    """:func:`apply_fees` without its notes, for scoring in parts (``engage score --engine dask``).
+
+    Each part holds only some candidates, so notes about "the" table would be partial; the
+    columns are the same as :func:`apply_fees` adds, row by row.
+    """
+    return apply_fees(table, fees)[0]
+
+
 def rank(table: pd.DataFrame, by_cost: bool = False) -> pd.DataFrame:
     """Sort: scored candidates by expected engagements (descending), or by cost per engagement
     (ascending) when fees are given; ``rank`` 1..n for rows with a value, unscored rows last."""
