@@ -25,7 +25,9 @@ from features.transformers import CategoryEncoder, HashtagNiche, TierNichePrior
 MIN_GROUP_SIZE = 30
 
 
-def default_feature_steps(seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12) -> Pipeline:
+def default_feature_steps(
+    seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12
+) -> Pipeline:
     """The learned feature steps, in order (see :mod:`features.transformers`)."""
     return Pipeline(
         [
@@ -104,7 +106,14 @@ class EngagementModel:
         Passed to the learned feature steps.
     """
 
-    def __init__(self, params: dict[str, Any], interval_level: float = 0.8, seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12):
+    def __init__(
+        self,
+        params: dict[str, Any],
+        interval_level: float = 0.8,
+        seed: int = 0,
+        prior_strength: float = 2.0,
+        n_topics: int = 12,
+    ):
         self.params = dict(params)
         self.interval_level = interval_level
         self.seed = seed
@@ -121,7 +130,10 @@ class EngagementModel:
     def _select(self, transformed: pd.DataFrame) -> pd.DataFrame:
         names = getattr(self, "feature_names_", None)
         if names is None:
-            learned = self.steps_.named_steps["prior"].added_features() + self.steps_.named_steps["hashtags"].added_features()
+            learned = (
+                self.steps_.named_steps["prior"].added_features()
+                + self.steps_.named_steps["hashtags"].added_features()
+            )
             names = list(NUMERIC_FEATURES) + learned + list(CATEGORICAL_FEATURES)
         return transformed[names]
 
@@ -137,7 +149,15 @@ class EngagementModel:
         self.feature_names_ = list(X.columns)
         return X
 
-    def fit(self, base: pd.DataFrame, y: np.ndarray, *, valid: tuple[pd.DataFrame, np.ndarray] | None = None, num_boost_round: int = 2000, early_stopping_rounds: int = 100) -> EngagementModel:
+    def fit(
+        self,
+        base: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+        num_boost_round: int = 2000,
+        early_stopping_rounds: int = 100,
+    ) -> EngagementModel:
         """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
         import lightgbm as lgb
 
@@ -147,11 +167,27 @@ class EngagementModel:
         valid_sets = []
         if valid is not None:
             Xv = self.model_matrix(valid[0])
-            valid_sets = [lgb.Dataset(Xv, label=np.asarray(valid[1], dtype="float64"), reference=train_set)]
+            valid_sets = [
+                lgb.Dataset(Xv, label=np.asarray(valid[1], dtype="float64"), reference=train_set)
+            ]
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
-        params = {"verbosity": -1, "seed": self.seed, "deterministic": True, "force_col_wise": True, **self.params}
-        self.booster_ = lgb.train(params, train_set, num_boost_round=num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        params = {
+            "verbosity": -1,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            **self.params,
+        }
+        self.booster_ = lgb.train(
+            params,
+            train_set,
+            num_boost_round=num_boost_round,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        self.best_iteration_ = int(
+            self.booster_.best_iteration or self.booster_.current_iteration()
+        )
         return self
 
     def calibrate(self, base: pd.DataFrame, y: np.ndarray) -> EngagementModel:
@@ -162,22 +198,62 @@ class EngagementModel:
 
     # ------------------------------------------------------------------ predicting
 
-    def predict_log(self, base: pd.DataFrame) -> np.ndarray:
-        """Predicted log ER (see :mod:`features.engagement`) from precomputed base features."""
-        return np.asarray(self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_), dtype="float64")
+    def booster_matrix(self, base: pd.DataFrame) -> np.ndarray:
+        """The booster's input as one float matrix: learned steps applied, categories as codes.
 
-    def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        This is what ``Booster.predict`` makes of a pandas frame itself, done once: LightGBM would
+        redo the category conversion (a copy of the frame, ~10 ms) on every call, and serving calls
+        it twice per batch (prediction and ``pred_contrib``).
+        """
+        return self.matrix_from_model_inputs(self.model_matrix(base))
+
+    def matrix_from_model_inputs(self, X: pd.DataFrame) -> np.ndarray:
+        """:meth:`model_matrix` output as the float matrix ``Booster.predict`` takes (see :meth:`booster_matrix`)."""
+        columns = []
+        # The booster's own category lists, in the order it was trained with (as LightGBM maps a
+        # frame); a booster without them was trained on the CategoryEncoder's codes.
+        booster_categories = list(self.booster_.pandas_categorical or [])
+        for name in X.columns:
+            values = X[name]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                categories = (
+                    booster_categories.pop(0) if booster_categories else values.cat.categories
+                )
+                codes = pd.Categorical(values.astype(str), categories=categories).codes
+                columns.append(np.where(codes >= 0, codes, np.nan))
+            else:
+                columns.append(values.to_numpy(dtype="float64", na_value=np.nan))
+        return np.column_stack(columns) if columns else np.empty((len(X), 0))
+
+    def predict_log(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
+        """Predicted log ER (see :mod:`features.engagement`) from precomputed base features.
+
+        ``matrix``: the rows' :meth:`booster_matrix`, when the caller has it already.
+        """
+        matrix = self.booster_matrix(base) if matrix is None else matrix
+        return np.asarray(
+            self.booster_.predict(matrix, num_iteration=self.best_iteration_), dtype="float64"
+        )
+
+    def predict_log_interval(
+        self, base: pd.DataFrame, predicted: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         predicted = self.predict_log(base) if predicted is None else predicted
         return self.interval_.bounds(predicted, interval_group(base))
 
-    def contributions(self, base: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
         """Per-row SHAP contributions to predicted log ER (LightGBM's own ``pred_contrib``)."""
-        values = self.booster_.predict(self.model_matrix(base), num_iteration=self.best_iteration_, pred_contrib=True)
+        matrix = self.booster_matrix(base) if matrix is None else matrix
+        values = self.booster_.predict(
+            matrix, num_iteration=self.best_iteration_, pred_contrib=True
+        )
         return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=base.index)
 
-    def predict_features(self, base: pd.DataFrame) -> pd.DataFrame:
+    def predict_features(
+        self, base: pd.DataFrame, matrix: np.ndarray | None = None
+    ) -> pd.DataFrame:
         """Point prediction and interval, as engagement rates, from precomputed base features."""
-        predicted = self.predict_log(base)
+        predicted = self.predict_log(base, matrix)
         lo, hi = self.predict_log_interval(base, predicted)
         followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
         return pd.DataFrame(
@@ -195,7 +271,12 @@ class EngagementModel:
             index=base.index,
         )
 
-    def predict(self, profiles: pd.DataFrame, posts: pd.DataFrame | None, as_of: pd.Timestamp | pd.Series | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        profiles: pd.DataFrame,
+        posts: pd.DataFrame | None,
+        as_of: pd.Timestamp | pd.Series | None = None,
+    ) -> pd.DataFrame:
         """Validate raw tables in the data contract, build features as of ``as_of`` and predict."""
         data = validate(profiles, posts)
         base = compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of))

@@ -100,7 +100,14 @@ def zero_follower_rows(profiles: pd.DataFrame) -> np.ndarray:
     return (values == 0).fillna(False).to_numpy(dtype=bool)
 
 
-def validate_candidates(profiles: pd.DataFrame, posts: pd.DataFrame | None, *, now: pd.Timestamp | None = None, profiles_file: str = "profiles", posts_file: str = "posts") -> tuple[ValidatedData, list[str]]:
+def validate_candidates(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    *,
+    now: pd.Timestamp | None = None,
+    profiles_file: str = "profiles",
+    posts_file: str = "posts",
+) -> tuple[ValidatedData, list[str]]:
     """Validate as training does, except that zero-follower profiles are set aside, not fatal.
 
     Returns the validated data without the zero-follower influencers (and their posts) and the
@@ -110,10 +117,19 @@ def validate_candidates(profiles: pd.DataFrame, posts: pd.DataFrame | None, *, n
     """
     zero = zero_follower_rows(profiles)
     if not zero.any():
-        return validate(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file), []
+        return validate(
+            profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
+        ), []
     rows = (np.flatnonzero(zero) + 1).tolist()
     note = Problem(
-        "profiles", profiles_file, "followers", rows[:5], len(rows), "zero followers: engagement rate is undefined", False, f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
+        "profiles",
+        profiles_file,
+        "followers",
+        rows[:5],
+        len(rows),
+        "zero followers: engagement rate is undefined",
+        False,
+        f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'",
     )
     col = _column(profiles, "followers")
     patched = profiles.copy()
@@ -128,7 +144,9 @@ def validate_candidates(profiles: pd.DataFrame, posts: pd.DataFrame | None, *, n
         raise DataValidationError(exc.report) from None
     data.report.add(note)
     # validate() succeeded, so the influencer column exists and the keys are present.
-    zero_keys = _strip_keys(profiles.loc[zero, _column(profiles, "influencer")]).dropna().unique().tolist()
+    zero_keys = (
+        _strip_keys(profiles.loc[zero, _column(profiles, "influencer")]).dropna().unique().tolist()
+    )
     return data, [str(k) for k in zero_keys]
 
 
@@ -191,7 +209,9 @@ class Predictor:
         pandas.DataFrame
             Columns :data:`OUTPUT_COLUMNS`, profiles order, then ``no profile`` rows.
         """
-        return self.score(profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain).table
+        return self.score(
+            profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain
+        ).table
 
     def score(
         self,
@@ -210,8 +230,14 @@ class Predictor:
             as_of = pd.Timestamp(as_of)
         if isinstance(as_of, pd.Timestamp) and as_of.tzinfo is None:
             as_of = as_of.tz_localize("UTC")
-        data, zero_keys = validate_candidates(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
-        wanted = None if shortlist is None else pd.Index(pd.Series(list(shortlist), dtype="string").str.strip().dropna().unique())
+        data, zero_keys = validate_candidates(
+            profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
+        )
+        wanted = (
+            None
+            if shortlist is None
+            else pd.Index(pd.Series(list(shortlist), dtype="string").str.strip().dropna().unique())
+        )
 
         known = data.profiles["influencer"]
         score_mask = ~known.isin(zero_keys).to_numpy()
@@ -230,7 +256,14 @@ class Predictor:
         if wanted is not None:
             zero_profiles = zero_profiles[zero_profiles["influencer"].isin(wanted).to_numpy()]
         if len(zero_profiles):
-            parts.append(_unscored(zero_profiles["influencer"], STATUS_ZERO_FOLLOWERS, category=zero_profiles["category"], followers=0.0))
+            parts.append(
+                _unscored(
+                    zero_profiles["influencer"],
+                    STATUS_ZERO_FOLLOWERS,
+                    category=zero_profiles["category"],
+                    followers=0.0,
+                )
+            )
         missing = _no_profile_keys(data, wanted, zero_keys)
         if missing:
             parts.append(_unscored(pd.Series(missing, dtype=object), STATUS_NO_PROFILE))
@@ -238,19 +271,31 @@ class Predictor:
         if len(parts) == 1:
             table = parts[0]  # already in profiles order
         else:
-            table = pd.concat(parts, ignore_index=True) if parts else _unscored(pd.Series([], dtype=object), STATUS_NO_PROFILE)
+            table = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else _unscored(pd.Series([], dtype=object), STATUS_NO_PROFILE)
+            )
             # Profiles order first (zero-follower rows where they were), then names without profile.
-            position = pd.Series(np.arange(len(known)), index=known.to_numpy()).groupby(level=0).min()
+            position = (
+                pd.Series(np.arange(len(known)), index=known.to_numpy()).groupby(level=0).min()
+            )
             order = table["influencer"].map(position).fillna(len(known)).to_numpy()
             table = table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
         times = posts_in["posted_at"]  # the scored candidates' posts
         posts_range = (str(times.min()), str(times.max())) if len(times) else None
-        return Scored(table[list(OUTPUT_COLUMNS)], data.report, posts_range, _describe_as_of(as_of, data.profiles))
+        return Scored(
+            table[list(OUTPUT_COLUMNS)],
+            data.report,
+            posts_range,
+            _describe_as_of(as_of, data.profiles),
+        )
 
     def predict_features(self, base: pd.DataFrame, *, explain: bool = True) -> pd.DataFrame:
         """Planner columns from precomputed base features (:func:`compute_features` output)."""
-        core = self.model.predict_features(base)
+        matrix = self.model.booster_matrix(base)  # once, for the prediction and the reasons
+        core = self.model.predict_features(base, matrix)
         table = pd.DataFrame({"influencer": core["influencer"].to_numpy()})
         for col in ("predicted_er", "er_low", "er_high"):
             table[col] = core[col].to_numpy(dtype="float64")
@@ -259,9 +304,11 @@ class Predictor:
         table["tier"] = core["tier"].to_numpy(dtype=object)
         table["category"] = core["category"].to_numpy(dtype=object)
         table["followers"] = followers
-        table["peer_percentile"] = self.peer_percentile(core["predicted_log_er"].to_numpy(dtype="float64"), table["tier"], table["category"])
+        table["peer_percentile"] = self.peer_percentile(
+            core["predicted_log_er"].to_numpy(dtype="float64"), table["tier"], table["category"]
+        )
         if explain and len(base):
-            table["reasons"] = explain_reasons(self.model.contributions(base), base)
+            table["reasons"] = explain_reasons(self.model.contributions(base, matrix), base)
         else:
             table["reasons"] = ""
         history = core["has_history"].to_numpy(dtype=bool)
@@ -270,7 +317,9 @@ class Predictor:
         table["as_of"] = _iso_times(base["cutoff"]) if "cutoff" in base else None
         return table
 
-    def peer_percentile(self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series) -> np.ndarray:
+    def peer_percentile(
+        self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series
+    ) -> np.ndarray:
         """Where each predicted log ER falls (0-100) among training labels of its tier/niche.
 
         Uses ``metadata["peer_reference"]`` (label quantiles 0..100 per ``tier/category``,
@@ -280,13 +329,19 @@ class Predictor:
         out = np.full(len(predicted_log_er), np.nan)
         if not reference:
             return out
-        keys = (pd.Series(tier, dtype=object).astype(str) + "/" + pd.Series(category, dtype=object).astype(str)).to_numpy()
+        keys = (
+            pd.Series(tier, dtype=object).astype(str)
+            + "/"
+            + pd.Series(category, dtype=object).astype(str)
+        ).to_numpy()
         for key in pd.unique(keys):
             quantiles = reference.get(key) or reference.get("*")
             if not quantiles:
                 continue
             hit = keys == key
-            out[hit] = percentile_in(np.asarray(predicted_log_er)[hit], np.asarray(quantiles, dtype="float64"))
+            out[hit] = percentile_in(
+                np.asarray(predicted_log_er)[hit], np.asarray(quantiles, dtype="float64")
+            )
         return out
 
     def predict_for_rest(self, profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataFrame:
@@ -316,13 +371,21 @@ def percentile_in(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return np.interp(values, unique, mid, left=0.0, right=100.0)
 
 
-def _unscored(influencers: pd.Series, status: str, *, category: pd.Series | None = None, followers: float = np.nan) -> pd.DataFrame:
+def _unscored(
+    influencers: pd.Series,
+    status: str,
+    *,
+    category: pd.Series | None = None,
+    followers: float = np.nan,
+) -> pd.DataFrame:
     n = len(influencers)
     table = pd.DataFrame({"influencer": influencers.to_numpy(dtype=object)})
     for col in ("predicted_er", "er_low", "er_high", "expected_engagements"):
         table[col] = np.full(n, np.nan)
     table["tier"] = np.full(n, None, dtype=object)
-    table["category"] = category.to_numpy(dtype=object) if category is not None else np.full(n, None, dtype=object)
+    table["category"] = (
+        category.to_numpy(dtype=object) if category is not None else np.full(n, None, dtype=object)
+    )
     table["followers"] = np.full(n, followers, dtype="float64")
     table["peer_percentile"] = np.full(n, np.nan)
     table["reasons"] = np.full(n, "", dtype=object)
@@ -332,7 +395,9 @@ def _unscored(influencers: pd.Series, status: str, *, category: pd.Series | None
     return table
 
 
-def _no_profile_keys(data: ValidatedData, wanted: pd.Index | None, zero_keys: list[str]) -> list[str]:
+def _no_profile_keys(
+    data: ValidatedData, wanted: pd.Index | None, zero_keys: list[str]
+) -> list[str]:
     """Shortlisted names without a profile (posts without a profile are in the report instead)."""
     if wanted is None:
         return []
@@ -362,10 +427,14 @@ def _download_mlflow_model(uri: str, tracking_uri: str | None) -> Path:
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
     except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
-        raise ArtifactError(f"{uri}: cannot be fetched from {resolve_tracking_uri(tracking_uri)}: {exc}") from exc
+        raise ArtifactError(
+            f"{uri}: cannot be fetched from {resolve_tracking_uri(tracking_uri)}: {exc}"
+        ) from exc
     folder = _engage_artifact(Path(local))
     if folder is None or not folder.is_dir():
-        raise ArtifactError(f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)")
+        raise ArtifactError(
+            f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)"
+        )
     return folder
 
 
@@ -382,7 +451,9 @@ def _engage_artifact(model_root: Path) -> Path | None:
     return model_root / str(path) if path else None
 
 
-def load_model(ref: str | Path, models_dir: Path = Path("models"), tracking_uri: str | None = None) -> Predictor:
+def load_model(
+    ref: str | Path, models_dir: Path = Path("models"), tracking_uri: str | None = None
+) -> Predictor:
     """Load ``models/<version>``, ``latest`` or an MLflow URI (``models:/engagement@champion``).
 
     The folder's manifest and library versions are checked before anything is unpickled.
