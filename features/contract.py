@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 PLATFORMS = ("instagram", "tiktok", "youtube")
 DEFAULT_PLATFORM = "instagram"
@@ -367,8 +369,8 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
     if needs.any():
         text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()  # type: ignore[call-overload]
-    text = text.str.strip("|")
-    return text.astype(object).where(text != "", "")
+    # Arrow-backed text, not one Python object per cell: on 10M posts that is ~1 GB less.
+    return text.str.strip("|").astype("str")
 
 
 def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationReport) -> pd.Series:
@@ -492,17 +494,20 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     for col in POST_COUNT_COLUMNS_OPTIONAL:
         if col in frame:
             out[col] = _as_count(table, file, frame, col, report, required=False)
-    out["media_type"] = _as_text(frame["media_type"]).str.lower().fillna("unknown").astype(object) if "media_type" in frame else "unknown"
+    out["media_type"] = _as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str") if "media_type" in frame else "unknown"
     out["is_sponsored"] = _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
     out["hashtags"] = normalise_hashtags(frame["hashtags"]) if "hashtags" in frame else ""
     for col in ("caption", "image_description"):
         if col in frame:
-            out[col] = frame[col].astype("string").fillna("").astype(object)
+            out[col] = frame[col].astype("string").fillna("").astype("str")
     out["row"] = row_no.to_numpy()
 
     # Duplicate keys: (influencer, post_id). Identical copies are dropped, conflicting ones are fatal.
+    # Both keys are hashed once, to integer codes, for every key check below.
     key_cols = ["influencer", "post_id"]
-    dup_key = out.duplicated(subset=key_cols, keep=False)
+    influencer_code, post_code, n_post_ids = _post_key_codes(out)
+    pair = influencer_code * (n_post_ids + 1) + post_code
+    dup_key = pd.Series(pair, index=out.index).duplicated(keep=False)
     if dup_key.any():
         value_cols = [c for c in out.columns if c != "row"]
         exact_extra = out.duplicated(subset=value_cols, keep="first")
@@ -518,14 +523,36 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
             report.add(p)
             report.reject(table, frame[exact_extra.to_numpy()], _row_numbers(exact_extra), "exact duplicate post")
             out = out[~exact_extra.to_numpy()]
+            post_code, pair = post_code[~exact_extra.to_numpy()], pair[~exact_extra.to_numpy()]
     # Only distinct influencers count: a key repeated under one influencer is a duplicate, reported above.
-    pairs = out[["post_id", "influencer"]].drop_duplicates()
-    shared = out["post_id"].isin(pairs.loc[pairs["post_id"].duplicated(), "post_id"]) & out["post_id"].notna()
+    distinct_pairs = pd.unique(pair)
+    influencers_per_post = np.bincount(distinct_pairs % (n_post_ids + 1), minlength=n_post_ids + 1)
+    shared = pd.Series((influencers_per_post[post_code] > 1) & (post_code > 0), index=out.index)  # code 0: missing post_id
     p = _problem(table, file, "post_id", shared.to_numpy(dtype=bool), "the same post_id appears under several influencers", fatal=False, action="kept for each influencer")
     if p:
         p.rows = out.loc[shared, "row"].head(MAX_ROWS_LISTED).tolist()
         report.add(p)
     return out
+
+
+def _is_in(values: pd.Series, keys: pd.Series) -> np.ndarray:
+    """``values.isin(keys)`` as a numpy bool array; arrow's hash lookup for arrow text (pandas
+    would turn the keys into Python strings first), pandas' otherwise."""
+    if _is_arrow_text(values) and _is_arrow_text(keys):
+        found = pc.is_in(pa.array(values.array), value_set=pa.array(keys.array), skip_nulls=False)
+        return found.to_numpy(zero_copy_only=False).astype(bool)
+    return values.isin(keys).to_numpy(dtype=bool)
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
+def _post_key_codes(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes of the influencer and post_id keys (0 = missing, else 1 + first-seen order), and the number of distinct post ids."""
+    influencer_code, _ = pd.factorize(posts["influencer"])
+    post_code, post_ids = pd.factorize(posts["post_id"])
+    return influencer_code.astype("int64") + 1, post_code.astype("int64") + 1, len(post_ids)
 
 
 # --------------------------------------------------------------------------- both
@@ -552,7 +579,7 @@ def validate(
     clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
 
     if clean_profiles is not None and clean_posts is not None and not report.fatal:
-        orphan = ~clean_posts["influencer"].isin(clean_profiles["influencer"]).to_numpy()
+        orphan = ~_is_in(clean_posts["influencer"], clean_profiles["influencer"])
         if orphan.any():
             rows = clean_posts.loc[orphan, "row"].to_numpy()
             report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(orphan.sum()), "posts whose influencer has no profile", False, "set aside (no followers to rate them against)"))
