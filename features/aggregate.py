@@ -11,6 +11,7 @@ Inputs are never modified; every function returns a new frame.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -430,39 +431,63 @@ def hashtag_features(
     ``hashtag_doc`` (space-joined tags, repeats kept) feeds the learned niche and topic
     transformers; it is text, not a model input by itself.
     """
-    out = pd.DataFrame(index=pd.RangeIndex(n_examples))
+    n_posts = Segments.of_sorted(hist["example"].to_numpy()).spread_sizes(
+        n_examples
+    )  # NaN: no posts
     stats = _tag_stats(hist, include_docs)
-
-    n_posts = hist.groupby("example").size().reindex(out.index)
-    n_tags = stats["total"].reindex(out.index).fillna(0.0)
-    out["hashtags_per_post"] = (n_tags / n_posts).where(n_posts > 0)
-    if len(stats):
-        total, entropy, distinct = stats["total"], stats["entropy"], stats["distinct"]
-        out["distinct_hashtags"] = distinct.reindex(out.index).fillna(0.0).where(n_posts > 0)
-        out["top_hashtag_share"] = (stats["top"] / total).reindex(out.index)
-        # Normalised entropy in [0, 1]: 0 = one tag over and over, 1 = every tag equally often.
-        norm = np.log(distinct.where(distinct > 1))
-        # Clipped: for an even spread, sum(-p log p) / log k can round to 1 + 2e-16.
-        out["hashtag_entropy"] = (entropy / norm).fillna(0.0).clip(upper=1.0).reindex(out.index)
-    else:
-        for col in ("distinct_hashtags", "top_hashtag_share", "hashtag_entropy"):
-            out[col] = np.nan
-        out["distinct_hashtags"] = out["distinct_hashtags"].where(n_posts.isna(), 0.0)
+    with_tags = stats.example
+    n_tags = np.zeros(n_examples)
+    n_tags[with_tags] = stats.total
+    distinct = np.zeros(n_examples)
+    distinct[with_tags] = stats.distinct
+    top_share = np.full(n_examples, np.nan)
+    top_share[with_tags] = stats.top / stats.total
+    # Normalised entropy in [0, 1]: 0 = one tag over and over, 1 = every tag equally often.
+    # Clipped: for an even spread, sum(-p log p) / log k can round to 1 + 2e-16.
+    entropy = np.full(n_examples, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy[with_tags] = np.minimum(
+            np.where(stats.distinct > 1, stats.entropy / np.log(stats.distinct), 0.0), 1.0
+        )
+        out = {
+            "hashtags_per_post": np.where(n_posts > 0, n_tags / n_posts, np.nan),
+            "distinct_hashtags": np.where(n_posts > 0, distinct, np.nan),
+            "top_hashtag_share": top_share,
+            "hashtag_entropy": entropy,
+        }
     if include_docs:
-        docs = stats["doc"] if len(stats) else pd.Series(dtype=object)
-        out["hashtag_doc"] = docs.reindex(out.index).fillna("").to_numpy(dtype=object)
-    return out.reset_index(drop=True)
+        docs = np.full(n_examples, "", dtype=object)
+        docs[with_tags] = stats.doc
+        out["hashtag_doc"] = docs
+    return pd.DataFrame(out)
 
 
-def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> pd.DataFrame:
-    """Per example with at least one tag: tags (``total``), ``distinct``, ``top`` count, ``entropy``, ``doc``.
+@dataclass
+class TagStats:
+    """Per example with at least one tag (ascending ``example``): tags (``total``), ``distinct``
+    tags, the ``top`` tag's count, the ``entropy`` of the tag shares, and the ``doc``."""
+
+    example: np.ndarray
+    total: np.ndarray
+    distinct: np.ndarray
+    top: np.ndarray
+    entropy: np.ndarray
+    doc: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[TagStats]) -> TagStats:
+        if not parts:
+            empty = np.zeros(0, dtype="int64")
+            return cls(empty, empty, empty, empty, np.zeros(0), np.zeros(0, dtype=object))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+
+def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> TagStats:
+    """:class:`TagStats` of the history posts (``doc`` empty strings without ``include_docs``).
 
     Tags stay in arrow as integer codes, never one Python string each, and (when ``hist`` is
     sorted by example, as :func:`history_posts` leaves it) examples are taken a chunk at a time,
-    so memory stays bounded (10M posts carry ~80M tags). The (example, tag) pairs come in
-    first-seen order and the entropy terms are summed by a pandas groupby in that order, exactly
-    as a groupby over (example, tag) pairs would: pandas sums contiguous groups with
-    ``np.add.reduceat`` and interleaved ones with a compensated sum, which differ in the last bit.
+    so memory stays bounded (10M posts carry ~80M tags).
     """
     example = hist["example"].to_numpy()
     hashtags = hist["hashtags"]
@@ -473,29 +498,18 @@ def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> pd.DataFrame:
     lo = 0
     while lo < len(example):
         hi = min(lo + step, len(example))
-        hi = (
-            int(np.searchsorted(example, example[hi - 1], side="right")) if is_sorted else hi
-        )  # whole examples only
+        if is_sorted:  # whole examples only
+            hi = int(np.searchsorted(example, example[hi - 1], side="right"))
         part = _tag_stats_chunk(hashtags.iloc[lo:hi], example[lo:hi], include_docs)
         if part is not None:
             parts.append(part)
         lo = hi
-    if parts:
-        return pd.concat(parts)
-    return pd.DataFrame(
-        {
-            "total": pd.Series(dtype="int64"),
-            "distinct": pd.Series(dtype="int64"),
-            "top": pd.Series(dtype="int64"),
-            "entropy": pd.Series(dtype="float64"),
-            "doc": pd.Series(dtype=object),
-        }
-    )
+    return TagStats.concat(parts)
 
 
 def _tag_stats_chunk(
     hashtags: pd.Series, example: np.ndarray, include_docs: bool
-) -> pd.DataFrame | None:
+) -> TagStats | None:
     if hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in (
         "string",
         "empty",
@@ -532,14 +546,22 @@ def _tag_stats_chunk(
         pairs.append(pair + n_pairs)
         pair_examples.append(pair_key // n_codes + low)
         n_pairs += len(pair_key)
-    pair = np.concatenate(pairs)
+    counts = np.bincount(np.concatenate(pairs)).astype("int64")
     pair_example = np.concatenate(pair_examples)
-    counts = pd.Series(np.bincount(pair))
-    per_example = counts.groupby(pair_example, sort=True)
-    total = per_example.sum()
-    share = counts.to_numpy() / total.reindex(pair_example).to_numpy()
-    stats = pd.DataFrame({"total": total, "distinct": per_example.size(), "top": per_example.max()})
-    stats["entropy"] = pd.Series(-(share * np.log(share))).groupby(pair_example, sort=True).sum()
+    if not is_sorted:
+        by_example = np.argsort(pair_example, kind="stable")
+        counts, pair_example = counts[by_example], pair_example[by_example]
+    pair_runs = Segments.of_sorted(pair_example)
+    total = pair_runs.sum(counts)
+    share = counts / total[pair_runs.row_segment]
+    stats = TagStats(
+        example=pair_runs.example,
+        total=total.astype("int64"),
+        distinct=pair_runs.size,
+        top=pair_runs.max(counts),
+        entropy=pair_runs.sum(-(share * np.log(share))),
+        doc=np.full(len(pair_runs), "", dtype=object),
+    )
     if include_docs:
         # Each example's tags in post order, joined in arrow.
         order = None if is_sorted else np.argsort(tag_example, kind="stable")
@@ -549,10 +571,9 @@ def _tag_stats_chunk(
         per_doc = pa.ListArray.from_arrays(
             pa.array(np.r_[first, len(ex_sorted)].astype("int32")), doc_tags
         )
-        docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(
+        stats.doc = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(
             zero_copy_only=False
         )
-        stats["doc"] = pd.Series(docs, index=ex_sorted[first], dtype=object)
     return stats
 
 

@@ -133,6 +133,10 @@ class Segments:
         """Position of each row within its run (0 for the first)."""
         return np.arange(len(self.row_segment)) - self.start[self.row_segment]
 
+    def spread_sizes(self, n_examples: int) -> np.ndarray:
+        """Rows per example as floats, NaN for examples without rows."""
+        return self.spread(self.size.astype("float64"), n_examples)
+
     def spread(self, per_run: np.ndarray, n_examples: int, fill: float = np.nan) -> np.ndarray:
         """Per-run values placed at their example numbers in an array of ``n_examples``."""
         out = np.full(n_examples, fill, dtype="float64")
