@@ -76,6 +76,9 @@ HISTORY_INPUT_COLUMNS = (
 
 def epoch_nanoseconds(values: pd.Series) -> np.ndarray:
     """Exact integer nanoseconds since 1970 for UTC timestamps, whatever their stored resolution."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        # Stored as UTC epoch integers already, whatever the zone: ~20x cheaper than converting.
+        return values.array.as_unit("ns").asi8
     naive = pd.to_datetime(values, utc=True).dt.tz_convert(None)
     return naive.astype("datetime64[ns]").to_numpy().astype("int64")
 
@@ -136,61 +139,63 @@ def compute_features(
     """
     examples = examples.reset_index(drop=True)
     n_examples = len(examples)
-    profile_by_key = profiles.drop_duplicates("influencer").set_index("influencer")
-    followers = examples["influencer"].map(profile_by_key["followers"]).to_numpy(dtype="float64")
+    profiles = (
+        profiles if profiles["influencer"].is_unique else profiles.drop_duplicates("influencer")
+    )
+    # Each example's profile row (-1: none), found once for every profile column.
+    profile_row = _positions_in(profiles["influencer"], examples["influencer"])
+    followers = _take(profiles["followers"], profile_row, np.nan).astype("float64")
 
     out = pd.DataFrame(
         {"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].to_numpy()}
     )
     out = out.astype({"cutoff": "datetime64[ns, UTC]"}) if n_examples else out
-    out = pd.concat(
-        [out, profile_features(profile_by_key, examples["influencer"], followers)], axis=1
+    history = history_posts(posts, examples, followers)
+    return pd.concat(
+        [
+            out,
+            profile_features(profiles, profile_row, followers),
+            history_features(history, examples, n_examples),
+            hashtag_features(history, n_examples, include_docs=include_hashtag_docs),
+        ],
+        axis=1,
     )
 
-    history = history_posts(posts, examples, followers)
-    out = pd.concat([out, history_features(history, examples, n_examples)], axis=1)
-    out = pd.concat(
-        [out, hashtag_features(history, n_examples, include_docs=include_hashtag_docs)], axis=1
-    )
+
+def _take(values: pd.Series, rows: np.ndarray, missing: object) -> np.ndarray:
+    """``values`` at positions ``rows`` (object array), ``missing`` where a row is -1 or the cell is empty."""
+    out = np.full(len(rows), missing, dtype=object)
+    found = rows >= 0
+    out[found] = values.to_numpy(dtype=object)[rows[found]]
+    out[pd.isna(out)] = missing
     return out
 
 
 def profile_features(
-    profile_by_key: pd.DataFrame, influencers: pd.Series, followers: np.ndarray
+    profiles: pd.DataFrame, profile_row: np.ndarray, followers: np.ndarray
 ) -> pd.DataFrame:
-    """Follower-count family from the profile alone."""
+    """Follower-count family from the profile alone (``profile_row``: each example's row in ``profiles``, -1 for none)."""
 
     def column(name: str, default: object = np.nan) -> np.ndarray:
-        if name in profile_by_key:
-            return influencers.map(profile_by_key[name]).to_numpy()
-        return np.full(len(influencers), default, dtype=object)
+        if name in profiles:
+            return _take(profiles[name], profile_row, default)
+        return np.full(len(profile_row), default, dtype=object)
 
-    following = pd.to_numeric(pd.Series(column("following")), errors="coerce").to_numpy(
-        dtype="float64"
-    )
-    posts_count = pd.to_numeric(pd.Series(column("posts_count")), errors="coerce").to_numpy(
-        dtype="float64"
-    )
-    verified = (
-        pd.Series(column("verified", False)).fillna(False).astype(bool).to_numpy(dtype="float64")
-    )
+    following = pd.to_numeric(column("following"), errors="coerce").astype("float64")
+    posts_count = pd.to_numeric(column("posts_count"), errors="coerce").astype("float64")
+    verified = column("verified", False).astype(bool).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        frame = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "log_followers": np.log(followers),
                 "following_ratio": following / followers,
                 "log_posts_count": np.log1p(posts_count),
                 "verified": verified,
                 "tier": tier_of(followers),
-                "category": pd.Series(column("category", "other"))
-                .fillna("other")
-                .to_numpy(dtype=object),
-                "platform": pd.Series(column("platform", "instagram"))
-                .fillna("instagram")
-                .to_numpy(dtype=object),
+                "category": column("category", "other").astype(object),
+                "platform": column("platform", "instagram").astype(object),
             }
         )
-    return frame
 
 
 def history_posts(
@@ -324,10 +329,13 @@ def _time_order(
     and post_id, a string, is only looked up (``post_id_at(positions)``) for the rare posts tied
     on example and time; None means there is no post_id.
     """
-    naive = posted.dt.tz_convert(None) if isinstance(posted.dtype, pd.DatetimeTZDtype) else posted
-    t = np.where(
-        naive.isna().to_numpy(), np.iinfo("int64").max, naive.to_numpy().view("int64")
-    )  # NaT last
+    # Integers in the stored unit (UTC for zone-aware times); only their order matters here.
+    stored = (
+        posted.array.asi8
+        if isinstance(posted.dtype, pd.DatetimeTZDtype)
+        else posted.to_numpy().view("int64")
+    )
+    t = np.where(pd.isna(posted).to_numpy(), np.iinfo("int64").max, stored)  # NaT last
     order = _stable_order(np.asarray(example, dtype="int64"), t)
     if post_id_at is None or len(order) < 2:
         return order

@@ -24,21 +24,28 @@ INTERACTION_COLUMNS = ("likes", "comments", "shares", "saves")
 
 def interactions(posts: pd.DataFrame) -> pd.Series:
     """Likes + comments, plus shares and saves where the table carries them."""
-    total = pd.Series(0.0, index=posts.index)
+    total = np.zeros(len(posts))
     for col in INTERACTION_COLUMNS:
         if col in posts:
-            total = total + posts[col].astype("float64").fillna(0.0)
-    return total
+            total += np.nan_to_num(posts[col].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
+    return pd.Series(total, index=posts.index)
 
 
-def engagement_rate(interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
+def engagement_rate(
+    interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray
+) -> np.ndarray:
     """Plain engagement rate (a fraction: 0.03 means 3 %)."""
     return np.asarray(interaction_count, dtype="float64") / np.asarray(followers, dtype="float64")
 
 
-def log_er(interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
+def log_er(
+    interaction_count: pd.Series | np.ndarray, followers: pd.Series | np.ndarray
+) -> np.ndarray:
     """The modelled transform: ln((interactions + 1) / followers)."""
-    return np.log((np.asarray(interaction_count, dtype="float64") + 1.0) / np.asarray(followers, dtype="float64"))
+    return np.log(
+        (np.asarray(interaction_count, dtype="float64") + 1.0)
+        / np.asarray(followers, dtype="float64")
+    )
 
 
 def er_from_log(log_value: pd.Series | np.ndarray, followers: pd.Series | np.ndarray) -> np.ndarray:
