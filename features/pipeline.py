@@ -209,21 +209,23 @@ class EngagementModel:
 
     def matrix_from_model_inputs(self, X: pd.DataFrame) -> np.ndarray:
         """:meth:`model_matrix` output as the float matrix ``Booster.predict`` takes (see :meth:`booster_matrix`)."""
-        columns = []
+        is_category = np.array([isinstance(dtype, pd.CategoricalDtype) for dtype in X.dtypes], dtype=bool)
+        matrix = np.empty((len(X), X.shape[1]), dtype="float64")
+        numeric = np.flatnonzero(~is_category)
+        if len(numeric):  # one conversion for the whole numeric block
+            matrix[:, numeric] = X.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan)
         # The booster's own category lists, in the order it was trained with (as LightGBM maps a
         # frame); a booster without them was trained on the CategoryEncoder's codes.
         booster_categories = list(self.booster_.pandas_categorical or [])
-        for name in X.columns:
-            values = X[name]
-            if isinstance(values.dtype, pd.CategoricalDtype):
-                categories = (
-                    booster_categories.pop(0) if booster_categories else values.cat.categories
-                )
-                codes = pd.Categorical(values.astype(str), categories=categories).codes
-                columns.append(np.where(codes >= 0, codes, np.nan))
+        for j in np.flatnonzero(is_category):
+            values = X.iloc[:, j]
+            categories = booster_categories.pop(0) if booster_categories else values.cat.categories
+            if list(values.cat.categories) == list(categories):
+                codes = values.cat.codes.to_numpy()
             else:
-                columns.append(values.to_numpy(dtype="float64", na_value=np.nan))
-        return np.column_stack(columns) if columns else np.empty((len(X), 0))
+                codes = pd.Categorical(values.astype(str), categories=categories).codes
+            matrix[:, j] = np.where(codes >= 0, codes, np.nan)
+        return matrix
 
     def predict_log(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
         """Predicted log ER (see :mod:`features.engagement`) from precomputed base features.

@@ -32,12 +32,19 @@ def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
 
 def lookup_pairs(X: pd.DataFrame, by_pair: dict, by_tier: dict, fallback: float) -> np.ndarray:
     """Per-row value of the (tier, category) pair, else of the tier, else ``fallback``; vectorised."""
-    tier = X["tier"].astype(str)
-    keys = pd.MultiIndex.from_arrays([tier, X["category"].astype(str)])
-    table = pd.Series(by_pair, dtype="float64")
-    pair = table.reindex(keys).to_numpy() if len(table) else np.full(len(X), np.nan)
-    out = pd.Series(pair, index=X.index, dtype="float64").fillna(tier.map(by_tier)).fillna(fallback)
-    return out.to_numpy(dtype="float64")
+    # Tiers and niches are few: look up each distinct combination once, then index by codes.
+    tier_code, tiers = pd.factorize(X["tier"].astype(str).to_numpy(dtype=object))
+    niche_code, niches = pd.factorize(X["category"].astype(str).to_numpy(dtype=object))
+    table = np.array([[_first_known(by_pair.get((t, c)), by_tier.get(t), fallback) for c in niches] for t in tiers], dtype="float64")
+    return table[tier_code, niche_code] if len(X) else np.zeros(0)
+
+
+def _first_known(*values: float | None) -> float:
+    """The first value that is neither None nor NaN (NaN if none is)."""
+    for value in values:
+        if value is not None and not np.isnan(value):
+            return float(value)
+    return float("nan")
 
 
 def _binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
