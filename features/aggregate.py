@@ -25,7 +25,7 @@ TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
 TIERS = ("nano", "micro", "mid", "macro", "mega")
 SECONDS_PER_DAY = 86_400.0
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
-HASHTAG_CHUNK_POSTS = 1 << 20
+HASHTAG_CHUNK_POSTS = 1 << 18
 # Tags hashed per pass in the hashtag features: small enough for the hash tables to stay in cache.
 HASHTAG_HASH_TAGS = 1 << 14
 
@@ -60,7 +60,8 @@ HASHTAG_FEATURES = (
 NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES
 CATEGORICAL_FEATURES = ("tier", "category", "platform")
 KEY_COLUMNS = ("influencer", "cutoff")
-# Post columns the history and hashtag features read.
+# Post columns the history features read. Text (hashtags, captions) is not carried along:
+# the history keeps each post's row in the posts table (``source_row``) instead.
 HISTORY_INPUT_COLUMNS = (
     "posted_at",
     "likes",
@@ -69,8 +70,6 @@ HISTORY_INPUT_COLUMNS = (
     "saves",
     "is_sponsored",
     "media_type",
-    "hashtags",
-    "caption",
 )
 
 
@@ -156,7 +155,9 @@ def compute_features(
             out,
             profile_features(profiles, profile_row, followers),
             history_features(history, examples, n_examples),
-            hashtag_features(history, n_examples, include_docs=include_hashtag_docs),
+            hashtag_features(
+                history, n_examples, posts.get("hashtags"), include_docs=include_hashtag_docs
+            ),
         ],
         axis=1,
     )
@@ -201,7 +202,11 @@ def profile_features(
 def history_posts(
     posts: pd.DataFrame, examples: pd.DataFrame, followers: np.ndarray
 ) -> pd.DataFrame:
-    """Posts strictly before each example's cutoff, tagged with the example number, sorted by time."""
+    """Posts strictly before each example's cutoff, tagged with the example number, sorted by time.
+
+    Each row keeps its position in ``posts`` (``source_row``) and, for captions, only their
+    length (``caption_length``): text is taken from ``posts`` where it is needed.
+    """
     # Only what the history features read: taking every column (the influencer key, post ids,
     # image descriptions) in time order would cost more than the features themselves.
     cols = [c for c in posts.columns if c in HISTORY_INPUT_COLUMNS]
@@ -231,26 +236,23 @@ def history_posts(
         rows = selected[order]
         hist = posts[cols].take(rows).reset_index(drop=True)
         hist["example"] = position[rows]
-        hist["followers"] = followers[hist["example"].to_numpy()]
-        hist["interactions"] = interactions(hist)
-        hist["log_er"] = log_er(hist["interactions"], hist["followers"])
-        return hist
+        hist["source_row"] = rows
+        return _with_ratios(hist, posts, followers)
     if keys["influencer"].is_unique:
         # A hash lookup is much cheaper than a merge.
         position = _positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
         hist = posts.loc[keep, [*cols, *(["post_id"] if "post_id" in posts else [])]].copy()
         hist["example"] = position[keep]
+        hist["source_row"] = np.flatnonzero(keep)
     else:
-        hist = posts[[*cols, "influencer", *(["post_id"] if "post_id" in posts else [])]].merge(
-            keys[["influencer", "example"]], on="influencer", how="inner"
-        )
+        with_rows = posts[
+            [*cols, "influencer", *(["post_id"] if "post_id" in posts else [])]
+        ].assign(source_row=np.arange(len(posts)))
+        hist = with_rows.merge(keys[["influencer", "example"]], on="influencer", how="inner")
     # Integer comparison: "strictly before the cutoff" must hold to the nanosecond.
     cutoff = epoch_nanoseconds(keys["cutoff"])[hist["example"].to_numpy()]
-    hist = hist[epoch_nanoseconds(hist["posted_at"]) < cutoff]
-    hist["followers"] = followers[hist["example"].to_numpy()]
-    hist["interactions"] = interactions(hist)
-    hist["log_er"] = log_er(hist["interactions"], hist["followers"])
+    hist = _with_ratios(hist[epoch_nanoseconds(hist["posted_at"]) < cutoff], posts, followers)
     # post_id breaks ties between posts at the same instant: otherwise the input's row order would
     # decide log_er_last, the trend halves and the hashtag doc.
     by = ["example", "posted_at", "post_id"] if "post_id" in hist else ["example", "posted_at"]
@@ -266,6 +268,17 @@ def history_posts(
         hist_post_id_at if "post_id" in hist else None,
     )
     return hist.take(order).reset_index(drop=True)
+
+
+def _with_ratios(hist: pd.DataFrame, posts: pd.DataFrame, followers: np.ndarray) -> pd.DataFrame:
+    """``hist`` with its example's followers, interactions, log ER and caption length added."""
+    hist = hist.assign(followers=followers[hist["example"].to_numpy()])
+    hist["interactions"] = interactions(hist)
+    hist["log_er"] = log_er(hist["interactions"], hist["followers"])
+    if "caption" in posts:
+        lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
+        hist["caption_length"] = lengths[hist["source_row"].to_numpy()]
+    return hist
 
 
 def _arrow_text(values: pd.Series) -> pa.Array | None:
@@ -415,9 +428,10 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
     )
     video = pc.is_in(media, value_set=pa.array(["video", "reel", "short"], type=media.type))
     out["video_share"] = per_example(seg.mean(video.to_numpy(zero_copy_only=False)))
-    if "caption" in hist:
-        length = pc.utf8_length(_text_array(hist["caption"])).to_numpy(zero_copy_only=False)
-        out["caption_length_mean"] = per_example(seg.mean(length))
+    if "caption_length" in hist:
+        out["caption_length_mean"] = per_example(
+            seg.mean(hist["caption_length"].to_numpy(dtype="float64"))
+        )
     else:
         out["caption_length_mean"] = np.full(n_examples, np.nan)
     return pd.DataFrame(out)
@@ -432,9 +446,12 @@ def _text_array(values: pd.Series) -> pa.Array:
 
 
 def hashtag_features(
-    hist: pd.DataFrame, n_examples: int, *, include_docs: bool = True
+    hist: pd.DataFrame, n_examples: int, hashtags: pd.Series | None, *, include_docs: bool = True
 ) -> pd.DataFrame:
     """Niche-focus family: how many hashtags, how concentrated, and the bag of tags used.
+
+    ``hashtags`` is the posts table's column (normalised by the contract), which ``hist``'s
+    ``source_row`` points into; None means no post has hashtags.
 
     ``hashtag_doc`` (space-joined tags, repeats kept) feeds the learned niche and topic
     transformers; it is text, not a model input by itself.
@@ -442,7 +459,9 @@ def hashtag_features(
     n_posts = Segments.of_sorted(hist["example"].to_numpy()).spread_sizes(
         n_examples
     )  # NaN: no posts
-    stats = _tag_stats(hist, include_docs)
+    stats = (
+        _tag_stats(hist, hashtags, include_docs) if hashtags is not None else TagStats.concat([])
+    )
     with_tags = stats.example
     n_tags = np.zeros(n_examples)
     n_tags[with_tags] = stats.total
@@ -490,7 +509,7 @@ class TagStats:
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
-def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> TagStats:
+def _tag_stats(hist: pd.DataFrame, hashtags: pd.Series, include_docs: bool) -> TagStats:
     """:class:`TagStats` of the history posts (``doc`` empty strings without ``include_docs``).
 
     Tags stay in arrow as integer codes, never one Python string each, and (when ``hist`` is
@@ -498,7 +517,7 @@ def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> TagStats:
     so memory stays bounded (10M posts carry ~80M tags).
     """
     example = hist["example"].to_numpy()
-    hashtags = hist["hashtags"]
+    source_row = hist["source_row"].to_numpy()
     # An example's posts may be anywhere in an unsorted table: take it whole.
     is_sorted = len(example) < 2 or not (example[1:] < example[:-1]).any()
     step = HASHTAG_CHUNK_POSTS if is_sorted else len(example)
@@ -508,7 +527,8 @@ def _tag_stats(hist: pd.DataFrame, include_docs: bool) -> TagStats:
         hi = min(lo + step, len(example))
         if is_sorted:  # whole examples only
             hi = int(np.searchsorted(example, example[hi - 1], side="right"))
-        part = _tag_stats_chunk(hashtags.iloc[lo:hi], example[lo:hi], include_docs)
+        # Taken a chunk at a time: a time-ordered copy of all the text would double its memory.
+        part = _tag_stats_chunk(hashtags.take(source_row[lo:hi]), example[lo:hi], include_docs)
         if part is not None:
             parts.append(part)
         lo = hi
