@@ -212,6 +212,29 @@ def test_history_posts_without_any_hashtag(tiny, cutoff):
     assert np.isnan(out.loc["cara", "distinct_hashtags"])
 
 
+def test_posts_table_without_a_hashtag_column(tiny, cutoff):
+    # compute_features on a posts frame that never had the column: no tags, not a KeyError.
+    out = feature_table(tiny.profiles, tiny.posts.drop(columns="hashtags"), cutoff).set_index("influencer")
+    assert out.loc["ana", "hashtags_per_post"] == 0.0
+    assert np.isnan(out.loc["ana", "top_hashtag_share"])
+    assert out.loc["ana", "hashtag_doc"] == ""
+
+
+@pytest.mark.parametrize(
+    ("captions", "expected"),
+    [
+        (["ab", "abcd", "", "abcdef"], (2 + 4 + 0 + 6) / 4),  # the mean over ana's four history posts
+        (["é✓", "x", "yz", ""], (2 + 1 + 2 + 0) / 4),  # characters, not bytes
+    ],
+)
+def test_caption_length_mean(tiny, cutoff, captions, expected):
+    ana_history = (tiny.posts["influencer"] == "ana") & (tiny.posts["posted_at"] < cutoff)
+    posts = tiny.posts.assign(caption="a caption far too long to be counted")
+    posts.loc[ana_history, "caption"] = captions
+    out = feature_table(tiny.profiles, posts, cutoff).set_index("influencer")
+    assert out.loc["ana", "caption_length_mean"] == pytest.approx(expected)
+
+
 # ----------------------------------------------------------------- point in time
 
 
