@@ -223,7 +223,7 @@ class EngagementModel:
             if list(values.cat.categories) == list(categories):
                 codes = values.cat.codes.to_numpy()
             else:
-                codes = pd.Categorical(values.astype(str), categories=categories).codes
+                codes = pd.Index(categories).get_indexer(values.astype(str))
             matrix[:, j] = np.where(codes >= 0, codes, np.nan)
         return matrix
 

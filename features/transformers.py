@@ -232,7 +232,9 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
         for col, cats in self.categories_.items():
             # Unseen values become missing, which LightGBM routes like a rare category.
-            out[col] = pd.Categorical(X[col].astype(str), categories=cats)
+            # From codes: building a Categorical from values outside its categories is deprecated.
+            codes = pd.Index(cats).get_indexer(X[col].astype(str))
+            out[col] = pd.Categorical.from_codes(codes, categories=cats)
         return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
