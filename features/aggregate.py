@@ -208,8 +208,9 @@ def history_posts(
 ) -> pd.DataFrame:
     """Posts strictly before each example's cutoff, tagged with the example number, sorted by time.
 
-    Each row keeps its position in ``posts`` (``source_row``) and, for captions, only their
-    length (``caption_length``): text is taken from ``posts`` where it is needed.
+    Each row keeps its position in ``posts`` (``source_row``); of the text columns only what the
+    features need comes along (``is_carousel``, ``is_video``, ``caption_length``), and the
+    hashtag features take the tags from ``posts`` by ``source_row``.
     """
     # Only what the history features read: taking every column (the influencer key, post ids,
     # image descriptions) in time order would cost more than the features themselves.
@@ -282,10 +283,13 @@ def _with_ratios(hist: pd.DataFrame, posts: pd.DataFrame, followers: np.ndarray)
     hist["interactions"] = interactions(hist)
     hist["log_er"] = log_er(hist["interactions"], hist["followers"])
     rows = hist["source_row"].to_numpy()
-    media = _text_array(posts["media_type"]) if "media_type" in posts else None
-    hist["is_carousel"] = pc.equal(media, "carousel").to_numpy(zero_copy_only=False)[rows] if media is not None else False
-    video = pc.is_in(media, value_set=pa.array(VIDEO_MEDIA, type=media.type)) if media is not None else None
-    hist["is_video"] = video.to_numpy(zero_copy_only=False)[rows] if video is not None else False
+    if "media_type" in posts:
+        media = _text_array(posts["media_type"])
+        video = pc.is_in(media, value_set=pa.array(VIDEO_MEDIA, type=media.type))
+        hist["is_carousel"] = pc.equal(media, "carousel").to_numpy(zero_copy_only=False)[rows]
+        hist["is_video"] = video.to_numpy(zero_copy_only=False)[rows]
+    else:
+        hist["is_carousel"] = hist["is_video"] = False
     if "caption" in posts:
         lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
         hist["caption_length"] = lengths[rows]
@@ -330,8 +334,15 @@ def _positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
         n = min(os.cpu_count() or 1, 8)
         step = -(-len(value_text) // n)
         with ThreadPoolExecutor(n) as pool:
-            parts = list(pool.map(lambda lo: pc.index_in(value_text.slice(lo, step), options=lookup), range(0, len(value_text), step)))
-    return np.concatenate([part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts])
+            parts = list(
+                pool.map(
+                    lambda lo: pc.index_in(value_text.slice(lo, step), options=lookup),
+                    range(0, len(value_text), step),
+                )
+            )
+    return np.concatenate(
+        [part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts]
+    )
 
 
 def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
