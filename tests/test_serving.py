@@ -129,6 +129,23 @@ def test_predictions_come_from_the_fitted_pipeline_on_computed_features(predicto
     np.testing.assert_allclose(contrib.sum(axis=1), core["predicted_log_er"], rtol=1e-9, atol=1e-9)
 
 
+def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candidates):
+    # Serving hands LightGBM one float matrix with category codes; LightGBM's own conversion of
+    # the pandas frame must give the very same numbers, unseen categories included.
+    profiles, posts = candidates
+    data = validate(profiles, posts)
+    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC")))
+    base.loc[base.index[:2], "category"] = ["a niche never seen in training", "travel"]
+    model = predictor.model
+    frame = model.model_matrix(base)
+    matrix = model.booster_matrix(base)
+    np.testing.assert_array_equal(model.predict_log(base, matrix), model.booster_.predict(frame, num_iteration=model.best_iteration_))
+    np.testing.assert_array_equal(
+        model.contributions(base, matrix).to_numpy(),
+        model.booster_.predict(frame, num_iteration=model.best_iteration_, pred_contrib=True),
+    )
+
+
 def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidates):
     profiles, posts = candidates
     table = predictor.predict(profiles, posts).set_index("influencer")
