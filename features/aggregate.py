@@ -150,7 +150,7 @@ def compute_features(
     followers = _take(profiles["followers"], profile_row, np.nan).astype("float64")
 
     out = pd.DataFrame(
-        {"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].to_numpy()}
+        {"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].array}
     )
     out = out.astype({"cutoff": "datetime64[ns, UTC]"}) if n_examples else out
     history = history_posts(posts, examples, followers)
