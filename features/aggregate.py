@@ -10,9 +10,7 @@ Inputs are never modified; every function returns a new frame.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
+from features.keys import arrow_text, positions_in
 from features.segments import Segments
 
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
@@ -29,8 +28,6 @@ SECONDS_PER_DAY = 86_400.0
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 18
 VIDEO_MEDIA = ("video", "reel", "short")
-# Posts looked up by influencer key in parallel slices above this many rows.
-PARALLEL_LOOKUP_ROWS = 1 << 21
 # Tags hashed per pass in the hashtag features: small enough for the hash tables to stay in cache.
 HASHTAG_HASH_TAGS = 1 << 14
 
@@ -146,7 +143,7 @@ def compute_features(
         profiles if profiles["influencer"].is_unique else profiles.drop_duplicates("influencer")
     )
     # Each example's profile row (-1: none), found once for every profile column.
-    profile_row = _positions_in(profiles["influencer"], examples["influencer"])
+    profile_row = positions_in(profiles["influencer"], examples["influencer"])
     followers = _take(profiles["followers"], profile_row, np.nan).astype("float64")
 
     out = pd.DataFrame(
@@ -226,7 +223,7 @@ def history_posts(
     if keys["influencer"].is_unique and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge, and
         # the rows are taken once, already in their final order (the slow path copies them 3 times).
-        position = _positions_in(keys["influencer"], posts["influencer"])
+        position = positions_in(keys["influencer"], posts["influencer"])
         matched = np.flatnonzero(position >= 0)
         posted = posts["posted_at"].take(matched)
         before = epoch_nanoseconds(posted) < epoch_nanoseconds(keys["cutoff"])[position[matched]]
@@ -245,7 +242,7 @@ def history_posts(
         return _with_ratios(hist, posts, followers)
     if keys["influencer"].is_unique:
         # A hash lookup is much cheaper than a merge.
-        position = _positions_in(keys["influencer"], posts["influencer"])
+        position = positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
         hist = posts.loc[keep, [*cols, *(["post_id"] if "post_id" in posts else [])]].copy()
         hist["example"] = position[keep]
@@ -294,55 +291,6 @@ def _with_ratios(hist: pd.DataFrame, posts: pd.DataFrame, followers: np.ndarray)
         lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
         hist["caption_length"] = lengths[rows]
     return hist
-
-
-def _arrow_text(values: pd.Series) -> pa.Array | None:
-    """``values`` as an arrow large_string array if it is text without missing cells, else None."""
-    if values.isna().any():
-        return None
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        text = pa.array(values.array)
-    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in (
-        "string",
-        "empty",
-    ):
-        try:
-            text = pa.array(values.to_numpy(), type=pa.large_string())
-        except (pa.ArrowException, UnicodeError):  # e.g. lone surrogates, which arrow cannot hold
-            return None
-    else:
-        return None
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    return text.cast(pa.large_string())
-
-
-def _positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
-    """``pd.Index(keys).get_indexer(values)`` for unique ``keys``: position of each value, -1 if absent.
-
-    For text keys arrow's hash lookup is ~10x faster: pandas would first turn the posts' arrow
-    strings into a million Python strings.
-    """
-    key_text, value_text = _arrow_text(keys), _arrow_text(values)
-    if key_text is None or value_text is None:
-        return pd.Index(keys).get_indexer(values)
-    lookup = pc.SetLookupOptions(key_text)
-    if len(value_text) < PARALLEL_LOOKUP_ROWS:
-        parts = [pc.index_in(value_text, options=lookup)]
-    else:
-        # Arrow's lookup runs on one core and releases the GIL: slices in threads use them all
-        # (10M posts: 3.4 s -> 2.2 s on 2 cores). Each slice probes the same key set.
-        n = min(os.cpu_count() or 1, 8)
-        step = -(-len(value_text) // n)
-        with ThreadPoolExecutor(n) as pool:
-            parts = list(
-                pool.map(
-                    lambda lo: pc.index_in(value_text.slice(lo, step), options=lookup),
-                    range(0, len(value_text), step),
-                )
-            )
-    return np.concatenate(
-        [part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts]
-    )
 
 
 def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -466,7 +414,7 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
 
 def _text_array(values: pd.Series) -> pa.Array:
     """A text column as one arrow string array, missing cells as the text 'nan' (as ``astype(str)`` gives)."""
-    text = _arrow_text(values)
+    text = arrow_text(values)
     if text is None:
         text = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
     return text

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from features.keys import positions_in
 
 PLATFORMS = ("instagram", "tiktok", "youtube")
 DEFAULT_PLATFORM = "instagram"
@@ -552,19 +552,6 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     return out
 
 
-def _is_in(values: pd.Series, keys: pd.Series) -> np.ndarray:
-    """``values.isin(keys)`` as a numpy bool array; arrow's hash lookup for arrow text (pandas
-    would turn the keys into Python strings first), pandas' otherwise."""
-    if _is_arrow_text(values) and _is_arrow_text(keys):
-        found = pc.is_in(pa.array(values.array), value_set=pa.array(keys.array), skip_nulls=False)
-        return found.to_numpy(zero_copy_only=False).astype(bool)
-    return values.isin(keys).to_numpy(dtype=bool)
-
-
-def _is_arrow_text(values: pd.Series) -> bool:
-    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
-
-
 def _post_key_codes(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer codes of the influencer and post_id keys (0 = missing, else 1 + first-seen order), and the number of distinct post ids."""
     influencer_code, _ = pd.factorize(posts["influencer"])
@@ -596,7 +583,8 @@ def validate(
     clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
 
     if clean_profiles is not None and clean_posts is not None and not report.fatal:
-        orphan = ~_is_in(clean_posts["influencer"], clean_profiles["influencer"])
+        # Profile keys are unique here (conflicting copies are fatal, exact ones were dropped).
+        orphan = positions_in(clean_profiles["influencer"], clean_posts["influencer"]) < 0
         if orphan.any():
             rows = clean_posts.loc[orphan, "row"].to_numpy()
             report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(orphan.sum()), "posts whose influencer has no profile", False, "set aside (no followers to rate them against)"))

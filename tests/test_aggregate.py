@@ -330,9 +330,9 @@ def test_even_spread_of_tags_has_entropy_one_not_more(tiny, cutoff, n_tags):
 
 def test_parallel_key_lookup_gives_the_serial_result(tiny, cutoff, monkeypatch):
     # Big inputs look keys up in slices on several threads; force that path on the tiny data.
-    from features import aggregate
+    from features import keys
 
     serial = feature_table(tiny.profiles, tiny.posts, cutoff)
-    monkeypatch.setattr(aggregate, "PARALLEL_LOOKUP_ROWS", 0)
-    monkeypatch.setattr(aggregate.os, "cpu_count", lambda: 3)  # more slices than rows per slice
+    monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
+    monkeypatch.setattr(keys.os, "cpu_count", lambda: 3)  # more slices than rows per slice
     pd.testing.assert_frame_equal(feature_table(tiny.profiles, tiny.posts, cutoff), serial)
