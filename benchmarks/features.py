@@ -209,26 +209,19 @@ FROM p LEFT JOIN agg USING (influencer) LEFT JOIN tag_stats USING (influencer)
 """
 
 
-def duckdb_whole(folder: Path, cutoff: str):
-    import duckdb
-
-    params = {"profiles": str(folder / "profiles.parquet"), "posts": str(folder / "posts.parquet"), "cutoff": cutoff}
-    return duckdb.connect().execute(DUCKDB_WHOLE_QUERY, params).df()
-
-
-def duckdb_aggregates(folder: Path, cutoff: str, threads: int | None = None):
+def duckdb_aggregates(folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY):
     import duckdb
 
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     params = {"profiles": str(folder / "profiles.parquet"), "posts": str(folder / "posts.parquet"), "cutoff": cutoff}
-    return con.execute(DUCKDB_QUERY, params).df()
+    return con.execute(query, params).df()
 
 
-def stage_duckdb(folder: Path, cutoff: str, threads: int | None = None) -> dict:
+def stage_duckdb(folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY) -> dict:
     t0 = time.perf_counter()
-    table = duckdb_aggregates(folder, cutoff, threads)
+    table = duckdb_aggregates(folder, cutoff, threads, query)
     return {"rows_out": len(table), "parts": {"query": time.perf_counter() - t0}}
 
 
@@ -250,8 +243,7 @@ def run_stage(name: str, folder: Path, cutoff: str) -> dict:
     elif name == "duckdb_1thread":
         result = stage_duckdb(folder, cutoff, threads=1)
     elif name == "duckdb_whole":
-        t0 = time.perf_counter()
-        result = {"rows_out": len(duckdb_whole(folder, cutoff)), "parts": {"query": time.perf_counter() - t0}}
+        result = stage_duckdb(folder, cutoff, query=DUCKDB_WHOLE_QUERY)
     else:
         raise ValueError(f"unknown stage '{name}'")
     result["seconds"] = time.perf_counter() - started
