@@ -43,6 +43,14 @@ def write_small_data(folder: Path, n_influencers: int = 2500, seed: int = 0) -> 
     return SmallData(small_profiles, small_posts, profiles_path, posts_path)
 
 
+def load_small_data(folder: Path) -> SmallData:
+    """The slice :func:`write_small_data` wrote to ``folder``, read back (e.g. in a subprocess)."""
+    profiles_path, posts_path = folder / "profiles.csv", folder / "posts.csv"
+    profiles = pd.read_csv(profiles_path, dtype=str, keep_default_na=False)
+    posts = pd.read_csv(posts_path, dtype=str, keep_default_na=False)
+    return SmallData(profiles, posts, profiles_path, posts_path)
+
+
 def fast_config(folder: Path, **overrides: object) -> TrainConfig:
     values: dict[str, object] = {
         "n_folds": 2,

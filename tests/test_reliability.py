@@ -436,13 +436,9 @@ _TRAINER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    import pandas as pd
-    from tests.model_fixtures import SmallData, train_small
+    from tests.model_fixtures import load_small_data, train_small
     data_dir, folder = Path(sys.argv[1]), Path(sys.argv[2])
-    profiles = pd.read_csv(data_dir / "profiles.csv", dtype=str, keep_default_na=False)
-    posts = pd.read_csv(data_dir / "posts.csv", dtype=str, keep_default_na=False)
-    data = SmallData(profiles, posts, data_dir / "profiles.csv", data_dir / "posts.csv")
-    result = train_small(folder, data, num_boost_round=60, n_topics=3)
+    result = train_small(folder, load_small_data(data_dir), num_boost_round=60, n_topics=3)
     print("RESULT", result.model_dir, flush=True)
     """
 )
@@ -519,13 +515,11 @@ _TRAIN_AND_SCORE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    import pandas as pd
     from serving import load_model
-    from tests.model_fixtures import SmallData, train_small
+    from tests.model_fixtures import load_small_data, train_small
     data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    profiles = pd.read_csv(data_dir / "profiles.csv", dtype=str, keep_default_na=False)
-    posts = pd.read_csv(data_dir / "posts.csv", dtype=str, keep_default_na=False)
-    data = SmallData(profiles, posts, data_dir / "profiles.csv", data_dir / "posts.csv")
+    data = load_small_data(data_dir)
+    profiles, posts = data.profiles, data.posts
     result = train_small(out, data, num_boost_round=40, n_topics=3)
     predictor = load_model("latest", models_dir=out / "models")
     predictor.predict(profiles.head(20), posts[posts["influencer"].isin(profiles["influencer"].head(20))]).to_csv(out / "scores.csv", index=False)
