@@ -98,14 +98,11 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
 
     from engage.cli import parse_time
     from features.distributed import dask_client, score_dask
-    from serving.planner import add_fee_columns, read_fees, read_shortlist
+    from serving.planner import add_fee_columns, read_candidates
     from serving.predictor import load_model
 
     _check_folder_output(args)
-    fees = read_fees(args.fees) if args.fees else None
-    shortlist = read_shortlist(args.shortlist) if args.shortlist else None
-    if shortlist is None and fees is not None:
-        shortlist = fees.table["influencer"].tolist()  # the fee table names the candidates, as in the pandas engine
+    fees, shortlist = read_candidates(args.fees, args.shortlist)  # as the pandas engine reads them
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     as_of = parse_time(args.as_of)
     finish = partial(add_fee_columns, fees=fees) if fees is not None else None

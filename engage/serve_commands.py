@@ -23,8 +23,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         check_output_path,
         console_table,
         rank,
-        read_fees,
-        read_shortlist,
+        read_candidates,
         write_output,
     )
     from serving.predictor import STATUS_COLD, load_model
@@ -43,10 +42,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     profiles_path, posts_path = resolve_data_paths(args)
     profiles = read_table(profiles_path)
     posts = read_table(posts_path) if posts_path is not None else None
-    fees = read_fees(args.fees) if args.fees else None
-    shortlist = read_shortlist(args.shortlist) if args.shortlist else None
-    if shortlist is None and fees is not None:
-        shortlist = fees.table["influencer"].tolist()  # the fee table names the candidates
+    fees, shortlist = read_candidates(args.fees, args.shortlist)
 
     scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, profiles_file=str(profiles_path), posts_file=str(posts_path))
     if scored.report.handled:

@@ -93,6 +93,18 @@ def read_shortlist(path: Path) -> list[str]:
     return [str(n) for n in names[names != ""].unique()]
 
 
+def read_candidates(fees_path: Path | None, shortlist_path: Path | None) -> tuple[Fees | None, list[str] | None]:
+    """The fee table and the names to score (``engage score --fees/--shortlist``, both engines).
+
+    Without a shortlist the fee table names the candidates; with neither, None scores everyone.
+    """
+    fees = read_fees(fees_path) if fees_path else None
+    shortlist = read_shortlist(shortlist_path) if shortlist_path else None
+    if shortlist is None and fees is not None:
+        shortlist = fees.table["influencer"].tolist()
+    return fees, shortlist
+
+
 def apply_fees(table: pd.DataFrame, fees: Fees) -> tuple[pd.DataFrame, list[str]]:
     """Add ``fee``, ``currency`` and ``cost_per_engagement``; returns the table and notes."""
     out = table.copy()
