@@ -274,7 +274,7 @@ def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[s
     return ok
 
 
-def _as_text(series: pd.Series) -> pd.Series:
+def as_text(series: pd.Series) -> pd.Series:
     """Strings with surrounding space removed; missing stays missing."""
     text = series.astype("string")
     out = text.str.strip()
@@ -431,7 +431,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         report.add(Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True))
         return None
     out = pd.DataFrame(index=frame.index)
-    out["influencer"] = _as_text(frame["influencer"])
+    out["influencer"] = as_text(frame["influencer"])
     p = _problem(table, file, "influencer", out["influencer"].isna().to_numpy(dtype=bool), "missing influencer key", fatal=True)
     if p:
         report.add(p)
@@ -443,7 +443,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         out[col] = _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
     out["category"] = _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
     if "platform" in frame:
-        platform = _as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
+        platform = as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
         bad = ~platform.isin(PLATFORMS)
         values = ", ".join(sorted(set(platform[bad].astype(str)))[:5]) if bad.any() else ""
         p = _problem(table, file, "platform", bad.to_numpy(dtype=bool), f"unknown platform ({values}); expected one of {', '.join(PLATFORMS)}", fatal=True)
@@ -452,7 +452,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         out["platform"] = platform.astype(object)
     else:
         out["platform"] = DEFAULT_PLATFORM
-    out["country"] = _as_text(frame["country"]).astype(object) if "country" in frame else None
+    out["country"] = as_text(frame["country"]).astype(object) if "country" in frame else None
     out["verified"] = _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
     if "as_of" in frame:
         as_of = parse_timestamps(frame["as_of"])
@@ -494,7 +494,7 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     out = pd.DataFrame(index=frame.index)
     row_no = pd.Series(np.arange(1, len(frame) + 1), index=frame.index)
     for col in ("influencer", "post_id"):
-        out[col] = _as_text(frame[col])
+        out[col] = as_text(frame[col])
         p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
         if p:
             report.add(p)
@@ -511,7 +511,7 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     for col in POST_COUNT_COLUMNS_OPTIONAL:
         if col in frame:
             out[col] = _as_count(table, file, frame, col, report, required=False)
-    out["media_type"] = _as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str") if "media_type" in frame else "unknown"
+    out["media_type"] = as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str") if "media_type" in frame else "unknown"
     out["is_sponsored"] = _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
     out["hashtags"] = normalise_hashtags(frame["hashtags"]) if "hashtags" in frame else ""
     for col in ("caption", "image_description"):

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.contract import ValidatedData, ValidationReport, read_table, validate
+from features.contract import ValidatedData, ValidationReport, as_text, read_table, validate
 from features.distributed import (
     _now,
     bucket_count,
@@ -135,8 +135,9 @@ def examples_dask(
 def known_influencers(profiles: Any) -> pd.Series:
     """The profiles' influencer keys, as validation reads them (text, surrounding space removed), computed on the cluster."""
     key = next(c for c in profiles.columns if str(c).strip() == "influencer")
-    keys = profiles[key].astype("string").str.strip().drop_duplicates().compute()
-    return keys[keys.notna() & (keys != "")].reset_index(drop=True)
+    # The contract's own key cleaning, per partition; empty keys come back missing.
+    keys = profiles[key].map_partitions(as_text, meta=(key, "string")).drop_duplicates().compute()
+    return keys.dropna().reset_index(drop=True)
 
 
 def read_campaigns(path: str | Path, profiles: Any) -> pd.DataFrame:

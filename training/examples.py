@@ -26,9 +26,9 @@ from features.contract import (
     Problem,
     ValidationReport,
     _as_count,
-    _as_text,
     _check_columns,
     _problem,
+    as_text,
     parse_timestamps,
 )
 from features.engagement import interactions, log_er
@@ -85,7 +85,7 @@ def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Ser
         raise DataValidationError(report)
     out = pd.DataFrame(index=frame.index)
     for col in ("influencer", "campaign_id"):
-        out[col] = _as_text(frame[col])
+        out[col] = as_text(frame[col])
         p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
         if p:
             report.add(p)
