@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
 from features.keys import arrow_text, positions_in
+from features.memory import release_unused_memory
 from features.segments import Segments
 
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
@@ -151,15 +152,17 @@ def compute_features(
     )
     out = out.astype({"cutoff": "datetime64[ns, UTC]"}) if n_examples else out
     history = history_posts(posts, examples, followers)
+    history_table = history_features(history, examples, n_examples)
+    # The hashtag family needs only each history post's example and row in ``posts``: the rest of
+    # the history (~0.6 GB on 10M posts) goes before the tags are split.
+    example, source_row = history["example"].to_numpy(), history["source_row"].to_numpy()
+    del history
+    release_unused_memory()
+    hashtag_table = hashtag_features(
+        example, source_row, n_examples, posts.get("hashtags"), include_docs=include_hashtag_docs
+    )
     return pd.concat(
-        [
-            out,
-            profile_features(profiles, profile_row, followers),
-            history_features(history, examples, n_examples),
-            hashtag_features(
-                history, n_examples, posts.get("hashtags"), include_docs=include_hashtag_docs
-            ),
-        ],
+        [out, profile_features(profiles, profile_row, followers), history_table, hashtag_table],
         axis=1,
     )
 
@@ -421,22 +424,28 @@ def _text_array(values: pd.Series) -> pa.Array:
 
 
 def hashtag_features(
-    hist: pd.DataFrame, n_examples: int, hashtags: pd.Series | None, *, include_docs: bool = True
+    example: np.ndarray,
+    source_row: np.ndarray,
+    n_examples: int,
+    hashtags: pd.Series | None,
+    *,
+    include_docs: bool = True,
 ) -> pd.DataFrame:
     """Niche-focus family: how many hashtags, how concentrated, and the bag of tags used.
 
-    ``hashtags`` is the posts table's column (normalised by the contract), which ``hist``'s
-    ``source_row`` points into; None means no post has hashtags.
+    ``example`` and ``source_row`` are the history posts' example numbers and rows in the posts
+    table (:func:`history_posts` columns); ``hashtags`` is the posts table's column (normalised
+    by the contract); None means no post has hashtags.
 
     ``hashtag_doc`` (space-joined tags, repeats kept) feeds the learned niche and topic
-    transformers; it is text, not a model input by itself.
+    transformers; it is text, not a model input by itself, and stays arrow text throughout
+    (one Python string per influencer, then a copy into the frame, would add ~1.5 GB on 10M posts).
     """
-    n_posts = Segments.of_sorted(hist["example"].to_numpy()).spread_sizes(
-        n_examples
-    )  # NaN: no posts
-    stats = (
-        _tag_stats(hist, hashtags, include_docs) if hashtags is not None else TagStats.concat([])
-    )
+    n_posts = Segments.of_sorted(example).spread_sizes(n_examples)  # NaN: no posts
+    if hashtags is None:
+        stats, docs = TagStats.concat([]), _empty_docs(n_examples)
+    else:
+        stats, docs = _tag_stats(example, source_row, n_examples, hashtags, include_docs)
     with_tags = stats.example
     n_tags = np.zeros(n_examples)
     n_tags[with_tags] = stats.total
@@ -451,88 +460,151 @@ def hashtag_features(
         entropy[with_tags] = np.minimum(
             np.where(stats.distinct > 1, stats.entropy / np.log(stats.distinct), 0.0), 1.0
         )
-        out = {
+        out: dict[str, np.ndarray | pd.Series] = {
             "hashtags_per_post": np.where(n_posts > 0, n_tags / n_posts, np.nan),
             "distinct_hashtags": np.where(n_posts > 0, distinct, np.nan),
             "top_hashtag_share": top_share,
             "hashtag_entropy": entropy,
         }
     if include_docs:
-        docs = np.full(n_examples, "", dtype=object)
-        docs[with_tags] = stats.doc
-        out["hashtag_doc"] = docs
+        out["hashtag_doc"] = docs.to_pandas()
     return pd.DataFrame(out)
 
 
 @dataclass
 class TagStats:
     """Per example with at least one tag (ascending ``example``): tags (``total``), ``distinct``
-    tags, the ``top`` tag's count, the ``entropy`` of the tag shares, and the ``doc``."""
+    tags, the ``top`` tag's count and the ``entropy`` of the tag shares."""
 
     example: np.ndarray
     total: np.ndarray
     distinct: np.ndarray
     top: np.ndarray
     entropy: np.ndarray
-    doc: np.ndarray
 
     @classmethod
     def concat(cls, parts: list[TagStats]) -> TagStats:
         if not parts:
             empty = np.zeros(0, dtype="int64")
-            return cls(empty, empty, empty, empty, np.zeros(0), np.zeros(0, dtype=object))
+            return cls(empty, empty, empty, empty, np.zeros(0))
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
-def _tag_stats(hist: pd.DataFrame, hashtags: pd.Series, include_docs: bool) -> TagStats:
-    """:class:`TagStats` of the history posts (``doc`` empty strings without ``include_docs``).
+def _empty_docs(n: int) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.nulls(n, pa.large_string()).fill_null("")])
 
-    Tags stay in arrow as integer codes, never one Python string each, and (when ``hist`` is
-    sorted by example, as :func:`history_posts` leaves it) examples are taken a chunk at a time,
-    so memory stays bounded (10M posts carry ~80M tags).
+
+def _tag_stats(
+    example: np.ndarray,
+    source_row: np.ndarray,
+    n_examples: int,
+    hashtags: pd.Series,
+    include_docs: bool,
+) -> tuple[TagStats, pa.ChunkedArray]:
+    """:class:`TagStats` of the history posts, and every example's doc in example order (empty
+    strings for all without ``include_docs``).
+
+    Tags stay in arrow as integer codes, never one Python string each, and (when ``example`` is
+    sorted, as :func:`history_posts` leaves it) examples are taken a chunk at a time, so memory
+    stays bounded (10M posts carry ~80M tags).
     """
-    example = hist["example"].to_numpy()
-    source_row = hist["source_row"].to_numpy()
     # An example's posts may be anywhere in an unsorted table: take it whole.
     is_sorted = len(example) < 2 or not (example[1:] < example[:-1]).any()
     step = HASHTAG_CHUNK_POSTS if is_sorted else len(example)
-    parts = []
-    lo = 0
+    text = _arrow_tags(hashtags)
+    parts, doc_chunks = [], []
+    lo, next_doc = 0, 0  # next_doc: the first example whose doc is not made yet
     while lo < len(example):
         hi = min(lo + step, len(example))
         if is_sorted:  # whole examples only
             hi = int(np.searchsorted(example, example[hi - 1], side="right"))
+        # The docs of every example up to this chunk's last, those without posts included, so
+        # that the chunks' docs joined are in example order (no reordering copy of all the text).
+        doc_end = int(example[hi - 1]) + 1 if is_sorted else n_examples
         # Taken a chunk at a time: a time-ordered copy of all the text would double its memory.
-        part = _tag_stats_chunk(hashtags.take(source_row[lo:hi]), example[lo:hi], include_docs)
+        part, docs = _tag_stats_chunk(
+            _take_text(text, source_row[lo:hi]),
+            example[lo:hi],
+            (next_doc, doc_end) if include_docs else None,
+        )
         if part is not None:
             parts.append(part)
-        lo = hi
-    return TagStats.concat(parts)
+        if docs is not None:
+            doc_chunks.append(docs)
+        lo, next_doc = hi, doc_end
+        release_unused_memory()  # each chunk's split tags, or the cache grows by ~1 GB on 10M posts
+    docs = pa.chunked_array(
+        [*doc_chunks, *_empty_docs(n_examples - next_doc).chunks], type=pa.large_string()
+    )
+    return TagStats.concat(parts), docs if include_docs else _empty_docs(n_examples)
 
 
-def _tag_stats_chunk(
-    hashtags: pd.Series, example: np.ndarray, include_docs: bool
-) -> TagStats | None:
-    if hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in (
+def _arrow_tags(hashtags: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The hashtags column as arrow text, missing cells as the text 'nan' (as ``astype(str)`` gives)."""
+    if isinstance(hashtags.dtype, pd.StringDtype) and hashtags.dtype.storage == "pyarrow":
+        if not hashtags.isna().any():
+            return hashtags.array.__arrow_array__()  # the column's own chunks, no copy
+    elif hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in (
         "string",
         "empty",
     ):
         # Python strings straight into arrow: same text as astype(str), ~10x cheaper.
-        text = pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
-    else:
-        text = pa.array(hashtags.astype(str).array)
+        return pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
+    return pa.array(hashtags.astype(str).array)
+
+
+def _take_text(text: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``text[rows]`` as one array, taken chunk by chunk from a chunked column.
+
+    Neither pandas' take (it joins all chunks first: a copy of every tag, ~0.8 GB on 10M posts)
+    nor arrow's take on a chunked column (a pass over the whole column per call, ~0.25 s on 10M
+    posts) suits taking a column piece by piece: each piece here costs only its own rows.
+    """
+    if isinstance(text, pa.Array):
+        return text.take(pa.array(rows))
+    bounds = np.cumsum([0] + [len(chunk) for chunk in text.chunks])
+    chunk_of = np.searchsorted(bounds, rows, side="right") - 1
+    by_chunk = np.argsort(chunk_of, kind="stable")
+    first = np.searchsorted(chunk_of[by_chunk], np.arange(text.num_chunks + 1))
+    parts = [
+        text.chunk(c).take(pa.array(rows[by_chunk[first[c] : first[c + 1]]] - bounds[c]))
+        for c in range(text.num_chunks)
+        if first[c + 1] > first[c]
+    ]
+    gathered = pa.concat_arrays(parts) if parts else pa.array([], type=text.type)
+    back = np.empty_like(by_chunk)
+    back[by_chunk] = np.arange(len(by_chunk))  # position of each requested row in ``gathered``
+    return gathered.take(pa.array(back))
+
+
+def _tag_stats_chunk(
+    text: pa.Array | pa.ChunkedArray, example: np.ndarray, doc_range: tuple[int, int] | None
+) -> tuple[TagStats | None, pa.Array | None]:
+    """Tag statistics of one chunk of history posts (``text``: their hashtags), and with
+    ``doc_range`` (first, end) the docs of examples first .. end - 1, in order (empty for those
+    without tags here)."""
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     lists = pc.split_pattern(text, "|")
     flat = pc.list_flatten(lists)
     nonempty = pc.not_equal(flat, "")
     tags = pc.filter(flat, nonempty)
     tag_example = example[pc.filter(pc.list_parent_indices(lists), nonempty).to_numpy()]
+    is_sorted = not (tag_example[1:] < tag_example[:-1]).any()
+    docs = None
+    if doc_range is not None:
+        # Each example's tags in post order, joined in arrow; offsets by example number, so an
+        # example without tags gets an empty list, hence an empty doc.
+        order = None if is_sorted else np.argsort(tag_example, kind="stable")
+        ex_sorted = tag_example if order is None else tag_example[order]
+        doc_tags = tags if order is None else tags.take(pa.array(order))
+        offsets = np.searchsorted(ex_sorted, np.arange(doc_range[0], doc_range[1] + 1))
+        per_doc = pa.LargeListArray.from_arrays(pa.array(offsets.astype("int64")), doc_tags)
+        docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).cast(pa.large_string())
     if len(tags) == 0:
-        return None
+        return None, docs
     # Number the (example, tag) pairs in first-seen order. Hashing runs over slices of whole
     # examples of ~HASHTAG_HASH_TAGS tags, whose hash tables stay in cache (3-4x faster than one
     # pass); unsorted input is one slice, since an example's tags may be anywhere.
-    is_sorted = not (tag_example[1:] < tag_example[:-1]).any()
     cuts = np.array([0, len(tags)])
     if is_sorted:
         probe = np.searchsorted(
@@ -563,21 +635,8 @@ def _tag_stats_chunk(
         distinct=pair_runs.size,
         top=pair_runs.max(counts),
         entropy=pair_runs.sum(-(share * np.log(share))),
-        doc=np.full(len(pair_runs), "", dtype=object),
     )
-    if include_docs:
-        # Each example's tags in post order, joined in arrow.
-        order = None if is_sorted else np.argsort(tag_example, kind="stable")
-        ex_sorted = tag_example if order is None else tag_example[order]
-        first = np.flatnonzero(np.r_[True, ex_sorted[1:] != ex_sorted[:-1]])
-        doc_tags = tags if order is None else tags.take(pa.array(order))
-        per_doc = pa.ListArray.from_arrays(
-            pa.array(np.r_[first, len(ex_sorted)].astype("int32")), doc_tags
-        )
-        stats.doc = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).to_numpy(
-            zero_copy_only=False
-        )
-    return stats
+    return stats, docs
 
 
 def feature_table(

@@ -336,3 +336,32 @@ def test_parallel_key_lookup_gives_the_serial_result(tiny, cutoff, monkeypatch):
     monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
     monkeypatch.setattr(keys.os, "cpu_count", lambda: 3)  # more slices than rows per slice
     pd.testing.assert_frame_equal(feature_table(tiny.profiles, tiny.posts, cutoff), serial)
+
+
+def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
+    # Big inputs split the tags a chunk of posts at a time and build each chunk's docs in example
+    # order, examples without posts included; tiny chunks on real data must change nothing.
+    from features import aggregate
+    from features.contract import validate
+
+    data = validate(small_data.profiles, small_data.posts, now=pd.Timestamp("2030-01-01", tz="UTC"))
+    # Mid-history cutoff: many influencers (some between chunks) have no posts before it.
+    as_of = data.posts["posted_at"].quantile(0.5)
+    one_pass = feature_table(data.profiles, data.posts, as_of)
+    assert (one_pass["n_history_posts"] == 0).sum() > 100 and (one_pass["hashtag_doc"] != "").sum() > 100
+    monkeypatch.setattr(aggregate, "HASHTAG_CHUNK_POSTS", 7)
+    monkeypatch.setattr(aggregate, "HASHTAG_HASH_TAGS", 5)
+    pd.testing.assert_frame_equal(feature_table(data.profiles, data.posts, as_of), one_pass)
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 50])
+def test_take_text_from_chunks_matches_arrow_take(n_rows):
+    import pyarrow as pa
+
+    from features.aggregate import _take_text
+
+    column = pa.chunked_array([pa.array(["a|b", "", "c"]), pa.array(["d"]), pa.array(["e", "f|g"])])
+    rows = np.random.default_rng(n_rows).integers(0, len(column), n_rows)
+    expected = column.take(pa.array(rows, type=pa.int64())).combine_chunks()
+    assert _take_text(column, rows).equals(expected)
+    assert _take_text(column.combine_chunks(), rows).equals(expected)
