@@ -66,3 +66,87 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     return np.concatenate(
         [part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts]
     )
+
+
+# Strings hashed per numpy pass: bounds the per-byte temporaries (~40 bytes per byte of text).
+HASH_SLICE_ROWS = 1 << 18
+
+
+def text_hashes(values: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each text cell (missing cells hash to 0), computed on arrow's buffers.
+
+    For finding repeated keys among millions of rows: a hash table of every distinct post id
+    (``pd.factorize``) took ~1.1 GB on 10M posts; one number per row takes 80 MB. Different
+    texts can share a hash, rarely, so callers compare the rows whose hashes repeat as text.
+    The hash is a random linear form over the bytes and the length (fixed seed: the same text
+    always gets the same hash).
+    """
+    out = np.zeros(len(values), dtype=np.uint64)
+    position = 0
+    for chunk in _arrow_chunks(values):
+        for lo in range(0, len(chunk), HASH_SLICE_ROWS):
+            piece = chunk.slice(lo, HASH_SLICE_ROWS)
+            out[position : position + len(piece)] = _hash_piece(piece)
+            position += len(piece)
+    return out
+
+
+def repeated(hashes: np.ndarray) -> np.ndarray:
+    """Where a value occurs more than once in ``hashes`` (``duplicated(keep=False)``), by sorting."""
+    ordered = np.sort(hashes)
+    repeats = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if len(repeats) == 0:
+        return np.zeros(len(hashes), dtype=bool)
+    at = np.minimum(np.searchsorted(repeats, hashes), len(repeats) - 1)
+    return repeats[at] == hashes
+
+
+def combine_hashes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One hash for a pair of hashed keys (order matters)."""
+    return first * np.uint64(0x9E3779B97F4A7C15) + (second ^ (second >> np.uint64(29)))
+
+
+def _arrow_chunks(values: pd.Series) -> list[pa.Array]:
+    """The column's text as arrow string arrays: its own chunks when arrow-backed (no copy)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return list(values.array.__arrow_array__().chunks)
+    text = values.astype("string").to_numpy(dtype=object, na_value=None)
+    return [pa.array(text, type=pa.large_string())]
+
+
+_weights_cache: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)]
+
+
+def _weights(n: int) -> np.ndarray:
+    """``n`` fixed pseudo-random odd 64-bit weights (the same on every call and machine: a longer
+    table starts with the shorter one, as the generator draws one 64-bit number per weight)."""
+    if len(_weights_cache[0]) < n:
+        size = max(n, 2 * len(_weights_cache[0]), 64)
+        rng = np.random.default_rng(0x5EED)
+        _weights_cache[0] = rng.integers(0, 2**64, size=size, dtype=np.uint64, endpoint=False) | np.uint64(1)
+    return _weights_cache[0][:n]
+
+
+def _hash_piece(piece: pa.Array) -> np.ndarray:
+    offset_type = np.int64 if pa.types.is_large_string(piece.type) else np.int32
+    _, offsets_buffer, data_buffer = piece.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[piece.offset : piece.offset + len(piece) + 1].astype(np.int64)
+    lengths = np.diff(offsets)
+    first = offsets[:-1] - offsets[0]  # each string's first byte in ``text``
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    text = data[offsets[0] : offsets[-1]]
+    max_length = int(lengths.max()) if len(lengths) else 0
+    # Even weights for byte positions, odd ones for lengths.
+    weights = _weights(2 * max_length + 2)
+    byte_position = 2 * (np.arange(len(text)) - np.repeat(first, lengths))
+    with np.errstate(over="ignore"):
+        terms = (text.astype(np.uint64) + np.uint64(1)) * weights[byte_position]
+        hashes = np.zeros(len(piece), dtype=np.uint64)
+        nonempty = lengths > 0
+        if nonempty.any():
+            # Empty strings add no bytes, so each sum runs exactly to the next non-empty string.
+            hashes[nonempty] = np.add.reduceat(terms, first[nonempty])
+        hashes += weights[2 * lengths + 1]  # the length too: "ab" + "" differs from "a" + "b"
+    if piece.null_count:
+        hashes[piece.is_null().to_numpy(zero_copy_only=False)] = 0
+    return hashes

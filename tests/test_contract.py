@@ -331,6 +331,40 @@ def test_post_id_shared_by_two_influencers_is_kept(tmp_path):
     assert any("several influencers" in p.message and p.rows == [1, 9] for p in data.report.handled)
 
 
+@pytest.mark.parametrize("collide", ["never", "always"])
+def test_key_checks_compare_text_whatever_the_hashes(monkeypatch, now, collide):
+    # Keys are compared as 64-bit hashes first, then as text where hashes repeat. With every hash
+    # equal, every row is compared as text, and the report must be the same as with real hashes.
+    from features import contract
+
+    posts = append_copy_of(1)(raw_posts_frame())  # row 9: an exact copy of row 1
+    posts = append_copy_of(2, likes="7")(posts)  # row 10: a clashing version of row 2
+    posts = append_copy_of(3, influencer="ben")(posts)  # row 11: row 3's post_id under ben
+    expected = validate(raw_profiles_frame(), posts, now=now, raise_on_fatal=False).report
+    if collide == "always":
+        monkeypatch.setattr(contract, "text_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    report = validate(raw_profiles_frame(), posts, now=now, raise_on_fatal=False).report
+    assert report.format() == expected.format()
+    described = report.format()
+    assert "rows 2, 10: duplicate post (same influencer and post_id) with different values" in described
+    assert "rows 9: exact duplicate post rows" in described
+    assert "rows 3, 11: the same post_id appears under several influencers" in described
+
+
+def test_text_hashes_are_stable_and_find_repeats():
+    from features.keys import HASH_SLICE_ROWS, repeated, text_hashes
+
+    values = pd.Series(["a", "b", "", None, "ab", "a", "ba", "é", "x" * 300, ""], dtype="string")
+    hashes = text_hashes(values)
+    assert repeated(hashes).tolist() == [True, False, True, False, False, True, False, False, False, True]
+    assert len(set(hashes[[0, 1, 2, 4, 6, 7, 8]])) == 7
+    as_objects = text_hashes(values.astype(object))  # Python strings: same hashes as arrow text
+    assert (as_objects == hashes).all()
+    # Slices of a long column hash as the whole does.
+    long = pd.Series(np.tile(values.fillna("z").to_numpy(), HASH_SLICE_ROWS // 5 + 1), dtype="string")
+    assert (text_hashes(long)[: len(values)] == text_hashes(long.iloc[: len(values)])).all()
+
+
 def test_embedded_data_validates(embedded_paths):
     data = load_and_validate(*embedded_paths)
     report = data.report
