@@ -279,21 +279,23 @@ def _with_ratios(hist: pd.DataFrame, posts: pd.DataFrame, followers: np.ndarray)
     """``hist`` with its example's followers, interactions and log ER, and from the text columns of
     ``posts`` only what the features need: media flags and caption length (taking the text itself
     in time order would cost more)."""
-    hist = hist.assign(followers=followers[hist["example"].to_numpy()])
-    hist["interactions"] = interactions(hist)
-    hist["log_er"] = log_er(hist["interactions"], hist["followers"])
+    # Gathered in a dict and added in one step: one insert per column costs ~0.5 ms, which
+    # adds up for one candidate scored over REST.
+    added: dict[str, np.ndarray] = {"followers": followers[hist["example"].to_numpy()]}
+    added["interactions"] = interactions(hist).to_numpy()
+    added["log_er"] = log_er(added["interactions"], added["followers"])
     rows = hist["source_row"].to_numpy()
     if "media_type" in posts:
         media = _text_array(posts["media_type"])
         video = pc.is_in(media, value_set=pa.array(VIDEO_MEDIA, type=media.type))
-        hist["is_carousel"] = pc.equal(media, "carousel").to_numpy(zero_copy_only=False)[rows]
-        hist["is_video"] = video.to_numpy(zero_copy_only=False)[rows]
+        added["is_carousel"] = pc.equal(media, "carousel").to_numpy(zero_copy_only=False)[rows]
+        added["is_video"] = video.to_numpy(zero_copy_only=False)[rows]
     else:
-        hist["is_carousel"] = hist["is_video"] = False
+        added["is_carousel"] = added["is_video"] = np.zeros(len(hist), dtype=bool)
     if "caption" in posts:
         lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
-        hist["caption_length"] = lengths[rows]
-    return hist
+        added["caption_length"] = lengths[rows]
+    return pd.concat([hist, pd.DataFrame(added, index=hist.index)], axis=1)
 
 
 def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:

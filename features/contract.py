@@ -433,13 +433,15 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
     if len(frame) == 0:
         report.add(Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True))
         return None
-    out = pd.DataFrame(index=frame.index)
-    out["influencer"] = as_text(frame["influencer"])
+    # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
+    # which adds up for one candidate scored over REST).
+    out: dict[str, object] = {"influencer": as_text(frame["influencer"])}
     p = _problem(table, file, "influencer", out["influencer"].isna().to_numpy(dtype=bool), "missing influencer key", fatal=True)
     if p:
         report.add(p)
-    out["followers"] = _as_count(table, file, frame, "followers", report, required=True)
-    p = _problem(table, file, "followers", (out["followers"] == 0).to_numpy(dtype=bool), "zero followers: engagement rate is undefined", fatal=True)
+    followers = _as_count(table, file, frame, "followers", report, required=True)
+    out["followers"] = followers
+    p = _problem(table, file, "followers", (followers == 0).to_numpy(dtype=bool), "zero followers: engagement rate is undefined", fatal=True)
     if p:
         report.add(p)
     for col in ("following", "posts_count"):
@@ -464,6 +466,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         if p:
             report.add(p)
         out["as_of"] = as_of
+    out = pd.DataFrame(out, index=frame.index)
 
     # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
     key = out["influencer"]
@@ -494,8 +497,9 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     frame = frame.rename(columns=lambda c: str(c).strip())
     if not _check_columns(table, file, frame, POST_REQUIRED, report):
         return None
-    out = pd.DataFrame(index=frame.index)
-    row_no = pd.Series(np.arange(1, len(frame) + 1), index=frame.index)
+    # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
+    # which adds up for one candidate scored over REST).
+    out: dict[str, object] = {}
     for col in ("influencer", "post_id"):
         out[col] = as_text(frame[col])
         p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
@@ -520,7 +524,8 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     for col in ("caption", "image_description"):
         if col in frame:
             out[col] = frame[col].astype("string").fillna("").astype("str")
-    out["row"] = row_no.to_numpy()
+    out["row"] = np.arange(1, len(frame) + 1)
+    out = pd.DataFrame(out, index=frame.index)
 
     # Duplicate keys: (influencer, post_id). Identical copies are dropped, conflicting ones are fatal.
     # Keys are compared as 64-bit hashes first (80 MB on 10M posts, where a hash table of every

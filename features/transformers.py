@@ -56,6 +56,19 @@ def _binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -
     return matrix
 
 
+def with_columns(X: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
+    """``X`` with ``columns`` added (replaced in place where ``X`` has them), in one step.
+
+    Inserting columns one by one costs ~0.5 ms each in pandas whatever the number of rows; the
+    learned steps add 17, a large share of the time to score one candidate. ``X`` is not changed.
+    """
+    if any(name in X.columns for name in columns):
+        data = {name: columns.get(name, X[name]) for name in X.columns}
+        data.update({name: v for name, v in columns.items() if name not in X.columns})
+        return pd.DataFrame(data, index=X.index)
+    return pd.concat([X, pd.DataFrame(columns, index=X.index)], axis=1)
+
+
 def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
     """Input columns followed by the columns the transformer adds (it returns both)."""
     check_is_fitted(transformer, "input_columns_")
@@ -99,10 +112,8 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         prior = self.prior(X)
         n = X["n_history_posts"].to_numpy(dtype="float64")
         own = X["log_er_median"].fillna(0.0).to_numpy(dtype="float64")
-        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
-        out["prior_log_er"] = prior
-        out["shrunk_log_er"] = (n * own + self.strength * prior) / (n + self.strength)
-        return out
+        shrunk = (n * own + self.strength * prior) / (n + self.strength)
+        return with_columns(X, {"prior_log_er": prior, "shrunk_log_er": shrunk})
 
     def added_features(self) -> list[str]:
         return ["prior_log_er", "shrunk_log_er"]
@@ -189,24 +200,24 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         return self._add_columns(X, counts)
 
     def _add_columns(self, X: pd.DataFrame, counts: sparse.csr_matrix | None) -> pd.DataFrame:
-        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
         if counts is None:
-            for name in self.added_features():
-                out[name] = np.nan
-            return out
+            return with_columns(X, {name: np.full(len(X), np.nan) for name in self.added_features()})
         n_known = np.asarray(counts.sum(axis=1)).ravel()
+        known = n_known > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_p = np.asarray(counts @ self.p_niche_given_tag_) / n_known[:, None]
             niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
             own = np.where(niche_index >= 0, mean_p[np.arange(len(X)), np.clip(niche_index, 0, None)], np.nan)
-            out["niche_consistency"] = np.where(n_known > 0, own, np.nan)
-            out["niche_purity"] = np.where(n_known > 0, mean_p.max(axis=1), np.nan)
-            out["hashtag_er"] = np.where(n_known > 0, (counts @ self.tag_er_) / n_known, np.nan)
+            added = {
+                "niche_consistency": np.where(known, own, np.nan),
+                "niche_purity": np.where(known, mean_p.max(axis=1), np.nan),
+                "hashtag_er": np.where(known, (counts @ self.tag_er_) / n_known, np.nan),
+            }
         assert self.svd_ is not None  # counts exist only when the topics were fitted
         topics = self.svd_.transform(self.tfidf_.transform(counts))
         for i in range(self.svd_.n_components):
-            out[f"topic_{i}"] = np.where(n_known > 0, topics[:, i], np.nan)
-        return out
+            added[f"topic_{i}"] = np.where(known, topics[:, i], np.nan)
+        return with_columns(X, added)
 
     def added_features(self) -> list[str]:
         n = self.svd_.n_components if getattr(self, "svd_", None) is not None else self.n_topics
@@ -229,13 +240,13 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "categories_")
-        out = X.copy(deep=False)  # copy-on-write: the caller's frame is never changed
+        encoded = {}
         for col, cats in self.categories_.items():
             # Unseen values become missing, which LightGBM routes like a rare category.
             # From codes: building a Categorical from values outside its categories is deprecated.
             codes = pd.Index(cats).get_indexer(X[col].astype(str))
-            out[col] = pd.Categorical.from_codes(codes, categories=cats)
-        return out
+            encoded[col] = pd.Categorical.from_codes(codes, categories=cats)
+        return with_columns(X, encoded)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, [])

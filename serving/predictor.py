@@ -296,26 +296,37 @@ class Predictor:
         """Planner columns from precomputed base features (:func:`compute_features` output)."""
         matrix = self.model.booster_matrix(base)  # once, for the prediction and the reasons
         core = self.model.predict_features(base, matrix)
-        table = pd.DataFrame({"influencer": core["influencer"].to_numpy()})
-        for col in ("predicted_er", "er_low", "er_high"):
-            table[col] = core[col].to_numpy(dtype="float64")
+        # Columns gathered in a dict and framed once: inserting them one by one costs ~0.5 ms
+        # each, a large share of the time to score one candidate.
+        predicted_er = core["predicted_er"].to_numpy(dtype="float64")
         followers = core["followers"].to_numpy(dtype="float64")
-        table["expected_engagements"] = table["predicted_er"].to_numpy() * followers
-        table["tier"] = core["tier"].to_numpy(dtype=object)
-        table["category"] = core["category"].to_numpy(dtype=object)
-        table["followers"] = followers
-        table["peer_percentile"] = self.peer_percentile(
-            core["predicted_log_er"].to_numpy(dtype="float64"), table["tier"], table["category"]
-        )
-        if explain and len(base):
-            table["reasons"] = explain_reasons(self.model.contributions(base, matrix), base)
-        else:
-            table["reasons"] = ""
+        tier = core["tier"].to_numpy(dtype=object)
+        category = core["category"].to_numpy(dtype=object)
         history = core["has_history"].to_numpy(dtype=bool)
-        table["has_history"] = history.astype(object)
-        table["status"] = np.where(history, STATUS_OK, STATUS_COLD).astype(object)
-        table["as_of"] = _iso_times(base["cutoff"]) if "cutoff" in base else None
-        return table
+        if explain and len(base):
+            reasons = explain_reasons(self.model.contributions(base, matrix), base)
+        else:
+            reasons = np.full(len(base), "", dtype=object)
+        columns = {
+            "influencer": core["influencer"].to_numpy(),
+            "predicted_er": predicted_er,
+            "er_low": core["er_low"].to_numpy(dtype="float64"),
+            "er_high": core["er_high"].to_numpy(dtype="float64"),
+            "expected_engagements": predicted_er * followers,
+            "tier": tier,
+            "category": category,
+            "followers": followers,
+            "peer_percentile": self.peer_percentile(
+                core["predicted_log_er"].to_numpy(dtype="float64"),
+                pd.Series(tier, dtype=object),
+                pd.Series(category, dtype=object),
+            ),
+            "reasons": np.asarray(reasons, dtype=object),
+            "has_history": history.astype(object),
+            "status": np.where(history, STATUS_OK, STATUS_COLD).astype(object),
+            "as_of": _iso_times(base["cutoff"]) if "cutoff" in base else None,
+        }
+        return pd.DataFrame(columns)
 
     def peer_percentile(
         self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series
