@@ -109,11 +109,15 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         return lookup_pairs(X, self.tier_niche_prior_, self.tier_prior_, self.global_prior_)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return with_columns(X, self.added_columns(X))
+
+    def added_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The columns :meth:`transform` adds, as arrays (the model's booster matrix takes them so)."""
         prior = self.prior(X)
         n = X["n_history_posts"].to_numpy(dtype="float64")
-        own = X["log_er_median"].fillna(0.0).to_numpy(dtype="float64")
+        own = np.nan_to_num(X["log_er_median"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
         shrunk = (n * own + self.strength * prior) / (n + self.strength)
-        return with_columns(X, {"prior_log_er": prior, "shrunk_log_er": shrunk})
+        return {"prior_log_er": prior, "shrunk_log_er": shrunk}
 
     def added_features(self) -> list[str]:
         return ["prior_log_er", "shrunk_log_er"]
@@ -149,7 +153,7 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
         # Same result as fit(X).transform(X), counting the tags once instead of twice.
-        return self._add_columns(X, self._fit(X))
+        return with_columns(X, self._added(X, self._fit(X)))
 
     def _tag_matrix(self, docs: pd.Series) -> sparse.csr_matrix:
         """Binary doc x tag matrix over the fitted vocabulary (other tags are ignored)."""
@@ -195,13 +199,17 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         return counts
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return with_columns(X, self.added_columns(X))
+
+    def added_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The columns :meth:`transform` adds, as arrays (the model's booster matrix takes them so)."""
         check_is_fitted(self, "niches_")
         counts = self._tag_matrix(self._docs(X)) if self.svd_ is not None else None
-        return self._add_columns(X, counts)
+        return self._added(X, counts)
 
-    def _add_columns(self, X: pd.DataFrame, counts: sparse.csr_matrix | None) -> pd.DataFrame:
+    def _added(self, X: pd.DataFrame, counts: sparse.csr_matrix | None) -> dict[str, np.ndarray]:
         if counts is None:
-            return with_columns(X, {name: np.full(len(X), np.nan) for name in self.added_features()})
+            return {name: np.full(len(X), np.nan) for name in self.added_features()}
         n_known = np.asarray(counts.sum(axis=1)).ravel()
         known = n_known > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -217,7 +225,7 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         topics = self.svd_.transform(self.tfidf_.transform(counts))
         for i in range(self.svd_.n_components):
             added[f"topic_{i}"] = np.where(known, topics[:, i], np.nan)
-        return with_columns(X, added)
+        return added
 
     def added_features(self) -> list[str]:
         n = self.svd_.n_components if getattr(self, "svd_", None) is not None else self.n_topics
@@ -239,14 +247,26 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        check_is_fitted(self, "categories_")
-        encoded = {}
-        for col, cats in self.categories_.items():
-            # Unseen values become missing, which LightGBM routes like a rare category.
-            # From codes: building a Categorical from values outside its categories is deprecated.
-            codes = pd.Index(cats).get_indexer(X[col].astype(str))
-            encoded[col] = pd.Categorical.from_codes(codes, categories=cats)
+        # From codes: building a Categorical from values outside its categories is deprecated.
+        encoded = {
+            col: pd.Categorical.from_codes(codes, categories=self.categories_[col])
+            for col, codes in self.codes(X).items()
+        }
         return with_columns(X, encoded)
+
+    def codes(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each column's category codes (positions in ``categories_``; -1 for unseen values, which
+        LightGBM routes like a rare category)."""
+        check_is_fitted(self, "categories_")
+        out = {}
+        for col, cats in self.categories_.items():
+            # Each distinct value looked up once: columns hold a handful of values, and hashing
+            # every cell as text (pandas' get_indexer) cost ~1 ms a column for one candidate.
+            code, uniques = pd.factorize(X[col].to_numpy(dtype=object), use_na_sentinel=False)
+            position = {category: i for i, category in enumerate(cats)}
+            table = np.array([position.get(str(value), -1) for value in uniques], dtype="int64")
+            out[col] = table[code] if len(code) else np.zeros(0, dtype="int64")
+        return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, [])

@@ -139,6 +139,8 @@ def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candid
     model = predictor.model
     frame = model.model_matrix(base)
     matrix = model.booster_matrix(base)
+    # Built from the steps' column functions, it holds what the scikit-learn pipeline's frame holds.
+    np.testing.assert_array_equal(matrix, model.matrix_from_model_inputs(frame))
     np.testing.assert_array_equal(model.predict_log(base, matrix), model.booster_.predict(frame, num_iteration=model.best_iteration_))
     np.testing.assert_array_equal(
         model.contributions(base, matrix).to_numpy(),
