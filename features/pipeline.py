@@ -40,8 +40,17 @@ def default_feature_steps(
 
 def interval_group(base: pd.DataFrame) -> pd.Series:
     """Conformal group of each row: tier and whether the influencer has history ("micro/cold")."""
-    history = np.where(base["n_history_posts"].to_numpy() > 0, "history", "cold")
-    return base["tier"].astype(str) + "/" + pd.Series(history, index=base.index, dtype=str)
+    code, names = _group_codes(base)
+    return pd.Series(np.asarray(names, dtype=object)[code], index=base.index, dtype=object)
+
+
+def _group_codes(base: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Each row's conformal group as a code into the returned group names (a handful of tiers x
+    history): text is made once per group, not once per row."""
+    tier_code, tiers = pd.factorize(base["tier"], use_na_sentinel=False)
+    history = (base["n_history_posts"].to_numpy(dtype="float64") > 0).astype("int64")
+    names = [f"{tier}/{label}" for tier in tiers for label in ("cold", "history")]
+    return tier_code.astype("int64") * 2 + history, names
 
 
 def _parent(group: str) -> str:
@@ -89,7 +98,13 @@ class ConformalInterval:
 
     def bounds(self, predicted: np.ndarray, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         codes, uniques = pd.factorize(groups.astype(str))
-        table = np.array([self.offsets_for(g) for g in uniques], dtype="float64").reshape(-1, 2)
+        return self.bounds_by_code(predicted, codes, list(uniques))
+
+    def bounds_by_code(
+        self, predicted: np.ndarray, codes: np.ndarray, groups: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`bounds` for rows given as codes into ``groups`` (the group names)."""
+        table = np.array([self.offsets_for(g) for g in groups], dtype="float64").reshape(-1, 2)
         return predicted + table[codes, 0], predicted + table[codes, 1]
 
 
@@ -267,7 +282,7 @@ class EngagementModel:
         self, base: pd.DataFrame, predicted: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         predicted = self.predict_log(base) if predicted is None else predicted
-        return self.interval_.bounds(predicted, interval_group(base))
+        return self.interval_.bounds_by_code(predicted, *_group_codes(base))
 
     def contributions(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
         """Per-row SHAP contributions to predicted log ER (LightGBM's own ``pred_contrib``)."""
@@ -286,14 +301,15 @@ class EngagementModel:
         followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
         return pd.DataFrame(
             {
-                "influencer": base["influencer"].to_numpy(),
+                "influencer": base["influencer"].array,
                 "predicted_log_er": predicted,
                 "predicted_er": er_from_log(predicted, followers),
                 "er_low": er_from_log(lo, followers),
                 "er_high": er_from_log(hi, followers),
                 "has_history": base["n_history_posts"].to_numpy() > 0,
-                "tier": base["tier"].astype(str).to_numpy(),
-                "category": base["category"].astype(str).to_numpy(),
+                # Text columns stay as they are (arrow text, no copy) unless they are not text yet.
+                "tier": base["tier"].astype(str).array,
+                "category": base["category"].astype(str).array,
                 "followers": followers,
             },
             index=base.index,

@@ -148,6 +148,23 @@ def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candid
     )
 
 
+def test_interval_by_group_code_matches_the_group_names(predictor, candidates):
+    # Prediction looks the conformal offsets up by group code; calibration names the groups.
+    from features.pipeline import interval_group
+
+    profiles, posts = candidates
+    data = validate(profiles, posts)
+    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC")))
+    model = predictor.model
+    predicted = model.predict_log(base)
+    groups = interval_group(base)
+    assert set(groups) >= {f"{tier}/{h}" for tier, h in zip(base["tier"], np.where(base["n_history_posts"] > 0, "history", "cold"), strict=True)}
+    expected = model.interval_.bounds(predicted, groups)
+    actual = model.predict_log_interval(base, predicted)
+    np.testing.assert_array_equal(actual[0], expected[0])
+    np.testing.assert_array_equal(actual[1], expected[1])
+
+
 def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidates):
     profiles, posts = candidates
     table = predictor.predict(profiles, posts).set_index("influencer")
