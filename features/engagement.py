@@ -27,7 +27,11 @@ def interactions(posts: pd.DataFrame) -> pd.Series:
     total = np.zeros(len(posts))
     for col in INTERACTION_COLUMNS:
         if col in posts:
-            total += np.nan_to_num(posts[col].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
+            values = posts[col]
+            if values.dtype.kind in "iub":  # numpy integers cannot be missing: no NaN pass
+                total += values.to_numpy()
+            else:
+                total += np.nan_to_num(values.to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
     return pd.Series(total, index=posts.index)
 
 
