@@ -69,7 +69,13 @@ def split_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, 
         return profiles, None, request_rows[first], np.zeros(0, dtype="int64")
     if "post_id" in frame:
         # Rows whose post columns are all empty are cold-start candidates, not posts.
-        has_post = frame[[c for c in post_cols if c in POST_COLUMNS]].astype("string").apply(lambda s: s.str.strip().fillna("") != "").any(axis=1).to_numpy()
+        has_post = np.zeros(len(frame), dtype=bool)
+        for col in (c for c in post_cols if c in POST_COLUMNS):
+            values = frame[col]
+            if values.dtype.kind in "iufb":  # numbers and flags: a cell is there unless missing
+                has_post |= values.notna().to_numpy(dtype=bool)
+            else:
+                has_post |= (values.astype("string").str.strip().fillna("") != "").to_numpy(dtype=bool)
     else:
         has_post = np.ones(len(frame), dtype=bool)  # validation then reports post_id as missing
     posts = frame.loc[has_post, ["influencer", *post_cols]].reset_index(drop=True)
