@@ -417,8 +417,14 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
     return pd.DataFrame(out)
 
 
-def _text_array(values: pd.Series) -> pa.Array:
-    """A text column as one arrow string array, missing cells as the text 'nan' (as ``astype(str)`` gives)."""
+def _text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A text column as arrow text, missing cells as the text 'nan' (as ``astype(str)`` gives).
+
+    Arrow-backed text comes as the column's own chunks: joining them would copy the column.
+    """
+    arrow_backed = isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+    if arrow_backed and not values.isna().any():
+        return values.array.__arrow_array__()
     text = arrow_text(values)
     if text is None:
         text = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
@@ -534,7 +540,6 @@ def _tag_stats(
         if docs is not None:
             doc_chunks.append(docs)
         lo, next_doc = hi, doc_end
-        release_unused_memory()  # each chunk's split tags, or the cache grows by ~1 GB on 10M posts
     docs = pa.chunked_array(
         [*doc_chunks, *_empty_docs(n_examples - next_doc).chunks], type=pa.large_string()
     )
@@ -542,17 +547,12 @@ def _tag_stats(
 
 
 def _arrow_tags(hashtags: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """The hashtags column as arrow text, missing cells as the text 'nan' (as ``astype(str)`` gives)."""
-    if isinstance(hashtags.dtype, pd.StringDtype) and hashtags.dtype.storage == "pyarrow":
-        if not hashtags.isna().any():
-            return hashtags.array.__arrow_array__()  # the column's own chunks, no copy
-    elif hashtags.dtype == object and pd.api.types.infer_dtype(hashtags, skipna=True) in (
-        "string",
-        "empty",
-    ):
-        # Python strings straight into arrow: same text as astype(str), ~10x cheaper.
+    """The hashtags column as arrow text (:func:`_text_array`), except that missing cells among
+    Python strings stay missing: such a post has no tags."""
+    with_missing = hashtags.dtype == object and hashtags.isna().any()
+    if with_missing and pd.api.types.infer_dtype(hashtags, skipna=True) in ("string", "empty"):
         return pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
-    return pa.array(hashtags.astype(str).array)
+    return _text_array(hashtags)
 
 
 def _take_text(text: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
