@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION, er_from_log
-from features.transformers import CategoryEncoder, HashtagNiche, TierNichePrior
+from features.transformers import CategoryEncoder, HashtagNiche, TierNichePrior, value_codes
 
 # Conformal groups smaller than this fall back to the interval learned on all calibration rows.
 MIN_GROUP_SIZE = 30
@@ -47,10 +47,10 @@ def interval_group(base: pd.DataFrame) -> pd.Series:
 def _group_codes(base: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Each row's conformal group as a code into the returned group names (a handful of tiers x
     history): text is made once per group, not once per row."""
-    tier_code, tiers = pd.factorize(base["tier"], use_na_sentinel=False)
+    tier_code, tiers = value_codes(base["tier"])
     history = (base["n_history_posts"].to_numpy(dtype="float64") > 0).astype("int64")
     names = [f"{tier}/{label}" for tier in tiers for label in ("cold", "history")]
-    return tier_code.astype("int64") * 2 + history, names
+    return tier_code * 2 + history, names
 
 
 def _parent(group: str) -> str:
@@ -216,7 +216,7 @@ class EngagementModel:
     def booster_matrix(self, base: pd.DataFrame) -> np.ndarray:
         """The booster's input as one float matrix: learned steps applied, categories as codes.
 
-        The same values as ``matrix_from_model_inputs(model_matrix(base))``, but built straight
+        The values of :meth:`model_matrix` (categories as their codes), but built straight
         from the steps' own column functions (``added_columns``, ``codes``) into the matrix,
         without the frame each step of the scikit-learn pipeline copies and extends: that costs
         ~10 ms for one candidate. LightGBM would also redo the category conversion of a frame (a
@@ -246,26 +246,6 @@ class EngagementModel:
                 code = pd.Index(categories).get_indexer(pd.Index(encoder.categories_[name]))[code]
                 code[codes[name] < 0] = -1
             matrix[:, position[name]] = np.where(code >= 0, code, np.nan)
-        return matrix
-
-    def matrix_from_model_inputs(self, X: pd.DataFrame) -> np.ndarray:
-        """:meth:`model_matrix` output as the float matrix ``Booster.predict`` takes (see :meth:`booster_matrix`)."""
-        is_category = np.array([isinstance(dtype, pd.CategoricalDtype) for dtype in X.dtypes], dtype=bool)
-        matrix = np.empty((len(X), X.shape[1]), dtype="float64")
-        numeric = np.flatnonzero(~is_category)
-        if len(numeric):  # one conversion for the whole numeric block
-            matrix[:, numeric] = X.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan)
-        # The booster's own category lists, in the order it was trained with (as LightGBM maps a
-        # frame); a booster without them was trained on the CategoryEncoder's codes.
-        booster_categories = list(self.booster_.pandas_categorical or [])
-        for j in np.flatnonzero(is_category):
-            values = X.iloc[:, j]
-            categories = booster_categories.pop(0) if booster_categories else values.cat.categories
-            if list(values.cat.categories) == list(categories):
-                codes = values.cat.codes.to_numpy()
-            else:
-                codes = pd.Index(categories).get_indexer(values.astype(str))
-            matrix[:, j] = np.where(codes >= 0, codes, np.nan)
         return matrix
 
     def predict_log(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:

@@ -69,6 +69,13 @@ def with_columns(X: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
     return pd.concat([X, pd.DataFrame(columns, index=X.index)], axis=1)
 
 
+def value_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each cell's code into the column's distinct values, and those values as text (as
+    ``astype(str)`` gives, missing as 'nan'): for work done once per value, not once per row."""
+    code, uniques = pd.factorize(values, use_na_sentinel=False)
+    return code.astype("int64"), [str(value) for value in uniques]
+
+
 def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
     """Input columns followed by the columns the transformer adds (it returns both)."""
     check_is_fitted(transformer, "input_columns_")
@@ -262,9 +269,9 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         for col, cats in self.categories_.items():
             # Each distinct value looked up once: columns hold a handful of values, and hashing
             # every cell as text (pandas' get_indexer) cost ~1 ms a column for one candidate.
-            code, uniques = pd.factorize(X[col].to_numpy(dtype=object), use_na_sentinel=False)
+            code, values = value_codes(X[col])
             position = {category: i for i, category in enumerate(cats)}
-            table = np.array([position.get(str(value), -1) for value in uniques], dtype="int64")
+            table = np.array([position.get(value, -1) for value in values], dtype="int64")
             out[col] = table[code] if len(code) else np.zeros(0, dtype="int64")
         return out
 

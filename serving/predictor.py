@@ -41,6 +41,7 @@ from features.contract import (
     ValidationReport,
     validate,
 )
+from features.transformers import value_codes
 from serving.explain import reasons as explain_reasons
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
@@ -300,26 +301,22 @@ class Predictor:
         # each, a large share of the time to score one candidate.
         predicted_er = core["predicted_er"].to_numpy(dtype="float64")
         followers = core["followers"].to_numpy(dtype="float64")
-        tier = core["tier"].to_numpy(dtype=object)
-        category = core["category"].to_numpy(dtype=object)
         history = core["has_history"].to_numpy(dtype=bool)
         if explain and len(base):
             reasons = explain_reasons(self.model.contributions(base, matrix), base)
         else:
             reasons = np.full(len(base), "", dtype=object)
         columns = {
-            "influencer": core["influencer"].to_numpy(),
+            "influencer": core["influencer"].array,
             "predicted_er": predicted_er,
             "er_low": core["er_low"].to_numpy(dtype="float64"),
             "er_high": core["er_high"].to_numpy(dtype="float64"),
             "expected_engagements": predicted_er * followers,
-            "tier": tier,
-            "category": category,
+            "tier": core["tier"].array,
+            "category": core["category"].array,
             "followers": followers,
             "peer_percentile": self.peer_percentile(
-                core["predicted_log_er"].to_numpy(dtype="float64"),
-                pd.Series(tier, dtype=object),
-                pd.Series(category, dtype=object),
+                core["predicted_log_er"].to_numpy(dtype="float64"), core["tier"], core["category"]
             ),
             "reasons": np.asarray(reasons, dtype=object),
             "has_history": history.astype(object),
@@ -340,16 +337,16 @@ class Predictor:
         out = np.full(len(predicted_log_er), np.nan)
         if not reference:
             return out
-        keys = (
-            pd.Series(tier, dtype=object).astype(str)
-            + "/"
-            + pd.Series(category, dtype=object).astype(str)
-        ).to_numpy()
-        for key in pd.unique(keys):
+        # Keys made once per distinct tier/niche pair, not once per row.
+        tier_code, tiers = value_codes(tier)
+        niche_code, niches = value_codes(category)
+        pair = tier_code * len(niches) + niche_code
+        for code in pd.unique(pair):
+            key = f"{tiers[code // len(niches)]}/{niches[code % len(niches)]}"
             quantiles = reference.get(key) or reference.get("*")
             if not quantiles:
                 continue
-            hit = keys == key
+            hit = pair == code
             out[hit] = percentile_in(
                 np.asarray(predicted_log_er)[hit], np.asarray(quantiles, dtype="float64")
             )

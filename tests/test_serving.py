@@ -139,8 +139,17 @@ def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candid
     model = predictor.model
     frame = model.model_matrix(base)
     matrix = model.booster_matrix(base)
-    # Built from the steps' column functions, it holds what the scikit-learn pipeline's frame holds.
-    np.testing.assert_array_equal(matrix, model.matrix_from_model_inputs(frame))
+    # Built from the steps' column functions, it holds what the scikit-learn pipeline's frame
+    # holds, categories as their codes (unseen: missing).
+    expected = np.column_stack(
+        [
+            np.where(frame[c].cat.codes >= 0, frame[c].cat.codes, np.nan)
+            if isinstance(frame[c].dtype, pd.CategoricalDtype)
+            else frame[c].to_numpy(dtype="float64", na_value=np.nan)
+            for c in frame.columns
+        ]
+    )
+    np.testing.assert_array_equal(matrix, expected)
     np.testing.assert_array_equal(model.predict_log(base, matrix), model.booster_.predict(frame, num_iteration=model.best_iteration_))
     np.testing.assert_array_equal(
         model.contributions(base, matrix).to_numpy(),
