@@ -513,7 +513,7 @@ def map_by_influencer(
     npartitions: int | None = None,
     args: tuple[Any, ...] = (),
     part_args: Sequence[tuple[Any, ...]] | None = None,
-) -> list[Any]:
+) -> Buckets:
     """Delayed ``(frame, report)`` per influencer bucket, from raw Dask tables.
 
     ``func(profiles_part, posts_part, *args, *part_args[i])`` receives raw pandas frames of
