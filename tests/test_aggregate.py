@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.aggregate import (
     TIERS,
@@ -365,3 +367,49 @@ def test_take_text_from_chunks_matches_arrow_take(n_rows):
     expected = column.take(pa.array(rows, type=pa.int64())).combine_chunks()
     assert _take_text(column, rows).equals(expected)
     assert _take_text(column.combine_chunks(), rows).equals(expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 2**40)), max_size=200),
+    st.sampled_from([1, 1_000, 1_000_000_000]),
+)
+def test_stable_order_is_lexsort(rows, unit):
+    # The packed sort must give exactly the stable (example, time) order, ties in input order.
+    from features.aggregate import _stable_order
+
+    example = np.array([r[0] for r in rows], dtype=np.int64)
+    t = np.array([r[1] for r in rows], dtype=np.int64) * unit
+    np.testing.assert_array_equal(_stable_order(example, t), np.lexsort((t, example)))
+
+
+def test_stable_order_when_times_must_be_cut():
+    # 2^30 examples and 2^17 rows leave 17 bits for time: times are cut to their leading bits and
+    # posts sharing a cut time are put in order by their full time afterwards.
+    from features.aggregate import _stable_order
+
+    rng = np.random.default_rng(3)
+    n = 1 << 17
+    example = rng.integers(0, 2**30, n // 4).repeat(4)  # four posts per example, close in time
+    t = rng.integers(0, 2**45, n) // 3 * 3
+    t[1::4] = t[::4] + 5  # some within a cut step of each other ...
+    t[2::4] = t[::4]  # ... and some tied, which must stay in input order
+    np.testing.assert_array_equal(_stable_order(example, t), np.lexsort((t, example)))
+
+
+def test_parallel_take_matches_pandas_take(monkeypatch):
+    from features import aggregate
+
+    frame = pd.DataFrame(
+        {
+            "posted_at": pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC"),
+            "likes": np.arange(6),
+            "shares": pd.array([1, None, 3, None, 5, 6], dtype="Int64"),
+            "is_sponsored": [True, False] * 3,
+        }
+    )
+    rows = np.array([5, 0, 3, 3])
+    expected = frame.take(rows).reset_index(drop=True).assign(example=[1, 2, 3, 4])
+    monkeypatch.setattr(aggregate, "PARALLEL_TAKE_ROWS", 2)
+    got = aggregate._take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
+    pd.testing.assert_frame_equal(got, expected)

@@ -49,6 +49,11 @@ def test_reductions_match_pandas_groupby(rows: list[tuple[int, float]]) -> None:
     np.testing.assert_array_equal(seg.min(complete), gc.min().to_numpy())
     np.testing.assert_array_equal(seg.last(complete), gc.last().to_numpy())
     np.testing.assert_array_equal(seg.rank(), gc.cumcount().to_numpy())
+    mask = (np.arange(len(frame)) % 3 == 0) | (frame["value"].to_numpy() > -5)
+    masked = frame["value"].where(mask).groupby(frame["example"], sort=True).mean()
+    np.testing.assert_allclose(
+        seg.masked_mean(frame["value"].to_numpy(), mask), masked.to_numpy(), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_median_is_the_same_on_the_small_and_the_large_path(
