@@ -234,14 +234,19 @@ def history_posts(
         everyone = len(matched) == len(posts)
         posted = posts["posted_at"] if everyone else posts["posted_at"].take(matched)
         cutoff = epoch_nanoseconds(keys["cutoff"])[position if everyone else position[matched]]
-        before = epoch_nanoseconds(posted) < cutoff
-        selected = matched[before]
+        before = _before(posted, cutoff)
+        everything_before = bool(before.all())
+        selected = matched if everything_before else matched[before]
 
         def post_id_at(at: np.ndarray) -> pd.Series:
             return posts["post_id"].take(selected[at])
 
         example = position[selected]
-        order = _time_order(example, posted[before], post_id_at if "post_id" in posts else None)
+        order = _time_order(
+            example,
+            posted if everything_before else posted[before],
+            post_id_at if "post_id" in posts else None,
+        )
         rows = selected[order]
         # Sorted by example first, so each example's posts are one run: its number and followers
         # are repeated, not gathered (position[rows]), which would read memory at random.
@@ -396,6 +401,19 @@ def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
     return order
 
 
+def _before(posted: pd.Series, cutoff_ns: np.ndarray) -> np.ndarray:
+    """``posted`` strictly before ``cutoff_ns`` (epoch nanoseconds, one per row), to the nanosecond.
+
+    Zone-aware times are compared in their stored unit against the cutoff rounded up to it
+    (``t * unit < c`` exactly when ``t < ceil(c / unit)`` for whole ``t``), which spares
+    converting 10M times to nanoseconds.
+    """
+    if isinstance(posted.dtype, pd.DatetimeTZDtype):
+        per_unit = pd.Timedelta(1, unit=posted.array.unit).value  # nanoseconds per stored unit
+        return posted.array.asi8 < -(-cutoff_ns // per_unit)
+    return epoch_nanoseconds(posted) < cutoff_ns
+
+
 def _time_order(
     example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None
 ) -> np.ndarray:
@@ -411,7 +429,8 @@ def _time_order(
         if isinstance(posted.dtype, pd.DatetimeTZDtype)
         else posted.to_numpy().view("int64")
     )
-    t = np.where(pd.isna(posted).to_numpy(), np.iinfo("int64").max, stored)  # NaT last
+    missing = pd.isna(posted).to_numpy()
+    t = np.where(missing, np.iinfo("int64").max, stored) if missing.any() else stored  # NaT last
     order = _stable_order(np.asarray(example, dtype="int64"), t)
     if post_id_at is None or len(order) < 2:
         return order

@@ -413,3 +413,16 @@ def test_parallel_take_matches_pandas_take(monkeypatch):
     monkeypatch.setattr(aggregate, "PARALLEL_TAKE_ROWS", 2)
     got = aggregate._take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_strictly_before_the_cutoff_to_the_nanosecond_in_any_stored_unit(unit):
+    from features.aggregate import _before, epoch_nanoseconds
+
+    posted = pd.Series(pd.to_datetime(["2024-01-01 00:00:01", "2024-01-01 00:00:02", None], utc=True)).astype(f"datetime64[{unit}, UTC]")
+    at = pd.Timestamp("2024-01-01 00:00:02", tz="UTC").value
+    cutoffs = np.array([at - 1, at, at + 1])
+    for cutoff in cutoffs:
+        expected = epoch_nanoseconds(posted) < cutoff  # the plain nanosecond comparison
+        np.testing.assert_array_equal(_before(posted, np.full(3, cutoff)), expected)
+    assert _before(posted, np.full(3, at)).tolist()[:2] == [True, False]
