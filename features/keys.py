@@ -21,6 +21,17 @@ PARALLEL_LOOKUP_ROWS = 1 << 21
 
 def arrow_text(values: pd.Series) -> pa.Array | None:
     """``values`` as an arrow large_string array if it is text without missing cells, else None."""
+    chunks = _text_chunks(values)
+    if chunks is None:
+        return None
+    if len(chunks) == 1:
+        return chunks[0]
+    return pa.chunked_array(chunks, type=pa.large_string()).combine_chunks()
+
+
+def _text_chunks(values: pd.Series) -> list[pa.Array] | None:
+    """``values`` as large_string arrow arrays (its own chunks when arrow-backed: no copy) if it is
+    text without missing cells, else None."""
     if values.isna().any():
         return None
     if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
@@ -35,8 +46,8 @@ def arrow_text(values: pd.Series) -> pa.Array | None:
             return None
     else:
         return None
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    return text.cast(pa.large_string())
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    return [chunk.cast(pa.large_string()) for chunk in chunks] or [pa.array([], pa.large_string())]
 
 
 def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
@@ -45,22 +56,25 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     For text keys arrow's hash lookup is ~10x faster: pandas would first turn the posts' arrow
     strings into a million Python strings.
     """
-    key_text, value_text = arrow_text(keys), arrow_text(values)
-    if key_text is None or value_text is None:
+    key_text, value_chunks = arrow_text(keys), _text_chunks(values)
+    if key_text is None or value_chunks is None:
         return pd.Index(keys).get_indexer(values)
     lookup = pc.SetLookupOptions(key_text)
-    if len(value_text) < PARALLEL_LOOKUP_ROWS:
-        parts = [pc.index_in(value_text, options=lookup)]
+    # The values' own chunks (Parquet row groups), not one joined copy of 10M strings. Above
+    # PARALLEL_LOOKUP_ROWS they are cut into even slices; arrow's lookup runs on one core and
+    # releases the GIL, so slices in threads use every core (10M posts: 3.4 s -> 2.2 s on 2).
+    n_values = sum(len(chunk) for chunk in value_chunks)
+    if n_values == 0 or n_values < PARALLEL_LOOKUP_ROWS:
+        parts = [pc.index_in(chunk, options=lookup) for chunk in value_chunks]
     else:
-        # Arrow's lookup runs on one core and releases the GIL: slices in threads use them all
-        # (10M posts: 3.4 s -> 2.2 s on 2 cores). Each slice probes the same key set.
         n = min(os.cpu_count() or 1, 8)
-        step = -(-len(value_text) // n)
+        step = -(-n_values // n)
+        column = pa.chunked_array(value_chunks, type=pa.large_string())
         with ThreadPoolExecutor(n) as pool:
             parts = list(
                 pool.map(
-                    lambda lo: pc.index_in(value_text.slice(lo, step), options=lookup),
-                    range(0, len(value_text), step),
+                    lambda lo: pc.index_in(column.slice(lo, step), options=lookup),
+                    range(0, n_values, step),
                 )
             )
     return np.concatenate(

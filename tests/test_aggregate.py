@@ -426,3 +426,21 @@ def test_strictly_before_the_cutoff_to_the_nanosecond_in_any_stored_unit(unit):
         expected = epoch_nanoseconds(posted) < cutoff  # the plain nanosecond comparison
         np.testing.assert_array_equal(_before(posted, np.full(3, cutoff)), expected)
     assert _before(posted, np.full(3, at)).tolist()[:2] == [True, False]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_key_lookup_over_arrow_chunks_is_get_indexer(parallel, monkeypatch):
+    # Posts read from Parquet are arrow text in several chunks (row groups): each chunk is looked
+    # up as it is, without joining them first.
+    import pyarrow as pa
+
+    from features import keys
+
+    if parallel:
+        monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
+    chunked = pa.chunked_array([pa.array(["b", "x", "a"]), pa.array([], pa.string()), pa.array(["a", "c"])])
+    values = pd.Series(pd.arrays.ArrowStringArray(chunked))
+    profile_keys = pd.Series(["a", "b", "c"], dtype="string[pyarrow]")
+    expected = pd.Index(["a", "b", "c"]).get_indexer(["b", "x", "a", "a", "c"])
+    np.testing.assert_array_equal(keys.positions_in(profile_keys, values), expected)
+    np.testing.assert_array_equal(keys.positions_in(profile_keys, values.iloc[:0]), [])
