@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
-from features.keys import arrow_text, positions_in
+from features.keys import all_distinct, arrow_text, positions_in
 from features.memory import release_unused_memory
 from features.segments import Segments
 
@@ -217,15 +217,17 @@ def history_posts(
     # Only what the history features read: taking every column (the influencer key, post ids,
     # image descriptions) in time order would cost more than the features themselves.
     cols = [c for c in posts.columns if c in HISTORY_INPUT_COLUMNS]
-    # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each.
+    # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each,
+    # and arrow text stays arrow text (hashing 500k Python strings for is_unique took 0.2 s).
     keys = pd.DataFrame(
         {
-            "influencer": examples["influencer"].to_numpy(),
+            "influencer": examples["influencer"].array,
             "example": np.arange(len(examples)),
             "cutoff": examples["cutoff"].array,
         }
     )
-    if keys["influencer"].is_unique and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
+    one_cutoff_each = all_distinct(keys["influencer"])
+    if one_cutoff_each and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge, and
         # the rows are taken once, already in their final order (the slow path copies them 3 times).
         position = positions_in(keys["influencer"], posts["influencer"])
@@ -255,7 +257,7 @@ def history_posts(
             posts, cols, rows, example=np.repeat(np.arange(len(examples)), counts), source_row=rows
         )
         return _with_ratios(hist, posts, followers, np.repeat(followers, counts))
-    if keys["influencer"].is_unique:
+    if one_cutoff_each:
         # A hash lookup is much cheaper than a merge.
         position = positions_in(keys["influencer"], posts["influencer"])
         keep = position >= 0
@@ -345,7 +347,9 @@ def _with_ratios(
     if "caption" in posts:
         lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
         added["caption_length"] = lengths[rows]
-    return pd.concat([hist, pd.DataFrame(added, index=hist.index)], axis=1)
+    # One frame over the same arrays (copy=False): pd.concat regrouped 10M-row blocks (0.3 s).
+    columns = {name: hist[name].array for name in hist.columns}
+    return pd.DataFrame({**columns, **added}, index=hist.index, copy=False)
 
 
 def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:

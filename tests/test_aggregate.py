@@ -444,3 +444,17 @@ def test_key_lookup_over_arrow_chunks_is_get_indexer(parallel, monkeypatch):
     expected = pd.Index(["a", "b", "c"]).get_indexer(["b", "x", "a", "a", "c"])
     np.testing.assert_array_equal(keys.positions_in(profile_keys, values), expected)
     np.testing.assert_array_equal(keys.positions_in(profile_keys, values.iloc[:0]), [])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["a", "b", "c"], ["a", "b", "a"], [], ["a", None, "b"], [None, None], [1, 2, 2]],
+)
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]"])
+def test_all_distinct_is_pandas_is_unique(values, dtype):
+    from features.keys import all_distinct
+
+    if dtype is not object and any(isinstance(v, int) for v in values):
+        pytest.skip("not text")
+    series = pd.Series(values, dtype=dtype)
+    assert all_distinct(series) == series.is_unique
