@@ -150,26 +150,78 @@ def _weights(n: int) -> np.ndarray:
     return _weights_cache[0][:n]
 
 
+# Strings of ASCII text up to this many bytes are hashed 8 bytes at a time from a zero-padded
+# copy that arrow makes; others byte by byte. Both compute the same hash.
+PADDED_HASH_MAX_BYTES = 64
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place: spreads every bit of a word over the whole word, and
+    keeps 0 at 0 (so the zero padding after a string adds nothing to its hash)."""
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
 def _hash_piece(piece: pa.Array) -> np.ndarray:
+    """The hash of each string: its 8-byte words (little-endian, the last one zero-padded), each
+    mixed and weighted by its position, summed, plus a weight for the length. Missing cells: 0."""
     offset_type = np.int64 if pa.types.is_large_string(piece.type) else np.int32
     _, offsets_buffer, data_buffer = piece.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[piece.offset : piece.offset + len(piece) + 1].astype(np.int64)
     lengths = np.diff(offsets)
-    first = offsets[:-1] - offsets[0]  # each string's first byte in ``text``
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    text = data[offsets[0] : offsets[-1]]
     max_length = int(lengths.max()) if len(lengths) else 0
-    # Even weights for byte positions, odd ones for lengths.
+    # Even weights for word positions, odd ones for lengths.
     weights = _weights(2 * max_length + 2)
-    byte_position = 2 * (np.arange(len(text)) - np.repeat(first, lengths))
     with np.errstate(over="ignore"):
-        terms = (text.astype(np.uint64) + np.uint64(1)) * weights[byte_position]
-        hashes = np.zeros(len(piece), dtype=np.uint64)
-        nonempty = lengths > 0
-        if nonempty.any():
-            # Empty strings add no bytes, so each sum runs exactly to the next non-empty string.
-            hashes[nonempty] = np.add.reduceat(terms, first[nonempty])
-        hashes += weights[2 * lengths + 1]  # the length too: "ab" + "" differs from "a" + "b"
+        words = _padded_words(piece, max_length) if max_length <= PADDED_HASH_MAX_BYTES else None
+        if words is not None:
+            hashes = np.zeros(len(piece), dtype=np.uint64)
+            for k in range(words.shape[1]):  # a handful of word positions, each a pass over rows
+                hashes += _mix(words[:, k].copy()) * weights[2 * k]
+        else:
+            hashes = _hash_bytes(offsets, lengths, data_buffer, weights)
+        hashes += weights[2 * lengths + 1]  # the length too: "a" differs from "a" + a zero byte
     if piece.null_count:
         hashes[piece.is_null().to_numpy(zero_copy_only=False)] = 0
+    return hashes
+
+
+def _padded_words(piece: pa.Array, max_length: int) -> np.ndarray | None:
+    """Each string as little-endian 8-byte words, zero-padded, from one arrow padding call; None
+    unless every string is ASCII (arrow pads by characters, so then every row is the same bytes)."""
+    n_words = max(1, -(-max_length // 8))
+    text = piece.fill_null("") if piece.null_count else piece
+    padded = pc.utf8_rpad(text, width=8 * n_words, padding="\0")
+    offset_type = np.int64 if pa.types.is_large_string(padded.type) else np.int32
+    _, offsets_buffer, data_buffer = padded.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[padded.offset : padded.offset + len(padded) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    if end - start != 8 * n_words * len(padded) or data_buffer is None:
+        return None  # some string has non-ASCII characters
+    data = np.frombuffer(data_buffer, dtype="<u8", count=(end - start) // 8, offset=start)
+    return data.reshape(len(padded), n_words).astype(np.uint64)
+
+
+def _hash_bytes(
+    offsets: np.ndarray, lengths: np.ndarray, data_buffer: pa.Buffer | None, weights: np.ndarray
+) -> np.ndarray:
+    """The same words as :func:`_padded_words`, assembled byte by byte (any text, any length)."""
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    text = data[offsets[0] : offsets[-1]]
+    first = offsets[:-1] - offsets[0]  # each string's first byte in ``text``
+    byte_in_string = np.arange(len(text)) - np.repeat(first, lengths)
+    shifted = text.astype(np.uint64) << (np.uint64(8) * (byte_in_string & 7).astype(np.uint64))
+    word_start = np.flatnonzero((byte_in_string & 7) == 0)
+    words = np.add.reduceat(shifted, word_start) if len(word_start) else np.zeros(0, np.uint64)
+    terms = _mix(words) * weights[2 * (byte_in_string[word_start] >> 3)]
+    hashes = np.zeros(len(lengths), dtype=np.uint64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        # Each non-empty string's words run from its first word to the next string's first word.
+        first_word = np.cumsum(-(-lengths // 8)) - -(-lengths // 8)
+        hashes[nonempty] = np.add.reduceat(terms, first_word[nonempty])
     return hashes
