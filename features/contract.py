@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.keys import combine_hashes, positions_in, repeated, text_hashes
@@ -387,10 +388,54 @@ def normalise_hashtags(values: pd.Series) -> pd.Series:
     return _normalise_hashtags(values)
 
 
+# Bytes that flag a cell for the separator rewrite: everything below '0' ('#', ',', Python's ASCII
+# whitespace, and punctuation that needs nothing: the rewrite leaves such a cell as it was) and
+# every non-ASCII byte (the cell may hold Unicode whitespace; the regex then decides). Read as
+# signed bytes, both are one comparison: non-ASCII bytes are negative.
+_FIRST_PLAIN_BYTE = ord("0")
+_DOUBLE_PIPE = 0x7C7C  # "||"
+
+
+def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
+    """(cells that may need the separator rewrite, whether all the text is ASCII), read off
+    arrow's byte buffers: two numpy passes over the bytes, where arrow's regex and substring
+    kernels cost ~250 ns per cell. A '||' across two cells only flags a cell for nothing."""
+    needs, ascii_only = [], True
+    for chunk in text.chunks:
+        offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
+        offsets = offsets.astype(np.int64) - int(offsets[0])
+        if data_buffer is None or offsets[-1] == 0:
+            needs.append(np.zeros(len(chunk), dtype=bool))
+            continue
+        start = int(np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset])
+        data = np.frombuffer(data_buffer, dtype=np.uint8)[start : start + int(offsets[-1])]
+        ascii_only = ascii_only and int(data.max()) < 0x80
+        hits = [np.flatnonzero(data.view(np.int8) < _FIRST_PLAIN_BYTE)]
+        # '||' as one 16-bit number, at even and at odd byte offsets: half the passes of
+        # comparing every byte with '|' and then each with the next.
+        for first in (0, 1):
+            pairs = data[first : first + (len(data) - first) // 2 * 2].view("<u2")
+            hits.append(np.flatnonzero(pairs == _DOUBLE_PIPE) * 2 + first)
+        chunk_needs = np.zeros(len(chunk), dtype=bool)
+        for at in hits:
+            chunk_needs[np.searchsorted(offsets, at, side="right") - 1] = True
+        needs.append(chunk_needs)
+    return (np.concatenate(needs) if needs else np.zeros(0, dtype=bool)), ascii_only
+
+
 def _normalise_hashtags(values: pd.Series) -> pd.Series:
     original = values.astype("string").fillna("")
-    text = original.str.lower()
-    needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
+    if original.dtype.storage == "pyarrow":
+        chunked = original.array.__arrow_array__()
+        needs, ascii_only = _rewrite_candidates(chunked)
+        # ASCII text lowers byte by byte, ~6x faster than Unicode case mapping (same result).
+        lowered = pc.ascii_lower(chunked) if ascii_only else pc.utf8_lower(chunked)
+        text = pd.Series(pd.arrays.ArrowStringArray(lowered), index=original.index)
+    else:
+        text = original.str.lower()
+        needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
     if needs.any():
         text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()  # type: ignore[call-overload]
     text = text.str.strip("|")

@@ -397,6 +397,41 @@ def test_text_hashes_agree_between_the_padded_and_the_byte_paths(values, slice_r
             assert by_text.setdefault(value, h) == h  # equal strings, equal hashes
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet="aBc|#, \t\u00a0\u2003\u00c9\u00e9\x1c_1", max_size=15),
+            st.text(max_size=8),
+        ),
+        max_size=30,
+    )
+)
+def test_hashtag_normalising_matches_rewriting_every_cell(cells):
+    # Only cells whose bytes may hold a separator are rewritten; the result must be what the
+    # rewrite of every cell gives (lowercase, '#', commas and any whitespace run -> one '|').
+    from features.contract import _HASHTAG_SEPARATORS, normalise_hashtags
+
+    values = pd.Series(cells, dtype=object)
+    expected = (
+        values.astype("string").fillna("").str.lower()
+        .str.replace(_HASHTAG_SEPARATORS, "|", regex=True).str.strip("|")
+    )
+    got = normalise_hashtags(values)
+    assert got.tolist() == expected.tolist()
+
+
+def test_double_pipes_are_found_at_any_byte_offset():
+    from features.contract import normalise_hashtags
+
+    # '||' starting at odd and at even offsets of the text buffer, and across two cells.
+    cells = ["a||b", "ab||c", "x|", "|y", "abc||", "||d", "plain|tags"]
+    assert normalise_hashtags(pd.Series(cells, dtype="string")).tolist() == [
+        "a|b", "ab|c", "x", "y", "abc", "d", "plain|tags"
+    ]
+
+
 def test_embedded_data_validates(embedded_paths):
     data = load_and_validate(*embedded_paths)
     report = data.report
