@@ -520,7 +520,8 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         if p:
             report.add(p)
         out["as_of"] = as_of
-    out = pd.DataFrame(out, index=frame.index)
+    # copy=False: the columns are new already; copying them into 2-D blocks cost 0.5 s on 10M posts.
+    out = pd.DataFrame(out, index=frame.index, copy=False)
 
     # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
     key = out["influencer"]
@@ -579,7 +580,7 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
         if col in frame:
             out[col] = frame[col].astype("string").fillna("").astype("str")
     out["row"] = np.arange(1, len(frame) + 1)
-    out = pd.DataFrame(out, index=frame.index)
+    out = pd.DataFrame(out, index=frame.index, copy=False)  # as for the profiles
 
     # Duplicate keys: (influencer, post_id). Identical copies are dropped, conflicting ones are fatal.
     # Keys are compared as 64-bit hashes first (80 MB on 10M posts, where a hash table of every
