@@ -17,6 +17,10 @@ one candidate in process
 over HTTP
     the same candidate posted to ``engage serve`` (MLflow scoring server), median latency [< 25 ms].
 
+Beside ours, the raw libraries' figures for the same candidate: LightGBM's ``Booster.predict``
+and ``pred_contrib`` on its one-row booster matrix, and MLflow's scoring server answering the
+same request with a pyfunc that does nothing (same input signature, so the same schema checks).
+
 The model is a small one trained with ``tests/model_fixtures.train_small`` in a temporary
 folder. Synthetic data: :mod:`features.synth` fitted on the validated embedded data.
 
@@ -185,6 +189,72 @@ def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
     return {"startup_s": startup, "median_ms": 1e3 * statistics.median(times), "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))], "ping_median_ms": 1e3 * statistics.median(ping)}
 
 
+NOOP_PYFUNC = """
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+
+class Noop(PythonModel):
+    \"\"\"Answers one fixed row: what MLflow's server costs without any model work.\"\"\"
+
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame({"influencer": [str(model_input["influencer"].iloc[0])], "predicted_er": [0.0]})
+
+
+set_model(Noop())
+"""
+
+
+def http_floor(folder: Path, rows: Any, repeats: int) -> dict[str, float]:
+    """MLflow's scoring server on the same request with a pyfunc that does nothing, saved with our
+    input signature: the least any model served this way can answer in."""
+    import mlflow
+
+    from serving.rest import free_port, serve_command, serve_env, stop_process_group, wait_for_ping
+    from serving.schema import dataframe_split, input_signature
+
+    code = folder / "noop_pyfunc.py"
+    code.write_text(NOOP_PYFUNC)
+    model = folder / "noop_model"
+    mlflow.pyfunc.save_model(path=str(model), python_model=str(code), signature=input_signature())
+    port = free_port()
+    process = subprocess.Popen(
+        serve_command(str(model), port),
+        env=serve_env(None),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    body = json.dumps(dataframe_split(rows)).encode()
+    try:
+        wait_for_ping(url, timeout=180, process=process)
+
+        def call() -> None:
+            request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+
+        times = latencies(call, repeats)
+    finally:
+        stop_process_group(process)
+    return {"median_ms": 1e3 * statistics.median(times), "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))]}
+
+
+def one_candidate_booster(predictor: Any, profile: Any, posts: Any, as_of: Any, repeats: int) -> dict[str, float]:
+    """LightGBM alone on the candidate's one-row booster matrix: predict, and pred_contrib."""
+    from features.aggregate import compute_features, examples_at
+    from features.contract import validate
+
+    model = predictor.model
+    data = validate(profile, posts)
+    matrix = model.booster_matrix(compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of)))
+    predict = latencies(lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_), repeats)
+    contrib = latencies(lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_, pred_contrib=True), repeats)
+    return {"booster_predict_median_ms": 1e3 * statistics.median(predict), "pred_contrib_median_ms": 1e3 * statistics.median(contrib)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=100_000)
@@ -235,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_ms": 1e3 * statistics.median(single),
             "p90_ms": 1e3 * sorted(single)[int(0.9 * len(single))],
             "median_ms_without_reasons": 1e3 * statistics.median(single_fast),
+            **one_candidate_booster(predictor, one_profile, one_posts, as_of, args.repeats),
         }
         print(json.dumps({"one_candidate_in_process": results["one_candidate_in_process"]}, indent=2), flush=True)
         if args.profile:
@@ -243,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_http:
             rows = to_rest_rows(one_profile.assign(as_of=as_of.isoformat()), one_posts.assign(posted_at=one_posts["posted_at"].map(lambda t: t.isoformat())))
             results["one_candidate_http"] = http_latency(model_dir, rows, args.repeats)
+            results["one_candidate_http"]["mlflow_noop_model"] = http_floor(Path(tmp), rows, args.repeats)
             print(json.dumps({"one_candidate_http": results["one_candidate_http"]}, indent=2), flush=True)
 
     summary = [
@@ -251,12 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         ("end to end, candidates/s (with reasons)", f"{results['end_to_end']['candidates_per_s_with_reasons']:,.0f}", ">= 30,000"),
         ("end to end, candidates/s (without reasons)", f"{results['end_to_end']['candidates_per_s_without_reasons']:,.0f}", ">= 30,000"),
         ("one candidate in process, median", f"{results['one_candidate_in_process']['median_ms']:.1f} ms", "< 5 ms"),
+        ("  LightGBM alone: predict + pred_contrib on its one row", f"{results['one_candidate_in_process']['booster_predict_median_ms'] + results['one_candidate_in_process']['pred_contrib_median_ms']:.1f} ms", "(raw library)"),
     ]
     if "one_candidate_http" in results:
         summary.append(("one candidate over HTTP, median", f"{results['one_candidate_http']['median_ms']:.1f} ms", "< 25 ms"))
+        summary.append(("  MLflow's server with a do-nothing model, same request", f"{results['one_candidate_http']['mlflow_noop_model']['median_ms']:.1f} ms", "(raw library)"))
     print("\nsummary")
     for label, value, target in summary:
-        print(f"  {label:<58} {value:>12}   target {target}")
+        print(f"  {label:<58} {value:>12}   {target if target.startswith('(') else 'target ' + target}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
