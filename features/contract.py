@@ -405,11 +405,11 @@ def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
         offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
         _, offsets_buffer, data_buffer = chunk.buffers()
         offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
-        offsets = offsets.astype(np.int64) - int(offsets[0])
+        start = int(offsets[0])
+        offsets = offsets.astype(np.int64) - start  # from the chunk's first byte
         if data_buffer is None or offsets[-1] == 0:
             needs.append(np.zeros(len(chunk), dtype=bool))
             continue
-        start = int(np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset])
         data = np.frombuffer(data_buffer, dtype=np.uint8)[start : start + int(offsets[-1])]
         ascii_only = ascii_only and int(data.max()) < 0x80
         hits = [np.flatnonzero(data.view(np.int8) < _FIRST_PLAIN_BYTE)]

@@ -181,7 +181,7 @@ def _hash_piece(piece: pa.Array) -> np.ndarray:
         if words is not None:
             hashes = np.zeros(len(piece), dtype=np.uint64)
             for k in range(words.shape[1]):  # a handful of word positions, each a pass over rows
-                hashes += _mix(words[:, k].copy()) * weights[2 * k]
+                hashes += _mix(words[:, k].copy()) * weights[2 * k]  # the copy is mixed in place
         else:
             hashes = _hash_bytes(offsets, lengths, data_buffer, weights)
         hashes += weights[2 * lengths + 1]  # the length too: "a" differs from "a" + a zero byte
@@ -203,7 +203,7 @@ def _padded_words(piece: pa.Array, max_length: int) -> np.ndarray | None:
     if end - start != 8 * n_words * len(padded) or data_buffer is None:
         return None  # some string has non-ASCII characters
     data = np.frombuffer(data_buffer, dtype="<u8", count=(end - start) // 8, offset=start)
-    return data.reshape(len(padded), n_words).astype(np.uint64)
+    return data.reshape(len(padded), n_words).astype(np.uint64, copy=False)  # read-only view
 
 
 def _hash_bytes(
