@@ -355,6 +355,29 @@ def test_pyfunc_rows_match_the_predictor(predictor, candidates):
     np.testing.assert_allclose(got["predicted_er"].to_numpy(float), expected["predicted_er"].to_numpy(float), rtol=1e-12)
 
 
+@pytest.mark.parametrize("text_dtype", [object, "str", "string[pyarrow]"])
+def test_rest_rows_split_into_profiles_and_posts(text_dtype):
+    # Identical profile copies collapse, differing ones stay (validation then names them);
+    # a row whose post cells are empty or blank is a candidate without posts, not a post.
+    from serving.pyfunc import split_rows
+
+    rows = pd.DataFrame(
+        {
+            "influencer": ["a", "a", "b", "c", "c"],
+            "followers": [100.0, 100.0, 5.0, -0.0, 0.0],
+            "category": ["food", "food", None, "x", "x"],
+            "post_id": ["p1", "p2", "  ", "p4", "p5"],
+            "likes": [1.0, 2.0, np.nan, 3.0, 4.0],
+            "hashtags": ["a|b", "", None, " ", "x"],
+        }
+    ).astype({"influencer": text_dtype, "category": text_dtype, "post_id": text_dtype, "hashtags": text_dtype})
+    profiles, posts, profile_rows, post_rows = split_rows(rows)
+    assert profiles["influencer"].tolist() == ["a", "b", "c", "c"]  # c's followers differ as text
+    assert profile_rows.tolist() == [1, 3, 4, 5]
+    assert post_rows.tolist() == [1, 2, 4, 5] and posts["post_id"].tolist() == ["p1", "p2", "p4", "p5"]
+    assert list(posts.columns) == ["influencer", "post_id", "likes", "hashtags"]
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
