@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
-from features.keys import all_distinct, arrow_text, positions_in
+from features.keys import all_distinct, arrow_text, own_arrow_text, positions_in
 from features.memory import release_unused_memory
 from features.segments import Segments
 
@@ -253,7 +253,7 @@ def history_posts(
         # Sorted by example first, so each example's posts are one run: its number and followers
         # are repeated, not gathered (position[rows]), which would read memory at random.
         counts = np.bincount(example, minlength=len(examples))
-        hist = _take_rows(
+        hist = take_rows(
             posts, cols, rows, example=np.repeat(np.arange(len(examples)), counts), source_row=rows
         )
         return _with_ratios(hist, posts, followers, np.repeat(followers, counts))
@@ -293,7 +293,7 @@ def history_posts(
 PARALLEL_TAKE_ROWS = 1 << 20
 
 
-def _take_rows(
+def take_rows(
     frame: pd.DataFrame, cols: list[str], rows: np.ndarray, **extra: np.ndarray
 ) -> pd.DataFrame:
     """``frame[cols].take(rows)`` with a fresh RangeIndex and the ``extra`` columns after them,
@@ -524,9 +524,9 @@ def _text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:
 
     Arrow-backed text comes as the column's own chunks: joining them would copy the column.
     """
-    arrow_backed = isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
-    if arrow_backed and not values.isna().any():
-        return values.array.__arrow_array__()
+    own = own_arrow_text(values)
+    if own is not None and not values.isna().any():
+        return own
     text = arrow_text(values)
     if text is None:
         text = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())

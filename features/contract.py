@@ -30,7 +30,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.keys import combine_hashes, positions_in, repeated, text_hashes
+from features.keys import (
+    combine_hashes,
+    own_arrow_text,
+    positions_in,
+    repeated,
+    text_bytes,
+    text_hashes,
+)
 from features.memory import release_unused_memory
 
 PLATFORMS = ("instagram", "tiktok", "youtube")
@@ -282,10 +289,10 @@ def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[s
 def as_text(series: pd.Series) -> pd.Series:
     """Strings with surrounding space removed; missing stays missing."""
     text = series.astype("string")
-    if text.dtype.storage == "pyarrow":
+    chunked = own_arrow_text(text)
+    if chunked is not None:
         # The usual case, clean keys, checked in two arrow calls (the pandas steps below cost
         # ~1 ms per column for one candidate). utf8_trim_whitespace is what .str.strip() runs.
-        chunked = text.array.__arrow_array__()
         stripped = pc.utf8_trim_whitespace(chunked)
         unchanged = pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
         if unchanged and not pc.any(pc.equal(chunked, "")).as_py():
@@ -402,15 +409,10 @@ def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
     kernels cost ~250 ns per cell. A '||' across two cells only flags a cell for nothing."""
     needs, ascii_only = [], True
     for chunk in text.chunks:
-        offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        _, offsets_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
-        start = int(offsets[0])
-        offsets = offsets.astype(np.int64) - start  # from the chunk's first byte
-        if data_buffer is None or offsets[-1] == 0:
+        offsets, data = text_bytes(chunk)
+        if len(data) == 0:
             needs.append(np.zeros(len(chunk), dtype=bool))
             continue
-        data = np.frombuffer(data_buffer, dtype=np.uint8)[start : start + int(offsets[-1])]
         ascii_only = ascii_only and int(data.max()) < 0x80
         hits = [np.flatnonzero(data.view(np.int8) < _FIRST_PLAIN_BYTE)]
         # '||' as one 16-bit number, at even and at odd byte offsets: half the passes of
@@ -427,8 +429,8 @@ def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
 
 def _normalise_hashtags(values: pd.Series) -> pd.Series:
     original = values.astype("string").fillna("")
-    if original.dtype.storage == "pyarrow":
-        chunked = original.array.__arrow_array__()
+    chunked = own_arrow_text(original)
+    if chunked is not None:
         needs, ascii_only = _rewrite_candidates(chunked)
         # ASCII text lowers byte by byte, ~6x faster than Unicode case mapping (same result).
         lowered = pc.ascii_lower(chunked) if ascii_only else pc.utf8_lower(chunked)

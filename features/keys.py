@@ -19,6 +19,24 @@ import pyarrow.compute as pc
 PARALLEL_LOOKUP_ROWS = 1 << 21
 
 
+def own_arrow_text(values: pd.Series) -> pa.ChunkedArray | None:
+    """The column's own arrow text (its chunks, no copy) if it is arrow-backed text, else None."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return values.array.__arrow_array__()
+    return None
+
+
+def text_bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """An arrow string array's text as numpy views of its buffers: each string's start in the
+    bytes (``n + 1`` int64 offsets, the last the end) and the bytes themselves (uint8)."""
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[start:end] if data_buffer is not None else np.zeros(0, np.uint8)
+    return offsets.astype(np.int64) - start, data
+
+
 def arrow_text(values: pd.Series) -> pa.Array | None:
     """``values`` as an arrow large_string array if it is text without missing cells, else None."""
     chunks = _text_chunks(values)
@@ -43,8 +61,9 @@ def _text_chunks(values: pd.Series) -> list[pa.Array] | None:
     text without missing cells, else None."""
     if values.isna().any():
         return None
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        text = pa.array(values.array)
+    own = own_arrow_text(values)
+    if own is not None:
+        text = own
     elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in (
         "string",
         "empty",
@@ -131,8 +150,9 @@ def combine_hashes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 def _arrow_chunks(values: pd.Series) -> list[pa.Array]:
     """The column's text as arrow string arrays: its own chunks when arrow-backed (no copy)."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        return list(values.array.__arrow_array__().chunks)
+    own = own_arrow_text(values)
+    if own is not None:
+        return list(own.chunks)
     text = values.astype("string").to_numpy(dtype=object, na_value=None)
     return [pa.array(text, type=pa.large_string())]
 
@@ -169,9 +189,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def _hash_piece(piece: pa.Array) -> np.ndarray:
     """The hash of each string: its 8-byte words (little-endian, the last one zero-padded), each
     mixed and weighted by its position, summed, plus a weight for the length. Missing cells: 0."""
-    offset_type = np.int64 if pa.types.is_large_string(piece.type) else np.int32
-    _, offsets_buffer, data_buffer = piece.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[piece.offset : piece.offset + len(piece) + 1].astype(np.int64)
+    offsets, data = text_bytes(piece)
     lengths = np.diff(offsets)
     max_length = int(lengths.max()) if len(lengths) else 0
     # Even weights for word positions, odd ones for lengths.
@@ -183,7 +201,7 @@ def _hash_piece(piece: pa.Array) -> np.ndarray:
             for k in range(words.shape[1]):  # a handful of word positions, each a pass over rows
                 hashes += _mix(words[:, k].copy()) * weights[2 * k]  # the copy is mixed in place
         else:
-            hashes = _hash_bytes(offsets, lengths, data_buffer, weights)
+            hashes = _hash_bytes(offsets, lengths, data, weights)
         hashes += weights[2 * lengths + 1]  # the length too: "a" differs from "a" + a zero byte
     if piece.null_count:
         hashes[piece.is_null().to_numpy(zero_copy_only=False)] = 0
@@ -195,25 +213,18 @@ def _padded_words(piece: pa.Array, max_length: int) -> np.ndarray | None:
     unless every string is ASCII (arrow pads by characters, so then every row is the same bytes)."""
     n_words = max(1, -(-max_length // 8))
     text = piece.fill_null("") if piece.null_count else piece
-    padded = pc.utf8_rpad(text, width=8 * n_words, padding="\0")
-    offset_type = np.int64 if pa.types.is_large_string(padded.type) else np.int32
-    _, offsets_buffer, data_buffer = padded.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[padded.offset : padded.offset + len(padded) + 1]
-    start, end = int(offsets[0]), int(offsets[-1])
-    if end - start != 8 * n_words * len(padded) or data_buffer is None:
+    offsets, data = text_bytes(pc.utf8_rpad(text, width=8 * n_words, padding="\0"))
+    if offsets[-1] != 8 * n_words * len(text):
         return None  # some string has non-ASCII characters
-    data = np.frombuffer(data_buffer, dtype="<u8", count=(end - start) // 8, offset=start)
-    return data.reshape(len(padded), n_words).astype(np.uint64, copy=False)  # read-only view
+    return data.view("<u8").reshape(len(text), n_words).astype(np.uint64, copy=False)  # read-only
 
 
 def _hash_bytes(
-    offsets: np.ndarray, lengths: np.ndarray, data_buffer: pa.Buffer | None, weights: np.ndarray
+    offsets: np.ndarray, lengths: np.ndarray, text: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
-    """The same words as :func:`_padded_words`, assembled byte by byte (any text, any length)."""
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    text = data[offsets[0] : offsets[-1]]
-    first = offsets[:-1] - offsets[0]  # each string's first byte in ``text``
-    byte_in_string = np.arange(len(text)) - np.repeat(first, lengths)
+    """The same words as :func:`_padded_words`, assembled byte by byte (any text, any length);
+    ``offsets`` and ``text`` as :func:`text_bytes` gives them."""
+    byte_in_string = np.arange(len(text)) - np.repeat(offsets[:-1], lengths)
     shifted = text.astype(np.uint64) << (np.uint64(8) * (byte_in_string & 7).astype(np.uint64))
     word_start = np.flatnonzero((byte_in_string & 7) == 0)
     words = np.add.reduceat(shifted, word_start) if len(word_start) else np.zeros(0, np.uint64)

@@ -36,13 +36,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from features.aggregate import take_rows
+from features.keys import own_arrow_text
 from serving.schema import POST_COLUMNS, PROFILE_COLUMNS
 
 REQUEST = "request"
@@ -65,7 +66,7 @@ def split_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, 
     # Identical copies of a profile (one per post) collapse; differing ones stay, and validation
     # reports them as conflicting duplicates.
     first = _first_copies(frame, profile_cols)
-    profiles = _rows(frame, first, profile_cols)
+    profiles = take_rows(frame, profile_cols, np.flatnonzero(first))
     post_cols = [c for c in frame.columns if c not in PROFILE_COLUMNS]
     if not any(c in POST_COLUMNS for c in post_cols):
         return profiles, None, request_rows[first], np.zeros(0, dtype="int64")
@@ -80,12 +81,13 @@ def split_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, 
                 has_post |= _has_text(values)
     else:
         has_post = np.ones(len(frame), dtype=bool)  # validation then reports post_id as missing
-    posts = _rows(frame, has_post, ["influencer", *post_cols])
+    posts = take_rows(frame, ["influencer", *post_cols], np.flatnonzero(has_post))
     return profiles, posts, request_rows[first], request_rows[has_post]
 
 
 # A request is a few dozen rows: these helpers keep to a handful of pandas calls each (~0.1 ms
 # apiece), where ``DataFrame.duplicated``, ``.str`` chains and ``.loc`` cost ~10 ms in all.
+# Rows are taken with :func:`features.aggregate.take_rows`, column by column.
 
 
 def _first_copies(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
@@ -103,36 +105,23 @@ def _first_copies(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
 def _as_text_values(values: pd.Series) -> list[str | None]:
     """``values.astype("string")`` as Python values (None for missing), without pandas' copy for
     arrow text (~1 ms a column): numbers and flags become text as ``astype`` writes them (str)."""
-    arrow = _arrow_strings(values)
+    arrow = own_arrow_text(values)
     if arrow is not None:
         return arrow.to_pylist()
     missing = values.isna().to_numpy(dtype=bool)
     return [None if gone else str(value) for value, gone in zip(values.to_numpy(dtype=object), missing, strict=True)]
 
 
-def _arrow_strings(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """The column's own arrow text, if it is arrow-backed text."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        return values.array.__arrow_array__()
-    return None
-
-
 def _has_text(values: pd.Series) -> np.ndarray:
     """Cells with something besides whitespace (``.str.strip()`` removes arrow's whitespace)."""
-    arrow = _arrow_strings(values)
+    arrow = own_arrow_text(values)
     if arrow is None:
         text = values.astype("string")
-        arrow = _arrow_strings(text)
+        arrow = own_arrow_text(text)
         if arrow is None:
             return (text.str.strip().fillna("") != "").to_numpy(dtype=bool)
     stripped = pc.utf8_trim_whitespace(arrow)
     return pc.not_equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
-
-
-def _rows(frame: pd.DataFrame, keep: np.ndarray, cols: list[str]) -> pd.DataFrame:
-    """``frame.loc[keep, cols].reset_index(drop=True)``, column by column."""
-    at = np.flatnonzero(keep)
-    return pd.DataFrame({c: frame[c].array.take(at) for c in cols}, index=pd.RangeIndex(len(at)), copy=False)
 
 
 def remap_rows(report: Any, profile_rows: np.ndarray, post_rows: np.ndarray) -> None:

@@ -411,7 +411,7 @@ def test_parallel_take_matches_pandas_take(monkeypatch):
     rows = np.array([5, 0, 3, 3])
     expected = frame.take(rows).reset_index(drop=True).assign(example=[1, 2, 3, 4])
     monkeypatch.setattr(aggregate, "PARALLEL_TAKE_ROWS", 2)
-    got = aggregate._take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
+    got = aggregate.take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
     pd.testing.assert_frame_equal(got, expected)
 
 
