@@ -642,10 +642,12 @@ def _tag_stats(
         if docs is not None:
             doc_chunks.append(docs)
         lo, next_doc = hi, doc_end
+    if not include_docs:
+        return TagStats.concat(parts), _empty_docs(n_examples)
     docs = pa.chunked_array(
         [*doc_chunks, *_empty_docs(n_examples - next_doc).chunks], type=pa.large_string()
     )
-    return TagStats.concat(parts), docs if include_docs else _empty_docs(n_examples)
+    return TagStats.concat(parts), docs
 
 
 def _arrow_tags(hashtags: pd.Series) -> pa.Array | pa.ChunkedArray:

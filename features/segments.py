@@ -70,10 +70,7 @@ class Segments:
     def nanmean(self, values: np.ndarray) -> np.ndarray:
         """Mean of the non-missing values of each run (NaN when there are none)."""
         values = np.asarray(values, dtype="float64")
-        present = ~np.isnan(values)
-        count = self.sum(present)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, self.sum(np.where(present, values, 0.0)) / count, np.nan)
+        return self._mean_where(values, ~np.isnan(values))
 
     def masked_mean(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mean of the non-missing ``values`` where ``mask`` holds, per run (NaN when none).
@@ -84,11 +81,13 @@ class Segments:
         values = np.asarray(values, dtype="float64")
         mask = np.asarray(mask, dtype=bool)
         missing = np.isnan(values)
-        if missing.any():
-            mask = mask & ~missing
-        count = self.sum(mask)
+        return self._mean_where(values, mask & ~missing if missing.any() else mask)
+
+    def _mean_where(self, values: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Mean of ``values`` where ``present`` holds, per run (NaN when it never holds)."""
+        count = self.sum(present)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, self.sum(np.where(mask, values, 0.0)) / count, np.nan)
+            return np.where(count > 0, self.sum(np.where(present, values, 0.0)) / count, np.nan)
 
     def nansum(self, values: np.ndarray) -> np.ndarray:
         """Sum of the non-missing values (NaN when a run has none: pandas' ``min_count=1``)."""
