@@ -160,17 +160,21 @@ def end_to_end(predictor: Any, profiles: Any, posts: Any, as_of: Any) -> dict[st
     }
 
 
-def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
+def served_latency(
+    command_for: Callable[[int], list[str]], rows: Any, repeats: int, **popen: Any
+) -> dict[str, float]:
+    """Start a scoring server (``command_for(port)``) on a free port, time ``/invocations`` with
+    ``rows`` and ``/ping``, and stop it."""
     from serving.rest import free_port, stop_process_group, wait_for_ping
     from serving.schema import dataframe_split
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port)],
+        command_for(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        cwd=_HERE.parent,
+        **popen,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -187,6 +191,14 @@ def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
     finally:
         stop_process_group(process)
     return {"startup_s": startup, "median_ms": 1e3 * statistics.median(times), "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))], "ping_median_ms": 1e3 * statistics.median(ping)}
+
+
+def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
+    """``engage serve`` on the benchmark model."""
+    def command_for(port: int) -> list[str]:
+        return [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port)]
+
+    return served_latency(command_for, rows, repeats, cwd=_HERE.parent)
 
 
 NOOP_PYFUNC = """
@@ -211,35 +223,14 @@ def http_floor(folder: Path, rows: Any, repeats: int) -> dict[str, float]:
     input signature: the least any model served this way can answer in."""
     import mlflow
 
-    from serving.rest import free_port, serve_command, serve_env, stop_process_group, wait_for_ping
-    from serving.schema import dataframe_split, input_signature
+    from serving.rest import serve_command, serve_env
+    from serving.schema import input_signature
 
     code = folder / "noop_pyfunc.py"
     code.write_text(NOOP_PYFUNC)
     model = folder / "noop_model"
     mlflow.pyfunc.save_model(path=str(model), python_model=str(code), signature=input_signature())
-    port = free_port()
-    process = subprocess.Popen(
-        serve_command(str(model), port),
-        env=serve_env(None),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    body = json.dumps(dataframe_split(rows)).encode()
-    try:
-        wait_for_ping(url, timeout=180, process=process)
-
-        def call() -> None:
-            request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
-
-        times = latencies(call, repeats)
-    finally:
-        stop_process_group(process)
-    return {"median_ms": 1e3 * statistics.median(times), "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))]}
+    return served_latency(lambda port: serve_command(str(model), port), rows, repeats, env=serve_env(None))
 
 
 def one_candidate_booster(predictor: Any, profile: Any, posts: Any, as_of: Any, repeats: int) -> dict[str, float]:
