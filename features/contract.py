@@ -291,18 +291,19 @@ def as_text(series: pd.Series) -> pd.Series:
     text = series.astype("string")
     chunked = own_arrow_text(text)
     if chunked is not None:
-        # The usual case, clean keys, checked in two arrow calls (the pandas steps below cost
-        # ~1 ms per column for one candidate). utf8_trim_whitespace is what .str.strip() runs.
+        # Arrow text (the usual case) is checked in a few arrow calls: the pandas steps below
+        # cost ~1 ms per column for one candidate. utf8_trim_whitespace is what .str.strip() runs.
         stripped = pc.utf8_trim_whitespace(chunked)
-        unchanged = pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
-        if unchanged and not pc.any(pc.equal(chunked, "")).as_py():
-            return text
-    out = text.str.strip()
-    if out.str.len().sum() == text.str.len().sum():
-        # Nothing was stripped (the usual case): keep the input's own text buffers, so a 10M-row
-        # key column is not held twice.
+        nothing_stripped = pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
+        out = pd.Series(pd.arrays.ArrowStringArray(stripped), index=text.index, name=text.name)
+        empty = pc.equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
+    else:
+        out = text.str.strip()
+        nothing_stripped = out.str.len().sum() == text.str.len().sum()
+        empty = (out == "").to_numpy(dtype=bool, na_value=False)
+    if nothing_stripped:
+        # Keep the input's own text buffers, so a 10M-row key column is not held twice.
         out = text
-    empty = (out == "").to_numpy(dtype=bool, na_value=False)
     return out.mask(empty) if empty.any() else out  # mask() costs ~1 ms even when nothing is empty
 
 

@@ -510,3 +510,15 @@ def test_validation_does_not_mutate_inputs(now):
     validate(profiles, posts, now=now)
     pd.testing.assert_frame_equal(profiles, raw_profiles_frame())
     pd.testing.assert_frame_equal(posts, raw_posts_frame())
+
+
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "string[python]", "str"])
+@pytest.mark.parametrize("cells", [["a", " b ", "", None, "  ", "c\u00a0"], ["x", "y"], [], [None]])
+def test_as_text_strips_and_makes_blank_cells_missing(cells, dtype):
+    # Arrow text takes the arrow path, other text pandas' .str.strip(): the same result either way.
+    from features.contract import as_text
+
+    series = pd.Series(cells, dtype=dtype, name="key")
+    stripped = series.astype("string").str.strip()
+    expected = stripped.mask((stripped == "").to_numpy(dtype=bool, na_value=False))
+    pd.testing.assert_series_equal(as_text(series), expected)
