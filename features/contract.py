@@ -9,7 +9,11 @@ Problems with a safe, documented handling are fixed, and reported with counts:
 
 * exact duplicate posts (same influencer, post_id and values): extra copies dropped;
 * exact duplicate profiles: extra copies dropped;
-* misspelled or unknown categories: mapped to the closest known niche, else ``other``;
+* categories: compared in lower case with inner space collapsed; of several listed in one cell
+  ("Dancing, Lipsyncing", separated by ``,`` ``;`` ``|`` or ``/``) the first is kept, as the
+  creator's main one; close misspellings of a known niche are mapped to it; any other value
+  keeps its name (the model's vocabulary, learned at fit time, keeps the frequent ones and maps
+  the rest to ``other``: :class:`features.transformers.CategoryVocabulary`); empty is ``other``;
 * posts whose influencer has no profile (orphans): set aside;
 * one post_id under several influencers: kept for each, reported.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +58,10 @@ KNOWN_CATEGORIES = (
     "travel",
     "other",
 )
+# Several categories in one cell ("Dancing, Lipsyncing") are separated by these; the first is kept.
+CATEGORY_SEPARATORS = re.compile(r"[,;|/]")
+# How close (difflib ratio, on letters only) a value must be to a known one to count as its misspelling.
+CATEGORY_MATCH_CUTOFF = 0.75
 # Counts above this are taken as a unit or parsing error (the largest accounts have ~6e8 followers).
 MAX_PLAUSIBLE_COUNT = 1e11
 # Timestamps may run slightly ahead of the validating machine's clock (time zones, clock skew).
@@ -450,31 +459,74 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     return text.astype("str")
 
 
+def _letters(value: str) -> str:
+    return re.sub(r"[^a-z]", "", value)
+
+
+def closest_category(value: str, vocabulary: Iterable[str], cutoff: float = CATEGORY_MATCH_CUTOFF) -> str | None:
+    """The value of ``vocabulary`` that ``value`` most likely misspells, else None.
+
+    Compared on letters only ("fashion 0.5" and "Fashion!" are "fashion"), with difflib's
+    similarity ratio at least ``cutoff``. A value without letters matches nothing.
+    """
+    by_letters = {_letters(v): v for v in vocabulary}
+    letters = _letters(value)
+    if not letters:
+        return None
+    if letters in by_letters:
+        return by_letters[letters]
+    close = difflib.get_close_matches(letters, list(by_letters), n=1, cutoff=cutoff)
+    return by_letters[close[0]] if close else None
+
+
+def normalise_category(value: object) -> str | None:
+    """One category cell as text the contract compares: lower case, inner space collapsed, and
+    of several categories listed in one cell ("Dancing, Lipsyncing") the first; None if empty."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.lower().split())
+    first = next((part.strip() for part in CATEGORY_SEPARATORS.split(text) if part.strip()), "")
+    return first or None
+
+
 def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationReport) -> pd.Series:
-    text = raw.astype("string").str.strip().str.lower()
+    # Work per distinct value: profiles hold few categories, and the rules are plain Python.
+    code, uniques = pd.factorize(raw.astype("string"))
+    cells = [" ".join(str(v).lower().split()) for v in uniques]
+    first = [normalise_category(v) for v in uniques]
     known = set(KNOWN_CATEGORIES)
-    fixed = text.copy()
-    unknown_values = [v for v in text.dropna().unique() if v not in known]
-    corrections: dict[str, str] = {}
-    for value in unknown_values:
-        letters = re.sub(r"[^a-z]", "", value)
-        if letters in known:
-            corrections[value] = letters
-            continue
-        close = difflib.get_close_matches(letters, KNOWN_CATEGORIES, n=1, cutoff=0.75)
-        corrections[value] = close[0] if close else "other"
-    if corrections:
-        fixed = text.map(lambda v: corrections.get(v, v) if isinstance(v, str) else v)
-        changed = text.isin(list(corrections)).to_numpy(dtype=bool)
-        detail = ", ".join(f"'{k}'->'{v}'" for k, v in list(corrections.items())[:8])
-        p = _problem(table, file, "category", changed, f"unknown or misspelled category ({detail})", fatal=False, action="mapped to the closest known niche, else 'other'")
-        if p:
-            report.add(p)
-    missing = fixed.isna().to_numpy(dtype=bool)
+    fixed = [v if v is None or v in known else (closest_category(v, KNOWN_CATEGORIES) or v) for v in first]
+    # Which distinct values each note is about, and the rows that hold them.
+    distinct = range(len(uniques))
+    several = [i for i in distinct if first[i] is not None and cells[i] != first[i]]
+    misspelled = [i for i in distinct if first[i] is not None and first[i] != fixed[i]]
+    unknown = [i for i in distinct if fixed[i] is not None and fixed[i] not in known]
+    notes = [
+        (several, lambda i: f"'{cells[i]}'->'{first[i]}'", "several categories in one cell", "kept the first one"),
+        (misspelled, lambda i: f"'{first[i]}'->'{fixed[i]}'", "misspelled category", "mapped to the closest known niche"),
+        (unknown, lambda i: f"'{fixed[i]}'", "category outside the known niches", "kept as its own niche; the model keeps those with enough training rows and maps the rest to 'other'"),
+    ]
+    rows_of = np.bincount(code[code >= 0], minlength=len(uniques))
+    for values, show, message, action in notes:
+        if values:
+            # The most common first, each text once (several cells can give the same category).
+            shown = list(dict.fromkeys(show(i) for i in sorted(values, key=lambda i: -rows_of[i])))
+            detail = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "")
+            p = _problem(table, file, "category", np.isin(code, values), f"{message} ({detail})", fatal=False, action=action)
+            if p:
+                report.add(p)
+    out = np.asarray([*fixed, None], dtype=object)[code]  # code -1 (missing) picks the trailing None
+    missing = pd.isna(out)
     p = _problem(table, file, "category", missing, "category is empty", fatal=False, action="set to 'other'")
     if p:
         report.add(p)
-    return fixed.fillna("other").astype(object)
+        out[missing] = "other"
+    return pd.Series(out, index=raw.index, dtype=object)
+
+
+def clean_categories(values: pd.Series) -> pd.Series:
+    """A category column as :func:`validate` leaves it (see the module notes), without a report."""
+    return _fix_category(values, "profiles", "profiles", ValidationReport())
 
 
 # --------------------------------------------------------------------------- profiles

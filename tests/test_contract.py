@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.contract import (
+    KNOWN_CATEGORIES,
     DataError,
     DataValidationError,
     load_and_validate,
@@ -291,17 +292,42 @@ def test_exact_duplicate_profiles_dropped(tmp_path):
         ("fashion 0.5", "fashion"),  # a score glued on
         ("beuaty", "beauty"),  # transposed letters
         ("pets", "pet"),  # plural
-        ("by", "other"),  # nothing close
-        ("gaming", "other"),  # a niche we do not model
+        ("by", "by"),  # nothing close: kept (the model's vocabulary decides at fit time)
+        ("Gaming", "gaming"),  # a niche we do not know: kept, in lower case
+        ("Motivational   Speaking", "motivational speaking"),  # inner space collapsed
+        ("Dancing, Lipsyncing", "dancing"),  # several genres: the first is kept
+        ("food; travel", "food"),  # other separators: ';'
+        ("Comedy | Acting", "comedy"),  # '|'
+        ("pets/fitness", "pet"),  # '/', and the first one misspelled
+        (", Travel", "travel"),  # an empty first part is skipped
+        ("☃☃", "☃☃"),  # no letters: nothing to compare, kept
         (None, "other"),  # empty
+        ("  ", "other"),  # blank
+        (" , ", "other"),  # separators only
     ],
 )
 def test_category_mapping(raw, expected, now):
     profiles = raw_profiles_frame().assign(category=[raw, "travel", "food"])
     data = validate(profiles, None, now=now)
     assert data.profiles["category"].iloc[0] == expected
-    if expected != (raw or "").strip().lower():
-        assert any(p.column == "category" and p.rows == [1] for p in data.report.handled)
+    assert data.profiles["category"].iloc[1:].tolist() == ["travel", "food"]
+    notes = [p for p in data.report.handled if p.column == "category"]
+    if expected != " ".join((raw or "").lower().split()) or expected not in KNOWN_CATEGORIES:
+        # Anything but a known niche in another case is reported, with its row.
+        assert notes and all(p.rows == [1] and p.count == 1 for p in notes)
+    else:
+        assert not notes
+
+
+def test_category_notes_say_what_was_done(now):
+    profiles = raw_profiles_frame().assign(category=["Dancing, Lipsyncing", "fasion", "comedy"])
+    notes = {p.message.split(" (")[0]: p for p in validate(profiles, None, now=now).report.handled}
+    assert notes["several categories in one cell"].rows == [1]
+    assert notes["several categories in one cell"].action == "kept the first one"
+    assert "'fasion'->'fashion'" in notes["misspelled category"].message and notes["misspelled category"].rows == [2]
+    outside = notes["category outside the known niches"]
+    assert (outside.rows, outside.count) == ([1, 3], 2) and "kept as its own niche" in outside.action
+
 
 
 def test_orphan_posts_set_aside_with_reason(tmp_path):
