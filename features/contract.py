@@ -14,6 +14,7 @@ Problems with a safe, documented handling are fixed, and reported with counts:
   creator's main one; close misspellings of a known niche are mapped to it; any other value
   keeps its name (the model's vocabulary, learned at fit time, keeps the frequent ones and maps
   the rest to ``other``: :class:`features.transformers.CategoryVocabulary`); empty is ``other``;
+* profiles with zero followers (engagement rate is undefined): set aside, with their posts;
 * posts whose influencer has no profile (orphans): set aside;
 * one post_id under several influencers: kept for each, reported.
 
@@ -62,6 +63,9 @@ KNOWN_CATEGORIES = (
 CATEGORY_SEPARATORS = re.compile(r"[,;|/]")
 # How close (difflib ratio, on letters only) a value must be to a known one to count as its misspelling.
 CATEGORY_MATCH_CUTOFF = 0.75
+# Why a profile with zero followers, and its posts, are set aside (problem message and reject reason).
+ZERO_FOLLOWERS = "zero followers: engagement rate is undefined"
+ZERO_FOLLOWERS_POSTS = "posts of an influencer with zero followers"
 # Counts above this are taken as a unit or parsing error (the largest accounts have ~6e8 followers).
 MAX_PLAUSIBLE_COUNT = 1e11
 # Timestamps may run slightly ahead of the validating machine's clock (time zones, clock skew).
@@ -550,9 +554,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         report.add(p)
     followers = _as_count(table, file, frame, "followers", report, required=True)
     out["followers"] = followers
-    p = _problem(table, file, "followers", (followers == 0).to_numpy(dtype=bool), "zero followers: engagement rate is undefined", fatal=True)
-    if p:
-        report.add(p)
+    zero = (followers == 0).to_numpy(dtype=bool)
     for col in ("following", "posts_count"):
         out[col] = _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
     out["category"] = _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
@@ -579,6 +581,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
     out = pd.DataFrame(out, index=frame.index, copy=False)
 
     # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
+    keep = np.ones(len(out), dtype=bool)
     key = out["influencer"]
     dup_key = key.duplicated(keep=False) & key.notna()
     if dup_key.any():
@@ -593,8 +596,29 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
         if p:
             report.add(p)
             report.reject(table, frame[exact_extra.to_numpy()], _row_numbers(exact_extra), "exact duplicate profile")
-            out = out[~exact_extra.to_numpy()]
+            keep &= ~exact_extra.to_numpy()
+    # Zero followers: no rate can be computed for this influencer, but the rest of the input is
+    # fine, so the profile (first copy; extra ones went above) is set aside, and validate() sets
+    # its posts aside too.
+    zero = zero & keep
+    p = _problem(table, file, "followers", zero, ZERO_FOLLOWERS, fatal=False, action="set aside with the influencer's posts (listed in the rejects)")
+    if p:
+        report.add(p)
+        report.reject(table, frame[zero], _row_numbers(zero), ZERO_FOLLOWERS)
+        keep &= ~zero
+    if not keep.all():
+        out = out[keep]
     return out.reset_index(drop=True)
+
+
+def zero_follower_profiles(report: ValidationReport) -> pd.DataFrame:
+    """The profile rows set aside for zero followers, as read (with ``table``, ``row`` and
+    ``reject_reason``), from the report's rejects; their ``influencer`` keys are stripped."""
+    frames = [f for f in report.rejects if len(f) and f["table"].iloc[0] == "profiles" and (f["reject_reason"] == ZERO_FOLLOWERS).all()]
+    if not frames:
+        return pd.DataFrame(columns=["table", "row", "reject_reason", "influencer"])
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    return out.assign(influencer=as_text(out["influencer"]))
 
 
 # --------------------------------------------------------------------------- posts
@@ -704,6 +728,14 @@ def validate(
     clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
 
     if clean_profiles is not None and clean_posts is not None and not report.fatal:
+        zero_keys = zero_follower_profiles(report)["influencer"].drop_duplicates()
+        unrated = positions_in(zero_keys, clean_posts["influencer"]) >= 0 if len(zero_keys) else None
+        if unrated is not None and unrated.any():
+            rows = clean_posts.loc[unrated, "row"].to_numpy()
+            report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(unrated.sum()), ZERO_FOLLOWERS_POSTS, False, "set aside with their profile (no followers to rate them against)"))
+            original = posts.iloc[rows - 1] if posts is not None else clean_posts[unrated]
+            report.reject("posts", original, rows, "influencer has zero followers")
+            clean_posts = clean_posts[~unrated]
         # Profile keys are unique here (conflicting copies are fatal, exact ones were dropped).
         orphan = positions_in(clean_profiles["influencer"], clean_posts["influencer"]) < 0
         if orphan.any():

@@ -11,7 +11,8 @@ What per-partition validation means, compared with the pandas engine:
 
 * exact per-influencer checks stay exact: duplicate profiles, duplicate or conflicting posts
   (influencer, post_id), posts without a profile (an orphan post lands in the bucket its
-  profile would be in), every per-cell check;
+  profile would be in), zero-follower profiles set aside with their posts (a bucket may then
+  have no profile left: its features are empty), every per-cell check;
 * "the same post_id under several influencers" is only seen when those influencers share a
   bucket, so the Dask engine under-counts that note (the posts are kept either way, so
   features are unaffected);

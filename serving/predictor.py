@@ -35,11 +35,13 @@ import pandas as pd
 from features.aggregate import compute_features, examples_at
 from features.artifact import ArtifactError, load_artifact, resolve_model_dir, resolve_tracking_uri
 from features.contract import (
+    ZERO_FOLLOWERS,
     DataValidationError,
-    Problem,
     ValidatedData,
     ValidationReport,
+    clean_categories,
     validate,
+    zero_follower_profiles,
 )
 from features.transformers import value_codes
 from serving.explain import reasons as explain_reasons
@@ -88,19 +90,6 @@ def _column(frame: pd.DataFrame, name: str) -> Any:
     return next((c for c in frame.columns if str(c).strip() == name), None)
 
 
-def zero_follower_rows(profiles: pd.DataFrame) -> np.ndarray:
-    """Rows whose follower count parses to exactly zero (the contract's own parsing rules)."""
-    col = _column(profiles, "followers")
-    if col is None or len(profiles) == 0:
-        return np.zeros(len(profiles), dtype=bool)
-    raw = profiles[col]
-    if raw.dtype.kind in "fiub":
-        values = raw.astype("float64")
-    else:
-        values = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
-    return (values == 0).fillna(False).to_numpy(dtype=bool)
-
-
 def validate_candidates(
     profiles: pd.DataFrame,
     posts: pd.DataFrame | None,
@@ -108,47 +97,29 @@ def validate_candidates(
     now: pd.Timestamp | None = None,
     profiles_file: str = "profiles",
     posts_file: str = "posts",
-) -> tuple[ValidatedData, list[str]]:
-    """Validate as training does, except that zero-follower profiles are set aside, not fatal.
+) -> tuple[ValidatedData, pd.DataFrame]:
+    """Validate as training does; the contract sets zero-follower profiles (and their posts) aside.
 
-    Returns the validated data without the zero-follower influencers (and their posts) and the
-    list of those influencers. Their rows are validated like any other (with a stand-in follower
-    count, so the report's row numbers stay those of the input), and the report lists them as a
-    handled problem.
+    Returns the validated data and the zero-follower profiles (``influencer`` and ``category`` as
+    the contract cleans them), which scoring lists unscored; the report's note on them says so.
     """
-    zero = zero_follower_rows(profiles)
-    if not zero.any():
-        return validate(
-            profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
-        ), []
-    rows = (np.flatnonzero(zero) + 1).tolist()
-    note = Problem(
-        "profiles",
-        profiles_file,
-        "followers",
-        rows[:5],
-        len(rows),
-        "zero followers: engagement rate is undefined",
-        False,
-        f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'",
-    )
-    col = _column(profiles, "followers")
-    patched = profiles.copy()
-    if patched[col].dtype.kind in "fiu":
-        patched.loc[zero, col] = 1
-    else:
-        patched[col] = patched[col].astype(object).where(~zero, "1")
     try:
-        data = validate(patched, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
+        data = validate(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
     except DataValidationError as exc:
-        exc.report.add(note)
+        _note_unscored(exc.report)
         raise DataValidationError(exc.report) from None
-    data.report.add(note)
-    # validate() succeeded, so the influencer column exists and the keys are present.
-    zero_keys = (
-        _strip_keys(profiles.loc[zero, _column(profiles, "influencer")]).dropna().unique().tolist()
-    )
-    return data, [str(k) for k in zero_keys]
+    _note_unscored(data.report)
+    zero = zero_follower_profiles(data.report)
+    categories = clean_categories(zero["category"]) if "category" in zero else "other"
+    zero = pd.DataFrame({"influencer": zero["influencer"], "category": categories})
+    return data, zero.drop_duplicates("influencer").reset_index(drop=True)
+
+
+def _note_unscored(report: ValidationReport) -> None:
+    """Say in the report what scoring does with zero-follower profiles."""
+    for problem in report.handled:
+        if problem.table == "profiles" and problem.message == ZERO_FOLLOWERS:
+            problem.action = f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
 
 
 class Predictor:
@@ -231,9 +202,10 @@ class Predictor:
             as_of = pd.Timestamp(as_of)
         if isinstance(as_of, pd.Timestamp) and as_of.tzinfo is None:
             as_of = as_of.tz_localize("UTC")
-        data, zero_keys = validate_candidates(
+        data, zero = validate_candidates(
             profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
         )
+        zero_keys = zero["influencer"].astype(str).tolist()
         wanted = (
             None
             if shortlist is None
@@ -241,11 +213,11 @@ class Predictor:
         )
 
         known = data.profiles["influencer"]
-        score_mask = ~known.isin(zero_keys).to_numpy()
+        to_score = data.profiles
         if wanted is not None:
-            score_mask &= known.isin(wanted).to_numpy()
-        to_score = data.profiles[score_mask] if not score_mask.all() else data.profiles
-        posts_in = data.posts
+            score_mask = known.isin(wanted).to_numpy()
+            to_score = data.profiles[score_mask] if not score_mask.all() else data.profiles
+        posts_in = data.posts  # without the zero-follower influencers' posts (set aside)
         if len(to_score) != len(data.profiles):
             posts_in = posts_in[posts_in["influencer"].isin(to_score["influencer"]).to_numpy()]
 
@@ -253,7 +225,7 @@ class Predictor:
         if len(to_score):
             base = compute_features(to_score, posts_in, examples_at(to_score, as_of))
             parts.append(self.predict_features(base, explain=explain))
-        zero_profiles = data.profiles[known.isin(zero_keys).to_numpy()]
+        zero_profiles = zero
         if wanted is not None:
             zero_profiles = zero_profiles[zero_profiles["influencer"].isin(wanted).to_numpy()]
         if len(zero_profiles):
@@ -277,11 +249,11 @@ class Predictor:
                 if parts
                 else _unscored(pd.Series([], dtype=object), STATUS_NO_PROFILE)
             )
-            # Profiles order first (zero-follower rows where they were), then names without profile.
-            position = (
-                pd.Series(np.arange(len(known)), index=known.to_numpy()).groupby(level=0).min()
-            )
-            order = table["influencer"].map(position).fillna(len(known)).to_numpy()
+            # Profiles order first (zero-follower rows where they were), then names without
+            # profile: the input's order (validation set the zero-follower rows aside).
+            keys = _strip_keys(profiles[_column(profiles, "influencer")])
+            position = pd.Series(np.arange(len(keys)), index=keys.to_numpy()).groupby(level=0).min()
+            order = table["influencer"].map(position).fillna(len(keys)).to_numpy()
             table = table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
         times = posts_in["posted_at"]  # the scored candidates' posts

@@ -104,8 +104,6 @@ FATAL_CASES = [
     ("profiles", append_copy_of(1, followers="6000"), r"profiles\.csv, column 'influencer', rows 1, 4: duplicate influencer with different values"),
     # One post twice with different counts.
     ("posts", append_copy_of(2, likes="50"), r"posts\.csv, column 'post_id', rows 2, 9: duplicate post \(same influencer and post_id\) with different values"),
-    # Zero followers: ER undefined.
-    ("profiles", set_cell("followers", 2, "0"), r"profiles\.csv, column 'followers', rows 2: zero followers"),
     # A platform we do not model.
     ("profiles", lambda f: f.assign(platform=["instagram", "facebook", "TikTok"]), r"profiles\.csv, column 'platform', rows 2: unknown platform \(facebook\)"),
     # Yes/no columns must be yes/no.
@@ -139,11 +137,13 @@ def test_fatal_problem_names_file_column_rows(tmp_path, table, mutate, match):
 
 def test_all_problems_reported_at_once(tmp_path):
     posts = set_cell("likes", 1, "-1")(set_cell("comments", 2, "x")(raw_posts_frame()))
-    profiles = set_cell("followers", 1, "0")(raw_profiles_frame())
-    with pytest.raises(DataValidationError) as info:
+    profiles = set_cell("followers", 1, "-3")(set_cell("followers", 3, "0")(raw_profiles_frame()))
+    with pytest.raises(DataValidationError, match=r"rows 1: negative count") as info:
         load(tmp_path, profiles, posts)
     columns = {p.column for p in info.value.report.fatal}
     assert columns == {"likes", "comments", "followers"}
+    # Handled problems are listed beside the fatal ones.
+    assert "NOTE  " in str(info.value) and "rows 3: zero followers: engagement rate is undefined" in str(info.value)
 
 
 def test_one_bad_cell_is_reported_once(tmp_path):
@@ -328,6 +328,52 @@ def test_category_notes_say_what_was_done(now):
     outside = notes["category outside the known niches"]
     assert (outside.rows, outside.count) == ([1, 3], 2) and "kept as its own niche" in outside.action
 
+
+def test_zero_followers_are_set_aside_with_their_posts(tmp_path):
+    # ana (row 1) has 0 followers: her profile and her 6 posts go to the rejects, with reasons
+    # and counts; ben and cara, and ben's posts, are kept.
+    profiles = set_cell("followers", 1, "0")(raw_profiles_frame())
+    data = load(tmp_path, profiles, raw_posts_frame())
+    assert data.profiles["influencer"].tolist() == ["ben", "cara"]
+    assert set(data.posts["influencer"]) == {"ben"}
+    (profile_note,) = [p for p in data.report.handled if p.table == "profiles" and p.column == "followers"]
+    assert (profile_note.rows, profile_note.count) == ([1], 1)
+    assert profile_note.message == "zero followers: engagement rate is undefined"
+    assert "set aside" in profile_note.action
+    (posts_note,) = [p for p in data.report.handled if p.table == "posts" and "zero followers" in p.message]
+    assert (posts_note.rows, posts_note.count) == ([1, 2, 3, 4, 7], 6) and posts_note.column == "influencer"
+    rejects = data.report.rejects_frame()
+    assert rejects[["table", "row", "reject_reason"]].values.tolist() == [
+        ["profiles", 1, "zero followers: engagement rate is undefined"],
+        *[["posts", row, "influencer has zero followers"] for row in (1, 2, 3, 4, 7, 8)],
+    ]
+    assert rejects.loc[rejects["table"] == "posts", "post_id"].tolist() == ["a1", "a2", "a3", "a4", "a5", "a6"]  # as read
+    for table in ("profiles", "posts"):  # every row read is kept or in the rejects
+        assert data.report.rows_in[table] == data.report.rows_out[table] + int((rejects["table"] == table).sum())
+    assert not data.report.fatal
+    assert re.search(r"rows 1: zero followers: engagement rate is undefined -> set aside", data.report.format())
+
+
+def test_zero_followers_and_orphans_are_told_apart(tmp_path, now):
+    # A zero-follower profile's posts are not "orphans"; exact copies of that profile are
+    # dropped as duplicates first, so the profile is set aside once.
+    profiles = append_copy_of(1)(set_cell("followers", 1, "0.0")(raw_profiles_frame()))
+    posts = append_copy_of(5, influencer="ghost", post_id="g1")(raw_posts_frame())
+    data = validate(profiles, posts, now=now)
+    reasons = data.report.rejects_frame().groupby(["table", "reject_reason"]).size().to_dict()
+    assert reasons == {
+        ("profiles", "exact duplicate profile"): 1,
+        ("profiles", "zero followers: engagement rate is undefined"): 1,
+        ("posts", "influencer has zero followers"): 6,
+        ("posts", "no profile for this influencer"): 1,
+    }
+
+
+def test_only_zero_follower_profiles_leave_empty_tables(now):
+    profiles = raw_profiles_frame().assign(followers=["0", "0", "0"])
+    data = validate(profiles, raw_posts_frame(), now=now)
+    assert len(data.profiles) == 0 and len(data.posts) == 0
+    assert data.report.rows_out == {"profiles": 0, "posts": 0}
 
 
 def test_orphan_posts_set_aside_with_reason(tmp_path):

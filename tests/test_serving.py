@@ -207,10 +207,38 @@ def test_zero_followers_get_a_row_saying_why_and_others_are_unchanged(predictor,
     assert table.index.tolist() == profiles["influencer"].tolist()  # kept in place, not dropped
     assert table.loc[name, "status"] == STATUS_ZERO_FOLLOWERS
     assert np.isnan(table.loc[name, ["predicted_er", "er_low", "er_high", "expected_engagements"]].astype(float)).all()
+    assert table.loc[name, "category"] == profiles.loc[2, "category"] and table.loc[name, "followers"] == 0
     others = table.drop(index=name)
     pd.testing.assert_series_equal(others["predicted_er"], before.drop(index=name)["predicted_er"])
-    handled = [p for p in scored.report.handled if p.column == "followers"]
-    assert handled and handled[0].rows == [3] and "zero followers" in handled[0].message
+    # The contract set the profile and its posts aside; the report says so, with rows and counts.
+    (note,) = [p for p in scored.report.handled if p.column == "followers"]
+    assert (note.rows, note.count, note.message) == ([3], 1, "zero followers: engagement rate is undefined")
+    assert note.action == f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
+    rejects = scored.report.rejects_frame()
+    own_posts = int((posts["influencer"] == name).sum())
+    assert own_posts > 0
+    assert rejects.groupby(["table", "reject_reason"]).size().to_dict() == {
+        ("profiles", "zero followers: engagement rate is undefined"): 1,
+        ("posts", "influencer has zero followers"): own_posts,
+    }
+    assert set(rejects["influencer"]) == {name}
+
+
+def test_zero_followers_in_a_shortlist_are_listed_only_when_named(predictor, candidates):
+    profiles, posts = candidates
+    broken = profiles.assign(followers=["0", *profiles["followers"].iloc[1:]])
+    zero, other = profiles.loc[0, "influencer"], profiles.loc[1, "influencer"]
+    named = predictor.predict(broken, posts, shortlist=[other, zero]).set_index("influencer")
+    assert named.index.tolist() == [zero, other]  # profiles order
+    assert named.loc[zero, "status"] == STATUS_ZERO_FOLLOWERS and named.loc[other, "status"] == STATUS_OK
+    assert predictor.predict(broken, posts, shortlist=[other])["influencer"].tolist() == [other]
+
+
+def test_only_zero_follower_candidates_are_all_listed(predictor, candidates):
+    profiles, posts = candidates
+    table = predictor.predict(profiles.head(2).assign(followers="0"), posts)
+    assert table["influencer"].tolist() == profiles["influencer"].head(2).tolist()
+    assert (table["status"] == STATUS_ZERO_FOLLOWERS).all() and table["predicted_er"].isna().all()
 
 
 def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates):
@@ -220,7 +248,9 @@ def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates)
     broken.loc[1, "followers"] = "-5"
     with pytest.raises(DataValidationError, match=r"rows 2: negative count") as info:
         predictor.predict(broken, posts)
-    assert "zero followers" in str(info.value)  # listed as handled, with its row
+    # Listed as handled, with its row, beside the fatal problem.
+    assert not any(p.column == "followers" and "zero" in p.message for p in info.value.report.fatal)
+    assert re.search(r"NOTE  profiles, column 'followers', rows 1: zero followers: engagement rate is undefined -> not scored", str(info.value))
 
 
 @pytest.mark.parametrize(

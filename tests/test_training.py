@@ -269,7 +269,8 @@ def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
     code = main(["train", "--profiles", str(profiles), "--posts", str(posts), "--models-dir", str(tmp_path / "m"), "--tracking-uri", f"sqlite:///{tmp_path / 'db.sqlite'}"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "zero followers" in err and "did you mean 'like_count'" in err
+    assert "did you mean 'like_count'" in err  # the fatal problem
+    assert "NOTE  " in err and "rows 1: zero followers: engagement rate is undefined -> set aside" in err  # handled, listed too
     assert not (tmp_path / "m").exists()  # nothing half-written
 
 
