@@ -508,7 +508,7 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
     notes = [
         (several, lambda i: f"'{cells[i]}'->'{first[i]}'", "several categories in one cell", "kept the first one"),
         (misspelled, lambda i: f"'{first[i]}'->'{fixed[i]}'", "misspelled category", "mapped to the closest known niche"),
-        (unknown, lambda i: f"'{fixed[i]}'", "category outside the known niches", "kept as its own niche; the model keeps those with enough training rows and maps the rest to 'other'"),
+        (unknown, lambda i: f"'{fixed[i]}'", "category outside the known niches", "kept as its own niche; the model keeps those of enough training influencers and maps the rest to 'other'"),
     ]
     rows_of = np.bincount(code[code >= 0], minlength=len(uniques))
     for values, show, message, action in notes:

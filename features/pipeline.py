@@ -19,7 +19,13 @@ from sklearn.pipeline import Pipeline
 from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION, er_from_log
-from features.transformers import CategoryEncoder, HashtagNiche, TierNichePrior, value_codes
+from features.transformers import (
+    CategoryEncoder,
+    CategoryVocabulary,
+    HashtagNiche,
+    TierNichePrior,
+    value_codes,
+)
 
 # Conformal groups smaller than this fall back to the interval learned on all calibration rows.
 MIN_GROUP_SIZE = 30
@@ -28,9 +34,13 @@ MIN_GROUP_SIZE = 30
 def default_feature_steps(
     seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12
 ) -> Pipeline:
-    """The learned feature steps, in order (see :mod:`features.transformers`)."""
+    """The learned feature steps, in order (see :mod:`features.transformers`).
+
+    The category vocabulary comes first: the prior and hashtag steps read ``category``.
+    """
     return Pipeline(
         [
+            ("vocabulary", CategoryVocabulary()),
             ("prior", TierNichePrior(strength=prior_strength)),
             ("hashtags", HashtagNiche(n_topics=n_topics, random_state=seed)),
             ("categories", CategoryEncoder()),
@@ -223,6 +233,9 @@ class EngagementModel:
         copy, ~10 ms) on every call, and serving calls it twice (prediction and ``pred_contrib``).
         """
         steps = self.steps_.named_steps
+        if "vocabulary" in steps:  # models saved before the open vocabulary have no such step
+            mapped = steps["vocabulary"].added_columns(base)
+            base = base.assign(**mapped) if mapped else base  # no copy when nothing is mapped
         learned = {**steps["prior"].added_columns(base), **steps["hashtags"].added_columns(base)}
         encoder = steps["categories"]
         codes = encoder.codes(base)
@@ -279,6 +292,10 @@ class EngagementModel:
         predicted = self.predict_log(base, matrix)
         lo, hi = self.predict_log_interval(base, predicted)
         followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
+        # The niche the model used: the category on its fitted vocabulary.
+        steps = self.steps_.named_steps
+        mapped = steps["vocabulary"].added_columns(base) if "vocabulary" in steps else {}
+        category = pd.array(mapped["category"], dtype="str") if mapped else base["category"].astype(str).array
         return pd.DataFrame(
             {
                 "influencer": base["influencer"].array,
@@ -289,7 +306,7 @@ class EngagementModel:
                 "has_history": base["n_history_posts"].to_numpy() > 0,
                 # Text columns stay as they are (arrow text, no copy) unless they are not text yet.
                 "tier": base["tier"].astype(str).array,
-                "category": base["category"].astype(str).array,
+                "category": category,
                 "followers": followers,
             },
             index=base.index,

@@ -8,6 +8,8 @@ never see held-out influencers.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +21,12 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.utils.validation import check_is_fitted
 
 from features.aggregate import CATEGORICAL_FEATURES
+from features.contract import (
+    CATEGORY_MATCH_CUTOFF,
+    KNOWN_CATEGORIES,
+    closest_category,
+    normalise_category,
+)
 
 
 def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
@@ -240,6 +248,91 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, self.added_features())
+
+
+OTHER_CATEGORY = "other"
+
+
+class CategoryVocabulary(TransformerMixin, BaseEstimator):
+    """The niches the model tells apart, learned from the training rows (an open vocabulary).
+
+    The contract keeps any category name it cannot map to a known niche (``"comedy"``,
+    ``"dancing"``); this step decides which of them are frequent enough to learn from. At fit
+    time a value held by at least ``min_count`` influencers joins :attr:`vocabulary_` (rows are
+    counted once per influencer when there is an ``influencer`` column: rolling cutoffs give a
+    creator many rows); the contract's known niches that appear are always kept, and ``other``
+    always is. At transform time a value in the vocabulary keeps its name, a close misspelling
+    of one (letters only, difflib ratio at least ``cutoff``, as the contract compares) is mapped
+    to it, and anything else becomes ``other``. It replaces the ``category`` column, so it
+    comes first: the steps after it read ``category``.
+
+    Parameters
+    ----------
+    min_count
+        Influencers a value needs in the training rows to become its own niche.
+    cutoff
+        Similarity (0-1] a value needs to a vocabulary value to count as its misspelling.
+    """
+
+    def __init__(self, min_count: int = 20, cutoff: float = CATEGORY_MATCH_CUTOFF):
+        self.min_count = min_count
+        self.cutoff = cutoff
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> CategoryVocabulary:
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, Integral) or self.min_count < 1:
+            raise ValueError(f"min_count must be a whole number of 1 or more; got {self.min_count!r}")
+        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, Real) or not 0.0 < self.cutoff <= 1.0:
+            raise ValueError(f"cutoff must be a similarity in (0, 1]; got {self.cutoff!r}")
+        _require_category(X)
+        self.input_columns_ = [str(c) for c in X.columns]
+        code, uniques = pd.factorize(X["category"])
+        names = np.asarray([normalise_category(v) or OTHER_CATEGORY for v in uniques] + [OTHER_CATEGORY], dtype=object)
+        held = pd.DataFrame({"category": names[code]})
+        if "influencer" in X.columns:
+            held["influencer"] = X["influencer"].to_numpy()
+            held = held.drop_duplicates()
+        counts = held["category"].value_counts()
+        known = set(KNOWN_CATEGORIES)
+        kept = {str(v) for v, n in counts.items() if n >= self.min_count or v in known}
+        self.vocabulary_ = tuple(sorted(kept | {OTHER_CATEGORY}))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return X.assign(**self.added_columns(X))  # a new frame, as the other steps return
+
+    def added_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The column :meth:`transform` replaces, ``category`` on the vocabulary, as an array;
+        empty when every value is in the vocabulary already (nothing to replace)."""
+        check_is_fitted(self, "vocabulary_")
+        _require_category(X)
+        # Each distinct value looked up once: a column holds a handful of niches.
+        code, uniques = pd.factorize(X["category"])
+        niches = [self.niche_of(v) for v in uniques]
+        if (code >= 0).all() and all(n == v for n, v in zip(niches, uniques, strict=True)):
+            return {}
+        return {"category": np.asarray([*niches, OTHER_CATEGORY], dtype=object)[code]}
+
+    def niche_of(self, value: object) -> str:
+        """The vocabulary value ``value`` stands for (``other`` if none)."""
+        check_is_fitted(self, "vocabulary_")
+        text = normalise_category(value)
+        if text is None:
+            return OTHER_CATEGORY
+        if text in self.vocabulary_:
+            return text
+        return closest_category(text, self.vocabulary_, self.cutoff) or OTHER_CATEGORY
+
+    def added_features(self) -> list[str]:
+        return []  # it replaces ``category``; no new model input
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return _names_out(self, [])
+
+
+def _require_category(X: pd.DataFrame) -> None:
+    if "category" not in X.columns:
+        present = ", ".join(str(c) for c in X.columns[:10]) or "none"
+        raise ValueError(f"CategoryVocabulary needs a 'category' column; columns present: {present}")
 
 
 class CategoryEncoder(TransformerMixin, BaseEstimator):

@@ -275,7 +275,11 @@ class Predictor:
         followers = core["followers"].to_numpy(dtype="float64")
         history = core["has_history"].to_numpy(dtype=bool)
         if explain and len(base):
-            reasons = explain_reasons(self.model.contributions(base, matrix), base)
+            # Reasons name the niche the model used: the category on its fitted vocabulary.
+            niche = core["category"].to_numpy(dtype=object)
+            same = "category" not in base or (niche == base["category"].to_numpy(dtype=object)).all()
+            named = base if same else base.assign(category=niche)
+            reasons = explain_reasons(self.model.contributions(base, matrix), named)
         else:
             reasons = np.full(len(base), "", dtype=object)
         columns = {

@@ -480,3 +480,15 @@ def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
     assert answer.loc[0, "status"] == STATUS_ZERO_FOLLOWERS
     text = json.dumps(answer.to_dict(orient="records"))  # what the scoring server does
     assert "NaN" not in text and json.loads(text)[0]["predicted_er"] is None
+
+
+def test_categories_are_reported_as_the_model_saw_them(predictor, candidates):
+    profiles, posts = candidates
+    renamed = profiles.assign(category=["crypto", "fashon", "Gaming", *profiles["category"].iloc[3:]])
+    table = predictor.predict(renamed, posts, "2020-01-01")
+    # Rare or unseen names become 'other' (the model's vocabulary); close misspellings are mapped.
+    assert table["category"].tolist()[:3] == ["other", "fashion", "other"]
+    assert set(table["category"]) <= set(predictor.model.steps_.named_steps["vocabulary"].vocabulary_)
+    assert not re.search(r"crypto|gaming", " ".join(table["reasons"]))  # reasons name the niche the model used
+    before = predictor.predict(profiles.assign(category=["other", "fashion", "other", *profiles["category"].iloc[3:]]), posts, "2020-01-01")
+    np.testing.assert_array_equal(table["predicted_er"].to_numpy(), before["predicted_er"].to_numpy())
