@@ -28,6 +28,9 @@ from features.segments import Segments
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
 TIERS = ("nano", "micro", "mid", "macro", "mega")
 SECONDS_PER_DAY = 86_400.0
+# Posts younger than this when their counts were read are still collecting engagement: they are
+# left out of histories (see history_cutoffs) and of training labels.
+MIN_POST_AGE = pd.Timedelta(days=3)
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 18
 VIDEO_MEDIA = ("video", "reel", "short")
@@ -45,6 +48,9 @@ HISTORY_FEATURES = (
     "log_er_std",
     "log_er_last",
     "log_er_max",
+    "log_er_recent_median",
+    "log_er_ewm",
+    "log_er_mad",
     "er_trend",
     "comments_per_like",
     "shares_per_like",
@@ -55,6 +61,8 @@ HISTORY_FEATURES = (
     "carousel_share",
     "video_share",
     "caption_length_mean",
+    "log_views_per_follower",
+    "log_interactions_per_view",
 )
 HASHTAG_FEATURES = (
     "hashtags_per_post",
@@ -73,8 +81,13 @@ HISTORY_INPUT_COLUMNS = (
     "comments",
     "shares",
     "saves",
+    "views",
     "is_sponsored",
 )
+# Posts in the recent level (median of the latest posts) and the half-life, in posts, of the
+# exponentially weighted level: engagement drifts, so recent posts say more about the next one.
+RECENT_POSTS = 12
+EWM_HALFLIFE_POSTS = 5.0
 
 
 def epoch_nanoseconds(values: pd.Series) -> np.ndarray:
@@ -110,7 +123,8 @@ def examples_at(
     """One example per profile, at one cutoff for all, or one per influencer (a Series by influencer).
 
     With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else ``now``
-    (default: the clock; the Dask engine passes one ``now`` to every partition).
+    (default: the clock; the Dask engine passes one ``now`` to every partition). Each example's
+    ``observed_at`` is ``now``: posts younger than ``MIN_POST_AGE`` then are no history.
     """
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     examples = pd.DataFrame({"influencer": profiles["influencer"].to_numpy()})
@@ -124,6 +138,9 @@ def examples_at(
         cutoff = pd.Series(now, index=examples.index)
     cutoff = pd.to_datetime(cutoff, utc=True).fillna(now)
     examples["cutoff"] = cutoff
+    # The counts were read at the latest now: on fresh data the newest posts are still young
+    # (history_cutoffs leaves them out); on old data or in a backtest nothing is left out.
+    examples["observed_at"] = now
     return examples
 
 
@@ -153,7 +170,7 @@ def compute_features(
         {"influencer": examples["influencer"].to_numpy(), "cutoff": examples["cutoff"].array}
     )
     out = out.astype({"cutoff": "datetime64[ns, UTC]"}) if n_examples else out
-    history = history_posts(posts, examples, followers)
+    history = history_posts(posts, history_cutoffs(examples), followers)
     history_table = history_features(history, examples, n_examples)
     # The hashtag family needs only each history post's example and row in ``posts``: the rest of
     # the history (~0.6 GB on 10M posts) goes before the tags are split.
@@ -167,6 +184,24 @@ def compute_features(
         [out, profile_features(profiles, profile_row, followers), history_table, hashtag_table],
         axis=1,
     )
+
+
+def history_cutoffs(examples: pd.DataFrame) -> pd.DataFrame:
+    """``examples`` with each cutoff moved to the last moment a post counts as history.
+
+    Counts keep growing for days after a post goes up, so a post younger than
+    ``MIN_POST_AGE`` when its counts were read (the examples' ``observed_at``, where given) is
+    left out of the history. :func:`examples_at` (scoring) takes the counts as read now, so a
+    shortlist scraped today loses its last days' posts; training passes the scrape time, so
+    there only the scrape's own newest posts are affected. Without ``observed_at`` nothing is
+    left out.
+    """
+    if not len(examples) or "observed_at" not in examples:
+        return examples
+    cutoff = pd.to_datetime(examples["cutoff"], utc=True)
+    observed = pd.to_datetime(examples["observed_at"], utc=True).fillna(cutoff)
+    latest_mature = observed - MIN_POST_AGE
+    return examples.assign(cutoff=cutoff.where(cutoff <= latest_mature, latest_mature))
 
 
 def _take(values: pd.Series, rows: np.ndarray, missing: object) -> np.ndarray:
@@ -489,6 +524,13 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
     out["log_er_std"] = per_example(seg.std(ler))
     out["log_er_last"] = per_example(seg.last(ler))
     out["log_er_max"] = per_example(seg.max(ler))
+    # Robust levels: one viral or dead post moves a mean, not these.
+    from_end = seg.size[seg.row_segment] - 1 - seg.rank()
+    out["log_er_recent_median"] = _median_where(hist, ler, from_end < RECENT_POSTS, n_examples)
+    decay = np.power(0.5, from_end / EWM_HALFLIFE_POSTS)
+    out["log_er_ewm"] = per_example(seg.sum(decay * ler) / seg.sum(decay))
+    median = seg.median(ler)
+    out["log_er_mad"] = per_example(seg.median(np.abs(ler - median[seg.row_segment])))
     # Trend: mean log ER of the later half of the history minus the earlier half (posts are in time order).
     later = seg.rank() >= seg.size[seg.row_segment] / 2.0
     out["er_trend"] = per_example(seg.masked_mean(ler, later) - seg.masked_mean(ler, ~later))
@@ -516,7 +558,28 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
         )
     else:
         out["caption_length_mean"] = np.full(n_examples, np.nan)
+    # Video platforms: reach per follower and interactions per view, where views are known.
+    if "views" in hist:
+        views = hist["views"].to_numpy(dtype="float64", na_value=np.nan)
+        known = np.isfinite(views)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_follower = np.log((views + 1.0) / hist["followers"].to_numpy(dtype="float64"))
+            per_view = np.log((hist["interactions"].to_numpy() + 1.0) / (views + 1.0))
+        out["log_views_per_follower"] = _median_where(hist, per_follower, known, n_examples)
+        out["log_interactions_per_view"] = _median_where(hist, per_view, known, n_examples)
+    else:
+        out["log_views_per_follower"] = np.full(n_examples, np.nan)
+        out["log_interactions_per_view"] = np.full(n_examples, np.nan)
     return pd.DataFrame(out)
+
+
+def _median_where(
+    hist: pd.DataFrame, values: np.ndarray, mask: np.ndarray, n_examples: int
+) -> np.ndarray:
+    """Per-example median of ``values`` over the history rows where ``mask`` holds (NaN if none)."""
+    rows = np.flatnonzero(mask)
+    seg = Segments.of_sorted(hist["example"].to_numpy()[rows])
+    return seg.spread(seg.median(np.asarray(values, dtype="float64")[rows]), n_examples)
 
 
 def _text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:

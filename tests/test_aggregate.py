@@ -23,8 +23,10 @@ from features.aggregate import (
     feature_table,
     tier_of,
 )
+from features.contract import validate
 from features.engagement import ER_DEFINITION, engagement_rate, er_from_log, interactions, log_er
 
+NOW = pd.Timestamp("2020-06-01", tz="UTC")
 # log ER of ana's four history posts: ln((interactions + 1) / 5000)
 A1, A2, A3, A4 = (math.log(x / 5000) for x in (100, 60, 1, 250))
 # ben: ln((interactions + 1) / 200000) = ln(0.01), ln(0.02)
@@ -131,6 +133,67 @@ def test_log_er_family(table):
     assert table.loc["ben", "log_er_median"] == pytest.approx((B1 + B2) / 2)
     assert table.loc["ben", "log_er_std"] == pytest.approx(abs(B2 - B1) / math.sqrt(2))
     assert table.loc["ben", "log_er_last"] == pytest.approx(B2)
+
+
+def test_robust_levels(table):
+    ana = np.array([A1, A2, A3, A4])
+    # 4 posts: all of them are within the latest 12
+    assert table.loc["ana", "log_er_recent_median"] == pytest.approx((A1 + A2) / 2)
+    # weights halve every 5 posts back from the latest
+    decay = 0.5 ** (np.arange(3, -1, -1) / 5.0)
+    assert table.loc["ana", "log_er_ewm"] == pytest.approx(float(np.sum(decay * ana) / decay.sum()))
+    assert table.loc["ana", "log_er_mad"] == pytest.approx(float(np.median(np.abs(ana - (A1 + A2) / 2))))
+    assert np.isnan(table.loc["cara", "log_er_ewm"])  # no history
+
+
+def test_recent_median_uses_the_latest_12_posts_only():
+    # 20 posts: the 8 oldest engage 100x better; the recent median must not see them
+    posted = pd.date_range("2020-01-01", periods=20, freq="D", tz="UTC")
+    posts = pd.DataFrame(
+        {
+            "influencer": "x",
+            "post_id": [f"p{i}" for i in range(20)],
+            "posted_at": posted,
+            "likes": [9999.0] * 8 + [99.0] * 12,
+            "comments": 0.0,
+        }
+    )
+    data = validate(pd.DataFrame({"influencer": ["x"], "followers": [10_000]}), posts, now=NOW)
+    out = compute_features(data.profiles, data.posts, pd.DataFrame({"influencer": ["x"], "cutoff": [posted[-1] + pd.Timedelta(days=1)]}))
+    assert out["log_er_recent_median"].iloc[0] == pytest.approx(math.log(0.01))
+    assert out["log_er_median"].iloc[0] == pytest.approx(math.log(0.01))  # 12 of 20 are low
+    assert out["log_er_mean"].iloc[0] > math.log(0.01) + 1
+
+
+def test_views_features(tiny, cutoff):
+    # views known for a1 and a2 only; unknown views are left out, not read as 0
+    views = tiny.posts["post_id"].map({"a1": 999.0, "a2": 1999.0}).astype("float64")
+    out = feature_table(tiny.profiles, tiny.posts.assign(views=views), cutoff).set_index("influencer")
+    assert out.loc["ana", "log_views_per_follower"] == pytest.approx(float(np.median([math.log(1000 / 5000), math.log(2000 / 5000)])))
+    assert out.loc["ana", "log_interactions_per_view"] == pytest.approx(float(np.median([math.log(100 / 1000), math.log(60 / 2000)])))
+    assert np.isnan(out.loc["ben", "log_views_per_follower"])  # no views at all
+    no_views = feature_table(tiny.profiles, tiny.posts, cutoff)
+    assert no_views["log_views_per_follower"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("observed_at", "n_history"),
+    [
+        (None, 4),  # no observation time: every post before the cutoff counts
+        ("2020-06-01", 4),  # read months later: every post is mature
+        ("2020-01-10T12:00:00", 4),  # a4 (Jan 7) is 3.5 days old: it counts
+        ("2020-01-09", 3),  # a4 is 2 days old: left out
+        ("2020-01-07", 2),  # a3 (Jan 5) too
+    ],
+)
+def test_young_posts_are_no_history(tiny, cutoff, observed_at, n_history):
+    examples = pd.DataFrame({"influencer": ["ana"], "cutoff": [cutoff]})
+    if observed_at is not None:
+        examples["observed_at"] = pd.Timestamp(observed_at, tz="UTC")
+    out = compute_features(tiny.profiles, tiny.posts, examples)
+    assert out["n_history_posts"].iloc[0] == n_history
+    assert out["cutoff"].iloc[0] == cutoff  # the example keeps its own cutoff
+    assert out["days_since_last_post"].iloc[0] >= 3.0
 
 
 def test_er_trend_is_later_half_minus_earlier_half(table):
