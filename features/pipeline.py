@@ -29,10 +29,12 @@ from features.transformers import (
 
 # Conformal groups smaller than this fall back to the interval learned on all calibration rows.
 MIN_GROUP_SIZE = 30
+# The learned feature the booster starts from (its init_score): see TierNichePrior.
+BASELINE_FEATURE = "shrunk_log_er"
 
 
 def default_feature_steps(
-    seed: int = 0, prior_strength: float = 2.0, n_topics: int = 12
+    seed: int = 0, prior_strength: float | None = None, n_topics: int = 12
 ) -> Pipeline:
     """The learned feature steps, in order (see :mod:`features.transformers`).
 
@@ -83,16 +85,33 @@ class ConformalInterval:
     global_offsets_: tuple[float, float] = (float("nan"), float("nan"))
     group_sizes_: dict[str, int] = field(default_factory=dict)
 
-    def _quantiles(self, residuals: np.ndarray) -> tuple[float, float]:
-        n = len(residuals)
+    def _quantiles(self, residuals: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
         alpha = 1.0 - self.level
-        lo_q = max(0.0, np.floor((n + 1) * alpha / 2) / n)
-        hi_q = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
-        return float(np.quantile(residuals, lo_q)), float(np.quantile(residuals, hi_q))
+        if weights is None:
+            n = len(residuals)
+            lo_q = max(0.0, np.floor((n + 1) * alpha / 2) / n)
+            hi_q = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
+            return float(np.quantile(residuals, lo_q)), float(np.quantile(residuals, hi_q))
+        # Weighted (each creator counts once): the same finite-sample correction, with the
+        # effective number of independent rows in place of n.
+        n_eff = weights.sum() ** 2 / np.sum(weights**2)
+        hi_q = min(1.0, (1 - alpha / 2) * (n_eff + 1) / n_eff)
+        order = np.argsort(residuals, kind="stable")
+        cumulative = np.cumsum(weights[order]) / weights.sum()
+        ranked = residuals[order]
 
-    def fit(self, residuals: np.ndarray, groups: pd.Series) -> ConformalInterval:
+        def at(q: float) -> float:
+            return float(ranked[min(np.searchsorted(cumulative, q, side="left"), len(ranked) - 1)])
+
+        return at(1.0 - hi_q), at(hi_q)
+
+    def fit(
+        self, residuals: np.ndarray, groups: pd.Series, weights: np.ndarray | None = None
+    ) -> ConformalInterval:
+        """``weights``: per residual, e.g. so that each creator counts once (None: equal)."""
         residuals = np.asarray(residuals, dtype="float64")
-        self.global_offsets_ = self._quantiles(residuals)
+        weights = None if weights is None else np.asarray(weights, dtype="float64")
+        self.global_offsets_ = self._quantiles(residuals, weights)
         self.offsets_, self.group_sizes_ = {}, {}
         fine = groups.astype(str).to_numpy()
         coarse = np.array([_parent(g) for g in fine], dtype=object)
@@ -100,7 +119,10 @@ class ConformalInterval:
             for group, idx in pd.Series(np.arange(len(residuals))).groupby(labels):
                 self.group_sizes_[str(group)] = len(idx)
                 if len(idx) >= MIN_GROUP_SIZE:
-                    self.offsets_[str(group)] = self._quantiles(residuals[idx.to_numpy()])
+                    rows = idx.to_numpy()
+                    self.offsets_[str(group)] = self._quantiles(
+                        residuals[rows], None if weights is None else weights[rows]
+                    )
         return self
 
     def offsets_for(self, group: str) -> tuple[float, float]:
@@ -128,7 +150,12 @@ class EngagementModel:
     interval_level
         Nominal coverage of the prediction interval (0.8 = 80 %).
     seed, prior_strength, n_topics
-        Passed to the learned feature steps.
+        Passed to the learned feature steps (``prior_strength`` None: learned from the data).
+
+    The booster starts from ``shrunk_log_er``, the creator's own level shrunk towards its peers
+    (LightGBM's ``init_score``), and its trees learn only the corrections the data support: with
+    no trees the model is that calibrated persistence, and with few creators it cannot be pulled
+    back to the global average the way a booster started from the mean is.
     """
 
     def __init__(
@@ -136,7 +163,7 @@ class EngagementModel:
         params: dict[str, Any],
         interval_level: float = 0.8,
         seed: int = 0,
-        prior_strength: float = 2.0,
+        prior_strength: float | None = None,
         n_topics: int = 12,
     ):
         self.params = dict(params)
@@ -179,21 +206,41 @@ class EngagementModel:
         base: pd.DataFrame,
         y: np.ndarray,
         *,
+        sample_weight: np.ndarray | None = None,
         valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+        valid_weight: np.ndarray | None = None,
         num_boost_round: int = 2000,
         early_stopping_rounds: int = 100,
     ) -> EngagementModel:
-        """Fit the feature steps and the booster; early stopping on ``valid`` when given."""
+        """Fit the feature steps and the booster; early stopping on ``valid`` when given.
+
+        ``sample_weight`` (and ``valid_weight``) weight the rows, e.g. so that each creator
+        counts once whatever its number of targets.
+        """
         import lightgbm as lgb
 
         X = self.fit_steps(base)
-        train_set = lgb.Dataset(X, label=np.asarray(y, dtype="float64"), free_raw_data=True)
+        start = self.baseline_log(X)
+        self.baseline_mean_ = float(np.average(start, weights=sample_weight))
+        train_set = lgb.Dataset(
+            X,
+            label=np.asarray(y, dtype="float64"),
+            weight=sample_weight,
+            init_score=start,
+            free_raw_data=True,
+        )
         callbacks: list[Any] = []
         valid_sets = []
         if valid is not None:
             Xv = self.model_matrix(valid[0])
             valid_sets = [
-                lgb.Dataset(Xv, label=np.asarray(valid[1], dtype="float64"), reference=train_set)
+                lgb.Dataset(
+                    Xv,
+                    label=np.asarray(valid[1], dtype="float64"),
+                    weight=valid_weight,
+                    init_score=self.baseline_log(Xv),
+                    reference=train_set,
+                )
             ]
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         params = {
@@ -203,22 +250,48 @@ class EngagementModel:
             "force_col_wise": True,
             **self.params,
         }
+        # LightGBM refuses 0 rounds; a model of 0 rounds (the baseline alone) keeps one
+        # tree it never uses, so that the booster still records the columns and categories.
         self.booster_ = lgb.train(
             params,
             train_set,
-            num_boost_round=num_boost_round,
+            num_boost_round=max(num_boost_round, 1),
             valid_sets=valid_sets,
             callbacks=callbacks,
         )
-        self.best_iteration_ = int(
-            self.booster_.best_iteration or self.booster_.current_iteration()
+        self.best_iteration_ = (
+            int(self.booster_.best_iteration or self.booster_.current_iteration())
+            if num_boost_round > 0
+            else 0
         )
         return self
 
-    def calibrate(self, base: pd.DataFrame, y: np.ndarray) -> EngagementModel:
+    def baseline_log(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The booster's starting point per row: ``shrunk_log_er`` of a model matrix (frame or
+        booster matrix, in the booster's column order)."""
+        column = self.feature_names_.index(BASELINE_FEATURE)
+        if isinstance(X, pd.DataFrame):
+            return X.iloc[:, column].to_numpy(dtype="float64")
+        return np.asarray(X[:, column], dtype="float64")
+
+    def _trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """What the trees add to the baseline (nothing without trees)."""
+        if self.best_iteration_ == 0:  # LightGBM would read 0 as "every tree"
+            width = len(self.feature_names_) + 1 if kwargs.get("pred_contrib") else None
+            return np.zeros((len(matrix), width) if width else len(matrix))
+        return np.asarray(
+            self.booster_.predict(matrix, num_iteration=self.best_iteration_, **kwargs),
+            dtype="float64",
+        )
+
+    def calibrate(
+        self, base: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None = None
+    ) -> EngagementModel:
         """Learn the interval from rows the booster was not fitted on."""
         residuals = np.asarray(y, dtype="float64") - self.predict_log(base)
-        self.interval_ = ConformalInterval(self.interval_level).fit(residuals, interval_group(base))
+        self.interval_ = ConformalInterval(self.interval_level).fit(
+            residuals, interval_group(base), weights
+        )
         return self
 
     # ------------------------------------------------------------------ predicting
@@ -267,9 +340,7 @@ class EngagementModel:
         ``matrix``: the rows' :meth:`booster_matrix`, when the caller has it already.
         """
         matrix = self.booster_matrix(base) if matrix is None else matrix
-        return np.asarray(
-            self.booster_.predict(matrix, num_iteration=self.best_iteration_), dtype="float64"
-        )
+        return self.baseline_log(matrix) + self._trees(matrix)
 
     def predict_log_interval(
         self, base: pd.DataFrame, predicted: np.ndarray | None = None
@@ -278,11 +349,15 @@ class EngagementModel:
         return self.interval_.bounds_by_code(predicted, *_group_codes(base))
 
     def contributions(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
-        """Per-row SHAP contributions to predicted log ER (LightGBM's own ``pred_contrib``)."""
+        """Per-row contributions to predicted log ER: the trees' SHAP values (LightGBM's own
+        ``pred_contrib``) plus the starting point, whose departure from its training average is
+        credited to ``shrunk_log_er`` (the creator's own record) and whose average joins ``bias``.
+        Each row adds up to :meth:`predict_log`."""
         matrix = self.booster_matrix(base) if matrix is None else matrix
-        values = self.booster_.predict(
-            matrix, num_iteration=self.best_iteration_, pred_contrib=True
-        )
+        values = self._trees(matrix, pred_contrib=True)
+        start = self.baseline_log(matrix)
+        values[:, self.feature_names_.index(BASELINE_FEATURE)] += start - self.baseline_mean_
+        values[:, -1] += self.baseline_mean_
         return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=base.index)
 
     def predict_features(

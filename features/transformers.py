@@ -91,37 +91,100 @@ def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
     return np.asarray(kept + added, dtype=object)
 
 
-class TierNichePrior(TransformerMixin, BaseEstimator):
-    """Shrink an influencer's own historical log ER towards the tier x niche prior.
+# Sampling variance of a median relative to a mean's (normal errors): a median of n posts is
+# as informative as a mean of 2n / pi posts.
+MEDIAN_VARIANCE_FACTOR = np.pi / 2.0
 
-    ``prior_log_er`` is the post-weighted mean historical log ER of the influencer's tier and
-    niche (falling back to the tier, then to everyone); ``shrunk_log_er`` is
-    ``(n * own_median + strength * prior) / (n + strength)`` for ``n`` history posts, so an
-    influencer with one post leans on peers and one with many posts on itself.
+
+class TierNichePrior(TransformerMixin, BaseEstimator):
+    """The influencer's own historical level, shrunk towards its peers by empirical Bayes.
+
+    ``prior_log_er`` is the post-weighted mean historical log ER of the influencer's platform,
+    tier and niche (falling back to platform and tier, then platform, then everyone);
+    ``shrunk_log_er`` is ``(n * own_median + k * prior) / (n + k)`` for ``n`` history posts.
+
+    The strength ``k`` is learned per platform from the training rows unless given: it is the within-creator
+    variance of a median of one post over the between-creator variance of levels around the
+    prior (method of moments, each creator weighted equally), so noisy populations lean on
+    peers and consistent ones on the creator's own record. ``shrunk_log_er`` is the model's
+    starting point (its LightGBM ``init_score``): with no trees the model is this calibrated
+    persistence.
     """
 
-    def __init__(self, strength: float = 2.0, min_group_posts: int = 20):
+    def __init__(self, strength: float | None = None, min_group_posts: int = 20):
         self.strength = strength
         self.min_group_posts = min_group_posts
 
     def fit(self, X: pd.DataFrame, y: object = None) -> TierNichePrior:
         self.input_columns_ = [str(c) for c in X.columns]
         with_history = X[X["n_history_posts"] > 0]
-        weights = with_history["n_history_posts"]
+        # Rolling cutoffs give a creator many rows: weight them so each creator counts once.
+        per_creator = 1.0 / with_history.groupby("influencer")["influencer"].transform("size")
+        n = with_history["n_history_posts"].astype("float64")
+        weights = n * per_creator
         weighted = with_history["log_er_mean"] * weights
-        self.global_prior_ = float(weighted.sum() / weights.sum()) if weights.sum() > 0 else float("nan")
-        by_tier = weighted.groupby(with_history["tier"]).sum() / weights.groupby(with_history["tier"]).sum()
-        tier_posts = weights.groupby(with_history["tier"]).sum()
-        self.tier_prior_ = by_tier[tier_posts >= self.min_group_posts].to_dict()
-        keys = [with_history["tier"], with_history["category"]]
-        pair_posts = weights.groupby(keys).sum()
-        pair = weighted.groupby(keys).sum() / pair_posts
-        self.tier_niche_prior_ = {k: v for k, v in pair[pair_posts >= self.min_group_posts].items()}
+        total = weights.sum()
+        self.global_prior_ = float(weighted.sum() / total) if total > 0 else float("nan")
+        self.priors_: dict[tuple[str, ...], float] = {}
+        keys = _peer_keys(with_history)
+        for depth in (1, 2, 3):
+            key = keys[:depth]
+            posts = weights.groupby(key).sum()
+            means = weighted.groupby(key).sum() / posts
+            for k, v in means[posts >= self.min_group_posts].items():
+                self.priors_[k if isinstance(k, tuple) else (k,)] = float(v)
+        # One strength per platform: platforms differ in how much posts vary around a
+        # creator's level (a pooled variance would mis-shrink both).
+        platform = _peer_keys(with_history)[0]
+        weight = per_creator.to_numpy()
+        self.strength_: dict[str, float] = {}
+        for name in [None, *sorted(set(platform))]:
+            rows = np.ones(len(platform), dtype=bool) if name is None else platform == name
+            if self.strength is not None:
+                value = float(self.strength)
+            else:
+                value = self._learned_strength(with_history[rows], weight[rows])
+            self.strength_["*" if name is None else str(name)] = value
         return self
 
+    def strength_of(self, X: pd.DataFrame) -> np.ndarray:
+        """Each row's shrinkage strength (its platform's; the overall one for a new platform)."""
+        check_is_fitted(self, "strength_")
+        code, platforms = value_codes(pd.Series(_peer_keys(X)[0]))
+        overall = self.strength_["*"]
+        table = np.array([self.strength_.get(p, overall) for p in platforms], dtype="float64")
+        return table[code] if len(code) else np.zeros(0)
+
+    def _learned_strength(self, with_history: pd.DataFrame, creator_weight: np.ndarray) -> float:
+        """Within-creator variance of a one-post median over the between-creator variance."""
+        n = with_history["n_history_posts"].to_numpy(dtype="float64")
+        std = with_history["log_er_std"].to_numpy(dtype="float64", na_value=np.nan)
+        has_spread = (n >= 2) & np.isfinite(std)
+        if not has_spread.any():
+            return 2.0  # nothing to learn from: the old fixed strength
+        dof = (n[has_spread] - 1.0) * creator_weight[has_spread]
+        within = float(np.sum(dof * std[has_spread] ** 2) / np.sum(dof))
+        deviation = with_history["log_er_median"].to_numpy(dtype="float64") - self.prior(with_history)
+        noise = MEDIAN_VARIANCE_FACTOR * within / n
+        ok = np.isfinite(deviation)
+        w = creator_weight[ok]
+        between = float(np.sum(w * (deviation[ok] ** 2 - noise[ok])) / np.sum(w))
+        # A floor keeps k finite when levels barely differ beyond their noise.
+        between = max(between, 0.01 * within, 1e-6)
+        return MEDIAN_VARIANCE_FACTOR * within / between
+
     def prior(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "tier_niche_prior_")
-        return lookup_pairs(X, self.tier_niche_prior_, self.tier_prior_, self.global_prior_)
+        check_is_fitted(self, "priors_")
+        keys = _peer_keys(X)
+        code, combos = pd.factorize(pd.MultiIndex.from_arrays(keys))
+        table = np.array(
+            [
+                _first_known(*(self.priors_.get(tuple(c[:d])) for d in (3, 2, 1)), self.global_prior_)
+                for c in combos
+            ],
+            dtype="float64",
+        )
+        return table[code] if len(X) else np.zeros(0)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return with_columns(X, self.added_columns(X))
@@ -131,7 +194,8 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         prior = self.prior(X)
         n = X["n_history_posts"].to_numpy(dtype="float64")
         own = np.nan_to_num(X["log_er_median"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
-        shrunk = (n * own + self.strength * prior) / (n + self.strength)
+        strength = self.strength_of(X)
+        shrunk = (n * own + strength * prior) / (n + strength)
         return {"prior_log_er": prior, "shrunk_log_er": shrunk}
 
     def added_features(self) -> list[str]:
@@ -139,6 +203,16 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, self.added_features())
+
+
+def _peer_keys(X: pd.DataFrame) -> list[np.ndarray]:
+    """Peer group keys, coarsest first: platform, tier, niche (as text)."""
+    platform = X["platform"] if "platform" in X else pd.Series("instagram", index=X.index)
+    return [
+        platform.astype(str).to_numpy(dtype=object),
+        X["tier"].astype(str).to_numpy(dtype=object),
+        X["category"].astype(str).to_numpy(dtype=object),
+    ]
 
 
 class HashtagNiche(TransformerMixin, BaseEstimator):

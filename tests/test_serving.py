@@ -150,11 +150,15 @@ def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candid
         ]
     )
     np.testing.assert_array_equal(matrix, expected)
-    np.testing.assert_array_equal(model.predict_log(base, matrix), model.booster_.predict(frame, num_iteration=model.best_iteration_))
-    np.testing.assert_array_equal(
-        model.contributions(base, matrix).to_numpy(),
-        model.booster_.predict(frame, num_iteration=model.best_iteration_, pred_contrib=True),
-    )
+    # The trees add to the starting point (the shrunk own level, LightGBM's init_score), which
+    # the contributions credit to that column and the bias.
+    start = frame["shrunk_log_er"].to_numpy()
+    trees = model.booster_.predict(frame, num_iteration=model.best_iteration_)
+    np.testing.assert_array_equal(model.predict_log(base, matrix), start + trees)
+    shap = model.booster_.predict(frame, num_iteration=model.best_iteration_, pred_contrib=True)
+    shap[:, list(frame.columns).index("shrunk_log_er")] += start - model.baseline_mean_
+    shap[:, -1] += model.baseline_mean_
+    np.testing.assert_allclose(model.contributions(base, matrix).to_numpy(), shap, atol=1e-12)
 
 
 def test_interval_by_group_code_matches_the_group_names(predictor, candidates):

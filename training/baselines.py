@@ -33,8 +33,11 @@ class Baseline:
     def predict_log(self, base: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
-    def calibrate(self, base: pd.DataFrame, y: np.ndarray, level: float) -> Baseline:
-        self.interval_ = ConformalInterval(level).fit(np.asarray(y) - self.predict_log(base), interval_group(base))
+    def calibrate(
+        self, base: pd.DataFrame, y: np.ndarray, level: float, weights: np.ndarray | None = None
+    ) -> Baseline:
+        residuals = np.asarray(y) - self.predict_log(base)
+        self.interval_ = ConformalInterval(level).fit(residuals, interval_group(base), weights)
         return self
 
     def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,9 +32,9 @@ class TrainConfig:
     holdout_share: float = 0.2  # latest share of examples (by target time) for the time-ordered holdout
     num_boost_round: int = 3000
     early_stopping_rounds: int = 100
-    prior_strength: float = 2.0
+    prior_strength: float | None = None  # None: learned by empirical Bayes
     n_topics: int = 12
-    targets_per_influencer: int = 1
+    targets_per_influencer: int = 0  # 0: every mature post is a target (rolling cutoffs)
     tune_trials: int = 0
     lgbm_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LGBM_PARAMS))
     models_dir: Path = Path("models")
