@@ -97,13 +97,13 @@ def train_model(folder: Path) -> Path:
     from features.contract import load_and_validate
     from training.config import TrainConfig
     from training.evaluation import fit_model
-    from training.examples import latest_post_examples
+    from training.examples import post_examples
 
     models = folder / "models"
     if complete_versions(models):
         return complete_versions(models)[-1]
     data = load_and_validate(embedded_profiles(), embedded_posts())
-    model = fit_model(latest_post_examples(data.profiles, data.posts), TrainConfig(num_boost_round=300, n_topics=12))
+    model = fit_model(post_examples(data.profiles, data.posts), TrainConfig(num_boost_round=300, n_topics=12))
     return save_artifact(model, models, model.metadata)
 
 

@@ -33,7 +33,7 @@ from features.contract import load_and_validate, validate  # noqa: E402
 from features.pipeline import EngagementModel  # noqa: E402
 from features.synth import fit_synth_params, generate  # noqa: E402
 from training.config import DEFAULT_LGBM_PARAMS  # noqa: E402
-from training.examples import latest_post_examples  # noqa: E402
+from training.examples import post_examples  # noqa: E402
 
 
 def timed(fn):
@@ -48,7 +48,7 @@ def bench(n_examples: int, rounds: int, seed: int) -> dict[str, float]:
     # ~1/3 of synthetic profiles have no posts (as in the real data): draw enough to reach n.
     profiles, posts = generate(params, n_influencers=int(n_examples * 1.6), seed=seed, posts_per_influencer=3.0)
     data = validate(profiles, posts)
-    examples, t_features = timed(lambda: latest_post_examples(data.profiles, data.posts))
+    examples, t_features = timed(lambda: post_examples(data.profiles, data.posts))
     take = np.arange(min(n_examples, len(examples)))
     ex = examples.subset(np.isin(np.arange(len(examples)), take))
 

@@ -79,7 +79,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tune", type=int, default=0, metavar="N", help="run N Optuna trials on the training folds only")
     p.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds")
-    p.add_argument("--targets-per-influencer", type=int, default=1, help="use each influencer's latest N posts as targets (rolling cutoffs)")
+    p.add_argument("--targets-per-influencer", type=int, default=0, help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)")
     p.add_argument("--promote", action="store_true", help="make this version the champion even if it does not beat the current one")
     p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
     add_engine_arguments(p)

@@ -40,7 +40,7 @@ from training.distributed import (
     to_example_set,
 )
 from training.evaluation import fit_model
-from training.examples import campaign_examples, latest_post_examples, validate_campaigns
+from training.examples import campaign_examples, post_examples, validate_campaigns
 from training.train import file_fingerprint
 
 dd = pytest.importorskip("dask.dataframe")
@@ -156,7 +156,7 @@ def test_write_features_writes_parts_and_refuses_a_used_folder(client, tmp_path)
 
 def test_dask_model_close_to_pandas_model_and_saves_like_any_other(client, small_data, tmp_path):
     clean = validate(small_data.profiles, small_data.posts, now=NOW)
-    examples = latest_post_examples(clean.profiles, clean.posts)
+    examples = post_examples(clean.profiles, clean.posts)
     frame, _ = examples_dask(dd.from_pandas(small_data.profiles, npartitions=2), dd.from_pandas(small_data.posts, npartitions=3), now=NOW, npartitions=4)
     collected = to_example_set(frame.compute())
     pd.testing.assert_frame_equal(collected.base, examples.base, check_exact=False, rtol=0, atol=1e-9)

@@ -21,7 +21,7 @@ from features.contract import DataValidationError, validate
 from features.pipeline import ConformalInterval
 from tests.model_fixtures import SmallData, fast_config
 from training.evaluation import cross_validate, time_split
-from training.examples import ExampleSet, latest_post_examples, validate_campaigns
+from training.examples import ExampleSet, example_weights, post_examples, validate_campaigns
 from training.metrics import ndcg_at_10, point_metrics
 
 NOW = pd.Timestamp("2020-06-01", tz="UTC")
@@ -47,48 +47,81 @@ def _profiles() -> pd.DataFrame:
 
 def _examples(posts: pd.DataFrame) -> ExampleSet:
     data = validate(_profiles(), posts, now=NOW)
-    return latest_post_examples(data.profiles, data.posts)
+    return post_examples(data.profiles, data.posts)
 
 
 # --------------------------------------------------------------------------- examples
 
 
-def test_latest_post_is_the_target_and_history_is_strictly_earlier():
+def test_every_mature_post_is_a_target_and_history_is_strictly_earlier():
     ex = _examples(_posts())
-    by = ex.base.set_index("influencer")
-    assert list(ex.base["influencer"]) == ["a", "b", "c"]  # d has no posts: no label, no example
-    assert by.loc["a", "n_history_posts"] == 2
-    assert by.loc["b", "n_history_posts"] == 0  # one post only: a cold-start example
-    # label of a = log((300 + 30 + 1) / 1000)
-    assert ex.label[0] == pytest.approx(np.log(331 / 1000))
-    assert ex.target_er[0] == pytest.approx(330 / 1000)
+    # d has no posts: no label, no example. a3 (Jan 9) is the scrape's newest post, younger than
+    # 3 days at the scrape: no target. Every other post is one, with the posts before it.
+    assert list(zip(ex.base["influencer"], ex.base["n_history_posts"], strict=True)) == [
+        ("a", 0), ("a", 1), ("b", 0), ("c", 0), ("c", 1),
+    ]
+    # label of a's second example = log((200 + 20 + 1) / 1000)
+    assert ex.label[1] == pytest.approx(np.log(221 / 1000))
+    assert ex.target_er[1] == pytest.approx(220 / 1000)
+
+
+def test_each_influencer_weighs_the_same_in_total():
+    ex = _examples(_posts())  # a and c have 2 examples, b one
+    totals = pd.Series(ex.weight).groupby(ex.base["influencer"].to_numpy()).sum()
+    assert totals.to_dict() == pytest.approx({"a": 5 / 3, "b": 5 / 3, "c": 5 / 3})
+    assert ex.weight.mean() == pytest.approx(1.0)
+
+
+def test_each_platform_weighs_the_same_in_total():
+    base = pd.DataFrame(
+        {
+            "influencer": ["a", "a", "b", "c", "d"],
+            "platform": ["instagram", "instagram", "instagram", "instagram", "tiktok"],
+        }
+    )
+    weight = pd.Series(example_weights(base), index=base["influencer"])
+    by_platform = weight.groupby(base["platform"].to_numpy()).sum()
+    assert by_platform["instagram"] == pytest.approx(by_platform["tiktok"])
+    assert weight.groupby(level=0).sum()[["a", "b", "c"]].nunique() == 1  # equal within a platform
+
+
+def test_young_posts_are_no_targets():
+    posts = _posts()
+    # A post on Jan 19 moves the scrape to Jan 19: a3 (Jan 9) is then 10 days old, so a target,
+    # and the new post itself is too young to be one.
+    posts.loc[len(posts)] = ["b", "b2", "2020-01-19", "1", "0", "", ""]
+    ex = _examples(posts)
+    assert (ex.target_time == pd.Timestamp("2020-01-09", tz="UTC")).any()
+    assert not (ex.target_time == pd.Timestamp("2020-01-19", tz="UTC")).any()
 
 
 def test_changing_the_target_post_changes_no_feature():
     """The target post's likes, comments, caption and hashtags must never be inputs."""
-    before = _examples(_posts())
+    data = validate(_profiles(), _posts(), now=NOW)
+    before = post_examples(data.profiles, data.posts, targets_per_influencer=1)
     changed = _posts()
-    target = changed["post_id"].isin(["a3", "b1", "c2"])  # each influencer's latest post
+    target = changed["post_id"].isin(["a2", "b1", "c2"])  # each influencer's latest mature post
     changed.loc[target, "likes"] = "999999"
     changed.loc[target, "comments"] = "77777"
     changed.loc[target, "caption"] = "a completely different caption"
     changed.loc[target, "hashtags"] = "leak|leak|leak"
-    after = _examples(changed)
+    data = validate(_profiles(), changed, now=NOW)
+    after = post_examples(data.profiles, data.posts, targets_per_influencer=1)
     pd.testing.assert_frame_equal(before.base, after.base)
     assert not np.allclose(before.label, after.label)
 
 
-def test_rolling_cutoffs_give_one_example_per_target_post():
+def test_rolling_cutoffs_keep_the_latest_n_targets():
     data = validate(_profiles(), _posts(), now=NOW)
-    ex = latest_post_examples(data.profiles, data.posts, targets_per_influencer=2)
-    assert sorted(ex.base["influencer"]) == ["a", "a", "b", "c", "c"]
-    a = ex.base[ex.base["influencer"] == "a"].sort_values("cutoff")
-    assert list(a["n_history_posts"]) == [1, 2]
+    ex = post_examples(data.profiles, data.posts, targets_per_influencer=1)
+    assert sorted(ex.base["influencer"]) == ["a", "b", "c"]
+    a = ex.base[ex.base["influencer"] == "a"]
+    assert list(a["n_history_posts"]) == [1]  # a2, the latest mature post
 
 
 def test_time_split_keeps_holdout_influencers_out_of_training():
     data = validate(_profiles(), _posts(), now=NOW)
-    ex = latest_post_examples(data.profiles, data.posts, targets_per_influencer=3)
+    ex = post_examples(data.profiles, data.posts, targets_per_influencer=3)
     train, test = time_split(ex, 0.4)
     assert not set(ex.base["influencer"][train]) & set(ex.base["influencer"][test])
     assert ex.target_time[test].min() >= ex.target_time[train].max()
@@ -231,7 +264,7 @@ def test_the_saved_model_predicts_from_raw_tables(trained, small_data: SmallData
 
 def test_same_seed_same_metrics(small_data: SmallData, tmp_path):
     clean = validate(small_data.profiles, small_data.posts)
-    ex = latest_post_examples(clean.profiles, clean.posts)
+    ex = post_examples(clean.profiles, clean.posts)
     config = fast_config(tmp_path)
     first, _ = cross_validate(ex, config)
     second, _ = cross_validate(ex, config)

@@ -3,7 +3,7 @@
 What runs where (and why):
 
 * **Examples and base features** (the heavy part: every post is read and aggregated) run on
-  the workers, per influencer bucket, with the same :func:`training.examples.latest_post_examples`
+  the workers, per influencer bucket, with the same :func:`training.examples.post_examples`
   as the pandas engine (see :mod:`features.distributed`). With a campaigns table, it is read
   and checked on the driver (:func:`training.examples.validate_campaigns`, against the
   profiles' keys), cut by influencer bucket, and each worker builds its bucket's examples with
@@ -42,13 +42,15 @@ from features.distributed import (
     map_by_influencer,
     split_by_bucket,
 )
-from features.pipeline import ConformalInterval, EngagementModel, interval_group
+from features.pipeline import BASELINE_FEATURE, ConformalInterval, EngagementModel, interval_group
 from training.config import TrainConfig
 from training.evaluation import boosting_rounds, influencer_holdout, new_model
 from training.examples import (
     ExampleSet,
     campaign_examples,
-    latest_post_examples,
+    example_weights,
+    post_examples,
+    scrape_times,
     validate_campaigns,
 )
 
@@ -71,9 +73,25 @@ def _example_frame(ex: ExampleSet, data: ValidatedData, order: np.ndarray | int 
     return ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy(), ORDER: order})
 
 
-def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: int, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
+def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: int, now: pd.Timestamp, files: tuple[str, str], scraped: dict[str, pd.Timestamp]) -> tuple[pd.DataFrame, ValidationReport]:
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    return _example_frame(latest_post_examples(data.profiles, data.posts, targets), data), data.report
+    return _example_frame(post_examples(data.profiles, data.posts, targets, scraped), data), data.report
+
+
+def _scrape_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
+    """One bucket's newest post per platform (see :func:`training.examples.scrape_times`)."""
+    data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
+    newest = scrape_times(data.profiles, data.posts)
+    frame = pd.DataFrame({"platform": list(newest), "newest": pd.to_datetime(list(newest.values()), utc=True)})
+    return frame, data.report
+
+
+def whole_scrape_times(profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None) -> dict[str, pd.Timestamp]:
+    """:func:`training.examples.scrape_times` of the whole input: each bucket sees only its own posts."""
+    meta = pd.DataFrame({"platform": pd.Series(dtype=object), "newest": pd.Series(dtype="datetime64[ns, UTC]")})
+    parts = map_by_influencer(_scrape_part, profiles, posts, npartitions=npartitions, args=(now, files))
+    frame = collect(parts, meta, files)[0].compute()
+    return {str(k): pd.Timestamp(v) for k, v in frame.groupby("platform")["newest"].max().items()}
 
 
 def _campaigns_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str], campaigns: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
@@ -100,7 +118,7 @@ def examples_dask(
     profiles: Any,
     posts: Any,
     *,
-    targets_per_influencer: int = 1,
+    targets_per_influencer: int = 0,
     campaigns: pd.DataFrame | None = None,
     now: pd.Timestamp | None = None,
     npartitions: int | None = None,
@@ -124,7 +142,8 @@ def examples_dask(
     """
     now = _now(now)
     if campaigns is None:
-        parts = map_by_influencer(_examples_part, profiles, posts, npartitions=npartitions, args=(targets_per_influencer, now, files))
+        scraped = whole_scrape_times(profiles, posts, now, files, npartitions)
+        parts = map_by_influencer(_examples_part, profiles, posts, npartitions=npartitions, args=(targets_per_influencer, now, files, scraped))
     else:
         n = bucket_count(profiles, posts, npartitions)
         numbered = campaigns.assign(**{ORDER: np.arange(len(campaigns), dtype="int64")})
@@ -204,8 +223,13 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     meta = head.iloc[:0]
     X = train_dd.map_partitions(_model_matrix, model, meta=meta)
     y = train_dd[LABEL]
+    # As the pandas engine: each creator weighs 1 (a creator's examples are all in one bucket),
+    # and the booster starts from the shrunk own level.
+    weight = train_dd.map_partitions(lambda part: pd.Series(example_weights(part), index=part.index), meta=(LABEL, "float64"))
+    start = X[BASELINE_FEATURE].astype("float64")
+    model.baseline_mean_ = float((start * weight).sum().compute() / weight.sum().compute())
     lgb_params = {"verbosity": -1, "random_state": config.seed, "deterministic": True, "force_col_wise": True, **params}
-    booster = DaskLGBMRegressor(client=client, n_estimators=rounds, **lgb_params).fit(X, y).to_local().booster_
+    booster = DaskLGBMRegressor(client=client, n_estimators=rounds, **lgb_params).fit(X, y, sample_weight=weight, init_score=start).to_local().booster_
     model.booster_ = booster
     model.best_iteration_ = int(booster.current_iteration())
 

@@ -1,9 +1,14 @@
 """Leakage-safe training examples: an influencer at a cutoff, with the label from what follows.
 
-Default (post histories): each influencer's latest post is the target and the posts strictly
-before it are the history; an influencer with one post is a cold-start example with profile
-features only. ``targets_per_influencer > 1`` also uses earlier posts as targets (rolling
-cutoffs), each with only the posts before it as history.
+Default (post histories): every post is a target (rolling cutoffs), with the posts strictly
+before it as history; each influencer's first post is a cold-start example (profile features
+only). Examples are weighted so that each influencer counts once, whatever its number of posts.
+``targets_per_influencer = N`` keeps only each influencer's latest N targets.
+
+Young posts: counts keep growing for days after a post goes up, and a scrape reads every post
+on one day. A post younger than ``MIN_POST_AGE`` at the scrape is no target (its label would
+be biased low). The scrape time is each platform's newest post in the table: the counts were
+read no earlier than that.
 
 Campaign mode: each row of a campaigns table is an example whose label is that campaign
 post's engagement rate, with features as of its ``posted_at``.
@@ -19,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.aggregate import compute_features
+from features.aggregate import MIN_POST_AGE, compute_features
 from features.contract import (
+    DEFAULT_PLATFORM,
     MAX_ROWS_LISTED,
     DataValidationError,
     Problem,
@@ -46,25 +52,95 @@ class ExampleSet:
     target_time: pd.Series
 
     @property
+    def weight(self) -> np.ndarray:
+        """Per example: see :func:`example_weights`."""
+        return example_weights(self.base)
+
+    @property
     def has_history(self) -> np.ndarray:
         return self.base["n_history_posts"].to_numpy() > 0
 
     def subset(self, mask: np.ndarray) -> ExampleSet:
         idx = np.flatnonzero(mask)
-        return ExampleSet(self.base.iloc[idx].reset_index(drop=True), self.label[idx], self.target_er[idx], self.target_time.iloc[idx].reset_index(drop=True))
+        return ExampleSet(
+            self.base.iloc[idx].reset_index(drop=True),
+            self.label[idx],
+            self.target_er[idx],
+            self.target_time.iloc[idx].reset_index(drop=True),
+        )
 
     def __len__(self) -> int:
         return len(self.label)
 
 
-def latest_post_examples(profiles: pd.DataFrame, posts: pd.DataFrame, targets_per_influencer: int = 1) -> ExampleSet:
-    """Each influencer's latest post(s) as targets, earlier posts as history."""
+def example_weights(base: pd.DataFrame) -> np.ndarray:
+    """Each influencer weighs the same in total, whatever its number of examples, and each
+    platform too (mean weight 1), so a platform with many more creators cannot set the trees
+    that every platform shares."""
+    influencers = base["influencer"]
+    counts = influencers.map(influencers.value_counts()).to_numpy(dtype="float64")
+    if not len(counts):
+        return np.zeros(0)
+    weight = 1.0 / counts
+    platform = base["platform"].astype(str).to_numpy() if "platform" in base else None
+    if platform is not None and len(set(platform)) > 1:
+        platform_total = pd.Series(weight).groupby(platform).transform("sum").to_numpy()
+        weight = weight / platform_total
+    return weight * (len(weight) / weight.sum())
+
+
+def _post_platform(profiles: pd.DataFrame, posts: pd.DataFrame) -> np.ndarray:
+    if "platform" not in profiles:
+        return np.full(len(posts), DEFAULT_PLATFORM, dtype=object)
+    platform_of = profiles.drop_duplicates("influencer").set_index("influencer")["platform"]
+    return posts["influencer"].map(platform_of).astype(str).to_numpy(dtype=object)
+
+
+def scrape_times(profiles: pd.DataFrame, posts: pd.DataFrame) -> dict[str, pd.Timestamp]:
+    """When each platform's counts were read: no earlier than its newest post in the table."""
+    if not len(posts):
+        return {}
+    newest = posts["posted_at"].groupby(_post_platform(profiles, posts)).max()
+    return {str(k): pd.Timestamp(v) for k, v in newest.items()}
+
+
+def post_scrape_times(
+    profiles: pd.DataFrame, posts: pd.DataFrame, scraped: dict[str, pd.Timestamp]
+) -> pd.Series:
+    """Each post's scrape time (its platform's, from ``scraped``)."""
+    platform = pd.Series(_post_platform(profiles, posts), index=posts.index)
+    return pd.to_datetime(platform.map(scraped), utc=True)
+
+
+def post_examples(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame,
+    targets_per_influencer: int = 0,
+    scraped: dict[str, pd.Timestamp] | None = None,
+) -> ExampleSet:
+    """Every mature post as a target (or each influencer's latest ``targets_per_influencer``),
+    earlier posts as history.
+
+    ``scraped``: when each platform's counts were read; default :func:`scrape_times` of these
+    tables (the Dask engine passes the whole input's, since it sees one bucket at a time).
+    """
     followers = profiles.set_index("influencer")["followers"]
     ordered = posts.sort_values(["influencer", "posted_at", "post_id"], kind="stable")
-    from_end = ordered.groupby("influencer").cumcount(ascending=False)
-    targets = ordered[from_end < targets_per_influencer].reset_index(drop=True)
+    observed = post_scrape_times(profiles, ordered, scraped or scrape_times(profiles, posts))
+    targets = ordered.assign(observed_at=observed)
+    targets = targets[(targets["posted_at"] <= targets["observed_at"] - MIN_POST_AGE).to_numpy()]
+    if targets_per_influencer > 0:
+        from_end = targets.groupby("influencer").cumcount(ascending=False)
+        targets = targets[(from_end < targets_per_influencer).to_numpy()]
+    targets = targets.reset_index(drop=True)
     target_followers = targets["influencer"].map(followers).to_numpy(dtype="float64")
-    examples = pd.DataFrame({"influencer": targets["influencer"].to_numpy(), "cutoff": targets["posted_at"].to_numpy()})
+    examples = pd.DataFrame(
+        {
+            "influencer": targets["influencer"].to_numpy(),
+            "cutoff": targets["posted_at"].to_numpy(),
+            "observed_at": targets["observed_at"].to_numpy(),
+        }
+    )
     base = compute_features(profiles, posts, examples)
     n_inter = interactions(targets)
     return ExampleSet(

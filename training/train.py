@@ -27,9 +27,10 @@ from training.evaluation import cross_validate, fit_model, time_holdout
 from training.examples import (
     ExampleSet,
     campaign_examples,
-    latest_post_examples,
+    post_examples,
     validate_campaigns,
 )
+from training.forward import forward_evaluation
 from training.tracking import input_example, log_run, tracking_uri
 
 
@@ -106,7 +107,7 @@ def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Pat
     if campaigns_path is not None:
         campaigns = validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
         return campaign_examples(data.profiles, data.posts, campaigns)
-    return latest_post_examples(data.profiles, data.posts, config.targets_per_influencer)
+    return post_examples(data.profiles, data.posts, config.targets_per_influencer)
 
 
 def run_training(
@@ -138,6 +139,8 @@ def run_training(
     metrics, oof = cross_validate(examples, config, progress)
     holdout_metrics, _, holdout_set = time_holdout(examples, config, progress)
     metrics["time_holdout"] = holdout_metrics
+    if summary is None and campaigns_path is None:  # needs every post in memory (pandas engine)
+        metrics["forward"] = forward_evaluation(data, config, progress)
 
     progress("fitting the final model on all examples")
     model = (fit_final or fit_model)(examples, config)
@@ -227,6 +230,25 @@ def comparison_table(metrics: dict[str, Any]) -> str:
     if "time_holdout" in metrics:
         th = metrics["time_holdout"]
         block(f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})", {"model": th["model"], **th["baselines"]})
+    if "forward" in metrics:
+        lines.extend(forward_lines(metrics["forward"]))
     cov = metrics["model"]["by_tier"]
     lines.append("\ninterval coverage by tier (model, grouped CV): " + ", ".join(f"{t} {v['coverage_80']:.3f}" for t, v in cov.items()))
     return "\n".join(lines)
+
+
+def forward_lines(forward: dict[str, Any]) -> list[str]:
+    """The forward protocol's block of :func:`comparison_table`."""
+    if "skipped" in forward:
+        return [f"\nforward protocol: skipped ({forward['skipped']})"]
+    lines = [
+        f"\nforward protocol: unseen creators, first 70 % of posts as history, label the median of the rest (n={forward['n_creators']})",
+        f"  {'':20s}{'mae_log_er':>18s}{'spearman':>18s}{'coverage_80_posts':>20s}",
+    ]
+    for name in ("model", "persistence"):
+        m = forward[name]
+        cov = f"{m['coverage_80_posts']:20.3f}" if "coverage_80_posts" in m else f"{'':>20s}"
+        lines.append(f"  {name:20s}{m['mae_log_er']:18.3f}{m['spearman']:18.3f}{cov}")
+    lo, hi = forward["mae_gain_90ci"]
+    lines.append(f"  MAE gain over persistence {forward['mae_gain']:+.3f} (paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})")
+    return lines

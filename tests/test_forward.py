@@ -1,0 +1,153 @@
+"""The forward protocol (training/forward.py) and the model's start from the creator's own level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import validate
+from features.pipeline import BASELINE_FEATURE
+from training.config import TrainConfig
+from training.evaluation import new_model
+from training.examples import post_examples
+from training.forward import (
+    MIN_POSTS,
+    RATE_FLOOR,
+    forward_report,
+    forward_set,
+    forward_split,
+    paired_bootstrap,
+)
+
+NOW = pd.Timestamp("2021-01-01", tz="UTC")
+
+
+def _data(n_creators: int = 30, seed: int = 0):
+    """Creators with 3 to 14 posts each; each has its own level of engagement."""
+    rng = np.random.default_rng(seed)
+    profiles, posts = [], []
+    for i in range(n_creators):
+        name = f"c{i:02d}"
+        followers = int(rng.integers(2_000, 2_000_000))
+        level = rng.normal(np.log(0.03), 1.0)
+        profiles.append({"influencer": name, "followers": followers, "category": ["food", "pet"][i % 2]})
+        for j in range(int(rng.integers(3, 15))):
+            rate = np.exp(level + rng.normal(0, 0.3))
+            posts.append(
+                {
+                    "influencer": name,
+                    "post_id": f"{name}-{j}",
+                    "posted_at": pd.Timestamp("2020-01-01", tz="UTC") + pd.Timedelta(days=7 * j + i),
+                    "likes": int(rate * followers),
+                    "comments": int(rate * followers / 20),
+                }
+            )
+    return validate(pd.DataFrame(profiles), pd.DataFrame(posts), now=NOW)
+
+
+def test_split_puts_no_creator_on_both_sides():
+    data = _data()
+    split = forward_split(data.posts, seed=0)
+    assert not set(split.train) & set(split.evaluate)
+    assert set(split.train) | set(split.evaluate) == set(data.posts["influencer"])
+    n_posts = data.posts.groupby("influencer").size()
+    # only creators with enough posts are evaluated; 60 % of them train
+    assert (n_posts[list(split.evaluate)] >= MIN_POSTS).all()
+    long = (n_posts >= MIN_POSTS).sum()
+    assert len(split.evaluate) == long - round(long * 0.6)
+    # seeded: the same split every time, another with another seed
+    assert list(forward_split(data.posts, seed=0).evaluate) == list(split.evaluate)
+    assert list(forward_split(data.posts, seed=1).evaluate) != list(split.evaluate)
+
+
+def test_history_holds_no_later_post_and_the_label_is_the_later_median():
+    data = _data()
+    creators = forward_split(data.posts, seed=0).evaluate
+    test = forward_set(data, creators)
+    followers = data.profiles.set_index("influencer")["followers"]
+    for row, name in enumerate(test.base["influencer"]):
+        own = data.posts[data.posts["influencer"] == name].sort_values("posted_at")
+        n_history = int(np.floor(len(own) * 0.7))
+        history, later = own.iloc[:n_history], own.iloc[n_history:]
+        assert test.base["cutoff"].iloc[row] == later["posted_at"].iloc[0]
+        assert test.base["n_history_posts"].iloc[row] == n_history  # not one later post
+        rate = (later["likes"] + later["comments"]) / followers[name]
+        assert test.label[row] == pytest.approx(np.log(max(rate.median(), RATE_FLOOR)))
+        past = (history["likes"] + history["comments"]) / followers[name]
+        assert test.persistence[row] == pytest.approx(np.log(max(past.median(), RATE_FLOOR)))
+
+
+def test_report_puts_persistence_beside_the_model():
+    data = _data()
+    test = forward_set(data, forward_split(data.posts, seed=0).evaluate)
+
+    def perfect(base):  # predicts each creator's later median exactly (model scale)
+        pred = test.label + 0.0
+        return pred, pred - 1.0, pred + 1.0
+
+    report = forward_report(perfect, test, seed=0)
+    assert report["model"]["mae_log_er"] < 0.05  # only the +1 pseudo-interaction separates them
+    assert report["mae_gain"] == pytest.approx(report["persistence"]["mae_log_er"] - report["model"]["mae_log_er"])
+    lo, hi = report["mae_gain_90ci"]
+    assert lo <= report["mae_gain"] <= hi
+    assert 0.0 <= report["model"]["coverage_80_posts"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("gain", "expected"),
+    [
+        (np.full(50, 0.2), [0.2, 0.2]),  # no spread: the interval is the value
+        (np.array([]), None),  # nothing to resample
+    ],
+)
+def test_paired_bootstrap(gain, expected):
+    lo, hi = paired_bootstrap(gain, seed=0)
+    if expected is None:
+        assert np.isnan(lo) and np.isnan(hi)
+    else:
+        assert [lo, hi] == pytest.approx(expected)
+
+
+def test_zero_boosting_rounds_is_the_baseline():
+    data = _data(60)
+    examples = post_examples(data.profiles, data.posts)
+    config = TrainConfig(n_topics=2)
+    model = new_model(config).fit(examples.base, examples.label, sample_weight=examples.weight, num_boost_round=0)
+    matrix = model.model_matrix(examples.base)
+    np.testing.assert_allclose(model.predict_log(examples.base), matrix[BASELINE_FEATURE].to_numpy())
+    # the contributions credit the whole prediction to the baseline and the bias
+    contributions = model.contributions(examples.base)
+    np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(examples.base))
+    others = contributions.drop(columns=[BASELINE_FEATURE, "bias"])
+    assert (others == 0).all().all()
+
+
+def test_trees_add_to_the_baseline_and_contributions_add_up():
+    data = _data(60)
+    examples = post_examples(data.profiles, data.posts)
+    model = new_model(TrainConfig(n_topics=2)).fit(
+        examples.base, examples.label, sample_weight=examples.weight, num_boost_round=30
+    )
+    predicted = model.predict_log(examples.base)
+    np.testing.assert_allclose(model.contributions(examples.base).sum(axis=1), predicted, atol=1e-9)
+    start = model.model_matrix(examples.base)[BASELINE_FEATURE].to_numpy()
+    assert not np.allclose(predicted, start)  # the trees do move it
+
+
+def test_shrinkage_is_learned_from_the_data():
+    """Noisy creators around similar levels lean on peers more than consistent, distinct ones."""
+    consistent = _data(60, seed=1)
+    strength_consistent = _strength(post_examples(consistent.profiles, consistent.posts))
+    noisy = _data(60, seed=1)
+    rng = np.random.default_rng(5)
+    noise = np.exp(rng.normal(0, 1.5, len(noisy.posts)))
+    noisy_posts = noisy.posts.assign(likes=(noisy.posts["likes"] * noise).round())
+    strength_noisy = _strength(post_examples(noisy.profiles, noisy_posts))
+    assert strength_noisy > 3 * strength_consistent
+
+
+def _strength(examples) -> float:
+    model = new_model(TrainConfig(n_topics=2))
+    model.fit_steps(examples.base)
+    return model.steps_.named_steps["prior"].strength_["*"]
