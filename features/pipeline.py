@@ -140,6 +140,23 @@ class ConformalInterval:
         return predicted + table[codes, 0], predicted + table[codes, 1]
 
 
+def calibrated_interval(
+    level: float,
+    predicted: np.ndarray,
+    base: pd.DataFrame,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> ConformalInterval:
+    """A :class:`ConformalInterval` fitted on calibration rows (see :meth:`EngagementModel.calibrate`)."""
+    y = np.asarray(y, dtype="float64")
+    if pairs is None:
+        return ConformalInterval(level).fit(y - predicted, interval_group(base), weights)
+    forecast, target, pair_weight = pairs
+    groups = interval_group(base).iloc[forecast].reset_index(drop=True)
+    return ConformalInterval(level).fit(y[target] - predicted[forecast], groups, pair_weight)
+
+
 class EngagementModel:
     """Learned feature steps + LightGBM booster + conformal interval, as one fitted object.
 
@@ -285,12 +302,20 @@ class EngagementModel:
         )
 
     def calibrate(
-        self, base: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None = None
+        self,
+        base: pd.DataFrame,
+        y: np.ndarray,
+        weights: np.ndarray | None = None,
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> EngagementModel:
-        """Learn the interval from rows the booster was not fitted on."""
-        residuals = np.asarray(y, dtype="float64") - self.predict_log(base)
-        self.interval_ = ConformalInterval(self.interval_level).fit(
-            residuals, interval_group(base), weights
+        """Learn the interval from rows the booster was not fitted on.
+
+        ``pairs`` (forecast row, target row, weight): score each row's forecast against other
+        rows' labels too, e.g. the same creator's later posts, so that the interval holds for
+        posts further ahead than the next one; default each row against its own label.
+        """
+        self.interval_ = calibrated_interval(
+            self.interval_level, self.predict_log(base), base, y, weights, pairs
         )
         return self
 

@@ -9,7 +9,7 @@ import pytest
 from features.contract import validate
 from features.pipeline import BASELINE_FEATURE
 from training.config import TrainConfig
-from training.evaluation import new_model
+from training.evaluation import horizon_pairs, new_model
 from training.examples import post_examples
 from training.forward import (
     MIN_POSTS,
@@ -151,3 +151,21 @@ def _strength(examples) -> float:
     model = new_model(TrainConfig(n_topics=2))
     model.fit_steps(examples.base)
     return model.steps_.named_steps["prior"].strength_["*"]
+
+
+def test_calibration_pairs_look_ahead_within_a_creator_only():
+    data = _data(20)
+    examples = post_examples(data.profiles, data.posts)
+    forecast, target, weight = horizon_pairs(examples)
+    influencer = examples.base["influencer"].to_numpy()
+    assert (influencer[forecast] == influencer[target]).all()  # never another creator's post
+    assert (examples.target_time.to_numpy()[target] >= examples.target_time.to_numpy()[forecast]).all()
+    # every example is scored on its own target, and at most 0.43 x its history further on
+    assert set(zip(forecast, target, strict=True)) >= {(i, i) for i in range(len(examples))}
+    ahead = pd.Series(1, index=forecast).groupby(level=0).sum() - 1
+    n_history = examples.base["n_history_posts"].to_numpy()
+    assert (ahead.to_numpy() <= np.floor(0.43 * n_history[ahead.index])).all()
+    assert ahead.max() > 0
+    # a row's weight is split over its pairs: creators still weigh the same
+    totals = pd.Series(weight).groupby(influencer[forecast]).sum()
+    np.testing.assert_allclose(totals.to_numpy(), totals.iloc[0])

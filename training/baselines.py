@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.aggregate import NUMERIC_FEATURES
-from features.pipeline import ConformalInterval, interval_group
+from features.pipeline import calibrated_interval, interval_group
 from features.transformers import lookup_pairs
 
 
@@ -34,10 +34,15 @@ class Baseline:
         raise NotImplementedError
 
     def calibrate(
-        self, base: pd.DataFrame, y: np.ndarray, level: float, weights: np.ndarray | None = None
+        self,
+        base: pd.DataFrame,
+        y: np.ndarray,
+        level: float,
+        weights: np.ndarray | None = None,
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Baseline:
-        residuals = np.asarray(y) - self.predict_log(base)
-        self.interval_ = ConformalInterval(level).fit(residuals, interval_group(base), weights)
+        """The model's calibration (:func:`features.pipeline.calibrated_interval`), on the same rows."""
+        self.interval_ = calibrated_interval(level, self.predict_log(base), base, y, weights, pairs)
         return self
 
     def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

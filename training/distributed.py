@@ -54,11 +54,11 @@ from training.examples import (
     validate_campaigns,
 )
 
-LABEL, TARGET_ER, TARGET_TIME, FIRST_POST = "_label", "_target_er", "_target_time", "_first_post"
+LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST = "_label", "_target_er", "_target_time", "_first_post", "_last_post"
 # The example's place in the pandas engine's order: its row in the campaigns table (campaign
 # mode, where that table sets the order), else 0 (latest-post mode: influencer, then cutoff).
 ORDER = "_order"
-EXTRA_COLUMNS = [LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, ORDER]
+EXTRA_COLUMNS = [LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST, ORDER]
 # Training rows the driver fits the feature steps and the early-stopping probe on.
 MAX_DRIVER_ROWS = 500_000
 
@@ -68,9 +68,10 @@ if TYPE_CHECKING:  # run_training's module is imported when training runs (it br
 
 def _example_frame(ex: ExampleSet, data: ValidatedData, order: np.ndarray | int = 0) -> pd.DataFrame:
     """Examples as one frame: base features plus the label columns (:data:`EXTRA_COLUMNS`)."""
-    first = ex.base["influencer"].map(data.posts.groupby("influencer")["posted_at"].min())
+    times = data.posts.groupby("influencer")["posted_at"]
+    first, last = ex.base["influencer"].map(times.min()), ex.base["influencer"].map(times.max())
     order = np.full(len(ex), order, dtype="int64") if np.isscalar(order) else np.asarray(order, dtype="int64")
-    return ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy(), ORDER: order})
+    return ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy(), LAST_POST: last.to_numpy(), ORDER: order})
 
 
 def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: int, now: pd.Timestamp, files: tuple[str, str], scraped: dict[str, pd.Timestamp]) -> tuple[pd.DataFrame, ValidationReport]:
@@ -109,6 +110,7 @@ def _examples_meta() -> pd.DataFrame:
             TARGET_ER: pd.Series(dtype="float64"),
             TARGET_TIME: pd.Series(dtype="datetime64[ns, UTC]"),
             FIRST_POST: pd.Series(dtype="datetime64[ns, UTC]"),
+            LAST_POST: pd.Series(dtype="datetime64[ns, UTC]"),
             ORDER: pd.Series(dtype="int64"),
         }
     )
@@ -335,9 +337,9 @@ def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, re
     elif by_campaign:
         dates = _posts_date_range(profiles, posts)
     else:
-        # Every influencer with posts has examples, its latest post a target: the examples span
-        # the validated posts exactly, so no second pass over the posts is needed.
-        lo, hi = dask.compute(frame[FIRST_POST].min(), frame[TARGET_TIME].max())
+        # Every influencer with a mature post has examples, which carry its first and last post
+        # time: no second pass over the posts is needed.
+        lo, hi = dask.compute(frame[FIRST_POST].min(), frame[LAST_POST].max())
         dates = (pd.Timestamp(lo), pd.Timestamp(hi))
     return data, InputSummary(dict(report.rows_out), dates)
 
