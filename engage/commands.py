@@ -51,6 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from serving.predictor import load_model
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
+    from training.forward import evaluate_forward_all
     from training.train import ProgressPrinter, build_examples, comparison_table
 
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
@@ -58,6 +59,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_inputs(args)
     examples = build_examples(data, config, args.campaigns)
     metrics = evaluate_model(predictor.model, examples, config, ProgressPrinter())
+    if args.campaigns is None:
+        # Every creator with enough posts is forecast forward (the saved model saw none of
+        # them, if the data are new to it).
+        metrics["forward"] = evaluate_forward_all(predictor.model, data, config.seed)
     if args.metrics_out:
         _write_json(metrics, args.metrics_out)
     print(f"model {predictor.path} on {len(examples)} examples (baselines fitted out of fold on the same data)")

@@ -9,10 +9,11 @@ import pytest
 from features.contract import validate
 from features.pipeline import BASELINE_FEATURE
 from training.config import TrainConfig
-from training.evaluation import horizon_pairs, new_model
+from training.evaluation import fit_model, horizon_pairs, new_model
 from training.examples import post_examples
 from training.forward import (
     MIN_POSTS,
+    evaluate_forward_all,
     RATE_FLOOR,
     forward_report,
     forward_set,
@@ -169,3 +170,15 @@ def test_calibration_pairs_look_ahead_within_a_creator_only():
     # a row's weight is split over its pairs: creators still weigh the same
     totals = pd.Series(weight).groupby(influencer[forecast]).sum()
     np.testing.assert_allclose(totals.to_numpy(), totals.iloc[0])
+
+
+def test_a_saved_model_is_evaluated_forward_on_every_long_creator():
+    data = _data(60)
+    examples = post_examples(data.profiles, data.posts)
+    model = fit_model(examples, TrainConfig(n_topics=2, num_boost_round=50, early_stopping_rounds=10))
+    report = evaluate_forward_all(model, data, seed=0)
+    n_long = int((data.posts.groupby("influencer").size() >= MIN_POSTS).sum())
+    assert report["n_creators"] == n_long
+    assert {"model", "persistence", "mae_gain", "mae_gain_90ci"} <= set(report)
+    few = evaluate_forward_all(model, _data(5), seed=0)
+    assert "fewer than 10 creators" in few["skipped"]

@@ -8,7 +8,7 @@ from typing import Any
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "huber",
-    "alpha": 1.0,
+    "alpha": 0.6,
     "learning_rate": 0.03,
     "num_leaves": 31,
     "min_data_in_leaf": 40,

@@ -205,7 +205,10 @@ def forward_evaluation(
 
     split = forward_split(data.posts, config.seed)
     if len(split.evaluate) < 10:
-        return {"n_creators": int(len(split.evaluate)), "skipped": f"fewer than 10 creators with {MIN_POSTS}+ posts"}
+        return {
+            "n_creators": int(len(split.evaluate)),
+            "skipped": f"fewer than 10 creators with {MIN_POSTS}+ posts",
+        }
     train = subset(data, split.train)
     examples = post_examples(train.profiles, train.posts, config.targets_per_influencer)
     progress(
@@ -225,3 +228,16 @@ def evaluate_forward(model: Any, data: ValidatedData, creators: np.ndarray, seed
         return predicted, low, high
 
     return forward_report(predict, forward_set(data, creators), seed)
+
+
+def evaluate_forward_all(model: Any, data: ValidatedData, seed: int) -> dict[str, Any]:
+    """A saved model on the forward protocol, every creator with ``MIN_POSTS`` posts evaluated
+    (``engage evaluate``: the data are the model's unseen creators)."""
+    n_posts = data.posts.groupby("influencer", sort=True, observed=True).size()
+    creators = np.asarray(n_posts.index[n_posts >= MIN_POSTS], dtype=object)
+    if len(creators) < 10:
+        return {
+            "n_creators": int(len(creators)),
+            "skipped": f"fewer than 10 creators with {MIN_POSTS}+ posts",
+        }
+    return evaluate_forward(model, data, creators, seed)
