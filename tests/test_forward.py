@@ -13,8 +13,8 @@ from training.evaluation import fit_model, horizon_pairs, new_model
 from training.examples import post_examples
 from training.forward import (
     MIN_POSTS,
-    evaluate_forward_all,
     RATE_FLOOR,
+    evaluate_forward_all,
     forward_report,
     forward_set,
     forward_split,
