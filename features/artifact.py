@@ -25,6 +25,10 @@ import joblib
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "MANIFEST.sha256"
+# Layout of the pickled model, raised whenever a saved model would be read differently by this
+# code: 2 = the booster adds to its starting level (``shrunk_log_er``, its init_score). A model
+# of format 1 would unpickle fine and then predict without that level: silently wrong.
+MODEL_FORMAT = 2
 # Libraries whose objects are inside the pickle: a different version may unpickle wrongly.
 PINNED_LIBRARIES = ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "joblib")
 
@@ -75,7 +79,12 @@ def save_artifact(model: Any, models_dir: Path, metadata: dict[str, Any], versio
     staging.mkdir()
     try:
         joblib.dump(model, staging / MODEL_FILE)
-        meta = {**metadata, "version": version_name, "library_versions": library_versions()}
+        meta = {
+            **metadata,
+            "version": version_name,
+            "model_format": MODEL_FORMAT,
+            "library_versions": library_versions(),
+        }
         (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
         lines = [f"{sha256_of(staging / name)}  {name}" for name in (MODEL_FILE, METADATA_FILE)]
         (staging / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
@@ -140,6 +149,12 @@ def verify_artifact(path: Path, *, check_versions: bool = True) -> dict[str, Any
         if actual != digest:
             raise ArtifactError(f"{path}: {name} does not match its SHA-256 in the manifest (expected {digest[:12]}..., found {actual[:12]}...); the file was changed or corrupted")
     metadata = json.loads((path / METADATA_FILE).read_text())
+    saved_format = metadata.get("model_format", 1)
+    if saved_format != MODEL_FORMAT:
+        raise ArtifactError(
+            f"{path}: saved by another engage (model format {saved_format}, this one reads "
+            f"{MODEL_FORMAT}), refusing to load a model it would read differently. Retrain it."
+        )
     if check_versions:
         recorded = metadata.get("library_versions", {})
         current = library_versions()

@@ -216,6 +216,27 @@ def test_artifact_from_other_library_versions_is_refused_before_unpickling(tmp_p
         load_artifact(folder)
 
 
+@pytest.mark.parametrize(
+    ("edit", "saved"),
+    [
+        (lambda meta: meta.pop("model_format"), 1),  # saved before the format was recorded
+        (lambda meta: meta.update(model_format=99), 99),  # saved by a newer engage
+    ],
+)
+def test_artifact_of_another_model_format_is_refused_before_unpickling(tmp_path, edit, saved):
+    from features.artifact import sha256_of
+
+    folder = save_artifact(_Thing(), tmp_path, {})
+    meta = json.loads((folder / "metadata.json").read_text())
+    edit(meta)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
+    names = ("model.joblib", "metadata.json")
+    (folder / "MANIFEST.sha256").write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in names))
+    with pytest.raises(ArtifactError, match=rf"model format {saved}, this one reads 2.*Retrain"):
+        load_artifact(folder)
+
+
 def test_missing_manifest_and_half_written_folders_are_never_latest(tmp_path):
     good = save_artifact(_Thing(), tmp_path, {})
     (tmp_path / ".tmp-99999999T000000Z-abc").mkdir()  # an interrupted save
