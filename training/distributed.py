@@ -44,7 +44,7 @@ from features.distributed import (
 )
 from features.pipeline import BASELINE_FEATURE, ConformalInterval, EngagementModel, interval_group
 from training.config import TrainConfig
-from training.evaluation import boosting_rounds, influencer_holdout, new_model
+from training.evaluation import boosting_rounds, horizon_pairs, influencer_holdout, new_model
 from training.examples import (
     ExampleSet,
     campaign_examples,
@@ -186,8 +186,23 @@ def _model_matrix(part: pd.DataFrame, model: EngagementModel) -> pd.DataFrame:
 
 
 def _residual_groups(part: pd.DataFrame, model: EngagementModel) -> pd.DataFrame:
-    residual = part[LABEL].to_numpy(dtype="float64") - model.predict_log(part.drop(columns=EXTRA_COLUMNS)) if len(part) else np.array([], dtype="float64")
-    return pd.DataFrame({"residual": residual, "group": interval_group(part).to_numpy(dtype=object)}, index=part.index)
+    """Calibration residuals of one bucket, paired as :func:`training.evaluation.horizon_pairs`
+    pairs them (a creator's examples are all in one bucket)."""
+    if not len(part):
+        return _RESIDUAL_META.copy()
+    ex = to_example_set(part)
+    predicted = model.predict_log(ex.base)
+    forecast, target, weight = horizon_pairs(ex)
+    return pd.DataFrame(
+        {
+            "residual": ex.label[target] - predicted[forecast],
+            "group": interval_group(ex.base).to_numpy(dtype=object)[forecast],
+            "weight": weight,
+        }
+    )
+
+
+_RESIDUAL_META = pd.DataFrame({"residual": pd.Series(dtype="float64"), "group": pd.Series(dtype=object), "weight": pd.Series(dtype="float64")})
 
 
 def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: dict[str, Any] | None = None, max_driver_rows: int = MAX_DRIVER_ROWS) -> EngagementModel:
@@ -235,8 +250,8 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     model.booster_ = booster
     model.best_iteration_ = int(booster.current_iteration())
 
-    res = calib_dd.map_partitions(_residual_groups, model, meta=pd.DataFrame({"residual": pd.Series(dtype="float64"), "group": pd.Series(dtype=object)})).compute()
-    model.interval_ = ConformalInterval(model.interval_level).fit(res["residual"].to_numpy(), res["group"].reset_index(drop=True))
+    res = calib_dd.map_partitions(_residual_groups, model, meta=_RESIDUAL_META).compute()
+    model.interval_ = ConformalInterval(model.interval_level).fit(res["residual"].to_numpy(), res["group"].reset_index(drop=True), res["weight"].to_numpy())
     model.metadata.update(
         {
             "n_boost_rounds": rounds,
