@@ -1,0 +1,114 @@
+"""Evaluate the model on every real data set in ../shared/data, alone and trained together.
+
+For each set: grouped CV, the time holdout and the forward protocol beside the baselines (what
+``engage train`` prints, without saving or logging a model). Then one model trained on the
+training creators of every set together, scored on each set's forward creators and by grouped
+CV per platform, so a gain on one platform cannot hide a loss on another.
+
+    .venv/bin/python scripts/shared_evaluation.py [--shared ../shared/data] [--out m.json]
+
+Handles are prefixed with the set's name when sets are combined: the same handle can exist on
+several platforms. Takes ~15 minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from features.contract import ValidatedData, read_table, validate  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.evaluation import cross_validate, fit_model, time_holdout  # noqa: E402
+from training.examples import post_examples  # noqa: E402
+from training.forward import evaluate_forward, forward_split, subset  # noqa: E402
+from training.metrics import point_metrics  # noqa: E402
+from training.train import comparison_table  # noqa: E402
+
+# (profiles, posts) file names of each shared set.
+SETS = {
+    "instagram": ("influencers.csv", "posts.csv"),
+    "tiktok": ("profiles.csv", "posts.csv"),
+}
+
+
+def load(shared: Path, names: list[str], prefix: bool) -> ValidatedData:
+    profiles, posts = [], []
+    for name in names:
+        p, q = (read_table(shared / name / file) for file in SETS[name])
+        if prefix:
+            p = p.assign(influencer=f"{name}:" + p["influencer"].astype(str))
+            q = q.assign(influencer=f"{name}:" + q["influencer"].astype(str))
+        profiles.append(p)
+        posts.append(q)
+    return validate(pd.concat(profiles, ignore_index=True), pd.concat(posts, ignore_index=True))
+
+
+def short(block: dict) -> list[float]:
+    return [round(block["mae_log_er"], 4), round(block["spearman"], 4)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--out", type=Path, help="write every figure as JSON here")
+    args = parser.parse_args()
+    config = TrainConfig()
+    names = [n for n in SETS if (args.shared / n).is_dir()]
+    results: dict[str, dict] = {}
+    for name in names:
+        data = load(args.shared, [name], prefix=False)
+        examples = post_examples(data.profiles, data.posts)
+        metrics, _ = cross_validate(examples, config, print)
+        metrics["time_holdout"] = time_holdout(examples, config, print)[0]
+        split = forward_split(data.posts, config.seed)
+        train = subset(data, split.train)
+        model = fit_model(post_examples(train.profiles, train.posts), config)
+        metrics["forward"] = evaluate_forward(model, data, split.evaluate, config.seed)
+        print(f"\n=== {name} ===\n{comparison_table(metrics)}\n")
+        results[name] = metrics
+
+    # One model for every platform.
+    together = load(args.shared, names, prefix=True)
+    splits = {}
+    for name in names:
+        posts = together.posts[together.posts["influencer"].str.startswith(f"{name}:")]
+        splits[name] = forward_split(posts.assign(influencer=posts["influencer"].str[len(name) + 1 :]), config.seed)
+    train_keys = np.concatenate([f"{n}:" + splits[n].train.astype(str) for n in names])
+    train = subset(together, train_keys)
+    model = fit_model(post_examples(train.profiles, train.posts), config)
+    combined: dict[str, dict] = {}
+    for name in names:
+        own = subset(together, together.profiles["influencer"][together.profiles["influencer"].str.startswith(f"{name}:")].to_numpy())
+        forward = evaluate_forward(model, own, f"{name}:" + splits[name].evaluate.astype(str), config.seed)
+        combined[name] = {"forward": forward}
+    examples = post_examples(together.profiles, together.posts)
+    _, oof = cross_validate(examples, config, print)
+    platform_of = examples.base["influencer"].str.split(":").str[0].to_numpy()
+    for name in names:
+        for label, mask in (("with_history", examples.has_history), ("cold_start", ~examples.has_history)):
+            rows = (platform_of == name) & mask
+            combined[name][f"cv_{label}"] = point_metrics(
+                oof["actual_log_er"].to_numpy()[rows], oof["model_pred"].to_numpy()[rows], oof["category"].astype(str).to_numpy()[rows]
+            )
+    results["trained_together"] = combined
+
+    print("\n=== trained on every set together vs on one set alone (MAE, Spearman) ===")
+    for name in names:
+        alone = results[name]
+        print(f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(alone['forward']['model'])}")
+        for label in ("with_history", "cold_start"):
+            print(f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(alone['subsets'][label]['model'])}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
