@@ -152,9 +152,15 @@ def calibrated_interval(
     y = np.asarray(y, dtype="float64")
     if pairs is None:
         return ConformalInterval(level).fit(y - predicted, interval_group(base), weights)
-    forecast, target, pair_weight = pairs
+    forecast, target, _ = pairs
     groups = interval_group(base).iloc[forecast].reset_index(drop=True)
-    return ConformalInterval(level).fit(y[target] - predicted[forecast], groups, pair_weight)
+    # Each creator counts once within each group (Mondrian): a cold start is one row, a long
+    # history many, and weighting them by the creator's examples overall would let creators
+    # with few posts set the cold-start quantiles.
+    creator = base["influencer"].to_numpy()[forecast]
+    per_cell = pd.Series(1.0, index=pd.MultiIndex.from_arrays([creator, groups.to_numpy()]))
+    weight = 1.0 / per_cell.groupby(level=[0, 1]).transform("size").to_numpy()
+    return ConformalInterval(level).fit(y[target] - predicted[forecast], groups, weight)
 
 
 class EngagementModel:
