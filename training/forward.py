@@ -11,8 +11,9 @@ alike, so a creator whose later posts got nothing does not dominate the error.
 
 Reported: MAE of log ER, Spearman, a paired bootstrap 90 % interval of the MAE gain
 (persistence MAE - model MAE, resampling creators), and the coverage of the model's 80 % interval
-twice: against each later post (what the interval promises: the next post's log ER) and against
-the later posts' median (a narrower target, so it over-covers by design).
+against each later post (what the interval promises: a post's log ER), against the later posts
+that were at least ``MIN_POST_AGE`` old at the scrape (the others were still collecting
+engagement), and against the later posts' median (a narrower target: it over-covers by design).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from scipy.stats import spearmanr
 
 from features.aggregate import MIN_POST_AGE, compute_features
 from features.contract import ValidatedData
-from features.engagement import interactions, log_er
+from features.engagement import er_from_log, interactions, log_er
+from training.evaluation import fit_model
+from training.examples import post_examples, post_scrape_times, scrape_times
 
 MIN_POSTS = 6
 TRAIN_SHARE = 0.6
@@ -104,8 +107,6 @@ def forward_set(data: ValidatedData, creators: np.ndarray) -> ForwardSet:
     later_rates = rates(later)
     # Later posts still young at the scrape are collecting engagement: coverage is reported
     # with and without them.
-    from training.examples import post_scrape_times, scrape_times
-
     scraped = post_scrape_times(data.profiles, later, scrape_times(data.profiles, data.posts))
     later_rates["mature"] = (later["posted_at"] <= scraped - MIN_POST_AGE).to_numpy()
     # The history is exactly what the features saw: posts strictly before the cutoff.
@@ -123,8 +124,6 @@ def forward_set(data: ValidatedData, creators: np.ndarray) -> ForwardSet:
 
 def _model_rate_log(predicted_log: np.ndarray, base: pd.DataFrame) -> np.ndarray:
     """The model's log ER prediction on the protocol's scale (rate, clipped, logged)."""
-    from features.engagement import er_from_log
-
     followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
     return _rate_log(er_from_log(predicted_log, followers))
 
@@ -200,9 +199,6 @@ def forward_evaluation(
 ) -> dict[str, Any]:
     """The whole protocol on validated data: split, train on the training creators (as
     ``engage train`` would), evaluate the rest beside persistence."""
-    from training.evaluation import fit_model
-    from training.examples import post_examples
-
     split = forward_split(data.posts, config.seed)
     if len(split.evaluate) < 10:
         return {
