@@ -101,7 +101,7 @@ class ConformalInterval:
         ranked = residuals[order]
 
         def at(q: float) -> float:
-            return float(ranked[min(np.searchsorted(cumulative, q, side="left"), len(ranked) - 1)])
+            return float(ranked[min(int(np.searchsorted(cumulative, q)), len(ranked) - 1)])
 
         return at(1.0 - hi_q), at(hi_q)
 
