@@ -1,6 +1,6 @@
 """Training speed: the engage pipeline's fit beside raw ``lightgbm.train`` on the same matrix.
 
-For each size (synthetic examples, one per influencer with its latest post as target):
+For each size (synthetic examples: every post a target, the first ``n`` examples kept):
 
 * ``features``: point-in-time base features for all examples (reported, not in the ratio);
 * ``engage fit``: EngagementModel.fit on the base features: learned feature steps (priors,
@@ -57,7 +57,9 @@ def bench(n_examples: int, rounds: int, seed: int) -> dict[str, float]:
     matrix = model.model_matrix(ex.base)
 
     def raw() -> lgb.Booster:
-        return lgb.train(lgb_params, lgb.Dataset(matrix, label=ex.label), num_boost_round=rounds)
+        # The same start as engage's booster: its init_score is the shrunk own level.
+        start = model.baseline_log(matrix)
+        return lgb.train(lgb_params, lgb.Dataset(matrix, label=ex.label, init_score=start), num_boost_round=rounds)
 
     booster, t_raw = timed(raw)
     same = np.allclose(booster.predict(matrix), model.booster_.predict(matrix))
