@@ -182,3 +182,14 @@ def test_a_saved_model_is_evaluated_forward_on_every_long_creator():
     assert {"model", "persistence", "mae_gain", "mae_gain_90ci"} <= set(report)
     few = evaluate_forward_all(model, _data(5), seed=0)
     assert "fewer than 10 creators" in few["skipped"]
+
+
+def test_features_in_batches_equal_the_features_at_once(monkeypatch):
+    import training.examples as examples_module
+
+    data = _data(30)
+    at_once = post_examples(data.profiles, data.posts)
+    monkeypatch.setattr(examples_module, "MAX_PAIRS_PER_BATCH", 40)  # a few creators a batch
+    batched = post_examples(data.profiles, data.posts)
+    pd.testing.assert_frame_equal(batched.base, at_once.base)
+    np.testing.assert_array_equal(batched.label, at_once.label)

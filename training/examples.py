@@ -141,7 +141,7 @@ def post_examples(
             "observed_at": targets["observed_at"].to_numpy(),
         }
     )
-    base = compute_features(profiles, posts, examples)
+    base = features_in_batches(profiles, posts, examples)
     n_inter = interactions(targets)
     return ExampleSet(
         base=base,
@@ -149,6 +149,36 @@ def post_examples(
         target_er=(n_inter / target_followers).to_numpy(dtype="float64"),
         target_time=targets["posted_at"].reset_index(drop=True),
     )
+
+
+# (example, earlier post) pairs joined at once when the features of many cutoffs per creator
+# are computed: bounds the memory of the join (each creator's posts meet each of its cutoffs).
+MAX_PAIRS_PER_BATCH = 2_000_000
+
+
+def features_in_batches(
+    profiles: pd.DataFrame, posts: pd.DataFrame, examples: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`compute_features` of ``examples``, a batch of whole creators at a time.
+
+    With rolling cutoffs a creator of n posts brings n cutoffs, and joining its posts to them
+    makes n x n rows: 100-post histories took 4 GB at once for 150k posts. Batches of creators
+    keep the join under ``MAX_PAIRS_PER_BATCH`` rows; the features are the same.
+    """
+    posts_per_creator = examples["influencer"].map(posts["influencer"].value_counts()).fillna(0)
+    pairs = posts_per_creator.groupby(examples["influencer"].to_numpy()).sum()
+    if pairs.sum() <= MAX_PAIRS_PER_BATCH:
+        return compute_features(profiles, posts, examples)
+    batch_of = (pairs.cumsum() // MAX_PAIRS_PER_BATCH).astype("int64")
+    example_batch = examples["influencer"].map(batch_of).to_numpy()
+    post_batch = posts["influencer"].map(batch_of).to_numpy()
+    parts = [
+        compute_features(
+            profiles, posts[post_batch == b], examples[example_batch == b].reset_index(drop=True)
+        ).set_axis(np.flatnonzero(example_batch == b))
+        for b in np.unique(example_batch)
+    ]
+    return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
 def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Series) -> pd.DataFrame:
