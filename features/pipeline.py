@@ -140,26 +140,28 @@ class ConformalInterval:
         return predicted + table[codes, 0], predicted + table[codes, 1]
 
 
+def creator_cell_weights(creator: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """1 / (rows of the same creator in the same interval group): each creator counts once
+    within each group (Mondrian). A cold start is one row and a long history many; weighting
+    them by the creator's rows overall would let creators with few posts set the cold-start
+    quantiles."""
+    cell = pd.Series(1.0, index=pd.MultiIndex.from_arrays([creator, groups]))
+    return 1.0 / cell.groupby(level=[0, 1]).transform("size").to_numpy()
+
+
 def calibrated_interval(
     level: float,
     predicted: np.ndarray,
     base: pd.DataFrame,
     y: np.ndarray,
-    weights: np.ndarray | None = None,
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ConformalInterval:
-    """A :class:`ConformalInterval` fitted on calibration rows (see :meth:`EngagementModel.calibrate`)."""
+    """A :class:`ConformalInterval` fitted on calibration rows, each creator weighted once per
+    group (see :meth:`EngagementModel.calibrate` for ``pairs``)."""
     y = np.asarray(y, dtype="float64")
-    if pairs is None:
-        return ConformalInterval(level).fit(y - predicted, interval_group(base), weights)
-    forecast, target, _ = pairs
+    forecast, target = pairs if pairs is not None else (np.arange(len(y)), np.arange(len(y)))
     groups = interval_group(base).iloc[forecast].reset_index(drop=True)
-    # Each creator counts once within each group (Mondrian): a cold start is one row, a long
-    # history many, and weighting them by the creator's examples overall would let creators
-    # with few posts set the cold-start quantiles.
-    creator = base["influencer"].to_numpy()[forecast]
-    per_cell = pd.Series(1.0, index=pd.MultiIndex.from_arrays([creator, groups.to_numpy()]))
-    weight = 1.0 / per_cell.groupby(level=[0, 1]).transform("size").to_numpy()
+    weight = creator_cell_weights(base["influencer"].to_numpy()[forecast], groups.to_numpy())
     return ConformalInterval(level).fit(y[target] - predicted[forecast], groups, weight)
 
 
@@ -311,18 +313,15 @@ class EngagementModel:
         self,
         base: pd.DataFrame,
         y: np.ndarray,
-        weights: np.ndarray | None = None,
-        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        pairs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> EngagementModel:
         """Learn the interval from rows the booster was not fitted on.
 
-        ``pairs`` (forecast row, target row, weight): score each row's forecast against other
-        rows' labels too, e.g. the same creator's later posts, so that the interval holds for
-        posts further ahead than the next one; default each row against its own label.
+        ``pairs`` (forecast rows, target rows): score each row's forecast against other rows'
+        labels too, e.g. the same creator's later posts, so that the interval holds for posts
+        further ahead than the next one; default each row against its own label.
         """
-        self.interval_ = calibrated_interval(
-            self.interval_level, self.predict_log(base), base, y, weights, pairs
-        )
+        self.interval_ = calibrated_interval(self.interval_level, self.predict_log(base), base, y, pairs)
         return self
 
     # ------------------------------------------------------------------ predicting

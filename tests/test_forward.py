@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.contract import validate
-from features.pipeline import BASELINE_FEATURE
+from features.pipeline import BASELINE_FEATURE, creator_cell_weights, interval_group
 from training.config import TrainConfig
 from training.evaluation import fit_model, horizon_pairs, new_model
 from training.examples import post_examples
@@ -157,7 +157,7 @@ def _strength(examples) -> float:
 def test_calibration_pairs_look_ahead_within_a_creator_only():
     data = _data(20)
     examples = post_examples(data.profiles, data.posts)
-    forecast, target, weight = horizon_pairs(examples)
+    forecast, target = horizon_pairs(examples)
     influencer = examples.base["influencer"].to_numpy()
     assert (influencer[forecast] == influencer[target]).all()  # never another creator's post
     assert (examples.target_time.to_numpy()[target] >= examples.target_time.to_numpy()[forecast]).all()
@@ -167,9 +167,11 @@ def test_calibration_pairs_look_ahead_within_a_creator_only():
     n_history = examples.base["n_history_posts"].to_numpy()
     assert (ahead.to_numpy() <= np.floor(0.43 * n_history[ahead.index])).all()
     assert ahead.max() > 0
-    # a row's weight is split over its pairs: creators still weigh the same
-    totals = pd.Series(weight).groupby(influencer[forecast]).sum()
-    np.testing.assert_allclose(totals.to_numpy(), totals.iloc[0])
+    # calibration weighs each creator once in each interval group, however many pairs it has
+    groups = interval_group(examples.base).to_numpy()[forecast]
+    weight = creator_cell_weights(influencer[forecast], groups)
+    totals = pd.Series(weight).groupby([influencer[forecast], groups]).sum()
+    np.testing.assert_allclose(totals.to_numpy(), 1.0)
 
 
 def test_a_saved_model_is_evaluated_forward_on_every_long_creator():

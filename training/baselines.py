@@ -38,11 +38,10 @@ class Baseline:
         base: pd.DataFrame,
         y: np.ndarray,
         level: float,
-        weights: np.ndarray | None = None,
-        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        pairs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Baseline:
         """The model's calibration (:func:`features.pipeline.calibrated_interval`), on the same rows."""
-        self.interval_ = calibrated_interval(level, self.predict_log(base), base, y, weights, pairs)
+        self.interval_ = calibrated_interval(level, self.predict_log(base), base, y, pairs)
         return self
 
     def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,13 @@ from features.distributed import (
     map_by_influencer,
     split_by_bucket,
 )
-from features.pipeline import BASELINE_FEATURE, ConformalInterval, EngagementModel, interval_group
+from features.pipeline import (
+    BASELINE_FEATURE,
+    ConformalInterval,
+    EngagementModel,
+    creator_cell_weights,
+    interval_group,
+)
 from training.config import TrainConfig
 from training.evaluation import boosting_rounds, horizon_pairs, influencer_holdout, new_model
 from training.examples import (
@@ -192,17 +198,17 @@ def _residual_groups(part: pd.DataFrame, model: EngagementModel) -> pd.DataFrame
         return _RESIDUAL_META.copy()
     ex = to_example_set(part)
     predicted = model.predict_log(ex.base)
-    forecast, target, weight = horizon_pairs(ex)
+    forecast, target = horizon_pairs(ex)
     return pd.DataFrame(
         {
             "residual": ex.label[target] - predicted[forecast],
             "group": interval_group(ex.base).to_numpy(dtype=object)[forecast],
-            "weight": weight,
+            "creator": ex.base["influencer"].to_numpy(dtype=object)[forecast],
         }
     )
 
 
-_RESIDUAL_META = pd.DataFrame({"residual": pd.Series(dtype="float64"), "group": pd.Series(dtype=object), "weight": pd.Series(dtype="float64")})
+_RESIDUAL_META = pd.DataFrame({"residual": pd.Series(dtype="float64"), "group": pd.Series(dtype=object), "creator": pd.Series(dtype=object)})
 
 
 def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: dict[str, Any] | None = None, max_driver_rows: int = MAX_DRIVER_ROWS) -> EngagementModel:
@@ -251,7 +257,8 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     model.best_iteration_ = int(booster.current_iteration())
 
     res = calib_dd.map_partitions(_residual_groups, model, meta=_RESIDUAL_META).compute()
-    model.interval_ = ConformalInterval(model.interval_level).fit(res["residual"].to_numpy(), res["group"].reset_index(drop=True), res["weight"].to_numpy())
+    weight = creator_cell_weights(res["creator"].to_numpy(), res["group"].to_numpy())
+    model.interval_ = ConformalInterval(model.interval_level).fit(res["residual"].to_numpy(), res["group"].reset_index(drop=True), weight)
     model.metadata.update(
         {
             "n_boost_rounds": rounds,

@@ -63,13 +63,17 @@ def boosting_rounds(train: ExampleSet, valid: np.ndarray, config: TrainConfig, p
 HORIZON_SHARE = 0.43
 
 
-def horizon_pairs(examples: ExampleSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(forecast row, target row, weight) for calibration: each example's forecast against its
-    own target and its creator's later targets up to ``HORIZON_SHARE`` x its history length
-    ahead. A row's weight is split over its pairs, so each creator still counts once."""
-    order = pd.DataFrame(
+def _creator_time_order(examples: ExampleSet) -> pd.DataFrame:
+    """Examples sorted by creator, then target time (stable); the index holds their rows."""
+    return pd.DataFrame(
         {"influencer": examples.base["influencer"].to_numpy(), "t": examples.target_time.to_numpy()}
     ).sort_values(["influencer", "t"], kind="stable")
+
+
+def horizon_pairs(examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
+    """(forecast rows, target rows) for calibration: each example's forecast against its own
+    target and its creator's later targets up to ``HORIZON_SHARE`` x its history length ahead."""
+    order = _creator_time_order(examples)
     rows = order.index.to_numpy()
     run_end = order.groupby("influencer", sort=False)["t"].transform("size").to_numpy()
     position = order.groupby("influencer", sort=False).cumcount().to_numpy()
@@ -78,9 +82,7 @@ def horizon_pairs(examples: ExampleSet) -> tuple[np.ndarray, np.ndarray, np.ndar
     count = reach + 1
     forecast_sorted = np.repeat(np.arange(len(rows)), count)
     step = np.arange(len(forecast_sorted)) - np.repeat(np.cumsum(count) - count, count)
-    forecast, target = rows[forecast_sorted], rows[forecast_sorted + step]
-    weight = examples.weight[forecast] / np.repeat(count, count)
-    return forecast, target, weight
+    return rows[forecast_sorted], rows[forecast_sorted + step]
 
 
 def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
@@ -128,9 +130,7 @@ def _predict_all(model: EngagementModel, baselines: list[Baseline], test: Exampl
 
 def latest_targets(examples: ExampleSet) -> np.ndarray:
     """True for each influencer's latest example (by target time, the last row on ties)."""
-    order = pd.DataFrame(
-        {"influencer": examples.base["influencer"].to_numpy(), "t": examples.target_time.to_numpy()}
-    ).sort_values(["influencer", "t"], kind="stable")
+    order = _creator_time_order(examples)
     last = ~order["influencer"].duplicated(keep="last").to_numpy()
     mask = np.zeros(len(examples), dtype=bool)
     mask[order.index.to_numpy()[last]] = True
