@@ -2,7 +2,8 @@
 
 Default (post histories): every post is a target (rolling cutoffs), with the posts strictly
 before it as history; each influencer's first post is a cold-start example (profile features
-only). Examples are weighted so that each influencer counts once, whatever its number of posts.
+only). Examples are weighted so that each influencer counts once, whatever its number of posts,
+and each platform too (:func:`example_weights`).
 ``targets_per_influencer = N`` keeps only each influencer's latest N targets.
 
 Young posts: counts keep growing for days after a post goes up, and a scrape reads every post
@@ -162,8 +163,9 @@ def features_in_batches(
     """:func:`compute_features` of ``examples``, a batch of whole creators at a time.
 
     With rolling cutoffs a creator of n posts brings n cutoffs, and joining its posts to them
-    makes n x n rows: 100-post histories took 4 GB at once for 150k posts. Batches of creators
-    keep the join under ``MAX_PAIRS_PER_BATCH`` rows; the features are the same.
+    makes n x n rows, which for long histories is most of the memory a training run takes.
+    Batches of creators keep the join under ``MAX_PAIRS_PER_BATCH`` rows; the features are the
+    same.
     """
     posts_per_creator = examples["influencer"].map(posts["influencer"].value_counts()).fillna(0)
     pairs = posts_per_creator.groupby(examples["influencer"].to_numpy()).sum()
