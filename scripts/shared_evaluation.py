@@ -27,7 +27,7 @@ from features.contract import ValidatedData, read_table, validate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.evaluation import cross_validate, fit_model, time_holdout  # noqa: E402
 from training.examples import post_examples  # noqa: E402
-from training.forward import evaluate_forward, forward_split, subset  # noqa: E402
+from training.forward import evaluate_forward, forward_evaluation, forward_split, subset  # noqa: E402
 from training.metrics import point_metrics  # noqa: E402
 from training.train import comparison_table  # noqa: E402
 
@@ -67,10 +67,7 @@ def main() -> int:
         examples = post_examples(data.profiles, data.posts)
         metrics, _ = cross_validate(examples, config, print)
         metrics["time_holdout"] = time_holdout(examples, config, print)[0]
-        split = forward_split(data.posts, config.seed)
-        train = subset(data, split.train)
-        model = fit_model(post_examples(train.profiles, train.posts), config)
-        metrics["forward"] = evaluate_forward(model, data, split.evaluate, config.seed)
+        metrics["forward"] = forward_evaluation(data, config, print)
         print(f"\n=== {name} ===\n{comparison_table(metrics)}\n")
         results[name] = metrics
 

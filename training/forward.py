@@ -33,6 +33,8 @@ from training.evaluation import fit_model
 from training.examples import post_examples, post_scrape_times, scrape_times
 
 MIN_POSTS = 6
+# Fewer evaluated creators than this make no comparison worth printing.
+MIN_CREATORS = 10
 TRAIN_SHARE = 0.6
 HISTORY_SHARE = 0.7
 RATE_FLOOR = 1e-4
@@ -66,13 +68,29 @@ def forward_split(
     still teach the model (cold starts and short histories).
     """
     n_posts = posts.groupby("influencer", sort=True, observed=True).size()
-    long = np.asarray(n_posts.index[n_posts >= min_posts], dtype=object)
+    long = long_creators(posts, min_posts)
     rng = np.random.default_rng(seed)
     shuffled = long[rng.permutation(len(long))]
     n_train = int(round(len(long) * train_share))
     evaluate = np.sort(shuffled[n_train:])
     train = np.setdiff1d(np.asarray(n_posts.index, dtype=object), evaluate)
     return ForwardSplit(train=train, evaluate=evaluate)
+
+
+def long_creators(posts: pd.DataFrame, min_posts: int = MIN_POSTS) -> np.ndarray:
+    """The creators with ``min_posts`` or more posts, sorted: those the protocol can evaluate."""
+    n_posts = posts.groupby("influencer", sort=True, observed=True).size()
+    return np.asarray(n_posts.index[n_posts >= min_posts], dtype=object)
+
+
+def _too_few(n_creators: int) -> dict[str, Any] | None:
+    """The report of a protocol that cannot run on so few creators (None if it can)."""
+    if n_creators >= MIN_CREATORS:
+        return None
+    return {
+        "n_creators": int(n_creators),
+        "skipped": f"fewer than {MIN_CREATORS} creators with {MIN_POSTS}+ posts",
+    }
 
 
 def _rate_log(rate: np.ndarray) -> np.ndarray:
@@ -200,11 +218,9 @@ def forward_evaluation(
     """The whole protocol on validated data: split, train on the training creators (as
     ``engage train`` would), evaluate the rest beside persistence."""
     split = forward_split(data.posts, config.seed)
-    if len(split.evaluate) < 10:
-        return {
-            "n_creators": int(len(split.evaluate)),
-            "skipped": f"fewer than 10 creators with {MIN_POSTS}+ posts",
-        }
+    skipped = _too_few(len(split.evaluate))
+    if skipped:
+        return skipped
     train = subset(data, split.train)
     examples = post_examples(train.profiles, train.posts, config.targets_per_influencer)
     progress(
@@ -229,11 +245,5 @@ def evaluate_forward(model: Any, data: ValidatedData, creators: np.ndarray, seed
 def evaluate_forward_all(model: Any, data: ValidatedData, seed: int) -> dict[str, Any]:
     """A saved model on the forward protocol, every creator with ``MIN_POSTS`` posts evaluated
     (``engage evaluate``: the data are the model's unseen creators)."""
-    n_posts = data.posts.groupby("influencer", sort=True, observed=True).size()
-    creators = np.asarray(n_posts.index[n_posts >= MIN_POSTS], dtype=object)
-    if len(creators) < 10:
-        return {
-            "n_creators": int(len(creators)),
-            "skipped": f"fewer than 10 creators with {MIN_POSTS}+ posts",
-        }
-    return evaluate_forward(model, data, creators, seed)
+    creators = long_creators(data.posts)
+    return _too_few(len(creators)) or evaluate_forward(model, data, creators, seed)
