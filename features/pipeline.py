@@ -336,9 +336,8 @@ class EngagementModel:
         copy, ~10 ms) on every call, and serving calls it twice (prediction and ``pred_contrib``).
         """
         steps = self.steps_.named_steps
-        if "vocabulary" in steps:  # models saved before the open vocabulary have no such step
-            mapped = steps["vocabulary"].added_columns(base)
-            base = base.assign(**mapped) if mapped else base  # no copy when nothing is mapped
+        mapped = steps["vocabulary"].added_columns(base)
+        base = base.assign(**mapped) if mapped else base  # no copy when nothing is mapped
         learned = {**steps["prior"].added_columns(base), **steps["hashtags"].added_columns(base)}
         encoder = steps["categories"]
         codes = encoder.codes(base)
@@ -398,8 +397,7 @@ class EngagementModel:
         lo, hi = self.predict_log_interval(base, predicted)
         followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
         # The niche the model used: the category on its fitted vocabulary.
-        steps = self.steps_.named_steps
-        mapped = steps["vocabulary"].added_columns(base) if "vocabulary" in steps else {}
+        mapped = self.steps_.named_steps["vocabulary"].added_columns(base)
         category = pd.array(mapped["category"], dtype="str") if mapped else base["category"].astype(str).array
         return pd.DataFrame(
             {
