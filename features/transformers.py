@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.aggregate import CATEGORICAL_FEATURES
 from features.contract import (
     CATEGORY_MATCH_CUTOFF,
+    DEFAULT_PLATFORM,
     KNOWN_CATEGORIES,
     closest_category,
     normalise_category,
@@ -103,10 +104,10 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
     tier and niche (falling back to platform and tier, then platform, then everyone);
     ``shrunk_log_er`` is ``(n * own_median + k * prior) / (n + k)`` for ``n`` history posts.
 
-    The strength ``k`` is learned per platform from the training rows unless given: it is the within-creator
-    variance of a median of one post over the between-creator variance of levels around the
-    prior (method of moments, each creator weighted equally), so noisy populations lean on
-    peers and consistent ones on the creator's own record. ``shrunk_log_er`` is the model's
+    The strength ``k`` is learned per platform from the training rows unless given: it is the
+    within-creator variance of a median of one post over the between-creator variance of levels
+    around the prior (method of moments, each creator weighted equally), so noisy populations
+    lean on peers and consistent ones on the creator's own record. ``shrunk_log_er`` is the model's
     starting point (its LightGBM ``init_score``): with no trees the model is this calibrated
     persistence.
     """
@@ -135,7 +136,7 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
                 self.priors_[k if isinstance(k, tuple) else (k,)] = float(v)
         # One strength per platform: platforms differ in how much posts vary around a
         # creator's level (a pooled variance would mis-shrink both).
-        platform = _peer_keys(with_history)[0]
+        platform = keys[0]
         weight = per_creator.to_numpy()
         self.strength_: dict[str, float] = {}
         for name in [None, *sorted(set(platform))]:
@@ -207,7 +208,7 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
 
 def _peer_keys(X: pd.DataFrame) -> list[np.ndarray]:
     """Peer group keys, coarsest first: platform, tier, niche (as text)."""
-    platform = X["platform"] if "platform" in X else pd.Series("instagram", index=X.index)
+    platform = X["platform"] if "platform" in X else pd.Series(DEFAULT_PLATFORM, index=X.index)
     return [
         platform.astype(str).to_numpy(dtype=object),
         X["tier"].astype(str).to_numpy(dtype=object),
