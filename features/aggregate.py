@@ -519,20 +519,21 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
     ) / SECONDS_PER_DAY
 
     ler = hist["log_er"].to_numpy(dtype="float64")
-    out["log_er_median"] = per_example(seg.median(ler))
+    median = seg.median(ler)
+    out["log_er_median"] = per_example(median)
     out["log_er_mean"] = per_example(seg.mean(ler))
     out["log_er_std"] = per_example(seg.std(ler))
     out["log_er_last"] = per_example(seg.last(ler))
     out["log_er_max"] = per_example(seg.max(ler))
     # Robust levels: one viral or dead post moves a mean, not these.
-    from_end = seg.size[seg.row_segment] - 1 - seg.rank()
+    rank, run_size = seg.rank(), seg.size[seg.row_segment]
+    from_end = run_size - 1 - rank
     out["log_er_recent_median"] = _median_where(hist, ler, from_end < RECENT_POSTS, n_examples)
     decay = np.power(0.5, from_end / EWM_HALFLIFE_POSTS)
     out["log_er_ewm"] = per_example(seg.sum(decay * ler) / seg.sum(decay))
-    median = seg.median(ler)
     out["log_er_mad"] = per_example(seg.median(np.abs(ler - median[seg.row_segment])))
     # Trend: mean log ER of the later half of the history minus the earlier half (posts are in time order).
-    later = seg.rank() >= seg.size[seg.row_segment] / 2.0
+    later = rank >= run_size / 2.0
     out["er_trend"] = per_example(seg.masked_mean(ler, later) - seg.masked_mean(ler, ~later))
 
     likes = seg.nansum(hist["likes"].to_numpy(dtype="float64"))
