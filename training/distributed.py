@@ -56,7 +56,7 @@ from training.examples import (
     campaign_examples,
     example_weights,
     post_examples,
-    scrape_times,
+    post_platform,
     validate_campaigns,
 )
 
@@ -85,19 +85,26 @@ def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: 
     return _example_frame(post_examples(data.profiles, data.posts, targets, scraped), data), data.report
 
 
-def _scrape_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
-    """One bucket's newest post per platform (see :func:`training.examples.scrape_times`)."""
+def _post_times_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
+    """One bucket's first and newest validated post per platform."""
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    newest = scrape_times(data.profiles, data.posts)
-    frame = pd.DataFrame({"platform": list(newest), "newest": pd.to_datetime(list(newest.values()), utc=True)})
+    times = data.posts["posted_at"].groupby(post_platform(data.profiles, data.posts)).agg(["min", "max"])
+    frame = pd.DataFrame({"platform": times.index.astype(str), "first": times["min"].to_numpy(), "newest": times["max"].to_numpy()})
     return frame, data.report
+
+
+_POST_TIMES_META = pd.DataFrame({"platform": pd.Series(dtype=object), "first": pd.Series(dtype="datetime64[ns, UTC]"), "newest": pd.Series(dtype="datetime64[ns, UTC]")})
+
+
+def _post_times(profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None = None) -> pd.DataFrame:
+    """First and newest validated post per platform and bucket, one validation pass per bucket."""
+    parts = map_by_influencer(_post_times_part, profiles, posts, npartitions=npartitions, args=(now, files))
+    return collect(parts, _POST_TIMES_META, files)[0].compute()
 
 
 def whole_scrape_times(profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None) -> dict[str, pd.Timestamp]:
     """:func:`training.examples.scrape_times` of the whole input: each bucket sees only its own posts."""
-    meta = pd.DataFrame({"platform": pd.Series(dtype=object), "newest": pd.Series(dtype="datetime64[ns, UTC]")})
-    parts = map_by_influencer(_scrape_part, profiles, posts, npartitions=npartitions, args=(now, files))
-    frame = collect(parts, meta, files)[0].compute()
+    frame = _post_times(profiles, posts, now, files, npartitions)
     return {str(k): pd.Timestamp(v) for k, v in frame.groupby("platform")["newest"].max().items()}
 
 
@@ -366,19 +373,11 @@ def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, re
     return data, InputSummary(dict(report.rows_out), dates)
 
 
-def _date_range_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp) -> tuple[pd.DataFrame, ValidationReport]:
-    data = validate(profiles, posts, now=now)
-    return data.posts.groupby("influencer", as_index=False)["posted_at"].agg(first="min", last="max"), data.report
-
-
 def _posts_date_range(profiles: Any, posts: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Earliest and latest validated post time (campaign mode, where examples cover only the
-    campaigns' influencers): one more validation pass per bucket, only (first, last) returned."""
-    import dask
-
-    parts = map_by_influencer(_date_range_part, profiles, posts, args=(_now(None),))
-    ranges = pd.concat(dask.compute(*[f for f, _ in parts]), ignore_index=True)
-    return pd.Timestamp(ranges["first"].min()), pd.Timestamp(ranges["last"].max())
+    campaigns' influencers): one more validation pass per bucket."""
+    frame = _post_times(profiles, posts, _now(None), ("profiles", "posts"))
+    return pd.Timestamp(frame["first"].min()), pd.Timestamp(frame["newest"].max())
 
 
 __all__ = ["examples_dask", "fit_model_dask", "run_training_dask", "to_example_set"]

@@ -90,7 +90,8 @@ def example_weights(base: pd.DataFrame) -> np.ndarray:
     return weight * (len(weight) / weight.sum())
 
 
-def _post_platform(profiles: pd.DataFrame, posts: pd.DataFrame) -> np.ndarray:
+def post_platform(profiles: pd.DataFrame, posts: pd.DataFrame) -> np.ndarray:
+    """Each post's platform, from its creator's profile."""
     if "platform" not in profiles:
         return np.full(len(posts), DEFAULT_PLATFORM, dtype=object)
     platform_of = profiles.drop_duplicates("influencer").set_index("influencer")["platform"]
@@ -101,7 +102,7 @@ def scrape_times(profiles: pd.DataFrame, posts: pd.DataFrame) -> dict[str, pd.Ti
     """When each platform's counts were read: no earlier than its newest post in the table."""
     if not len(posts):
         return {}
-    newest = posts["posted_at"].groupby(_post_platform(profiles, posts)).max()
+    newest = posts["posted_at"].groupby(post_platform(profiles, posts)).max()
     return {str(k): pd.Timestamp(v) for k, v in newest.items()}
 
 
@@ -109,7 +110,7 @@ def post_scrape_times(
     profiles: pd.DataFrame, posts: pd.DataFrame, scraped: dict[str, pd.Timestamp]
 ) -> pd.Series:
     """Each post's scrape time (its platform's, from ``scraped``)."""
-    platform = pd.Series(_post_platform(profiles, posts), index=posts.index)
+    platform = pd.Series(post_platform(profiles, posts), index=posts.index)
     return pd.to_datetime(platform.map(scraped), utc=True)
 
 
