@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.artifact import ArtifactError
 from features.contract import DataError, DataValidationError, ValidatedData, load_and_validate
+from features.outputs import OutputError, atomic_output, console_text, neutralise_formulas
 
 # The embedded default data set ships with the source tree (see data/README.md).
 EMBEDDED_DATA = Path(__file__).resolve().parents[1] / "data" / "instagram"
@@ -58,7 +59,7 @@ def load_inputs(args: argparse.Namespace) -> ValidatedData:
     if getattr(args, "rejects", None):
         write_table(data.report.rejects_frame(), args.rejects)
     if data.report.handled:
-        print(data.report.format(), file=sys.stderr)
+        print(console_text(data.report.format(), keep_newlines=True), file=sys.stderr)
     return data
 
 
@@ -73,14 +74,16 @@ def parse_time(text: str | None) -> pd.Timestamp | None:
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV, CSV.gz or Parquet by the file ending, creating the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    """Write CSV, CSV.gz or Parquet by the file ending, creating the parent folder.
+
+    Atomic (a failed write leaves the previous file); CSV text cells cannot run as formulas.
+    """
+    name = Path(path).name.lower()
+    with atomic_output(path) as temp:
+        if name.endswith((".parquet", ".pq")):
+            frame.to_parquet(temp, index=False)
+        else:
+            neutralise_formulas(frame).to_csv(temp, index=False)
 
 
 # --------------------------------------------------------------------------- commands
@@ -94,7 +97,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.rejects:
             write_table(exc.report.rejects_frame(), args.rejects)
         raise
-    print(data.report.format())
+    print(console_text(data.report.format(), keep_newlines=True))
     if args.rejects:
         write_table(data.report.rejects_frame(), args.rejects)
         print(f"rejected rows with reasons written to {args.rejects}")
@@ -178,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataValidationError, DataError, UsageError, ArtifactError) as exc:
-        print(f"engage {args.command}: {exc}", file=sys.stderr)
+    except (DataValidationError, DataError, UsageError, ArtifactError, OutputError) as exc:
+        # Messages quote the input's own values (handles, categories): never raw to a terminal.
+        print(f"engage {args.command}: {console_text(exc, keep_newlines=True)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from engage.serve_commands import register_serving
+from features.outputs import write_text
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str))
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from features.distributed import ENGINES
+from features.outputs import console_text
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +58,7 @@ def _report(report: Any, args: argparse.Namespace) -> None:
     if getattr(args, "rejects", None):
         write_table(report.rejects_frame(), args.rejects)
     if report.handled:
-        print(report.format(), file=sys.stderr)
+        print(console_text(report.format(), keep_newlines=True), file=sys.stderr)
 
 
 def cmd_features_dask(args: argparse.Namespace) -> int:
@@ -111,7 +112,7 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
         n, report = score_dask(predictor, profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, files=files, shortlist=shortlist, finish=finish)
     _report(report, args)
     for note in fees.notes if fees is not None else []:
-        print(f"note: {note}")
+        print(f"note: {console_text(note)}")
     added = "; with fee, currency and cost_per_engagement columns" if fees is not None else ""
     print(f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked{added}; rank with the pandas engine or your query engine)")
     return 0

@@ -18,6 +18,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from engage.cli import UsageError, parse_time, resolve_data_paths
     from engage.scale_commands import cmd_score_dask, uses_dask
     from features.contract import read_table
+    from features.outputs import console_text
     from serving.planner import (
         apply_fees,
         check_output_path,
@@ -46,7 +47,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, profiles_file=str(profiles_path), posts_file=str(posts_path))
     if scored.report.handled:
-        print(scored.report.format(), file=sys.stderr)
+        print(console_text(scored.report.format(), keep_newlines=True), file=sys.stderr)
     table, fee_notes = apply_fees(scored.table, fees) if fees is not None else (scored.table, [])
     table = rank(table, by_cost=fees is not None)
 
@@ -69,7 +70,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(f"model {predictor.version}; as of {scored.as_of}; ranked by {ranked_by}")
     print(f"{len(table)} candidates: {n_ok} scored ({int((status == STATUS_COLD).sum())} without post history), {len(table) - n_ok} not scored")
     for note in fee_notes:
-        print(f"note: {note}")
+        print(f"note: {console_text(note)}")
     if args.top:
         print()
         print(console_table(table, args.top, predictor.interval_level))

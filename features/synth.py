@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from features.aggregate import TIERS, tier_of
 from features.engagement import interactions, log_er
+from features.outputs import atomic_output
 
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 201)
 # Groups with fewer observations than this borrow the pooled distribution.
@@ -572,9 +573,10 @@ def write_synthetic(profiles: pd.DataFrame, posts: pd.DataFrame, out_dir: str | 
     paths = []
     for name, frame in (("profiles", profiles), ("posts", posts)):
         path = out / f"{name}.{file_format}"
-        if file_format == "parquet":
-            pq.write_table(_arrow_table(frame), path)
-        else:
-            frame.to_csv(path, index=False)
+        with atomic_output(path) as temp:
+            if file_format == "parquet":
+                pq.write_table(_arrow_table(frame), temp)
+            else:
+                frame.to_csv(temp, index=False)
         paths.append(path)
     return paths

@@ -10,6 +10,7 @@ currencies) stop with :class:`~features.contract.DataError` naming the rows.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import DataError, read_table
+from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
 from serving.predictor import STATUS_NO_PROFILE
 from serving.report import ReportContext, render_html
 
@@ -163,19 +165,27 @@ def check_output_path(path: Path) -> str:
 
 
 def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> None:
-    """Write the ranked table as CSV, Excel or the HTML report, by the file ending."""
+    """Write the ranked table as CSV, Excel or the HTML report, by the file ending.
+
+    Atomic: the file is written beside the target and renamed over it, so a failure (a full
+    disk) leaves the previous file and raises :class:`~features.outputs.OutputError`. Text cells
+    of CSV and Excel cannot run as formulas (HTML escapes everything instead).
+    """
     kind = check_output_path(path)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        table.to_csv(path, index=False)
-    elif kind == "xlsx":
-        _write_xlsx(table, path, context)
-    else:
-        path.write_text(render_html(table, context), encoding="utf-8")
+    with atomic_output(path) as temp:
+        if kind == "csv":
+            neutralise_formulas(table).to_csv(temp, index=False)
+        elif kind == "xlsx":
+            # Built in memory: a zip writer that fails half-way (full disk) would retry writing
+            # when garbage-collected and print a traceback.
+            buffer = io.BytesIO()
+            _write_xlsx(table, buffer, context)
+            temp.write_bytes(buffer.getvalue())
+        else:
+            temp.write_text(render_html(table, context), encoding="utf-8")
 
 
-def _write_xlsx(table: pd.DataFrame, path: Path, context: ReportContext) -> None:
+def _write_xlsx(table: pd.DataFrame, path: Path | io.BytesIO, context: ReportContext) -> None:
     about = [
         ("title", context.title),
         ("as of", context.as_of),
@@ -189,8 +199,8 @@ def _write_xlsx(table: pd.DataFrame, path: Path, context: ReportContext) -> None
         *[("note", n) for n in context.notes],
     ]
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        table.to_excel(writer, sheet_name="ranking", index=False)
-        pd.DataFrame(about, columns=["item", "value"]).to_excel(writer, sheet_name="about", index=False)
+        excel_cells(table).to_excel(writer, sheet_name="ranking", index=False)
+        excel_cells(pd.DataFrame(about, columns=["item", "value"])).to_excel(writer, sheet_name="about", index=False)
         sheet = writer.sheets["ranking"]
         percent = {"predicted_er", "er_low", "er_high"}
         for idx, col in enumerate(table.columns, start=1):
@@ -204,7 +214,7 @@ def _write_xlsx(table: pd.DataFrame, path: Path, context: ReportContext) -> None
 
 
 def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) -> str:
-    """The first ``top`` rows as an aligned plain-text table."""
+    """The first ``top`` rows as an aligned plain-text table (control characters escaped)."""
     shown = table.head(top)
     level = f"{100 * interval_level:.0f}%"
     has_fees = "cost_per_engagement" in table
@@ -220,9 +230,9 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
         ok = str(r["status"]).startswith("ok")
         row = {
             "rank": "" if pd.isna(r["rank"]) else str(int(r["rank"])),
-            "influencer": str(r["influencer"]),
-            "tier": "" if pd.isna(r["tier"]) else str(r["tier"]),
-            "niche": "" if pd.isna(r["category"]) else str(r["category"]),
+            "influencer": console_text(r["influencer"]),
+            "tier": "" if pd.isna(r["tier"]) else console_text(r["tier"]),
+            "niche": "" if pd.isna(r["category"]) else console_text(r["category"]),
             "followers": count(float(r["followers"])),
             "predicted ER": pct(float(r["predicted_er"])),
             f"{level} interval": f"{pct(float(r['er_low']))}-{pct(float(r['er_high']))}" if ok else "",
@@ -233,7 +243,7 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
             cpe = float(r["cost_per_engagement"])
             row["fee"] = "" if pd.isna(r["fee"]) else f"{r['fee']:,.0f}"
             row["cost/eng."] = f"{cpe:,.3f}" if np.isfinite(cpe) else ""
-        row["status"] = "ok" if r["status"] == "ok" else str(r["status"])
+        row["status"] = "ok" if r["status"] == "ok" else console_text(r["status"])
         rows.append(row)
     if not rows:
         return "(no rows)"

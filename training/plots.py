@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.aggregate import TIERS  # noqa: E402
+from features.outputs import atomic_output  # noqa: E402
 
 
 def feature_importance(model: Any, path: Path, top: int = 25) -> Path:
@@ -68,9 +69,12 @@ def residuals_by_niche(oof: pd.DataFrame, path: Path) -> Path:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_output(path) as temp:
+            fig.savefig(temp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 
