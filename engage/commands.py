@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engage.cli import load_inputs, resolve_data_paths
     from engage.scale_commands import train_on_dask, uses_dask
     from training.config import TrainConfig
+    from training.signals import TrainingInterrupted
     from training.train import comparison_table, run_training
 
     config = TrainConfig(
@@ -33,11 +35,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_folds=args.folds,
     )
     profiles, posts = resolve_data_paths(args)
-    if uses_dask(args):
-        result = train_on_dask(args, config)
-    else:
-        data = load_inputs(args)
-        result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
+    try:
+        if uses_dask(args):
+            result = train_on_dask(args, config)
+        else:
+            data = load_inputs(args)
+            result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
+    except TrainingInterrupted as exc:
+        print(f"engage train: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.metrics_out:
         _write_json(result.metrics, args.metrics_out)
     print(comparison_table(result.metrics))

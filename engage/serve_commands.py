@@ -89,12 +89,13 @@ def _measured_coverage(metadata: dict, level: float) -> float | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from features.artifact import redact
     from serving.rest import model_uri_for, serve_command, serve_env, stop_process_group
 
     with tempfile.TemporaryDirectory(prefix="engage-serve-") as workdir:
-        uri = model_uri_for(str(args.model), args.models_dir, Path(workdir))
+        uri = model_uri_for(str(args.model), args.models_dir, Path(workdir), args.tracking_uri)
         command = serve_command(uri, args.port, args.host)
-        print(f"serving {args.model} ({uri}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)", file=sys.stderr, flush=True)
+        print(f"serving {args.model} ({redact(uri)}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)", file=sys.stderr, flush=True)
         # Own process group, so stopping reaches the uvicorn workers MLflow starts.
         process = subprocess.Popen(command, env=serve_env(args.tracking_uri), start_new_session=True)
         # SIGTERM (kill, timeout, a supervisor) must stop the server too, not orphan it.

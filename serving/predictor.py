@@ -33,7 +33,17 @@ import numpy as np
 import pandas as pd
 
 from features.aggregate import compute_features, examples_at
-from features.artifact import ArtifactError, load_artifact, resolve_model_dir, resolve_tracking_uri
+from features.artifact import (
+    MANIFEST_FILE,
+    MLFLOW_DOWNLOAD_NOTE,
+    ArtifactError,
+    load_artifact,
+    model_key,
+    redact,
+    resolve_model_dir,
+    resolve_tracking_uri,
+    verify_folder,
+)
 from features.contract import (
     ZERO_FOLLOWERS,
     DataValidationError,
@@ -130,7 +140,8 @@ class Predictor:
     model
         The fitted :class:`features.pipeline.EngagementModel` (metadata attached by loading).
     path
-        The verified ``models/<version>`` folder it came from.
+        Where it was loaded from: the verified ``models/<version>`` folder, or the MLflow
+        reference (whose temporary copy is gone once the model is in memory).
     """
 
     def __init__(self, model: Any, path: Path):
@@ -402,24 +413,39 @@ def _describe_as_of(as_of: object, profiles: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _download_mlflow_model(uri: str, tracking_uri: str | None) -> Path:
-    """Fetch a registered model's files from the tracking store into a temporary folder."""
+def require_tracking_store(uri: str) -> None:
+    """Refuse a local SQLite store that does not exist: MLflow would create an empty one (and
+    its folder) just to report that the model is not there."""
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        if not database.is_file():
+            raise ArtifactError(
+                f"no MLflow tracking store at {database} ({redact(uri)}): the file does not exist. "
+                "Train a model first, run from the folder that holds mlflow.db, or pass --tracking-uri"
+            )
+
+
+def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:
+    """Fetch a registered model's files into ``dst`` and check them against their signed manifest.
+
+    Every file of MLflow's copy (its ``MLmodel``, the logged ``pyfunc.py``, the engage model
+    folder) is checked before any of it is imported or unpickled. Returns the model's root folder.
+    """
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
-    target = Path(tempfile.mkdtemp(prefix="engage-model-"))
+    store = resolve_tracking_uri(tracking_uri)
+    require_tracking_store(store)
+    key = model_key()  # a missing key is reported before anything is fetched
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store, registry_uri=store)
     except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
-        raise ArtifactError(
-            f"{uri}: cannot be fetched from {resolve_tracking_uri(tracking_uri)}: {exc}"
-        ) from exc
-    folder = _engage_artifact(Path(local))
-    if folder is None or not folder.is_dir():
-        raise ArtifactError(
-            f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)"
-        )
-    return folder
+        raise ArtifactError(f"{uri}: cannot be fetched from {redact(store)}: {redact(str(exc))}") from None
+    root = Path(local)
+    (root / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
+    if not (root / MANIFEST_FILE).is_file() and (root / "MLmodel").is_file():
+        raise ArtifactError(f"{uri}: MLflow's copy of this model is not signed (logged by an engage before models were signed); refusing to load it. Retrain it.")
+    verify_folder(root, key)
+    return root
 
 
 def _engage_artifact(model_root: Path) -> Path | None:
@@ -435,23 +461,34 @@ def _engage_artifact(model_root: Path) -> Path | None:
     return model_root / str(path) if path else None
 
 
+def engage_folder(uri: str, model_root: Path) -> Path:
+    """The engage model folder inside a downloaded, verified MLflow model."""
+    folder = _engage_artifact(model_root)
+    if folder is None or not folder.is_dir():
+        raise ArtifactError(f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)")
+    return folder
+
+
 def load_model(
     ref: str | Path, models_dir: Path = Path("models"), tracking_uri: str | None = None
 ) -> Predictor:
     """Load ``models/<version>``, ``latest`` or an MLflow URI (``models:/engagement@champion``).
 
-    The folder's manifest and library versions are checked before anything is unpickled.
+    Signed manifests and library versions are checked before anything is unpickled. An MLflow
+    model is fetched into a temporary folder that is removed once the model is in memory.
 
     Raises
     ------
     ArtifactError
-        Missing folder, no saved model, missing manifest, a file whose SHA-256 does not match,
-        other library versions, or an MLflow reference that cannot be fetched.
+        Missing folder, no saved model, a missing key, an unsigned or wrongly signed folder, a
+        file whose SHA-256 does not match, other library versions, or an MLflow reference that
+        cannot be fetched.
     """
     if str(ref).startswith(MLFLOW_SCHEMES):
-        path = _download_mlflow_model(str(ref), tracking_uri)
-    else:
-        path = resolve_model_dir(ref, models_dir)
+        with tempfile.TemporaryDirectory(prefix="engage-model-") as tmp:
+            root = download_verified(str(ref), tracking_uri, Path(tmp))
+            return Predictor(load_artifact(engage_folder(str(ref), root)), Path(str(ref)))
+    path = resolve_model_dir(ref, models_dir)
     return Predictor(load_artifact(path), path)
 
 

@@ -1,7 +1,8 @@
 """REST serving with MLflow's scoring server: build the pyfunc model for a folder and run it.
 
 ``engage serve`` runs ``mlflow models serve -m <model> --env-manager local``. For an MLflow
-reference (``models:/engagement@champion``) the registered model is served as is. For a local
+reference (``models:/engagement@champion``) the registered model is downloaded, checked against
+its signed manifest, and that local copy is served. For a local
 ``models/<version>`` folder a pyfunc model is saved in a temporary folder with
 ``mlflow.pyfunc.save_model(python_model=<serving/pyfunc.py>, artifacts={"engage_model": folder})``,
 the same way training logs it, so the served code is this checkout's and the folder is verified
@@ -22,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from features.artifact import resolve_model_dir, resolve_tracking_uri, verify_artifact
-from serving.predictor import MLFLOW_SCHEMES
+from serving.predictor import MLFLOW_SCHEMES, download_verified
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +52,12 @@ def build_pyfunc_model(model_dir: Path, dst: Path) -> Path:
     return target
 
 
-def model_uri_for(ref: str, models_dir: Path, workdir: Path) -> str:
-    """What to pass to ``mlflow models serve -m``: the MLflow URI, or a pyfunc built for the folder."""
+def model_uri_for(ref: str, models_dir: Path, workdir: Path, tracking_uri: str | None = None) -> str:
+    """What to pass to ``mlflow models serve -m``: a local, verified copy of an MLflow model (its
+    logged code checked against the signed manifest before the server imports it), or a pyfunc
+    built for the folder."""
     if ref.startswith(MLFLOW_SCHEMES):
-        return ref
+        return str(download_verified(ref, tracking_uri, Path(workdir) / "registered"))
     return str(build_pyfunc_model(resolve_model_dir(ref, models_dir), workdir))
 
 

@@ -89,3 +89,20 @@ def embedded_paths() -> tuple[Path, Path]:
 
 # Session fixtures that train one small real model (see tests/model_fixtures.py).
 from tests.model_fixtures import small_data, trained  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def model_signing_key(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Tests sign and verify models with their own key (in the environment, so subprocesses
+    started by tests share it); nothing is read from or written to ~/.config."""
+    import os
+    import secrets
+
+    key = secrets.token_hex(32)
+    previous = os.environ.get("ENGAGE_MODEL_KEY")
+    os.environ["ENGAGE_MODEL_KEY"] = key
+    yield key.encode()
+    if previous is None:
+        os.environ.pop("ENGAGE_MODEL_KEY", None)
+    else:
+        os.environ["ENGAGE_MODEL_KEY"] = previous

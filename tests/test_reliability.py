@@ -26,14 +26,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.artifact import (
+    LEGACY_MANIFEST,
     MANIFEST_FILE,
     METADATA_FILE,
     MODEL_FILE,
     ArtifactError,
     load_artifact,
+    model_key,
     resolve_model_dir,
     save_artifact,
     sha256_of,
+    sign_folder,
 )
 from features.contract import DataError, DataValidationError, read_table, validate
 
@@ -298,21 +301,47 @@ class _Trap:
         return (Path.touch, (self.marker,))
 
 
-def _rehash(folder: Path) -> None:
-    names = (MODEL_FILE, METADATA_FILE)
-    (folder / MANIFEST_FILE).write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in names))
+def _recompute_manifest(folder: Path) -> None:
+    """What an attacker who can write the folder does: every digest recomputed, the HMAC kept."""
+    signed = json.loads((folder / MANIFEST_FILE).read_text())
+    signed["files"] = {n: sha256_of(folder / n) for n in signed["files"] if (folder / n).is_file()}
+    (folder / MANIFEST_FILE).write_text(json.dumps(signed))
+
+
+REGISTERED = {"registered_model": "engagement", "model_version": "1"}  # as training records it
 
 
 def _trapped_model(models_dir: Path, marker: Path) -> Path:
-    folder = save_artifact({"weights": list(range(1000))}, models_dir, {"note": "test"})
+    folder = save_artifact({"weights": list(range(1000))}, models_dir, {"note": "test"}, registry=REGISTERED)
     (folder / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))
     return folder
 
 
 def _tamper(folder: Path, how: str, rng: random.Random) -> None:
-    if how == "byte_changed":  # the pickle swapped for the trap without updating the manifest
+    key = model_key()
+    if how == "byte_changed":  # the pickle swapped for the trap, the manifest untouched
         return
-    _rehash(folder)  # from here on the manifest matches the trap, and something else is wrong
+    if how == "recomputed_manifest":  # the old attack: digests recomputed to match the trap
+        _recompute_manifest(folder)
+        return
+    if how == "legacy_sha256_manifest":  # signed manifest replaced by the old, unkeyed format
+        (folder / MANIFEST_FILE).unlink()
+        (folder / LEGACY_MANIFEST).write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in (MODEL_FILE, METADATA_FILE)))
+        return
+    if how == "signed_with_another_key":
+        sign_folder(folder, b"an attacker's own key, 32+ characters long")
+        return
+    if how == "planted_extra_file":  # signed by the key holder, then a module dropped beside it
+        sign_folder(folder, key)
+        (folder / "sitecustomize.py").write_text("import os\n")
+        return
+    if how == "hmac_removed":
+        signed = json.loads((folder / MANIFEST_FILE).read_text())
+        del signed["hmac"]
+        (folder / MANIFEST_FILE).write_text(json.dumps(signed))
+        return
+    # From here on the key holder signed the trap, and something else is wrong.
+    sign_folder(folder, key)
     if how == "byte_changed_metadata":
         data = bytearray((folder / METADATA_FILE).read_bytes())
         i = rng.randrange(len(data))
@@ -325,9 +354,9 @@ def _tamper(folder: Path, how: str, rng: random.Random) -> None:
     elif how == "missing_metadata":
         (folder / METADATA_FILE).unlink()
     elif how == "manifest_omits_model":
-        (folder / MANIFEST_FILE).write_text(f"{sha256_of(folder / METADATA_FILE)}  {METADATA_FILE}\n")
-    elif how == "manifest_wrong_digest":
-        (folder / MANIFEST_FILE).write_text(f"{'0' * 64}  {MODEL_FILE}\n{sha256_of(folder / METADATA_FILE)}  {METADATA_FILE}\n")
+        (folder / MODEL_FILE).rename(folder.parent / "aside.joblib")
+        sign_folder(folder, key)
+        (folder.parent / "aside.joblib").rename(folder / MODEL_FILE)
     elif how in ("other_sklearn", "other_python", "no_versions"):
         meta = json.loads((folder / METADATA_FILE).read_text())
         if how == "other_sklearn":
@@ -337,10 +366,25 @@ def _tamper(folder: Path, how: str, rng: random.Random) -> None:
         else:
             del meta["library_versions"]
         (folder / METADATA_FILE).write_text(json.dumps(meta))
-        _rehash(folder)
+        sign_folder(folder, key)
 
 
-TAMPERINGS = ["byte_changed", "byte_changed_metadata", "missing_manifest", "missing_model", "missing_metadata", "manifest_omits_model", "manifest_wrong_digest", "other_sklearn", "other_python", "no_versions"]
+TAMPERINGS = [
+    "byte_changed",
+    "recomputed_manifest",
+    "legacy_sha256_manifest",
+    "signed_with_another_key",
+    "planted_extra_file",
+    "hmac_removed",
+    "byte_changed_metadata",
+    "missing_manifest",
+    "missing_model",
+    "missing_metadata",
+    "manifest_omits_model",
+    "other_sklearn",
+    "other_python",
+    "no_versions",
+]
 
 
 @pytest.mark.parametrize("how", TAMPERINGS)
@@ -370,11 +414,11 @@ def test_one_byte_changed_anywhere_in_a_real_pickle_is_refused(tmp_path, offset_
         load_artifact(folder)
 
 
-def test_the_trap_does_fire_when_the_artifact_is_consistent(tmp_path):
-    """Control: with a matching manifest and versions the trap is unpickled, so the tests above are not vacuous."""
+def test_the_trap_does_fire_when_the_key_holder_signed_it(tmp_path):
+    """Control: signed with the right key the trap is unpickled, so the tests above are not vacuous."""
     marker = tmp_path / "UNPICKLED"
     folder = _trapped_model(tmp_path / "models", marker)
-    _rehash(folder)
+    sign_folder(folder, model_key())
     load_artifact(folder)
     assert marker.exists()
 
@@ -388,7 +432,7 @@ _SAVER = textwrap.dedent(
     from features.artifact import save_artifact
     big = {"weights": np.random.default_rng(0).random(%d)}
     print("saving", flush=True)
-    save_artifact(big, Path(sys.argv[1]), {"note": "big"})
+    save_artifact(big, Path(sys.argv[1]), {"note": "big"}, registry={"registered_model": "engagement"})
     print("saved", flush=True)
     """
 )
@@ -401,7 +445,7 @@ def _start_saver(models_dir: Path, n: int) -> subprocess.Popen:
 @pytest.mark.reliability
 def test_sigkill_during_save_leaves_the_previous_model_loadable(tmp_path):
     models_dir = tmp_path / "models"
-    previous = save_artifact({"weights": [1, 2, 3]}, models_dir, {"note": "previous"})
+    previous = save_artifact({"weights": [1, 2, 3]}, models_dir, {"note": "previous"}, registry=REGISTERED)
     n = 25_000_000  # ~200 MB of float64: a save long enough to be killed in the middle
     calibrate = _start_saver(tmp_path / "calibration", n)
     assert calibrate.stdout is not None and calibrate.stdout.readline().strip() == "saving"

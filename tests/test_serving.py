@@ -75,7 +75,7 @@ def test_one_changed_byte_in_the_model_is_refused_before_unpickling(served, tmp_
 def test_missing_manifest_is_refused(served, tmp_path):
     folder = _copy_model(served, tmp_path)
     (folder / MANIFEST_FILE).unlink()
-    with pytest.raises(ArtifactError, match="MANIFEST.sha256 is missing"):
+    with pytest.raises(ArtifactError, match="MANIFEST.json is missing"):
         load_model(folder)
 
 

@@ -16,6 +16,7 @@ from features.artifact import (
     load_artifact,
     resolve_model_dir,
     save_artifact,
+    sign_folder,
 )
 from features.contract import DataValidationError, validate
 from features.pipeline import ConformalInterval
@@ -190,7 +191,7 @@ class _Thing:
 
 
 def test_artifact_round_trip_and_tamper_detection(tmp_path):
-    folder = save_artifact(_Thing(), tmp_path, {"note": "x"})
+    folder = save_artifact(_Thing(), tmp_path, {"note": "x"}, registry={"registered_model": "engagement"})
     assert resolve_model_dir("latest", tmp_path) == folder
     assert isinstance(load_artifact(folder), _Thing)
     data = bytearray((folder / "model.joblib").read_bytes())
@@ -205,13 +206,8 @@ def test_artifact_from_other_library_versions_is_refused_before_unpickling(tmp_p
     meta = json.loads((folder / "metadata.json").read_text())
     meta["library_versions"]["lightgbm"] = "0.0.1"
     (folder / "metadata.json").write_text(json.dumps(meta))
-    # Re-sign the manifest so only the version check can catch it.
-    from features.artifact import sha256_of
-
-    lines = [f"{sha256_of(folder / n)}  {n}" for n in ("model.joblib", "metadata.json")]
-    (folder / "MANIFEST.sha256").write_text("\n".join(lines) + "\n")
     (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
-    (folder / "MANIFEST.sha256").write_text("\n".join([f"{sha256_of(folder / 'model.joblib')}  model.joblib", lines[1]]) + "\n")
+    sign_folder(folder)  # signed by the key holder, so only the version check can catch it
     with pytest.raises(ArtifactError, match=r"lightgbm 0\.0\.1 \(saved\)"):
         load_artifact(folder)
 
@@ -224,15 +220,12 @@ def test_artifact_from_other_library_versions_is_refused_before_unpickling(tmp_p
     ],
 )
 def test_artifact_of_another_model_format_is_refused_before_unpickling(tmp_path, edit, saved):
-    from features.artifact import sha256_of
-
     folder = save_artifact(_Thing(), tmp_path, {})
     meta = json.loads((folder / "metadata.json").read_text())
     edit(meta)
     (folder / "metadata.json").write_text(json.dumps(meta))
     (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
-    names = ("model.joblib", "metadata.json")
-    (folder / "MANIFEST.sha256").write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in names))
+    sign_folder(folder)
     with pytest.raises(ArtifactError, match=rf"model format {saved}, this one reads 2.*Retrain"):
         load_artifact(folder)
 
@@ -243,7 +236,7 @@ def test_missing_manifest_and_half_written_folders_are_never_latest(tmp_path):
     newer_without_manifest = tmp_path / "99999999T000000Z-zzz"
     newer_without_manifest.mkdir()
     assert complete_versions(tmp_path) == [good]
-    with pytest.raises(ArtifactError, match="MANIFEST.sha256 is missing"):
+    with pytest.raises(ArtifactError, match="MANIFEST.json is missing"):
         load_artifact(newer_without_manifest)
 
 
@@ -270,7 +263,7 @@ def test_training_run_saves_logs_and_beats_the_median_baseline(trained):
     assert set(metrics["subsets"]["cold_start"]) >= {"model", "tier_niche_median"}
     # Even the small fast model must rank better than a benchmark table.
     assert metrics["model"]["spearman"] > metrics["baselines"]["tier_niche_median"]["spearman"]
-    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.sha256", "metadata.json", "model.joblib"]
+    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.json", "metadata.json", "model.joblib", "registry.json"]
     meta = json.loads((trained.model_dir / "metadata.json").read_text())
     assert meta["feature_names"] and "engagement_rate_definition" in meta and meta["data_fingerprint"]
     assert trained.tracking["alias"] == "champion"

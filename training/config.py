@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from features.artifact import redact
+
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "huber",
     "alpha": 0.6,
@@ -46,4 +48,6 @@ class TrainConfig:
     def as_params(self) -> dict[str, Any]:
         flat = {k: v for k, v in asdict(self).items() if k != "lgbm_params"}
         flat.update({f"lgbm.{k}": v for k, v in self.lgbm_params.items()})
+        # Logged to MLflow and stored in the model: a tracking URI's credentials never are.
+        flat["tracking_uri"] = redact(self.tracking_uri)
         return {k: str(v) if isinstance(v, Path) else v for k, v in flat.items()}

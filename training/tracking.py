@@ -10,14 +10,23 @@ import contextlib
 import importlib.util
 import json
 import math
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.artifact import resolve_tracking_uri
+from features.artifact import (
+    MANIFEST_FILE,
+    MLFLOW_DOWNLOAD_NOTE,
+    StagedArtifact,
+    redact,
+    resolve_tracking_uri,
+    sign_folder,
+)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -107,17 +116,22 @@ def _log_run(
     datasets: list[dict[str, Any]],
     metrics: dict[str, Any],
     plots: list[Path],
-    artifact_dir: Path,
+    staged: StagedArtifact,
     example: pd.DataFrame,
     holdout_score: float,
     promote: bool,
     champion_score: Any,
+    hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
-    """Log everything about one run, register the model and set its alias; returns run facts.
+    """Log everything about one run, register the staged model, publish it and set its alias.
 
     ``champion_score(model_dir)`` scores the current champion on this run's holdout (lower MAE
     is better) so the comparison is on the same rows; the new version becomes champion only if
     it is better, or if ``promote`` is set.
+
+    Until the model is logged, any failure (a signal included: see :mod:`training.signals`) ends
+    the run ``FAILED`` with nothing registered. Registering, publishing the folder and setting
+    the alias then run under ``hold()`` (signals wait) and are undone together if one fails.
     """
     import mlflow
     import mlflow.data
@@ -133,7 +147,9 @@ def _log_run(
         with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
             mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(experiment)
-    with mlflow.start_run() as run:
+    client = MlflowClient()
+    run = mlflow.start_run()
+    try:
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
         for info in datasets:
             frame, sample = info.pop("frame"), info.pop("sample", None)
@@ -146,22 +162,55 @@ def _log_run(
             mlflow.log_artifact(str(plot), artifact_path="plots")
         # Input schema only: serving decides the output columns, and MLflow enforces inputs. Declared,
         # not inferred from the example: see serving.schema for what inference would refuse or drop.
-        signature = input_signature()
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc_code_path(),
-            artifacts={"engage_model": str(artifact_dir)},
-            signature=signature,
+            artifacts={"engage_model": str(staged.folder)},
+            signature=input_signature(),
             input_example=example,
         )
-        version = mlflow.register_model(info.model_uri, registered_model)
-        client = MlflowClient()
-        client.set_model_version_tag(registered_model, version.version, "local_path", str(artifact_dir.resolve()))
-        client.set_model_version_tag(registered_model, version.version, "holdout_mae_log_er", f"{holdout_score:.6f}")
+        sign_logged_model(client, info.model_id, info.model_uri, staged.key)
         decision, reason = _decide_alias(client, registered_model, holdout_score, promote, champion_score)
-        client.set_registered_model_alias(registered_model, decision, version.version)
-        mlflow.set_tags({"alias": decision, "alias_reason": reason, "model_dir": str(artifact_dir)})
-        return {"run_id": run.info.run_id, "model_version": version.version, "alias": decision, "alias_reason": reason, "model_uri": info.model_uri}
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    with hold():
+        version = None
+        try:
+            version = mlflow.register_model(info.model_uri, registered_model)
+            client.set_model_version_tag(registered_model, version.version, "local_path", str(staged.final.resolve()))
+            client.set_model_version_tag(registered_model, version.version, "holdout_mae_log_er", f"{holdout_score:.6f}")
+            facts = {"run_id": run.info.run_id, "model_version": version.version, "alias": decision, "alias_reason": reason, "model_uri": info.model_uri}
+            registry = {"registered_model": registered_model, **facts, "tracking_uri": redact(uri), "registered_at": datetime.now(UTC).isoformat()}
+            staged.publish(registry)
+            # Last: once the alias has moved, a rollback could no longer give it back.
+            client.set_registered_model_alias(registered_model, decision, version.version)
+        except BaseException:
+            staged.unpublish()
+            if version is not None:
+                with contextlib.suppress(Exception):
+                    client.delete_model_version(registered_model, version.version)
+            mlflow.end_run("FAILED")
+            raise
+        with contextlib.suppress(Exception):  # the model is registered and in place: the tags are extras
+            mlflow.set_tags({"alias": decision, "alias_reason": reason, "model_dir": str(staged.final)})
+        mlflow.end_run("FINISHED")
+    return facts
+
+
+def sign_logged_model(client: Any, model_id: str, model_uri: str, key: bytes) -> None:
+    """Sign MLflow's copy of a model: a ``MANIFEST.json`` over every file of the logged model.
+
+    Serving from ``models:/...`` downloads the model, checks this manifest, and only then lets
+    MLflow import the logged ``pyfunc.py`` (see :func:`serving.predictor.download_verified`).
+    """
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="engage-sign-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        (local / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
+        sign_folder(local, key)
+        client.log_model_artifact(model_id, str(local / MANIFEST_FILE))
 
 
 def _decide_alias(client: Any, name: str, score: float, promote: bool, champion_score: Any) -> tuple[str, str]:

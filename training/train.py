@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.artifact import load_artifact, save_artifact
+from features.artifact import load_artifact, model_key, redact, stage_artifact
 from features.contract import ValidatedData, read_table
 from features.engagement import ER_DEFINITION
 from training import plots
@@ -31,6 +31,7 @@ from training.examples import (
     validate_campaigns,
 )
 from training.forward import forward_evaluation
+from training.signals import StopSignals
 from training.tracking import input_example, log_run, tracking_uri
 
 
@@ -123,12 +124,32 @@ def run_training(
 ) -> TrainingResult:
     """Build examples, evaluate, fit, save and log one model.
 
+    The model is signed and staged, logged to MLflow and registered, and only then published
+    under ``config.models_dir`` (see :mod:`features.artifact`); SIGTERM or SIGINT on the way ends
+    the MLflow run ``FAILED`` and leaves no model (:mod:`training.signals`).
+
     ``examples`` (built elsewhere), ``fit_final(examples, config)`` (instead of :func:`fit_model`)
     and ``summary`` are for :func:`training.distributed.run_training_dask`: there ``data`` holds
     only validated rows of a few influencers (for the input example and the datasets' schema)
     and ``summary`` the row counts and date range of the whole input, computed on the cluster.
     """
+    with StopSignals() as signals:
+        return _run_training(data, input_paths, config, campaigns_path, progress, examples, fit_final, summary, signals)
+
+
+def _run_training(
+    data: ValidatedData,
+    input_paths: dict[str, Path | str | None],
+    config: TrainConfig,
+    campaigns_path: Path | None,
+    progress: Any,
+    examples: ExampleSet | None,
+    fit_final: Any,
+    summary: InputSummary | None,
+    signals: StopSignals,
+) -> TrainingResult:
     progress = progress or ProgressPrinter()
+    model_key(create=True)  # a missing or unreadable key fails now, not after the fit
     if examples is None:
         progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
         examples = build_examples(data, config, campaigns_path)
@@ -162,45 +183,45 @@ def run_training(
             "peer_reference": peer_reference(examples),
         }
     )
-    model_dir = save_artifact(model, config.models_dir, model.metadata)
-    progress(f"saved the fitted pipeline to {model_dir}")
+    staged = stage_artifact(model, config.models_dir, model.metadata)
+    try:
+        plot_files = plots.all_plots(model, oof, metrics, config.models_dir / ".plots" / staged.final.name, config.interval_level)
 
-    plot_dir = config.models_dir / ".plots" / model_dir.name
-    plot_files = plots.all_plots(model, oof, metrics, plot_dir, config.interval_level)
-    holdout_mae = holdout_metrics["model"]["mae_log_er"]
+        def champion_score(champion_dir: Path) -> float | None:
+            try:
+                champion = load_artifact(champion_dir)
+            except Exception:  # an unloadable champion cannot defend its title
+                return None
+            return float(np.mean(np.abs(champion.predict_log(holdout_set.base) - holdout_set.label)))
 
-    def champion_score(champion_dir: Path) -> float | None:
-        try:
-            champion = load_artifact(champion_dir)
-        except Exception:  # an unloadable champion cannot defend its title
-            return None
-        return float(np.mean(np.abs(champion.predict_log(holdout_set.base) - holdout_set.label)))
-
-    progress(f"logging the run to MLflow at {tracking_uri(config.tracking_uri)}")
-    # With a summary, ``data`` is a sample: MLflow gets its schema, not a profile of a few rows.
-    datasets = [
-        {"name": name, "path": str(path), "frame": None if summary else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
-        for name, path, frame in (("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts))
-        if path is not None
-    ]
-    if datasets and dates:
-        datasets[-1]["date_range"] = f"{dates[0]} .. {dates[1]}"
-    tracking = log_run(
-        uri=tracking_uri(config.tracking_uri),
-        experiment=config.experiment,
-        registered_model=config.registered_model,
-        params=config.as_params() | {"n_examples": len(examples), "data_fingerprint": fingerprint},
-        datasets=datasets,
-        metrics=metrics,
-        plots=plot_files,
-        artifact_dir=model_dir,
-        example=input_example(data.profiles, data.posts),
-        holdout_score=holdout_mae,
-        promote=config.promote,
-        champion_score=champion_score,
-    )
-    progress(f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']})")
-    return TrainingResult(metrics=metrics, model_dir=model_dir, tracking=tracking, oof=oof)
+        progress(f"logging the run to MLflow at {redact(tracking_uri(config.tracking_uri))}")
+        # With a summary, ``data`` is a sample: MLflow gets its schema, not a profile of a few rows.
+        datasets = [
+            {"name": name, "path": str(path), "frame": None if summary else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
+            for name, path, frame in (("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts))
+            if path is not None
+        ]
+        if datasets and dates:
+            datasets[-1]["date_range"] = f"{dates[0]} .. {dates[1]}"
+        tracking = log_run(
+            uri=tracking_uri(config.tracking_uri),
+            experiment=config.experiment,
+            registered_model=config.registered_model,
+            params=config.as_params() | {"n_examples": len(examples), "data_fingerprint": fingerprint},
+            datasets=datasets,
+            metrics=metrics,
+            plots=plot_files,
+            staged=staged,
+            example=input_example(data.profiles, data.posts),
+            holdout_score=holdout_metrics["model"]["mae_log_er"],
+            promote=config.promote,
+            champion_score=champion_score,
+            hold=signals.hold,
+        )
+    finally:
+        staged.discard()  # the staging folder goes, with the model unless it was published
+    progress(f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']}); saved to {staged.final}")
+    return TrainingResult(metrics=metrics, model_dir=staged.final, tracking=tracking, oof=oof)
 
 
 def peer_reference(examples: ExampleSet) -> dict[str, list[float]]:
