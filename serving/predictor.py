@@ -436,18 +436,13 @@ def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:
     store = resolve_tracking_uri(tracking_uri)
     require_tracking_store(store)
     key = model_key()  # a missing key is reported before anything is fetched
-    # MLflow resolves a registered name with its process-wide registry URI whatever store is
-    # passed to download_artifacts, so that URI is set for the call and given back afterwards.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # MLflow resolves a registered name with the process-wide registry URI (which follows the
+    # tracking URI) whatever store is passed to download_artifacts.
     mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store, registry_uri=store)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store)
     except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
         raise ArtifactError(f"{uri}: cannot be fetched from {redact(store)}: {redact(str(exc))}") from None
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     root = Path(local)
     (root / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
     if not (root / MANIFEST_FILE).is_file() and (root / "MLmodel").is_file():

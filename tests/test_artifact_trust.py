@@ -189,7 +189,7 @@ def _logged_model_folder(served: ServingModel) -> Path:
     """Where the artifact store keeps the champion's logged model (its MLmodel, pyfunc.py, ...)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=served.tracking_uri)
+    client = MlflowClient(tracking_uri=served.tracking_uri, registry_uri=served.tracking_uri)
     version = client.get_model_version_by_alias("engagement", "champion")
     model = client.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
     return Path(model.artifact_location.removeprefix("file://"))
@@ -330,7 +330,7 @@ def test_a_signal_during_mlflow_logging_fails_cleanly_or_finishes(trained, small
             _log(staged, uri, small_data, signals)
         finally:
             staged.discard()
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
     versions = client.search_model_versions("name='engagement'") if client.search_registered_models() else []
     published = [p for p in models.iterdir()]
@@ -382,7 +382,7 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
         # 0: it had finished; 143: stopped cleanly; -15: still importing, before training began
         assert process.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), err[-2000:]
         assert "Traceback" not in err, err[-2000:]
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
     versions = client.search_model_versions("name='engagement'")
     folders = {p.name for p in models.iterdir() if not p.name.startswith(".")}
