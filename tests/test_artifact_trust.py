@@ -450,3 +450,51 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(smal
     assert SECRET not in json.dumps(load_artifact(result.model_dir).metadata, default=str)
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaked == []
+
+
+@pytest.mark.reliability
+def test_a_tracking_server_uri_with_credentials_is_used_but_stored_nowhere(tmp_path):
+    """`engage train` and `engage score` against a real MLflow server addressed as
+    ``http://engage:<token>@host:port``: the token appears in no output and in no file the
+    server, the artifact store or the model folder holds."""
+    import urllib.request
+
+    from serving.rest import free_port, stop_process_group
+    from tests.model_fixtures import write_small_data
+
+    data = write_small_data(tmp_path / "data", n_influencers=400)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        start = time.monotonic()
+        while time.monotonic() - start < 120:  # the tracking server answers /health, not /ping
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        uri = f"http://engage:{SECRET}@127.0.0.1:{port}"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        train = subprocess.run(
+            [sys.executable, "-m", "engage.cli", "train", "--profiles", str(data.profiles_path), "--posts", str(data.posts_path), "--models-dir", str(tmp_path / "models"), "--tracking-uri", uri, "--folds", "2"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        )
+        assert train.returncode == 0, train.stderr[-3000:]
+        score = subprocess.run(
+            [sys.executable, "-m", "engage.cli", "score", "--model", "models:/engagement@champion", "--tracking-uri", uri, "--profiles", str(data.profiles_path), "--posts", str(data.posts_path), "--out", str(tmp_path / "scores.csv")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert score.returncode == 0, score.stderr[-3000:]
+        output = train.stdout + train.stderr + score.stdout + score.stderr
+        assert SECRET not in output and "http://***@127.0.0.1" in output
+        leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+        scanned = sum(1 for p in tmp_path.rglob("*") if p.is_file())
+        print(f"\n[reliability] secrets: trained and scored through {redact(uri)}; {scanned} files scanned (server db, artifact store, model folder), {len(leaked)} contain the token")
+        assert leaked == []
+    finally:
+        stop_process_group(server)
