@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -103,8 +104,26 @@ def _store_lock(uri: str) -> Iterator[None]:
 
 def log_run(**kwargs: Any) -> dict[str, Any]:
     """:func:`_log_run` under a lock on the tracking store (see :func:`_store_lock`)."""
-    with _store_lock(kwargs["uri"]):
+    with _store_lock(kwargs["uri"]), _no_printed_url(kwargs["uri"]):
         return _log_run(**kwargs)
+
+
+@contextlib.contextmanager
+def _no_printed_url(uri: str) -> Iterator[None]:
+    """Keep MLflow from printing "View run ... at: <tracking URI>" when the URI holds credentials."""
+    if redact(uri) == uri:
+        yield
+        return
+    name = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+    previous = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _log_run(
