@@ -1,11 +1,20 @@
 """Serving under load: many concurrent clients against ``engage serve`` on 127.0.0.1.
 
-Starts the MLflow scoring server on a small trained model, sends ``--requests`` scoring requests
-from ``--clients`` threads, then malformed and oversized requests, and checks that the server
-still answers. Prints the number of errors, p50/p99 latency and the server's peak memory (RSS of
-the server and every process it spawned, sampled every 50 ms).
+Two measurements, on a small trained model:
 
-Usage: ``python benchmarks/reliability.py [--model models/<version>] [--requests 2000] [--clients 8]``
+* **The load table** (``main``): for 1, 4 and 8 clients, light requests only (one candidate with
+  its posts) and a mix (one request in four heavy: a shortlist near the row cap, ~19,000 rows),
+  then a burst of 8 heavy clients beside one light one. Each row runs ``--seconds``; clients
+  send back to back and honour ``Retry-After`` on 503. Printed: answers per second, p50/p99
+  latency of light and heavy requests, and every answer that was not a 200 by kind. Then
+  malformed and oversized requests, and whether the server still answers. ``--server mlflow``
+  runs the same table against ``mlflow models serve`` with its defaults (what ``engage serve``
+  ran before its limits), ``--server both`` runs both.
+* ``run_load`` (the ``reliability`` test): ``--requests`` small requests from ``--clients``
+  threads, errors, p50/p99 and the server's peak memory (RSS of the server and every process it
+  spawned, sampled every 50 ms).
+
+Usage: ``python benchmarks/reliability.py [--model models/<version>] [--seconds 20] [--server engage|mlflow|both]``
 (without ``--model`` a small model is trained in a temporary folder first, about a minute).
 """
 
@@ -195,28 +204,208 @@ def run_load(model_dir: Path, data: Any, *, requests: int = 2000, clients: int =
     return result
 
 
+# --------------------------------------------------------------------------- the load table
+
+HEAVY_ROWS = 19_000  # near serving.pyfunc.MAX_REQUEST_ROWS (20,000)
+CLIENT_TIMEOUT = 120.0
+MAX_BACKOFF = 2.0
+
+
+def load_bodies(seed: int = 1) -> tuple[list[bytes], bytes, int]:
+    """Light bodies (one synthetic candidate with its posts each) and one heavy body: whole
+    candidates up to :data:`HEAVY_ROWS` rows. Returns (light, heavy, candidates in heavy)."""
+    from engage.cli import embedded_posts, embedded_profiles
+    from features.contract import load_and_validate
+    from features.synth import fit_synth_params, generate
+    from serving.schema import dataframe_split, to_rest_rows
+
+    reference = load_and_validate(embedded_profiles(), embedded_posts())
+    profiles, posts = generate(fit_synth_params(reference.profiles, reference.posts), n_influencers=15_000, seed=seed)
+    rows = to_rest_rows(profiles.assign(as_of=AS_OF), posts)
+    first_row = rows.groupby("influencer", sort=False).cumcount() == 0
+    starts = np.flatnonzero(first_row.to_numpy())
+    end = int(starts[starts <= HEAVY_ROWS].max())  # cut at a candidate's first row
+    heavy = rows.iloc[:end]
+    with_posts = rows[rows["post_id"].notna()]
+    names = with_posts["influencer"].drop_duplicates().head(32)
+    light = [json.dumps(dataframe_split(rows[rows["influencer"] == name])).encode() for name in names]
+    return light, json.dumps(dataframe_split(heavy)).encode(), int(heavy["influencer"].nunique())
+
+
+@dataclass
+class MixRow:
+    scenario: str
+    clients: int
+    seconds: float = 0.0
+    light_ms: list[float] = field(default_factory=list)
+    heavy_ms: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def answered_ok(self) -> int:
+        return sum(n for kind, n in self.outcomes.items() if kind.endswith(" 200"))
+
+    def errors(self) -> str:
+        bad = {kind: n for kind, n in sorted(self.outcomes.items()) if not kind.endswith(" 200")}
+        return ", ".join(f"{kind}: {n}" for kind, n in bad.items()) or "none"
+
+
+def _post_kind(port: int, body: bytes, timeout: float = CLIENT_TIMEOUT) -> tuple[str, float | None]:
+    """POST a body; returns the outcome (HTTP status or the client-side error) and Retry-After."""
+    try:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        try:
+            conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            retry = response.getheader("Retry-After")
+            return str(response.status), float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
+        finally:
+            conn.close()
+    except TimeoutError:
+        return "client timeout", None
+    except OSError as exc:
+        return type(exc).__name__, None
+
+
+def run_mix(port: int, scenario: str, heavy_shares: list[float], light: list[bytes], heavy: bytes, seconds: float, seed: int = 0) -> MixRow:
+    """One client thread per entry of ``heavy_shares`` (its share of heavy requests), for ``seconds``."""
+    row = MixRow(scenario, len(heavy_shares))
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(index: int, share: float) -> None:
+        rng = np.random.default_rng(seed + index)
+        while time.perf_counter() < stop_at:
+            kind = "heavy" if rng.random() < share else "light"
+            body = heavy if kind == "heavy" else light[int(rng.integers(len(light)))]
+            start = time.perf_counter()
+            outcome, retry = _post_kind(port, body)
+            elapsed = (time.perf_counter() - start) * 1000
+            with lock:
+                row.outcomes[f"{kind} {outcome}"] += 1
+                if outcome == "200":
+                    (row.heavy_ms if kind == "heavy" else row.light_ms).append(elapsed)
+            if outcome == "503":
+                time.sleep(min(retry or 1.0, MAX_BACKOFF))  # a polite client honours Retry-After
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i, share)) for i, share in enumerate(heavy_shares)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row.seconds = time.perf_counter() - t0
+    return row
+
+
+def _pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):,.0f}" if values else "-"
+
+
+def load_table(rows: list[MixRow]) -> str:
+    header = ["scenario", "clients", "ok/s", "light n", "light p50 ms", "light p99 ms", "heavy n", "heavy p50 ms", "heavy p99 ms", "not 200, by kind"]
+    lines = [header]
+    for r in rows:
+        lines.append([
+            r.scenario, str(r.clients), f"{r.answered_ok / max(r.seconds, 1e-9):.1f}",
+            str(len(r.light_ms)), _pct(r.light_ms, 50), _pct(r.light_ms, 99),
+            str(len(r.heavy_ms)), _pct(r.heavy_ms, 50), _pct(r.heavy_ms, 99), r.errors(),
+        ])  # fmt: skip
+    out = ["| " + " | ".join(line) + " |" for line in lines]
+    out.insert(1, "|" + "|".join("---" for _ in header) + "|")
+    return "\n".join(out)
+
+
+def scenarios(client_counts: list[int]) -> list[tuple[str, list[float]]]:
+    """(name, heavy share of each client) for the table."""
+    table = [(f"light only, {c}", [0.0] * c) for c in client_counts]
+    table += [(f"mixed (1 in 4 heavy), {c}", [0.25] * c) for c in client_counts]
+    table.append(("heavy burst: 8 heavy + 1 light", [1.0] * 8 + [0.0]))
+    return table
+
+
+def start_server(server: str, model_dir: Path, workdir: Path, log: Any, workers: int | None = None) -> tuple[subprocess.Popen, int]:
+    """``engage serve`` (its limits and default workers), or ``mlflow models serve`` with its own
+    defaults on the same pyfunc model (what ``engage serve`` ran before)."""
+    import os
+
+    from serving.rest import REPO_ROOT, build_pyfunc_model, free_port, wait_for_ping
+
+    port = free_port(HOST)
+    if server == "engage":
+        command = [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port), "--host", HOST]
+        command += ["--workers", str(workers)] if workers else []
+        env = None
+    else:
+        pyfunc = build_pyfunc_model(model_dir, workdir / "mlflow_pyfunc")
+        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc), "--env-manager", "local", "-p", str(port), "-h", HOST]
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # MLflow starts uvicorn by name
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(command, cwd=_HERE.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    wait_for_ping(f"http://{HOST}:{port}", timeout=180, process=process)
+    return process, port
+
+
+def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes], heavy: bytes, seconds: float, client_counts: list[int], workers: int | None) -> tuple[list[MixRow], dict[str, str], bool]:
+    from serving.rest import stop_process_group
+
+    log_path = folder / f"server-{server}.log"
+    with open(log_path, "w") as log:
+        process, port = start_server(server, model_dir, folder, log, workers)
+        try:
+            for body in light[:4] + [heavy]:  # warm up: every worker's first call loads lazily
+                _post_kind(port, body)
+            rows = []
+            for name, shares in scenarios(client_counts):
+                rows.append(run_mix(port, name, shares, light, heavy, seconds))
+                print(f"  {server}: {name}: {rows[-1].answered_ok} ok, errors {rows[-1].errors()}", flush=True)
+                time.sleep(2.0)  # let abandoned work finish before the next row
+            bad = {}
+            for name, body in bad_bodies(light[0]).items():
+                outcome, _ = _post_kind(port, body)
+                bad[name] = outcome
+            alive = _post_kind(port, light[0])[0] == "200" and process.poll() is None
+        finally:
+            stop_process_group(process)
+    return rows, bad, alive
+
+
 def main(argv: list[str] | None = None) -> int:
+    from serving.server import machine_cpus
     from tests.model_fixtures import train_small, write_small_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a models/<version> folder (default: train a small one)")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each row of the table")
+    parser.add_argument("--clients", default="1,4,8", help="client counts, comma-separated")
+    parser.add_argument("--server", choices=["engage", "mlflow", "both"], default="engage")
+    parser.add_argument("--workers", type=int, help="engage serve --workers (default: its own, one per CPU)")
     args = parser.parse_args(argv)
+    client_counts = [int(c) for c in args.clients.split(",")]
+    failed = False
     with tempfile.TemporaryDirectory(prefix="engage-reliability-") as tmp:
         folder = Path(tmp)
-        data = write_small_data(folder / "data", n_influencers=1000)
         model_dir = args.model
         if model_dir is None:
             print("training a small model for the load test...", flush=True)
+            data = write_small_data(folder / "data", n_influencers=1000)
             model_dir = train_small(folder, data, num_boost_round=80).model_dir
-        result = run_load(model_dir, data, requests=args.requests, clients=args.clients, log_path=folder / "server.log")
-        print(result.summary())
-        for sample in result.error_samples:
-            print("  error:", sample)
-        failed = result.errors or not result.alive_after_bad or any(not 400 <= s < 500 for s in result.bad_statuses.values())
-        if failed:
-            print("server log tail:\n" + (folder / "server.log").read_text()[-3000:])
+        light, heavy, n_heavy = load_bodies()
+        print(f"light request: 1 candidate, {len(light[0]) / 1024:.1f} KB; heavy request: {n_heavy} candidates, "
+              f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; {args.seconds:g} s per row; this machine: {machine_cpus()} CPUs", flush=True)
+        for server in ["engage", "mlflow"] if args.server == "both" else [args.server]:
+            rows, bad, alive = measure_server(server, model_dir, folder, light, heavy, args.seconds, client_counts, args.workers)
+            print(f"\n{'engage serve (its limits, default workers)' if server == 'engage' else 'mlflow models serve (its defaults)'}:")
+            print(load_table(rows))
+            print(f"bad requests -> {bad}; still serving afterwards: {alive}")
+            if server == "engage":
+                light_errors = sum(n for r in rows for kind, n in r.outcomes.items() if kind.startswith("light") and not kind.endswith(" 200"))
+                bad_ok = all(outcome.isdigit() and 400 <= int(outcome) < 500 for outcome in bad.values())
+                failed = failed or light_errors > 0 or not alive or not bad_ok
+                if failed:
+                    print("server log tail:\n" + (folder / "server-engage.log").read_text()[-3000:])
     return 1 if failed else 0
 
 

@@ -230,7 +230,7 @@ def http_floor(folder: Path, rows: Any, repeats: int) -> dict[str, float]:
     code.write_text(NOOP_PYFUNC)
     model = folder / "noop_model"
     mlflow.pyfunc.save_model(path=str(model), python_model=str(code), signature=input_signature())
-    return served_latency(lambda port: serve_command(str(model), port), rows, repeats, env=serve_env(None))
+    return served_latency(lambda port: serve_command(port), rows, repeats, env=serve_env(None, str(model)))
 
 
 def one_candidate_booster(predictor: Any, profile: Any, posts: Any, as_of: Any, repeats: int) -> dict[str, float]:

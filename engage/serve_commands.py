@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from serving.server import ServerLimits, machine_cpus
+
 MODEL_HELP = "models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion"
 
 
@@ -92,12 +94,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from features.artifact import redact
     from serving.rest import model_uri_for, serve_command, serve_env, stop_process_group
 
+    limits, workers = server_limits(args)
     with tempfile.TemporaryDirectory(prefix="engage-serve-") as workdir:
         uri = model_uri_for(str(args.model), args.models_dir, Path(workdir), args.tracking_uri)
-        command = serve_command(uri, args.port, args.host)
+        command = serve_command(args.port, args.host, workers)
         print(f"serving {args.model} ({redact(uri)}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)", file=sys.stderr, flush=True)
-        # Own process group, so stopping reaches the uvicorn workers MLflow starts.
-        process = subprocess.Popen(command, env=serve_env(args.tracking_uri), start_new_session=True)
+        print(
+            f"{workers} worker(s); per worker: {limits.light_concurrency} light + {limits.heavy_concurrency} heavy request(s) at a time "
+            f"(heavy: body over {limits.heavy_body_bytes // 1024} KB, {limits.heavy_queue} more may wait); "
+            f"body at most {limits.max_body_bytes / 2**20:g} MB, answer within {limits.request_timeout:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        # Own process group, so stopping reaches every uvicorn worker.
+        process = subprocess.Popen(command, env=serve_env(args.tracking_uri, uri, limits, workers), start_new_session=True)
         # SIGTERM (kill, timeout, a supervisor) must stop the server too, not orphan it.
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
@@ -107,6 +117,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             stop_process_group(process)
             signal.signal(signal.SIGTERM, previous)
+
+
+def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
+    """``engage serve``'s limit options, checked (exit 2 on a value that cannot work)."""
+    from engage.cli import UsageError
+
+    workers = machine_cpus() if args.workers is None else args.workers
+    if workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    if args.max_body_mb <= 0 or args.heavy_kb <= 0 or args.timeout <= 0:
+        raise UsageError("--max-body-mb, --heavy-kb and --timeout must be positive")
+    if args.heavy_queue < 0:
+        raise UsageError("--heavy-queue must be 0 or more")
+    limits = ServerLimits(
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        heavy_body_bytes=int(args.heavy_kb * 2**10),
+        request_timeout=args.timeout,
+        heavy_queue=args.heavy_queue,
+    )
+    return limits, workers
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -141,4 +171,10 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
+    defaults = ServerLimits()
+    p.add_argument("--workers", type=int, help=f"server processes, each with its own copy of the model (default: one per CPU, here {machine_cpus()})")
+    p.add_argument("--timeout", type=float, default=defaults.request_timeout, help=f"seconds to answer a request, queueing included; later: 504 (default {defaults.request_timeout:g})")
+    p.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / 2**20, help=f"largest request body; larger: 413 (default {defaults.max_body_bytes / 2**20:g})")
+    p.add_argument("--heavy-kb", type=float, default=defaults.heavy_body_bytes / 2**10, help=f"a body over this is a heavy request: one at a time per worker, beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})")
+    p.add_argument("--heavy-queue", type=int, default=defaults.heavy_queue, help=f"heavy requests that may wait per worker; more: 503 with Retry-After (default {defaults.heavy_queue})")
     p.set_defaults(func=cmd_serve)

@@ -1,8 +1,9 @@
 """REST serving with MLflow's scoring server: build the pyfunc model for a folder and run it.
 
-``engage serve`` runs ``mlflow models serve -m <model> --env-manager local``. For an MLflow
-reference (``models:/engagement@champion``) the registered model is downloaded, checked against
-its signed manifest, and that local copy is served. For a local
+``engage serve`` runs MLflow's scoring app (the one ``mlflow models serve`` runs) with uvicorn,
+behind the limits of :mod:`serving.server`, with ``--workers`` processes (default: one per CPU).
+For an MLflow reference (``models:/engagement@champion``) the registered model is downloaded,
+checked against its signed manifest, and that local copy is served. For a local
 ``models/<version>`` folder a pyfunc model is saved in a temporary folder with
 ``mlflow.pyfunc.save_model(python_model=<serving/pyfunc.py>, artifacts={"engage_model": folder})``,
 the same way training logs it, so the served code is this checkout's and the folder is verified
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from features.artifact import resolve_model_dir, resolve_tracking_uri, verify_artifact
 from serving.predictor import MLFLOW_SCHEMES, download_verified
+from serving.server import LIMITS_ENV, MODEL_ENV, ServerLimits, machine_cpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,17 +63,36 @@ def model_uri_for(ref: str, models_dir: Path, workdir: Path, tracking_uri: str |
     return str(build_pyfunc_model(resolve_model_dir(ref, models_dir), workdir))
 
 
-def serve_command(model_uri: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-p", str(port), "-h", host]
+# Connections (and their buffered bodies) one worker holds at once; uvicorn answers 503 beyond.
+CONNECTIONS_PER_WORKER = 32
+KEEP_ALIVE_SECONDS = 5
 
 
-def serve_env(tracking_uri: str | None) -> dict[str, str]:
-    """The server's environment: the tracking store for models:/ URIs, this checkout importable,
-    and this interpreter's scripts folder first on PATH (MLflow starts ``uvicorn`` by name)."""
+def serve_command(port: int, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+    """uvicorn running :func:`serving.server.create_app` in ``workers`` processes."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "serving.server:create_app",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--limit-concurrency", str(CONNECTIONS_PER_WORKER),
+        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
+        "--no-server-header", "--no-access-log",
+    ]  # fmt: skip
+
+
+def serve_env(tracking_uri: str | None, model_uri: str = "", limits: ServerLimits | None = None, workers: int = 1) -> dict[str, str]:
+    """The server's environment: the model and limits for :func:`serving.server.create_app`, the
+    tracking store for models:/ URIs and this checkout importable."""
+    limits = limits or ServerLimits()
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), *filter(None, [env.get("PATH")])])
     env["MLFLOW_TRACKING_URI"] = resolve_tracking_uri(tracking_uri)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env[MODEL_ENV] = model_uri
+    env[LIMITS_ENV] = limits.to_env()
+    # serving.server keeps the time limit (and the slot of abandoned work); MLflow's own must not fire first.
+    env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(int(limits.request_timeout * 10) + 60)
+    # One worker per CPU: each scores on one thread, rather than every worker's LightGBM and
+    # BLAS using every core at once.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, machine_cpus() // max(1, workers))))
     return env
 
 

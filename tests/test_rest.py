@@ -36,7 +36,8 @@ def server(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> It
     log_path = tmp_path_factory.mktemp("rest") / "server.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "serve", "--model", str(served.model_dir), "--port", str(port)],
+        # Two workers and a small body limit, so the limits are what a client meets.
+        [sys.executable, "-m", "engage.cli", "serve", "--model", str(served.model_dir), "--port", str(port), "--workers", "2", "--max-body-mb", "1"],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -123,3 +124,37 @@ def test_rest_takes_cold_start_only_requests_and_optional_columns(server, served
     np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
     without = predictor.predict(profiles.assign(as_of=AS_OF), posts)
     assert not np.allclose(expected["predicted_er"], without["predicted_er"])
+
+
+def send(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def test_rest_takes_text_csv_and_keeps_server_internals_out_of_errors(server, served, predictor):
+    profiles, posts = shortlist(served.data)
+    rows = to_rest_rows(profiles.assign(as_of=AS_OF), posts)
+    status, answer = send(server, rows.to_csv(index=False).encode(), "text/csv")
+    assert status == 200, answer
+    expected = predictor.predict(profiles.assign(as_of=AS_OF), posts)
+    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+
+    status, answer = send(server, b"{not json" + b"x" * 5000, "application/json")
+    assert status == 400 and set(answer) == {"error_code", "message"}
+    assert "Traceback" not in answer["message"] and str(REPO) not in answer["message"] and "xxxxx" not in answer["message"]
+    status, answer = send(server, b"x" * (2**20 + 1), "application/json")  # --max-body-mb 1
+    assert status == 413 and "over 1 MB" in answer["message"]
+    status, _ = post(server, dataframe_split(rows))
+    assert status == 200
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--timeout", "0"], ["--heavy-queue", "-1"]])
+def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
+    assert "must be" in capsys.readouterr().err
