@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
-from features.contract import validate
+from features.contract import DEFAULT_PLATFORM, validate
 from features.engagement import ER_DEFINITION, er_from_log
 from features.transformers import (
     CategoryEncoder,
@@ -50,32 +50,60 @@ def default_feature_steps(
     ).set_output(transform="pandas")
 
 
+# History bands of the conformal groups: (upper bound on earlier posts, label). A forecast from
+# two posts misses by far more than one from fifty; one "history" group would give the long
+# histories too wide an interval and the short ones too narrow a one.
+HISTORY_BANDS = ((0, "cold"), (4, "short"), (14, "medium"), (np.inf, "long"))
+
+
 def interval_group(base: pd.DataFrame) -> pd.Series:
-    """Conformal group of each row: tier and whether the influencer has history ("micro/cold")."""
+    """Conformal group of each row: platform, tier and history band ("tiktok:micro/short")."""
     code, names = _group_codes(base)
     return pd.Series(np.asarray(names, dtype=object)[code], index=base.index, dtype=object)
 
 
 def _group_codes(base: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Each row's conformal group as a code into the returned group names (a handful of tiers x
-    history): text is made once per group, not once per row."""
+    """Each row's conformal group as a code into the returned group names (platform x tier x
+    history band): text is made once per group, not once per row."""
     tier_code, tiers = value_codes(base["tier"])
-    history = (base["n_history_posts"].to_numpy(dtype="float64") > 0).astype("int64")
-    names = [f"{tier}/{label}" for tier in tiers for label in ("cold", "history")]
-    return tier_code * 2 + history, names
+    if "platform" in base:
+        platform_code, platforms = value_codes(base["platform"])
+    else:
+        platform_code, platforms = np.zeros(len(base), dtype="int64"), [DEFAULT_PLATFORM]
+    n_history = base["n_history_posts"].to_numpy(dtype="float64")
+    band = np.searchsorted(np.array([upper for upper, _ in HISTORY_BANDS]), n_history, side="left")
+    labels = [label for _, label in HISTORY_BANDS]
+    names = [f"{p}:{t}/{b}" for p in platforms for t in tiers for b in labels]
+    code = (platform_code * len(tiers) + tier_code) * len(labels) + band
+    return code.astype("int64"), names
 
 
-def _parent(group: str) -> str:
-    """The coarser group a small group falls back to: "micro/cold" -> "micro"."""
-    return group.split("/")[0]
+def _fallbacks(group: str) -> list[str]:
+    """The coarser groups a small group falls back to, finest first (then all rows):
+    "tiktok:micro/short" -> "micro/short", "micro/history", "micro"; a cold start falls back to
+    the cold starts of every tier before its tier, whose history rows miss by less."""
+    tier_band = group.split(":", 1)[-1]
+    tier, _, band = tier_band.partition("/")
+    chain = [tier_band] if tier_band != group else []
+    if band == "cold":
+        chain.append("cold")
+    elif band:
+        chain.append(f"{tier}/history")
+    return [*chain, tier]
+
+
+def _effective_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size of weighted rows."""
+    return float(weights.sum() ** 2 / np.sum(weights**2)) if len(weights) else 0.0
 
 
 @dataclass
 class ConformalInterval:
     """Split-conformal interval on log ER, per group (Mondrian), from calibration residuals.
 
-    Groups are tier x history; a group with fewer than ``MIN_GROUP_SIZE`` calibration rows
-    falls back to its tier, then to all rows. The bounds are the empirical ``alpha/2`` and ``1 - alpha/2`` quantiles of
+    Groups are platform x tier x history band; a group with fewer than ``MIN_GROUP_SIZE``
+    calibration rows falls back along :func:`_fallbacks` (tier x band, tier x history, tier),
+    then to all rows. The bounds are the empirical ``alpha/2`` and ``1 - alpha/2`` quantiles of
     ``actual - predicted`` on rows the model was not fitted on, with the finite-sample
     correction, so coverage holds per tier rather than only on average.
     """
@@ -94,7 +122,7 @@ class ConformalInterval:
             return float(np.quantile(residuals, lo_q)), float(np.quantile(residuals, hi_q))
         # Weighted (each creator counts once): the same finite-sample correction, with the
         # effective number of independent rows in place of n.
-        n_eff = weights.sum() ** 2 / np.sum(weights**2)
+        n_eff = _effective_size(weights)
         hi_q = min(1.0, (1 - alpha / 2) * (n_eff + 1) / n_eff)
         order = np.argsort(residuals, kind="stable")
         cumulative = np.cumsum(weights[order]) / weights.sum()
@@ -114,19 +142,29 @@ class ConformalInterval:
         self.global_offsets_ = self._quantiles(residuals, weights)
         self.offsets_, self.group_sizes_ = {}, {}
         fine = groups.astype(str).to_numpy()
-        coarse = np.array([_parent(g) for g in fine], dtype=object)
-        for labels in (coarse, fine):
-            for group, idx in pd.Series(np.arange(len(residuals))).groupby(labels):
-                self.group_sizes_[str(group)] = len(idx)
-                if len(idx) >= MIN_GROUP_SIZE:
-                    rows = idx.to_numpy()
-                    self.offsets_[str(group)] = self._quantiles(
-                        residuals[rows], None if weights is None else weights[rows]
-                    )
+        # Every level of the fallback chain gets its own quantiles, so a small group can fall
+        # back to the nearest coarser one that has enough rows.
+        members: dict[str, list[np.ndarray]] = {}
+        for group, idx in pd.Series(np.arange(len(residuals))).groupby(fine):
+            for name in (str(group), *_fallbacks(str(group))):
+                members.setdefault(name, []).append(idx.to_numpy())
+        for name, parts in members.items():
+            rows = np.concatenate(parts)
+            self.group_sizes_[name] = len(rows)
+            # With weights (each creator once), a group's size is its effective number of
+            # creators: fifty posts of two creators are two observations, not fifty.
+            size = len(rows) if weights is None else _effective_size(weights[rows])
+            if size >= MIN_GROUP_SIZE:
+                self.offsets_[name] = self._quantiles(
+                    residuals[rows], None if weights is None else weights[rows]
+                )
         return self
 
     def offsets_for(self, group: str) -> tuple[float, float]:
-        return self.offsets_.get(group) or self.offsets_.get(_parent(group)) or self.global_offsets_
+        for name in (group, *_fallbacks(group)):
+            if name in self.offsets_:
+                return self.offsets_[name]
+        return self.global_offsets_
 
     def bounds(self, predicted: np.ndarray, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         codes, uniques = pd.factorize(groups.astype(str))

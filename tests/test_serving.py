@@ -171,7 +171,9 @@ def test_interval_by_group_code_matches_the_group_names(predictor, candidates):
     model = predictor.model
     predicted = model.predict_log(base)
     groups = interval_group(base)
-    assert set(groups) >= {f"{tier}/{h}" for tier, h in zip(base["tier"], np.where(base["n_history_posts"] > 0, "history", "cold"), strict=True)}
+    cold = base["n_history_posts"].to_numpy() == 0
+    assert (groups[cold].str.endswith("/cold")).all() and not groups[~cold].str.endswith("/cold").any()
+    assert all(g.startswith(f"{p}:{t}/") for g, p, t in zip(groups, base["platform"], base["tier"], strict=True))
     expected = model.interval_.bounds(predicted, groups)
     actual = model.predict_log_interval(base, predicted)
     np.testing.assert_array_equal(actual[0], expected[0])

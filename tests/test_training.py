@@ -176,10 +176,36 @@ def test_conformal_interval_covers_its_nominal_share_per_group():
         assert 0.77 <= np.mean((fresh[m] >= lo[m]) & (fresh[m] <= hi[m])) <= 0.83
 
 
-def test_small_groups_fall_back_to_their_tier():
-    groups = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5)
-    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 105), groups)
+def test_small_history_bands_fall_back_to_the_tiers_history_then_the_tier():
+    groups = pd.Series(["tiktok:micro/long"] * 100 + ["tiktok:micro/short"] * 40 + ["tiktok:micro/medium"] * 5)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
+    assert "tiktok:micro/medium" not in interval.offsets_
+    # The tier's history rows, all bands together, serve the small band.
+    assert interval.offsets_for("tiktok:micro/medium") == interval.offsets_["micro/history"]
+    assert interval.group_sizes_["micro/history"] == 145
+    # A group never seen at calibration falls back as far as it has to.
+    assert interval.offsets_for("instagram:micro/short") == interval.offsets_["micro/short"]
+    assert interval.offsets_for("instagram:micro/medium") == interval.offsets_["micro/history"]
+    assert interval.offsets_for("instagram:mega/long") == interval.global_offsets_
+
+
+def test_interval_groups_split_history_into_bands():
+    from features.pipeline import interval_group
+
+    base = pd.DataFrame({"tier": ["nano"] * 5, "platform": ["tiktok"] * 5, "n_history_posts": [0, 1, 4, 5, 40]})
+    assert interval_group(base).tolist() == [
+        "tiktok:nano/cold", "tiktok:nano/short", "tiktok:nano/short", "tiktok:nano/medium", "tiktok:nano/long",
+    ]
+
+
+def test_small_cold_start_groups_fall_back_to_every_tiers_cold_starts_then_their_tier():
+    groups = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5 + ["mega/cold"] * 40)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
     assert "micro/cold" not in interval.offsets_
+    assert interval.group_sizes_["cold"] == 45
+    assert interval.offsets_for("micro/cold") == interval.offsets_["cold"]
+    few = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 105), few)
     assert interval.offsets_for("micro/cold") == interval.offsets_["micro"]
 
 
