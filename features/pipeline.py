@@ -29,6 +29,9 @@ from features.transformers import (
 
 # Conformal groups smaller than this fall back to the interval learned on all calibration rows.
 MIN_GROUP_SIZE = 30
+# Probabilities at which each conformal group keeps its residual quantiles: the predictive
+# distribution behind p_reach and the engagement percentiles (0 and 1 are the extremes seen).
+DISTRIBUTION_GRID = np.linspace(0.0, 1.0, 101)
 # The learned feature the booster starts from (its init_score): see TierNichePrior.
 BASELINE_FEATURE = "shrunk_log_er"
 
@@ -92,6 +95,17 @@ def _fallbacks(group: str) -> list[str]:
     return [*chain, tier]
 
 
+def _weighted_quantiles(residuals: np.ndarray, weights: np.ndarray | None, probs: np.ndarray) -> np.ndarray:
+    """Quantiles of ``residuals`` at ``probs``, each row counted by its weight (None: equally)."""
+    order = np.argsort(residuals, kind="stable")
+    ranked = residuals[order]
+    w = np.ones(len(ranked)) if weights is None else np.asarray(weights, dtype="float64")[order]
+    # Midpoint plotting positions: the smallest value sits at half its weight, so 0 and 1 map
+    # to the extremes and the grid is symmetric.
+    position = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(probs, position, ranked)
+
+
 def _effective_size(weights: np.ndarray) -> float:
     """Kish's effective sample size of weighted rows."""
     return float(weights.sum() ** 2 / np.sum(weights**2)) if len(weights) else 0.0
@@ -112,6 +126,9 @@ class ConformalInterval:
     offsets_: dict[str, tuple[float, float]] = field(default_factory=dict)
     global_offsets_: tuple[float, float] = (float("nan"), float("nan"))
     group_sizes_: dict[str, int] = field(default_factory=dict)
+    # Per group: residual quantiles at DISTRIBUTION_GRID (weighted like the bounds).
+    distribution_: dict[str, np.ndarray] = field(default_factory=dict)
+    global_distribution_: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def _quantiles(self, residuals: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
         alpha = 1.0 - self.level
@@ -140,7 +157,8 @@ class ConformalInterval:
         residuals = np.asarray(residuals, dtype="float64")
         weights = None if weights is None else np.asarray(weights, dtype="float64")
         self.global_offsets_ = self._quantiles(residuals, weights)
-        self.offsets_, self.group_sizes_ = {}, {}
+        self.global_distribution_ = _weighted_quantiles(residuals, weights, DISTRIBUTION_GRID)
+        self.offsets_, self.group_sizes_, self.distribution_ = {}, {}, {}
         fine = groups.astype(str).to_numpy()
         # Every level of the fallback chain gets its own quantiles, so a small group can fall
         # back to the nearest coarser one that has enough rows.
@@ -155,10 +173,46 @@ class ConformalInterval:
             # creators: fifty posts of two creators are two observations, not fifty.
             size = len(rows) if weights is None else _effective_size(weights[rows])
             if size >= MIN_GROUP_SIZE:
-                self.offsets_[name] = self._quantiles(
-                    residuals[rows], None if weights is None else weights[rows]
-                )
+                w = None if weights is None else weights[rows]
+                self.offsets_[name] = self._quantiles(residuals[rows], w)
+                self.distribution_[name] = _weighted_quantiles(residuals[rows], w, DISTRIBUTION_GRID)
         return self
+
+    def distribution_for(self, group: str) -> np.ndarray:
+        """Residual quantiles at :data:`DISTRIBUTION_GRID` of ``group`` (same fallbacks as the
+        bounds)."""
+        for name in (group, *_fallbacks(group)):
+            if name in self.distribution_:
+                return self.distribution_[name]
+        return self.global_distribution_
+
+    def quantiles_by_code(
+        self, predicted: np.ndarray, codes: np.ndarray, groups: list[str], probs: np.ndarray
+    ) -> np.ndarray:
+        """Predictive quantiles of log ER, (rows, probs): the prediction plus its group's
+        residual quantiles, interpolated at ``probs``."""
+        table = np.array(
+            [np.interp(probs, DISTRIBUTION_GRID, self.distribution_for(g)) for g in groups]
+        ).reshape(len(groups), len(probs))
+        return np.asarray(predicted, dtype="float64")[:, None] + table[codes]
+
+    def prob_at_least_by_code(
+        self, predicted: np.ndarray, codes: np.ndarray, groups: list[str], threshold: np.ndarray
+    ) -> np.ndarray:
+        """P(log ER >= threshold) per row, from its group's residual distribution: the share
+        of calibration misses at least ``threshold - predicted`` (a conformal predictive
+        distribution, linear between the grid's quantiles)."""
+        need = np.asarray(threshold, dtype="float64") - np.asarray(predicted, dtype="float64")
+        out = np.empty(len(need))
+        for code, group in enumerate(groups):
+            rows = codes == code
+            if rows.any():
+                grid = self.distribution_for(group)
+                # np.interp needs increasing x: the quantiles are non-decreasing; ties keep the
+                # first probability, so the CDF is read at its left limit (P(miss >= need)).
+                below = np.interp(need[rows], grid, DISTRIBUTION_GRID, left=0.0, right=1.0)
+                out[rows] = 1.0 - below
+        return np.clip(out, 0.0, 1.0)
 
     def offsets_for(self, group: str) -> tuple[float, float]:
         for name in (group, *_fallbacks(group)):
@@ -414,6 +468,23 @@ class EngagementModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         predicted = self.predict_log(base) if predicted is None else predicted
         return self.interval_.bounds_by_code(predicted, *_group_codes(base))
+
+    def predict_log_quantiles(
+        self, base: pd.DataFrame, probs: np.ndarray, predicted: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Quantiles of each row's predictive distribution of log ER, shape (rows, probs)."""
+        predicted = self.predict_log(base) if predicted is None else predicted
+        return self.interval_.quantiles_by_code(
+            predicted, *_group_codes(base), np.asarray(probs, dtype="float64")
+        )
+
+    def prob_at_least(
+        self, base: pd.DataFrame, log_threshold: np.ndarray, predicted: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(log ER >= ``log_threshold``) per row, from the calibrated predictive distribution
+        (the conformal residuals of the row's group)."""
+        predicted = self.predict_log(base) if predicted is None else predicted
+        return self.interval_.prob_at_least_by_code(predicted, *_group_codes(base), log_threshold)
 
     def contributions(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
         """Per-row contributions to predicted log ER: the trees' SHAP values (LightGBM's own

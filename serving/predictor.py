@@ -53,6 +53,7 @@ from features.contract import (
     validate,
     zero_follower_profiles,
 )
+from features.engagement import er_from_log
 from features.transformers import value_codes
 from serving.explain import reasons as explain_reasons
 
@@ -69,6 +70,13 @@ OUTPUT_COLUMNS = (
     "er_low",
     "er_high",
     "expected_engagements",
+    "engagements_p10",
+    "engagements_p50",
+    "engagements_p90",
+    "target_engagements",
+    "p_reach",
+    "expected_views",
+    "predicted_er_per_view",
     "tier",
     "category",
     "followers",
@@ -168,6 +176,7 @@ class Predictor:
         shortlist: Iterable[str] | None = None,
         now: pd.Timestamp | None = None,
         explain: bool = True,
+        target_engagements: float | pd.Series | None = None,
     ) -> pd.DataFrame:
         """Score raw profiles and posts in the data contract: one row per influencer.
 
@@ -186,6 +195,9 @@ class Predictor:
             Clock for the "timestamp in the future" check (default: the machine's clock).
         explain
             Compute ``reasons`` (LightGBM ``pred_contrib``); False leaves them empty.
+        target_engagements
+            A campaign KPI in engagements per post (one number, or a Series by influencer):
+            ``p_reach`` is the calibrated probability that the post reaches it.
 
         Returns
         -------
@@ -193,7 +205,13 @@ class Predictor:
             Columns :data:`OUTPUT_COLUMNS`, profiles order, then ``no profile`` rows.
         """
         return self.score(
-            profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain
+            profiles,
+            posts,
+            as_of,
+            shortlist=shortlist,
+            now=now,
+            explain=explain,
+            target_engagements=target_engagements,
         ).table
 
     def score(
@@ -207,6 +225,7 @@ class Predictor:
         explain: bool = True,
         profiles_file: str = "profiles",
         posts_file: str = "posts",
+        target_engagements: float | pd.Series | None = None,
     ) -> Scored:
         """Like :meth:`predict`, and also return the validation report and data dates."""
         if isinstance(as_of, str):
@@ -235,7 +254,9 @@ class Predictor:
         parts = []
         if len(to_score):
             base = compute_features(to_score, posts_in, examples_at(to_score, as_of))
-            parts.append(self.predict_features(base, explain=explain))
+            parts.append(
+                self.predict_features(base, explain=explain, target_engagements=target_engagements)
+            )
         zero_profiles = zero
         if wanted is not None:
             zero_profiles = zero_profiles[zero_profiles["influencer"].isin(wanted).to_numpy()]
@@ -276,7 +297,13 @@ class Predictor:
             _describe_as_of(as_of, data.profiles),
         )
 
-    def predict_features(self, base: pd.DataFrame, *, explain: bool = True) -> pd.DataFrame:
+    def predict_features(
+        self,
+        base: pd.DataFrame,
+        *,
+        explain: bool = True,
+        target_engagements: float | pd.Series | None = None,
+    ) -> pd.DataFrame:
         """Planner columns from precomputed base features (:func:`compute_features` output)."""
         matrix = self.model.booster_matrix(base)  # once, for the prediction and the reasons
         core = self.model.predict_features(base, matrix)
@@ -293,12 +320,44 @@ class Predictor:
             reasons = explain_reasons(self.model.contributions(base, matrix), named)
         else:
             reasons = np.full(len(base), "", dtype=object)
+        predicted_log = core["predicted_log_er"].to_numpy(dtype="float64")
+        # Engagements at the 10th, 50th and 90th percentile of the calibrated predictive
+        # distribution (the point forecast is near, not always at, its median).
+        quantiles = self.model.predict_log_quantiles(base, PERCENTILES, predicted_log)
+        engagements = er_from_log(quantiles, followers[:, None]) * followers[:, None]
+        target = _per_row(target_engagements, core["influencer"])
+        p_reach = np.full(len(base), np.nan)
+        wanted = np.isfinite(target)
+        if wanted.any():
+            # Reaching T interactions means log ER >= ln((T + 1) / followers).
+            threshold = np.log((np.where(wanted, target, 0.0) + 1.0) / followers)
+            p_reach = np.where(
+                wanted, self.model.prob_at_least(base, threshold, predicted_log), np.nan
+            )
+        # Views on the planned post: the creator's median views per follower so far (TikTok,
+        # YouTube); per view is the rate those platforms' planners read.
+        views_per_follower = (
+            np.exp(base["log_views_per_follower"].to_numpy(dtype="float64"))
+            if "log_views_per_follower" in base
+            else np.full(len(base), np.nan)
+        )
+        expected_views = views_per_follower * followers
+        expected = predicted_er * followers
         columns = {
             "influencer": core["influencer"].array,
             "predicted_er": predicted_er,
             "er_low": core["er_low"].to_numpy(dtype="float64"),
             "er_high": core["er_high"].to_numpy(dtype="float64"),
-            "expected_engagements": predicted_er * followers,
+            "expected_engagements": expected,
+            "engagements_p10": engagements[:, 0],
+            "engagements_p50": engagements[:, 1],
+            "engagements_p90": engagements[:, 2],
+            "target_engagements": target,
+            "p_reach": p_reach,
+            "expected_views": expected_views,
+            "predicted_er_per_view": np.divide(
+                expected, expected_views, out=np.full(len(base), np.nan), where=expected_views > 0
+            ),
             "tier": core["tier"].array,
             "category": core["category"].array,
             "followers": followers,
@@ -344,6 +403,18 @@ class Predictor:
         return self.predict(profiles, posts)
 
 
+PERCENTILES = np.array([0.1, 0.5, 0.9])
+
+
+def _per_row(value: float | pd.Series | None, influencers: pd.Series) -> np.ndarray:
+    """A number for every row: one for all, or a Series by influencer (others NaN)."""
+    if value is None:
+        return np.full(len(influencers), np.nan)
+    if isinstance(value, pd.Series):
+        return influencers.map(value).to_numpy(dtype="float64", na_value=np.nan)
+    return np.full(len(influencers), float(value))
+
+
 def _iso_times(values: pd.Series) -> np.ndarray:
     """UTC times as ISO text; formatted once per distinct time (usually one cutoff for all)."""
     times = pd.to_datetime(values, utc=True)
@@ -375,7 +446,7 @@ def _unscored(
 ) -> pd.DataFrame:
     n = len(influencers)
     table = pd.DataFrame({"influencer": influencers.to_numpy(dtype=object)})
-    for col in ("predicted_er", "er_low", "er_high", "expected_engagements"):
+    for col in OUTPUT_COLUMNS[1 : OUTPUT_COLUMNS.index("tier")]:  # the figures
         table[col] = np.full(n, np.nan)
     table["tier"] = np.full(n, None, dtype=object)
     table["category"] = (

@@ -355,3 +355,37 @@ def test_cli_evaluate_with_an_unknown_model_reference(tmp_path, capsys):
     code = main(["evaluate", "--model", str(tmp_path / "nope")])
     assert code == 2
     assert "no such model folder" in capsys.readouterr().err
+
+
+def test_predictive_distribution_matches_the_calibration_residuals():
+    # Normal misses: the stored distribution gives normal quantiles and tail probabilities.
+    rng = np.random.default_rng(3)
+    groups = pd.Series(["mega/long"] * 20000)
+    interval = ConformalInterval(0.8).fit(rng.normal(size=20000), groups)
+    codes, names = np.zeros(3, dtype="int64"), ["mega/long"]
+    q = interval.quantiles_by_code(np.array([0.0, 1.0, -2.0]), codes, names, np.array([0.1, 0.5, 0.9]))
+    np.testing.assert_allclose(q[0], [-1.2816, 0.0, 1.2816], atol=0.05)
+    np.testing.assert_allclose(q[1] - q[0], 1.0)  # the prediction shifts the whole distribution
+    p = interval.prob_at_least_by_code(np.zeros(3), codes, names, np.array([-1.2816, 0.0, 1.2816]))
+    np.testing.assert_allclose(p, [0.9, 0.5, 0.1], atol=0.02)
+    # Beyond every residual seen: certain either way, never outside [0, 1].
+    far = interval.prob_at_least_by_code(np.zeros(2), codes[:2], names, np.array([-50.0, 50.0]))
+    assert far.tolist() == [1.0, 0.0]
+
+
+def test_p_reach_is_calibrated_on_fresh_rows_of_each_group():
+    # Of rows given p_reach about p, about p reach the target; per group, with different spreads.
+    from training.metrics import reach_calibration
+
+    rng = np.random.default_rng(4)
+    groups = pd.Series(np.repeat(["nano/short", "mega/long"], 5000))
+    scale = np.where(groups == "nano/short", 2.0, 0.5)
+    interval = ConformalInterval(0.8).fit(rng.normal(size=10000) * scale, groups)
+    codes, names = pd.factorize(groups)
+    predicted = rng.normal(size=10000)
+    actual = predicted + rng.normal(size=10000) * scale
+    threshold = predicted + rng.uniform(-2, 2, size=10000)
+    p = interval.prob_at_least_by_code(predicted, codes, list(names), threshold)
+    report = reach_calibration(p, actual >= threshold, groups.str.split("/").str[0].to_numpy())
+    assert report["calibration_error"] < 0.03
+    assert all(v["calibration_error"] < 0.05 for v in report["by_tier"].values())

@@ -21,7 +21,7 @@ from features.pipeline import EngagementModel
 from training.baselines import Baseline, all_baselines
 from training.config import TrainConfig
 from training.examples import ExampleSet, example_weights
-from training.metrics import all_metrics
+from training.metrics import all_metrics, reach_calibration, reach_targets
 
 Progress = Callable[[str], None]
 
@@ -166,11 +166,34 @@ def _report(test: ExampleSet, predictions: dict[str, tuple[np.ndarray, np.ndarra
     }
 
 
+def _engagements(examples: ExampleSet) -> np.ndarray:
+    """Each example's engagement count (interactions), from its label."""
+    followers = np.exp(examples.base["log_followers"].to_numpy(dtype="float64"))
+    return np.exp(examples.label) * followers - 1.0
+
+
+def _reach_pairs(model: EngagementModel, test: ExampleSet, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_reach, reached, tier) for every (test example, target) pair: the model's probability
+    that the post reaches ``target`` engagements, and whether it did."""
+    predicted = model.predict_log(test.base)
+    followers = np.exp(test.base["log_followers"].to_numpy(dtype="float64"))
+    tier = test.base["tier"].astype(str).to_numpy()
+    p, hit, tiers = [], [], []
+    for target in targets:
+        threshold = np.log((target + 1.0) / followers)  # log ER of exactly `target` interactions
+        p.append(model.prob_at_least(test.base, threshold, predicted))
+        hit.append(test.label >= threshold)
+        tiers.append(tier)
+    return np.concatenate(p), np.concatenate(hit), np.concatenate(tiers)
+
+
 def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> tuple[dict[str, Any], pd.DataFrame]:
     """Grouped K-fold by influencer; returns the metrics and the out-of-fold predictions."""
     folds = GroupKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed)
     collected: dict[str, list[np.ndarray]] = {}
     order: list[np.ndarray] = []
+    reach: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    targets = reach_targets(_engagements(examples))
     groups = examples.base["influencer"].to_numpy()
     for k, (train_idx, _) in enumerate(folds.split(np.zeros(len(examples)), groups=groups), start=1):
         progress(f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples")
@@ -179,6 +202,7 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
         train, test = examples.subset(train_mask), examples.subset(~train_mask)
         model = fit_model(train, config)
         preds = _predict_all(model, fit_baselines(train, config), test)
+        reach.append(_reach_pairs(model, test, targets))
         for name, (p, lo, hi) in preds.items():
             collected.setdefault(name, []).append(np.vstack([p, lo, hi]))
         order.append(np.flatnonzero(~train_mask))
@@ -187,6 +211,10 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
     inverse = np.argsort(index)
     predictions = {name: tuple(np.hstack(parts)[:, inverse]) for name, parts in collected.items()}
     report = _report(oof, predictions, config.seed)
+    report["reach_calibration"] = {
+        "targets": targets.tolist(),
+        **reach_calibration(*(np.concatenate(part) for part in zip(*reach, strict=True))),
+    }
     frame = oof.base[["influencer", "cutoff", "tier", "category", "n_history_posts", "log_followers"]].copy()
     frame["actual_log_er"] = oof.label
     for name, (p, lo, hi) in predictions.items():
@@ -215,6 +243,8 @@ def time_holdout(examples: ExampleSet, config: TrainConfig, progress: Progress =
     model = fit_model(train, config)
     report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)
     report["holdout_from"] = str(test.target_time.min())
+    targets = reach_targets(_engagements(test))
+    report["reach_calibration"] = {"targets": targets.tolist(), **reach_calibration(*_reach_pairs(model, test, targets))}
     return report, model, test
 
 

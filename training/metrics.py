@@ -68,3 +68,49 @@ def interval_metrics(actual: np.ndarray, low: np.ndarray, high: np.ndarray, tier
 
 def all_metrics(actual: np.ndarray, predicted: np.ndarray, low: np.ndarray, high: np.ndarray, niche: np.ndarray, tier: np.ndarray, seed: int = 0) -> dict[str, Any]:
     return {**point_metrics(actual, predicted, niche, seed), **interval_metrics(actual, low, high, tier)}
+
+
+# Campaign targets at which p_reach is checked: these quantiles of the evaluated posts'
+# engagement counts, so every data set is checked at KPIs that are hard for some creators and
+# easy for others (a fixed count would be trivial for mega accounts and out of reach for nano).
+REACH_TARGET_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+REACH_BINS = np.linspace(0.0, 1.0, 11)
+
+
+def reach_targets(engagements: np.ndarray) -> np.ndarray:
+    """The engagement counts p_reach is checked at (see :data:`REACH_TARGET_QUANTILES`)."""
+    return np.unique(np.round(np.quantile(engagements, REACH_TARGET_QUANTILES)))
+
+
+def reach_calibration(probability: np.ndarray, reached: np.ndarray, tier: np.ndarray) -> dict[str, Any]:
+    """How well P(engagements >= target) is calibrated: of (candidate, target) pairs given
+    p_reach about 0.7, about 70 % should reach the target.
+
+    Returns the reliability table (pairs binned by p_reach in tenths: mean p_reach, share that
+    reached, n), the expected calibration error (mean |share - p| over the bins, weighted by
+    pairs), the Brier score, and the calibration error per tier.
+    """
+    probability, reached = np.asarray(probability, dtype="float64"), np.asarray(reached, dtype=bool)
+
+    def table(p: np.ndarray, hit: np.ndarray) -> tuple[list[dict[str, float]], float]:
+        bins = np.clip(np.digitize(p, REACH_BINS[1:-1]), 0, len(REACH_BINS) - 2)
+        rows, error = [], 0.0
+        for b in np.unique(bins):
+            m = bins == b
+            mean_p, share = float(p[m].mean()), float(hit[m].mean())
+            rows.append({"p_reach": mean_p, "reached": share, "n": int(m.sum())})
+            error += m.sum() * abs(share - mean_p)
+        return rows, error / max(len(p), 1)
+
+    rows, ece = table(probability, reached)
+    tiers = {}
+    for value in pd.unique(tier):
+        m = tier == value
+        tiers[str(value)] = {"calibration_error": table(probability[m], reached[m])[1], "n": int(m.sum())}
+    return {
+        "bins": rows,
+        "calibration_error": ece,
+        "brier": float(np.mean((probability - reached) ** 2)) if len(probability) else float("nan"),
+        "by_tier": tiers,
+        "n_pairs": int(len(probability)),
+    }
