@@ -45,7 +45,9 @@ LEGACY_MANIFEST = "MANIFEST.sha256"
 # Layout of the pickled model, raised whenever a saved model would be read differently by this
 # code: 2 = the booster adds to its starting level (``shrunk_log_er``, its init_score). A model
 # of format 1 would unpickle fine and then predict without that level: silently wrong.
-MODEL_FORMAT = 2
+# 3 = the interval keeps each group's residual distribution (p_reach, percentiles) and groups
+# by platform x tier x history band; a format-2 model has neither.
+MODEL_FORMAT = 3
 # Libraries whose objects are inside the pickle: a different version may unpickle wrongly.
 PINNED_LIBRARIES = ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "joblib")
 

@@ -11,6 +11,7 @@ import pytest
 
 from engage.cli import main
 from features.artifact import (
+    MODEL_FORMAT,
     ArtifactError,
     complete_versions,
     load_artifact,
@@ -252,7 +253,7 @@ def test_artifact_of_another_model_format_is_refused_before_unpickling(tmp_path,
     (folder / "metadata.json").write_text(json.dumps(meta))
     (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
     sign_folder(folder)
-    with pytest.raises(ArtifactError, match=rf"model format {saved}, this one reads 2.*Retrain"):
+    with pytest.raises(ArtifactError, match=rf"model format {saved}, this one reads {MODEL_FORMAT}.*Retrain"):
         load_artifact(folder)
 
 
