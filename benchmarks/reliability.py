@@ -317,11 +317,12 @@ def load_table(rows: list[MixRow]) -> str:
     return "\n".join(out)
 
 
-def scenarios(client_counts: list[int]) -> list[tuple[str, list[float]]]:
+def scenarios(client_counts: list[int], light_only: bool = False) -> list[tuple[str, list[float]]]:
     """(name, heavy share of each client) for the table."""
     table = [(f"light only, {c}", [0.0] * c) for c in client_counts]
-    table += [(f"mixed (1 in 4 heavy), {c}", [0.25] * c) for c in client_counts]
-    table.append(("heavy burst: 8 heavy + 1 light", [1.0] * 8 + [0.0]))
+    if not light_only:
+        table += [(f"mixed (1 in 4 heavy), {c}", [0.25] * c) for c in client_counts]
+        table.append(("heavy burst: 8 heavy + 1 light", [1.0] * 8 + [0.0]))
     return table
 
 
@@ -338,7 +339,7 @@ def start_server(server: str, model_dir: Path, workdir: Path, log: Any, workers:
         command += ["--workers", str(workers)] if workers else []
         env = None
     else:
-        pyfunc = build_pyfunc_model(model_dir, workdir / "mlflow_pyfunc")
+        pyfunc = build_pyfunc_model(model_dir, Path(tempfile.mkdtemp(prefix="mlflow_pyfunc", dir=workdir)))
         command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc), "--env-manager", "local", "-p", str(port), "-h", HOST]
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # MLflow starts uvicorn by name
@@ -348,7 +349,7 @@ def start_server(server: str, model_dir: Path, workdir: Path, log: Any, workers:
     return process, port
 
 
-def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes], heavy: bytes, seconds: float, client_counts: list[int], workers: int | None) -> tuple[list[MixRow], dict[str, str], bool]:
+def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes], heavy: bytes, seconds: float, client_counts: list[int], workers: int | None, light_only: bool = False) -> tuple[list[MixRow], dict[str, str], bool]:
     from serving.rest import stop_process_group
 
     log_path = folder / f"server-{server}.log"
@@ -358,7 +359,7 @@ def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes
             for body in light[:4] + [heavy]:  # warm up: every worker's first call loads lazily
                 _post_kind(port, body)
             rows = []
-            for name, shares in scenarios(client_counts):
+            for name, shares in scenarios(client_counts, light_only):
                 rows.append(run_mix(port, name, shares, light, heavy, seconds))
                 print(f"  {server}: {name}: {rows[-1].answered_ok} ok, errors {rows[-1].errors()}", flush=True)
                 time.sleep(2.0)  # let abandoned work finish before the next row
@@ -382,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,4,8", help="client counts, comma-separated")
     parser.add_argument("--server", choices=["engage", "mlflow", "both"], default="engage")
     parser.add_argument("--workers", type=int, help="engage serve --workers (default: its own, one per CPU)")
+    parser.add_argument("--light-only", action="store_true", help="only the light rows (a quick comparison of servers)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each server this many times, alternating (machine noise)")
     args = parser.parse_args(argv)
     client_counts = [int(c) for c in args.clients.split(",")]
     failed = False
@@ -395,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         light, heavy, n_heavy = load_bodies()
         print(f"light request: 1 candidate, {len(light[0]) / 1024:.1f} KB; heavy request: {n_heavy} candidates, "
               f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; {args.seconds:g} s per row; this machine: {machine_cpus()} CPUs", flush=True)
-        for server in ["engage", "mlflow"] if args.server == "both" else [args.server]:
-            rows, bad, alive = measure_server(server, model_dir, folder, light, heavy, args.seconds, client_counts, args.workers)
+        for server in (["engage", "mlflow"] if args.server == "both" else [args.server]) * args.repeat:
+            rows, bad, alive = measure_server(server, model_dir, folder, light, heavy, args.seconds, client_counts, args.workers, args.light_only)
             print(f"\n{'engage serve (its limits, default workers)' if server == 'engage' else 'mlflow models serve (its defaults)'}:")
             print(load_table(rows))
             print(f"bad requests -> {bad}; still serving afterwards: {alive}")
