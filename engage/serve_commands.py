@@ -13,7 +13,7 @@ import pandas as pd
 
 from serving.server import ServerLimits, machine_cpus
 
-MODEL_HELP = "models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion"
+MODEL_HELP = "models/<version> folder, 'latest' (the newest model training registered, by training time), or an MLflow URI like models:/engagement@champion"
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import platform
@@ -422,7 +423,10 @@ def verify_artifact(path: Path, *, check_versions: bool = True) -> dict[str, Any
 
     Nothing is unpickled.
     """
-    path = Path(path)
+    return _verify_artifact(Path(path), check_versions)[0]
+
+
+def _verify_artifact(path: Path, check_versions: bool) -> tuple[dict[str, Any], dict[str, str]]:
     files = verify_folder(path)
     for required in (MODEL_FILE, METADATA_FILE):
         if required not in files:
@@ -447,13 +451,21 @@ def verify_artifact(path: Path, *, check_versions: bool = True) -> dict[str, Any
         diffs += [f"{lib} {recorded.get(lib)} (saved) vs {current[lib]} (here)" for lib in PINNED_LIBRARIES if recorded.get(lib) != current[lib]]
         if diffs:
             raise ArtifactError(f"{path}: saved with other library versions, refusing to unpickle: " + "; ".join(diffs) + ". Retrain, or install the saved versions.")
-    return metadata
+    return metadata, files
 
 
 def load_artifact(path: Path, *, check_versions: bool = True) -> Any:
-    """Verify, then unpickle the fitted model; attaches the metadata as ``model.metadata``."""
-    metadata = verify_artifact(path, check_versions=check_versions)
-    model = joblib.load(Path(path) / MODEL_FILE)
+    """Verify, then unpickle the fitted model; attaches the metadata as ``model.metadata``.
+
+    The pickle is read into memory once and its digest checked on those very bytes, so a file
+    swapped between the check and the load is never unpickled.
+    """
+    path = Path(path)
+    metadata, files = _verify_artifact(path, check_versions)
+    data = (path / MODEL_FILE).read_bytes()
+    if hashlib.sha256(data).hexdigest() != files[MODEL_FILE]:
+        raise ArtifactError(f"{path}: {MODEL_FILE} changed while it was being loaded; refusing to unpickle it")
+    model = joblib.load(io.BytesIO(data))
     if hasattr(model, "metadata"):
         model.metadata = {**getattr(model, "metadata", {}), **metadata}
     return model

@@ -131,6 +131,24 @@ def test_a_planted_pickle_with_recomputed_digests_is_refused_before_it_runs(tmp_
     assert not marker.exists()
 
 
+def test_a_pickle_swapped_between_the_check_and_the_load_is_never_unpickled(tmp_path, monkeypatch):
+    import features.artifact as artifact
+
+    marker = tmp_path / "UNPICKLED"
+    folder = save_artifact({"w": 1}, tmp_path / "models", {}, registry=REGISTERED)
+    checked = artifact._verify_artifact
+
+    def check_then_swap(path, check_versions):
+        result = checked(path, check_versions)
+        (path / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))  # the race an attacker would win
+        return result
+
+    monkeypatch.setattr(artifact, "_verify_artifact", check_then_swap)
+    with pytest.raises(ArtifactError, match="changed while it was being loaded"):
+        load_artifact(folder)
+    assert not marker.exists()
+
+
 # --------------------------------------------------------------------------- what latest means
 
 
