@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,14 @@ ZERO_FOLLOWERS_POSTS = "posts of an influencer with zero followers"
 MAX_PLAUSIBLE_COUNT = 1e11
 # Timestamps may run slightly ahead of the validating machine's clock (time zones, clock skew).
 FUTURE_TOLERANCE = pd.Timedelta(days=1)
+# Times before this are placeholders (0001-01-01, 1970-01-01), not posts: no platform we read existed.
+EARLIEST_PLAUSIBLE_TIME = pd.Timestamp("2000-01-01", tz="UTC")
+# The one timestamp form read: ISO 8601's extended calendar date, optionally with a time of day
+# (minutes at least; "T" or, as RFC 3339 and SQL exports write it, one space between) and an
+# offset ("Z", +02:00, +0200, +02). Anything else ("01/02/2020", "now", "12:30", "20200102") is
+# refused rather than guessed: day-first and month-first dates cannot be told apart cell by cell.
+ISO_8601 = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+ISO_8601_HINT = "use ISO 8601, e.g. 2019-03-01T12:00:00Z, 2019-03-01 12:00:00+02:00 or 2019-03-01"
 MAX_ROWS_LISTED = 5
 
 PROFILE_REQUIRED = ("influencer", "followers")
@@ -214,7 +223,9 @@ class ValidatedData:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV (plain or gzip) or Parquet table; any read failure becomes a :class:`DataError`.
 
-    A folder, glob or URL (``s3://...``) of Parquet files is read by :func:`features.distributed.read_parquet_any`.
+    A header naming one column twice (also once surrounding space and case are ignored) is
+    refused: which of the two holds the values is unknowable. A folder, glob or URL
+    (``s3://...``) of Parquet files is read by :func:`features.distributed.read_parquet_any`.
     """
     from features.distributed import is_dataset_path, read_parquet_any
 
@@ -226,13 +237,21 @@ def read_table(path: str | Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            _refuse_duplicate_columns(path, pq.read_schema(path).names)
             table = pd.read_parquet(path)
             release_unused_memory()  # the decoding buffers (~0.8 GB kept on 10M posts)
             return table
         if name.endswith((".csv", ".csv.gz", ".gz", ".txt", ".tsv")):
             sep = "\t" if ".tsv" in name else ","
+            # The header as written: pandas renames a repeated name ("likes", "likes.1").
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8")
+            _refuse_duplicate_columns(path, header.iloc[0].tolist() if len(header) else [])
             # Everything as text: the validator decides what parses, so it can name bad rows.
             return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except DataError:
+        raise
     except UnicodeDecodeError as exc:
         # The decoder's byte offset is relative to pandas' read buffer, so find the line ourselves.
         line = _first_non_utf8_line(path)
@@ -242,9 +261,30 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty (no header row)") from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: the compressed file is truncated or corrupt ({exc}); copy or export it again") from exc
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read: {exc}") from exc
     raise DataError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+
+
+def duplicate_columns(columns: Iterable[object]) -> list[list[str]]:
+    """Groups of column names that are the same once surrounding space and case are ignored."""
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        groups.setdefault(str(column).strip().casefold(), []).append(str(column))
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def describe_duplicate_columns(groups: list[list[str]]) -> str:
+    named = "; ".join(" and ".join(f"'{n}'" for n in names) for names in groups)
+    return f"the header names one column more than once ({named}, equal once surrounding space and case are ignored); keep one of each and rename or drop the others"
+
+
+def _refuse_duplicate_columns(path: Path, columns: list[object]) -> None:
+    groups = duplicate_columns(columns)
+    if groups:
+        raise DataError(f"{path}: {describe_duplicate_columns(groups)}")
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
@@ -299,6 +339,56 @@ def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[s
     return ok
 
 
+def _check_header(table: str, file: str, frame: pd.DataFrame, used: tuple[str, ...], report: ValidationReport) -> bool:
+    """Refuse repeated column names and columns of lists; True if the frame can be read on.
+
+    Files are checked when read (:func:`read_table`); this covers tables handed over directly
+    (the Python API, REST). ``hashtags`` may hold lists: they are its tags (joined by the caller).
+    """
+    groups = duplicate_columns(frame.columns)
+    if groups:
+        report.add(Problem(table, file, None, [], 0, describe_duplicate_columns(groups), fatal=True))
+        return False
+    ok = True
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    for col in used:
+        if col in frame and col != "hashtags":
+            nested = nested_cells(frame[col])
+            p = _problem(table, file, col, nested, "cells hold lists or records, not one value each (write one value per cell)", fatal=True)
+            if p:
+                report.add(p)
+                ok = False
+    return ok
+
+
+def nested_cells(values: pd.Series) -> np.ndarray:
+    """Where cells hold lists, arrays or records (a Parquet ``list<...>``/``struct`` column, or
+    Python lists in a frame built by hand) rather than one value each."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        kind = dtype.pyarrow_dtype
+        if pa.types.is_nested(kind):
+            return values.notna().to_numpy(dtype=bool)
+        return np.zeros(len(values), dtype=bool)
+    if values.dtype.kind != "O" or pd.api.types.infer_dtype(values, skipna=True) not in ("mixed", "unknown-array"):
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter((isinstance(v, list | tuple | set | dict | np.ndarray) for v in values), dtype=bool, count=len(values))
+
+
+def joined_lists(values: pd.Series) -> pd.Series:
+    """A hashtags column whose cells are lists (Parquet ``list<string>``) as '|'-joined text:
+    each element one tag. Other columns come back as they are."""
+    nested = nested_cells(values)
+    if not nested.any():
+        return values
+    if isinstance(values.dtype, pd.ArrowDtype):
+        array = values.array._pa_array  # noqa: SLF001 (pandas' own arrow array, no copy)
+        joined = pc.binary_join(array.cast(pa.list_(pa.string())), "|")
+        return pd.Series(pd.arrays.ArrowStringArray(joined), index=values.index)
+    out = [("|".join(str(tag) for tag in v if tag is not None and not (isinstance(tag, float) and np.isnan(tag))) if isinstance(v, list | tuple | set | np.ndarray) else v) for v in values]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
 def as_text(series: pd.Series) -> pd.Series:
     """Strings with surrounding space removed; missing stays missing."""
     text = series.astype("string")
@@ -321,11 +411,17 @@ def as_text(series: pd.Series) -> pd.Series:
 
 
 def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport, *, required: bool) -> pd.Series:
-    """Parse a non-negative count column, reporting every bad cell."""
+    """Parse a non-negative whole-number count column, reporting every bad cell."""
     raw = frame[col]
     # Checked as numpy arrays: a handful of pandas calls per column would cost more than the
     # checks themselves for a one-candidate request.
-    if raw.dtype.kind in "fiub":
+    flags = raw.dtype.kind == "b"
+    if flags:
+        # True/false is no count: reading it as 1/0 would invent engagement.
+        values = np.full(len(raw), np.nan)
+        missing = raw.isna().to_numpy(dtype=bool)
+        non_numeric = ~missing
+    elif raw.dtype.kind in "fiu":
         values = raw.to_numpy(dtype="float64", na_value=np.nan)
         missing = np.isnan(values)
         non_numeric = np.zeros(len(values), dtype=bool)
@@ -337,12 +433,16 @@ def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: Vali
         non_numeric = np.isnan(values) & ~missing
     infinite = np.isinf(values)
     with np.errstate(invalid="ignore"):
+        finite = np.isfinite(values)
         checks = [
-            (non_numeric, "not a number"),
+            (non_numeric, "true/false values, not counts" if flags else "not a number (write plain digits, e.g. 1500, without thousands separators)"),
             (infinite, "infinite value"),
             # Finite values only: an infinite cell is one problem, not also "negative" or "too large".
             ((values < 0) & ~infinite, "negative count"),
             ((values > MAX_PLAUSIBLE_COUNT) & ~infinite, f"implausibly large count (> {MAX_PLAUSIBLE_COUNT:.0e})"),
+            # A count is a whole number: 0.5 followers would make every rate meaningless, and
+            # 3.7 likes is a unit or export error (thousands written with a decimal point?).
+            (finite & (values >= 0) & (values != np.floor(values)), "not a whole number (counts are whole numbers: write 1500, not 1.5 for thousands)"),
         ]
     if required:
         checks.append((missing, "missing value in a required column"))
@@ -373,20 +473,77 @@ def _as_bool(table: str, file: str, frame: pd.DataFrame, col: str, report: Valid
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
-    """Parse timestamps to UTC. Naive times are taken as UTC; mixed offsets are converted."""
+    """Parse timestamps to UTC. Naive times are taken as UTC; offsets are converted.
+
+    Text must be ISO 8601 as :data:`ISO_8601` spells it; any other cell (and a date that does
+    not exist, 2020-02-30) becomes NaT, for the caller to report with its rows: never a guess.
+    Typed timestamps (Parquet, datetime64) are taken as they are.
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
         if getattr(ts.dt, "tz", None) is None:
             return ts.dt.tz_localize("UTC")
         return ts.dt.tz_convert("UTC")
-    text = values.astype("string").str.strip()
+    text = as_text(values)
+    iso = iso_8601_cells(text) | text.isna().to_numpy(dtype=bool)
+    if iso.all():
+        try:
+            return pd.to_datetime(text, utc=True, format="ISO8601", errors="raise")
+        except (ValueError, OverflowError):
+            pass  # an impossible date (2020-02-30): found cell by cell below
+    # Cells that pass the pattern can still be impossible dates: those become NaT too.
+    return pd.to_datetime(text.where(iso), utc=True, format="ISO8601", errors="coerce")
+
+
+def iso_8601_cells(text: pd.Series) -> np.ndarray:
+    """Where stripped text cells are written as :data:`ISO_8601` (missing cells: False)."""
+    chunked = own_arrow_text(text)
+    if chunked is None:
+        # Python strings (small frames handed over directly); numbers as text, which never match.
+        cells = [None if pd.isna(v) else str(v) for v in text.tolist()]
+        chunked = pa.chunked_array([pa.array(cells, type=pa.large_string())])
+    # RE2 over arrow's buffers: ~80 ns a cell, where Python's re would cost ~1 us.
+    return pc.match_substring_regex(chunked, ISO_8601).fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def timestamp_problems(table: str, file: str, column: str, raw: pd.Series, parsed: pd.Series, report: ValidationReport, *, required: bool) -> None:
+    """Report the cells of ``raw`` that :func:`parse_timestamps` could not read, with examples."""
+    # Empty or blank text counts as missing, as in every other column.
+    missing = (raw if pd.api.types.is_datetime64_any_dtype(raw) else as_text(raw)).isna().to_numpy(dtype=bool)
+    unread = parsed.isna().to_numpy(dtype=bool) & ~missing
+    if unread.any():
+        found = list(dict.fromkeys(str(v).strip() for v in raw[unread].head(50)))[:3]
+        shown = ", ".join(f"'{v}'" for v in found)
+        p = _problem(table, file, column, unread, f"not an ISO 8601 timestamp (found {shown}); {ISO_8601_HINT}; other forms are not guessed", fatal=True)
+        if p:
+            report.add(p)
+    if required:
+        p = _problem(table, file, column, missing, "missing timestamp in a required column", fatal=True)
+        if p:
+            report.add(p)
+    with np.errstate(invalid="ignore"):
+        early = (parsed < EARLIEST_PLAUSIBLE_TIME).to_numpy(dtype=bool)
+    p = _problem(table, file, column, early, f"timestamp before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d} (a placeholder such as 0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it", fatal=True)
+    if p:
+        report.add(p)
+
+
+def parse_time(text: str, what: str) -> pd.Timestamp:
+    """One time given as text (a command-line option, an API argument), in UTC; ISO 8601 only.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what`` and the accepted form, for anything else ("now", "01/02/2020", "12:30").
+    """
+    stripped = str(text).strip()
+    if not re.fullmatch(ISO_8601, stripped):
+        raise ValueError(f"{what}: '{text}' is not an ISO 8601 time; {ISO_8601_HINT}")
     try:
-        return pd.to_datetime(text, utc=True, format="ISO8601", errors="raise")
-    except (ValueError, TypeError, OverflowError):
-        pass
-    # Slow path only when the fast ISO parser fails: parse cell by cell, bad cells become NaT.
-    parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
-    return parsed
+        ts = pd.Timestamp(stripped)
+    except (ValueError, OverflowError) as exc:  # 2020-02-30, or outside pandas' range
+        raise ValueError(f"{what}: '{text}' is not a valid time ({exc}); {ISO_8601_HINT}") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 # Python's ``\s`` spelled out. Same matches as r"[#,\s|]+", but pandas can hand this pattern to
@@ -540,6 +697,8 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
     """Check and normalise a profiles table; returns None if a required column is missing."""
     table = "profiles"
     report.rows_in[table] = len(frame)
+    if not _check_header(table, file, frame, (*PROFILE_REQUIRED, *PROFILE_OPTIONAL), report):
+        return None
     frame = frame.rename(columns=lambda c: str(c).strip())
     if not _check_columns(table, file, frame, PROFILE_REQUIRED, report):
         return None
@@ -572,10 +731,7 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
     out["verified"] = _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
     if "as_of" in frame:
         as_of = parse_timestamps(frame["as_of"])
-        bad = as_of.isna() & frame["as_of"].notna()
-        p = _problem(table, file, "as_of", bad.to_numpy(dtype=bool), "unparseable timestamp", fatal=True)
-        if p:
-            report.add(p)
+        timestamp_problems(table, file, "as_of", frame["as_of"], as_of, report, required=False)
         out["as_of"] = as_of
     # copy=False: the columns are new already; copying them into 2-D blocks cost 0.5 s on 10M posts.
     out = pd.DataFrame(out, index=frame.index, copy=False)
@@ -628,6 +784,8 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     """Check and normalise a posts table; returns None if a required column is missing."""
     table = "posts"
     report.rows_in[table] = len(frame)
+    if not _check_header(table, file, frame, (*POST_REQUIRED, *POST_OPTIONAL), report):
+        return None
     frame = frame.rename(columns=lambda c: str(c).strip())
     if not _check_columns(table, file, frame, POST_REQUIRED, report):
         return None
@@ -640,9 +798,7 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
         if p:
             report.add(p)
     posted = parse_timestamps(frame["posted_at"])
-    p = _problem(table, file, "posted_at", posted.isna().to_numpy(dtype=bool), "missing or unparseable timestamp (use ISO 8601, e.g. 2019-03-01T12:00:00Z)", fatal=True)
-    if p:
-        report.add(p)
+    timestamp_problems(table, file, "posted_at", frame["posted_at"], posted, report, required=True)
     p = _problem(table, file, "posted_at", (posted > now + FUTURE_TOLERANCE).to_numpy(dtype=bool), f"timestamp in the future (after {now:%Y-%m-%d})", fatal=True)
     if p:
         report.add(p)
@@ -654,7 +810,7 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
             out[col] = _as_count(table, file, frame, col, report, required=False)
     out["media_type"] = as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str") if "media_type" in frame else "unknown"
     out["is_sponsored"] = _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
-    out["hashtags"] = normalise_hashtags(frame["hashtags"]) if "hashtags" in frame else ""
+    out["hashtags"] = normalise_hashtags(joined_lists(frame["hashtags"])) if "hashtags" in frame else ""
     for col in ("caption", "image_description"):
         if col in frame:
             out[col] = frame[col].astype("string").fillna("").astype("str")

@@ -96,8 +96,29 @@ FATAL_CASES = [
     ("posts", set_cell("shares", 5, "-1"), r"posts\.csv, column 'shares', rows 5: negative count"),
     ("profiles", set_cell("following", 1, "many"), r"profiles\.csv, column 'following', rows 1: not a number"),
     # Timestamps that do not parse, or are missing.
-    ("posts", set_cell("posted_at", 2, "yesterday-ish"), r"posts\.csv, column 'posted_at', rows 2: missing or unparseable timestamp"),
-    ("posts", set_cell("posted_at", 6, None), r"posts\.csv, column 'posted_at', rows 6: missing or unparseable timestamp"),
+    ("posts", set_cell("posted_at", 2, "yesterday-ish"), r"posts\.csv, column 'posted_at', rows 2: not an ISO 8601 timestamp \(found 'yesterday-ish'\)"),
+    ("posts", set_cell("posted_at", 6, None), r"posts\.csv, column 'posted_at', rows 6: missing timestamp in a required column"),
+    # Other date forms are refused, never guessed: day-first and month-first look alike.
+    ("posts", set_cell("posted_at", 1, "01/02/2020"), r"column 'posted_at', rows 1: not an ISO 8601 timestamp \(found '01/02/2020'\); use ISO 8601"),
+    ("posts", set_cell("posted_at", 2, "02.03.2020"), r"column 'posted_at', rows 2: not an ISO 8601 timestamp"),
+    # Relative words and bare times of day are no dates.
+    ("posts", set_cell("posted_at", 3, "now"), r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found 'now'\)"),
+    ("posts", set_cell("posted_at", 3, "12:30"), r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found '12:30'\)"),
+    # ISO-like but not the documented form: a year alone, a basic-format date, a lone hour.
+    ("posts", set_cell("posted_at", 4, "2020"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
+    ("posts", set_cell("posted_at", 4, "20200102"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
+    ("posts", set_cell("posted_at", 4, "2020-01-02T10"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
+    # A date that does not exist.
+    ("posts", set_cell("posted_at", 5, "2020-02-30T00:00:00Z"), r"column 'posted_at', rows 5: not an ISO 8601 timestamp"),
+    # Placeholder dates of exports.
+    ("posts", set_cell("posted_at", 5, "1970-01-01T00:00:00Z"), r"column 'posted_at', rows 5: timestamp before 2000-01-01"),
+    # The profiles' as_of cutoffs follow the same rule.
+    ("profiles", lambda f: f.assign(as_of=["2020-01-05", "05/01/2020", None]), r"profiles\.csv, column 'as_of', rows 2: not an ISO 8601 timestamp \(found '05/01/2020'\)"),
+    # Counts are whole numbers: fractions and sub-one follower counts are refused.
+    ("profiles", set_cell("followers", 2, "0.5"), r"profiles\.csv, column 'followers', rows 2: not a whole number"),
+    ("posts", set_cell("likes", 3, "3.7"), r"posts\.csv, column 'likes', rows 3: not a whole number"),
+    # Thousands separators in counts.
+    ("profiles", set_cell("followers", 1, "1,500"), r"column 'followers', rows 1: not a number \(write plain digits"),
     # Timestamps after "now" (beyond the one-day tolerance).
     ("posts", set_cell("posted_at", 3, "2030-01-01T00:00:00Z"), r"posts\.csv, column 'posted_at', rows 3: timestamp in the future"),
     # One influencer, two different profiles.
@@ -224,6 +245,97 @@ def test_unreadable_files_are_data_errors(tmp_path, name, content, match):
     path.write_bytes(content)
     with pytest.raises(DataError, match=match):
         read_table(path)
+
+
+def test_truncated_gzip_is_a_data_error(tmp_path):
+    whole = gzip.compress(("influencer,followers\n" + "".join(f"user{i},{i + 1}\n" for i in range(5000))).encode())
+    path = tmp_path / "profiles.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"profiles\.csv\.gz: the compressed file is truncated or corrupt"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "influencer,likes,likes",  # the same name twice (pandas would rename one 'likes.1')
+        "influencer,likes, likes",  # equal once surrounding space is removed
+        "influencer,likes,Likes",  # equal once case is ignored
+    ],
+)
+def test_a_column_named_twice_is_refused_naming_it(tmp_path, header):
+    path = tmp_path / "posts.csv"
+    path.write_text(header + "\nana,1,2\n")
+    with pytest.raises(DataError, match=r"posts\.csv: the header names one column more than once \('likes' and '.?[lL]ikes'"):
+        read_table(path)
+
+
+def test_a_column_named_twice_is_refused_in_parquet_and_frames(tmp_path, now):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "posts.parquet"
+    pq.write_table(pa.table([pa.array(["ana"]), pa.array([1]), pa.array([2])], names=["influencer", "likes", "likes"]), path)
+    with pytest.raises(DataError, match=r"posts\.parquet: the header names one column more than once \('likes' and 'likes'"):
+        read_table(path)
+    # A frame handed over directly (Python API, REST) is checked by validation.
+    posts = raw_posts_frame().rename(columns={"comments": "Likes "})
+    with pytest.raises(DataValidationError, match=r"posts: the header names one column more than once \('likes' and 'Likes '"):
+        validate(raw_profiles_frame(), posts, now=now)
+
+
+def test_boolean_counts_are_refused(now):
+    posts = raw_posts_frame().assign(likes=[True, False] * 4)
+    with pytest.raises(DataValidationError, match=r"column 'likes', rows 1, 2, 3, 4, 5 \(first 5 of 8\): true/false values, not counts"):
+        validate(raw_profiles_frame(), posts, now=now)
+
+
+def test_list_hashtags_are_joined_and_other_list_columns_refused(tmp_path, now):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    posts = raw_posts_frame()
+    as_text = validate(raw_profiles_frame(), posts, now=now).posts["hashtags"].tolist()
+    # The same tags as a Parquet list<string> column: each element is one tag.
+    lists = [None if pd.isna(v) else v.split("|") for v in posts["hashtags"]]
+    table = pa.Table.from_pandas(posts.drop(columns="hashtags"), preserve_index=False).append_column("hashtags", pa.array(lists, pa.list_(pa.string())))
+    pq.write_table(table, tmp_path / "posts.parquet")
+    from_parquet = validate(raw_profiles_frame(), read_table(tmp_path / "posts.parquet"), now=now)
+    assert from_parquet.posts["hashtags"].tolist() == as_text
+    # Python lists in a frame built by hand, with '#' and capitals, normalise like text.
+    by_hand = posts.assign(hashtags=[["#X", "y"], ["x"], [], ["x", "Z"], ["travel", "sea"], ["travel", "sea"], ["leak"], ["leak", "late"]])
+    assert validate(raw_profiles_frame(), by_hand, now=now).posts["hashtags"].tolist() == as_text
+    # A list where one value belongs is refused, naming the rows.
+    with pytest.raises(DataValidationError, match=r"column 'media_type', rows 2: cells hold lists or records"):
+        validate(raw_profiles_frame(), posts.assign(media_type=["image", ["a", "b"], *["image"] * 6]), now=now)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2019-03-01T12:00:00Z",
+        "2019-03-01 12:00:00",  # a space instead of "T" (RFC 3339, SQL exports)
+        "2019-03-01T13:00:00+01:00",
+        "2019-03-01T13:00+0100",  # minutes only, compact offset
+        "2019-03-01T12:00:00.000000Z",
+        " 2019-03-01T12:00:00Z ",  # surrounding space is not part of the value
+    ],
+)
+def test_the_iso_forms_read(text):
+    from features.contract import parse_time
+
+    expected = pd.Timestamp("2019-03-01T12:00:00Z")
+    assert parse_timestamps(pd.Series([text])).iloc[0] == expected
+    assert parse_time(text, "--as-of") == expected
+
+
+@pytest.mark.parametrize("text", ["now", "today", "12:30", "01/03/2019", "2019", "2019-03", "20190301", "2019-3-1", "2019-03-01T12", "2019-03-01t12:00", "2019-02-30", "1551441600"])
+def test_other_time_forms_are_refused_not_guessed(text):
+    from features.contract import parse_time
+
+    assert pd.isna(parse_timestamps(pd.Series(["2019-03-01T12:00:00Z", text])).iloc[1])
+    with pytest.raises(ValueError, match=r"--as-of: '.*' is not (an ISO 8601|a valid) time"):
+        parse_time(text, "--as-of")
 
 
 def test_utf8_with_bom_reads(tmp_path):
