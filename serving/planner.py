@@ -11,13 +11,14 @@ currencies) stop with :class:`~features.contract.DataError` naming the rows.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.contract import DataError, read_table
+from features.contract import DataError, describe_duplicate_columns, duplicate_columns, read_table
 from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
 from serving.predictor import STATUS_NO_PROFILE
 from serving.report import ReportContext, render_html
@@ -46,8 +47,48 @@ def _rows(mask: np.ndarray) -> str:
     return ", ".join(str(r) for r in rows[:MAX_LISTED]) + more
 
 
+# A money amount as the fee table must write it: plain digits, "." as the decimal point.
+PLAIN_AMOUNT = re.compile(r"[+-]?\d+(?:\.\d+)?")
+AMOUNT_HINT = "write plain digits with '.' as the decimal point (1500, 1500.50), without currency signs or thousands separators"
+
+
+def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, list[str]]:
+    """Amounts of money as numbers: (values, empty cells, problems naming the rows).
+
+    Separators are never guessed: "1.500,00", "2,5" and "1,500" each mean different amounts in
+    different countries, so a comma anywhere is refused with how to write the number. Numbers
+    typed by the file (Parquet) are taken as they are, except true/false and infinities.
+    """
+    problems = []
+    if values.dtype.kind == "b":
+        return pd.Series(np.nan, index=values.index), values.isna().to_numpy(dtype=bool), [f"column '{column}': true/false values, not amounts; {AMOUNT_HINT}"]
+    if values.dtype.kind in "fiu":
+        amount = values.astype("float64")
+        empty = amount.isna().to_numpy(dtype=bool)
+        infinite = np.isinf(amount.to_numpy())
+        if infinite.any():
+            problems.append(f"column '{column}', rows {_rows(infinite)}: infinite amount")
+        return amount.where(~infinite), empty, problems
+    text = values.astype("string").str.strip()
+    empty = (text.isna() | (text == "")).to_numpy(dtype=bool)
+    cells = text.fillna("").tolist()
+    plain = np.array([bool(PLAIN_AMOUNT.fullmatch(c)) for c in cells], dtype=bool)
+    comma = np.array(["," in c for c in cells], dtype=bool) & ~empty
+    if comma.any():
+        shown = ", ".join(f"'{c}'" for c in dict.fromkeys(np.asarray(cells, dtype=object)[comma][:3]))
+        problems.append(f"column '{column}', rows {_rows(comma)}: ambiguous decimal or thousands separator ({shown}); {AMOUNT_HINT}")
+    bad = ~plain & ~empty & ~comma
+    if bad.any():
+        problems.append(f"column '{column}', rows {_rows(bad)}: not a number; {AMOUNT_HINT}")
+    amount = pd.to_numeric(text.where(plain), errors="coerce").astype("float64")
+    return amount, empty, problems
+
+
 def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     """Validate a fee table (rows are 1-based data rows, header not counted)."""
+    groups = duplicate_columns(frame.columns)
+    if groups:
+        raise DataError(f"{file}: {describe_duplicate_columns(groups)}")
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in ("influencer", "fee") if c not in frame]
     if missing:
@@ -56,12 +97,8 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     problems = []
     if influencer.isna().any() or (influencer == "").any():
         problems.append(f"column 'influencer', rows {_rows((influencer.isna() | (influencer == '')).to_numpy(dtype=bool))}: missing influencer")
-    text = frame["fee"].astype("string").str.strip().str.replace(",", "", regex=False)
-    empty = (text.isna() | (text == "")).to_numpy(dtype=bool)
-    fee = pd.to_numeric(text.mask(empty), errors="coerce").astype("float64")
-    bad = fee.isna().to_numpy() & ~empty
-    if bad.any():
-        problems.append(f"column 'fee', rows {_rows(bad)}: not a number (write 1500 or 1500.50, without currency signs)")
+    fee, empty, fee_problems = parse_money(frame["fee"], "fee")
+    problems += fee_problems
     negative = (fee < 0).to_numpy(dtype=bool)
     if negative.any():
         problems.append(f"column 'fee', rows {_rows(negative)}: negative fee")

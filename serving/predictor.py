@@ -310,7 +310,10 @@ class Predictor:
         # Columns gathered in a dict and framed once: inserting them one by one costs ~0.5 ms
         # each, a large share of the time to score one candidate.
         predicted_er = core["predicted_er"].to_numpy(dtype="float64")
-        followers = core["followers"].to_numpy(dtype="float64")
+        # The model carries followers as exp(log followers), a few ulps off (10000.000000000002);
+        # counts are whole numbers (the contract refuses fractions), so rounding gives back the
+        # input's exact value for every output.
+        followers = np.rint(core["followers"].to_numpy(dtype="float64"))
         history = core["has_history"].to_numpy(dtype=bool)
         if explain and len(base):
             # Reasons name the niche the model used: the category on its fitted vocabulary.

@@ -230,6 +230,20 @@ def test_zero_followers_get_a_row_saying_why_and_others_are_unchanged(predictor,
     assert set(rejects["influencer"]) == {name}
 
 
+def test_follower_counts_come_back_exactly_as_given(predictor, candidates):
+    # The model works on log followers; the outputs must still carry the input's own count
+    # (not 10000.000000000002), however large, and fractional counts never reach the model.
+    profiles, posts = candidates
+    counts = [10_000, 123_457, 999_999_999, 1, 7, 99_999_999_999, 3, 4_000_001]
+    given = profiles.assign(followers=[str(counts[i % len(counts)]) for i in range(len(profiles))])
+    table = predictor.predict(given, posts, "2020-01-01").set_index("influencer")
+    expected = given.set_index("influencer")["followers"].astype("int64").astype("float64")
+    assert (table.loc[expected.index, "followers"] == expected).all()
+    assert table["followers"].map(lambda v: float(v).is_integer()).all()
+    with pytest.raises(DataValidationError, match=r"column 'followers', rows 1: not a whole number"):
+        predictor.predict(given.assign(followers=["0.5", *given["followers"].iloc[1:]]), posts)
+
+
 def test_zero_followers_in_a_shortlist_are_listed_only_when_named(predictor, candidates):
     profiles, posts = candidates
     broken = profiles.assign(followers=["0", *profiles["followers"].iloc[1:]])
@@ -263,7 +277,7 @@ def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates)
     "column, value, match",
     [
         ("likes", "lots", "not a number"),  # text in a count column
-        ("posted_at", "yesterday-ish", "unparseable timestamp"),  # unreadable time
+        ("posted_at", "yesterday-ish", "not an ISO 8601 timestamp"),  # unreadable time
         ("comments", "-3", "negative count"),  # impossible count
     ],
 )

@@ -81,7 +81,7 @@ def test_html_report_is_self_contained(served, files, tmp_path):
 def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served, files, tmp_path, capsys):
     profiles = pd.read_csv(files[0], dtype=str)
     names = profiles["influencer"].tolist()
-    fees = pd.DataFrame({"influencer": [*names[:5], "ghost_account", names[5]], "fee": ["500", "1,200", "800", "50", "3000", "700", ""], "currency": "EUR"})
+    fees = pd.DataFrame({"influencer": [*names[:5], "ghost_account", names[5]], "fee": ["500", "1200", "800", "50", "3000", "700", ""], "currency": "EUR"})
     fees.to_csv(tmp_path / "fees.csv", index=False)
     out = tmp_path / "ranked.csv"
     assert score(served, files, out, "--fees", str(tmp_path / "fees.csv")) == 0
@@ -107,12 +107,50 @@ def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served
         ({"influencer": ["a", "a"], "fee": ["100", "200"]}, "different fees for the same influencer"),  # conflicting rows
         ({"influencer": ["a", "b"], "fee": ["1", "2"], "currency": ["EUR", "USD"]}, "several currencies"),  # mixed currencies
         ({"name": ["a"], "fee": ["1"]}, "required column"),  # no influencer column
+        ({"influencer": ["a", "b"], "fee": ["100", "1.500,00"]}, r"column 'fee', rows 2: ambiguous decimal or thousands separator \('1\.500,00'\); write plain digits"),  # European format
     ],
 )
 def test_bad_fee_tables_exit_2_with_the_reason(served, files, tmp_path, capsys, fees, match):
     pd.DataFrame(fees).to_csv(tmp_path / "fees.csv", index=False)
     assert score(served, files, tmp_path / "out.csv", "--fees", str(tmp_path / "fees.csv")) == EXIT_BAD_INPUT
     assert pd.Series([capsys.readouterr().err]).str.contains(match).iloc[0]
+
+
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        ("1.500,00", r"rows 1: ambiguous decimal or thousands separator \('1\.500,00'\)"),  # 1500 in Germany
+        ("2,5", r"rows 1: ambiguous decimal or thousands separator \('2,5'\)"),  # 2.5 or 25?
+        ("1,500", r"rows 1: ambiguous decimal or thousands separator \('1,500'\)"),  # 1500 or 1.5?
+        ("$1500", r"rows 1: not a number; write plain digits with '\.' as the decimal point"),  # currency sign
+        ("1500 EUR", r"rows 1: not a number"),  # currency code in the cell
+        ("1e3", r"rows 1: not a number"),  # scientific notation is no way to write a fee
+        ("inf", r"rows 1: not a number"),
+    ],
+)
+def test_fee_amounts_are_never_guessed(cell, match):
+    from features.contract import DataError
+    from serving.planner import check_fees
+
+    with pytest.raises(DataError, match=match):
+        check_fees(pd.DataFrame({"influencer": ["a", "b"], "fee": [cell, "10"]}), "fees.csv")
+
+
+def test_fee_amounts_read_as_written():
+    from serving.planner import check_fees
+
+    fees = check_fees(pd.DataFrame({"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}))
+    assert fees.table["fee"].tolist()[:3] == [1500.0, 1500.5, 0.5] and np.isnan(fees.table["fee"].iloc[3])
+    # Typed amounts (Parquet) are taken as they are; true/false and infinities are refused.
+    assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table["fee"].tolist() == [1200.25]
+    from features.contract import DataError
+
+    with pytest.raises(DataError, match="true/false values, not amounts"):
+        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [True]}))
+    with pytest.raises(DataError, match="rows 1: infinite amount"):
+        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [np.inf]}))
+    with pytest.raises(DataError, match=r"the header names one column more than once \('fee' and 'Fee'"):
+        check_fees(pd.DataFrame([["a", 1, 2]], columns=["influencer", "fee", "Fee"]))
 
 
 def test_as_of_backtest_uses_only_earlier_posts(served, tmp_path):
