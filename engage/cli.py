@@ -1,12 +1,15 @@
 """The ``engage`` command: thin subcommands that parse arguments and call library functions.
 
-Exit status: 0 on success, 2 when the input breaks the data contract or a file cannot be read
-(the report on stderr names file, column and rows), 1 on any other failure.
+Exit status: 0 on success; 2 for anything the user can fix: input that breaks the data contract
+or cannot be read (the report on stderr names file, column and rows), an argument out of range,
+an output path that cannot be written, a model folder that cannot be loaded; 1 on any other
+failure (a bug: the traceback is for us).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from features.artifact import ArtifactError
-from features.contract import DataError, DataValidationError, ValidatedData, load_and_validate
+from features.contract import (
+    EARLIEST_PLAUSIBLE_TIME,
+    FUTURE_TOLERANCE,
+    DataError,
+    DataValidationError,
+    ValidatedData,
+    load_and_validate,
+)
+from features.contract import parse_time as parse_iso_time
 from features.outputs import OutputError, atomic_output, console_text, neutralise_formulas
 
 # The embedded default data set ships with the source tree (see data/README.md).
@@ -63,14 +74,79 @@ def load_inputs(args: argparse.Namespace) -> ValidatedData:
     return data
 
 
-def parse_time(text: str | None) -> pd.Timestamp | None:
+def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None:
+    """A cutoff given on the command line: ISO 8601 (as the data contract reads times), in UTC,
+    between the first plausible post and now (a cutoff in the future leaves nothing out)."""
     if text is None:
         return None
     try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"--as-of: cannot parse '{text}' as a time (use ISO 8601, e.g. 2019-05-01)") from exc
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ts = parse_iso_time(text, option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    now = pd.Timestamp.now(tz="UTC")
+    if ts < EARLIEST_PLAUSIBLE_TIME:
+        raise UsageError(f"{option} {text}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range")
+    if ts > now + FUTURE_TOLERANCE:
+        raise UsageError(f"{option} {text}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so omit {option} to score as of now")
+    return ts
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small; use {minimum} or more")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    return parse
+
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def check_output_file(path: Path | str | None, option: str, suffixes: tuple[str, ...] | None = None) -> None:
+    """Refuse, before any work, an output file that could not be written: a folder's name, a
+    path under a file, a folder without write permission, or (with ``suffixes``) an ending
+    that is not one of them. URLs are left to their filesystem."""
+    if path is None or "://" in str(path):
+        return
+    path = Path(path)
+    if suffixes is not None and not path.name.lower().endswith(suffixes):
+        raise UsageError(f"{option} {path}: unknown output type; use {', '.join(suffixes)}")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    _check_writable_parent(path, option)
+
+
+def check_output_folder(path: Path | str | None, option: str) -> None:
+    """Like :func:`check_output_file`, for an output that is a folder (models, synthetic data)."""
+    if path is None or "://" in str(path):
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file, not a folder; give a folder name")
+    _check_writable_parent(path, option)
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    # The nearest existing folder above must be a folder we may write in (it gets the new ones).
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
+            target = path if path.exists() else parent
+            if not os.access(target, os.W_OK):
+                raise UsageError(f"{option} {path}: no permission to write in {target}")
+            return
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -90,6 +166,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    check_output_file(args.rejects, "--rejects", TABLE_SUFFIXES)
     profiles, posts = resolve_data_paths(args)
     try:
         data = load_and_validate(profiles, posts)
@@ -110,8 +187,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     if uses_dask(args):
         return cmd_features_dask(args)
+    check_output_file(args.out, "--out", TABLE_SUFFIXES)
+    check_output_file(args.rejects, "--rejects", TABLE_SUFFIXES)
+    as_of = parse_time(args.as_of)
     data = load_inputs(args)
-    table = feature_table(data.profiles, data.posts, parse_time(args.as_of))
+    table = feature_table(data.profiles, data.posts, as_of)
     table = table.drop(columns=["hashtag_doc"]) if not args.keep_hashtag_docs else table
     write_table(table, args.out)
     print(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.out}")
@@ -122,6 +202,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from features.contract import load_and_validate as _load
     from features.synth import fit_synth_params, generate, write_synthetic
 
+    check_output_folder(args.out_dir, "--out-dir")
     reference = _load(embedded_profiles(), embedded_posts())
     params = fit_synth_params(reference.profiles, reference.posts)
     profiles, posts = generate(params, n_influencers=args.influencers, seed=args.seed)
@@ -154,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("synth", help="write synthetic profiles and posts fitted on the embedded data (for scale tests only)")
-    p.add_argument("--influencers", type=int, required=True, help="number of influencers")
+    p.add_argument("--influencers", type=int_at_least(1), required=True, help="number of influencers")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for profiles and posts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
@@ -184,6 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataValidationError, DataError, UsageError, ArtifactError, OutputError) as exc:
         # Messages quote the input's own values (handles, categories): never raw to a terminal.
         print(f"engage {args.command}: {console_text(exc, keep_newlines=True)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        # A file that cannot be read or written past the checks above (disk full, permissions
+        # changed, a network filesystem gone): the user's to fix, and the message says which file.
+        print(f"engage {args.command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -18,7 +18,13 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engage.cli import load_inputs, resolve_data_paths
+    from engage.cli import (
+        UsageError,
+        check_output_file,
+        check_output_folder,
+        load_inputs,
+        resolve_data_paths,
+    )
     from engage.scale_commands import train_on_dask, uses_dask
     from training.config import TrainConfig
     from training.signals import TrainingInterrupted
@@ -34,12 +40,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         targets_per_influencer=args.targets_per_influencer,
         n_folds=args.folds,
     )
+    check_output_folder(args.models_dir, "--models-dir")
+    check_output_file(args.metrics_out, "--metrics-out")
+    check_output_file(args.rejects, "--rejects")
     profiles, posts = resolve_data_paths(args)
     try:
         if uses_dask(args):
             result = train_on_dask(args, config)
         else:
             data = load_inputs(args)
+            # Cross-validation folds are groups of creators: each fold needs one at least.
+            creators = int(data.posts["influencer"].nunique())
+            if args.folds > creators:
+                raise UsageError(f"--folds {args.folds}: only {creators} influencers have posts; use at most {creators} folds (5 is usual)")
             result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
     except TrainingInterrupted as exc:
         print(f"engage train: {exc}", file=sys.stderr)
@@ -53,13 +66,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engage.cli import load_inputs
+    from engage.cli import check_output_file, load_inputs
     from serving.predictor import load_model
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
     from training.forward import evaluate_forward_all
     from training.train import ProgressPrinter, build_examples, comparison_table
 
+    check_output_file(args.metrics_out, "--metrics-out")
+    check_output_file(args.rejects, "--rejects")
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     config = TrainConfig(seed=args.seed)
     data = load_inputs(args)
@@ -77,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    from engage.cli import add_data_arguments
+    from engage.cli import add_data_arguments, int_at_least
     from engage.scale_commands import add_engine_arguments
 
     p = sub.add_parser("train", help="train the model, evaluate it against baselines, save it and log it to MLflow")
@@ -88,9 +103,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are saved")
     p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tune", type=int, default=0, metavar="N", help="run N Optuna trials on the training folds only")
-    p.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds")
-    p.add_argument("--targets-per-influencer", type=int, default=0, help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)")
+    p.add_argument("--tune", type=int_at_least(0), default=0, metavar="N", help="run N Optuna trials on the training folds only")
+    p.add_argument("--folds", type=int_at_least(2), default=5, help="grouped cross-validation folds")
+    p.add_argument("--targets-per-influencer", type=int_at_least(0), default=0, help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)")
     p.add_argument("--promote", action="store_true", help="make this version the champion even if it does not beat the current one")
     p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
     add_engine_arguments(p)

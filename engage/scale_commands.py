@@ -16,9 +16,11 @@ from features.outputs import console_text
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    from engage.cli import int_at_least
+
     parser.add_argument("--engine", choices=ENGINES, default="pandas", help="pandas (default: in memory, one process) or dask (partitioned by influencer, on a cluster)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); default: a local cluster sized to this machine")
-    parser.add_argument("--partitions", type=int, metavar="N", help="with --engine dask: influencer buckets (default: as many as the input's partitions)")
+    parser.add_argument("--partitions", type=int_at_least(1), metavar="N", help="with --engine dask: influencer buckets (default: as many as the input's partitions)")
 
 
 def uses_dask(args: argparse.Namespace) -> bool:

@@ -17,7 +17,7 @@ MODEL_HELP = "models/<version> folder, 'latest' (the newest model training regis
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from engage.cli import UsageError, parse_time, resolve_data_paths
+    from engage.cli import UsageError, check_output_file, parse_time, resolve_data_paths
     from engage.scale_commands import cmd_score_dask, uses_dask
     from features.contract import read_table
     from features.outputs import console_text
@@ -40,6 +40,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {exc}") from None
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
+    check_output_file(args.out, "--out")
     as_of = parse_time(args.as_of)
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     profiles_path, posts_path = resolve_data_paths(args)

@@ -693,8 +693,11 @@ def clean_categories(values: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- profiles
 
 
-def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) -> pd.DataFrame | None:
-    """Check and normalise a profiles table; returns None if a required column is missing."""
+def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp | None = None) -> pd.DataFrame | None:
+    """Check and normalise a profiles table; returns None if a required column is missing.
+
+    ``now`` (default: the machine's clock) bounds the ``as_of`` cutoffs: one in the future
+    leaves no post out."""
     table = "profiles"
     report.rows_in[table] = len(frame)
     if not _check_header(table, file, frame, (*PROFILE_REQUIRED, *PROFILE_OPTIONAL), report):
@@ -732,6 +735,10 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport) 
     if "as_of" in frame:
         as_of = parse_timestamps(frame["as_of"])
         timestamp_problems(table, file, "as_of", frame["as_of"], as_of, report, required=False)
+        now = pd.Timestamp.now(tz="UTC") if now is None else now
+        p = _problem(table, file, "as_of", (as_of > now + FUTURE_TOLERANCE).to_numpy(dtype=bool), f"cutoff in the future (after {now:%Y-%m-%d}); a cutoff leaves out the posts after it: leave the cell empty to score as of now", fatal=True)
+        if p:
+            report.add(p)
         out["as_of"] = as_of
     # copy=False: the columns are new already; copying them into 2-D blocks cost 0.5 s on 10M posts.
     out = pd.DataFrame(out, index=frame.index, copy=False)
@@ -880,7 +887,7 @@ def validate(
     if now.tzinfo is None:
         now = now.tz_localize("UTC")
     report = ValidationReport()
-    clean_profiles = validate_profiles(profiles, profiles_file, report)
+    clean_profiles = validate_profiles(profiles, profiles_file, report, now)
     clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
 
     if clean_profiles is not None and clean_posts is not None and not report.fatal:

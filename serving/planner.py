@@ -129,7 +129,10 @@ def read_shortlist(path: Path) -> list[str]:
     if "influencer" not in frame:
         raise DataError(f"{path}: no 'influencer' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})")
     names = frame["influencer"].astype("string").str.strip().dropna()
-    return [str(n) for n in names[names != ""].unique()]
+    names = names[names != ""]
+    if len(names) == 0:
+        raise DataError(f"{path}: the shortlist names no influencer (column 'influencer' is empty); list one name per row")
+    return [str(n) for n in names.unique()]
 
 
 def read_candidates(fees_path: Path | None, shortlist_path: Path | None) -> tuple[Fees | None, list[str] | None]:

@@ -46,10 +46,12 @@ from features.artifact import (
 )
 from features.contract import (
     ZERO_FOLLOWERS,
+    DataError,
     DataValidationError,
     ValidatedData,
     ValidationReport,
     clean_categories,
+    parse_time,
     validate,
     zero_follower_profiles,
 )
@@ -229,7 +231,11 @@ class Predictor:
     ) -> Scored:
         """Like :meth:`predict`, and also return the validation report and data dates."""
         if isinstance(as_of, str):
-            as_of = pd.Timestamp(as_of)
+            # ISO 8601 only, as the contract reads times ("now" or "01/02/2020" are not guessed).
+            try:
+                as_of = parse_time(as_of, "as_of")
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
         if isinstance(as_of, pd.Timestamp) and as_of.tzinfo is None:
             as_of = as_of.tz_localize("UTC")
         data, zero = validate_candidates(

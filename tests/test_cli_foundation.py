@@ -108,15 +108,76 @@ def test_features_profiles_only(tiny_files, tmp_path):
     [
         # --posts alone would silently pair them with the embedded profiles
         (["--posts", "posts.csv"], "--posts was given without --profiles"),
-        # an --as-of that is not a time
-        (["--as-of", "next tuesday"], "--as-of: cannot parse 'next tuesday'"),
+        # an --as-of that is not a time, or not written in ISO 8601
+        (["--as-of", "next tuesday"], "--as-of: 'next tuesday' is not an ISO 8601 time"),
+        (["--as-of", "now"], "--as-of: 'now' is not an ISO 8601 time"),
+        (["--as-of", "01/02/2020"], "--as-of: '01/02/2020' is not an ISO 8601 time"),
+        (["--as-of", "2020-13-01"], "--as-of: '2020-13-01' is not a valid time"),
+        # out of range: before any post, after pandas' last timestamp, in the future
+        (["--as-of", "1000-01-01"], "--as-of 1000-01-01: before 2000-01-01"),
+        (["--as-of", "2263-01-01"], "--as-of 2263-01-01: in the future"),
+        (["--as-of", "2099-01-01T00:00:00Z"], "in the future"),
+        # an output that cannot be written, told before any work
+        (["--out", "{tmp}/profiles.csv/f.csv"], "profiles.csv is a file, not a folder"),
+        (["--out", "{tmp}"], "unknown output type; use .csv, .csv.gz, .parquet"),
+        (["--out", "{tmp}/f.xlsx"], "--out {tmp}/f.xlsx: unknown output type"),
+        (["--rejects", "{tmp}/posts.csv/r.csv"], "--rejects {tmp}/posts.csv/r.csv: {tmp}/posts.csv is a file"),
     ],
 )
 def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, message):
     profiles, posts = tiny_files
-    args = ["features", "--out", str(tmp_path / "f.csv"), *extra]
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
+    args = ["features", *([] if "--out" in extra else ["--out", str(tmp_path / "f.csv")]), *extra]
     if "--posts" not in extra:
         args += ["--profiles", str(profiles), "--posts", str(posts)]
     assert main(args) == EXIT_BAD_INPUT
-    assert message in capsys.readouterr().err
+    assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
     assert not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # argparse refuses numbers out of range with exit 2 and the option's name
+        (["synth", "--influencers", "0", "--out-dir", "x"], "argument --influencers: 0 is too small; use 1 or more"),
+        (["train", "--folds", "1"], "argument --folds: 1 is too small; use 2 or more"),
+        (["train", "--folds", "two"], "argument --folds: 'two' is not a whole number"),
+        (["train", "--targets-per-influencer", "-1"], "argument --targets-per-influencer: -1 is too small; use 0 or more"),
+        (["train", "--tune", "-3"], "argument --tune: -3 is too small"),
+        (["features", "--engine", "dask", "--partitions", "0", "--out", "x"], "argument --partitions: 0 is too small"),
+    ],
+)
+def test_numbers_out_of_range_exit_2_naming_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_truncated_gzip_and_repeated_columns_exit_2(tiny_files, tmp_path, capsys):
+    import gzip
+
+    profiles, posts = tiny_files
+    whole = gzip.compress(posts.read_bytes() * 200)
+    (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
+    assert main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "cut.csv.gz")]) == EXIT_BAD_INPUT
+    assert "cut.csv.gz: the compressed file is truncated or corrupt" in capsys.readouterr().err
+    text = posts.read_text().splitlines()
+    (tmp_path / "twice.csv").write_text("\n".join([text[0].replace("comments", " Likes"), *text[1:]]) + "\n")
+    assert main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "twice.csv")]) == EXIT_BAD_INPUT
+    assert "twice.csv: the header names one column more than once ('likes' and ' Likes'" in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_written_exits_2(tiny_files, tmp_path, capsys, monkeypatch):
+    # Past the up-front checks (disk full, permissions changed mid-run): exit 2 with the reason.
+    import engage.cli
+
+    profiles, posts = tiny_files
+
+    def full_disk(frame, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(engage.cli, "write_table", full_disk)
+    code = main(["features", "--profiles", str(profiles), "--posts", str(posts), "--out", str(tmp_path / "f.csv")])
+    assert code == EXIT_BAD_INPUT
+    assert "cannot read or write a file: [Errno 28] No space left on device" in capsys.readouterr().err
