@@ -18,11 +18,10 @@ import pandas as pd
 
 from features.artifact import ArtifactError
 from features.contract import (
-    EARLIEST_PLAUSIBLE_TIME,
-    FUTURE_TOLERANCE,
     DataError,
     DataValidationError,
     ValidatedData,
+    check_cutoff,
     load_and_validate,
 )
 from features.contract import parse_time as parse_iso_time
@@ -76,19 +75,13 @@ def load_inputs(args: argparse.Namespace) -> ValidatedData:
 
 def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None:
     """A cutoff given on the command line: ISO 8601 (as the data contract reads times), in UTC,
-    between the first plausible post and now (a cutoff in the future leaves nothing out)."""
+    between the first plausible post and now (:func:`features.contract.check_cutoff`)."""
     if text is None:
         return None
     try:
-        ts = parse_iso_time(text, option)
+        return check_cutoff(parse_iso_time(text, option), option)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    now = pd.Timestamp.now(tz="UTC")
-    if ts < EARLIEST_PLAUSIBLE_TIME:
-        raise UsageError(f"{option} {text}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range")
-    if ts > now + FUTURE_TOLERANCE:
-        raise UsageError(f"{option} {text}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so omit {option} to score as of now")
-    return ts
 
 
 # --------------------------------------------------------------------------- argument checks

@@ -546,6 +546,24 @@ def parse_time(text: str, what: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def check_cutoff(ts: pd.Timestamp, what: str, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """``ts`` if it can be a scoring cutoff: not before the first plausible post, not after now
+    (a cutoff leaves out the posts after it; in the future it leaves out nothing).
+
+    Raises
+    ------
+    ValueError
+        Naming ``what`` and the range.
+    """
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now
+    if ts < EARLIEST_PLAUSIBLE_TIME:
+        raise ValueError(f"{what} {ts:%Y-%m-%d}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range")
+    if ts > now + FUTURE_TOLERANCE:
+        raise ValueError(f"{what} {ts:%Y-%m-%d}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so leave it out to score as of now")
+    return ts
+
+
 # Python's ``\s`` spelled out. Same matches as r"[#,\s|]+", but pandas can hand this pattern to
 # pyarrow (RE2, whose \s is ASCII-only) instead of running Python's re cell by cell (~6x slower).
 _UNICODE_WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"

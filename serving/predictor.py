@@ -50,6 +50,7 @@ from features.contract import (
     DataValidationError,
     ValidatedData,
     ValidationReport,
+    check_cutoff,
     clean_categories,
     parse_time,
     validate,
@@ -230,14 +231,15 @@ class Predictor:
         target_engagements: float | pd.Series | None = None,
     ) -> Scored:
         """Like :meth:`predict`, and also return the validation report and data dates."""
-        if isinstance(as_of, str):
-            # ISO 8601 only, as the contract reads times ("now" or "01/02/2020" are not guessed).
-            try:
+        # A text cutoff is ISO 8601, as the contract reads times ("now" or "01/02/2020" are
+        # not guessed), and any cutoff lies between the first plausible post and now.
+        try:
+            if isinstance(as_of, str):
                 as_of = parse_time(as_of, "as_of")
-            except ValueError as exc:
-                raise DataError(str(exc)) from None
-        if isinstance(as_of, pd.Timestamp) and as_of.tzinfo is None:
-            as_of = as_of.tz_localize("UTC")
+            if isinstance(as_of, pd.Timestamp):
+                as_of = check_cutoff(as_of if as_of.tzinfo else as_of.tz_localize("UTC"), "as_of", now)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
         data, zero = validate_candidates(
             profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
         )

@@ -16,9 +16,10 @@ Yes/no columns (``verified``, ``is_sponsored``) and times (``posted_at``, ``as_o
 type: the scoring server casts JSON to declared types with ``astype``, and ``astype(bool)`` turns
 the text ``"false"`` into True, while a declared string would refuse JSON booleans and
 timestamps. Undeclared, true/false, 1/0, yes/no text, ISO strings and timestamps all reach the
-data contract's own parsers, which name the rows of any bad value. Counts are doubles (JSON
-integers are cast; in a DataFrame passed to ``pyfunc.predict`` directly, use floats, since MLflow
-refuses int64 -> double).
+data contract's own parsers, which name the rows of any bad value. Counts accept any type too,
+for the same reason: a declared double would be cast with ``astype(float)``, which reads JSON
+true as 1 follower and the text "１２" as 12; undeclared, the contract reads them as it reads a
+file (whole numbers, plain digits) and names the request rows of anything else.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from mlflow.types.schema import AnyType
 # (column, type, required); order = the order a client is shown. None = any type (see above).
 REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("influencer", DataType.string, True),
-    ("followers", DataType.double, True),
-    ("following", DataType.double, False),
-    ("posts_count", DataType.double, False),
+    ("followers", None, True),
+    ("following", None, False),
+    ("posts_count", None, False),
     ("category", DataType.string, False),
     ("platform", DataType.string, False),
     ("country", DataType.string, False),
@@ -41,11 +42,11 @@ REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("as_of", None, False),
     ("post_id", DataType.string, False),
     ("posted_at", None, False),
-    ("likes", DataType.double, False),
-    ("comments", DataType.double, False),
-    ("shares", DataType.double, False),
-    ("saves", DataType.double, False),
-    ("views", DataType.double, False),
+    ("likes", None, False),
+    ("comments", None, False),
+    ("shares", None, False),
+    ("saves", None, False),
+    ("views", None, False),
     ("media_type", DataType.string, False),
     ("is_sponsored", None, False),
     ("hashtags", DataType.string, False),

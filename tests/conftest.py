@@ -106,3 +106,13 @@ def model_signing_key(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         os.environ.pop("ENGAGE_MODEL_KEY", None)
     else:
         os.environ["ENGAGE_MODEL_KEY"] = previous
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 (pytest's hook signature)
+    """The input fuzzers' figures (tests/fuzzing.py), when any ran: inputs tried, outcomes, unhandled."""
+    from tests import fuzzing
+
+    table = fuzzing.summary()
+    if table:
+        terminalreporter.write_sep("=", "fuzzed inputs (tests/fuzzing.py)")
+        terminalreporter.write_line(table)

@@ -1,13 +1,11 @@
-"""Reliability: fuzzed bad input, artifact integrity, interrupted saves, concurrent runs, serving, secrets.
+"""Reliability: artifact integrity, interrupted saves, concurrent runs, serving, secrets.
 
 Heavy tests carry ``@pytest.mark.reliability`` (``make reliability`` runs them with ``-s`` and
-prints their figures); the normal suite runs the fuzzers with a small number of examples.
+prints their figures). The input fuzzers are in tests/test_fuzz_inputs.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import pickle
@@ -20,10 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from features.artifact import (
     LEGACY_MANIFEST,
@@ -38,13 +33,8 @@ from features.artifact import (
     sha256_of,
     sign_folder,
 )
-from features.contract import DataError, DataValidationError, read_table, validate
 
 REPO = Path(__file__).resolve().parents[1]
-NOW = pd.Timestamp("2020-06-01", tz="UTC")
-FIGURES: Counter[str] = Counter()
-BIG = 400  # examples per fuzzer under the reliability marker (3 fuzzers: >= 1,000 in total)
-SMALL = 20  # examples per fuzzer in the normal suite
 
 
 def figure(line: str) -> None:
@@ -52,240 +42,8 @@ def figure(line: str) -> None:
     print(f"\n[reliability] {line}", flush=True)
 
 
-# --------------------------------------------------------------------------- corrupted inputs
-
-
-def base_tables(n_profiles: int = 6, posts_each: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A small valid pair of tables, all text, as a CSV export would give them."""
-    names = [f"user{i}" for i in range(n_profiles)]
-    profiles = pd.DataFrame(
-        {
-            "influencer": names,
-            "followers": [str(1000 * (i + 1) ** 2) for i in range(n_profiles)],
-            "following": ["100"] * n_profiles,
-            "category": ["fashion", "travel", "food", "beauty", "pet", "fitness"][:n_profiles],
-            "platform": ["instagram"] * n_profiles,
-        }
-    )
-    rows = []
-    for i, name in enumerate(names[:-1]):  # the last influencer has no posts (cold start)
-        for j in range(posts_each):
-            rows.append((name, f"p{i}_{j}", f"2020-01-{j * 3 + 1:02d}T12:00:00Z", str(50 * (i + j + 1)), str(3 * j), "image", "x|y"))
-    posts = pd.DataFrame(rows, columns=["influencer", "post_id", "posted_at", "likes", "comments", "media_type", "hashtags"])
-    return profiles, posts
-
-
-BAD_VALUES = ["-5", "", "nan", "NaN", "inf", "-inf", "1e300", "99999999999999999999999", "lots", "12abc", "1,000", "0x10", "None", "  ", "3.7", "true"]
-BAD_TIMES = ["2020-01-02T00:00:00+05:00", "2020-01-02 00:00:00", "2020-01-02T00:00:00-08:00", "2099-01-01T00:00:00Z", "yesterday", "", "1577836800", "2020-13-45", "2020-01-02T00:00:00Z"]
-KINDS = [
-    "drop_column", "rename_column", "bad_value", "bad_time", "zero_followers", "unknown_platform",
-    "unknown_category", "duplicate_exact", "duplicate_conflict", "empty_file", "header_only", "bad_encoding",
-    "orphan_post", "extra_column", "blank_key", "whitespace_key",
-]
-
-
-@st.composite
-def corrupted(draw: st.DrawFn) -> tuple[list[tuple[str, ...]], bytes | None, bytes | None, pd.DataFrame, pd.DataFrame]:
-    """Apply 1-3 corruptions to the base tables; return (corruptions, raw-bytes overrides, profiles, posts)."""
-    profiles, posts = base_tables()
-    raw = {"profiles": None, "posts": None}
-    applied = []
-    for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(KINDS))
-        table = draw(st.sampled_from(["profiles", "posts"]))
-        frame = profiles if table == "profiles" else posts
-        row = draw(st.integers(0, len(frame) - 1)) if len(frame) else 0
-        if kind == "drop_column":
-            col = draw(st.sampled_from(list(frame.columns)))
-            frame = frame.drop(columns=col)
-            applied.append((kind, table, col))
-            profiles, posts = (frame, posts) if table == "profiles" else (profiles, frame)
-        elif kind == "rename_column":
-            col = draw(st.sampled_from(list(frame.columns)))
-            new = draw(st.sampled_from([col.upper(), f" {col} ", col + "_count", "username", "timestamp", "like_count", ""]))
-            if new and new not in frame.columns:
-                frame = frame.rename(columns={col: new})
-            applied.append((kind, table, col, new))
-            profiles, posts = (frame, posts) if table == "profiles" else (profiles, frame)
-        elif kind == "bad_value" and len(frame):
-            counts = [c for c in ("followers", "following", "likes", "comments") if c in frame.columns]
-            if counts:
-                col = draw(st.sampled_from(counts))
-                frame.iloc[row, frame.columns.get_loc(col)] = draw(st.sampled_from(BAD_VALUES))
-                applied.append((kind, table, col))
-        elif kind == "bad_time" and "posted_at" in posts.columns and len(posts):
-            posts.iloc[draw(st.integers(0, len(posts) - 1)), posts.columns.get_loc("posted_at")] = draw(st.sampled_from(BAD_TIMES))
-            applied.append((kind,))
-        elif kind == "zero_followers" and "followers" in profiles.columns:
-            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("followers")] = draw(st.sampled_from(["0", "0.0", "00"]))
-            applied.append((kind,))
-        elif kind == "unknown_platform" and "platform" in profiles.columns:
-            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("platform")] = draw(st.sampled_from(["myspace", "TikTok", "", "insta gram", "☃"]))
-            applied.append((kind,))
-        elif kind == "unknown_category" and "category" in profiles.columns:
-            profiles.iloc[draw(st.integers(0, len(profiles) - 1)), profiles.columns.get_loc("category")] = draw(st.sampled_from(["fashon", "crypto", "", "FOOD ", "pets", "☃☃"]))
-            applied.append((kind,))
-        elif kind in ("duplicate_exact", "duplicate_conflict") and len(frame):
-            copy = frame.iloc[[row]].copy()
-            if kind == "duplicate_conflict":
-                col = draw(st.sampled_from([c for c in frame.columns if c not in ("influencer", "post_id")] or list(frame.columns)))
-                copy.iloc[0, copy.columns.get_loc(col)] = "7"
-            frame_new = pd.concat([frame, copy], ignore_index=True)
-            if table == "profiles":
-                profiles = frame_new
-            else:
-                posts = frame_new
-            applied.append((kind, table))
-        elif kind == "empty_file":
-            raw[table] = b""
-            applied.append((kind, table))
-        elif kind == "header_only":
-            raw[table] = (",".join(frame.columns) + "\n").encode()
-            applied.append((kind, table))
-        elif kind == "bad_encoding":
-            raw[table] = frame.to_csv(index=False).encode("utf-8").replace(b"user1", draw(st.sampled_from([b"us\xffer1", b"\xe9l\xe8ve", b"\x80\x81"])))
-            applied.append((kind, table))
-        elif kind == "orphan_post" and set(("influencer", "post_id")) <= set(posts.columns) and len(posts):
-            posts.iloc[row % len(posts), posts.columns.get_loc("influencer")] = "nobody"
-            applied.append((kind,))
-        elif kind == "extra_column":
-            frame[draw(st.sampled_from(["junk", "notes", "likes_2"]))] = "x"
-            applied.append((kind, table))
-        elif kind in ("blank_key", "whitespace_key") and "influencer" in frame.columns and len(frame):
-            value = "" if kind == "blank_key" else f"  {frame.iloc[row, frame.columns.get_loc('influencer')]}  "
-            frame.iloc[row, frame.columns.get_loc("influencer")] = value
-            applied.append((kind, table))
-    return applied, raw["profiles"], raw["posts"], profiles, posts
-
-
-def write_pair(folder: Path, raw_profiles: bytes | None, raw_posts: bytes | None, profiles: pd.DataFrame, posts: pd.DataFrame) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    prof_path, posts_path = folder / "profiles.csv", folder / "posts.csv"
-    prof_path.write_bytes(raw_profiles if raw_profiles is not None else profiles.to_csv(index=False).encode())
-    posts_path.write_bytes(raw_posts if raw_posts is not None else posts.to_csv(index=False).encode())
-    return prof_path, posts_path
-
-
-def assert_names_where(message: str, files: tuple[str, ...]) -> None:
-    assert any(f in message for f in files), f"error does not name the file: {message}"
-
-
-def assert_report_is_specific(exc: DataValidationError, files: tuple[str, ...]) -> None:
-    fatal = exc.report.fatal
-    assert fatal, f"DataValidationError without a fatal problem: {exc}"
-    for problem in fatal:
-        assert problem.file in files, problem
-        # A column or rows, unless the problem is the whole table having no rows (the file is named).
-        whole_table = exc.report.rows_in.get(problem.table) == 0
-        assert problem.column or problem.rows or problem.count or whole_table, f"problem names no column or rows: {problem.describe()}"
-
-
-def assert_rows_accounted(report) -> None:
-    rejected = report.rejects_frame()
-    for table in ("profiles", "posts"):
-        if table in report.rows_in and table in report.rows_out:
-            n_rejected = int((rejected["table"] == table).sum()) if len(rejected) else 0
-            assert report.rows_in[table] == report.rows_out[table] + n_rejected, (table, report.rows_in, report.rows_out, n_rejected, report.format())
-
-
-def check_validation(case, folder: Path) -> str:
-    applied, raw_p, raw_q, profiles, posts = case
-    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
-    files = (str(prof_path), str(posts_path))
-    try:
-        data = validate(read_table(prof_path), read_table(posts_path), profiles_file=files[0], posts_file=files[1], now=NOW)
-    except DataError as exc:
-        assert_names_where(str(exc), files)
-        return "DataError"
-    except DataValidationError as exc:
-        assert_report_is_specific(exc, files)
-        return "DataValidationError"
-    assert_rows_accounted(data.report)
-    return "handled" if data.report.handled else "clean"
-
-
-def check_cli(case, folder: Path) -> str:
-    from engage.cli import main
-
-    applied, raw_p, raw_q, profiles, posts = case
-    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(["validate", "--profiles", str(prof_path), "--posts", str(posts_path)])
-    assert status in (0, 2), (status, err.getvalue())
-    if status == 2:
-        assert_names_where(err.getvalue(), (str(prof_path), str(posts_path)))
-        return "exit 2"
-    return "exit 0"
-
-
-def check_predict(case, predictor, folder: Path) -> str:
-    applied, raw_p, raw_q, profiles, posts = case
-    prof_path, posts_path = write_pair(folder, raw_p, raw_q, profiles, posts)
-    files = (str(prof_path), str(posts_path))
-    try:
-        raw_profiles, raw_posts = read_table(prof_path), read_table(posts_path)
-        scored = predictor.score(raw_profiles, raw_posts, pd.Timestamp("2020-03-01", tz="UTC"), now=NOW, explain=True, profiles_file=files[0], posts_file=files[1])
-    except DataError as exc:
-        assert_names_where(str(exc), files)
-        return "DataError"
-    except DataValidationError as exc:
-        assert_report_is_specific(exc, files)
-        return "DataValidationError"
-    assert_rows_accounted(scored.report)
-    # Every influencer with a profile gets exactly one output row (scored, zero-follower, cold start).
-    keys = raw_profiles["influencer"].astype("string").str.strip().dropna().unique()
-    assert sorted(scored.table["influencer"].astype(str)) == sorted(str(k) for k in keys), (scored.table, keys)
-    ok = scored.table["status"] == "ok"
-    assert np.isfinite(scored.table.loc[ok, "predicted_er"].astype(float)).all()
-    return "scored"
-
-
-_COUNTER = iter(range(10**9))
-
-
-def _fuzz(kind: str, examples: int):
-    """A hypothesis test of ``kind`` (validate, cli, predict) with ``examples`` examples."""
-
-    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(case=corrupted())
-    def run(case, tmp_path_factory, request):
-        folder = tmp_path_factory.getbasetemp() / f"fuzz-{kind}" / str(next(_COUNTER))
-        if kind == "validate":
-            outcome = check_validation(case, folder)
-        elif kind == "cli":
-            outcome = check_cli(case, folder)
-        else:
-            outcome = check_predict(case, request.getfixturevalue("fuzz_predictor"), folder)
-        FIGURES[f"{kind}:{outcome}"] += 1
-        FIGURES[f"{kind}:total"] += 1
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def fuzz_predictor(tmp_path_factory):
-    from serving import load_model
-    from tests.serving_fixtures import serving_model
-
-    return load_model(serving_model(tmp_path_factory).model_dir)
-
-
-test_fuzz_validate_small = _fuzz("validate", SMALL)
-test_fuzz_cli_small = _fuzz("cli", SMALL)
-test_fuzz_predict_small = pytest.mark.slow(_fuzz("predict", SMALL))
-test_fuzz_validate_big = pytest.mark.reliability(_fuzz("validate", BIG))
-test_fuzz_cli_big = pytest.mark.reliability(_fuzz("cli", BIG))
-test_fuzz_predict_big = pytest.mark.reliability(_fuzz("predict", BIG))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fuzz_figures():
-    """After this module's tests: print what the fuzzers tried (shown with -s, e.g. ``make reliability``)."""
-    yield
-    total = sum(v for k, v in FIGURES.items() if k.endswith(":total"))
-    if total:
-        figure(f"fuzzed inputs: {total} cases ended in engage errors or counted handling (no unhandled exception, no uncounted row); outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(FIGURES.items()) if not k.endswith(":total")))
+# Fuzzed bad input (files, tables, arguments, requests) through the CLI, the Python API and
+# REST: tests/fuzzing.py lists the kinds, tests/test_fuzz_inputs.py runs them.
 
 
 # --------------------------------------------------------------------------- artifact integrity

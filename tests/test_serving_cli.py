@@ -190,7 +190,7 @@ def test_embedded_data_is_the_default(served, tmp_path):
     "args, match",
     [
         (["--out", "ranked.pdf"], "unknown output type"),  # output ending we cannot write
-        (["--as-of", "someday"], "cannot parse 'someday'"),  # unreadable cutoff
+        (["--as-of", "someday"], "--as-of: 'someday' is not an ISO 8601 time"),  # unreadable cutoff
         (["--model", "no/such/folder"], "no such model folder"),  # bad model reference
     ],
 )

@@ -1,0 +1,121 @@
+"""Generated bad inputs through ``engage score``, the Python API and REST, in process.
+
+The kinds of bad input and what must come of each are listed in :mod:`tests.fuzzing`. Each kind
+runs a few deterministic examples in the normal suite (``make test``) and many random ones under
+the ``reliability`` marker (``make reliability``); the figures are printed at the end of the
+run (see ``pytest_terminal_summary`` in conftest.py).
+
+The CLI runs in process with the model loaded once: ``engage score`` is called through
+``engage.cli.main`` with ``serving.predictor.load_model`` answering the fixture's model folder
+from a cache (any other ``--model`` goes through the real loading). REST is MLflow's scoring app
+(the one ``engage serve`` runs) called through FastAPI's test client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests import fuzzing
+from tests.serving_fixtures import ServingModel, serving_model
+
+PER_KIND_SMALL = 5  # examples per kind in the normal suite: ~160 cases, ~400 surface runs
+PER_KIND_BIG = 40  # under the reliability marker
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
+    return serving_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def predictor(served: ServingModel) -> Any:
+    from serving import load_model
+
+    return load_model(served.model_dir)
+
+
+@pytest.fixture(scope="module")
+def cli_model(served: ServingModel, predictor: Any) -> Iterator[Path]:
+    """The model folder for ``engage score --model``, loaded once for every CLI case."""
+    import serving.predictor
+
+    real = serving.predictor.load_model
+    folder = served.model_dir.resolve()
+
+    def cached(ref: Any, *args: Any, **kwargs: Any) -> Any:
+        return predictor if Path(str(ref)).resolve() == folder else real(ref, *args, **kwargs)
+
+    serving.predictor.load_model = cached  # type: ignore[assignment]
+    try:
+        yield served.model_dir
+    finally:
+        serving.predictor.load_model = real
+
+
+@pytest.fixture(scope="module")
+def rest_client(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """MLflow's scoring app for the model, as ``engage serve`` builds it, in process."""
+    import mlflow.pyfunc
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from serving.rest import build_pyfunc_model
+
+    environment = dict(os.environ)
+    path = build_pyfunc_model(served.model_dir, tmp_path_factory.mktemp("fuzz_rest"))
+    app = scoring_server.init(mlflow.pyfunc.load_model(str(path)))  # sets a serving flag in os.environ
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+_FOLDERS = iter(range(10**9))
+
+
+def _fuzz(examples: int, derandomize: bool) -> Any:
+    @pytest.mark.parametrize("kind_name", sorted(fuzzing.KINDS))
+    def test(kind_name: str, cli_model: Path, predictor: Any, rest_client: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=derandomize)
+        @given(case=fuzzing.cases(kind_name))
+        def run(case: fuzzing.Case) -> None:
+            folder = tmp_path_factory.getbasetemp() / "fuzz" / str(next(_FOLDERS))
+            for surface in case.surfaces:
+                try:
+                    if surface == "cli":
+                        outcome = fuzzing.run_cli(case, folder / "cli", cli_model)
+                    elif surface == "api":
+                        outcome = fuzzing.run_api(case, folder / "api", predictor)
+                    else:
+                        outcome = fuzzing.run_rest(case, rest_client)
+                    result = fuzzing.check(case, outcome)
+                except BaseException:
+                    fuzzing.record(case, "unhandled", surface)
+                    raise
+                fuzzing.record(case, result, surface)
+
+        run()
+
+    return test
+
+
+test_fuzzed_inputs = _fuzz(PER_KIND_SMALL, derandomize=True)
+test_fuzzed_inputs_big = pytest.mark.reliability(_fuzz(PER_KIND_BIG, derandomize=False))
+
+
+def test_every_kind_can_be_generated() -> None:
+    """Each registered kind builds a case on a surface it names (a broken builder shows here first)."""
+    from hypothesis import find
+
+    for name, entry in fuzzing.KINDS.items():
+        case = find(fuzzing.cases(name), lambda c: True, settings=settings(database=None, max_examples=20))
+        assert case.surfaces and set(case.surfaces) <= set(entry.surfaces), name
+        assert case.expect in ("refused", "handled", "clean", "either"), name
