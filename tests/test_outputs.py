@@ -275,7 +275,8 @@ def test_an_output_path_under_a_file_exits_2(served, tmp_path, capsys):
     out = tmp_path / "file.txt" / "ranked.csv"
     assert score(served, (served.data.profiles_path, served.data.posts_path), out, "--top", "0") == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "cannot create the folder" in err and "is a file, not a folder" in err and "Traceback" not in err
+    # Told before any work (engage.cli.check_output_file), not only when the writer fails.
+    assert "file.txt is a file, not a folder" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- formulas in real outputs
