@@ -153,6 +153,7 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     missing); the columns the schema declares as numbers must hold numbers, named by row
     (1-based data rows) if not.
     """
+    from features.contract import describe_duplicate_columns, duplicate_columns
     from serving.schema import dataframe_split
 
     try:
@@ -160,15 +161,16 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     except UnicodeDecodeError as exc:
         raise RequestError(f"the CSV is not valid UTF-8 text (byte {exc.start}: {exc.reason}); send it as UTF-8") from None
     try:
+        # The header as sent (pandas renames a repeated name "likes.1"), to check it as files are.
+        header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, keep_default_na=False)
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise RequestError("the CSV is empty (no header row)") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise RequestError(f"the CSV cannot be parsed: {exc}") from None
-    stripped = [str(c).strip() for c in frame.columns]
-    repeated = sorted({c for c in stripped if stripped.count(c) > 1})
+    repeated = duplicate_columns(header.iloc[0].tolist() if len(header) else [])
     if repeated:
-        raise RequestError(f"the CSV header repeats column(s) {', '.join(repeated)}")
+        raise RequestError(f"the CSV request: {describe_duplicate_columns(repeated)}")
     problems = []
     for column in frame.columns:
         if column not in numeric_columns:

@@ -8,7 +8,8 @@ run (see ``pytest_terminal_summary`` in conftest.py).
 The CLI runs in process with the model loaded once: ``engage score`` is called through
 ``engage.cli.main`` with ``serving.predictor.load_model`` answering the fixture's model folder
 from a cache (any other ``--model`` goes through the real loading). REST is MLflow's scoring app
-(the one ``engage serve`` runs) called through FastAPI's test client.
+behind serving.server's limits (the app ``engage serve`` runs), called through FastAPI's test
+client with JSON and with text/csv bodies.
 """
 
 from __future__ import annotations
@@ -60,16 +61,16 @@ def cli_model(served: ServingModel, predictor: Any) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def rest_client(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """MLflow's scoring app for the model, as ``engage serve`` builds it, in process."""
+    """The app ``engage serve`` runs (MLflow's scoring app behind serving.server's limits), in process."""
     import mlflow.pyfunc
     from fastapi.testclient import TestClient
-    from mlflow.pyfunc import scoring_server
 
     from serving.rest import build_pyfunc_model
+    from serving.server import build_app
 
     environment = dict(os.environ)
     path = build_pyfunc_model(served.model_dir, tmp_path_factory.mktemp("fuzz_rest"))
-    app = scoring_server.init(mlflow.pyfunc.load_model(str(path)))  # sets a serving flag in os.environ
+    app = build_app(mlflow.pyfunc.load_model(str(path)))  # MLflow sets a serving flag in os.environ
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client
@@ -95,7 +96,7 @@ def _fuzz(examples: int, derandomize: bool) -> Any:
                     elif surface == "api":
                         outcome = fuzzing.run_api(case, folder / "api", predictor)
                     else:
-                        outcome = fuzzing.run_rest(case, rest_client)
+                        outcome = fuzzing.run_rest(case, rest_client, as_csv=surface == "rest_csv")
                     result = fuzzing.check(case, outcome)
                 except BaseException:
                     fuzzing.record(case, "unhandled", surface)
