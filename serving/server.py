@@ -157,7 +157,7 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     from serving.schema import dataframe_split
 
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # Excel's CSV export starts with a byte-order mark
     except UnicodeDecodeError as exc:
         raise RequestError(f"the CSV is not valid UTF-8 text (byte {exc.start}: {exc.reason}); send it as UTF-8") from None
     try:

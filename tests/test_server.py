@@ -190,6 +190,8 @@ def test_csv_to_json_reads_like_the_contract_and_names_bad_numbers():
     split = json.loads(body)["dataframe_split"]
     assert split["columns"] == ["influencer", "followers", "likes", "verified"]
     assert split["data"] == [["ana", 5000.0, 12.0, "false"], ["ben", None, None, None]]
+    # Excel's "CSV UTF-8" starts with a byte-order mark: not part of the first column's name.
+    assert json.loads(csv_to_json(b"\xef\xbb\xbfinfluencer,followers\nana,1\n", NUMERIC))["dataframe_split"]["columns"] == ["influencer", "followers"]
 
 
 @pytest.mark.parametrize(
