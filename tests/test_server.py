@@ -201,7 +201,8 @@ def test_csv_to_json_reads_like_the_contract_and_names_bad_numbers():
         (b"", "empty"),  # no header
         (b"influencer,followers\n\xff\xfe,1\n", "not valid UTF-8"),  # not UTF-8
         (b'influencer,followers\n"ana,1\n', "cannot be parsed"),  # unclosed quote
-        (b"influencer, influencer\na,b\n", "repeats column"),  # one column twice
+        (b"influencer, influencer\na,b\n", "more than once"),  # one column twice, once with a space
+        (b"influencer,likes,likes\na,1,2\n", "more than once"),  # pandas would rename the second 'likes.1'
     ],
 )
 def test_csv_to_json_refuses_what_it_cannot_read(body, match):
