@@ -19,7 +19,9 @@ timestamps. Undeclared, true/false, 1/0, yes/no text, ISO strings and timestamps
 data contract's own parsers, which name the rows of any bad value. Counts accept any type too,
 for the same reason: a declared double would be cast with ``astype(float)``, which reads JSON
 true as 1 follower and the text "１２" as 12; undeclared, the contract reads them as it reads a
-file (whole numbers, plain digits) and names the request rows of anything else.
+file (whole numbers, plain digits) and names the request rows of anything else. Declared as
+doubles, they also made ``mlflow.pyfunc.load_model(...).predict(df)`` refuse a DataFrame of
+integer counts ("Can not safely convert int64 to float64"); integers and floats both work now.
 """
 
 from __future__ import annotations

@@ -488,6 +488,54 @@ def test_the_model_registered_by_training_takes_real_shortlists(served, predicto
         assert got["status"].tolist() == expected["status"].tolist()
 
 
+COUNT_COLUMNS = ["followers", "following", "posts_count", "likes", "comments"]
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "int64",  # counts as a database or pandas reads them: MLflow refused these
+        "int32",
+        "float64",
+        "Int64",  # pandas' nullable integers
+    ],
+)
+def test_mlflow_pyfunc_predict_takes_integer_and_float_counts(served, predictor, candidates, dtype):
+    """``mlflow.pyfunc.load_model(...).predict(df)`` on the registered model, with counts typed as
+    a caller's DataFrame holds them, answers as the Python API does."""
+    import mlflow
+
+    from serving.schema import to_rest_rows
+
+    mlflow.set_tracking_uri(served.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/engagement@champion")
+    profiles, posts = candidates
+    has_posts = profiles["influencer"].isin(posts["influencer"])
+    profiles = profiles[has_posts].reset_index(drop=True)  # every row holds a post: no gaps in the counts
+    rows = to_rest_rows(profiles, posts)[["influencer", *COUNT_COLUMNS, "category", "post_id", "posted_at", "hashtags"]]
+    rows = rows.assign(as_of="2019-06-01T00:00:00Z", **{c: pd.to_numeric(rows[c]).astype(dtype) for c in COUNT_COLUMNS})
+    assert (rows.dtypes[COUNT_COLUMNS] == rows["likes"].dtype).all() and str(rows["likes"].dtype).lower().startswith(dtype.lower()[:3])
+    got = model.predict(rows)
+    expected = predictor.predict(profiles.assign(as_of="2019-06-01T00:00:00Z"), posts)
+    assert got["influencer"].tolist() == expected["influencer"].tolist()
+    np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+
+
+def test_mlflow_pyfunc_predict_refuses_a_negative_integer_count_by_row(served, candidates):
+    import mlflow
+
+    from serving.schema import to_rest_rows
+
+    mlflow.set_tracking_uri(served.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/engagement@champion")
+    profiles, posts = candidates
+    rows = to_rest_rows(profiles[profiles["influencer"].isin(posts["influencer"])], posts)
+    rows = rows.assign(likes=pd.to_numeric(rows["likes"]).astype("int64"), followers=pd.to_numeric(rows["followers"]).astype("int64"))
+    rows.loc[2, "likes"] = -5
+    with pytest.raises(MlflowException, match=r"likes.*rows 3\b.*negative|likes.*negative.*rows 3\b"):
+        model.predict(rows)
+
+
 def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
     import json
 
