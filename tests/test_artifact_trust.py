@@ -321,7 +321,7 @@ def _log(staged, uri: str, small_data, signals: StopSignals):
     return log_run(
         uri=uri, experiment="engage", registered_model="engagement", params={"seed": 0}, datasets=[], metrics={"model": {"mae_log_er": 0.5}},
         plots=[], staged=staged, example=input_example(clean.profiles, clean.posts), holdout_score=0.5, promote=False,
-        champion_score=lambda _: None, hold=signals.hold,
+        champion_gate=lambda _dir, _name: None, hold=signals.hold,
     )
 
 

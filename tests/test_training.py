@@ -290,7 +290,7 @@ def test_training_run_saves_logs_and_beats_the_median_baseline(trained):
     assert set(metrics["subsets"]["cold_start"]) >= {"model", "tier_niche_median"}
     # Even the small fast model must rank better than a benchmark table.
     assert metrics["model"]["spearman"] > metrics["baselines"]["tier_niche_median"]["spearman"]
-    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.json", "metadata.json", "model.joblib", "registry.json"]
+    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.json", "metadata.json", "model.joblib", "registry.json", "training_creators.npy"]
     meta = json.loads((trained.model_dir / "metadata.json").read_text())
     assert meta["feature_names"] and "engagement_rate_definition" in meta and meta["data_fingerprint"]
     assert trained.tracking["alias"] == "champion"

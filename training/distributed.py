@@ -340,7 +340,7 @@ def run_training_dask(
         model.metadata["dask_inputs"] = facts
         return model
 
-    return run_training(data, {"profiles": profiles_path, "posts": posts_path}, config, progress=progress, examples=examples, fit_final=fit_final, summary=summary)
+    return run_training(data, {"profiles": profiles_path, "posts": posts_path}, config, campaigns_path=campaigns_path, progress=progress, examples=examples, fit_final=fit_final, summary=summary, campaigns=campaigns)
 
 
 def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, report: ValidationReport, *, by_campaign: bool) -> tuple[ValidatedData, InputSummary]:

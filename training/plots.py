@@ -20,7 +20,7 @@ def feature_importance(model: Any, path: Path, top: int = 25) -> Path:
     fig, ax = plt.subplots(figsize=(7, 8))
     ax.barh(gain.index, gain.to_numpy(), color="#3b6ea8")
     ax.set_xlabel("total gain")
-    ax.set_title("Feature importance (final model)")
+    ax.set_title(f"Feature importance (final model, n={model.metadata.get('n_examples', '?')} examples)")
     return _save(fig, path)
 
 
@@ -28,7 +28,8 @@ def predicted_vs_actual(oof: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 6))
     for has_history, colour in ((True, "#3b6ea8"), (False, "#d08c2f")):
         part = oof[(oof["n_history_posts"] > 0) == has_history]
-        ax.scatter(part["model_pred"], part["actual_log_er"], s=3, alpha=0.25, color=colour, label="with history" if has_history else "cold start")
+        label = f"{'with history' if has_history else 'cold start'} (n={len(part)})"
+        ax.scatter(part["model_pred"], part["actual_log_er"], s=3, alpha=0.25, color=colour, label=label)
     lims = (float(oof["actual_log_er"].quantile(0.005)), float(oof["actual_log_er"].quantile(0.995)))
     ax.plot(lims, lims, color="black", lw=1)
     ax.set_xlim(lims)
@@ -36,7 +37,7 @@ def predicted_vs_actual(oof: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("predicted log ER (out of fold)")
     ax.set_ylabel("actual log ER")
     ax.legend(markerscale=4)
-    ax.set_title("Predicted against actual, grouped CV")
+    ax.set_title(f"Predicted against actual, grouped CV (n={len(oof)})")
     return _save(fig, path)
 
 
@@ -45,13 +46,14 @@ def coverage_by_tier(metrics: dict[str, Any], path: Path, nominal: float = 0.8) 
     tiers = [t for t in TIERS if t in by_tier]
     coverage = [by_tier[t]["coverage_80"] for t in tiers]
     width = [by_tier[t]["interval_width_80"] for t in tiers]
+    labels = [f"{t}\nn={by_tier[t].get('n', '?')}" for t in tiers]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.bar(tiers, coverage, color="#3b6ea8")
+    ax1.bar(labels, coverage, color="#3b6ea8")
     ax1.axhline(nominal, color="black", ls="--", lw=1, label=f"nominal {nominal:.0%}")
     ax1.set_ylim(0, 1)
     ax1.set_title("Interval coverage by tier (grouped CV)")
     ax1.legend()
-    ax2.bar(tiers, width, color="#7a9cc6")
+    ax2.bar(labels, width, color="#7a9cc6")
     ax2.set_title("Median interval width (log ER)")
     return _save(fig, path)
 
@@ -61,7 +63,7 @@ def residuals_by_niche(oof: pd.DataFrame, path: Path) -> Path:
     niches = sorted(oof["category"].astype(str).unique())
     data = [residual[oof["category"].astype(str) == n].to_numpy() for n in niches]
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.boxplot(data, tick_labels=niches, showfliers=False)
+    ax.boxplot(data, tick_labels=[f"{n}\nn={len(d)}" for n, d in zip(niches, data, strict=True)], showfliers=False)
     ax.axhline(0, color="black", lw=1)
     ax.set_ylabel("actual - predicted log ER")
     ax.set_title("Residuals by niche (grouped CV)")

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.artifact import (
@@ -28,8 +27,15 @@ from features.artifact import (
     resolve_tracking_uri,
     sign_folder,
 )
+from training.gate import GateResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# MLflow's UI opens an experiment in the view its kind tag names; without it, MLflow 3 guesses and
+# can open a training experiment as a GenAI one (traces, prompts). Values from mlflow's own UI.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT = "custom_model_development"
+# Evaluations whose metrics get their own group in the MLflow UI (it groups by the text before "/").
+EVALUATION_GROUPS = ("time_holdout", "forward")
 
 
 tracking_uri = resolve_tracking_uri
@@ -45,6 +51,116 @@ def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             flat[name.replace("@", "_")] = float(value)
     return flat
+
+
+def metric_groups(metrics: dict[str, Any]) -> dict[str, float]:
+    """MLflow metric names grouped by evaluation: ``cv/model.mae_log_er``,
+    ``cv/with_history/model.spearman``, ``time_holdout/model.mae_log_er``, ``forward/mae_gain``."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if key in EVALUATION_GROUPS and isinstance(value, dict):
+            flat.update(flatten_metrics(value, f"{key}/"))
+        elif key == "subsets" and isinstance(value, dict):
+            for subset, rows in value.items():
+                flat.update(flatten_metrics(rows, f"cv/{subset}/"))
+        else:
+            flat.update(flatten_metrics({key: value}, "cv/"))
+    return flat
+
+
+def version_description(metrics: dict[str, Any], data: str) -> str:
+    """A registered version's description: what it was trained on and its headline metrics."""
+
+    def pair(block: dict[str, Any] | None) -> str:
+        if not block or "mae_log_er" not in block:
+            return "n/a"
+        return f"MAE {block['mae_log_er']:.3f} / Spearman {block.get('spearman', float('nan')):.3f}"
+
+    lines = [f"Trained on {data}; {metrics.get('n_examples', '?')} examples. Metrics on log ER (MAE / Spearman):"]
+    cv = metrics.get("model", {})
+    lines.append(f"- grouped CV: model {pair(cv)}, 80 % coverage {cv.get('coverage_80', float('nan')):.3f}; persistence {pair(metrics.get('baselines', {}).get('persistence'))}")
+    holdout = metrics.get("time_holdout") or {}
+    if "model" in holdout:
+        lines.append(f"- time holdout: model {pair(holdout['model'])}; persistence {pair(holdout.get('baselines', {}).get('persistence'))}")
+    forward = metrics.get("forward") or {}
+    if "model" in forward:
+        lines.append(f"- forward protocol ({forward.get('n_creators')} creators): model {pair(forward['model'])}; persistence {pair(forward.get('persistence'))}")
+    warnings = metrics.get("warnings") or []
+    lines.append(f"- {len(warnings)} quality warning(s)" + (": " + "; ".join(warnings[:5]) if warnings else ""))
+    return "\n".join(lines)
+
+
+def run_name(platforms: list[str], campaigns: bool, started: datetime) -> str:
+    """A run name a person can read in the MLflow UI: ``instagram posts 2026-12-02 00:41 UTC``."""
+    return f"{'+'.join(platforms) or 'engage'} {'campaigns' if campaigns else 'posts'} {started:%Y-%m-%d %H:%M} UTC"
+
+
+def _ensure_experiment(uri: str, experiment: str) -> None:
+    """Create the experiment if needed (artifacts beside a SQLite store) and mark it a training one."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+        # Artifacts next to the tracking database; MLflow's default is ./mlruns in the working folder.
+        artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+        with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
+            mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+    found = mlflow.set_experiment(experiment)
+    if found.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_EXPERIMENT:
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT)
+
+
+class TrainingRun:
+    """The MLflow run of one training, started before the evaluations so it spans the whole run.
+
+    Entering starts the run (named, in an experiment marked as a model-training one) and logs the
+    parameters and input datasets, so a run that fails shows what it was given; leaving on an
+    exception (a signal included) ends it ``FAILED``. :func:`log_run` logs the results into it and
+    ends it.
+    """
+
+    def __init__(self, uri: str, experiment: str, name: str, params: dict[str, Any], datasets: list[dict[str, Any]]):
+        self.uri, self.experiment, self.name = uri, experiment, name
+        self.params, self.datasets = params, datasets
+        self.run_id: str | None = None
+
+    def __enter__(self) -> TrainingRun:
+        import mlflow
+
+        with _store_lock(self.uri):
+            _ensure_experiment(self.uri, self.experiment)
+            self.run_id = mlflow.start_run(run_name=self.name).info.run_id
+            try:
+                _log_inputs(self.params, self.datasets)
+            except BaseException:
+                mlflow.end_run("FAILED")
+                raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:  # log_run did not end it
+            with _store_lock(self.uri):
+                mlflow.end_run("FAILED" if exc_type is not None else "FINISHED")
+
+
+def _log_inputs(params: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
+    import mlflow
+    import mlflow.data
+
+    mlflow.log_params({k: v for k, v in params.items() if v is not None})
+    for info in datasets:
+        info = dict(info)
+        frame, sample = info.pop("frame"), info.pop("sample", None)
+        if frame is not None:
+            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"], digest=str(info["fingerprint"])[:8])
+        else:
+            dataset = _sampled_dataset(info, sample)
+        mlflow.log_input(dataset, context="training")
+        mlflow.set_tags({f"data.{info['name']}.{k}": v for k, v in info.items() if k != "name"})
 
 
 def pyfunc_code_path() -> str:
@@ -139,43 +255,38 @@ def _log_run(
     example: pd.DataFrame,
     holdout_score: float,
     promote: bool,
-    champion_score: Any,
+    champion_gate: Callable[[Path, str], GateResult | None],
+    description: str = "",
     hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """Log everything about one run, register the staged model, publish it and set its alias.
 
-    ``champion_score(model_dir)`` scores the current champion on this run's holdout (lower MAE
-    is better) so the comparison is on the same rows; the new version becomes champion only if
-    it is better, or if ``promote`` is set.
+    ``champion_gate(model_dir, name)`` compares this run's holdout model with the current
+    champion on holdout examples of creators the champion did not train on
+    (:func:`training.gate.compare_on_unseen`; None if the champion cannot be loaded); the new
+    version becomes champion only if it wins, or if ``promote`` is set. Logged into the active
+    run (:class:`TrainingRun`) if there is one, else into a new run.
 
     Until the model is logged, any failure (a signal included: see :mod:`training.signals`) ends
     the run ``FAILED`` with nothing registered. Registering, publishing the folder and setting
     the alias then run under ``hold()`` (signals wait) and are undone together if one fails.
     """
     import mlflow
-    import mlflow.data
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from serving.schema import input_signature
 
-    mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
-        # Artifacts next to the tracking database; MLflow's default is ./mlruns in the working folder.
-        artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
-        with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
-            mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
-    mlflow.set_experiment(experiment)
+    active = mlflow.active_run()
     client = MlflowClient()
-    run = mlflow.start_run()
+    if active is None:  # called on its own (tests, tools): a run of its own
+        _ensure_experiment(uri, experiment)
+        run = mlflow.start_run()
+    else:
+        run = active
     try:
-        mlflow.log_params({k: v for k, v in params.items() if v is not None})
-        for info in datasets:
-            frame, sample = info.pop("frame"), info.pop("sample", None)
-            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"]) if frame is not None else _sampled_dataset(info, sample)
-            mlflow.log_input(dataset, context="training")
-            mlflow.set_tags({f"data.{info['name']}.{k}": v for k, v in info.items() if k != "name"})
-        mlflow.log_metrics(flatten_metrics(metrics))
+        if active is None:
+            _log_inputs(params, datasets)
+        mlflow.log_metrics(metric_groups(metrics))
         mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
@@ -189,7 +300,7 @@ def _log_run(
             input_example=example,
         )
         sign_logged_model(client, info.model_id, info.model_uri, staged.key)
-        decision, reason = _decide_alias(client, registered_model, holdout_score, promote, champion_score)
+        decision, reason = _decide_alias(client, registered_model, promote, champion_gate)
     except BaseException:
         mlflow.end_run("FAILED")
         raise
@@ -213,6 +324,9 @@ def _log_run(
             raise
         with contextlib.suppress(Exception):  # the model is registered and in place: the tags are extras
             mlflow.set_tags({"alias": decision, "alias_reason": reason, "model_dir": str(staged.final)})
+            client.set_model_version_tag(registered_model, version.version, "alias_reason", reason)
+            if description:
+                client.update_model_version(registered_model, version.version, description=f"{description}\nAlias at registration: @{decision} ({reason}).")
         mlflow.end_run("FINISHED")
     return facts
 
@@ -232,17 +346,18 @@ def sign_logged_model(client: Any, model_id: str, model_uri: str, key: bytes) ->
         client.log_model_artifact(model_id, str(local / MANIFEST_FILE))
 
 
-def _decide_alias(client: Any, name: str, score: float, promote: bool, champion_score: Any) -> tuple[str, str]:
+def _decide_alias(client: Any, name: str, promote: bool, champion_gate: Callable[[Path, str], GateResult | None]) -> tuple[str, str]:
     if promote:
         return CHAMPION, "promoted with --promote"
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except Exception:  # no champion yet (MLflow raises a RESOURCE_DOES_NOT_EXIST error)
         return CHAMPION, "first model: no champion yet"
+    champion = f"champion v{current.version}"
     local = Path(current.tags.get("local_path", ""))
-    their = champion_score(local) if local.is_dir() else None
-    if their is None or not np.isfinite(their):
-        return CHAMPION, f"champion v{current.version} could not be scored on this holdout"
-    if score < their:
-        return CHAMPION, f"holdout MAE {score:.4f} beats champion v{current.version} ({their:.4f})"
-    return CHALLENGER, f"holdout MAE {score:.4f} does not beat champion v{current.version} ({their:.4f})"
+    result = champion_gate(local, champion) if local.is_dir() else None
+    if result is None:  # a champion that cannot be loaded cannot defend its title
+        return CHAMPION, f"{champion} could not be loaded from {local} to compare"
+    if not result.compared:
+        return CHALLENGER, f"{result.reason}; the champion stays (`engage promote VERSION` moves it)"
+    return (CHAMPION if result.wins else CHALLENGER), f"time holdout {result.reason}"

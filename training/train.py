@@ -12,16 +12,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.artifact import load_artifact, model_key, redact, stage_artifact
+from features.artifact import load_artifact, model_key, redact, sign_folder, stage_artifact
 from features.contract import ValidatedData, read_table
 from features.engagement import ER_DEFINITION
 from training import plots
+from training.checks import MIN_CHECKED, review
 from training.config import TrainConfig
 from training.evaluation import cross_validate, fit_model, time_holdout
 from training.examples import (
@@ -31,8 +33,16 @@ from training.examples import (
     validate_campaigns,
 )
 from training.forward import forward_evaluation
+from training.gate import GateResult, compare_on_unseen, save_training_creators, training_creators
 from training.signals import StopSignals
-from training.tracking import input_example, log_run, tracking_uri
+from training.tracking import (
+    TrainingRun,
+    input_example,
+    log_run,
+    run_name,
+    tracking_uri,
+    version_description,
+)
 
 
 @dataclass
@@ -104,9 +114,14 @@ def git_commit() -> str:
         return "unknown"
 
 
-def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | None) -> ExampleSet:
+def read_campaigns(campaigns_path: Path, data: ValidatedData) -> pd.DataFrame:
+    """The campaigns table, checked against the profiles (DataValidationError names file, column, rows)."""
+    return validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
+
+
+def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | None, campaigns: pd.DataFrame | None = None) -> ExampleSet:
     if campaigns_path is not None:
-        campaigns = validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
+        campaigns = read_campaigns(campaigns_path, data) if campaigns is None else campaigns
         return campaign_examples(data.profiles, data.posts, campaigns)
     return post_examples(data.profiles, data.posts, config.targets_per_influencer)
 
@@ -121,20 +136,57 @@ def run_training(
     examples: ExampleSet | None = None,
     fit_final: Any = None,
     summary: InputSummary | None = None,
+    campaigns: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Build examples, evaluate, fit, save and log one model.
 
-    The model is signed and staged, logged to MLflow and registered, and only then published
-    under ``config.models_dir`` (see :mod:`features.artifact`); SIGTERM or SIGINT on the way ends
-    the MLflow run ``FAILED`` and leaves no model (:mod:`training.signals`).
+    The MLflow run starts first, so it spans the whole training, and ends ``FAILED`` if anything
+    on the way fails. The model is signed and staged, logged to MLflow and registered, and only
+    then published under ``config.models_dir`` (see :mod:`features.artifact`); SIGTERM or SIGINT
+    on the way ends the run ``FAILED`` and leaves no model (:mod:`training.signals`).
 
     ``examples`` (built elsewhere), ``fit_final(examples, config)`` (instead of :func:`fit_model`)
     and ``summary`` are for :func:`training.distributed.run_training_dask`: there ``data`` holds
     only validated rows of a few influencers (for the input example and the datasets' schema)
-    and ``summary`` the row counts and date range of the whole input, computed on the cluster.
+    and ``summary`` the row counts and date range of the whole input, computed on the cluster;
+    ``campaigns`` is the campaigns table the cluster already checked against every profile.
     """
     with StopSignals() as signals:
-        return _run_training(data, input_paths, config, campaigns_path, progress, examples, fit_final, summary, signals)
+        return _run_training(data, input_paths, config, campaigns_path, campaigns, progress, examples, fit_final, summary, signals)
+
+
+def input_datasets(
+    data: ValidatedData,
+    input_paths: dict[str, Path | str | None],
+    facts: InputSummary,
+    campaigns_path: Path | None,
+    campaigns: pd.DataFrame | None,
+    sampled: bool,
+) -> list[dict[str, Any]]:
+    """What MLflow's dataset inputs, the run's tags and the model's metadata record of each input
+    table: name, path, fingerprint of its files, rows kept (and the posts' date range).
+
+    ``sampled``: ``data`` is a sample of the input (Dask), so MLflow gets its schema only.
+    """
+    tables = [("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts)]
+    datasets = [
+        {"name": name, "path": str(path), "frame": None if sampled else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
+        for name, path, frame in tables
+        if path is not None
+    ]
+    dates = facts.date_range
+    if dates and any(d["name"] == "posts" for d in datasets):
+        next(d for d in datasets if d["name"] == "posts")["date_range"] = f"{dates[0]} .. {dates[1]}"
+    if campaigns_path is not None and campaigns is not None:
+        # The table whose rows are this run's examples: it must show as much as the others.
+        datasets.append({"name": "campaigns", "path": str(campaigns_path), "frame": campaigns, "sample": campaigns, "fingerprint": file_fingerprint([campaigns_path]), "rows": len(campaigns)})
+    return datasets
+
+
+def _platforms(data: ValidatedData) -> list[str]:
+    if "platform" not in data.profiles or not len(data.profiles):
+        return ["instagram"] if len(data.profiles) else []
+    return sorted(str(p) for p in data.profiles["platform"].dropna().unique())
 
 
 def _run_training(
@@ -142,6 +194,7 @@ def _run_training(
     input_paths: dict[str, Path | str | None],
     config: TrainConfig,
     campaigns_path: Path | None,
+    campaigns: pd.DataFrame | None,
     progress: Any,
     examples: ExampleSet | None,
     fit_final: Any,
@@ -150,33 +203,71 @@ def _run_training(
 ) -> TrainingResult:
     progress = progress or ProgressPrinter()
     model_key(create=True)  # a missing or unreadable key fails now, not after the fit
+    # Checked before the MLflow run starts: a bad campaigns table is bad input, not a failed run.
+    if campaigns_path is not None and campaigns is None:
+        campaigns = read_campaigns(campaigns_path, data)
+    paths = [p for p in input_paths.values() if p is not None] + ([campaigns_path] if campaigns_path is not None else [])
+    fingerprint = file_fingerprint(paths)
+    facts = summary or InputSummary.of(data)
+    datasets = input_datasets(data, input_paths, facts, campaigns_path, campaigns, sampled=summary is not None)
+    params = config.as_params() | {"data_fingerprint": fingerprint, "training_mode": "campaigns" if campaigns_path is not None else "posts"}
+    if campaigns_path is not None:
+        params |= {"campaigns": str(campaigns_path), "campaigns_fingerprint": file_fingerprint([campaigns_path])}
+    uri = tracking_uri(config.tracking_uri)
+    name = run_name(_platforms(data), campaigns_path is not None, datetime.now(UTC))
+    progress(f"MLflow run '{name}' at {redact(uri)}")
+    with TrainingRun(uri, config.experiment, name, params, datasets):
+        return _train_in_run(data, config, campaigns_path, campaigns, progress, examples, fit_final, summary, signals, fingerprint, facts, datasets, uri)
+
+
+def _train_in_run(
+    data: ValidatedData,
+    config: TrainConfig,
+    campaigns_path: Path | None,
+    campaigns: pd.DataFrame | None,
+    progress: Any,
+    examples: ExampleSet | None,
+    fit_final: Any,
+    summary: InputSummary | None,
+    signals: StopSignals,
+    fingerprint: str,
+    facts: InputSummary,
+    datasets: list[dict[str, Any]],
+    uri: str,
+) -> TrainingResult:
+    import mlflow
+
     if examples is None:
         progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
-        examples = build_examples(data, config, campaigns_path)
+        examples = build_examples(data, config, campaigns_path, campaigns)
     if len(examples) < 50:
         raise ValueError(f"only {len(examples)} training examples; at least 50 are needed to train and evaluate")
     progress(f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)")
+    mlflow.log_param("n_examples", len(examples))
 
     metrics, oof = cross_validate(examples, config, progress)
-    holdout_metrics, _, holdout_set = time_holdout(examples, config, progress)
+    holdout_metrics, holdout_model, holdout_set = time_holdout(examples, config, progress)
     metrics["time_holdout"] = holdout_metrics
     if summary is None and campaigns_path is None:  # needs every post in memory (pandas engine)
         metrics["forward"] = forward_evaluation(data, config, progress)
+    review(metrics, config.interval_level)
+    for warning in metrics["warnings"]:
+        progress(f"warning: {warning}")
 
     progress("fitting the final model on all examples")
     model = (fit_final or fit_model)(examples, config)
-    paths = [p for p in input_paths.values() if p is not None]
-    fingerprint = file_fingerprint(paths)
-    facts = summary or InputSummary.of(data)
     dates = facts.date_range
     model.metadata.update(
         {
             "engagement_rate_definition": ER_DEFINITION,
-            "target": "log ER of the influencer's next post (see engagement_rate_definition)",
+            "target": "log ER of the influencer's next post (see engagement_rate_definition)" if campaigns_path is None else "log ER of each campaign post (see engagement_rate_definition)",
             "feature_names": model.feature_names_,
             "data_fingerprint": fingerprint,
             "data_date_range": [str(dates[0]), str(dates[1])] if dates else [],
+            "training_mode": "campaigns" if campaigns_path is not None else "posts",
+            "inputs": {d["name"]: {k: d[k] for k in ("path", "fingerprint", "rows")} for d in datasets},
             "n_examples": len(examples),
+            "n_creators": int(examples.base["influencer"].nunique()),
             "metrics": metrics,
             "git_commit": git_commit(),
             "config": config.as_params(),
@@ -185,37 +276,43 @@ def _run_training(
     )
     staged = stage_artifact(model, config.models_dir, model.metadata)
     try:
+        # Which creators the model saw, so a later champion gate can compare on others (signed too).
+        save_training_creators(staged.folder, examples.base["influencer"])
+        sign_folder(staged.folder, staged.key)
         plot_files = plots.all_plots(model, oof, metrics, config.models_dir / ".plots" / staged.final.name, config.interval_level)
+        new_pred = holdout_model.predict_log(holdout_set.base)
 
-        def champion_score(champion_dir: Path) -> float | None:
+        def champion_gate(champion_dir: Path, champion_name: str) -> GateResult | None:
             try:
                 champion = load_artifact(champion_dir)
+                champion_pred = champion.predict_log(holdout_set.base)
             except Exception:  # an unloadable champion cannot defend its title
                 return None
-            return float(np.mean(np.abs(champion.predict_log(holdout_set.base) - holdout_set.label)))
+            label = holdout_set.label
+            return compare_on_unseen(
+                lambda m: float(np.mean(np.abs(new_pred[m] - label[m]))),
+                lambda m: float(np.mean(np.abs(champion_pred[m] - label[m]))),
+                holdout_set.base["influencer"],
+                training_creators(champion_dir),
+                champion_name,
+            )
 
-        progress(f"logging the run to MLflow at {redact(tracking_uri(config.tracking_uri))}")
-        # With a summary, ``data`` is a sample: MLflow gets its schema, not a profile of a few rows.
-        datasets = [
-            {"name": name, "path": str(path), "frame": None if summary else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
-            for name, path, frame in (("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts))
-            if path is not None
-        ]
-        if datasets and dates:
-            datasets[-1]["date_range"] = f"{dates[0]} .. {dates[1]}"
+        progress(f"logging the run to MLflow at {redact(uri)}")
+        described = ", ".join(f"{d['name']} {Path(d['path']).name} ({str(d['fingerprint'])[:8]}, {d['rows']} rows)" for d in datasets)
         tracking = log_run(
-            uri=tracking_uri(config.tracking_uri),
+            uri=uri,
             experiment=config.experiment,
             registered_model=config.registered_model,
-            params=config.as_params() | {"n_examples": len(examples), "data_fingerprint": fingerprint},
-            datasets=datasets,
+            params={},
+            datasets=[],
             metrics=metrics,
             plots=plot_files,
             staged=staged,
             example=input_example(data.profiles, data.posts),
             holdout_score=holdout_metrics["model"]["mae_log_er"],
             promote=config.promote,
-            champion_score=champion_score,
+            champion_gate=champion_gate,
+            description=version_description(metrics, described),
             hold=signals.hold,
         )
     finally:
@@ -233,35 +330,43 @@ def peer_reference(examples: ExampleSet) -> dict[str, list[float]]:
     return out
 
 
-# Subsets smaller than this are left out of the printed table.
-MIN_PRINTED_SUBSET = 20
+def comparison_table(metrics: dict[str, Any], title: str | None = None) -> str:
+    """Model against baselines, one block per evaluation, then the run's quality warnings.
 
-
-def comparison_table(metrics: dict[str, Any]) -> str:
-    """Model against baselines, one block per subset, as plain text."""
+    ``title`` names what was evaluated (``engagement v3 @champion``). Blocks of fewer than
+    :data:`training.checks.MIN_CHECKED` examples (TikTok has 5 creators whose latest target is a
+    cold start) say nothing and are left out: their figures stay in ``--metrics-out``.
+    """
     keys = ["mae_log_er", "spearman", "ndcg_at_10", "coverage_80", "interval_width_80"]
-    lines = []
+    lines = [title] if title else []
 
-    def block(title: str, rows: dict[str, dict[str, Any]]) -> None:
-        n = next(iter(rows.values())).get("n", "")
-        lines.append(f"\n{title} (n={n})")
+    def block(name: str, rows: dict[str, dict[str, Any]]) -> None:
+        n = next(iter(rows.values())).get("n", 0)
+        if not n or n < MIN_CHECKED:
+            return
+        lines.append(f"\n{name} (n={n})")
         lines.append(f"  {'':20s}" + "".join(f"{k:>18s}" for k in keys))
-        for name, m in rows.items():
-            lines.append(f"  {name:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))
+        for label, m in rows.items():
+            lines.append(f"  {label:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))
 
-    block("grouped CV, all examples", {"model": metrics["model"], **metrics["baselines"]})
-    for subset, rows in metrics["subsets"].items():
-        # A handful of rows (TikTok has 5 creators whose latest target is a cold start) says
-        # nothing; the figures stay in --metrics-out.
-        if next(iter(rows.values())).get("n", 0) >= MIN_PRINTED_SUBSET:
-            block(f"grouped CV, {subset.replace('_', ' ')}", rows)
+    if "model" in metrics:
+        block("grouped CV, all examples", {"model": metrics["model"], **metrics.get("baselines", {})})
+    for subset, rows in (metrics.get("subsets") or {}).items():
+        block(f"grouped CV, {subset.replace('_', ' ')}", rows)
     if "time_holdout" in metrics:
         th = metrics["time_holdout"]
         block(f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})", {"model": th["model"], **th["baselines"]})
     if "forward" in metrics:
         lines.extend(forward_lines(metrics["forward"]))
-    cov = metrics["model"]["by_tier"]
-    lines.append("\ninterval coverage by tier (model, grouped CV): " + ", ".join(f"{t} {v['coverage_80']:.3f}" for t, v in cov.items()))
+    cov = {t: v for t, v in (metrics.get("model") or {}).get("by_tier", {}).items() if v.get("n", 0) >= MIN_CHECKED}
+    if cov:
+        lines.append("\ninterval coverage by tier (model, grouped CV): " + ", ".join(f"{t} {v['coverage_80']:.3f} (n={v['n']})" for t, v in cov.items()))
+    if metrics.get("dropped_subsets"):
+        lines.append(f"\nno examples (left out): {', '.join(metrics['dropped_subsets'])}")
+    warnings = metrics.get("warnings")
+    if warnings is not None:
+        lines.append(f"\n{len(warnings)} warning(s)" + (":" if warnings else ": the model beats every baseline and its interval holds in every tier checked"))
+        lines.extend(f"  WARNING  {w}" for w in warnings)
     return "\n".join(lines)
 
 

@@ -1,0 +1,86 @@
+"""What a run's metrics say that a reader must not miss: empty subsets, and quality warnings.
+
+Both ``engage train`` and ``engage evaluate`` pass their metrics through :func:`review`: empty
+subsets (no examples: every figure NaN) are dropped, and a ``warnings`` list names every place
+where the model loses to a baseline or its interval misses its nominal coverage in a tier. The
+console table prints the warnings and ``--metrics-out`` / MLflow keep them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A tier's interval coverage outside nominal +- this is flagged (0.77-0.83 for the 80 % interval).
+COVERAGE_TOLERANCE = 0.03
+# Fewer examples (or forward creators) than this in a block or a tier: its figures are noise, not
+# checked. The console table leaves out subsets this small too.
+MIN_CHECKED = 20
+
+
+def _n(block: dict[str, Any]) -> int:
+    value = block.get("n", block.get("n_creators", 0))
+    return int(value) if isinstance(value, int | float) and value == value else 0
+
+
+def drop_empty_subsets(metrics: dict[str, Any]) -> list[str]:
+    """Remove subsets without examples from ``metrics`` (in place, also under ``time_holdout``);
+    returns their names."""
+    dropped = []
+    for prefix, holder in (("", metrics), ("time_holdout ", metrics.get("time_holdout") or {})):
+        subsets = holder.get("subsets")
+        if not isinstance(subsets, dict):
+            continue
+        for name in list(subsets):
+            rows = subsets[name]
+            if not rows or _n(next(iter(rows.values()))) == 0:
+                del subsets[name]
+                dropped.append(prefix + name)
+    return dropped
+
+
+def evaluation_blocks(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
+    """(title, model metrics, baselines' metrics) for every evaluation in ``metrics``."""
+    blocks = []
+    if "model" in metrics:
+        blocks.append(("grouped CV, all examples", metrics["model"], metrics.get("baselines", {})))
+    for subset, rows in (metrics.get("subsets") or {}).items():
+        if "model" in rows:
+            blocks.append((f"grouped CV, {subset.replace('_', ' ')}", rows["model"], {k: v for k, v in rows.items() if k != "model"}))
+    holdout = metrics.get("time_holdout")
+    if isinstance(holdout, dict) and "model" in holdout:
+        blocks.append(("time holdout", holdout["model"], holdout.get("baselines", {})))
+    forward = metrics.get("forward")
+    if isinstance(forward, dict) and "model" in forward:
+        blocks.append(("forward protocol", {**forward["model"], "n": forward.get("n_creators", 0)}, {"persistence": {**forward["persistence"], "n": forward.get("n_creators", 0)}}))
+    return blocks
+
+
+def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
+    """Every evaluation where the model loses to a baseline (higher MAE or lower Spearman), and
+    every tier whose interval coverage is outside ``level`` +- :data:`COVERAGE_TOLERANCE`."""
+    out = []
+    low, high = level - COVERAGE_TOLERANCE, level + COVERAGE_TOLERANCE
+    for title, model, baselines in evaluation_blocks(metrics):
+        n = _n(model)
+        if n < MIN_CHECKED:
+            continue
+        for name, base in baselines.items():
+            for key, worse, label in (("mae_log_er", lambda m, b: m > b, "MAE"), ("spearman", lambda m, b: m < b, "Spearman")):
+                m, b = model.get(key), base.get(key)
+                if isinstance(m, float) and isinstance(b, float) and m == m and b == b and worse(m, b):
+                    out.append(f"{title} (n={n}): model {label} {m:.3f} loses to {name} ({b:.3f})")
+        coverage_key = "coverage_80_posts" if title == "forward protocol" else "coverage_80"
+        for tier, values in (model.get("by_tier") or {}).items():
+            cov, tier_n = values.get(coverage_key), _n(values)
+            if tier_n >= MIN_CHECKED and isinstance(cov, float) and cov == cov and not low <= cov <= high:
+                out.append(f"{title}: interval coverage {cov:.3f} in tier {tier} (n={tier_n}) is outside {low:.2f}-{high:.2f}")
+    return out
+
+
+def review(metrics: dict[str, Any], level: float = 0.8) -> dict[str, Any]:
+    """Drop empty subsets and add ``warnings`` (and ``dropped_subsets`` if any) to ``metrics``, in place."""
+    dropped = drop_empty_subsets(metrics)
+    if dropped:
+        metrics["dropped_subsets"] = dropped
+    metrics["warnings"] = quality_warnings(metrics, level)
+    return metrics
