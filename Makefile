@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= data/instagram
+# Not MLflow's default 5000: `engage serve` (MLflow's scoring server) listens there.
+MLFLOW_UI_PORT ?= 5050
 
 .DEFAULT_GOAL := help
 .PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui reliability report-check clean
@@ -51,8 +53,8 @@ report-check: install ## Score the embedded data with the latest model as HTML a
 	$(BIN)/engage score --model latest --out build/report.html --top 10
 	bash scripts/report_check.sh build/report.html build/report.png
 
-mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db) at http://127.0.0.1:5050
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $(MLFLOW_UI_PORT)
 
 clean: ## Remove the virtual environment and build outputs (keeps models/ and mlflow.db)
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return exc.exit_code
     if args.metrics_out:
         _write_json(result.metrics, args.metrics_out)
-    print(comparison_table(result.metrics))
+    tracking = result.tracking
+    print(comparison_table(result.metrics, f"{config.registered_model} v{tracking['model_version']} @{tracking['alias']} ({tracking['alias_reason']})"))
     print(f"\nmodel saved to {result.model_dir}; MLflow run {result.tracking['run_id']}, "
           f"{config.registered_model} v{result.tracking['model_version']} @{result.tracking['alias']}")
     return 0
@@ -67,7 +68,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engage.cli import check_output_file, load_inputs
+    from serving.identity import identify
     from serving.predictor import load_model
+    from training.checks import review
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
     from training.forward import evaluate_forward_all
@@ -76,6 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_output_file(args.metrics_out, "--metrics-out")
     check_output_file(args.rejects, "--rejects")
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
+    name = identify(args.model, predictor, args.tracking_uri).label
     config = TrainConfig(seed=args.seed)
     data = load_inputs(args)
     examples = build_examples(data, config, args.campaigns)
@@ -84,10 +88,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Every creator with enough posts is forecast forward (the saved model saw none of
         # them, if the data are new to it).
         metrics["forward"] = evaluate_forward_all(predictor.model, data, config.seed)
+    metrics["evaluated_model"] = {"name": name, "reference": str(args.model), "version": predictor.version}
+    review(metrics, predictor.interval_level)
     if args.metrics_out:
         _write_json(metrics, args.metrics_out)
-    print(f"model {predictor.path} on {len(examples)} examples (baselines fitted out of fold on the same data)")
-    print(comparison_table(metrics))
+    print(comparison_table(metrics, f"{name} (saved model {predictor.version}) on {len(examples)} examples; baselines fitted out of fold on the same data"))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from engage.cli import UsageError, load_inputs
+    from training.promote import PromotionRefused, promote
+
+    if args.force and not (args.reason or "").strip():
+        raise UsageError("--force needs --reason TEXT: why this version becomes champion without beating the current one (it is recorded)")
+    if args.reason and not args.force:
+        raise UsageError("--reason is recorded with --force only; without --force the gate decides")
+    data = None if args.force else load_inputs(args)
+    try:
+        outcome = promote(args.version, data, registered_model=args.registered_model, tracking_uri=args.tracking_uri, reason=args.reason if args.force else None)
+    except PromotionRefused as exc:
+        raise UsageError(str(exc)) from None
+    print(outcome)
     return 0
 
 
@@ -123,4 +145,23 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train, register_serving]
+def register_promote(sub: argparse._SubParsersAction) -> None:
+    from engage.cli import add_data_arguments
+
+    p = sub.add_parser(
+        "promote",
+        help="move the champion alias to a registered version: verified, and only if it beats the champion on creators neither trained on (or --force --reason)",
+        description="Verify the version's signed files, then compare it with the current champion on the examples of creators neither model was trained on "
+        "(--profiles/--posts, default the embedded data); it becomes champion only if its MAE is lower. --force --reason TEXT skips the comparison and records why.",
+    )
+    p.add_argument("version", help="registered version number (as in `engagement v3`)")
+    add_data_arguments(p)
+    p.add_argument("--registered-model", default="engagement", help="registered model name (default: engagement)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--force", action="store_true", help="promote without the comparison (needs --reason)")
+    p.add_argument("--reason", help="with --force: why, recorded on the version and in the alias history")
+    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.set_defaults(func=cmd_promote)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train, register_promote, register_serving]

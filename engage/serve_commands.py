@@ -13,6 +13,7 @@ import pandas as pd
 
 from serving.server import ServerLimits, machine_cpus
 
+SERVE_PORT = 5000  # MLflow's scoring-server default
 MODEL_HELP = "models/<version> folder, 'latest' (the newest model training registered, by training time), or an MLflow URI like models:/engagement@champion"
 
 
@@ -168,7 +169,7 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)")
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=SERVE_PORT, help=f"port (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both can run)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")

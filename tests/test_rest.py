@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -14,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engage.serve_commands import SERVE_PORT
 from serving import Predictor, load_model
-from serving.predictor import STATUS_COLD
+from serving.predictor import OUTPUT_COLUMNS, STATUS_COLD, STATUS_OK
 from serving.rest import free_port, stop_process_group, wait_for_ping
 from serving.schema import dataframe_split, to_rest_rows
 from tests.serving_fixtures import ServingModel, serving_model, shortlist
@@ -94,7 +97,8 @@ def test_rest_answers_like_the_python_api_and_refuses_bad_input(server, served, 
     # Post rows without likes: the contract's own report, with the request's rows.
     status, answer = post(server, dataframe_split(rows.drop(columns="likes")))
     assert 400 <= status < 500 and "column 'likes': required column is missing" in answer["message"]
-    # Non-numeric likes: refused by the signature's types before the model runs.
+    # Non-numeric likes: counts take any type in the signature (integers and floats both), so the
+    # data contract refuses it, naming the column.
     bad = rows.copy()
     bad["likes"] = bad["likes"].astype(object)
     bad.loc[bad["likes"].notna().idxmax(), "likes"] = "lots"
@@ -158,3 +162,47 @@ def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
 
     assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
     assert "must be" in capsys.readouterr().err
+
+
+def readme_curl_example() -> list[str]:
+    """The README's ``curl ... /invocations`` example, split as a shell would split it."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    examples = [b for b in blocks if b.lstrip().startswith("curl") and "/invocations" in b]
+    assert len(examples) == 1, "README should hold one curl example for /invocations"
+    return shlex.split(examples[0])
+
+
+def test_the_readme_curl_example_works_as_written(server):
+    """The README's copy-paste example, sent as written (only the port is this test's server's)."""
+    args = readme_curl_example()
+    url = next(a for a in args if a.startswith("http://"))
+    assert url == f"http://127.0.0.1:{SERVE_PORT}/invocations"  # where `engage serve` listens by default
+    body = args[args.index("-d") + 1]
+    headers = dict(h.split(": ", 1) for h in (args[i + 1] for i, a in enumerate(args) if a == "-H"))
+    target = url.replace(f"127.0.0.1:{SERVE_PORT}", server.removeprefix("http://"))
+    if shutil.which("curl"):
+        command = [a if a != url else target for a in args]
+        answer = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout)
+    else:  # no curl on this machine: the same request from Python
+        request = urllib.request.Request(target, data=body.encode(), headers=headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+    got = predictions(answer)
+    sent = json.loads(body)["dataframe_split"]
+    assert got["influencer"].tolist() == list(dict.fromkeys(row[0] for row in sent["data"]))
+    assert list(got.columns) == list(OUTPUT_COLUMNS)
+    assert got["status"].tolist() == [STATUS_OK, STATUS_COLD]  # as the README says
+    assert got["predicted_er"].notna().all() and (got["er_low"] <= got["er_high"]).all()
+
+
+def test_the_readme_documents_every_output_column():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## For other services") :]
+    section = section[: section.index("\n## ", 5)]
+    documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", section, re.M))
+    names = {n for pair in documented for n in pair if n}
+    assert set(OUTPUT_COLUMNS) <= names, f"README 'For other services' lacks: {sorted(set(OUTPUT_COLUMNS) - names)}"
+    assert "load_model" in section and "predict(" in section

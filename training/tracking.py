@@ -128,7 +128,7 @@ class TrainingRun:
     def __enter__(self) -> TrainingRun:
         import mlflow
 
-        with _store_lock(self.uri):
+        with store_lock(self.uri):
             _ensure_experiment(self.uri, self.experiment)
             self.run_id = mlflow.start_run(run_name=self.name).info.run_id
             try:
@@ -143,7 +143,7 @@ class TrainingRun:
 
         active = mlflow.active_run()
         if active is not None and active.info.run_id == self.run_id:  # log_run did not end it
-            with _store_lock(self.uri):
+            with store_lock(self.uri):
                 mlflow.end_run("FAILED" if exc_type is not None else "FINISHED")
 
 
@@ -200,7 +200,7 @@ def _sampled_dataset(info: dict[str, Any], sample: pd.DataFrame) -> Any:
 
 
 @contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str) -> Iterator[None]:
     """Serialise runs that share one SQLite store.
 
     Concurrent processes otherwise race in MLflow's table creation ("table ... already exists",
@@ -219,8 +219,8 @@ def _store_lock(uri: str) -> Iterator[None]:
 
 
 def log_run(**kwargs: Any) -> dict[str, Any]:
-    """:func:`_log_run` under a lock on the tracking store (see :func:`_store_lock`)."""
-    with _store_lock(kwargs["uri"]), _no_printed_url(kwargs["uri"]):
+    """:func:`_log_run` under a lock on the tracking store (see :func:`store_lock`)."""
+    with store_lock(kwargs["uri"]), _no_printed_url(kwargs["uri"]):
         return _log_run(**kwargs)
 
 

@@ -86,7 +86,7 @@ class ProgressPrinter:
         print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=self.stream, flush=True)
 
 
-def file_fingerprint(paths: list[Path]) -> str:
+def file_fingerprint(paths: list[Path | str]) -> str:
     """SHA-256 over the input files' names and bytes; folders and globs over every file in them.
 
     Remote URLs (s3://, gs://, ...) are not read twice just to hash them: their address stands in.
@@ -114,12 +114,12 @@ def git_commit() -> str:
         return "unknown"
 
 
-def read_campaigns(campaigns_path: Path, data: ValidatedData) -> pd.DataFrame:
+def read_campaigns(campaigns_path: Path | str, data: ValidatedData) -> pd.DataFrame:
     """The campaigns table, checked against the profiles (DataValidationError names file, column, rows)."""
     return validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
 
 
-def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | None, campaigns: pd.DataFrame | None = None) -> ExampleSet:
+def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | str | None, campaigns: pd.DataFrame | None = None) -> ExampleSet:
     if campaigns_path is not None:
         campaigns = read_campaigns(campaigns_path, data) if campaigns is None else campaigns
         return campaign_examples(data.profiles, data.posts, campaigns)
@@ -131,7 +131,7 @@ def run_training(
     input_paths: dict[str, Path | str | None],
     config: TrainConfig,
     *,
-    campaigns_path: Path | None = None,
+    campaigns_path: Path | str | None = None,
     progress: Any = None,
     examples: ExampleSet | None = None,
     fit_final: Any = None,
@@ -159,7 +159,7 @@ def input_datasets(
     data: ValidatedData,
     input_paths: dict[str, Path | str | None],
     facts: InputSummary,
-    campaigns_path: Path | None,
+    campaigns_path: Path | str | None,
     campaigns: pd.DataFrame | None,
     sampled: bool,
 ) -> list[dict[str, Any]]:
@@ -193,7 +193,7 @@ def _run_training(
     data: ValidatedData,
     input_paths: dict[str, Path | str | None],
     config: TrainConfig,
-    campaigns_path: Path | None,
+    campaigns_path: Path | str | None,
     campaigns: pd.DataFrame | None,
     progress: Any,
     examples: ExampleSet | None,
@@ -223,7 +223,7 @@ def _run_training(
 def _train_in_run(
     data: ValidatedData,
     config: TrainConfig,
-    campaigns_path: Path | None,
+    campaigns_path: Path | str | None,
     campaigns: pd.DataFrame | None,
     progress: Any,
     examples: ExampleSet | None,
