@@ -445,13 +445,20 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(smal
     from training import train as train_module
 
     secret_uri = f"http://engage:{SECRET}@127.0.0.1:9/"
-    real_log_run = train_module.log_run
+    local_store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_log_run, real_run = train_module.log_run, train_module.TrainingRun
     seen = {}
 
-    def log_run(**kwargs):
-        seen["uri"], seen["params"] = kwargs["uri"], kwargs["params"]
-        return real_log_run(**{**kwargs, "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    class TrainingRun(real_run):  # the run starts (and logs its params) before training
+        def __init__(self, uri, experiment, name, params, datasets):
+            seen["uri"], seen["params"] = uri, params
+            super().__init__(local_store, experiment, name, params, datasets)
 
+    def log_run(**kwargs):
+        seen["log_uri"] = kwargs["uri"]
+        return real_log_run(**{**kwargs, "uri": local_store})
+
+    monkeypatch.setattr(train_module, "TrainingRun", TrainingRun)
     monkeypatch.setattr(train_module, "log_run", log_run)
     messages: list[str] = []
     from features.contract import validate
@@ -460,7 +467,7 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(smal
     config = fast_config(tmp_path, tracking_uri=secret_uri, num_boost_round=30, n_topics=3)
     clean = validate(small_data.profiles.head(600), small_data.posts[small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(600))])
     result = train_module.run_training(clean, {"profiles": small_data.profiles_path, "posts": small_data.posts_path}, config, progress=messages.append)
-    assert seen["uri"] == secret_uri  # used to connect
+    assert seen["uri"] == seen["log_uri"] == secret_uri  # used to connect
     assert SECRET not in json.dumps(seen["params"], default=str) and "***@127.0.0.1" in str(seen["params"]["tracking_uri"])
     assert not [m for m in messages if SECRET in m] and any("http://***@127.0.0.1:9/" in m for m in messages)
     for path in result.model_dir.iterdir():

@@ -67,7 +67,7 @@ def test_empty_subsets_are_dropped_and_the_table_prints_no_nan():
     assert "cold_start" not in metrics["subsets"] and metrics["dropped_subsets"] == ["cold_start"]
     table = comparison_table(metrics, "engagement v3 @champion")
     assert table.splitlines()[0] == "engagement v3 @champion"
-    assert "nan" not in table.lower()
+    assert not re.search(r"\bnan\b", table)
     assert "latest cold start" not in table  # 5 examples: below MIN_CHECKED, left to --metrics-out
     assert f"{len(metrics['warnings'])} warning(s):" in table and "WARNING  grouped CV, with history (n=300): model MAE" in table
     assert "no examples (left out): cold_start" in table
@@ -173,6 +173,30 @@ def test_the_run_reads_well_in_the_mlflow_ui(trained, tmp_path):
     assert logged["warnings"] == trained.metrics["warnings"]
 
 
+def test_a_run_that_fails_during_the_evaluations_is_in_mlflow_as_failed(small_data: SmallData, tmp_path, monkeypatch):
+    """The run starts before the evaluations: a failure in cross-validation leaves a FAILED run
+    that shows what it was given, and no model."""
+    from mlflow import MlflowClient
+
+    from tests.model_fixtures import fast_config
+    from training import train as train_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("fold 1 ran out of memory")
+
+    monkeypatch.setattr(train_module, "cross_validate", broken)
+    config = fast_config(tmp_path)
+    clean = validate(small_data.profiles.head(300), small_data.posts[small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(300))])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_module.run_training(clean, {"profiles": small_data.profiles_path, "posts": small_data.posts_path}, config, progress=lambda _: None)
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
+    assert run.info.status == "FAILED" and run.info.run_name.startswith("instagram posts ")
+    assert run.data.params["data_fingerprint"] and run.data.params["n_examples"]
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"profiles", "posts"}
+    assert not (tmp_path / "models").exists() or not [p for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")]
+
+
 def test_plots_state_n_per_group(trained, tmp_path, monkeypatch):
     from features.artifact import load_artifact
     from training import plots
@@ -246,7 +270,7 @@ def test_evaluate_names_the_registered_version(trained, small_data: SmallData, t
         printed = capsys.readouterr().out
         assert printed.splitlines()[0].startswith(f"engagement v{v} @champion (saved model {trained.model_dir.name}) on ")
         assert "engage-model-" not in printed and "/tmp" not in printed.splitlines()[0]  # no temporary copy's path
-        assert "nan" not in printed.lower()
+        assert not re.search(r"\bnan\b", printed)
         metrics = json.loads(out.read_text())
         assert metrics["evaluated_model"]["name"] == f"engagement v{v} @champion" and isinstance(metrics["warnings"], list)
 
@@ -292,7 +316,7 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     assert code == 2 and "--force needs --reason" in text
     # On the first model's own creators the gate cannot compare: it says so and keeps the champion.
     code, text = promote(candidate, data=small_data)
-    assert code == 2 and "cannot compare" in text and "--force --reason" in text
+    assert code == 2 and "cannot compare" in text and "--force --reason" in text, text
     assert client.get_model_version_by_alias("engagement", "champion").version == champion
     # On creators neither model saw, the comparison decides.
     fresh = _disjoint_slice(seen | set(other.profiles["influencer"]), 400, 2, tmp_path / "fresh")
