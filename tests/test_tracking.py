@@ -301,7 +301,10 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     # The second run's holdout creators are none of the champion's: the gate compared, and said so.
     assert re.search(r"time holdout MAE [\d.]+ (beats|does not beat) champion v1 \([\d.]+\) on \d+ examples of \d+ creators champion v1 did not train on", second.tracking["alias_reason"])
     client = MlflowClient(tracking_uri=uri)
-    champion = client.get_model_version_by_alias("engagement", "champion").version
+    def champion_now() -> str:
+        return str(client.get_model_version_by_alias("engagement", "champion").version)
+
+    champion = champion_now()
     candidate = "2" if champion == "1" else "1"
 
     def promote(*extra: str, data: SmallData | None = None) -> tuple[int, str]:
@@ -317,17 +320,17 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     # On the first model's own creators the gate cannot compare: it says so and keeps the champion.
     code, text = promote(candidate, data=small_data)
     assert code == 2 and "cannot compare" in text and "--force --reason" in text, text
-    assert client.get_model_version_by_alias("engagement", "champion").version == champion
+    assert champion_now() == champion
     # On creators neither model saw, the comparison decides.
     fresh = _disjoint_slice(seen | set(other.profiles["influencer"]), 400, 2, tmp_path / "fresh")
     code, text = promote(candidate, data=fresh)
-    moved = client.get_model_version_by_alias("engagement", "champion").version == candidate
+    moved = champion_now() == candidate
     assert re.search(r"creators neither model trained on", text), text
     assert (code == 0 and moved and "beats" in text) or (code == 2 and not moved and "does not beat" in text)
     # --force with a reason: moved, and the reason recorded on the version.
     target = champion if moved else candidate
     code, text = promote(target, "--force", "--reason", "rollback after a bad week")
-    assert code == 0 and client.get_model_version_by_alias("engagement", "champion").version == target
+    assert code == 0 and champion_now() == target
     tags = client.get_model_version("engagement", target).tags
     assert tags["alias_reason"] == "promoted with --force: rollback after a bad week" and tags["previous_champion"]
     assert promote(target, "--force", "--reason", "again")[0] == 0  # already champion: nothing changes
@@ -339,17 +342,18 @@ def test_promote_refuses_a_version_whose_files_were_changed(trained, capsys):
     uri, _ = _store(trained)
     client = MlflowClient(tracking_uri=uri)
     version = client.get_model_version("engagement", trained.tracking["model_version"])
-    artifacts = Path(client.get_logged_model(version.model_id).artifact_location.removeprefix("file://"))
+    model_id = trained.tracking["model_uri"].removeprefix("models:/").strip("/")  # the logged model of v1
+    artifacts = Path(client.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     logged = next(artifacts.rglob("metadata.json"))
     original = logged.read_bytes()
     try:
         logged.write_bytes(original.replace(b'"n_examples"', b'"n_examples" ', 1))
-        code = main(["promote", version.version, "--force", "--reason", "x", "--tracking-uri", uri])
+        code = main(["promote", str(version.version), "--force", "--reason", "x", "--tracking-uri", uri])
     finally:
         logged.write_bytes(original)  # the session's model stays intact for other tests
     err = capsys.readouterr().err
     assert code == 2 and "metadata.json" in err, err
-    assert client.get_model_version_by_alias("engagement", "champion").version == version.version
+    assert str(client.get_model_version_by_alias("engagement", "champion").version) == str(version.version)
 
 
 # --------------------------------------------------------------------------- ports

@@ -143,7 +143,7 @@ class TrainingRun:
 
         active = mlflow.active_run()
         if active is not None and active.info.run_id == self.run_id:  # log_run did not end it
-            with store_lock(self.uri):
+            with store_lock(self.uri), _no_printed_url(self.uri):
                 mlflow.end_run("FAILED" if exc_type is not None else "FINISHED")
 
 
