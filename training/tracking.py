@@ -277,12 +277,12 @@ def _log_run(
     from serving.schema import input_signature
 
     active = mlflow.active_run()
-    client = MlflowClient()
     if active is None:  # called on its own (tests, tools): a run of its own
         _ensure_experiment(uri, experiment)
         run = mlflow.start_run()
     else:
         run = active
+    client = MlflowClient(tracking_uri=uri)  # after the URI is set: the registry follows it
     try:
         if active is None:
             _log_inputs(params, datasets)
