@@ -70,7 +70,11 @@ HASHTAG_FEATURES = (
     "top_hashtag_share",
     "hashtag_entropy",
 )
-NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES
+# The planned post itself: its format and sponsorship are known before it goes up (its counts
+# never are). Training reads them off each target post; scoring takes them from the planner
+# (``post_type``, ``sponsored`` on the examples) or assumes the creator's usual post.
+PLANNED_POST_FEATURES = ("planned_video", "planned_carousel", "planned_sponsored")
+NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES + PLANNED_POST_FEATURES
 CATEGORICAL_FEATURES = ("tier", "category", "platform")
 KEY_COLUMNS = ("influencer", "cutoff")
 # Post columns the history features read. Text (hashtags, captions) is not carried along:
@@ -181,9 +185,48 @@ def compute_features(
         example, source_row, n_examples, posts.get("hashtags"), include_docs=include_hashtag_docs
     )
     return pd.concat(
-        [out, profile_features(profiles, profile_row, followers), history_table, hashtag_table],
+        [
+            out,
+            profile_features(profiles, profile_row, followers),
+            history_table,
+            hashtag_table,
+            planned_post_features(examples, history_table),
+        ],
         axis=1,
     )
+
+
+def planned_post_features(examples: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """The planned post's format and sponsorship, 0/1 per example.
+
+    From the examples' ``post_type`` (a media type: video, reel and short count as video) and
+    ``sponsored`` columns where given; otherwise the creator's usual post: video or carousel if
+    most of its history is, and not sponsored. A creator without history and no stated format
+    gets missing values, as in training (LightGBM sends them its learned way).
+    """
+    n = len(examples)
+    usual_video = _majority(history["video_share"].to_numpy(dtype="float64"))
+    usual_carousel = _majority(history["carousel_share"].to_numpy(dtype="float64"))
+    video, carousel = usual_video, usual_carousel
+    if "post_type" in examples:
+        kind = examples["post_type"].astype("string").str.strip().str.lower()
+        given = kind.notna().to_numpy()
+        is_video = kind.isin(VIDEO_MEDIA).to_numpy(dtype=bool)
+        is_carousel = (kind == "carousel").fillna(False).to_numpy(dtype=bool)
+        video = np.where(given, is_video.astype("float64"), usual_video)
+        carousel = np.where(given, is_carousel.astype("float64"), usual_carousel)
+    sponsored = np.zeros(n)
+    if "sponsored" in examples:
+        stated = pd.array(examples["sponsored"], dtype="boolean")
+        sponsored = np.where(stated.isna(), 0.0, stated.fillna(False).to_numpy(dtype="float64"))
+    return pd.DataFrame(
+        {"planned_video": video, "planned_carousel": carousel, "planned_sponsored": sponsored}
+    )
+
+
+def _majority(share: np.ndarray) -> np.ndarray:
+    """1 where a share is above one half, 0 below or at it, missing where it is."""
+    return np.where(np.isnan(share), np.nan, (share > 0.5).astype("float64"))
 
 
 def history_cutoffs(examples: pd.DataFrame) -> pd.DataFrame:

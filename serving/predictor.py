@@ -78,6 +78,7 @@ OUTPUT_COLUMNS = (
     "engagements_p90",
     "target_engagements",
     "p_reach",
+    "planned_post",
     "expected_views",
     "predicted_er_per_view",
     "tier",
@@ -180,6 +181,8 @@ class Predictor:
         now: pd.Timestamp | None = None,
         explain: bool = True,
         target_engagements: float | pd.Series | None = None,
+        post_type: str | pd.Series | None = None,
+        sponsored: bool | pd.Series | None = None,
     ) -> pd.DataFrame:
         """Score raw profiles and posts in the data contract: one row per influencer.
 
@@ -201,6 +204,11 @@ class Predictor:
         target_engagements
             A campaign KPI in engagements per post (one number, or a Series by influencer):
             ``p_reach`` is the calibrated probability that the post reaches it.
+        post_type, sponsored
+            The planned post: its media type (``video``, ``image``, ``carousel``, ...) and
+            whether it is sponsored; one value for all, or a Series by influencer. Not given:
+            the creator's usual format, not sponsored. ``planned_post`` says what was assumed,
+            and when training saw too few such posts to learn from.
 
         Returns
         -------
@@ -215,6 +223,8 @@ class Predictor:
             now=now,
             explain=explain,
             target_engagements=target_engagements,
+            post_type=post_type,
+            sponsored=sponsored,
         ).table
 
     def score(
@@ -229,6 +239,8 @@ class Predictor:
         profiles_file: str = "profiles",
         posts_file: str = "posts",
         target_engagements: float | pd.Series | None = None,
+        post_type: str | pd.Series | None = None,
+        sponsored: bool | pd.Series | None = None,
     ) -> Scored:
         """Like :meth:`predict`, and also return the validation report and data dates."""
         # A text cutoff is ISO 8601, as the contract reads times ("now" or "01/02/2020" are
@@ -261,7 +273,12 @@ class Predictor:
 
         parts = []
         if len(to_score):
-            base = compute_features(to_score, posts_in, examples_at(to_score, as_of))
+            examples = examples_at(to_score, as_of)
+            if post_type is not None:
+                examples["post_type"] = _per_row_value(post_type, examples["influencer"])
+            if sponsored is not None:
+                examples["sponsored"] = _per_row_value(sponsored, examples["influencer"])
+            base = compute_features(to_score, posts_in, examples)
             parts.append(
                 self.predict_features(base, explain=explain, target_engagements=target_engagements)
             )
@@ -365,6 +382,7 @@ class Predictor:
             "engagements_p90": engagements[:, 2],
             "target_engagements": target,
             "p_reach": p_reach,
+            "planned_post": self.describe_planned_post(base),
             "expected_views": expected_views,
             "predicted_er_per_view": np.divide(
                 expected, expected_views, out=np.full(len(base), np.nan), where=expected_views > 0
@@ -381,6 +399,29 @@ class Predictor:
             "as_of": _iso_times(base["cutoff"]) if "cutoff" in base else None,
         }
         return pd.DataFrame(columns)
+
+    def describe_planned_post(self, base: pd.DataFrame) -> np.ndarray:
+        """What post each forecast is for ("video, sponsored"), and a warning where training had
+        too few such posts on the platform to learn from (the forecast then ignores that)."""
+        support: dict[str, dict[str, int]] = self.metadata.get("planned_post_support") or {}
+        video = base["planned_video"].to_numpy(dtype="float64") if "planned_video" in base else np.full(len(base), np.nan)
+        carousel = base["planned_carousel"].to_numpy(dtype="float64") if "planned_carousel" in base else np.zeros(len(base))
+        sponsored = base["planned_sponsored"].to_numpy(dtype="float64") if "planned_sponsored" in base else np.zeros(len(base))
+        platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
+        kind = np.where(np.isnan(video), "usual format", np.where(video == 1, "video", np.where(carousel == 1, "carousel", "image")))
+        paid = np.where(sponsored == 1, "sponsored", "organic")
+        text = {}
+        for key in pd.unique(pd.Series([f"{a}|{b}|{c}" for a, b, c in zip(kind, paid, platform, strict=True)])):
+            a, b, c = key.split("|")
+            seen = support.get(c, {})
+            thin = [
+                f"{name} ({seen.get(name, 0)})"
+                for name, wanted in ((a, a in ("video", "carousel", "image")), (b, b == "sponsored"))
+                if wanted and seen and seen.get(name, 0) < MIN_PLANNED_SUPPORT
+            ]
+            note = f"; too few {' and '.join(thin)} {c} posts in training to learn from: not taken into account" if thin else ""
+            text[key] = f"{a}, {b}{note}"
+        return np.array([text[f"{a}|{b}|{c}"] for a, b, c in zip(kind, paid, platform, strict=True)], dtype=object)
 
     def peer_percentile(
         self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series
@@ -415,6 +456,16 @@ class Predictor:
 
 
 PERCENTILES = np.array([0.1, 0.5, 0.9])
+# Training target posts of a kind (video, sponsored, ...) on a platform below which the model is
+# said not to have learned from them.
+MIN_PLANNED_SUPPORT = 100
+
+
+def _per_row_value(value: object, influencers: pd.Series) -> np.ndarray:
+    """One value for all rows, or a Series by influencer (others missing), as objects."""
+    if isinstance(value, pd.Series):
+        return influencers.map(value).to_numpy(dtype=object)
+    return np.full(len(influencers), value, dtype=object)
 
 
 def _per_row(value: float | pd.Series | None, influencers: pd.Series) -> np.ndarray:

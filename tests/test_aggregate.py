@@ -525,3 +525,49 @@ def test_all_distinct_is_pandas_is_unique(values, dtype):
 
     series = pd.Series(values, dtype=dtype)
     assert all_distinct(series) == series.is_unique
+
+
+def _planned_data():
+    profiles = pd.DataFrame({"influencer": ["vid", "pics", "new"], "followers": [5000, 5000, 5000]})
+    posts = pd.DataFrame(
+        {
+            "influencer": ["vid"] * 3 + ["pics"] * 3,
+            "post_id": [f"p{i}" for i in range(6)],
+            "posted_at": [f"2020-0{m}-01T00:00:00Z" for m in (1, 2, 3, 1, 2, 3)] + [],
+            "likes": [100] * 6,
+            "comments": [5] * 6,
+            "media_type": ["video", "reel", "image", "image", "carousel", "image"],
+            "is_sponsored": [False] * 6,
+        }
+    )
+    return validate(profiles, posts)
+
+
+def test_planned_post_defaults_to_the_creators_usual_post_and_takes_what_the_planner_says():
+    from features.aggregate import compute_features, examples_at
+
+    data = _planned_data()
+    at = pd.Timestamp("2020-06-01", tz="UTC")
+    usual = compute_features(data.profiles, data.posts, examples_at(data.profiles, at)).set_index("influencer")
+    assert usual.loc["vid", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [1.0, 0.0, 0.0]
+    assert usual.loc["pics", ["planned_video", "planned_carousel"]].tolist() == [0.0, 0.0]
+    assert np.isnan(usual.loc["new", "planned_video"])  # no history, nothing stated: as in training
+    stated = examples_at(data.profiles, at).assign(post_type=["Carousel", "short", None], sponsored=[True, False, None])
+    told = compute_features(data.profiles, data.posts, stated).set_index("influencer")
+    assert told.loc["vid", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [0.0, 1.0, 1.0]
+    assert told.loc["pics", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [1.0, 0.0, 0.0]
+    # An unstated row keeps the usual post.
+    assert np.isnan(told.loc["new", "planned_video"]) and told.loc["new", "planned_sponsored"] == 0.0
+
+
+def test_training_examples_carry_each_target_posts_own_format():
+    from training.examples import post_examples
+
+    data = _planned_data()
+    # The scrape's newest posts (March) are too young to be targets.
+    ex = post_examples(data.profiles, data.posts)
+    by_time = ex.base.assign(t=ex.target_time.to_numpy()).sort_values(["influencer", "t"])
+    vid = by_time[by_time["influencer"] == "vid"]
+    assert vid["planned_video"].tolist() == [1.0, 1.0]  # the video and the reel, not the history's mix
+    pics = by_time[by_time["influencer"] == "pics"]
+    assert pics["planned_carousel"].tolist() == [0.0, 1.0]

@@ -102,9 +102,30 @@ def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] 
     )
     held = examples.subset(calib)
     model.calibrate(held.base, held.label, pairs=horizon_pairs(held))
+    model.metadata["planned_post_support"] = planned_post_support(train.base)
     model.metadata["n_boost_rounds"] = rounds
     model.metadata["lgbm_params"] = dict(params)
     return model
+
+
+def planned_post_support(base: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Training target posts per platform by kind (video, carousel, image, sponsored): what
+    serving checks before it claims a forecast for a planned post of that kind."""
+    out: dict[str, dict[str, int]] = {}
+    platform = base["platform"].astype(str) if "platform" in base else pd.Series("", index=base.index)
+    for name, rows in base.groupby(platform.to_numpy()).groups.items():
+        part = base.loc[rows]
+        video = part.get("planned_video", pd.Series(np.nan, index=part.index)) == 1
+        carousel = part.get("planned_carousel", pd.Series(np.nan, index=part.index)) == 1
+        sponsored = part.get("planned_sponsored", pd.Series(np.nan, index=part.index)) == 1
+        out[str(name)] = {
+            "video": int(video.sum()),
+            "carousel": int(carousel.sum()),
+            "image": int((~video & ~carousel).sum()),
+            "sponsored": int(sponsored.sum()),
+            "organic": int((~sponsored).sum()),
+        }
+    return out
 
 
 def fit_baselines(examples: ExampleSet, config: TrainConfig) -> list[Baseline]:

@@ -143,6 +143,11 @@ def post_examples(
             "observed_at": targets["observed_at"].to_numpy(),
         }
     )
+    # The target post's own format and sponsorship, known before it went up.
+    if "media_type" in targets:
+        examples["post_type"] = targets["media_type"].to_numpy()
+    if "is_sponsored" in targets:
+        examples["sponsored"] = targets["is_sponsored"].to_numpy()
     base = features_in_batches(profiles, posts, examples)
     n_inter = interactions(targets)
     return ExampleSet(
