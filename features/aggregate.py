@@ -202,7 +202,7 @@ def planned_post_features(examples: pd.DataFrame, history: pd.DataFrame) -> pd.D
     From the examples' ``post_type`` (a media type: video, reel and short count as video) and
     ``sponsored`` columns where given; otherwise the creator's usual post: video or carousel if
     most of its history is, and not sponsored. A creator without history and no stated format
-    gets missing values, as in training (LightGBM sends them its learned way).
+    gets missing values: serving fills them with its platform's usual format in training.
     """
     n = len(examples)
     usual_video = _majority(history["video_share"].to_numpy(dtype="float64"))

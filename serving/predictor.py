@@ -330,6 +330,7 @@ class Predictor:
         target_engagements: float | pd.Series | None = None,
     ) -> pd.DataFrame:
         """Planner columns from precomputed base features (:func:`compute_features` output)."""
+        base = self.usual_format_where_unknown(base)
         matrix = self.model.booster_matrix(base)  # once, for the prediction and the reasons
         core = self.model.predict_features(base, matrix)
         # Columns gathered in a dict and framed once: inserting them one by one costs ~0.5 ms
@@ -399,6 +400,28 @@ class Predictor:
             "as_of": _iso_times(base["cutoff"]) if "cutoff" in base else None,
         }
         return pd.DataFrame(columns)
+
+    def usual_format_where_unknown(self, base: pd.DataFrame) -> pd.DataFrame:
+        """A creator without history and no stated format is given its platform's most common
+        format in training: every training post had a known format, so a missing one would
+        be read as LightGBM reads values it never saw (as 0: an image)."""
+        support: dict[str, dict[str, int]] = self.metadata.get("planned_post_support") or {}
+        if "planned_video" not in base or not support:
+            return base
+        unknown = base["planned_video"].isna().to_numpy()
+        if not unknown.any():
+            return base
+        platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
+        video, carousel = base["planned_video"].to_numpy(dtype="float64"), base["planned_carousel"].to_numpy(dtype="float64")
+        video, carousel = video.copy(), carousel.copy()
+        for name in pd.unique(platform[unknown]):
+            seen = support.get(str(name)) or {}
+            if not seen:
+                continue
+            usual = max(("video", "carousel", "image"), key=lambda kind: seen.get(kind, 0))
+            rows = unknown & (platform == name)
+            video[rows], carousel[rows] = float(usual == "video"), float(usual == "carousel")
+        return base.assign(planned_video=video, planned_carousel=carousel)
 
     def describe_planned_post(self, base: pd.DataFrame) -> np.ndarray:
         """What post each forecast is for ("video, sponsored"), and a warning where training had

@@ -560,3 +560,40 @@ def test_categories_are_reported_as_the_model_saw_them(predictor, candidates):
     assert not re.search(r"crypto|gaming", " ".join(table["reasons"]))  # reasons name the niche the model used
     before = predictor.predict(profiles.assign(category=["other", "fashion", "other", *profiles["category"].iloc[3:]]), posts, "2020-01-01")
     np.testing.assert_array_equal(table["predicted_er"].to_numpy(), before["predicted_er"].to_numpy())
+
+
+def test_p_reach_and_percentiles_are_ordered_and_follow_the_target(predictor, candidates):
+    profiles, posts = candidates
+    at = pd.Timestamp("2019-01-01", tz="UTC")
+    low = predictor.predict(profiles, posts, at, explain=False, target_engagements=10)
+    high = predictor.predict(profiles, posts, at, explain=False, target_engagements=100_000)
+    ok = low["status"].str.startswith("ok").to_numpy()
+    assert ok.any()
+    p10, p50, p90 = (low.loc[ok, f"engagements_p{q}"].to_numpy() for q in (10, 50, 90))
+    assert (p10 <= p50).all() and (p50 <= p90).all()
+    assert ((low.loc[ok, "p_reach"] >= 0) & (low.loc[ok, "p_reach"] <= 1)).all()
+    assert (low.loc[ok, "p_reach"].to_numpy() >= high.loc[ok, "p_reach"].to_numpy()).all()
+    assert (low.loc[ok, "target_engagements"] == 10).all()
+    # A KPI below the 10th percentile is reached with probability at least 0.9 (and vice versa).
+    at_p10 = predictor.predict(profiles, posts, at, explain=False, target_engagements=pd.Series(p10, index=low.loc[ok, "influencer"]))
+    assert (at_p10.loc[ok, "p_reach"] >= 0.88).all()
+    # No target: no p_reach, the rest unchanged.
+    plain = predictor.predict(profiles, posts, at, explain=False)
+    assert plain["p_reach"].isna().all()
+    np.testing.assert_array_equal(plain["predicted_er"].to_numpy(), low["predicted_er"].to_numpy())
+
+
+def test_the_planned_post_is_an_input_and_is_named_in_the_output(predictor, candidates):
+    profiles, posts = candidates
+    at = pd.Timestamp("2019-01-01", tz="UTC")
+    usual = predictor.predict(profiles, posts, at, explain=False)
+    carousel = predictor.predict(profiles, posts, at, explain=False, post_type="carousel", sponsored=True)
+    ok = usual["status"].str.startswith("ok").to_numpy()
+    assert carousel.loc[ok, "planned_post"].str.startswith("carousel, sponsored").all()
+    assert usual.loc[ok, "planned_post"].str.contains("organic").all()
+    # Per influencer, as a shortlist column would give it.
+    names = usual.loc[ok, "influencer"]
+    one = predictor.predict(profiles, posts, at, explain=False, post_type=pd.Series(["video"], index=[names.iloc[0]]))
+    assert one.loc[one["influencer"] == names.iloc[0], "planned_post"].iloc[0].startswith("video")
+    support = predictor.metadata.get("planned_post_support") or {}
+    assert support and all({"video", "carousel", "image", "sponsored"} <= set(v) for v in support.values())
