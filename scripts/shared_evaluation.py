@@ -57,19 +57,31 @@ def short(block: dict) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--out", type=Path, help="write every figure as JSON here")
+    parser.add_argument("--out", type=Path, help="write every figure as JSON here (after each set)")
+    parser.add_argument("--sets", help="comma-separated sets to evaluate alone (default: all)")
+    parser.add_argument("--no-together", action="store_true", help="skip the model trained on every set")
     args = parser.parse_args()
     config = TrainConfig()
     names = [n for n in SETS if (args.shared / n).is_dir()]
+    alone = names if not args.sets else [n for n in names if n in args.sets.split(",")]
     results: dict[str, dict] = {}
-    for name in names:
+    for name in alone:
         data = load(args.shared, [name], prefix=False)
         examples = post_examples(data.profiles, data.posts)
         metrics, _ = cross_validate(examples, config, print)
         metrics["time_holdout"] = time_holdout(examples, config, print)[0]
         metrics["forward"] = forward_evaluation(data, config, print)
         print(f"\n=== {name} ===\n{comparison_table(metrics)}\n")
+        for label, block in (("grouped CV", metrics), ("time holdout", metrics["time_holdout"])):
+            reach = block["reach_calibration"]
+            bins = ", ".join(f"{b['p_reach']:.2f}->{b['reached']:.2f}" for b in reach["bins"])
+            tiers = ", ".join(f"{t} {v['calibration_error']:.3f}" for t, v in reach["by_tier"].items())
+            print(f"p_reach calibration, {label} (targets {reach['targets']}): error {reach['calibration_error']:.3f}, Brier {reach['brier']:.3f}; by tenths {bins}; by tier {tiers}")
         results[name] = metrics
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2, default=str))
+    if args.no_together:
+        return 0
 
     # One model for every platform.
     together = load(args.shared, names, prefix=True)
@@ -98,10 +110,12 @@ def main() -> int:
 
     print("\n=== trained on every set together vs on one set alone (MAE, Spearman) ===")
     for name in names:
-        alone = results[name]
-        print(f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(alone['forward']['model'])}")
+        if name not in results:
+            continue
+        own = results[name]
+        print(f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(own['forward']['model'])}")
         for label in ("with_history", "cold_start"):
-            print(f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(alone['subsets'][label]['model'])}")
+            print(f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(own['subsets'][label]['model'])}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str))
     return 0
