@@ -347,8 +347,10 @@ def test_cli_train_dask_with_campaigns_on_folders(client, small_data, parquet_da
     predictor = load_model("latest", models_dir=config.models_dir)
     assert predictor.metadata["n_examples"] == len(campaigns_frame(small_data))
     assert predictor.metadata["dask_inputs"]["campaigns"] == str(campaigns)
-    # Folders are fingerprinted over every file in them; the date range is that of all posts.
-    assert predictor.metadata["data_fingerprint"] == file_fingerprint([profiles_dir, posts_dir])
+    # Folders are fingerprinted over every file in them, with the campaigns table (a campaigns run
+    # never shares a posts-only run's fingerprint); the date range is that of all posts.
+    assert predictor.metadata["data_fingerprint"] == file_fingerprint([profiles_dir, posts_dir, campaigns])
+    assert predictor.metadata["inputs"]["campaigns"]["fingerprint"] == file_fingerprint([campaigns])
     times = validate(read_parquet_any(profiles_dir), read_parquet_any(posts_dir)).posts["posted_at"]
     assert predictor.metadata["data_date_range"] == [str(times.min()), str(times.max())]
 
