@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.aggregate import compute_features, examples_at
+from features.aggregate import PLANNED_POST_FEATURES, compute_features, examples_at
 from features.artifact import (
     MANIFEST_FILE,
     MLFLOW_DOWNLOAD_NOTE,
@@ -442,7 +442,10 @@ class Predictor:
                 for name, wanted in ((a, a in ("video", "carousel", "image")), (b, b == "sponsored"))
                 if wanted and seen and seen.get(name, 0) < MIN_PLANNED_SUPPORT
             ]
-            note = f"; too few {' and '.join(thin)} {c} posts in training to learn from: not taken into account" if thin else ""
+            note = f"; too few {' and '.join(thin)} {c} posts in training to learn from" if thin else ""
+            used = set(self.model.feature_names_) & set(PLANNED_POST_FEATURES)
+            if not used:
+                note += "; this model's forecast does not depend on the planned format or sponsorship"
             text[key] = f"{a}, {b}{note}"
         return np.array([text[f"{a}|{b}|{c}"] for a, b, c in zip(kind, paid, platform, strict=True)], dtype=object)
 

@@ -583,7 +583,7 @@ def test_p_reach_and_percentiles_are_ordered_and_follow_the_target(predictor, ca
     np.testing.assert_array_equal(plain["predicted_er"].to_numpy(), low["predicted_er"].to_numpy())
 
 
-def test_the_planned_post_is_an_input_and_is_named_in_the_output(predictor, candidates):
+def test_the_planned_post_is_named_in_the_output_with_what_the_forecast_uses(predictor, candidates):
     profiles, posts = candidates
     at = pd.Timestamp("2019-01-01", tz="UTC")
     usual = predictor.predict(profiles, posts, at, explain=False)
@@ -591,6 +591,9 @@ def test_the_planned_post_is_an_input_and_is_named_in_the_output(predictor, cand
     ok = usual["status"].str.startswith("ok").to_numpy()
     assert carousel.loc[ok, "planned_post"].str.startswith("carousel, sponsored").all()
     assert usual.loc[ok, "planned_post"].str.contains("organic").all()
+    # Not a model input yet: the output says so, and the forecast is the same.
+    assert carousel.loc[ok, "planned_post"].str.contains("does not depend on the planned format").all()
+    np.testing.assert_array_equal(carousel["predicted_er"].to_numpy(), usual["predicted_er"].to_numpy())
     # Per influencer, as a shortlist column would give it.
     names = usual.loc[ok, "influencer"]
     one = predictor.predict(profiles, posts, at, explain=False, post_type=pd.Series(["video"], index=[names.iloc[0]]))
