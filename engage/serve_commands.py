@@ -9,12 +9,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from serving.server import ServerLimits, machine_cpus
 
 SERVE_PORT = 5000  # MLflow's scoring-server default
+RANK_CHOICES = ("engagements", "rate", "cost", "p_reach")  # serving.planner.RANK_BY, without importing it for --help
 MODEL_HELP = "models/<version> folder, 'latest' (the newest model training registered, by training time), or an MLflow URI like models:/engagement@champion"
+
+
+CHAMPION = "models:/engagement@champion"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -23,66 +28,106 @@ def cmd_score(args: argparse.Namespace) -> int:
     from features.contract import read_table
     from features.outputs import console_text
     from serving.planner import (
+        RANK_BY,
         apply_fees,
         check_output_path,
         console_table,
+        missing_optional_columns,
+        model_identity,
+        planner_notes,
+        range_notes,
         rank,
         read_candidates,
+        stale_data_notes,
+        summarise,
         write_output,
     )
-    from serving.predictor import STATUS_COLD, load_model
+    from serving.predictor import load_model
     from serving.report import MAX_REPORT_ROWS, ReportContext
 
     if uses_dask(args):
         return cmd_score_dask(args)
     try:
-        check_output_path(args.out)
+        kind = check_output_path(args.out)
     except ValueError as exc:
         raise UsageError(f"--out {exc}") from None
-    if args.top < 0:
-        raise UsageError("--top must be 0 or more")
     check_output_file(args.out, "--out")
+    if args.top is not None and args.top < 0:
+        raise UsageError("--top must be 0 (every candidate) or more")
+    if args.show is not None and args.show < 0:
+        raise UsageError("--show must be 0 or more")
+    show = args.show if args.show is not None else (args.top or 20)
+    if args.target_engagements is not None and not (args.target_engagements > 0 and np.isfinite(args.target_engagements)):
+        raise UsageError("--target-engagements must be a positive number of engagements per post, e.g. 5000")
+    rank_by = args.rank_by or ("cost" if args.fees else "engagements")
+    if rank_by == "cost" and not args.fees:
+        raise UsageError("--rank-by cost needs --fees (a table of influencer, fee)")
+    if rank_by == "p_reach" and args.target_engagements is None:
+        raise UsageError("--rank-by p_reach needs --target-engagements N")
     as_of = parse_time(args.as_of)
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
+    identity = model_identity(predictor, str(args.model), args.tracking_uri)
     profiles_path, posts_path = resolve_data_paths(args)
     profiles = read_table(profiles_path)
     posts = read_table(posts_path) if posts_path is not None else None
     fees, shortlist = read_candidates(args.fees, args.shortlist)
 
-    scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, profiles_file=str(profiles_path), posts_file=str(posts_path))
+    scored = predictor.score(
+        profiles,
+        posts,
+        as_of,
+        shortlist=shortlist,
+        profiles_file=str(profiles_path),
+        posts_file=str(posts_path),
+        target_engagements=args.target_engagements,
+    )
     if scored.report.handled:
         print(console_text(scored.report.format(), keep_newlines=True), file=sys.stderr)
     table, fee_notes = apply_fees(scored.table, fees) if fees is not None else (scored.table, [])
-    table = rank(table, by_cost=fees is not None)
+    table = rank(table, by=rank_by)
+    table["range_note"] = range_notes(table)
 
-    ranked_by = "cost per engagement (lowest first)" if fees is not None else "expected engagements per post (highest first)"
+    kept = table.head(args.top) if args.top else table
+    notes, technical = planner_notes(scored.report)
+    warnings = stale_data_notes(scored.posts_date_range, as_of or pd.Timestamp.now(tz="UTC"), identity.trained_on)
+    if "as_of" in profiles.columns and as_of is None:
+        warnings = []  # one cutoff per candidate (a backtest): no single scoring time to compare
     context = ReportContext(
         model_version=predictor.version,
         model_data_range=predictor.metadata.get("data_date_range") or (),
         posts_date_range=scored.posts_date_range,
         as_of=scored.as_of,
         interval_level=predictor.interval_level,
-        ranked_by=ranked_by,
+        ranked_by=RANK_BY[rank_by][2],
         measured_coverage=_measured_coverage(predictor.metadata, predictor.interval_level),
-        notes=[p.describe() for p in scored.report.handled] + fee_notes,
+        notes=notes + fee_notes + missing_optional_columns(profiles, posts),
         generated=pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC"),
+        model=identity,
+        top=args.top or None,
+        summary=summarise(kept, predictor.interval_level),
+        technical=technical,
+        warnings=warnings,
     )
     write_output(table, args.out, context)
 
-    status = table["status"].astype(str)
-    n_ok = int(status.str.startswith("ok").sum())
-    print(f"model {predictor.version}; as of {scored.as_of}; ranked by {ranked_by}")
-    print(f"{len(table)} candidates: {n_ok} scored ({int((status == STATUS_COLD).sum())} without post history), {len(table) - n_ok} not scored")
-    for note in fee_notes:
+    print(f"model {console_text(identity.label())}")
+    print(f"  chosen as {console_text(identity.resolved)}")
+    print(f"as of {scored.as_of}; ranked by {context.ranked_by}")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for label, value in context.summary.lines() if context.summary else []:
+        print(f"{label}: {console_text(value)}")
+    for note in context.notes[len(notes):]:
         print(f"note: {console_text(note)}")
-    if args.top:
+    if show:
         print()
-        print(console_table(table, args.top, predictor.interval_level))
-        if len(table) > args.top:
-            print(f"... {len(table) - args.top} more rows in the output file")
-    if check_output_path(args.out) == "html" and len(table) > MAX_REPORT_ROWS:
-        print(f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(table)}")
-    print(f"\nwrote {len(table)} rows to {args.out}")
+        print(console_table(kept, show, predictor.interval_level))
+        if len(kept) > show:
+            print(f"... {len(kept) - show} more rows in the output file")
+    if kind == "html" and len(kept) > MAX_REPORT_ROWS:
+        print(f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(kept)}")
+    left_out = f" (the top {args.top} of {len(table)} candidates; leave out --top for all)" if len(kept) < len(table) else ""
+    print(f"\nwrote {len(kept)} rows to {args.out}{left_out}")
     return 0
 
 
@@ -155,12 +200,15 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
         description="Score candidates as of now (or --as-of, or each profile's as_of column) and rank them. "
         "The output type follows the file ending: .csv, .csv.gz, .xlsx or .html (a self-contained report).",
     )
-    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--model", default=CHAMPION, help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion in --tracking-uri, default sqlite:///mlflow.db here)")
     add_data_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of unranked Parquet parts")
     p.add_argument("--fees", type=Path, help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given. With --engine dask the columns are added but the parts stay unranked")
     p.add_argument("--shortlist", type=Path, help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile'); also with --engine dask")
-    p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the file has all)")
+    p.add_argument("--top", type=int, help="keep the top N candidates in the output file, its summary and the console (default or 0: every candidate)")
+    p.add_argument("--rank-by", choices=list(RANK_CHOICES), help="engagements (expected engagements per post), rate (engagement rate), cost (cost per engagement; the default with --fees) or p_reach (chance of reaching --target-engagements)")
+    p.add_argument("--target-engagements", type=float, help="campaign KPI in engagements per post: adds p_reach, the chance the next post reaches it")
+    p.add_argument("--show", type=int, help="rows to print on the console (default: --top, else 20; 0 prints none)")
     p.add_argument("--as-of", help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are (for 'latest' and version names)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")

@@ -53,7 +53,8 @@ LABELS: dict[str, str] = {
     "days_since_last_post": "time since the last post",
     "zero_engagement_share": "share of posts without engagement",
     "following_ratio": "following-to-followers ratio",
-    "log_posts_count": "total number of posts",
+    "log_posts_count": "how many posts the account has published",
+    "hashtag_topics": "choice of hashtag themes",
     "verified": "verified status",
     "n_history_posts": "length of post history",
     "history_days": "time span of post history",
@@ -103,6 +104,7 @@ HISTORY_DEPENDENT = (frozenset(NUMERIC_FEATURES) - frozenset(PROFILE_FEATURES)) 
     "hashtag_er",
     "niche_consistency",
     "niche_purity",
+    "hashtag_topics",
 }
 
 
@@ -112,15 +114,12 @@ def phrase_pair(name: str) -> tuple[str, str]:
         return DIRECTIONAL[name]
     if name in CATEGORICAL:
         return CATEGORICAL[name]
-    if name.startswith("topic_") and name[6:].isdigit():
-        label = f"hashtag topic {int(name[6:]) + 1}"
-    else:
-        label = LABELS.get(name, name.replace("_", " "))
+    label = LABELS.get(name, name.replace("_", " "))
     return f"{label} raises the estimate", f"{label} lowers the estimate"
 
 
 def _is_history_dependent(name: str) -> bool:
-    return name in HISTORY_DEPENDENT or name.startswith("topic_")
+    return name in HISTORY_DEPENDENT
 
 
 def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS) -> np.ndarray:
@@ -138,6 +137,10 @@ def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS)
         and the categorical values named in phrases).
     """
     values = contributions.drop(columns="bias", errors="ignore")
+    # The latent hashtag topics mean nothing one by one to a planner: one reason, their sum.
+    topics = [c for c in values.columns if str(c).startswith("topic_")]
+    if topics:
+        values = values.drop(columns=topics).assign(hashtag_topics=values[topics].sum(axis=1))
     names = list(values.columns)
     matrix = values.to_numpy(dtype="float64")
     n_rows = len(matrix)

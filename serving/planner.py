@@ -11,20 +11,24 @@ currencies) stop with :class:`~features.contract.DataError` naming the rows.
 from __future__ import annotations
 
 import io
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.contract import DataError, describe_duplicate_columns, duplicate_columns, read_table
+from features.contract import DataError, ValidationReport, describe_duplicate_columns, duplicate_columns, read_table
 from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
-from serving.predictor import STATUS_NO_PROFILE
-from serving.report import ReportContext, render_html
+from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
+from serving.report import ModelIdentity, ReportContext, Summary, render_html
 
 OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".xlsx", ".html", ".htm")
 MAX_LISTED = 8
+# The newest post this long before the scoring time makes the data stale.
+STALE_AFTER_DAYS = 60
 
 
 @dataclass
@@ -119,13 +123,27 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     return Fees(clean.drop_duplicates("influencer").reset_index(drop=True), currencies[0] if currencies else "", notes)
 
 
+def read_sheet(path: Path) -> pd.DataFrame:
+    """A planner's table: CSV or Parquet as the contract reads them, or the first sheet of an .xlsx."""
+    if not str(path).lower().endswith((".xlsx", ".xlsm")):
+        return read_table(path)
+    if not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        # As text, like CSV: the checks decide what parses and name the rows that do not.
+        frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
+        raise DataError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv") from None
+    return frame
+
+
 def read_fees(path: Path) -> Fees:
-    return check_fees(read_table(path), str(path))
+    return check_fees(read_sheet(path), str(path))
 
 
 def read_shortlist(path: Path) -> list[str]:
     """Influencer names from a table with an ``influencer`` column (one per row)."""
-    frame = read_table(path).rename(columns=lambda c: str(c).strip().lower())
+    frame = read_sheet(path).rename(columns=lambda c: str(c).strip().lower())
     if "influencer" not in frame:
         raise DataError(f"{path}: no 'influencer' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})")
     names = frame["influencer"].astype("string").str.strip().dropna()
@@ -157,6 +175,12 @@ def apply_fees(table: pd.DataFrame, fees: Fees) -> tuple[pd.DataFrame, list[str]
     fee = out["fee"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cost_per_engagement"] = np.where(np.isfinite(fee) & (expected > 0), fee / expected, np.nan)
+        # Cost falls as engagements rise: the cost's 10th percentile is the fee over the
+        # engagements' 90th, and its 90th over their 10th (none when that is 0 engagements).
+        for cost_pct, eng_pct in (("p10", "p90"), ("p50", "p50"), ("p90", "p10")):
+            column = f"engagements_{eng_pct}"
+            engagements = out[column].to_numpy(dtype="float64") if column in out else np.full(len(out), np.nan)
+            out[f"cost_per_engagement_{cost_pct}"] = np.where(np.isfinite(fee) & (engagements > 0), fee / engagements, np.nan)
     notes = list(fees.notes)
     unknown = out.loc[out["status"].eq(STATUS_NO_PROFILE) & out["influencer"].isin(by_name.index), "influencer"].tolist()
     if unknown:
@@ -177,17 +201,30 @@ def add_fee_columns(table: pd.DataFrame, fees: Fees) -> pd.DataFrame:
     return apply_fees(table, fees)[0]
 
 
-def rank(table: pd.DataFrame, by_cost: bool = False) -> pd.DataFrame:
-    """Sort: scored candidates by expected engagements (descending), or by cost per engagement
-    (ascending) when fees are given; ``rank`` 1..n for rows with a value, unscored rows last."""
-    if by_cost:
-        key = table["cost_per_engagement"].to_numpy(dtype="float64")
-        order = np.lexsort((-np.nan_to_num(table["expected_engagements"].to_numpy(dtype="float64"), nan=-np.inf), np.where(np.isfinite(key), key, np.inf)))
-        has_value = np.isfinite(key)
-    else:
-        key = table["expected_engagements"].to_numpy(dtype="float64")
-        order = np.argsort(np.where(np.isfinite(key), -key, np.inf), kind="stable")
-        has_value = np.isfinite(key)
+# --rank-by choices: (column, descending?, what the outputs call it).
+RANK_BY: dict[str, tuple[str, bool, str]] = {
+    "engagements": ("expected_engagements", True, "expected engagements per post (highest first)"),
+    "rate": ("predicted_er", True, "predicted engagement rate (highest first)"),
+    "cost": ("cost_per_engagement", False, "cost per engagement (lowest first)"),
+    "p_reach": ("p_reach", True, "chance of reaching the target (highest first)"),
+}
+
+
+def rank(table: pd.DataFrame, by_cost: bool = False, by: str | None = None) -> pd.DataFrame:
+    """Sort by ``by`` (a :data:`RANK_BY` key; default ``cost`` with fees, else ``engagements``).
+
+    Ties are broken by expected engagements (more first); ``rank`` is 1..n for rows with a
+    value, and rows without one (unscored, no fee, no target) come last without a rank.
+    """
+    by = by or ("cost" if by_cost else "engagements")
+    column, descending, _ = RANK_BY[by]
+    if column not in table:
+        raise ValueError(f"cannot rank by {by}: the table has no {column} column")
+    key = table[column].to_numpy(dtype="float64")
+    has_value = np.isfinite(key)
+    expected = np.nan_to_num(table["expected_engagements"].to_numpy(dtype="float64"), nan=-np.inf)
+    primary = np.where(has_value, -key if descending else key, np.inf)
+    order = np.lexsort((-expected, primary))
     out = table.iloc[order].reset_index(drop=True)
     ranked = has_value[order]
     out.insert(0, "rank", pd.array(np.where(ranked, np.cumsum(ranked), 0), dtype="Int64"))
@@ -207,50 +244,342 @@ def check_output_path(path: Path) -> str:
 def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> None:
     """Write the ranked table as CSV, Excel or the HTML report, by the file ending.
 
-    Atomic: the file is written beside the target and renamed over it, so a failure (a full
-    disk) leaves the previous file and raises :class:`~features.outputs.OutputError`. Text cells
-    of CSV and Excel cannot run as formulas (HTML escapes everything instead).
+    ``context.top`` keeps the first N rows in CSV and Excel (the HTML table too; its chart shows
+    every scored candidate, the top N highlighted). Atomic: the file is written beside the
+    target and renamed over it, so a failure (a full disk) leaves the previous file and raises
+    :class:`~features.outputs.OutputError`. Text cells of CSV and Excel cannot run as formulas
+    (HTML escapes everything instead).
     """
     kind = check_output_path(path)
+    written = table.head(context.top) if context.top else table
     with atomic_output(path) as temp:
         if kind == "csv":
-            neutralise_formulas(table).to_csv(temp, index=False)
+            # A CSV has no room for a header block: each row names the model it came from.
+            neutralise_formulas(written.assign(model=context.model_label())).to_csv(temp, index=False)
         elif kind == "xlsx":
             # Built in memory: a zip writer that fails half-way (full disk) would retry writing
             # when garbage-collected and print a traceback.
             buffer = io.BytesIO()
-            _write_xlsx(table, buffer, context)
+            _write_xlsx(written, buffer, context)
             temp.write_bytes(buffer.getvalue())
         else:
             temp.write_text(render_html(table, context), encoding="utf-8")
 
 
+# Plain names and number formats of the Excel sheet (machine names stay in CSV and the API).
+COUNT, PERCENT, MONEY, UNIT_COST, SHARE, WHOLE, DATE = "#,##0", "0.00%", "money", "unit cost", "0%", "0", "yyyy-mm-dd hh:mm"
+EXCEL_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "rank": ("Rank", WHOLE),
+    "influencer": ("Influencer", None),
+    "expected_engagements": ("Expected engagements per post", COUNT),
+    "engagements_p10": ("Engagements, low (10th percentile)", COUNT),
+    "engagements_p50": ("Engagements, median", COUNT),
+    "engagements_p90": ("Engagements, high (90th percentile)", COUNT),
+    "target_engagements": ("Target engagements", COUNT),
+    "p_reach": ("Chance of reaching the target", SHARE),
+    "predicted_er": ("Predicted engagement rate", PERCENT),
+    "er_low": ("Rate, low end of range", PERCENT),
+    "er_high": ("Rate, high end of range", PERCENT),
+    "expected_views": ("Expected views", COUNT),
+    "predicted_er_per_view": ("Engagements per view", PERCENT),
+    "fee": ("Fee", MONEY),
+    "cost_per_engagement": ("Cost per engagement", UNIT_COST),
+    "cost_per_engagement_p10": ("Cost per engagement, low (10th percentile)", UNIT_COST),
+    "cost_per_engagement_p50": ("Cost per engagement, median", UNIT_COST),
+    "cost_per_engagement_p90": ("Cost per engagement, high (90th percentile)", UNIT_COST),
+    "currency": ("Currency", None),
+    "followers": ("Followers", COUNT),
+    "tier": ("Tier", None),
+    "category": ("Niche", None),
+    "peer_percentile": ("Peer percentile", WHOLE),
+    "history_posts": ("Earlier posts used", COUNT),
+    "range_note": ("Why the range is wide", None),
+    "reasons": ("Reasons", None),
+    "has_history": ("Has post history", None),
+    "status": ("Status", None),
+    "as_of": ("Scored as of (UTC)", DATE),
+}
+# Columns left out of Excel and HTML when no row has a value (no target, no views, no fees).
+OPTIONAL_FIGURES = ("target_engagements", "p_reach", "expected_views", "predicted_er_per_view", "cost_per_engagement_p10", "cost_per_engagement_p50", "cost_per_engagement_p90")
+
+
+def shown_columns(table: pd.DataFrame) -> list[str]:
+    """The table's columns in the planner's order, without optional figures nobody has."""
+    ordered = [c for c in EXCEL_COLUMNS if c in table] + [c for c in table.columns if c not in EXCEL_COLUMNS]
+    return [c for c in ordered if not (c in OPTIONAL_FIGURES and not table[c].notna().any())]
+
+
+def _money_format(currency: str, decimals: str = "0.00") -> str:
+    # Currency codes are the fee table's text: only letters reach the format string.
+    code = re.sub(r"[^A-Za-z]", "", currency)[:5]
+    number = f"#,##{decimals}"
+    return f'{number} "{code}"' if code else number
+
+
 def _write_xlsx(table: pd.DataFrame, path: Path | io.BytesIO, context: ReportContext) -> None:
-    about = [
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    columns = shown_columns(table)
+    sheet_table = table[columns].copy()
+    if "as_of" in sheet_table:
+        # A real date cell (Excel has no time zones: the header says UTC).
+        sheet_table["as_of"] = pd.to_datetime(sheet_table["as_of"], utc=True, errors="coerce").dt.tz_localize(None)
+    if "has_history" in sheet_table:
+        sheet_table["has_history"] = sheet_table["has_history"].map({True: "yes", False: "no"})
+    sheet_table.columns = [EXCEL_COLUMNS.get(c, (c, None))[0] for c in columns]
+    currency = str(table["currency"].dropna().iloc[0]) if "currency" in table and table["currency"].notna().any() else ""
+    summary = context.summary
+    about: list[tuple[str, object]] = [
         ("title", context.title),
+        ("model", context.model_label()),
+        ("how the model was chosen", context.model.resolved if context.model else ""),
         ("as of", context.as_of),
-        ("posts in the data", " to ".join(context.posts_date_range) if context.posts_date_range else "none"),
-        ("model", context.model_version),
+        ("posts in the data", " to ".join(_day(t) for t in context.posts_date_range) if context.posts_date_range else "none"),
         ("ranked by", context.ranked_by),
+    ]
+    if summary is not None:
+        about += [(label, value) for label, value in summary.lines()]
+    about += [
         ("engagement rate", "interactions (likes + comments, plus shares and saves where present) / followers, per post"),
-        ("interval", f"er_low to er_high: {100 * context.interval_level:.0f}% prediction interval for the next post"),
-        ("expected_engagements", "predicted_er x followers: interactions expected on one post"),
-        ("peer_percentile", "where the prediction falls among training posts of the same tier and niche (0-100)"),
-        *[("note", n) for n in context.notes],
+        ("range", f"low to high end: the {100 * context.interval_level:.0f}% range the next post should fall in"),
+        ("expected engagements", "predicted engagement rate x followers: interactions expected on one post"),
+        ("peer percentile", "where the prediction falls among training posts of the same tier and niche (0-100)"),
+        *[("data note", n) for n in context.notes],
     ]
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        excel_cells(table).to_excel(writer, sheet_name="ranking", index=False)
-        excel_cells(pd.DataFrame(about, columns=["item", "value"])).to_excel(writer, sheet_name="about", index=False)
+        excel_cells(sheet_table).to_excel(writer, sheet_name="ranking", index=False)
+        excel_cells(pd.DataFrame(about, columns=["item", "value"]).astype({"value": str})).to_excel(writer, sheet_name="about", index=False)
+        if context.technical:
+            excel_cells(pd.DataFrame({"data checks (technical)": context.technical})).to_excel(writer, sheet_name="data checks", index=False)
         sheet = writer.sheets["ranking"]
-        percent = {"predicted_er", "er_low", "er_high"}
-        for idx, col in enumerate(table.columns, start=1):
-            letter = sheet.cell(row=1, column=idx).column_letter
-            sheet.column_dimensions[letter].width = 60 if col == "reasons" else max(10, min(28, len(str(col)) + 4))
-            if col in percent:
+        bold = Font(bold=True)
+        for idx, col in enumerate(columns, start=1):
+            letter = get_column_letter(idx)
+            header = sheet.cell(row=1, column=idx)
+            header.font = bold
+            sheet.column_dimensions[letter].width = 60 if col in ("reasons", "status", "range_note") else max(10, min(30, len(str(header.value)) + 2))
+            fmt = EXCEL_COLUMNS.get(col, (col, None))[1]
+            if fmt in (MONEY, UNIT_COST):
+                # A cost per engagement is often a fraction of a cent: up to 4 decimals.
+                fmt = _money_format(currency, decimals="0.00" if fmt == MONEY else "0.00##")
+            if fmt:
                 for cell in sheet[letter][1:]:
-                    cell.number_format = "0.00%"
-        sheet.freeze_panes = "B2"
+                    cell.number_format = fmt
+        sheet.auto_filter.ref = sheet.dimensions
+        sheet.freeze_panes = "C2"
+        for name in ("about", "data checks"):
+            if name in writer.sheets:
+                for cell in writer.sheets[name][1]:
+                    cell.font = bold
+        writer.sheets["about"].column_dimensions["A"].width = 28
         writer.sheets["about"].column_dimensions["B"].width = 100
+        if "data checks" in writer.sheets:
+            writer.sheets["data checks"].column_dimensions["A"].width = 140
+
+
+def _day(text: str) -> str:
+    try:
+        return pd.Timestamp(text).strftime("%Y-%m-%d")
+    except (ValueError, TypeError):
+        return str(text)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def simulate_total(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, draws: int = 4000, seed: int = 0) -> np.ndarray:
+    """Draws of the total engagements of several posts, one per candidate.
+
+    The 10th percentile of a sum is not the sum of 10th percentiles (that would need every
+    candidate to miss low at once). Each candidate's engagements are drawn from its own
+    percentiles (a log-normal with separate spreads below and above the median, through the
+    10th, 50th and 90th percentile), candidates independently of each other, and added up.
+    Independence is an assumption: a miss shared by every candidate (a platform-wide slump)
+    would widen the total's range.
+    """
+    z90 = 1.2815515655446004  # the standard normal's 90th percentile
+    low = np.log1p(np.maximum(p10, 0.0))
+    mid = np.log1p(np.maximum(p50, 0.0))
+    high = np.log1p(np.maximum(p90, 0.0))
+    below, above = (mid - low) / z90, (high - mid) / z90
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for start in range(0, len(mid), 2000):  # bounded memory for long shortlists
+        part = slice(start, start + 2000)
+        z = rng.standard_normal((draws, len(mid[part])))
+        spread = np.where(z < 0, below[part], above[part])
+        total += np.expm1(mid[part] + z * spread).sum(axis=1)
+    return total
+
+
+def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
+    """The summary block: counts, total fee, total expected engagements with a range, blended cost."""
+    status = table["status"].astype(str)
+    scored = status.str.startswith("ok").to_numpy()
+    figures = table.loc[scored, ["engagements_p10", "engagements_p50", "engagements_p90"]].to_numpy(dtype="float64")
+    usable = np.isfinite(figures).all(axis=1)
+    draws = simulate_total(*figures[usable].T) if usable.any() else np.zeros(1)
+    tail = (1 - interval_level) / 2
+    expected = table.loc[scored, "expected_engagements"].to_numpy(dtype="float64")
+    fee = table["fee"].to_numpy(dtype="float64") if "fee" in table else np.full(len(table), np.nan)
+    paid = scored & np.isfinite(fee)
+    paid_expected = float(np.nansum(table["expected_engagements"].to_numpy(dtype="float64")[paid]))
+    total_fee = float(np.nansum(fee[paid])) if "fee" in table else None
+    reach = table["p_reach"].to_numpy(dtype="float64") if "p_reach" in table else np.full(len(table), np.nan)
+    currency = str(table["currency"].dropna().iloc[0]) if "currency" in table and table["currency"].notna().any() else ""
+    return Summary(
+        candidates=len(table),
+        scored=int(scored.sum()),
+        cold=int((status == STATUS_COLD).sum()),
+        expected_engagements=float(np.nansum(expected)),
+        engagements_low=float(np.quantile(draws, tail)),
+        engagements_median=float(np.median(draws)),
+        engagements_high=float(np.quantile(draws, 1 - tail)),
+        interval_level=interval_level,
+        with_fee=int(paid.sum()) if "fee" in table else None,
+        total_fee=total_fee,
+        blended_cost=total_fee / paid_expected if total_fee is not None and paid_expected > 0 else None,
+        currency=currency,
+        expected_reaching=float(np.nansum(reach[scored])) if np.isfinite(reach).any() else None,
+        target=float(np.nanmax(table["target_engagements"])) if "target_engagements" in table and table["target_engagements"].notna().any() else None,
+    )
+
+
+# --------------------------------------------------------------------------- model and data facts
+
+
+def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = None) -> ModelIdentity:
+    """Which model scored, in a planner's words: registered version, alias, training window.
+
+    ``models:/name@alias`` asks the registry which version holds the alias now; a local folder
+    (``latest``, ``models/<version>``) reports what training registered it as (its
+    ``registry.json``), since that folder's alias may have moved since.
+    """
+    metadata = predictor.metadata
+    window = tuple(_day(t) for t in (metadata.get("data_date_range") or ())[:2])
+    identity = ModelIdentity(version=predictor.version, trained_on=window if len(window) == 2 else ())
+    text = str(ref)
+    if text.startswith("models:/"):
+        name, _, pin = text.removeprefix("models:/").partition("@")
+        if pin:
+            identity.alias = pin
+        else:
+            name, _, number = name.partition("/")
+            identity.number = number
+        identity.name = name
+        try:
+            from mlflow import MlflowClient
+
+            from features.artifact import resolve_tracking_uri
+
+            client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+            found = client.get_model_version_by_alias(name, pin) if pin else client.get_model_version(name, identity.number)
+            identity.number = str(found.version)
+            if not pin:
+                identity.alias = ", ".join(found.aliases)
+        except Exception:  # the model loaded already; a registry hiccup must not stop the report
+            pass
+        identity.resolved = f"{text}: the registry's {'alias ' + pin if pin else 'version ' + identity.number} (version {identity.number or 'unknown'})"
+        return identity
+    registry_file = predictor.path / "registry.json"
+    if registry_file.is_file():
+        try:
+            registry = json.loads(registry_file.read_text())
+            identity.name = str(registry.get("registered_model", ""))
+            identity.number = str(registry.get("model_version", ""))
+            identity.alias = str(registry.get("alias", ""))
+            identity.alias_when = "at registration"
+        except (OSError, ValueError):
+            pass
+    how = "the newest model training registered, by signed training time" if text == "latest" else "the folder named"
+    identity.resolved = f"--model {text}: {how} (models/{predictor.version})"
+    return identity
+
+
+# Optional input columns the model reads, and what leaving one out means for an estimate.
+OPTIONAL_INPUTS: dict[tuple[str, str], str] = {
+    ("profiles", "posts_count"): "total post count",
+    ("profiles", "following"): "following count",
+    ("profiles", "verified"): "verified flag",
+    ("profiles", "category"): "niche (every candidate is 'other')",
+    ("posts", "shares"): "shares (not counted as engagement)",
+    ("posts", "saves"): "saves (not counted as engagement)",
+    ("posts", "views"): "views (no per-view figures)",
+    ("posts", "media_type"): "post type (video and carousel shares unknown)",
+    ("posts", "is_sponsored"): "sponsorship (every post counted as organic)",
+    ("posts", "hashtags"): "hashtags (hashtag signals unknown)",
+    ("posts", "caption"): "captions (caption length unknown)",
+}
+
+
+def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> list[str]:
+    """Planner notes for optional columns the input leaves out that the model reads."""
+    present = {
+        "profiles": {str(c).strip().lower() for c in profiles.columns},
+        "posts": {str(c).strip().lower() for c in posts.columns} if posts is not None else set(),
+    }
+    missing = [(table, column, what) for (table, column), what in OPTIONAL_INPUTS.items() if column not in present[table] and (table == "profiles" or posts is not None)]
+    if not missing:
+        return []
+    listed = "; ".join(f"{column} ({what})" for _, column, what in missing)
+    return [
+        f"Columns left out of the data: {listed}. The model treats them as unknown, which moves estimates: "
+        "on the embedded data, leaving out posts_count alone shifts a typical estimate by about 2% and one in ten by more than 10% "
+        "(README, 'Missing optional columns'). Add them where you have them for estimates comparable with complete profiles."
+    ]
+
+
+def stale_data_notes(posts_range: tuple[str, str] | None, as_of: pd.Timestamp | None, trained_on: Sequence[str]) -> list[str]:
+    """Warnings when the newest post is long before the scoring time, or after training's data."""
+    notes = []
+    if posts_range is None or as_of is None:
+        return notes
+    newest = pd.Timestamp(posts_range[1])
+    newest = newest.tz_localize("UTC") if newest.tzinfo is None else newest
+    gap = (as_of - newest).days
+    if gap > STALE_AFTER_DAYS:
+        notes.append(
+            f"Stale data: the newest post is from {newest:%Y-%m-%d}, {gap:,} days before the scoring time ({as_of:%Y-%m-%d}). "
+            "The estimates describe these accounts as they were then; a long silence is read as the longest gap seen in training, "
+            f"not extrapolated. Refresh the data, or score as of then (--as-of {(newest + pd.Timedelta(days=1)):%Y-%m-%d}) for a backtest."
+        )
+    if len(trained_on) == 2:
+        end = pd.Timestamp(trained_on[1]).tz_localize("UTC")
+        if (as_of - end).days > 2 * 365:
+            notes.append(f"The model learned from posts up to {trained_on[1]}; engagement habits drift, so read estimates for {as_of:%Y} with care.")
+    return notes
+
+
+def planner_notes(report: ValidationReport) -> tuple[list[str], list[str]]:
+    """Data notes for planners (counts, no file paths or row lists) and the technical lines."""
+    planner = []
+    for problem in report.handled:
+        what = f"{problem.count:,} {problem.table} row{'s' if problem.count != 1 else ''}" if problem.count else problem.table
+        column = f" ({problem.column})" if problem.column else ""
+        action = f": {problem.action}" if problem.action else ""
+        planner.append(f"{what}{column}: {problem.message}{action}")
+    technical = [p.describe() for p in report.handled]
+    return planner, technical
+
+
+def range_notes(table: pd.DataFrame) -> np.ndarray:
+    """Why each range is as wide as it is: it is set by the account's history length and tier."""
+    n = table["history_posts"].to_numpy(dtype="float64") if "history_posts" in table else np.full(len(table), np.nan)
+    tier = table["tier"].astype("string").fillna("")
+    status = table["status"].astype(str).str.startswith("ok").to_numpy()
+    out = np.full(len(table), "", dtype=object)
+    for i in np.flatnonzero(status):
+        if not np.isfinite(n[i]) or n[i] <= 0:
+            history = "no post history: the estimate rests on the profile alone"
+        elif n[i] < 5:
+            history = f"only {int(n[i])} earlier post{'s' if n[i] != 1 else ''}"
+        elif n[i] < 15:
+            history = f"{int(n[i])} earlier posts"
+        else:
+            history = f"{int(n[i])} earlier posts (a long record)"
+        out[i] = f"{history}; {tier.iloc[i]} tier" if tier.iloc[i] else history
+    return out
 
 
 def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) -> str:
@@ -258,6 +587,8 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
     shown = table.head(top)
     level = f"{100 * interval_level:.0f}%"
     has_fees = "cost_per_engagement" in table
+    has_target = "p_reach" in table and bool(table["p_reach"].notna().any())
+    has_views = "predicted_er_per_view" in table and bool(table["predicted_er_per_view"].notna().any())
 
     def pct(v: float) -> str:
         return f"{100 * v:.2f}%" if np.isfinite(v) else ""
@@ -277,8 +608,13 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
             "predicted ER": pct(float(r["predicted_er"])),
             f"{level} interval": f"{pct(float(r['er_low']))}-{pct(float(r['er_high']))}" if ok else "",
             "exp. eng./post": count(float(r["expected_engagements"])),
+            "p10-p90": f"{count(float(r['engagements_p10']))}-{count(float(r['engagements_p90']))}" if ok and "engagements_p10" in r else "",
             "peer pct": "" if pd.isna(r["peer_percentile"]) else f"{r['peer_percentile']:.0f}",
         }
+        if has_target:
+            row["p_reach"] = f"{100 * float(r['p_reach']):.0f}%" if np.isfinite(float(r["p_reach"])) else ""
+        if has_views:
+            row["eng./view"] = pct(float(r["predicted_er_per_view"]))
         if has_fees:
             cpe = float(r["cost_per_engagement"])
             row["fee"] = "" if pd.isna(r["fee"]) else f"{r['fee']:,.0f}"

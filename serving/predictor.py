@@ -81,6 +81,7 @@ OUTPUT_COLUMNS = (
     "planned_post",
     "expected_views",
     "predicted_er_per_view",
+    "history_posts",
     "tier",
     "category",
     "followers",
@@ -388,6 +389,10 @@ class Predictor:
             "predicted_er_per_view": np.divide(
                 expected, expected_views, out=np.full(len(base), np.nan), where=expected_views > 0
             ),
+            # Earlier posts the forecast stands on: what sets the width of its interval.
+            "history_posts": base["n_history_posts"].to_numpy(dtype="float64")
+            if "n_history_posts" in base
+            else np.full(len(base), np.nan),
             "tier": core["tier"].array,
             "category": core["category"].array,
             "followers": followers,

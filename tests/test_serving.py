@@ -357,7 +357,7 @@ def test_peer_percentile_falls_back_to_all_examples(predictor):
     "name, fragment",
     [
         ("log_er_median", "own past engagement above peers"),  # directional phrase
-        ("topic_2", "hashtag topic 3 raises the estimate"),  # numbered learned feature
+        ("hashtag_topics", "choice of hashtag themes raises the estimate"),  # the learned topics, pooled
         ("brand_new_feature", "brand new feature raises the estimate"),  # generic fallback
         ("category", "{} niche engages above average"),  # categorical: value filled in later
     ],
@@ -388,6 +388,15 @@ def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
     assert got[0] == "own past engagement above peers (+0.42); travel niche engages above average (+0.20); larger audience than typical (-0.10)"
     # No history: the two missing history features are one reason, summed (-0.30 - 0.25).
     assert got[1] == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
+
+
+def test_reasons_pool_the_hashtag_topics_into_one_plain_reason():
+    # Two small topic contributions of one sign add up to the largest reason; none is named by number.
+    contributions = pd.DataFrame({"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]})
+    base = pd.DataFrame({"n_history_posts": [5.0], "log_followers": [9.0]})
+    got = reasons(contributions, base)[0]
+    assert got == "choice of hashtag themes raises the estimate (+0.27); larger audience than typical (-0.20)"
+    assert "topic" not in got
 
 
 # --------------------------------------------------------------------------- pyfunc wrapper (in process)
