@@ -492,8 +492,9 @@ def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = No
             identity.alias_when = "at registration"
         except (OSError, ValueError):
             pass
-    how = "the newest model training registered, by signed training time" if text == "latest" else "the folder named"
-    identity.resolved = f"--model {text}: {how} (models/{predictor.version})"
+    # Only the folder's name: reports are forwarded, and the server's paths are nobody's business.
+    how = "the newest model training registered, by signed training time" if text == "latest" else "the model folder named"
+    identity.resolved = f"--model {text if text == 'latest' else Path(text).name}: {how} ({predictor.path.name})"
     return identity
 
 

@@ -243,6 +243,7 @@ tr.unscored td { color: #8a8f98; font-style: italic; }
 .warn { background: #fff8e6; border-left-color: #e0a800; }
 img.chart { width: 100%; max-width: 1000px; height: auto; border: 1px solid #e4e7eb; }
 .small { color: #666; font-size: 12px; }
+.st { font-size: 12px; white-space: normal; }
 .short { display: none; }
 @media (max-width: 700px) {
   body { margin: 12px 10px; }
@@ -254,6 +255,9 @@ img.chart { width: 100%; max-width: 1000px; height: auto; border: 1px solid #e4e
   .opt, td .small, .long, .cur { display: none; }
   .short { display: inline; }
   th { font-size: 11px; }
+  th::after { content: none; }
+  th, td { padding: 5px 3px; }
+  td.who { overflow-wrap: anywhere; max-width: 96px; }
 }
 """
 
@@ -318,6 +322,14 @@ def _header(text: str) -> str:
     return f'<span class="long">{html.escape(text)}</span><span class="short">{html.escape(short)}</span>'
 
 
+def _chance(value: object) -> str:
+    """A probability as a planner reads it: no "100%" or "0%" for a forecast that is only likely."""
+    if not _finite(value):
+        return ""
+    p = 100 * float(value)  # type: ignore[arg-type]
+    return "&gt;99%" if p > 99.5 else "&lt;1%" if p < 0.5 else f"{p:.0f}%"
+
+
 def _money_html(value: object, currency: str) -> str:
     """Money with its currency, which phones leave out (the summary names it)."""
     text = _money(value, "")  # type: ignore[arg-type]
@@ -377,7 +389,8 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
         columns.append(("Engagements per view", True, False))
     if has_fees:
         columns += [("Fee", True, True), ("Cost per engagement (range)", True, True)]
-    columns += [("Followers", True, False), ("Tier", False, False), ("Niche", False, False), ("Peer percentile", True, False), ("Status", False, False), ("Why the range is this wide", False, False), ("Reasons", False, False)]
+    # No status column: unscored rows say why in the engagements cell, cold starts in the range note.
+    columns += [("Followers", True, False), ("Tier, niche", False, False), ("Peer percentile", True, False), ("Why the range is this wide", False, False), ("Reasons", False, False)]
     head = "".join(f'<th class="{"num" if num else ""}{"" if phone else " opt"}">{_header(h)}</th>' for h, num, phone in columns)
     optional = {h for h, _, phone in columns if not phone}
 
@@ -391,15 +404,15 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
         if ok:
             expected_html = f"{_count(expected)} <span class=small>({_count(row.get('engagements_p10'))} to {_count(row.get('engagements_p90'))})</span>"
         else:
-            expected_html = f'<span class=small>{esc(str(row["status"]))}</span>'
+            expected_html = f'<span class=st>{esc(str(row["status"]))}</span>'
         cells: list[tuple[str, str, str, str]] = [  # (header, class, data-v, html)
             ("Rank", "num", _v(rank), rank_text),
-            ("Influencer", "", esc(str(row["influencer"])), esc(str(row["influencer"]))),
+            ("Influencer", "who", esc(str(row["influencer"])), esc(str(row["influencer"]))),
             ("Expected engagements / post (range)", "num", _v(expected if ok else None), expected_html),
         ]
         if has_target:
             reach = row.get("p_reach")
-            cells.append(("Chance of reaching the target", "num", _v(reach), f"{100 * float(reach):.0f}%" if _finite(reach) else ""))
+            cells.append(("Chance of reaching the target", "num", _v(reach), _chance(reach)))
         er = f"{_pct(row['predicted_er'], 2)} <span class=small>({_pct(row['er_low'])} to {_pct(row['er_high'])})</span>" if ok else ""
         cells.append((f"Predicted ER ({level} range)", "num", _v(row["predicted_er"] if ok else None), er))
         if has_views:
@@ -418,10 +431,8 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
         why = esc(str(row.get("range_note") or "")) if ok and pd.notna(row.get("range_note")) else ""
         cells += [
             ("Followers", "num", _v(row["followers"]), _count(row["followers"])),
-            ("Tier", "", tier, tier),
-            ("Niche", "", niche, niche),
+            ("Tier, niche", "", f"{tier} {niche}".strip(), ", ".join(t for t in (tier, niche) if t)),
             ("Peer percentile", "num", _v(percentile), f"{float(percentile):.0f}" if _finite(percentile) else ""),
-            ("Status", "status", esc(str(row["status"])), esc(str(row["status"]))),
             ("Why the range is this wide", "why", why, why),
             ("Reasons", "reasons", "", _reasons_html(row["reasons"]) if ok else ""),
         ]

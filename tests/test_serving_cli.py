@@ -40,7 +40,7 @@ def score(served: ServingModel, files: tuple[Path, Path], out: Path, *extra: str
 
 def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(served, files, tmp_path, capsys):
     out = tmp_path / "ranked.csv"
-    assert score(served, files, out, "--top", "5") == 0
+    assert score(served, files, out, "--show", "5") == 0
     table = pd.read_csv(out)
     profiles = pd.read_csv(files[0], dtype=str)
     assert sorted(table["influencer"]) == sorted(profiles["influencer"])
@@ -63,8 +63,9 @@ def test_excel_output_has_the_ranking_and_an_about_sheet(served, files, tmp_path
     out = tmp_path / "ranked.xlsx"
     assert score(served, files, out, "--top", "0") == 0
     sheets = pd.read_excel(out, sheet_name=None)
-    assert set(sheets) == {"ranking", "about"}
-    assert {"rank", "influencer", "predicted_er", "er_low", "er_high", "peer_percentile", "reasons", "status"} <= set(sheets["ranking"].columns)
+    assert set(sheets) == {"ranking", "about", "data checks"}  # the technical validation lines apart
+    assert {"Rank", "Influencer", "Predicted engagement rate", "Rate, low end of range", "Rate, high end of range", "Peer percentile", "Reasons", "Status"} <= set(sheets["ranking"].columns)
+    assert "zero followers" in " ".join(sheets["data checks"].iloc[:, 0])
     assert "interactions" in " ".join(sheets["about"]["value"].astype(str))
 
 
@@ -75,7 +76,9 @@ def test_html_report_is_self_contained(served, files, tmp_path):
     assert "data:image/png;base64," in text
     assert "How to read this" in text and "interactions / followers" in text
     assert "zero_hero" in text and STATUS_ZERO_FOLLOWERS in text
-    assert 'src="http' not in text and "<script" not in text and "<link" not in text
+    # One file: the chart inline, the sorting script inline, nothing fetched.
+    assert 'src="http' not in text and "<script src" not in text and "<link" not in text
+    assert text.count("<script>") == 1
 
 
 def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served, files, tmp_path, capsys):
@@ -211,6 +214,140 @@ def test_contract_break_exits_2_with_the_report(served, files, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "bad_posts.csv, column 'likes', rows 3: not a number" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def fee_table(files: tuple[Path, Path], folder: Path) -> Path:
+    names = pd.read_csv(files[0], dtype=str)["influencer"]
+    path = folder / "fees.csv"
+    pd.DataFrame({"influencer": names, "fee": [str(100 * (i + 1)) for i in range(len(names))], "currency": "EUR"}).to_csv(path, index=False)
+    return path
+
+
+def test_target_engagements_add_p_reach_and_rank_by_it(served, files, tmp_path, capsys):
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--target-engagements", "200", "--rank-by", "p_reach") == 0
+    table = pd.read_csv(out)
+    ranked = table[table["rank"].notna()]
+    assert ranked["p_reach"].is_monotonic_decreasing and ranked["p_reach"].between(0, 1).all()
+    assert (ranked["target_engagements"] == 200).all()
+    # More engagements expected at the median means a better chance of reaching the target.
+    both = ranked[["engagements_p50", "p_reach"]].astype(float)
+    assert both.corr(method="spearman").iloc[0, 1] > 0.8
+    printed = capsys.readouterr().out
+    assert "ranked by chance of reaching the target" in printed and "p_reach" in printed and "expected to reach the target" in printed
+
+
+def test_fees_give_cost_percentiles_and_a_summary_with_blended_cost(served, files, tmp_path, capsys):
+    fees = fee_table(files, tmp_path)
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--fees", str(fees)) == 0
+    table = pd.read_csv(out)
+    ok = table[table["status"].str.startswith("ok")]
+    np.testing.assert_allclose(ok["cost_per_engagement_p10"], ok["fee"] / ok["engagements_p90"], rtol=1e-9)
+    np.testing.assert_allclose(ok["cost_per_engagement_p90"], ok["fee"] / ok["engagements_p10"], rtol=1e-9)
+    printed = capsys.readouterr().out
+    blended = ok["fee"].sum() / ok["expected_engagements"].sum()
+    assert f"blended cost per engagement: {blended:.3g} EUR" in printed
+    assert f"total fee: {ok['fee'].sum():,.0f} EUR for {len(ok)} candidates with a fee" in printed
+
+
+def test_top_n_writes_the_top_n_and_says_how_many_were_left_out(served, files, tmp_path, capsys):
+    for name in ("top.csv", "top.xlsx", "top.html"):
+        assert score(served, files, tmp_path / name, "--top", "3") == 0
+    assert pd.read_csv(tmp_path / "top.csv")["rank"].tolist() == [1, 2, 3]
+    assert pd.read_excel(tmp_path / "top.xlsx", sheet_name="ranking")["Rank"].tolist() == [1, 2, 3]
+    assert (tmp_path / "top.html").read_text().count("<tr class=") == 3
+    printed = capsys.readouterr().out
+    assert "wrote 3 rows to" in printed and "(the top 3 of 17 candidates; leave out --top for all)" in printed
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--rank-by", "cost"], "--rank-by cost needs --fees"),  # nothing to rank by
+        (["--rank-by", "p_reach"], "--rank-by p_reach needs --target-engagements"),
+        (["--target-engagements", "-5"], "--target-engagements must be a positive number"),
+        (["--target-engagements", "nan"], "--target-engagements must be a positive number"),
+        (["--top", "-1"], "--top must be 0"),
+    ],
+)
+def test_planner_options_that_cannot_work_exit_2(served, files, tmp_path, capsys, args, match):
+    assert score(served, files, tmp_path / "out.csv", *args) == EXIT_BAD_INPUT
+    assert match in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
+
+
+def test_the_champion_is_the_default_and_every_output_names_the_model(served, files, tmp_path, capsys):
+    out = tmp_path / "ranked.xlsx"
+    argv = ["score", "--tracking-uri", served.tracking_uri, "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    registry = __import__("json").loads((served.model_dir / "registry.json").read_text())
+    label = f"engagement v{registry['model_version']} @champion ({served.model_dir.name}, trained on posts"
+    assert printed.startswith(f"model {label}") and "chosen as models:/engagement@champion" in printed
+    about = dict(pd.read_excel(out, sheet_name="about").to_numpy())
+    assert about["model"].startswith(label)
+    # A local folder reports what training registered it as.
+    assert score(served, files, tmp_path / "r.html", "--top", "0") == 0
+    assert f"@{registry['alias']} (at registration)" in (tmp_path / "r.html").read_text()
+
+
+def test_the_default_champion_without_a_tracking_store_says_how_to_fix_it(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["score", "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(tmp_path / "x.csv")]) == EXIT_BAD_INPUT
+    assert "no MLflow tracking store" in capsys.readouterr().err and not (tmp_path / "mlflow.db").exists()
+
+
+def test_stale_data_and_missing_optional_columns_are_said(served, files, tmp_path, capsys):
+    profiles = pd.read_csv(files[0], dtype=str).drop(columns=["posts_count"])
+    profiles.to_csv(tmp_path / "p.csv", index=False)
+    out = tmp_path / "r.html"
+    assert score(served, (tmp_path / "p.csv", files[1]), out) == 0  # scored now: the data end in 2019
+    printed = capsys.readouterr().out
+    assert "warning: Stale data: the newest post is from 2019" in printed
+    assert "Columns left out of the data: posts_count (total post count)" in printed
+    text = out.read_text()
+    assert "Stale data" in text and "posts_count" in text
+    assert str(files[0].parent) not in text  # no server paths in what planners read
+    newest = pd.to_datetime(pd.read_csv(files[1])["posted_at"], utc=True).max()
+    assert score(served, (tmp_path / "p.csv", files[1]), tmp_path / "b.csv", "--as-of", str((newest + pd.Timedelta(days=1)).date())) == 0
+    assert "Stale data" not in capsys.readouterr().out
+
+
+def test_report_says_why_ranges_are_wide(served, files, tmp_path):
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out) == 0
+    table = pd.read_csv(out)
+    cold = table[table["status"] == STATUS_COLD]
+    assert cold["range_note"].str.startswith("no post history").all()
+    with_history = table[table["status"] == "ok"]
+    assert with_history["range_note"].str.contains("earlier post").all() and (with_history["history_posts"] > 0).all()
+
+
+PHONE_PROBE = """<script>window.addEventListener("load", function () {
+  var cells = document.querySelector("table.ranking tr").cells, right = 0;
+  for (var i = 0; i < cells.length; i++) { var r = cells[i].getBoundingClientRect(); if (r.width > 0) right = Math.max(right, r.right); }
+  document.title = "probe " + window.innerWidth + " " + document.documentElement.scrollWidth + " " + Math.round(right);
+});</script>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)")
+def test_report_fits_a_phone_screen(served, files, tmp_path):
+    # A copy with a probe: the page's width and the right edge of the ranking's last visible column.
+    out = tmp_path / "report.html"
+    assert score(served, files, out, "--fees", str(fee_table(files, tmp_path)), "--target-engagements", "300") == 0
+    probe = tmp_path / "probe.html"
+    probe.write_text(out.read_text().replace("</body>", PHONE_PROBE + "</body>"))
+    done = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,1200", "--virtual-time-budget=3000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    title = done.stdout.split("<title>probe ", 1)[1].split("</title>", 1)[0]
+    # Headless Chromium's window is at least ~500 px wide whatever --window-size says; the phone
+    # layout (under 700 px) is what is checked, against the width the page really had.
+    screen, page_width, table_right = (int(v) for v in title.split())
+    assert screen < 700
+    assert page_width <= screen and table_right <= screen  # rate, fee and cost on screen without scrolling
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)")
