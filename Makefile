@@ -49,9 +49,11 @@ reliability: install ## Rerun the reliability suite and print its figures
 	$(BIN)/pytest -m reliability -s
 	$(BIN)/python benchmarks/reliability.py
 
-report-check: install ## Score the embedded data with the latest model as HTML and screenshot it in headless Chromium
-	$(BIN)/engage score --model latest --out build/report.html --top 10
-	bash scripts/report_check.sh build/report.html build/report.png
+report-check: install ## Score the embedded data with the champion as HTML, screenshot it at desktop and phone width in headless Chromium
+	$(BIN)/engage score --out build/report.html --top 15 --target-engagements 1000 --as-of 2019-05-16
+	bash scripts/report_check.sh build/report.html build/report-desktop.png 1400x2600
+	bash scripts/report_check.sh build/report.html build/report-phone.png 390x3200
+	@echo "look at build/report-desktop.png and build/report-phone.png"
 
 mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db) at http://127.0.0.1:5050
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $(MLFLOW_UI_PORT)

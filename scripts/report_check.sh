@@ -2,9 +2,10 @@
 # Render an engage HTML report headless with Chromium and save a screenshot to look at.
 #
 # Usage: scripts/report_check.sh REPORT.html [SCREENSHOT.png] [WIDTHxHEIGHT]
-# Make a report first, e.g.:
-#   .venv/bin/engage score --model latest --out build/report.html
-#   scripts/report_check.sh build/report.html build/report.png
+# Make a report first, e.g. (`make report-check` does both widths):
+#   .venv/bin/engage score --out build/report.html --top 15
+#   scripts/report_check.sh build/report.html build/report-desktop.png 1400x2600
+#   scripts/report_check.sh build/report.html build/report-phone.png 390x3200
 # Skips (exit 0, with a message) when Chromium is not installed
 # (Debian: apt-get update && apt-get install -y chromium).
 set -euo pipefail

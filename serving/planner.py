@@ -23,7 +23,7 @@ import pandas as pd
 from features.contract import DataError, ValidationReport, describe_duplicate_columns, duplicate_columns, read_table
 from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
-from serving.report import ModelIdentity, ReportContext, Summary, render_html
+from serving.report import ModelIdentity, ReportContext, Summary, reasons_as_factors, render_html
 
 OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".xlsx", ".html", ".htm")
 MAX_LISTED = 8
@@ -325,6 +325,8 @@ def _write_xlsx(table: pd.DataFrame, path: Path | io.BytesIO, context: ReportCon
     if "as_of" in sheet_table:
         # A real date cell (Excel has no time zones: the header says UTC).
         sheet_table["as_of"] = pd.to_datetime(sheet_table["as_of"], utc=True, errors="coerce").dt.tz_localize(None)
+    if "reasons" in sheet_table:
+        sheet_table["reasons"] = [("; ".join(reasons_as_factors(r)) if isinstance(r, str) else r) for r in sheet_table["reasons"]]
     if "has_history" in sheet_table:
         sheet_table["has_history"] = sheet_table["has_history"].map({True: "yes", False: "no"})
     sheet_table.columns = [EXCEL_COLUMNS.get(c, (c, None))[0] for c in columns]
@@ -533,7 +535,7 @@ def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None)
 
 def stale_data_notes(posts_range: tuple[str, str] | None, as_of: pd.Timestamp | None, trained_on: Sequence[str]) -> list[str]:
     """Warnings when the newest post is long before the scoring time, or after training's data."""
-    notes = []
+    notes: list[str] = []
     if posts_range is None or as_of is None:
         return notes
     newest = pd.Timestamp(posts_range[1])

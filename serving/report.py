@@ -13,11 +13,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from serving.predictor import STATUS_COLD
 
 # More rows than this make neither a readable table nor a readable chart; the full ranking is
 # in CSV/XLSX output.
@@ -107,13 +106,13 @@ class ReportContext:
         return self.model_version
 
 
-def _pct(value: float, digits: int = 1) -> str:
+def _pct(value: Any, digits: int = 1) -> str:
     if value is None or not np.isfinite(value):
         return ""
     return f"{100 * value:.{digits}f}%"
 
 
-def _count(value: float) -> str:
+def _count(value: Any) -> str:
     if value is None or not np.isfinite(value):
         return ""
     if value >= 1e6:
@@ -133,7 +132,7 @@ def _tick_count(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _money(value: float, currency: str = "") -> str:
+def _money(value: Any, currency: str = "") -> str:
     if value is None or not np.isfinite(value):
         return ""
     # A cost per engagement is often a fraction of a cent: three significant digits below 1.
@@ -289,19 +288,23 @@ def _factor(match: re.Match[str]) -> str:
     return f"(x{math.exp(float(match.group(1))):.2f})"
 
 
+def reasons_as_factors(text: str) -> list[str]:
+    """Reasons with each log-ER contribution written as a factor: ``... (+0.42)`` -> ``... (x1.52)``."""
+    return [re.sub(r"\(([+-]\d+(?:\.\d+)?)\)$", _factor, part) for part in str(text).split("; ") if part]
+
+
 def _reasons_html(text: str) -> str:
-    parts = [re.sub(r"\(([+-]\d+(?:\.\d+)?)\)$", _factor, part) for part in str(text).split("; ") if part]
-    return "<br>".join(html.escape(p) for p in parts)
+    return "<br>".join(html.escape(p) for p in reasons_as_factors(text))
 
 
-def _finite(value: object) -> bool:
+def _finite(value: Any) -> bool:
     try:
-        return value is not None and not pd.isna(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+        return value is not None and not pd.isna(value) and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
 
 
-def _v(value: object) -> str:
+def _v(value: Any) -> str:
     """A sort key for data-v: numbers as plain text, missing as empty."""
     return f"{float(value):.10g}" if _finite(value) else ""
 
@@ -322,17 +325,17 @@ def _header(text: str) -> str:
     return f'<span class="long">{html.escape(text)}</span><span class="short">{html.escape(short)}</span>'
 
 
-def _chance(value: object) -> str:
+def _chance(value: Any) -> str:
     """A probability as a planner reads it: no "100%" or "0%" for a forecast that is only likely."""
     if not _finite(value):
         return ""
-    p = 100 * float(value)  # type: ignore[arg-type]
+    p = 100 * float(value)
     return "&gt;99%" if p > 99.5 else "&lt;1%" if p < 0.5 else f"{p:.0f}%"
 
 
-def _money_html(value: object, currency: str) -> str:
+def _money_html(value: Any, currency: str) -> str:
     """Money with its currency, which phones leave out (the summary names it)."""
-    text = _money(value, "")  # type: ignore[arg-type]
+    text = _money(value, "")
     return f'{html.escape(text)}<span class="cur"> {html.escape(currency)}</span>' if text and currency else html.escape(text)
 
 
@@ -399,7 +402,7 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
         ok = str(row["status"]).startswith("ok")
         currency = str(row.get("currency") or "") if has_fees and pd.notna(row.get("currency")) else ""
         rank = row.get("rank")
-        rank_text = str(int(rank)) if _finite(rank) else ""
+        rank_text = str(int(rank)) if rank is not None and _finite(rank) else ""
         expected = row["expected_engagements"]
         if ok:
             expected_html = f"{_count(expected)} <span class=small>({_count(row.get('engagements_p10'))} to {_count(row.get('engagements_p90'))})</span>"
@@ -432,7 +435,7 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
         cells += [
             ("Followers", "num", _v(row["followers"]), _count(row["followers"])),
             ("Tier, niche", "", f"{tier} {niche}".strip(), ", ".join(t for t in (tier, niche) if t)),
-            ("Peer percentile", "num", _v(percentile), f"{float(percentile):.0f}" if _finite(percentile) else ""),
+            ("Peer percentile", "num", _v(percentile), f"{float(percentile):.0f}" if percentile is not None and _finite(percentile) else ""),
             ("Why the range is this wide", "why", why, why),
             ("Reasons", "reasons", "", _reasons_html(row["reasons"]) if ok else ""),
         ]

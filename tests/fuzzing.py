@@ -547,7 +547,7 @@ def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
 
     paths = write_files(case, folder)
     out = folder / case.out_name
-    argv = ["score", "--model", str(model_dir), "--profiles", str(paths["profiles"]), "--posts", str(paths["posts"]), "--out", str(out), "--top", "3"]
+    argv = ["score", "--model", str(model_dir), "--profiles", str(paths["profiles"]), "--posts", str(paths["posts"]), "--out", str(out), "--show", "3"]  # --top would keep only 3 rows
     argv += ["--as-of", case.as_of, *(["--fees", str(paths["fees"])] if "fees" in paths else []), *case.cli_args]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

@@ -311,7 +311,7 @@ def test_score_csv_and_excel_carry_no_live_formula(served, hostile, tmp_path):
 
     # Without fees every candidate is listed: control characters XML cannot hold are escaped.
     assert score(served, hostile, tmp_path / "all.xlsx", "--top", "0") == 0
-    handles = pd.read_excel(tmp_path / "all.xlsx", sheet_name="ranking")["influencer"].tolist()
+    handles = pd.read_excel(tmp_path / "all.xlsx", sheet_name="ranking")["Influencer"].tolist()  # plain header names
     assert "\\x1b[31mred\\x1b[0m" in handles and "be\u202eepyks" in handles
 
 

@@ -3,8 +3,8 @@ HTML report's structure, data notes and warnings (a synthetic scored table stand
 
 from __future__ import annotations
 
-import openpyxl
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 

@@ -390,6 +390,18 @@ def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
     assert got[1] == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
 
 
+def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, candidates):
+    # Scoring years after the data: days since the last post far beyond training's range. The
+    # trees read every such value as the largest they saw, so 30 and 300 years predict alike.
+    profiles, posts = candidates
+    data = validate(profiles, posts)
+    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-06-01", tz="UTC")))
+    base = base[base["n_history_posts"] > 0]
+    far = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 30))["predicted_log_er"]
+    farther = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 300))["predicted_log_er"]
+    np.testing.assert_array_equal(far.to_numpy(), farther.to_numpy())
+
+
 def test_reasons_pool_the_hashtag_topics_into_one_plain_reason():
     # Two small topic contributions of one sign add up to the largest reason; none is named by number.
     contributions = pd.DataFrame({"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]})
