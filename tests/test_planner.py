@@ -187,7 +187,7 @@ def test_top_n_keeps_the_first_n_rows_in_csv_and_excel(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
 def test_fee_tables_and_shortlists_may_be_excel_or_csv(tmp_path, suffix):
-    frame = pd.DataFrame({"influencer": ["a", "b"], "fee": ["1,500", "200.5"], "currency": "eur"})
+    frame = pd.DataFrame({"influencer": ["a", "b"], "fee": ["1500", "200.5"], "currency": "eur"})
     path = tmp_path / f"fees{suffix}"
     frame.to_excel(path, index=False) if suffix == ".xlsx" else frame.to_csv(path, index=False)
     fees = read_fees(path)
