@@ -527,9 +527,9 @@ def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None)
         return []
     listed = "; ".join(f"{column} ({what})" for _, column, what in missing)
     return [
-        f"Columns left out of the data: {listed}. The model treats them as unknown, which moves estimates: "
-        "on the embedded data, leaving out posts_count alone shifts a typical estimate by about 2% and one in ten by more than 10% "
-        "(README, 'Missing optional columns'). Add them where you have them for estimates comparable with complete profiles."
+        f"Columns left out of the data: {listed}. The model reads them as unknown, which moves estimates "
+        "(how far, per column, measured on the embedded data: README, 'Missing optional columns'); "
+        "add them where you have them for estimates comparable with complete profiles."
     ]
 
 
