@@ -506,13 +506,13 @@ OPTIONAL_INPUTS: dict[tuple[str, str], str] = {
     ("profiles", "following"): "following count",
     ("profiles", "verified"): "verified flag",
     ("profiles", "category"): "niche (every candidate is 'other')",
-    ("posts", "shares"): "shares (not counted as engagement)",
-    ("posts", "saves"): "saves (not counted as engagement)",
-    ("posts", "views"): "views (no per-view figures)",
+    ("posts", "shares"): "not counted as engagement",
+    ("posts", "saves"): "not counted as engagement",
+    ("posts", "views"): "no per-view figures",
     ("posts", "media_type"): "post type (video and carousel shares unknown)",
     ("posts", "is_sponsored"): "sponsorship (every post counted as organic)",
-    ("posts", "hashtags"): "hashtags (hashtag signals unknown)",
-    ("posts", "caption"): "captions (caption length unknown)",
+    ("posts", "hashtags"): "hashtag signals unknown",
+    ("posts", "caption"): "caption length unknown",
 }
 
 
