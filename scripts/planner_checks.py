@@ -46,6 +46,9 @@ def main() -> None:
     print("column left out | median |change| | 90th percentile | share moved > 10 %")
     for table, columns in DROPPED.items():
         for column in columns:
+            if column not in (with_posts if table == "profiles" else posts):
+                print(f"{table}.{column} | not in the embedded data")
+                continue
             p = with_posts.drop(columns=[column]) if table == "profiles" else with_posts
             q = posts.drop(columns=[column]) if table == "posts" else posts
             shifted = predict(p, q)["predicted_er"].reindex(full.index)
