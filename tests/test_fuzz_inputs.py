@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from tests import fuzzing
 from tests.serving_fixtures import ServingModel, serving_model
 
-PER_KIND_SMALL = 5  # examples per kind in the normal suite: ~160 cases, ~400 surface runs
+PER_KIND_SMALL = 6  # examples per kind in the normal suite: ~190 cases, over 500 surface runs
 PER_KIND_BIG = 40  # under the reliability marker
 
 
