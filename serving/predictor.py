@@ -417,8 +417,8 @@ class Predictor:
         if not unknown.any():
             return base
         platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
-        video, carousel = base["planned_video"].to_numpy(dtype="float64"), base["planned_carousel"].to_numpy(dtype="float64")
-        video, carousel = video.copy(), carousel.copy()
+        video = base["planned_video"].to_numpy(dtype="float64", copy=True)
+        carousel = base["planned_carousel"].to_numpy(dtype="float64", copy=True)
         for name in pd.unique(platform[unknown]):
             seen = support.get(str(name)) or {}
             if not seen:
@@ -438,6 +438,7 @@ class Predictor:
         platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
         kind = np.where(np.isnan(video), "usual format", np.where(video == 1, "video", np.where(carousel == 1, "carousel", "image")))
         paid = np.where(sponsored == 1, "sponsored", "organic")
+        ignored = not set(self.model.feature_names_) & set(PLANNED_POST_FEATURES)
         text = {}
         for key in pd.unique(pd.Series([f"{a}|{b}|{c}" for a, b, c in zip(kind, paid, platform, strict=True)])):
             a, b, c = key.split("|")
@@ -448,8 +449,7 @@ class Predictor:
                 if wanted and seen and seen.get(name, 0) < MIN_PLANNED_SUPPORT
             ]
             note = f"; too few {' and '.join(thin)} {c} posts in training to learn from" if thin else ""
-            used = set(self.model.feature_names_) & set(PLANNED_POST_FEATURES)
-            if not used:
+            if ignored:
                 note += "; this model's forecast does not depend on the planned format or sponsorship"
             text[key] = f"{a}, {b}{note}"
         return np.array([text[f"{a}|{b}|{c}"] for a, b, c in zip(kind, paid, platform, strict=True)], dtype=object)
@@ -503,9 +503,7 @@ def _per_row(value: float | pd.Series | None, influencers: pd.Series) -> np.ndar
     """A number for every row: one for all, or a Series by influencer (others NaN)."""
     if value is None:
         return np.full(len(influencers), np.nan)
-    if isinstance(value, pd.Series):
-        return influencers.map(value).to_numpy(dtype="float64", na_value=np.nan)
-    return np.full(len(influencers), float(value))
+    return pd.to_numeric(pd.Series(_per_row_value(value, influencers))).to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _iso_times(values: pd.Series) -> np.ndarray:
