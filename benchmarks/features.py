@@ -85,7 +85,9 @@ def ensure_data(size: int, out_dir: Path, posts_per_influencer: float, regenerat
     params = fit_synth_params(reference.profiles, reference.posts)
     started = time.perf_counter()
     n_influencers = max(1, round(size / posts_per_influencer))
-    profiles, posts = generate(params, n_influencers=n_influencers, seed=SEED, posts_per_influencer=posts_per_influencer)
+    profiles, posts = generate(
+        params, n_influencers=n_influencers, seed=SEED, posts_per_influencer=posts_per_influencer
+    )
     generated = time.perf_counter() - started
     write_synthetic(profiles, posts, folder)
     # One cutoff for all, just after the last post, so every post counts.
@@ -118,9 +120,14 @@ def stage_pipeline(folder: Path, cutoff: str) -> dict:
     data = validate(profiles, posts, profiles_file="profiles.parquet", posts_file="posts.parquet")
     del profiles, posts
     t2 = time.perf_counter()
-    table = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp(cutoff)))
+    table = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp(cutoff))
+    )
     t3 = time.perf_counter()
-    return {"rows_out": len(table), "parts": {"read": t1 - t0, "validate": t2 - t1, "features": t3 - t2}}
+    return {
+        "rows_out": len(table),
+        "parts": {"read": t1 - t0, "validate": t2 - t1, "features": t3 - t2},
+    }
 
 
 def stage_ours(folder: Path, cutoff: str) -> dict:
@@ -130,15 +137,23 @@ def stage_ours(folder: Path, cutoff: str) -> dict:
 
     t0 = time.perf_counter()
     profiles = pd.read_parquet(folder / "profiles.parquet", columns=["influencer", "followers"])
-    posts = pd.read_parquet(folder / "posts.parquet", columns=["influencer", "posted_at", "likes", "comments", "media_type", "is_sponsored"])
+    posts = pd.read_parquet(
+        folder / "posts.parquet",
+        columns=["influencer", "posted_at", "likes", "comments", "media_type", "is_sponsored"],
+    )
     t1 = time.perf_counter()
     examples = examples_at(profiles, pd.Timestamp(cutoff))
-    followers = profiles["followers"].to_numpy(dtype="float64")  # one example per profile, same order
+    followers = profiles["followers"].to_numpy(
+        dtype="float64"
+    )  # one example per profile, same order
     hist = history_posts(posts, examples, followers)
     t2 = time.perf_counter()
     table = history_features(hist, examples, len(examples))
     t3 = time.perf_counter()
-    return {"rows_out": len(table), "parts": {"read": t1 - t0, "history_posts": t2 - t1, "history_features": t3 - t2}}
+    return {
+        "rows_out": len(table),
+        "parts": {"read": t1 - t0, "history_posts": t2 - t1, "history_features": t3 - t2},
+    }
 
 
 DUCKDB_QUERY = """
@@ -209,17 +224,25 @@ FROM p LEFT JOIN agg USING (influencer) LEFT JOIN tag_stats USING (influencer)
 """
 
 
-def duckdb_aggregates(folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY):
+def duckdb_aggregates(
+    folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY
+):
     import duckdb
 
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    params = {"profiles": str(folder / "profiles.parquet"), "posts": str(folder / "posts.parquet"), "cutoff": cutoff}
+    params = {
+        "profiles": str(folder / "profiles.parquet"),
+        "posts": str(folder / "posts.parquet"),
+        "cutoff": cutoff,
+    }
     return con.execute(query, params).df()
 
 
-def stage_duckdb(folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY) -> dict:
+def stage_duckdb(
+    folder: Path, cutoff: str, threads: int | None = None, query: str = DUCKDB_QUERY
+) -> dict:
     t0 = time.perf_counter()
     table = duckdb_aggregates(folder, cutoff, threads, query)
     return {"rows_out": len(table), "parts": {"query": time.perf_counter() - t0}}
@@ -254,8 +277,23 @@ def run_stage(name: str, folder: Path, cutoff: str) -> dict:
 
 def run_stage_in_child(name: str, folder: Path, cutoff: str) -> dict:
     """A fresh interpreter per stage: its peak RSS is that stage's alone."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--data-dir", str(folder), "--cutoff", cutoff]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--stage",
+        name,
+        "--data-dir",
+        str(folder),
+        "--cutoff",
+        cutoff,
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"stage {name} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -274,8 +312,17 @@ def check_reference(folder: Path, cutoff: str) -> str:
     profiles = pd.read_parquet(folder / "profiles.parquet", columns=["influencer", "followers"])
     posts = pd.read_parquet(folder / "posts.parquet")
     examples = examples_at(profiles, pd.Timestamp(cutoff))
-    ours = history_features(history_posts(posts, examples, profiles["followers"].to_numpy(dtype="float64")), examples, len(examples))
-    ref = duckdb_aggregates(folder, cutoff).set_index("influencer").reindex(profiles["influencer"]).reset_index(drop=True)
+    ours = history_features(
+        history_posts(posts, examples, profiles["followers"].to_numpy(dtype="float64")),
+        examples,
+        len(examples),
+    )
+    ref = (
+        duckdb_aggregates(folder, cutoff)
+        .set_index("influencer")
+        .reindex(profiles["influencer"])
+        .reset_index(drop=True)
+    )
     pairs = {
         "n_history_posts": "n_posts",
         "log_er_median": "log_er_median",
@@ -285,7 +332,13 @@ def check_reference(folder: Path, cutoff: str) -> str:
         "sponsored_share": "sponsored_share",
     }
     for mine, theirs in pairs.items():
-        np.testing.assert_allclose(ours[mine].to_numpy(dtype="float64"), ref[theirs].to_numpy(dtype="float64"), rtol=1e-9, atol=1e-9, err_msg=mine)
+        np.testing.assert_allclose(
+            ours[mine].to_numpy(dtype="float64"),
+            ref[theirs].to_numpy(dtype="float64"),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=mine,
+        )
     return f"checked {len(pairs)} aggregates on {len(ours)} influencers: identical to 1e-9"
 
 
@@ -295,31 +348,63 @@ def fmt_bytes(n: float) -> str:
 
 def report(meta: dict, results: dict[str, dict]) -> list[str]:
     n = meta["n_posts"]
-    lines = [f"{n:,} posts, {meta['n_influencers']:,} influencers (generated in {meta['generate_seconds']} s, not timed)"]
-    lines.append(f"  {'stage':<15}{'seconds':>9}{'posts/s':>13}{'peak RSS':>11}{'(idle)':>10}  parts")
+    lines = [
+        f"{n:,} posts, {meta['n_influencers']:,} influencers (generated in {meta['generate_seconds']} s, not timed)"
+    ]
+    lines.append(
+        f"  {'stage':<15}{'seconds':>9}{'posts/s':>13}{'peak RSS':>11}{'(idle)':>10}  parts"
+    )
     for name, r in results.items():
         parts = ", ".join(f"{k} {v:.2f}s" for k, v in r["parts"].items())
-        lines.append(f"  {name:<15}{r['seconds']:>9.2f}{n / r['seconds']:>13,.0f}{fmt_bytes(r['peak_rss']):>11}{fmt_bytes(r['baseline_rss']):>10}  {parts}")
+        lines.append(
+            f"  {name:<15}{r['seconds']:>9.2f}{n / r['seconds']:>13,.0f}{fmt_bytes(r['peak_rss']):>11}{fmt_bytes(r['baseline_rss']):>10}  {parts}"
+        )
     if "ours" in results and "duckdb" in results:
         ratio = results["ours"]["seconds"] / results["duckdb"]["seconds"]
-        lines.append(f"  ours / duckdb = {ratio:.2f}x (target <= 1.5x)" + (f"; ours / duckdb 1 thread = {results['ours']['seconds'] / results['duckdb_1thread']['seconds']:.2f}x" if "duckdb_1thread" in results else ""))
+        lines.append(
+            f"  ours / duckdb = {ratio:.2f}x (target <= 1.5x)"
+            + (
+                f"; ours / duckdb 1 thread = {results['ours']['seconds'] / results['duckdb_1thread']['seconds']:.2f}x"
+                if "duckdb_1thread" in results
+                else ""
+            )
+        )
     if "pipeline" in results:
         r = results["pipeline"]
-        lines.append(f"  pipeline: {n / r['seconds'] / 1e6:.2f}M posts/s (target >= 1M), peak {fmt_bytes(r['peak_rss'])} (target < 4 GB at 10M)")
+        lines.append(
+            f"  pipeline: {n / r['seconds'] / 1e6:.2f}M posts/s (target >= 1M), peak {fmt_bytes(r['peak_rss'])} (target < 4 GB at 10M)"
+        )
     if "duckdb_whole" in results:
-        lines.append(f"  duckdb_whole (same work minus validation, compiled, all cores): {n / results['duckdb_whole']['seconds'] / 1e6:.2f}M posts/s")
+        lines.append(
+            f"  duckdb_whole (same work minus validation, compiled, all cores): {n / results['duckdb_whole']['seconds'] / 1e6:.2f}M posts/s"
+        )
     return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="posts per data set")
-    parser.add_argument("--out-dir", type=Path, default=Path("build/bench"), help="synthetic data and results.json go here")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="posts per data set"
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("build/bench"),
+        help="synthetic data and results.json go here",
+    )
     parser.add_argument("--posts-per-influencer", type=float, default=20.0)
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
-    parser.add_argument("--repeat", type=int, default=1, help="runs per stage; the fastest is reported")
-    parser.add_argument("--regenerate", action="store_true", help="rewrite the synthetic data even if present")
-    parser.add_argument("--no-check", action="store_true", help="skip checking ours against DuckDB on the smallest size")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per stage; the fastest is reported"
+    )
+    parser.add_argument(
+        "--regenerate", action="store_true", help="rewrite the synthetic data even if present"
+    )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip checking ours against DuckDB on the smallest size",
+    )
     # Internal: run one stage in this (child) process and print its result as JSON.
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -339,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out_dir / f"posts_{size}"
         results = {}
         for name in args.stages:
-            runs = [run_stage_in_child(name, folder, meta["cutoff"]) for _ in range(max(1, args.repeat))]
+            runs = [
+                run_stage_in_child(name, folder, meta["cutoff"]) for _ in range(max(1, args.repeat))
+            ]
             results[name] = min(runs, key=lambda r: r["seconds"])
             results[name]["peak_rss"] = max(r["peak_rss"] for r in runs)
         print("\n".join(report(meta, results)), flush=True)

@@ -82,7 +82,9 @@ def _tree_rss(process: psutil.Process) -> float:
 def _post(port: int, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+        conn.request(
+            "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+        )
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -100,33 +102,70 @@ def request_bodies(data: Any, n: int = 16) -> list[bytes]:
     for i in range(n):
         chosen = pool.iloc[[(3 * i + k) % len(pool) for k in range(1 + i % 3)]]
         posts = data.posts[data.posts["influencer"].isin(chosen["influencer"])]
-        bodies.append(json.dumps(dataframe_split(to_rest_rows(chosen.assign(as_of=AS_OF), posts))).encode())
+        bodies.append(
+            json.dumps(dataframe_split(to_rest_rows(chosen.assign(as_of=AS_OF), posts))).encode()
+        )
     return bodies
 
 
 def bad_bodies(good: bytes) -> dict[str, bytes]:
     parsed = json.loads(good)
     columns = parsed["dataframe_split"]["columns"]
-    no_followers = {"dataframe_split": {"columns": [c for c in columns if c != "followers"], "data": [[v for c, v in zip(columns, row, strict=True) if c != "followers"] for row in parsed["dataframe_split"]["data"]]}}
+    no_followers = {
+        "dataframe_split": {
+            "columns": [c for c in columns if c != "followers"],
+            "data": [
+                [v for c, v in zip(columns, row, strict=True) if c != "followers"]
+                for row in parsed["dataframe_split"]["data"]
+            ],
+        }
+    }
     return {
         "not_json": b"{this is not json",
         "empty_body": b"",
         "wrong_shape": json.dumps({"rows": [1, 2, 3]}).encode(),
         "missing_column": json.dumps(no_followers).encode(),
-        "wrong_type": json.dumps({"dataframe_split": {"columns": ["influencer", "followers"], "data": [["a", "many"]]}}).encode(),
+        "wrong_type": json.dumps(
+            {"dataframe_split": {"columns": ["influencer", "followers"], "data": [["a", "many"]]}}
+        ).encode(),
         "binary_garbage": bytes(range(256)) * 64,
         # ~30 MB of one string value: refused (schema/validation), not crashing the server.
-        "oversized": json.dumps({"dataframe_split": {"columns": ["influencer", "followers"], "data": [["x" * 1000, "1"]] * 30000}}).encode(),
+        "oversized": json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["influencer", "followers"],
+                    "data": [["x" * 1000, "1"]] * 30000,
+                }
+            }
+        ).encode(),
     }
 
 
-def run_load(model_dir: Path, data: Any, *, requests: int = 2000, clients: int = 8, log_path: Path | None = None) -> LoadResult:
+def run_load(
+    model_dir: Path,
+    data: Any,
+    *,
+    requests: int = 2000,
+    clients: int = 8,
+    log_path: Path | None = None,
+) -> LoadResult:
     from serving.rest import free_port, stop_process_group, wait_for_ping
 
     port = free_port(HOST)
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port), "--host", HOST],
+        [
+            sys.executable,
+            "-m",
+            "engage.cli",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--host",
+            HOST,
+        ],
         cwd=_HERE.parent,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -220,7 +259,9 @@ def load_bodies(seed: int = 1) -> tuple[list[bytes], bytes, int]:
     from serving.schema import dataframe_split, to_rest_rows
 
     reference = load_and_validate(embedded_profiles(), embedded_posts())
-    profiles, posts = generate(fit_synth_params(reference.profiles, reference.posts), n_influencers=15_000, seed=seed)
+    profiles, posts = generate(
+        fit_synth_params(reference.profiles, reference.posts), n_influencers=15_000, seed=seed
+    )
     rows = to_rest_rows(profiles.assign(as_of=AS_OF), posts)
     first_row = rows.groupby("influencer", sort=False).cumcount() == 0
     starts = np.flatnonzero(first_row.to_numpy())
@@ -228,7 +269,9 @@ def load_bodies(seed: int = 1) -> tuple[list[bytes], bytes, int]:
     heavy = rows.iloc[:end]
     with_posts = rows[rows["post_id"].notna()]
     names = with_posts["influencer"].drop_duplicates().head(32)
-    light = [json.dumps(dataframe_split(rows[rows["influencer"] == name])).encode() for name in names]
+    light = [
+        json.dumps(dataframe_split(rows[rows["influencer"] == name])).encode() for name in names
+    ]
     return light, json.dumps(dataframe_split(heavy)).encode(), int(heavy["influencer"].nunique())
 
 
@@ -255,11 +298,15 @@ def _post_kind(port: int, body: bytes, timeout: float = CLIENT_TIMEOUT) -> tuple
     try:
         conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
         try:
-            conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+            )
             response = conn.getresponse()
             response.read()
             retry = response.getheader("Retry-After")
-            return str(response.status), float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
+            return str(response.status), float(retry) if retry and retry.replace(
+                ".", "", 1
+            ).isdigit() else None
         finally:
             conn.close()
     except TimeoutError:
@@ -268,7 +315,15 @@ def _post_kind(port: int, body: bytes, timeout: float = CLIENT_TIMEOUT) -> tuple
         return type(exc).__name__, None
 
 
-def run_mix(port: int, scenario: str, heavy_shares: list[float], light: list[bytes], heavy: bytes, seconds: float, seed: int = 0) -> MixRow:
+def run_mix(
+    port: int,
+    scenario: str,
+    heavy_shares: list[float],
+    light: list[bytes],
+    heavy: bytes,
+    seconds: float,
+    seed: int = 0,
+) -> MixRow:
     """One client thread per entry of ``heavy_shares`` (its share of heavy requests), for ``seconds``."""
     row = MixRow(scenario, len(heavy_shares))
     lock = threading.Lock()
@@ -290,7 +345,9 @@ def run_mix(port: int, scenario: str, heavy_shares: list[float], light: list[byt
                 time.sleep(min(retry or 1.0, MAX_BACKOFF))  # a polite client honours Retry-After
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i, share)) for i, share in enumerate(heavy_shares)]
+    threads = [
+        threading.Thread(target=client, args=(i, share)) for i, share in enumerate(heavy_shares)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -304,7 +361,18 @@ def _pct(values: list[float], q: float) -> str:
 
 
 def load_table(rows: list[MixRow]) -> str:
-    header = ["scenario", "clients", "ok/s", "light n", "light p50 ms", "light p99 ms", "heavy n", "heavy p50 ms", "heavy p99 ms", "not 200, by kind"]
+    header = [
+        "scenario",
+        "clients",
+        "ok/s",
+        "light n",
+        "light p50 ms",
+        "light p99 ms",
+        "heavy n",
+        "heavy p50 ms",
+        "heavy p99 ms",
+        "not 200, by kind",
+    ]
     lines = [header]
     for r in rows:
         lines.append([
@@ -326,7 +394,9 @@ def scenarios(client_counts: list[int], light_only: bool = False) -> list[tuple[
     return table
 
 
-def start_server(server: str, model_dir: Path, workdir: Path, log: Any, workers: int | None = None) -> tuple[subprocess.Popen, int]:
+def start_server(
+    server: str, model_dir: Path, workdir: Path, log: Any, workers: int | None = None
+) -> tuple[subprocess.Popen, int]:
     """``engage serve`` (its limits and default workers), or ``mlflow models serve`` with its own
     defaults on the same pyfunc model (what ``engage serve`` ran before)."""
     import os
@@ -335,21 +405,67 @@ def start_server(server: str, model_dir: Path, workdir: Path, log: Any, workers:
 
     port = free_port(HOST)
     if server == "engage":
-        command = [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port), "--host", HOST]
+        command = [
+            sys.executable,
+            "-m",
+            "engage.cli",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--host",
+            HOST,
+        ]
         command += ["--workers", str(workers)] if workers else []
         env = None
     else:
-        pyfunc = build_pyfunc_model(model_dir, Path(tempfile.mkdtemp(prefix="mlflow_pyfunc", dir=workdir)))
-        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc), "--env-manager", "local", "-p", str(port), "-h", HOST]
+        pyfunc = build_pyfunc_model(
+            model_dir, Path(tempfile.mkdtemp(prefix="mlflow_pyfunc", dir=workdir))
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            str(pyfunc),
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            HOST,
+        ]
         env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # MLflow starts uvicorn by name
+        env["PATH"] = os.pathsep.join(
+            [str(Path(sys.executable).parent), env.get("PATH", "")]
+        )  # MLflow starts uvicorn by name
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    process = subprocess.Popen(command, cwd=_HERE.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    process = subprocess.Popen(
+        command,
+        cwd=_HERE.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     wait_for_ping(f"http://{HOST}:{port}", timeout=180, process=process)
     return process, port
 
 
-def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes], heavy: bytes, seconds: float, client_counts: list[int], workers: int | None, light_only: bool = False) -> tuple[list[MixRow], dict[str, str], bool]:
+def measure_server(
+    server: str,
+    model_dir: Path,
+    folder: Path,
+    light: list[bytes],
+    heavy: bytes,
+    seconds: float,
+    client_counts: list[int],
+    workers: int | None,
+    light_only: bool = False,
+) -> tuple[list[MixRow], dict[str, str], bool]:
     from serving.rest import stop_process_group
 
     log_path = folder / f"server-{server}.log"
@@ -361,7 +477,10 @@ def measure_server(server: str, model_dir: Path, folder: Path, light: list[bytes
             rows = []
             for name, shares in scenarios(client_counts, light_only):
                 rows.append(run_mix(port, name, shares, light, heavy, seconds))
-                print(f"  {server}: {name}: {rows[-1].answered_ok} ok, errors {rows[-1].errors()}", flush=True)
+                print(
+                    f"  {server}: {name}: {rows[-1].answered_ok} ok, errors {rows[-1].errors()}",
+                    flush=True,
+                )
                 time.sleep(2.0)  # let abandoned work finish before the next row
             bad = {}
             for name, body in bad_bodies(light[0]).items():
@@ -378,13 +497,28 @@ def main(argv: list[str] | None = None) -> int:
     from tests.model_fixtures import train_small, write_small_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="a models/<version> folder (default: train a small one)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each row of the table")
+    parser.add_argument(
+        "--model", type=Path, help="a models/<version> folder (default: train a small one)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="duration of each row of the table"
+    )
     parser.add_argument("--clients", default="1,4,8", help="client counts, comma-separated")
     parser.add_argument("--server", choices=["engage", "mlflow", "both"], default="engage")
-    parser.add_argument("--workers", type=int, help="engage serve --workers (default: its own, one per CPU)")
-    parser.add_argument("--light-only", action="store_true", help="only the light rows (a quick comparison of servers)")
-    parser.add_argument("--repeat", type=int, default=1, help="measure each server this many times, alternating (machine noise)")
+    parser.add_argument(
+        "--workers", type=int, help="engage serve --workers (default: its own, one per CPU)"
+    )
+    parser.add_argument(
+        "--light-only",
+        action="store_true",
+        help="only the light rows (a quick comparison of servers)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each server this many times, alternating (machine noise)",
+    )
     args = parser.parse_args(argv)
     client_counts = [int(c) for c in args.clients.split(",")]
     failed = False
@@ -396,16 +530,40 @@ def main(argv: list[str] | None = None) -> int:
             data = write_small_data(folder / "data", n_influencers=1000)
             model_dir = train_small(folder, data, num_boost_round=80).model_dir
         light, heavy, n_heavy = load_bodies()
-        print(f"light request: 1 candidate, {len(light[0]) / 1024:.1f} KB; heavy request: {n_heavy} candidates, "
-              f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; {args.seconds:g} s per row; this machine: {machine_cpus()} CPUs", flush=True)
-        for server in (["engage", "mlflow"] if args.server == "both" else [args.server]) * args.repeat:
-            rows, bad, alive = measure_server(server, model_dir, folder, light, heavy, args.seconds, client_counts, args.workers, args.light_only)
-            print(f"\n{'engage serve (its limits, default workers)' if server == 'engage' else 'mlflow models serve (its defaults)'}:")
+        print(
+            f"light request: 1 candidate, {len(light[0]) / 1024:.1f} KB; heavy request: {n_heavy} candidates, "
+            f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; {args.seconds:g} s per row; this machine: {machine_cpus()} CPUs",
+            flush=True,
+        )
+        for server in (
+            ["engage", "mlflow"] if args.server == "both" else [args.server]
+        ) * args.repeat:
+            rows, bad, alive = measure_server(
+                server,
+                model_dir,
+                folder,
+                light,
+                heavy,
+                args.seconds,
+                client_counts,
+                args.workers,
+                args.light_only,
+            )
+            print(
+                f"\n{'engage serve (its limits, default workers)' if server == 'engage' else 'mlflow models serve (its defaults)'}:"
+            )
             print(load_table(rows))
             print(f"bad requests -> {bad}; still serving afterwards: {alive}")
             if server == "engage":
-                light_errors = sum(n for r in rows for kind, n in r.outcomes.items() if kind.startswith("light") and not kind.endswith(" 200"))
-                bad_ok = all(outcome.isdigit() and 400 <= int(outcome) < 500 for outcome in bad.values())
+                light_errors = sum(
+                    n
+                    for r in rows
+                    for kind, n in r.outcomes.items()
+                    if kind.startswith("light") and not kind.endswith(" 200")
+                )
+                bad_ok = all(
+                    outcome.isdigit() and 400 <= int(outcome) < 500 for outcome in bad.values()
+                )
                 failed = failed or light_errors > 0 or not alive or not bad_ok
                 if failed:
                     print("server log tail:\n" + (folder / "server-engage.log").read_text()[-3000:])

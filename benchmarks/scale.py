@@ -73,13 +73,26 @@ def write_data(n_posts: int, folder: Path, seed: int = 0) -> Path:
     params = fit_synth_params(reference.profiles, reference.posts)
     n_files = max(1, round(n_posts / POSTS_PER_FILE))
     for k in range(n_files):
-        profiles, posts = generate(params, n_influencers=int(POSTS_PER_FILE / POSTS_PER_INFLUENCER) if n_files > 1 else int(n_posts / POSTS_PER_INFLUENCER), seed=seed + k, posts_per_influencer=POSTS_PER_INFLUENCER)
+        profiles, posts = generate(
+            params,
+            n_influencers=int(POSTS_PER_FILE / POSTS_PER_INFLUENCER)
+            if n_files > 1
+            else int(n_posts / POSTS_PER_INFLUENCER),
+            seed=seed + k,
+            posts_per_influencer=POSTS_PER_INFLUENCER,
+        )
         # Each chunk numbers its influencers from 1: make the keys unique across chunks.
         for frame in (profiles, posts):
             frame["influencer"] = f"c{k:03d}_" + frame["influencer"].astype(str)
         # Row groups of 100k rows, so that Dask can split a file into partitions a worker can hold.
-        pq.write_table(_arrow_table(profiles), folder / "profiles" / f"part-{k:03d}.parquet", row_group_size=100_000)
-        pq.write_table(_arrow_table(posts), folder / "posts" / f"part-{k:03d}.parquet", row_group_size=100_000)
+        pq.write_table(
+            _arrow_table(profiles),
+            folder / "profiles" / f"part-{k:03d}.parquet",
+            row_group_size=100_000,
+        )
+        pq.write_table(
+            _arrow_table(posts), folder / "posts" / f"part-{k:03d}.parquet", row_group_size=100_000
+        )
     done.write_text("")
     return folder
 
@@ -87,7 +100,9 @@ def write_data(n_posts: int, folder: Path, seed: int = 0) -> Path:
 def count_posts(folder: Path) -> int:
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted((folder / "posts").glob("*.parquet")))
+    return sum(
+        pq.ParquetFile(f).metadata.num_rows for f in sorted((folder / "posts").glob("*.parquet"))
+    )
 
 
 def train_model(folder: Path) -> Path:
@@ -103,33 +118,61 @@ def train_model(folder: Path) -> Path:
     if complete_versions(models):
         return complete_versions(models)[-1]
     data = load_and_validate(embedded_profiles(), embedded_posts())
-    model = fit_model(post_examples(data.profiles, data.posts), TrainConfig(num_boost_round=300, n_topics=12))
+    model = fit_model(
+        post_examples(data.profiles, data.posts), TrainConfig(num_boost_round=300, n_topics=12)
+    )
     return save_artifact(model, models, model.metadata)
 
 
 # --------------------------------------------------------------------------- runs
 
 
-def run_dask(stage: str, data: Path, out: Path, model_dir: Path, workers: int, memory_limit: str, partitions: int) -> dict[str, object]:
+def run_dask(
+    stage: str,
+    data: Path,
+    out: Path,
+    model_dir: Path,
+    workers: int,
+    memory_limit: str,
+    partitions: int,
+) -> dict[str, object]:
     from features.distributed import dask_client, read_parquet_any, score_dask, write_features_dask
 
     shutil.rmtree(out, ignore_errors=True)
     spill = out.parent / f"{out.name}-spill"
-    with dask_client(n_workers=workers, memory_limit=memory_limit, local_directory=str(spill)) as client:
+    with dask_client(
+        n_workers=workers, memory_limit=memory_limit, local_directory=str(spill)
+    ) as client:
         profiles = read_parquet_any(data / "profiles", engine="dask")
         posts = read_parquet_any(data / "posts", engine="dask")
         start = time.perf_counter()
         if stage == "features":
-            rows, _ = write_features_dask(profiles, posts, out, as_of=NOW, now=NOW, npartitions=partitions)
+            rows, _ = write_features_dask(
+                profiles, posts, out, as_of=NOW, now=NOW, npartitions=partitions
+            )
         else:
             from serving.predictor import load_model
 
-            rows, _ = score_dask(load_model(model_dir), profiles, posts, out, as_of=NOW, now=NOW, npartitions=partitions, explain=False)
+            rows, _ = score_dask(
+                load_model(model_dir),
+                profiles,
+                posts,
+                out,
+                as_of=NOW,
+                now=NOW,
+                npartitions=partitions,
+                explain=False,
+            )
         seconds = time.perf_counter() - start
         peaks = client.run(peak_rss_bytes)
         alive = len(client.scheduler_info()["workers"])
     shutil.rmtree(spill, ignore_errors=True)
-    return {"seconds": seconds, "rows": rows, "peak_per_worker_gb": sorted(round(v / 1e9, 2) for v in peaks.values()), "workers_alive": alive}
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "peak_per_worker_gb": sorted(round(v / 1e9, 2) for v in peaks.values()),
+        "workers_alive": alive,
+    }
 
 
 def run_pandas_child(stage: str, data: Path, model_dir: Path) -> dict[str, object]:
@@ -147,11 +190,24 @@ def run_pandas_child(stage: str, data: Path, model_dir: Path) -> dict[str, objec
         from serving.predictor import load_model
 
         rows = len(load_model(model_dir).score(profiles, posts, NOW, now=NOW, explain=False).table)
-    return {"seconds": time.perf_counter() - start, "rows": rows, "peak_gb": round(peak_rss_bytes() / 1e9, 2)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows": rows,
+        "peak_gb": round(peak_rss_bytes() / 1e9, 2),
+    }
 
 
 def run_pandas(stage: str, data: Path, model_dir: Path) -> dict[str, object]:
-    cmd = [sys.executable, __file__, "--child", stage, "--child-data", str(data), "--child-model", str(model_dir)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        stage,
+        "--child-data",
+        str(data),
+        "--child-model",
+        str(model_dir),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -160,12 +216,23 @@ def run_pandas(stage: str, data: Path, model_dir: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 50_000_000], help="posts")
-    parser.add_argument("--stages", nargs="+", choices=["features", "score"], default=["features", "score"])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 50_000_000], help="posts"
+    )
+    parser.add_argument(
+        "--stages", nargs="+", choices=["features", "score"], default=["features", "score"]
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="1.5GB", help="per worker")
-    parser.add_argument("--posts-per-partition", type=int, default=150_000, help="sets the number of influencer buckets")
-    parser.add_argument("--pandas-max", type=int, default=10_000_000, help="largest size for the pandas engine")
+    parser.add_argument(
+        "--posts-per-partition",
+        type=int,
+        default=150_000,
+        help="sets the number of influencer buckets",
+    )
+    parser.add_argument(
+        "--pandas-max", type=int, default=10_000_000, help="largest size for the pandas engine"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("build/scale"))
     parser.add_argument("--child", choices=["features", "score"], help=argparse.SUPPRESS)
     parser.add_argument("--child-data", type=Path, help=argparse.SUPPRESS)
@@ -177,20 +244,39 @@ def main() -> None:
 
     model_dir = train_model(args.out_dir) if "score" in args.stages else Path()
     print(f"{args.workers} workers x {args.memory_limit}, 1 thread each; scoring without reasons")
-    print(f"{'posts':>11s} {'stage':>8s} {'engine':>6s} {'seconds':>8s} {'posts/s':>10s} {'rows':>9s}  peak memory")
+    print(
+        f"{'posts':>11s} {'stage':>8s} {'engine':>6s} {'seconds':>8s} {'posts/s':>10s} {'rows':>9s}  peak memory"
+    )
     for size in args.sizes:
         data = write_data(size, args.out_dir / f"data-{size}")
         n_posts = count_posts(data)
         partitions = max(args.workers, -(-n_posts // args.posts_per_partition))
         for stage in args.stages:
-            r = run_dask(stage, data, args.out_dir / f"out-{stage}-{size}", model_dir, args.workers, args.memory_limit, partitions)
-            print(f"{n_posts:>11d} {stage:>8s} {'dask':>6s} {r['seconds']:>8.1f} {n_posts / r['seconds']:>10.0f} {r['rows']:>9d}  per worker {r['peak_per_worker_gb']} GB ({r['workers_alive']} alive)", flush=True)
+            r = run_dask(
+                stage,
+                data,
+                args.out_dir / f"out-{stage}-{size}",
+                model_dir,
+                args.workers,
+                args.memory_limit,
+                partitions,
+            )
+            print(
+                f"{n_posts:>11d} {stage:>8s} {'dask':>6s} {r['seconds']:>8.1f} {n_posts / r['seconds']:>10.0f} {r['rows']:>9d}  per worker {r['peak_per_worker_gb']} GB ({r['workers_alive']} alive)",
+                flush=True,
+            )
             if size <= args.pandas_max:
                 p = run_pandas(stage, data, model_dir)
                 if "error" in p:
-                    print(f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} failed: {p['error']}", flush=True)
+                    print(
+                        f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} failed: {p['error']}",
+                        flush=True,
+                    )
                 else:
-                    print(f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} {p['seconds']:>8.1f} {n_posts / p['seconds']:>10.0f} {p['rows']:>9d}  one process {p['peak_gb']} GB", flush=True)
+                    print(
+                        f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} {p['seconds']:>8.1f} {n_posts / p['seconds']:>10.0f} {p['rows']:>9d}  one process {p['peak_gb']} GB",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -182,7 +182,9 @@ def served_latency(
         body = json.dumps(dataframe_split(rows)).encode()
 
         def call() -> None:
-            request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=30) as response:
                 response.read()
 
@@ -190,13 +192,28 @@ def served_latency(
         ping = latencies(lambda: urllib.request.urlopen(f"{url}/ping", timeout=5).read(), 50)
     finally:
         stop_process_group(process)
-    return {"startup_s": startup, "median_ms": 1e3 * statistics.median(times), "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))], "ping_median_ms": 1e3 * statistics.median(ping)}
+    return {
+        "startup_s": startup,
+        "median_ms": 1e3 * statistics.median(times),
+        "p90_ms": 1e3 * sorted(times)[int(0.9 * len(times))],
+        "ping_median_ms": 1e3 * statistics.median(ping),
+    }
 
 
 def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
     """``engage serve`` on the benchmark model."""
+
     def command_for(port: int) -> list[str]:
-        return [sys.executable, "-m", "engage.cli", "serve", "--model", str(model_dir), "--port", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "engage.cli",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(port),
+        ]
 
     return served_latency(command_for, rows, repeats, cwd=_HERE.parent)
 
@@ -230,20 +247,36 @@ def http_floor(folder: Path, rows: Any, repeats: int) -> dict[str, float]:
     code.write_text(NOOP_PYFUNC)
     model = folder / "noop_model"
     mlflow.pyfunc.save_model(path=str(model), python_model=str(code), signature=input_signature())
-    return served_latency(lambda port: serve_command(port), rows, repeats, env=serve_env(None, str(model)))
+    return served_latency(
+        lambda port: serve_command(port), rows, repeats, env=serve_env(None, str(model))
+    )
 
 
-def one_candidate_booster(predictor: Any, profile: Any, posts: Any, as_of: Any, repeats: int) -> dict[str, float]:
+def one_candidate_booster(
+    predictor: Any, profile: Any, posts: Any, as_of: Any, repeats: int
+) -> dict[str, float]:
     """LightGBM alone on the candidate's one-row booster matrix: predict, and pred_contrib."""
     from features.aggregate import compute_features, examples_at
     from features.contract import validate
 
     model = predictor.model
     data = validate(profile, posts)
-    matrix = model.booster_matrix(compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of)))
-    predict = latencies(lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_), repeats)
-    contrib = latencies(lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_, pred_contrib=True), repeats)
-    return {"booster_predict_median_ms": 1e3 * statistics.median(predict), "pred_contrib_median_ms": 1e3 * statistics.median(contrib)}
+    matrix = model.booster_matrix(
+        compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of))
+    )
+    predict = latencies(
+        lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_), repeats
+    )
+    contrib = latencies(
+        lambda: model.booster_.predict(
+            matrix, num_iteration=model.best_iteration_, pred_contrib=True
+        ),
+        repeats,
+    )
+    return {
+        "booster_predict_median_ms": 1e3 * statistics.median(predict),
+        "pred_contrib_median_ms": 1e3 * statistics.median(contrib),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--posts-per-candidate", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--profile", action="store_true", help="print cProfile summaries of the slow stages")
+    parser.add_argument(
+        "--profile", action="store_true", help="print cProfile summaries of the slow stages"
+    )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
@@ -268,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         print("training the small benchmark model ...", flush=True)
         model_dir = train_model(Path(tmp))
         predictor = load_model(model_dir)
-        print(f"generating {args.candidates} synthetic candidates x {args.posts_per_candidate:g} posts ...", flush=True)
+        print(
+            f"generating {args.candidates} synthetic candidates x {args.posts_per_candidate:g} posts ...",
+            flush=True,
+        )
         profiles, posts = synthetic(args.candidates, args.posts_per_candidate)
         as_of = posts["posted_at"].max() + pd.Timedelta(seconds=1)
 
@@ -285,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
 
         # One candidate with about N posts, as the generator's tables (typed, not text).
         counts = posts.groupby("influencer").size()
-        name = (counts - args.posts_per_candidate).abs().idxmin()  # the candidate closest to N posts
+        name = (
+            (counts - args.posts_per_candidate).abs().idxmin()
+        )  # the candidate closest to N posts
         one_profile = profiles[profiles["influencer"] == name].reset_index(drop=True)
         one_posts = posts[posts["influencer"] == name].reset_index(drop=True)
         del profiles, posts
         single = latencies(lambda: predictor.predict(one_profile, one_posts, as_of), args.repeats)
-        single_fast = latencies(lambda: predictor.predict(one_profile, one_posts, as_of, explain=False), args.repeats)
+        single_fast = latencies(
+            lambda: predictor.predict(one_profile, one_posts, as_of, explain=False), args.repeats
+        )
         results["one_candidate_in_process"] = {
             "posts": len(one_posts),
             "median_ms": 1e3 * statistics.median(single),
@@ -298,30 +340,84 @@ def main(argv: list[str] | None = None) -> int:
             "median_ms_without_reasons": 1e3 * statistics.median(single_fast),
             **one_candidate_booster(predictor, one_profile, one_posts, as_of, args.repeats),
         }
-        print(json.dumps({"one_candidate_in_process": results["one_candidate_in_process"]}, indent=2), flush=True)
+        print(
+            json.dumps({"one_candidate_in_process": results["one_candidate_in_process"]}, indent=2),
+            flush=True,
+        )
         if args.profile:
-            print(top_functions(lambda: [predictor.predict(one_profile, one_posts, as_of) for _ in range(50)], 25))
+            print(
+                top_functions(
+                    lambda: [predictor.predict(one_profile, one_posts, as_of) for _ in range(50)],
+                    25,
+                )
+            )
 
         if not args.skip_http:
-            rows = to_rest_rows(one_profile.assign(as_of=as_of.isoformat()), one_posts.assign(posted_at=one_posts["posted_at"].map(lambda t: t.isoformat())))
+            rows = to_rest_rows(
+                one_profile.assign(as_of=as_of.isoformat()),
+                one_posts.assign(posted_at=one_posts["posted_at"].map(lambda t: t.isoformat())),
+            )
             results["one_candidate_http"] = http_latency(model_dir, rows, args.repeats)
-            results["one_candidate_http"]["mlflow_noop_model"] = http_floor(Path(tmp), rows, args.repeats)
-            print(json.dumps({"one_candidate_http": results["one_candidate_http"]}, indent=2), flush=True)
+            results["one_candidate_http"]["mlflow_noop_model"] = http_floor(
+                Path(tmp), rows, args.repeats
+            )
+            print(
+                json.dumps({"one_candidate_http": results["one_candidate_http"]}, indent=2),
+                flush=True,
+            )
 
     summary = [
-        ("model-only overhead (predict_features / Booster.predict)", f"{results['model_only']['overhead_ratio']:.2f}x", "<= 1.2x"),
-        ("  the same on the precomputed booster matrix (no learned steps)", f"{results['model_only']['overhead_ratio_on_booster_matrix']:.2f}x", "<= 1.2x"),
-        ("end to end, candidates/s (with reasons)", f"{results['end_to_end']['candidates_per_s_with_reasons']:,.0f}", ">= 30,000"),
-        ("end to end, candidates/s (without reasons)", f"{results['end_to_end']['candidates_per_s_without_reasons']:,.0f}", ">= 30,000"),
-        ("one candidate in process, median", f"{results['one_candidate_in_process']['median_ms']:.1f} ms", "< 5 ms"),
-        ("  LightGBM alone: predict + pred_contrib on its one row", f"{results['one_candidate_in_process']['booster_predict_median_ms'] + results['one_candidate_in_process']['pred_contrib_median_ms']:.1f} ms", "(raw library)"),
+        (
+            "model-only overhead (predict_features / Booster.predict)",
+            f"{results['model_only']['overhead_ratio']:.2f}x",
+            "<= 1.2x",
+        ),
+        (
+            "  the same on the precomputed booster matrix (no learned steps)",
+            f"{results['model_only']['overhead_ratio_on_booster_matrix']:.2f}x",
+            "<= 1.2x",
+        ),
+        (
+            "end to end, candidates/s (with reasons)",
+            f"{results['end_to_end']['candidates_per_s_with_reasons']:,.0f}",
+            ">= 30,000",
+        ),
+        (
+            "end to end, candidates/s (without reasons)",
+            f"{results['end_to_end']['candidates_per_s_without_reasons']:,.0f}",
+            ">= 30,000",
+        ),
+        (
+            "one candidate in process, median",
+            f"{results['one_candidate_in_process']['median_ms']:.1f} ms",
+            "< 5 ms",
+        ),
+        (
+            "  LightGBM alone: predict + pred_contrib on its one row",
+            f"{results['one_candidate_in_process']['booster_predict_median_ms'] + results['one_candidate_in_process']['pred_contrib_median_ms']:.1f} ms",
+            "(raw library)",
+        ),
     ]
     if "one_candidate_http" in results:
-        summary.append(("one candidate over HTTP, median", f"{results['one_candidate_http']['median_ms']:.1f} ms", "< 25 ms"))
-        summary.append(("  MLflow's server with a do-nothing model, same request", f"{results['one_candidate_http']['mlflow_noop_model']['median_ms']:.1f} ms", "(raw library)"))
+        summary.append(
+            (
+                "one candidate over HTTP, median",
+                f"{results['one_candidate_http']['median_ms']:.1f} ms",
+                "< 25 ms",
+            )
+        )
+        summary.append(
+            (
+                "  MLflow's server with a do-nothing model, same request",
+                f"{results['one_candidate_http']['mlflow_noop_model']['median_ms']:.1f} ms",
+                "(raw library)",
+            )
+        )
     print("\nsummary")
     for label, value, target in summary:
-        print(f"  {label:<58} {value:>12}   {target if target.startswith('(') else 'target ' + target}")
+        print(
+            f"  {label:<58} {value:>12}   {target if target.startswith('(') else 'target ' + target}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -46,24 +46,48 @@ def bench(n_examples: int, rounds: int, seed: int) -> dict[str, float]:
     reference = load_and_validate(embedded_profiles(), embedded_posts())
     params = fit_synth_params(reference.profiles, reference.posts)
     # ~1/3 of synthetic profiles have no posts (as in the real data): draw enough to reach n.
-    profiles, posts = generate(params, n_influencers=int(n_examples * 1.6), seed=seed, posts_per_influencer=3.0)
+    profiles, posts = generate(
+        params, n_influencers=int(n_examples * 1.6), seed=seed, posts_per_influencer=3.0
+    )
     data = validate(profiles, posts)
     examples, t_features = timed(lambda: post_examples(data.profiles, data.posts))
     take = np.arange(min(n_examples, len(examples)))
     ex = examples.subset(np.isin(np.arange(len(examples)), take))
 
-    lgb_params = {**DEFAULT_LGBM_PARAMS, "verbosity": -1, "seed": seed, "deterministic": True, "force_col_wise": True}
-    model, t_engage = timed(lambda: EngagementModel(DEFAULT_LGBM_PARAMS, seed=seed).fit(ex.base, ex.label, num_boost_round=rounds))
+    lgb_params = {
+        **DEFAULT_LGBM_PARAMS,
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+    }
+    model, t_engage = timed(
+        lambda: EngagementModel(DEFAULT_LGBM_PARAMS, seed=seed).fit(
+            ex.base, ex.label, num_boost_round=rounds
+        )
+    )
     matrix = model.model_matrix(ex.base)
 
     def raw() -> lgb.Booster:
         # The same start as engage's booster: its init_score is the shrunk own level.
         start = model.baseline_log(matrix)
-        return lgb.train(lgb_params, lgb.Dataset(matrix, label=ex.label, init_score=start), num_boost_round=rounds)
+        return lgb.train(
+            lgb_params,
+            lgb.Dataset(matrix, label=ex.label, init_score=start),
+            num_boost_round=rounds,
+        )
 
     booster, t_raw = timed(raw)
     same = np.allclose(booster.predict(matrix), model.booster_.predict(matrix))
-    return {"examples": len(ex), "posts": len(data.posts), "features_s": t_features, "engage_fit_s": t_engage, "raw_lgbm_s": t_raw, "ratio": t_engage / t_raw, "same_predictions": same}
+    return {
+        "examples": len(ex),
+        "posts": len(data.posts),
+        "features_s": t_features,
+        "engage_fit_s": t_engage,
+        "raw_lgbm_s": t_raw,
+        "ratio": t_engage / t_raw,
+        "same_predictions": same,
+    }
 
 
 def main() -> None:
@@ -72,10 +96,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"{'examples':>10s} {'posts':>10s} {'features s':>11s} {'engage fit s':>13s} {'raw lgbm s':>11s} {'ratio':>7s}  same predictions")
+    print(
+        f"{'examples':>10s} {'posts':>10s} {'features s':>11s} {'engage fit s':>13s} {'raw lgbm s':>11s} {'ratio':>7s}  same predictions"
+    )
     for size in args.sizes:
         r = bench(size, args.rounds, args.seed)
-        print(f"{r['examples']:>10d} {r['posts']:>10d} {r['features_s']:>11.1f} {r['engage_fit_s']:>13.1f} {r['raw_lgbm_s']:>11.1f} {r['ratio']:>7.2f}  {r['same_predictions']}", flush=True)
+        print(
+            f"{r['examples']:>10d} {r['posts']:>10d} {r['features_s']:>11.1f} {r['engage_fit_s']:>13.1f} {r['raw_lgbm_s']:>11.1f} {r['ratio']:>7.2f}  {r['same_predictions']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,16 @@ def data_path(text: str) -> Path | str:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profiles", type=data_path, help="profiles table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data")
-    parser.add_argument("--posts", type=data_path, help="posts table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data")
+    parser.add_argument(
+        "--profiles",
+        type=data_path,
+        help="profiles table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data",
+    )
+    parser.add_argument(
+        "--posts",
+        type=data_path,
+        help="posts table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data",
+    )
 
 
 def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -59,7 +67,9 @@ def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
     if args.profiles is None and args.posts is None:
         return embedded_profiles(), embedded_posts()
     if args.profiles is None:
-        raise UsageError("--posts was given without --profiles; pass both, or neither for the embedded data")
+        raise UsageError(
+            "--posts was given without --profiles; pass both, or neither for the embedded data"
+        )
     return args.profiles, args.posts
 
 
@@ -106,7 +116,9 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
-def check_output_file(path: Path | str | None, option: str, suffixes: tuple[str, ...] | None = None) -> None:
+def check_output_file(
+    path: Path | str | None, option: str, suffixes: tuple[str, ...] | None = None
+) -> None:
     """Refuse, before any work, an output file that could not be written: a folder's name, a
     path under a file, a folder without write permission, or (with ``suffixes``) an ending
     that is not one of them. URLs are left to their filesystem."""
@@ -135,7 +147,9 @@ def _check_writable_parent(path: Path, option: str) -> None:
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise UsageError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
+                raise UsageError(
+                    f"{option} {path}: {parent} is a file, not a folder; choose another path"
+                )
             target = path if path.exists() else parent
             if not os.access(target, os.W_OK):
                 raise UsageError(f"{option} {path}: no permission to write in {target}")
@@ -200,7 +214,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     params = fit_synth_params(reference.profiles, reference.posts)
     profiles, posts = generate(params, n_influencers=args.influencers, seed=args.seed)
     paths = write_synthetic(profiles, posts, args.out_dir, file_format=args.format)
-    print(f"wrote {len(profiles)} profiles and {len(posts)} posts: {', '.join(str(p) for p in paths)}")
+    print(
+        f"wrote {len(profiles)} profiles and {len(posts)} posts: {', '.join(str(p) for p in paths)}"
+    )
     return 0
 
 
@@ -210,25 +226,51 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from engage.scale_commands import add_engine_arguments
 
-    parser = argparse.ArgumentParser(prog="engage", description="Predict an influencer's next-post engagement, with an honest interval.")
+    parser = argparse.ArgumentParser(
+        prog="engage",
+        description="Predict an influencer's next-post engagement, with an honest interval.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check profiles and posts against the data contract and print the report")
+    p = sub.add_parser(
+        "validate", help="check profiles and posts against the data contract and print the report"
+    )
     add_data_arguments(p)
-    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.add_argument(
+        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("features", help="compute point-in-time features, one row per influencer")
     add_data_arguments(p)
-    p.add_argument("--as-of", help="cutoff time: only posts strictly before it count (default: now, or the profiles' as_of column)")
-    p.add_argument("--out", type=Path, required=True, help="output table (.csv, .csv.gz or .parquet); with --engine dask a folder of Parquet parts")
-    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
-    p.add_argument("--keep-hashtag-docs", action="store_true", help="keep the hashtag_doc text column (bag of tags)")
+    p.add_argument(
+        "--as-of",
+        help="cutoff time: only posts strictly before it count (default: now, or the profiles' as_of column)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output table (.csv, .csv.gz or .parquet); with --engine dask a folder of Parquet parts",
+    )
+    p.add_argument(
+        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
+    )
+    p.add_argument(
+        "--keep-hashtag-docs",
+        action="store_true",
+        help="keep the hashtag_doc text column (bag of tags)",
+    )
     add_engine_arguments(p)
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("synth", help="write synthetic profiles and posts fitted on the embedded data (for scale tests only)")
-    p.add_argument("--influencers", type=int_at_least(1), required=True, help="number of influencers")
+    p = sub.add_parser(
+        "synth",
+        help="write synthetic profiles and posts fitted on the embedded data (for scale tests only)",
+    )
+    p.add_argument(
+        "--influencers", type=int_at_least(1), required=True, help="number of influencers"
+    )
     p.add_argument("--out-dir", type=Path, required=True, help="folder for profiles and posts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
@@ -262,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # A file that cannot be read or written past the checks above (disk full, permissions
         # changed, a network filesystem gone): the user's to fix, and the message says which file.
-        print(f"engage {args.command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}", file=sys.stderr)
+        print(
+            f"engage {args.command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
 
 

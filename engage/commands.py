@@ -52,17 +52,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             # Cross-validation folds are groups of creators: each fold needs one at least.
             creators = int(data.posts["influencer"].nunique())
             if args.folds > creators:
-                raise UsageError(f"--folds {args.folds}: only {creators} influencers have posts; use at most {creators} folds (5 is usual)")
-            result = run_training(data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns)
+                raise UsageError(
+                    f"--folds {args.folds}: only {creators} influencers have posts; use at most {creators} folds (5 is usual)"
+                )
+            result = run_training(
+                data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns
+            )
     except TrainingInterrupted as exc:
         print(f"engage train: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.metrics_out:
         _write_json(result.metrics, args.metrics_out)
     tracking = result.tracking
-    print(comparison_table(result.metrics, f"{config.registered_model} v{tracking['model_version']} @{tracking['alias']} ({tracking['alias_reason']})"))
-    print(f"\nmodel saved to {result.model_dir}; MLflow run {result.tracking['run_id']}, "
-          f"{config.registered_model} v{result.tracking['model_version']} @{result.tracking['alias']}")
+    print(
+        comparison_table(
+            result.metrics,
+            f"{config.registered_model} v{tracking['model_version']} @{tracking['alias']} ({tracking['alias_reason']})",
+        )
+    )
+    print(
+        f"\nmodel saved to {result.model_dir}; MLflow run {result.tracking['run_id']}, "
+        f"{config.registered_model} v{result.tracking['model_version']} @{result.tracking['alias']}"
+    )
     return 0
 
 
@@ -88,11 +99,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Every creator with enough posts is forecast forward (the saved model saw none of
         # them, if the data are new to it).
         metrics["forward"] = evaluate_forward_all(predictor.model, data, config.seed)
-    metrics["evaluated_model"] = {"name": name, "reference": str(args.model), "version": predictor.version}
+    metrics["evaluated_model"] = {
+        "name": name,
+        "reference": str(args.model),
+        "version": predictor.version,
+    }
     review(metrics, predictor.interval_level)
     if args.metrics_out:
         _write_json(metrics, args.metrics_out)
-    print(comparison_table(metrics, f"{name} (saved model {predictor.version}) on {len(examples)} examples; baselines fitted out of fold on the same data"))
+    print(
+        comparison_table(
+            metrics,
+            f"{name} (saved model {predictor.version}) on {len(examples)} examples; baselines fitted out of fold on the same data",
+        )
+    )
     return 0
 
 
@@ -101,12 +121,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from training.promote import PromotionRefused, promote
 
     if args.force and not (args.reason or "").strip():
-        raise UsageError("--force needs --reason TEXT: why this version becomes champion without beating the current one (it is recorded)")
+        raise UsageError(
+            "--force needs --reason TEXT: why this version becomes champion without beating the current one (it is recorded)"
+        )
     if args.reason and not args.force:
         raise UsageError("--reason is recorded with --force only; without --force the gate decides")
     data = None if args.force else load_inputs(args)
     try:
-        outcome = promote(args.version, data, registered_model=args.registered_model, tracking_uri=args.tracking_uri, reason=args.reason if args.force else None)
+        outcome = promote(
+            args.version,
+            data,
+            registered_model=args.registered_model,
+            tracking_uri=args.tracking_uri,
+            reason=args.reason if args.force else None,
+        )
     except PromotionRefused as exc:
         raise UsageError(str(exc)) from None
     print(outcome)
@@ -117,31 +145,69 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     from engage.cli import add_data_arguments, int_at_least
     from engage.scale_commands import add_engine_arguments
 
-    p = sub.add_parser("train", help="train the model, evaluate it against baselines, save it and log it to MLflow")
+    p = sub.add_parser(
+        "train", help="train the model, evaluate it against baselines, save it and log it to MLflow"
+    )
     add_data_arguments(p)
-    p.add_argument("--campaigns", type=Path, help="campaign results table: one example per campaign post")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument(
+        "--campaigns", type=Path, help="campaign results table: one example per campaign post"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
     p.add_argument("--experiment", default="engage", help="MLflow experiment name")
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are saved")
+    p.add_argument(
+        "--models-dir", type=Path, default=Path("models"), help="where model folders are saved"
+    )
     p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tune", type=int_at_least(0), default=0, metavar="N", help="run N Optuna trials on the training folds only")
-    p.add_argument("--folds", type=int_at_least(2), default=5, help="grouped cross-validation folds")
-    p.add_argument("--targets-per-influencer", type=int_at_least(0), default=0, help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)")
-    p.add_argument("--promote", action="store_true", help="make this version the champion even if it does not beat the current one")
-    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.add_argument(
+        "--tune",
+        type=int_at_least(0),
+        default=0,
+        metavar="N",
+        help="run N Optuna trials on the training folds only",
+    )
+    p.add_argument(
+        "--folds", type=int_at_least(2), default=5, help="grouped cross-validation folds"
+    )
+    p.add_argument(
+        "--targets-per-influencer",
+        type=int_at_least(0),
+        default=0,
+        help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)",
+    )
+    p.add_argument(
+        "--promote",
+        action="store_true",
+        help="make this version the champion even if it does not beat the current one",
+    )
+    p.add_argument(
+        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
+    )
     add_engine_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a saved model on new data with the same metrics and baselines")
-    p.add_argument("--model", required=True, help="models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion")
+    p = sub.add_parser(
+        "evaluate", help="score a saved model on new data with the same metrics and baselines"
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion",
+    )
     add_data_arguments(p)
-    p.add_argument("--campaigns", type=Path, help="campaign results table: one example per campaign post")
+    p.add_argument(
+        "--campaigns", type=Path, help="campaign results table: one example per campaign post"
+    )
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
     p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.add_argument(
+        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -156,12 +222,29 @@ def register_promote(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("version", help="registered version number (as in `engagement v3`)")
     add_data_arguments(p)
-    p.add_argument("--registered-model", default="engagement", help="registered model name (default: engagement)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    p.add_argument("--force", action="store_true", help="promote without the comparison (needs --reason)")
-    p.add_argument("--reason", help="with --force: why, recorded on the version and in the alias history")
-    p.add_argument("--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV")
+    p.add_argument(
+        "--registered-model",
+        default="engagement",
+        help="registered model name (default: engagement)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="promote without the comparison (needs --reason)"
+    )
+    p.add_argument(
+        "--reason", help="with --force: why, recorded on the version and in the alias history"
+    )
+    p.add_argument(
+        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
+    )
     p.set_defaults(func=cmd_promote)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [register_train, register_promote, register_serving]
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    register_train,
+    register_promote,
+    register_serving,
+]

@@ -18,9 +18,23 @@ from features.outputs import console_text
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     from engage.cli import int_at_least
 
-    parser.add_argument("--engine", choices=ENGINES, default="pandas", help="pandas (default: in memory, one process) or dask (partitioned by influencer, on a cluster)")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); default: a local cluster sized to this machine")
-    parser.add_argument("--partitions", type=int_at_least(1), metavar="N", help="with --engine dask: influencer buckets (default: as many as the input's partitions)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="pandas",
+        help="pandas (default: in memory, one process) or dask (partitioned by influencer, on a cluster)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); default: a local cluster sized to this machine",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int_at_least(1),
+        metavar="N",
+        help="with --engine dask: influencer buckets (default: as many as the input's partitions)",
+    )
 
 
 def uses_dask(args: argparse.Namespace) -> bool:
@@ -51,7 +65,9 @@ def _check_folder_output(args: argparse.Namespace) -> None:
     from engage.cli import UsageError
 
     if str(args.out).lower().endswith((".csv", ".gz", ".xlsx", ".html", ".parquet", ".pq")):
-        raise UsageError(f"--out {args.out}: the Dask engine writes a folder of Parquet parts; give a folder name")
+        raise UsageError(
+            f"--out {args.out}: the Dask engine writes a folder of Parquet parts; give a folder name"
+        )
 
 
 def _report(report: Any, args: argparse.Namespace) -> None:
@@ -71,9 +87,19 @@ def cmd_features_dask(args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of)
     with dask_client(args.scheduler) as _client:
         profiles, posts, files = _inputs(args)
-        n, report = write_features_dask(profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, include_hashtag_docs=args.keep_hashtag_docs, files=files)
+        n, report = write_features_dask(
+            profiles,
+            posts,
+            str(args.out),
+            as_of=as_of,
+            npartitions=args.partitions,
+            include_hashtag_docs=args.keep_hashtag_docs,
+            files=files,
+        )
     _report(report, args)
-    print(f"wrote {n} rows to {args.out}/part-*.parquet (Dask engine, one part per influencer bucket)")
+    print(
+        f"wrote {n} rows to {args.out}/part-*.parquet (Dask engine, one part per influencer bucket)"
+    )
     return 0
 
 
@@ -86,7 +112,14 @@ def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
     if posts_path is None:
         raise UsageError("--engine dask needs --posts")
     with dask_client(args.scheduler) as client:
-        return run_training_dask(profiles_path, posts_path, config, client=client, campaigns_path=args.campaigns, npartitions=args.partitions)
+        return run_training_dask(
+            profiles_path,
+            posts_path,
+            config,
+            client=client,
+            campaigns_path=args.campaigns,
+            npartitions=args.partitions,
+        )
 
 
 def cmd_score_dask(args: argparse.Namespace) -> int:
@@ -111,10 +144,22 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
     finish = partial(add_fee_columns, fees=fees) if fees is not None else None
     with dask_client(args.scheduler) as _client:
         profiles, posts, files = _inputs(args)
-        n, report = score_dask(predictor, profiles, posts, str(args.out), as_of=as_of, npartitions=args.partitions, files=files, shortlist=shortlist, finish=finish)
+        n, report = score_dask(
+            predictor,
+            profiles,
+            posts,
+            str(args.out),
+            as_of=as_of,
+            npartitions=args.partitions,
+            files=files,
+            shortlist=shortlist,
+            finish=finish,
+        )
     _report(report, args)
     for note in fees.notes if fees is not None else []:
         print(f"note: {console_text(note)}")
     added = "; with fee, currency and cost_per_engagement columns" if fees is not None else ""
-    print(f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked{added}; rank with the pandas engine or your query engine)")
+    print(
+        f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked{added}; rank with the pandas engine or your query engine)"
+    )
     return 0

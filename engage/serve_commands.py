@@ -15,7 +15,12 @@ import pandas as pd
 from serving.server import ServerLimits, machine_cpus
 
 SERVE_PORT = 5000  # MLflow's scoring-server default
-RANK_CHOICES = ("engagements", "rate", "cost", "p_reach")  # serving.planner.RANK_BY, without importing it for --help
+RANK_CHOICES = (
+    "engagements",
+    "rate",
+    "cost",
+    "p_reach",
+)  # serving.planner.RANK_BY, without importing it for --help
 MODEL_HELP = "models/<version> folder, 'latest' (the newest model training registered, by training time), or an MLflow URI like models:/engagement@champion"
 
 
@@ -57,8 +62,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.show is not None and args.show < 0:
         raise UsageError("--show must be 0 or more")
     show = args.show if args.show is not None else (args.top or 20)
-    if args.target_engagements is not None and not (args.target_engagements > 0 and np.isfinite(args.target_engagements)):
-        raise UsageError("--target-engagements must be a positive number of engagements per post, e.g. 5000")
+    if args.target_engagements is not None and not (
+        args.target_engagements > 0 and np.isfinite(args.target_engagements)
+    ):
+        raise UsageError(
+            "--target-engagements must be a positive number of engagements per post, e.g. 5000"
+        )
     rank_by = args.rank_by or ("cost" if args.fees else "engagements")
     if rank_by == "cost" and not args.fees:
         raise UsageError("--rank-by cost needs --fees (a table of influencer, fee)")
@@ -89,7 +98,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     kept = table.head(args.top) if args.top else table
     notes, technical = planner_notes(scored.report)
-    warnings = stale_data_notes(scored.posts_date_range, as_of or pd.Timestamp.now(tz="UTC"), identity.trained_on)
+    warnings = stale_data_notes(
+        scored.posts_date_range, as_of or pd.Timestamp.now(tz="UTC"), identity.trained_on
+    )
     if "as_of" in profiles.columns and as_of is None:
         warnings = []  # one cutoff per candidate (a backtest): no single scoring time to compare
     context = ReportContext(
@@ -117,7 +128,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     for label, value in context.summary.lines() if context.summary else []:
         print(f"{label}: {console_text(value)}")
-    for note in context.notes[len(notes):]:
+    for note in context.notes[len(notes) :]:
         print(f"note: {console_text(note)}")
     if show:
         print()
@@ -125,8 +136,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         if len(kept) > show:
             print(f"... {len(kept) - show} more rows in the output file")
     if kind == "html" and len(kept) > MAX_REPORT_ROWS:
-        print(f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(kept)}")
-    left_out = f" (the top {args.top} of {len(table)} candidates; leave out --top for all)" if len(kept) < len(table) else ""
+        print(
+            f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(kept)}"
+        )
+    left_out = (
+        f" (the top {args.top} of {len(table)} candidates; leave out --top for all)"
+        if len(kept) < len(table)
+        else ""
+    )
     print(f"\nwrote {len(kept)} rows to {args.out}{left_out}")
     return 0
 
@@ -145,7 +162,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="engage-serve-") as workdir:
         uri = model_uri_for(str(args.model), args.models_dir, Path(workdir), args.tracking_uri)
         command = serve_command(args.port, args.host, workers)
-        print(f"serving {args.model} ({redact(uri)}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)", file=sys.stderr, flush=True)
+        print(
+            f"serving {args.model} ({redact(uri)}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
         print(
             f"{workers} worker(s); per worker: {limits.light_concurrency} light + {limits.heavy_concurrency} heavy request(s) at a time "
             f"(heavy: body over {limits.heavy_body_bytes // 1024} KB, {limits.heavy_queue} more may wait); "
@@ -154,7 +175,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         # Own process group, so stopping reaches every uvicorn worker.
-        process = subprocess.Popen(command, env=serve_env(args.tracking_uri, uri, limits, workers), start_new_session=True)
+        process = subprocess.Popen(
+            command, env=serve_env(args.tracking_uri, uri, limits, workers), start_new_session=True
+        )
         # SIGTERM (kill, timeout, a supervisor) must stop the server too, not orphan it.
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
@@ -200,31 +223,107 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
         description="Score candidates as of now (or --as-of, or each profile's as_of column) and rank them. "
         "The output type follows the file ending: .csv, .csv.gz, .xlsx or .html (a self-contained report).",
     )
-    p.add_argument("--model", default=CHAMPION, help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion in --tracking-uri, default sqlite:///mlflow.db here)")
+    p.add_argument(
+        "--model",
+        default=CHAMPION,
+        help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion in --tracking-uri, default sqlite:///mlflow.db here)",
+    )
     add_data_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of unranked Parquet parts")
-    p.add_argument("--fees", type=Path, help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given. With --engine dask the columns are added but the parts stay unranked")
-    p.add_argument("--shortlist", type=Path, help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile'); also with --engine dask")
-    p.add_argument("--top", type=int, help="keep the top N candidates in the output file, its summary and the console (default or 0: every candidate)")
-    p.add_argument("--rank-by", choices=list(RANK_CHOICES), help="engagements (expected engagements per post), rate (engagement rate), cost (cost per engagement; the default with --fees) or p_reach (chance of reaching --target-engagements)")
-    p.add_argument("--target-engagements", type=float, help="campaign KPI in engagements per post: adds p_reach, the chance the next post reaches it")
-    p.add_argument("--show", type=int, help="rows to print on the console (default: --top, else 20; 0 prints none)")
-    p.add_argument("--as-of", help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)")
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where model folders are (for 'latest' and version names)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of unranked Parquet parts",
+    )
+    p.add_argument(
+        "--fees",
+        type=Path,
+        help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given. With --engine dask the columns are added but the parts stay unranked",
+    )
+    p.add_argument(
+        "--shortlist",
+        type=Path,
+        help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile'); also with --engine dask",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        help="keep the top N candidates in the output file, its summary and the console (default or 0: every candidate)",
+    )
+    p.add_argument(
+        "--rank-by",
+        choices=list(RANK_CHOICES),
+        help="engagements (expected engagements per post), rate (engagement rate), cost (cost per engagement; the default with --fees) or p_reach (chance of reaching --target-engagements)",
+    )
+    p.add_argument(
+        "--target-engagements",
+        type=float,
+        help="campaign KPI in engagements per post: adds p_reach, the chance the next post reaches it",
+    )
+    p.add_argument(
+        "--show",
+        type=int,
+        help="rows to print on the console (default: --top, else 20; 0 prints none)",
+    )
+    p.add_argument(
+        "--as-of",
+        help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=Path("models"),
+        help="where model folders are (for 'latest' and version names)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
     add_engine_arguments(p)  # --engine dask: batch scoring to a folder of unranked Parquet parts
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)")
+    p = sub.add_parser(
+        "serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)"
+    )
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--port", type=int, default=SERVE_PORT, help=f"port (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both can run)")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=SERVE_PORT,
+        help=f"port (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both can run)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1: this machine only)",
+    )
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
     defaults = ServerLimits()
-    p.add_argument("--workers", type=int, help=f"server processes, each with its own copy of the model (default: one per CPU, here {machine_cpus()})")
-    p.add_argument("--timeout", type=float, default=defaults.request_timeout, help=f"seconds to answer a request, queueing included; later: 504 (default {defaults.request_timeout:g})")
-    p.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / 2**20, help=f"largest request body; larger: 413 (default {defaults.max_body_bytes / 2**20:g})")
-    p.add_argument("--heavy-kb", type=float, default=defaults.heavy_body_bytes / 2**10, help=f"a body over this is a heavy request: one at a time per worker, beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})")
-    p.add_argument("--heavy-queue", type=int, default=defaults.heavy_queue, help=f"heavy requests that may wait per worker; more: 503 with Retry-After (default {defaults.heavy_queue})")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help=f"server processes, each with its own copy of the model (default: one per CPU, here {machine_cpus()})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.request_timeout,
+        help=f"seconds to answer a request, queueing included; later: 504 (default {defaults.request_timeout:g})",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=defaults.max_body_bytes / 2**20,
+        help=f"largest request body; larger: 413 (default {defaults.max_body_bytes / 2**20:g})",
+    )
+    p.add_argument(
+        "--heavy-kb",
+        type=float,
+        default=defaults.heavy_body_bytes / 2**10,
+        help=f"a body over this is a heavy request: one at a time per worker, beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})",
+    )
+    p.add_argument(
+        "--heavy-queue",
+        type=int,
+        default=defaults.heavy_queue,
+        help=f"heavy requests that may wait per worker; more: 503 with Retry-After (default {defaults.heavy_queue})",
+    )
     p.set_defaults(func=cmd_serve)

@@ -124,14 +124,20 @@ def model_key(*, create: bool = False) -> bytes:
     if not path.exists():
         if create and not os.environ.get(KEY_FILE_ENV):
             return _create_key(path)
-        raise ArtifactError(f"no model signing key: {path} does not exist and {KEY_ENV} is not set; {_how_to_set_key()}")
+        raise ArtifactError(
+            f"no model signing key: {path} does not exist and {KEY_ENV} is not set; {_how_to_set_key()}"
+        )
     try:
         mode = path.stat().st_mode
         if os.name == "posix" and mode & 0o077:
-            raise ArtifactError(f"{path}: the model key is accessible to other users (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
+            raise ArtifactError(
+                f"{path}: the model key is accessible to other users (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+            )
         return _checked_key(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: cannot read the model key ({exc}); {_how_to_set_key()}") from None
+        raise ArtifactError(
+            f"{path}: cannot read the model key ({exc}); {_how_to_set_key()}"
+        ) from None
 
 
 def _checked_key(text: str, where: str) -> bytes:
@@ -210,7 +216,9 @@ def sign_folder(folder: Path, key: bytes | None = None) -> None:
     (folder / MANIFEST_FILE).write_text(json.dumps(signed, indent=1, sort_keys=True) + "\n")
 
 
-def verify_folder(folder: Path, key: bytes | None = None, *, only: tuple[str, ...] | None = None) -> dict[str, str]:
+def verify_folder(
+    folder: Path, key: bytes | None = None, *, only: tuple[str, ...] | None = None
+) -> dict[str, str]:
     """Check ``folder`` against its signed manifest; return the manifest's files and digests.
 
     The HMAC is checked first, then every listed file's digest, and no file may be there that the
@@ -225,7 +233,9 @@ def verify_folder(folder: Path, key: bytes | None = None, *, only: tuple[str, ..
                 f"{folder}: saved by an engage before models were signed ({LEGACY_MANIFEST} only, a checksum "
                 "anyone who can write the folder can recompute); refusing to load it. Retrain it."
             )
-        raise ArtifactError(f"{folder}: {MANIFEST_FILE} is missing; the folder is incomplete, unsigned or not a model. Retrain it.")
+        raise ArtifactError(
+            f"{folder}: {MANIFEST_FILE} is missing; the folder is incomplete, unsigned or not a model. Retrain it."
+        )
     key = key or model_key()
     try:
         if manifest.stat().st_size > MAX_MANIFEST_BYTES:
@@ -234,7 +244,9 @@ def verify_folder(folder: Path, key: bytes | None = None, *, only: tuple[str, ..
         body = {k: v for k, v in signed.items() if k != "hmac"}
         claimed, files = str(signed["hmac"]), dict(body["files"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ArtifactError(f"{folder}: {MANIFEST_FILE} is unreadable ({exc}); the folder was damaged or not written by engage") from None
+        raise ArtifactError(
+            f"{folder}: {MANIFEST_FILE} is unreadable ({exc}); the folder was damaged or not written by engage"
+        ) from None
     expected = hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(claimed, expected):
         if body.get("key_id") != key_id(key):
@@ -243,16 +255,22 @@ def verify_folder(folder: Path, key: bytes | None = None, *, only: tuple[str, ..
                 f"manifest was rewritten; refusing to load it. Use the key of the machine that trained it ({KEY_ENV} or "
                 f"{KEY_FILE_ENV}), or retrain it."
             )
-        raise ArtifactError(f"{folder}: the signature of {MANIFEST_FILE} does not match: the manifest was changed after it was signed")
+        raise ArtifactError(
+            f"{folder}: the signature of {MANIFEST_FILE} does not match: the manifest was changed after it was signed"
+        )
     for name in files:
         parts = PurePosixPath(name).parts
         if not parts or PurePosixPath(name).is_absolute() or ".." in parts:
-            raise ArtifactError(f"{folder}: the manifest names a file outside the folder ({name!r})")
+            raise ArtifactError(
+                f"{folder}: the manifest names a file outside the folder ({name!r})"
+            )
     present = _files_under(folder)
     if only is None:
         extra = sorted(set(present) - set(files))
         if extra:
-            raise ArtifactError(f"{folder}: {', '.join(extra[:5])} {'is' if len(extra) == 1 else 'are'} not covered by the signed manifest (added after signing); refusing to load it")
+            raise ArtifactError(
+                f"{folder}: {', '.join(extra[:5])} {'is' if len(extra) == 1 else 'are'} not covered by the signed manifest (added after signing); refusing to load it"
+            )
     for name in files if only is None else [n for n in only if n in files]:
         path = present.get(name)
         if path is None or path.is_symlink() or not path.is_file():
@@ -321,13 +339,17 @@ class StagedArtifact:
         shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
-def stage_artifact(model: Any, models_dir: Path, metadata: dict[str, Any], version_name: str | None = None) -> StagedArtifact:
+def stage_artifact(
+    model: Any, models_dir: Path, metadata: dict[str, Any], version_name: str | None = None
+) -> StagedArtifact:
     """Write and sign the model in a hidden staging folder under ``models_dir``."""
     key = model_key(create=True)  # first: a missing or bad key fails before any work is written
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     version_name = version_name or new_version()
-    staged = StagedArtifact(models_dir / f".tmp-{version_name}" / version_name, models_dir / version_name, key)
+    staged = StagedArtifact(
+        models_dir / f".tmp-{version_name}" / version_name, models_dir / version_name, key
+    )
     staged.folder.mkdir(parents=True)
     try:
         joblib.dump(model, staged.folder / MODEL_FILE)
@@ -346,7 +368,14 @@ def stage_artifact(model: Any, models_dir: Path, metadata: dict[str, Any], versi
     return staged
 
 
-def save_artifact(model: Any, models_dir: Path, metadata: dict[str, Any], version_name: str | None = None, *, registry: dict[str, Any] | None = None) -> Path:
+def save_artifact(
+    model: Any,
+    models_dir: Path,
+    metadata: dict[str, Any],
+    version_name: str | None = None,
+    *,
+    registry: dict[str, Any] | None = None,
+) -> Path:
     """Write the signed model folder atomically and return its final path.
 
     Training stages, registers in MLflow, then publishes with the registration (``registry``);
@@ -369,7 +398,11 @@ def complete_versions(models_dir: Path) -> list[Path]:
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
-    found = [p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()]
+    found = [
+        p
+        for p in models_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    ]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -389,9 +422,13 @@ def latest_model_dir(models_dir: Path) -> Path:
     for folder in folders:
         try:
             files = verify_folder(folder, key, only=(METADATA_FILE, REGISTRY_FILE))
-            meta = json.loads((folder / METADATA_FILE).read_text()) if METADATA_FILE in files else {}
+            meta = (
+                json.loads((folder / METADATA_FILE).read_text()) if METADATA_FILE in files else {}
+            )
         except ArtifactError as exc:
-            raise ArtifactError(f"{exc}. `latest` would skip it for an older model: remove the folder, or name a model explicitly") from None
+            raise ArtifactError(
+                f"{exc}. `latest` would skip it for an older model: remove the folder, or name a model explicitly"
+            ) from None
         if REGISTRY_FILE not in files:
             unregistered += 1
         elif meta.get("version") != folder.name:
@@ -399,10 +436,20 @@ def latest_model_dir(models_dir: Path) -> Path:
         elif newest is None or (str(meta.get("trained_at", "")), folder.name) > newest[:2]:
             newest = (str(meta.get("trained_at", "")), folder.name, folder)
     if newest is None:
-        legacy = [p for p in models_dir.iterdir() if (p / LEGACY_MANIFEST).is_file()] if models_dir.is_dir() else []
-        skipped = [f"{unregistered} saved without registration" if unregistered else "", f"{copies} copied or renamed" if copies else "", f"{len(legacy)} saved before models were signed (retrain)" if legacy else ""]
+        legacy = (
+            [p for p in models_dir.iterdir() if (p / LEGACY_MANIFEST).is_file()]
+            if models_dir.is_dir()
+            else []
+        )
+        skipped = [
+            f"{unregistered} saved without registration" if unregistered else "",
+            f"{copies} copied or renamed" if copies else "",
+            f"{len(legacy)} saved before models were signed (retrain)" if legacy else "",
+        ]
         notes = "; ".join(s for s in skipped if s)
-        raise ArtifactError(f"no saved model under {models_dir} that training registered{f' ({notes})' if notes else ''}; run `engage train` first, or name a model folder")
+        raise ArtifactError(
+            f"no saved model under {models_dir} that training registered{f' ({notes})' if notes else ''}; run `engage train` first, or name a model folder"
+        )
     return newest[2]
 
 
@@ -447,10 +494,22 @@ def _verify_artifact(path: Path, check_versions: bool) -> tuple[dict[str, Any], 
         # Python patch releases do not change pickles; compare major.minor only.
         recorded_py = ".".join(str(recorded.get("python", "")).split(".")[:2])
         current_py = ".".join(current["python"].split(".")[:2])
-        diffs = [f"python {recorded_py} (saved) vs {current_py} (here)"] if recorded_py != current_py else []
-        diffs += [f"{lib} {recorded.get(lib)} (saved) vs {current[lib]} (here)" for lib in PINNED_LIBRARIES if recorded.get(lib) != current[lib]]
+        diffs = (
+            [f"python {recorded_py} (saved) vs {current_py} (here)"]
+            if recorded_py != current_py
+            else []
+        )
+        diffs += [
+            f"{lib} {recorded.get(lib)} (saved) vs {current[lib]} (here)"
+            for lib in PINNED_LIBRARIES
+            if recorded.get(lib) != current[lib]
+        ]
         if diffs:
-            raise ArtifactError(f"{path}: saved with other library versions, refusing to unpickle: " + "; ".join(diffs) + ". Retrain, or install the saved versions.")
+            raise ArtifactError(
+                f"{path}: saved with other library versions, refusing to unpickle: "
+                + "; ".join(diffs)
+                + ". Retrain, or install the saved versions."
+            )
     return metadata, files
 
 
@@ -464,7 +523,9 @@ def load_artifact(path: Path, *, check_versions: bool = True) -> Any:
     metadata, files = _verify_artifact(path, check_versions)
     data = (path / MODEL_FILE).read_bytes()
     if hashlib.sha256(data).hexdigest() != files[MODEL_FILE]:
-        raise ArtifactError(f"{path}: {MODEL_FILE} changed while it was being loaded; refusing to unpickle it")
+        raise ArtifactError(
+            f"{path}: {MODEL_FILE} changed while it was being loaded; refusing to unpickle it"
+        )
     model = joblib.load(io.BytesIO(data))
     if hasattr(model, "metadata"):
         model.metadata = {**getattr(model, "metadata", {}), **metadata}

@@ -77,12 +77,22 @@ EARLIEST_PLAUSIBLE_TIME = pd.Timestamp("2000-01-01", tz="UTC")
 # (minutes at least; "T" or, as RFC 3339 and SQL exports write it, one space between) and an
 # offset ("Z", +02:00, +0200, +02). Anything else ("01/02/2020", "now", "12:30", "20200102") is
 # refused rather than guessed: day-first and month-first dates cannot be told apart cell by cell.
-ISO_8601 = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+ISO_8601 = (
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
 ISO_8601_HINT = "use ISO 8601, e.g. 2019-03-01T12:00:00Z, 2019-03-01 12:00:00+02:00 or 2019-03-01"
 MAX_ROWS_LISTED = 5
 
 PROFILE_REQUIRED = ("influencer", "followers")
-PROFILE_OPTIONAL = ("following", "posts_count", "category", "platform", "country", "verified", "as_of")
+PROFILE_OPTIONAL = (
+    "following",
+    "posts_count",
+    "category",
+    "platform",
+    "country",
+    "verified",
+    "as_of",
+)
 POST_REQUIRED = ("influencer", "post_id", "posted_at", "likes", "comments")
 POST_OPTIONAL = (
     "shares",
@@ -99,8 +109,22 @@ POST_COUNT_COLUMNS_OPTIONAL = ("shares", "saves", "views")
 
 # Names other tools export for our columns, used to suggest a fix when a required column is missing.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "influencer": ("username", "handle", "user", "account", "creator", "influencer_id", "user_name"),
-    "followers": ("follower_count", "followers_count", "n_followers", "num_followers", "subscribers"),
+    "influencer": (
+        "username",
+        "handle",
+        "user",
+        "account",
+        "creator",
+        "influencer_id",
+        "user_name",
+    ),
+    "followers": (
+        "follower_count",
+        "followers_count",
+        "n_followers",
+        "num_followers",
+        "subscribers",
+    ),
     "post_id": ("id", "shortcode", "postid", "media_id"),
     "posted_at": ("timestamp", "created_at", "date", "time", "taken_at", "post_date"),
     "likes": ("like_count", "likes_count", "n_likes", "num_likes", "hearts"),
@@ -137,7 +161,9 @@ class Problem:
             where += f", column '{self.column}'"
         if self.rows:
             listed = ", ".join(str(r) for r in self.rows)
-            more = f" (first {len(self.rows)} of {self.count})" if self.count > len(self.rows) else ""
+            more = (
+                f" (first {len(self.rows)} of {self.count})" if self.count > len(self.rows) else ""
+            )
             where += f", rows {listed}{more}"
             if self.located:
                 where += f" ({self.located})"
@@ -246,23 +272,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".csv", ".csv.gz", ".gz", ".txt", ".tsv")):
             sep = "\t" if ".tsv" in name else ","
             # The header as written: pandas renames a repeated name ("likes", "likes.1").
-            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8")
+            header = pd.read_csv(
+                path,
+                sep=sep,
+                header=None,
+                nrows=1,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+            )
             _refuse_duplicate_columns(path, header.iloc[0].tolist() if len(header) else [])
             # Everything as text: the validator decides what parses, so it can name bad rows.
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+            return pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8"
+            )
     except DataError:
         raise
     except UnicodeDecodeError as exc:
         # The decoder's byte offset is relative to pandas' read buffer, so find the line ourselves.
         line = _first_non_utf8_line(path)
         where = f"line {line}, " if line else ""
-        raise DataError(f"{path}: not valid UTF-8 text ({where}{exc.reason}); re-save it as UTF-8") from exc
+        raise DataError(
+            f"{path}: not valid UTF-8 text ({where}{exc.reason}); re-save it as UTF-8"
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty (no header row)") from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot be parsed as CSV: {exc}") from exc
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: the compressed file is truncated or corrupt ({exc}); copy or export it again") from exc
+        raise DataError(
+            f"{path}: the compressed file is truncated or corrupt ({exc}); copy or export it again"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read: {exc}") from exc
     raise DataError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
@@ -309,11 +349,15 @@ def _row_numbers(mask: np.ndarray | pd.Series) -> np.ndarray:
     return np.flatnonzero(np.asarray(mask)) + 1
 
 
-def _problem(table: str, file: str, column: str | None, mask, message: str, *, fatal: bool, action: str = "") -> Problem | None:
+def _problem(
+    table: str, file: str, column: str | None, mask, message: str, *, fatal: bool, action: str = ""
+) -> Problem | None:
     rows = _row_numbers(mask)
     if len(rows) == 0:
         return None
-    return Problem(table, file, column, rows[:MAX_ROWS_LISTED].tolist(), int(len(rows)), message, fatal, action)
+    return Problem(
+        table, file, column, rows[:MAX_ROWS_LISTED].tolist(), int(len(rows)), message, fatal, action
+    )
 
 
 def suggest_column(missing: str, present: list[str]) -> str | None:
@@ -326,7 +370,9 @@ def suggest_column(missing: str, present: list[str]) -> str | None:
     return lowered[close[0]] if close else None
 
 
-def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[str, ...], report: ValidationReport) -> bool:
+def _check_columns(
+    table: str, file: str, frame: pd.DataFrame, required: tuple[str, ...], report: ValidationReport
+) -> bool:
     present = [str(c) for c in frame.columns]
     ok = True
     for col in required:
@@ -334,12 +380,18 @@ def _check_columns(table: str, file: str, frame: pd.DataFrame, required: tuple[s
             ok = False
             hint = suggest_column(col, present)
             msg = "required column is missing"
-            msg += f"; did you mean '{hint}'? (rename it to '{col}')" if hint else f"; columns present: {', '.join(present) or 'none'}"
+            msg += (
+                f"; did you mean '{hint}'? (rename it to '{col}')"
+                if hint
+                else f"; columns present: {', '.join(present) or 'none'}"
+            )
             report.add(Problem(table, file, col, [], 0, msg, fatal=True))
     return ok
 
 
-def _check_header(table: str, file: str, frame: pd.DataFrame, used: tuple[str, ...], report: ValidationReport) -> bool:
+def _check_header(
+    table: str, file: str, frame: pd.DataFrame, used: tuple[str, ...], report: ValidationReport
+) -> bool:
     """Refuse repeated column names and columns of lists; True if the frame can be read on.
 
     Files are checked when read (:func:`read_table`); this covers tables handed over directly
@@ -347,14 +399,23 @@ def _check_header(table: str, file: str, frame: pd.DataFrame, used: tuple[str, .
     """
     groups = duplicate_columns(frame.columns)
     if groups:
-        report.add(Problem(table, file, None, [], 0, describe_duplicate_columns(groups), fatal=True))
+        report.add(
+            Problem(table, file, None, [], 0, describe_duplicate_columns(groups), fatal=True)
+        )
         return False
     ok = True
     frame = frame.rename(columns=lambda c: str(c).strip())
     for col in used:
         if col in frame and col != "hashtags":
             nested = nested_cells(frame[col])
-            p = _problem(table, file, col, nested, "cells hold lists or records, not one value each (write one value per cell)", fatal=True)
+            p = _problem(
+                table,
+                file,
+                col,
+                nested,
+                "cells hold lists or records, not one value each (write one value per cell)",
+                fatal=True,
+            )
             if p:
                 report.add(p)
                 ok = False
@@ -370,9 +431,16 @@ def nested_cells(values: pd.Series) -> np.ndarray:
         if pa.types.is_nested(kind):
             return values.notna().to_numpy(dtype=bool)
         return np.zeros(len(values), dtype=bool)
-    if values.dtype.kind != "O" or pd.api.types.infer_dtype(values, skipna=True) not in ("mixed", "unknown-array"):
+    if values.dtype.kind != "O" or pd.api.types.infer_dtype(values, skipna=True) not in (
+        "mixed",
+        "unknown-array",
+    ):
         return np.zeros(len(values), dtype=bool)
-    return np.fromiter((isinstance(v, list | tuple | set | dict | np.ndarray) for v in values), dtype=bool, count=len(values))
+    return np.fromiter(
+        (isinstance(v, list | tuple | set | dict | np.ndarray) for v in values),
+        dtype=bool,
+        count=len(values),
+    )
 
 
 def joined_lists(values: pd.Series) -> pd.Series:
@@ -385,7 +453,18 @@ def joined_lists(values: pd.Series) -> pd.Series:
         array = values.array._pa_array  # noqa: SLF001 (pandas' own arrow array, no copy)
         joined = pc.binary_join(array.cast(pa.list_(pa.string())), "|")
         return pd.Series(pd.arrays.ArrowStringArray(joined), index=values.index)
-    out = [("|".join(str(tag) for tag in v if tag is not None and not (isinstance(tag, float) and np.isnan(tag))) if isinstance(v, list | tuple | set | np.ndarray) else v) for v in values]
+    out = [
+        (
+            "|".join(
+                str(tag)
+                for tag in v
+                if tag is not None and not (isinstance(tag, float) and np.isnan(tag))
+            )
+            if isinstance(v, list | tuple | set | np.ndarray)
+            else v
+        )
+        for v in values
+    ]
     return pd.Series(out, index=values.index, dtype=object)
 
 
@@ -397,7 +476,9 @@ def as_text(series: pd.Series) -> pd.Series:
         # Arrow text (the usual case) is checked in a few arrow calls: the pandas steps below
         # cost ~1 ms per column for one candidate. utf8_trim_whitespace is what .str.strip() runs.
         stripped = pc.utf8_trim_whitespace(chunked)
-        nothing_stripped = pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
+        nothing_stripped = (
+            pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
+        )
         out = pd.Series(pd.arrays.ArrowStringArray(stripped), index=text.index, name=text.name)
         empty = pc.equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
     else:
@@ -410,7 +491,15 @@ def as_text(series: pd.Series) -> pd.Series:
     return out.mask(empty) if empty.any() else out  # mask() costs ~1 ms even when nothing is empty
 
 
-def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport, *, required: bool) -> pd.Series:
+def _as_count(
+    table: str,
+    file: str,
+    frame: pd.DataFrame,
+    col: str,
+    report: ValidationReport,
+    *,
+    required: bool,
+) -> pd.Series:
     """Parse a non-negative whole-number count column, reporting every bad cell."""
     raw = frame[col]
     # Checked as numpy arrays: a handful of pandas calls per column would cost more than the
@@ -428,21 +517,34 @@ def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: Vali
     else:
         text = raw.astype("string").str.strip()
         missing_cells = (text.isna() | (text == "")).fillna(True).astype(bool)
-        values = pd.to_numeric(text.mask(missing_cells), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = pd.to_numeric(text.mask(missing_cells), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
         missing = missing_cells.to_numpy(dtype=bool)
         non_numeric = np.isnan(values) & ~missing
     infinite = np.isinf(values)
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(values)
         checks = [
-            (non_numeric, "true/false values, not counts" if flags else "not a number (write plain digits, e.g. 1500, without thousands separators)"),
+            (
+                non_numeric,
+                "true/false values, not counts"
+                if flags
+                else "not a number (write plain digits, e.g. 1500, without thousands separators)",
+            ),
             (infinite, "infinite value"),
             # Finite values only: an infinite cell is one problem, not also "negative" or "too large".
             ((values < 0) & ~infinite, "negative count"),
-            ((values > MAX_PLAUSIBLE_COUNT) & ~infinite, f"implausibly large count (> {MAX_PLAUSIBLE_COUNT:.0e})"),
+            (
+                (values > MAX_PLAUSIBLE_COUNT) & ~infinite,
+                f"implausibly large count (> {MAX_PLAUSIBLE_COUNT:.0e})",
+            ),
             # A count is a whole number: 0.5 followers would make every rate meaningless, and
             # 3.7 likes is a unit or export error (thousands written with a decimal point?).
-            (finite & (values >= 0) & (values != np.floor(values)), "not a whole number (counts are whole numbers: write 1500, not 1.5 for thousands)"),
+            (
+                finite & (values >= 0) & (values != np.floor(values)),
+                "not a whole number (counts are whole numbers: write 1500, not 1.5 for thousands)",
+            ),
         ]
     if required:
         checks.append((missing, "missing value in a required column"))
@@ -453,20 +555,36 @@ def _as_count(table: str, file: str, frame: pd.DataFrame, col: str, report: Vali
     return pd.Series(np.where(infinite, np.nan, values), index=raw.index)
 
 
-def _as_bool(table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport) -> pd.Series:
+def _as_bool(
+    table: str, file: str, frame: pd.DataFrame, col: str, report: ValidationReport
+) -> pd.Series:
     raw = frame[col]
     if raw.dtype == bool:
         return raw
     if raw.dtype.kind in "fi":
         ok = raw.isna() | raw.isin([0, 1])
-        p = _problem(table, file, col, ~ok.to_numpy(dtype=bool), "not a yes/no value (use true/false or 1/0)", fatal=True)
+        p = _problem(
+            table,
+            file,
+            col,
+            ~ok.to_numpy(dtype=bool),
+            "not a yes/no value (use true/false or 1/0)",
+            fatal=True,
+        )
         if p:
             report.add(p)
         return raw.fillna(0).astype(bool)
     text = raw.astype("string").str.strip().str.lower().fillna("")
     is_true = text.isin(_TRUE)
     is_false = text.isin(_FALSE)
-    p = _problem(table, file, col, ~(is_true | is_false).to_numpy(dtype=bool), "not a yes/no value (use true/false or 1/0)", fatal=True)
+    p = _problem(
+        table,
+        file,
+        col,
+        ~(is_true | is_false).to_numpy(dtype=bool),
+        "not a yes/no value (use true/false or 1/0)",
+        fatal=True,
+    )
     if p:
         report.add(p)
     return is_true.astype(bool)
@@ -503,27 +621,58 @@ def iso_8601_cells(text: pd.Series) -> np.ndarray:
         cells = [None if pd.isna(v) else str(v) for v in text.tolist()]
         chunked = pa.chunked_array([pa.array(cells, type=pa.large_string())])
     # RE2 over arrow's buffers: ~80 ns a cell, where Python's re would cost ~1 us.
-    return pc.match_substring_regex(chunked, ISO_8601).fill_null(False).to_numpy(zero_copy_only=False)
+    return (
+        pc.match_substring_regex(chunked, ISO_8601).fill_null(False).to_numpy(zero_copy_only=False)
+    )
 
 
-def timestamp_problems(table: str, file: str, column: str, raw: pd.Series, parsed: pd.Series, report: ValidationReport, *, required: bool) -> None:
+def timestamp_problems(
+    table: str,
+    file: str,
+    column: str,
+    raw: pd.Series,
+    parsed: pd.Series,
+    report: ValidationReport,
+    *,
+    required: bool,
+) -> None:
     """Report the cells of ``raw`` that :func:`parse_timestamps` could not read, with examples."""
     # Empty or blank text counts as missing, as in every other column.
-    missing = (raw if pd.api.types.is_datetime64_any_dtype(raw) else as_text(raw)).isna().to_numpy(dtype=bool)
+    missing = (
+        (raw if pd.api.types.is_datetime64_any_dtype(raw) else as_text(raw))
+        .isna()
+        .to_numpy(dtype=bool)
+    )
     unread = parsed.isna().to_numpy(dtype=bool) & ~missing
     if unread.any():
         found = list(dict.fromkeys(str(v).strip() for v in raw[unread].head(50)))[:3]
         shown = ", ".join(f"'{v}'" for v in found)
-        p = _problem(table, file, column, unread, f"not an ISO 8601 timestamp (found {shown}); {ISO_8601_HINT}; other forms are not guessed", fatal=True)
+        p = _problem(
+            table,
+            file,
+            column,
+            unread,
+            f"not an ISO 8601 timestamp (found {shown}); {ISO_8601_HINT}; other forms are not guessed",
+            fatal=True,
+        )
         if p:
             report.add(p)
     if required:
-        p = _problem(table, file, column, missing, "missing timestamp in a required column", fatal=True)
+        p = _problem(
+            table, file, column, missing, "missing timestamp in a required column", fatal=True
+        )
         if p:
             report.add(p)
     with np.errstate(invalid="ignore"):
         early = (parsed < EARLIEST_PLAUSIBLE_TIME).to_numpy(dtype=bool)
-    p = _problem(table, file, column, early, f"timestamp before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d} (a placeholder such as 0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it", fatal=True)
+    p = _problem(
+        table,
+        file,
+        column,
+        early,
+        f"timestamp before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d} (a placeholder such as 0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it",
+        fatal=True,
+    )
     if p:
         report.add(p)
 
@@ -558,15 +707,21 @@ def check_cutoff(ts: pd.Timestamp, what: str, now: pd.Timestamp | None = None) -
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     now = now.tz_localize("UTC") if now.tzinfo is None else now
     if ts < EARLIEST_PLAUSIBLE_TIME:
-        raise ValueError(f"{what} {ts:%Y-%m-%d}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range")
+        raise ValueError(
+            f"{what} {ts:%Y-%m-%d}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range"
+        )
     if ts > now + FUTURE_TOLERANCE:
-        raise ValueError(f"{what} {ts:%Y-%m-%d}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so leave it out to score as of now")
+        raise ValueError(
+            f"{what} {ts:%Y-%m-%d}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so leave it out to score as of now"
+        )
     return ts
 
 
 # Python's ``\s`` spelled out. Same matches as r"[#,\s|]+", but pandas can hand this pattern to
 # pyarrow (RE2, whose \s is ASCII-only) instead of running Python's re cell by cell (~6x slower).
-_UNICODE_WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_UNICODE_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
 # The replacement above changes a cell only if it has '#', a comma, whitespace or '||'. Searching
 # is several times cheaper than replacing, and most cells are already clean '|'-joined lists.
@@ -580,7 +735,12 @@ def normalise_hashtags(values: pd.Series) -> pd.Series:
     if len(values) > _HASHTAG_CHUNK_ROWS:
         # Row by row, so chunks give the same result; each step copies the whole text, and on
         # 10M posts (~1 GB of tags) whole-column intermediates would add GBs to the peak.
-        return pd.concat([_normalise_hashtags(values.iloc[i : i + _HASHTAG_CHUNK_ROWS]) for i in range(0, len(values), _HASHTAG_CHUNK_ROWS)])
+        return pd.concat(
+            [
+                _normalise_hashtags(values.iloc[i : i + _HASHTAG_CHUNK_ROWS])
+                for i in range(0, len(values), _HASHTAG_CHUNK_ROWS)
+            ]
+        )
     return _normalise_hashtags(values)
 
 
@@ -628,7 +788,9 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
         text = original.str.lower()
         needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
     if needs.any():
-        text.iloc[np.flatnonzero(needs)] = text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()  # type: ignore[call-overload]
+        text.iloc[np.flatnonzero(needs)] = (
+            text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
+        )  # type: ignore[call-overload]
     text = text.str.strip("|")
     if not needs.any() and (text == original).all():
         # Already normalised (exports from our own tools, re-runs): keep the input's buffers
@@ -642,7 +804,9 @@ def _letters(value: str) -> str:
     return re.sub(r"[^a-z]", "", value)
 
 
-def closest_category(value: str, vocabulary: Iterable[str], cutoff: float = CATEGORY_MATCH_CUTOFF) -> str | None:
+def closest_category(
+    value: str, vocabulary: Iterable[str], cutoff: float = CATEGORY_MATCH_CUTOFF
+) -> str | None:
     """The value of ``vocabulary`` that ``value`` most likely misspells, else None.
 
     Compared on letters only ("fashion 0.5" and "Fashion!" are "fashion"), with difflib's
@@ -674,16 +838,34 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
     cells = [" ".join(str(v).lower().split()) for v in uniques]
     first = [normalise_category(v) for v in uniques]
     known = set(KNOWN_CATEGORIES)
-    fixed = [v if v is None or v in known else (closest_category(v, KNOWN_CATEGORIES) or v) for v in first]
+    fixed = [
+        v if v is None or v in known else (closest_category(v, KNOWN_CATEGORIES) or v)
+        for v in first
+    ]
     # Which distinct values each note is about, and the rows that hold them.
     distinct = range(len(uniques))
     several = [i for i in distinct if first[i] is not None and cells[i] != first[i]]
     misspelled = [i for i in distinct if first[i] is not None and first[i] != fixed[i]]
     unknown = [i for i in distinct if fixed[i] is not None and fixed[i] not in known]
     notes = [
-        (several, lambda i: f"'{cells[i]}'->'{first[i]}'", "several categories in one cell", "kept the first one"),
-        (misspelled, lambda i: f"'{first[i]}'->'{fixed[i]}'", "misspelled category", "mapped to the closest known niche"),
-        (unknown, lambda i: f"'{fixed[i]}'", "category outside the known niches", "kept as its own niche; the model keeps those of enough training influencers and maps the rest to 'other'"),
+        (
+            several,
+            lambda i: f"'{cells[i]}'->'{first[i]}'",
+            "several categories in one cell",
+            "kept the first one",
+        ),
+        (
+            misspelled,
+            lambda i: f"'{first[i]}'->'{fixed[i]}'",
+            "misspelled category",
+            "mapped to the closest known niche",
+        ),
+        (
+            unknown,
+            lambda i: f"'{fixed[i]}'",
+            "category outside the known niches",
+            "kept as its own niche; the model keeps those of enough training influencers and maps the rest to 'other'",
+        ),
     ]
     rows_of = np.bincount(code[code >= 0], minlength=len(uniques))
     for values, show, message, action in notes:
@@ -691,12 +873,24 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
             # The most common first, each text once (several cells can give the same category).
             shown = list(dict.fromkeys(show(i) for i in sorted(values, key=lambda i: -rows_of[i])))
             detail = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "")
-            p = _problem(table, file, "category", np.isin(code, values), f"{message} ({detail})", fatal=False, action=action)
+            p = _problem(
+                table,
+                file,
+                "category",
+                np.isin(code, values),
+                f"{message} ({detail})",
+                fatal=False,
+                action=action,
+            )
             if p:
                 report.add(p)
-    out = np.asarray([*fixed, None], dtype=object)[code]  # code -1 (missing) picks the trailing None
+    out = np.asarray([*fixed, None], dtype=object)[
+        code
+    ]  # code -1 (missing) picks the trailing None
     missing = pd.isna(out)
-    p = _problem(table, file, "category", missing, "category is empty", fatal=False, action="set to 'other'")
+    p = _problem(
+        table, file, "category", missing, "category is empty", fatal=False, action="set to 'other'"
+    )
     if p:
         report.add(p)
         out[missing] = "other"
@@ -711,7 +905,9 @@ def clean_categories(values: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- profiles
 
 
-def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp | None = None) -> pd.DataFrame | None:
+def validate_profiles(
+    frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp | None = None
+) -> pd.DataFrame | None:
     """Check and normalise a profiles table; returns None if a required column is missing.
 
     ``now`` (default: the machine's clock) bounds the ``as_of`` cutoffs: one in the future
@@ -724,37 +920,66 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport, 
     if not _check_columns(table, file, frame, PROFILE_REQUIRED, report):
         return None
     if len(frame) == 0:
-        report.add(Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True))
+        report.add(
+            Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True)
+        )
         return None
     # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
     # which adds up for one candidate scored over REST).
     out: dict[str, object] = {"influencer": as_text(frame["influencer"])}
-    p = _problem(table, file, "influencer", out["influencer"].isna().to_numpy(dtype=bool), "missing influencer key", fatal=True)
+    p = _problem(
+        table,
+        file,
+        "influencer",
+        out["influencer"].isna().to_numpy(dtype=bool),
+        "missing influencer key",
+        fatal=True,
+    )
     if p:
         report.add(p)
     followers = _as_count(table, file, frame, "followers", report, required=True)
     out["followers"] = followers
     zero = (followers == 0).to_numpy(dtype=bool)
     for col in ("following", "posts_count"):
-        out[col] = _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
-    out["category"] = _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
+        out[col] = (
+            _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
+        )
+    out["category"] = (
+        _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
+    )
     if "platform" in frame:
         platform = as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
         bad = ~platform.isin(PLATFORMS)
         values = ", ".join(sorted(set(platform[bad].astype(str)))[:5]) if bad.any() else ""
-        p = _problem(table, file, "platform", bad.to_numpy(dtype=bool), f"unknown platform ({values}); expected one of {', '.join(PLATFORMS)}", fatal=True)
+        p = _problem(
+            table,
+            file,
+            "platform",
+            bad.to_numpy(dtype=bool),
+            f"unknown platform ({values}); expected one of {', '.join(PLATFORMS)}",
+            fatal=True,
+        )
         if p:
             report.add(p)
         out["platform"] = platform.astype(object)
     else:
         out["platform"] = DEFAULT_PLATFORM
     out["country"] = as_text(frame["country"]).astype(object) if "country" in frame else None
-    out["verified"] = _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
+    out["verified"] = (
+        _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
+    )
     if "as_of" in frame:
         as_of = parse_timestamps(frame["as_of"])
         timestamp_problems(table, file, "as_of", frame["as_of"], as_of, report, required=False)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
-        p = _problem(table, file, "as_of", (as_of > now + FUTURE_TOLERANCE).to_numpy(dtype=bool), f"cutoff in the future (after {now:%Y-%m-%d}); a cutoff leaves out the posts after it: leave the cell empty to score as of now", fatal=True)
+        p = _problem(
+            table,
+            file,
+            "as_of",
+            (as_of > now + FUTURE_TOLERANCE).to_numpy(dtype=bool),
+            f"cutoff in the future (after {now:%Y-%m-%d}); a cutoff leaves out the posts after it: leave the cell empty to score as of now",
+            fatal=True,
+        )
         if p:
             report.add(p)
         out["as_of"] = as_of
@@ -770,19 +995,47 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport, 
         # Every row of a key with two or more different versions: which one is right is unknowable.
         versions = out.drop_duplicates()["influencer"]
         conflicting = dup_key & key.isin(versions[versions.duplicated()])
-        p = _problem(table, file, "influencer", conflicting.to_numpy(dtype=bool), "duplicate influencer with different values", fatal=True)
+        p = _problem(
+            table,
+            file,
+            "influencer",
+            conflicting.to_numpy(dtype=bool),
+            "duplicate influencer with different values",
+            fatal=True,
+        )
         if p:
             report.add(p)
-        p = _problem(table, file, "influencer", exact_extra.to_numpy(dtype=bool), "exact duplicate profile rows", fatal=False, action="extra copies dropped")
+        p = _problem(
+            table,
+            file,
+            "influencer",
+            exact_extra.to_numpy(dtype=bool),
+            "exact duplicate profile rows",
+            fatal=False,
+            action="extra copies dropped",
+        )
         if p:
             report.add(p)
-            report.reject(table, frame[exact_extra.to_numpy()], _row_numbers(exact_extra), "exact duplicate profile")
+            report.reject(
+                table,
+                frame[exact_extra.to_numpy()],
+                _row_numbers(exact_extra),
+                "exact duplicate profile",
+            )
             keep &= ~exact_extra.to_numpy()
     # Zero followers: no rate can be computed for this influencer, but the rest of the input is
     # fine, so the profile (first copy; extra ones went above) is set aside, and validate() sets
     # its posts aside too.
     zero = zero & keep
-    p = _problem(table, file, "followers", zero, ZERO_FOLLOWERS, fatal=False, action="set aside with the influencer's posts (listed in the rejects)")
+    p = _problem(
+        table,
+        file,
+        "followers",
+        zero,
+        ZERO_FOLLOWERS,
+        fatal=False,
+        action="set aside with the influencer's posts (listed in the rejects)",
+    )
     if p:
         report.add(p)
         report.reject(table, frame[zero], _row_numbers(zero), ZERO_FOLLOWERS)
@@ -795,7 +1048,13 @@ def validate_profiles(frame: pd.DataFrame, file: str, report: ValidationReport, 
 def zero_follower_profiles(report: ValidationReport) -> pd.DataFrame:
     """The profile rows set aside for zero followers, as read (with ``table``, ``row`` and
     ``reject_reason``), from the report's rejects; their ``influencer`` keys are stripped."""
-    frames = [f for f in report.rejects if len(f) and f["table"].iloc[0] == "profiles" and (f["reject_reason"] == ZERO_FOLLOWERS).all()]
+    frames = [
+        f
+        for f in report.rejects
+        if len(f)
+        and f["table"].iloc[0] == "profiles"
+        and (f["reject_reason"] == ZERO_FOLLOWERS).all()
+    ]
     if not frames:
         return pd.DataFrame(columns=["table", "row", "reject_reason", "influencer"])
     out = pd.concat(frames, ignore_index=True, sort=False)
@@ -805,7 +1064,9 @@ def zero_follower_profiles(report: ValidationReport) -> pd.DataFrame:
 # --------------------------------------------------------------------------- posts
 
 
-def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp) -> pd.DataFrame | None:
+def validate_posts(
+    frame: pd.DataFrame, file: str, report: ValidationReport, now: pd.Timestamp
+) -> pd.DataFrame | None:
     """Check and normalise a posts table; returns None if a required column is missing."""
     table = "posts"
     report.rows_in[table] = len(frame)
@@ -819,12 +1080,21 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     out: dict[str, object] = {}
     for col in ("influencer", "post_id"):
         out[col] = as_text(frame[col])
-        p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
+        p = _problem(
+            table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
+        )
         if p:
             report.add(p)
     posted = parse_timestamps(frame["posted_at"])
     timestamp_problems(table, file, "posted_at", frame["posted_at"], posted, report, required=True)
-    p = _problem(table, file, "posted_at", (posted > now + FUTURE_TOLERANCE).to_numpy(dtype=bool), f"timestamp in the future (after {now:%Y-%m-%d})", fatal=True)
+    p = _problem(
+        table,
+        file,
+        "posted_at",
+        (posted > now + FUTURE_TOLERANCE).to_numpy(dtype=bool),
+        f"timestamp in the future (after {now:%Y-%m-%d})",
+        fatal=True,
+    )
     if p:
         report.add(p)
     out["posted_at"] = posted
@@ -833,9 +1103,17 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     for col in POST_COUNT_COLUMNS_OPTIONAL:
         if col in frame:
             out[col] = _as_count(table, file, frame, col, report, required=False)
-    out["media_type"] = as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str") if "media_type" in frame else "unknown"
-    out["is_sponsored"] = _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
-    out["hashtags"] = normalise_hashtags(joined_lists(frame["hashtags"])) if "hashtags" in frame else ""
+    out["media_type"] = (
+        as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str")
+        if "media_type" in frame
+        else "unknown"
+    )
+    out["is_sponsored"] = (
+        _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
+    )
+    out["hashtags"] = (
+        normalise_hashtags(joined_lists(frame["hashtags"])) if "hashtags" in frame else ""
+    )
     for col in ("caption", "image_description"):
         if col in frame:
             out[col] = frame[col].astype("string").fillna("").astype("str")
@@ -862,13 +1140,30 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
         clashing = pd.MultiIndex.from_frame(versions[versions.duplicated()])
         conflicting = np.zeros(len(out), dtype=bool)
         conflicting[dup_rows] = pd.MultiIndex.from_frame(dups[key_cols]).isin(clashing)
-        p = _problem(table, file, "post_id", conflicting, "duplicate post (same influencer and post_id) with different values", fatal=True)
+        p = _problem(
+            table,
+            file,
+            "post_id",
+            conflicting,
+            "duplicate post (same influencer and post_id) with different values",
+            fatal=True,
+        )
         if p:
             report.add(p)
-        p = _problem(table, file, "post_id", exact_extra, "exact duplicate post rows", fatal=False, action="extra copies dropped")
+        p = _problem(
+            table,
+            file,
+            "post_id",
+            exact_extra,
+            "exact duplicate post rows",
+            fatal=False,
+            action="extra copies dropped",
+        )
         if p:
             report.add(p)
-            report.reject(table, frame[exact_extra], _row_numbers(exact_extra), "exact duplicate post")
+            report.reject(
+                table, frame[exact_extra], _row_numbers(exact_extra), "exact duplicate post"
+            )
             out = out[~exact_extra]
             post_hash = post_hash[~exact_extra]
     # One post_id under several influencers; a key repeated under one influencer is a duplicate,
@@ -878,9 +1173,20 @@ def validate_posts(frame: pd.DataFrame, file: str, report: ValidationReport, now
     if len(same_post):
         pairs = out.iloc[same_post][key_cols]
         influencers_per_post = pairs.drop_duplicates().groupby("post_id", dropna=True).size()
-        shared_rows = same_post[(pairs["post_id"].map(influencers_per_post) > 1).to_numpy(dtype=bool)]
+        shared_rows = same_post[
+            (pairs["post_id"].map(influencers_per_post) > 1).to_numpy(dtype=bool)
+        ]
     if len(shared_rows):
-        p = Problem(table, file, "post_id", out["row"].to_numpy()[shared_rows[:MAX_ROWS_LISTED]].tolist(), len(shared_rows), "the same post_id appears under several influencers", False, "kept for each influencer")
+        p = Problem(
+            table,
+            file,
+            "post_id",
+            out["row"].to_numpy()[shared_rows[:MAX_ROWS_LISTED]].tolist(),
+            len(shared_rows),
+            "the same post_id appears under several influencers",
+            False,
+            "kept for each influencer",
+        )
         report.add(p)
     return out
 
@@ -906,14 +1212,29 @@ def validate(
         now = now.tz_localize("UTC")
     report = ValidationReport()
     clean_profiles = validate_profiles(profiles, profiles_file, report, now)
-    clean_posts = validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
+    clean_posts = (
+        validate_posts(posts, posts_file, report, now) if posts is not None else empty_posts()
+    )
 
     if clean_profiles is not None and clean_posts is not None and not report.fatal:
         zero_keys = zero_follower_profiles(report)["influencer"].drop_duplicates()
-        unrated = positions_in(zero_keys, clean_posts["influencer"]) >= 0 if len(zero_keys) else None
+        unrated = (
+            positions_in(zero_keys, clean_posts["influencer"]) >= 0 if len(zero_keys) else None
+        )
         if unrated is not None and unrated.any():
             rows = clean_posts.loc[unrated, "row"].to_numpy()
-            report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(unrated.sum()), ZERO_FOLLOWERS_POSTS, False, "set aside with their profile (no followers to rate them against)"))
+            report.add(
+                Problem(
+                    "posts",
+                    posts_file,
+                    "influencer",
+                    rows[:MAX_ROWS_LISTED].tolist(),
+                    int(unrated.sum()),
+                    ZERO_FOLLOWERS_POSTS,
+                    False,
+                    "set aside with their profile (no followers to rate them against)",
+                )
+            )
             original = posts.iloc[rows - 1] if posts is not None else clean_posts[unrated]
             report.reject("posts", original, rows, "influencer has zero followers")
             clean_posts = clean_posts[~unrated]
@@ -921,14 +1242,29 @@ def validate(
         orphan = positions_in(clean_profiles["influencer"], clean_posts["influencer"]) < 0
         if orphan.any():
             rows = clean_posts.loc[orphan, "row"].to_numpy()
-            report.add(Problem("posts", posts_file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), int(orphan.sum()), "posts whose influencer has no profile", False, "set aside (no followers to rate them against)"))
+            report.add(
+                Problem(
+                    "posts",
+                    posts_file,
+                    "influencer",
+                    rows[:MAX_ROWS_LISTED].tolist(),
+                    int(orphan.sum()),
+                    "posts whose influencer has no profile",
+                    False,
+                    "set aside (no followers to rate them against)",
+                )
+            )
             original = posts.iloc[rows - 1] if posts is not None else clean_posts[orphan]
             report.reject("posts", original, rows, "no profile for this influencer")
             clean_posts = clean_posts[~orphan]
     if report.fatal or clean_profiles is None or clean_posts is None:
         if raise_on_fatal:
             raise DataValidationError(report)
-        return ValidatedData(clean_profiles if clean_profiles is not None else pd.DataFrame(), clean_posts if clean_posts is not None else empty_posts(), report)
+        return ValidatedData(
+            clean_profiles if clean_profiles is not None else pd.DataFrame(),
+            clean_posts if clean_posts is not None else empty_posts(),
+            report,
+        )
     clean_posts = clean_posts.drop(columns="row").reset_index(drop=True)
     clean_profiles["followers"] = clean_profiles["followers"].astype("float64")
     report.rows_out["profiles"] = len(clean_profiles)
@@ -954,8 +1290,12 @@ def empty_posts() -> pd.DataFrame:
     )
 
 
-def load_and_validate(profiles_path: str | Path, posts_path: str | Path | None, *, now: pd.Timestamp | None = None) -> ValidatedData:
+def load_and_validate(
+    profiles_path: str | Path, posts_path: str | Path | None, *, now: pd.Timestamp | None = None
+) -> ValidatedData:
     """Read both files and validate them; read failures and contract breaks both raise."""
     profiles = read_table(profiles_path)
     posts = read_table(posts_path) if posts_path is not None else None
-    return validate(profiles, posts, profiles_file=str(profiles_path), posts_file=str(posts_path), now=now)
+    return validate(
+        profiles, posts, profiles_file=str(profiles_path), posts_file=str(posts_path), now=now
+    )

@@ -89,7 +89,9 @@ def _natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def parquet_files(path: str | Path, storage_options: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
+def parquet_files(
+    path: str | Path, storage_options: dict[str, Any] | None = None
+) -> tuple[Any, list[str]]:
     """The fsspec filesystem and the Parquet files that a file, folder, glob or URL names.
 
     Files come in Dask's order (natural sort of the paths), the order in which both engines
@@ -101,7 +103,11 @@ def parquet_files(path: str | Path, storage_options: dict[str, Any] | None = Non
     files: list[str] = []
     for item in paths:
         if fs.isdir(item):
-            files += sorted(f for f in fs.find(item) if f.lower().endswith(PARQUET_SUFFIXES) and not Path(f).name.startswith((".", "_")))
+            files += sorted(
+                f
+                for f in fs.find(item)
+                if f.lower().endswith(PARQUET_SUFFIXES) and not Path(f).name.startswith((".", "_"))
+            )
         else:
             files.append(item)
     if not files:
@@ -141,20 +147,30 @@ def read_parquet_any(
         import dask.dataframe as dd
 
         try:
-            return dd.read_parquet(str(path), columns=list(columns) if columns else None, storage_options=storage_options, split_row_groups="infer", blocksize=blocksize)
+            return dd.read_parquet(
+                str(path),
+                columns=list(columns) if columns else None,
+                storage_options=storage_options,
+                split_row_groups="infer",
+                blocksize=blocksize,
+            )
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot be read as Parquet: {exc}") from exc
     import pyarrow.dataset as ds
 
     fs, files = parquet_files(path, storage_options)
     try:
-        table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=list(columns) if columns else None)
+        table = ds.dataset(files, filesystem=fs, format="parquet").to_table(
+            columns=list(columns) if columns else None
+        )
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read as Parquet: {exc}") from exc
     return table.to_pandas()
 
 
-def read_any(path: str | Path, *, engine: str = "pandas", storage_options: dict[str, Any] | None = None) -> Any:
+def read_any(
+    path: str | Path, *, engine: str = "pandas", storage_options: dict[str, Any] | None = None
+) -> Any:
     """A contract table for either engine: Parquet (file, folder, glob, URL) or CSV.
 
     The pandas engine reads single local files with :func:`features.contract.read_table` (its
@@ -162,7 +178,11 @@ def read_any(path: str | Path, *, engine: str = "pandas", storage_options: dict[
     """
     name = str(path).lower()
     if engine == "pandas":
-        return read_parquet_any(path, storage_options=storage_options) if is_dataset_path(path) else read_table(path)
+        return (
+            read_parquet_any(path, storage_options=storage_options)
+            if is_dataset_path(path)
+            else read_table(path)
+        )
     if name.endswith(CSV_SUFFIXES):
         import dask.dataframe as dd
 
@@ -274,13 +294,19 @@ def with_row_numbers(frame: Any) -> tuple[Any, list[Any]]:
 
 
 def _attach_rows(part: pd.DataFrame, index: int) -> pd.DataFrame:
-    return part.assign(**{ROW: (np.int64(index) << np.int64(32)) + np.arange(len(part), dtype="int64")})
+    return part.assign(
+        **{ROW: (np.int64(index) << np.int64(32)) + np.arange(len(part), dtype="int64")}
+    )
 
 
 def input_row_numbers(keys: Sequence[int] | np.ndarray, lengths: Sequence[int]) -> np.ndarray:
     """1-based input data rows of :data:`ROW` keys, given the length of each input partition."""
     keys = np.asarray(keys, dtype="int64")
-    starts = np.cumsum([1, *lengths[:-1]]).astype("int64") if len(lengths) else np.zeros(0, dtype="int64")
+    starts = (
+        np.cumsum([1, *lengths[:-1]]).astype("int64")
+        if len(lengths)
+        else np.zeros(0, dtype="int64")
+    )
     return starts[keys >> np.int64(32)] + (keys & np.int64(0xFFFFFFFF))
 
 
@@ -289,15 +315,21 @@ def bucket_count(profiles: Any, posts: Any, npartitions: int | None = None) -> i
     return npartitions or max(profiles.npartitions, posts.npartitions if posts is not None else 1)
 
 
-def split_by_bucket(frame: pd.DataFrame, npartitions: int, key: str = "influencer") -> list[pd.DataFrame]:
+def split_by_bucket(
+    frame: pd.DataFrame, npartitions: int, key: str = "influencer"
+) -> list[pd.DataFrame]:
     """A small driver-side table (campaigns, a shortlist, fees) cut into the influencer buckets."""
-    buckets = influencer_buckets(frame[key], npartitions) if len(frame) else np.zeros(0, dtype="int64")
+    buckets = (
+        influencer_buckets(frame[key], npartitions) if len(frame) else np.zeros(0, dtype="int64")
+    )
     return [frame[buckets == i].reset_index(drop=True) for i in range(npartitions)]
 
 
 def _check_required_columns(profiles: Any, posts: Any) -> None:
     """Fail early, as the pandas engine does, when a required column is missing."""
-    report = validate(profiles._meta, posts._meta if posts is not None else None, raise_on_fatal=False).report
+    report = validate(
+        profiles._meta, posts._meta if posts is not None else None, raise_on_fatal=False
+    ).report
     missing = [p for p in report.fatal if p.message.startswith("required column is missing")]
     if missing:
         report.problems = missing
@@ -307,7 +339,9 @@ def _check_required_columns(profiles: Any, posts: Any) -> None:
 # --------------------------------------------------------------------------- reports
 
 
-def merge_reports(reports: Sequence[ValidationReport], lengths: dict[str, Sequence[int]] | None = None) -> ValidationReport:
+def merge_reports(
+    reports: Sequence[ValidationReport], lengths: dict[str, Sequence[int]] | None = None
+) -> ValidationReport:
     """One report from per-partition reports: counts summed, the same problem merged.
 
     A merged problem lists the smallest of its buckets' rows (input order, see
@@ -330,22 +364,40 @@ def merge_reports(reports: Sequence[ValidationReport], lengths: dict[str, Sequen
                 problems[k].count += p.count
                 problems[k].rows = sorted(problems[k].rows + list(p.rows))[:MAX_ROWS_LISTED]
             else:
-                problems[k] = type(p)(p.table, p.file, p.column, sorted(p.rows)[:MAX_ROWS_LISTED], p.count, p.message, p.fatal, p.action)
+                problems[k] = type(p)(
+                    p.table,
+                    p.file,
+                    p.column,
+                    sorted(p.rows)[:MAX_ROWS_LISTED],
+                    p.count,
+                    p.message,
+                    p.fatal,
+                    p.action,
+                )
         for frame in report.rejects:
             rejects.setdefault(str(frame["table"].iloc[0]), []).append(frame)
     merged.problems = list(problems.values())
-    merged.rejects = [pd.concat(frames, ignore_index=True, sort=False).sort_values("row", kind="stable", ignore_index=True) for frames in rejects.values()]
+    merged.rejects = [
+        pd.concat(frames, ignore_index=True, sort=False).sort_values(
+            "row", kind="stable", ignore_index=True
+        )
+        for frames in rejects.values()
+    ]
     for table, counts in (lengths or {}).items():
         for p in merged.problems:
             if p.table == table and p.rows:
                 p.rows = input_row_numbers(p.rows, counts).tolist()
         for i, frame in enumerate(merged.rejects):
             if len(frame) and frame["table"].iloc[0] == table and frame["row"].notna().all():
-                merged.rejects[i] = frame.assign(row=input_row_numbers(frame["row"].to_numpy(dtype="int64"), counts))
+                merged.rejects[i] = frame.assign(
+                    row=input_row_numbers(frame["row"].to_numpy(dtype="int64"), counts)
+                )
     return merged
 
 
-def _with_input_rows(report: ValidationReport, numbers: dict[str, np.ndarray | None]) -> ValidationReport:
+def _with_input_rows(
+    report: ValidationReport, numbers: dict[str, np.ndarray | None]
+) -> ValidationReport:
     """Turn the contract's row positions (1-based, within one bucket) into :data:`ROW` keys.
 
     ``numbers[table][i]`` is the key of the bucket's row ``i + 1``. The bucket was
@@ -356,10 +408,16 @@ def _with_input_rows(report: ValidationReport, numbers: dict[str, np.ndarray | N
     """
     for p in report.problems:
         rows = numbers.get(p.table)
-        p.rows = rows[np.asarray(p.rows, dtype="int64") - 1].tolist() if rows is not None and len(p.rows) else []
+        p.rows = (
+            rows[np.asarray(p.rows, dtype="int64") - 1].tolist()
+            if rows is not None and len(p.rows)
+            else []
+        )
     for i, frame in enumerate(report.rejects):
         rows = numbers.get(str(frame["table"].iloc[0])) if len(frame) else None
-        report.rejects[i] = frame.assign(row=rows[frame["row"].to_numpy(dtype="int64") - 1] if rows is not None else None)
+        report.rejects[i] = frame.assign(
+            row=rows[frame["row"].to_numpy(dtype="int64") - 1] if rows is not None else None
+        )
     return report
 
 
@@ -386,10 +444,14 @@ def _located(rows: Sequence[int], names: list[str], starts: np.ndarray) -> str:
         if not groups or groups[-1][0] != names[i]:
             groups.append((names[i], []))
         groups[-1][1].append(int(row - starts[i] + 1))
-    return "; ".join(f"{name} row{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}" for name, r in groups)
+    return "; ".join(
+        f"{name} row{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}" for name, r in groups
+    )
 
 
-def locate_rows(report: ValidationReport, files: tuple[str, str], storage_options: dict[str, Any] | None = None) -> ValidationReport:
+def locate_rows(
+    report: ValidationReport, files: tuple[str, str], storage_options: dict[str, Any] | None = None
+) -> ValidationReport:
     """Name the file and the row within it for the rows a report lists, for tables read from
     several Parquet files (a folder or glob), so that a user can find them.
 
@@ -399,8 +461,16 @@ def locate_rows(report: ValidationReport, files: tuple[str, str], storage_option
     """
     for table, path in zip(("profiles", "posts"), files, strict=True):
         problems = [p for p in report.problems if p.table == table and p.rows]
-        rejects = [i for i, f in enumerate(report.rejects) if len(f) and f["table"].iloc[0] == table and f["row"].notna().all()]
-        if not (problems or rejects) or not is_dataset_path(path) or str(path).lower().endswith(CSV_SUFFIXES):
+        rejects = [
+            i
+            for i, f in enumerate(report.rejects)
+            if len(f) and f["table"].iloc[0] == table and f["row"].notna().all()
+        ]
+        if (
+            not (problems or rejects)
+            or not is_dataset_path(path)
+            or str(path).lower().endswith(CSV_SUFFIXES)
+        ):
             continue
         try:
             names, starts = _file_starts(path, storage_options)
@@ -413,7 +483,10 @@ def locate_rows(report: ValidationReport, files: tuple[str, str], storage_option
         for i in rejects:
             rows = report.rejects[i]["row"].to_numpy(dtype="int64")
             which = np.searchsorted(starts, rows, side="right") - 1
-            report.rejects[i] = report.rejects[i].assign(input_file=np.asarray(names, dtype=object)[which], input_file_row=rows - starts[which] + 1)
+            report.rejects[i] = report.rejects[i].assign(
+                input_file=np.asarray(names, dtype=object)[which],
+                input_file_row=rows - starts[which] + 1,
+            )
     return report
 
 
@@ -440,14 +513,22 @@ def _in_input_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | Non
     return frame.drop(columns=ROW), frame[ROW].to_numpy(dtype="int64")
 
 
-def _run_part(func: PartFunc, profiles: pd.DataFrame, posts: pd.DataFrame | None, index: int, args: tuple[Any, ...]) -> tuple[pd.DataFrame | None, ValidationReport]:
+def _run_part(
+    func: PartFunc,
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    index: int,
+    args: tuple[Any, ...],
+) -> tuple[pd.DataFrame | None, ValidationReport]:
     """Run ``func(profiles, posts, *args)`` on one aligned bucket; a contract break becomes a report.
 
     The report's rows are input row numbers (:func:`_with_input_rows`).
     """
     for frame in (profiles, posts):
         if frame is not None and len(frame) and not (frame.index == index).all():
-            raise RuntimeError(f"partition {index} holds rows of other buckets: the tables are not aligned")
+            raise RuntimeError(
+                f"partition {index} holds rows of other buckets: the tables are not aligned"
+            )
     profiles, profile_rows = _in_input_order(profiles)
     posts, post_rows = _in_input_order(posts) if posts is not None else (None, None)
     placeholder = len(profiles) == 0
@@ -465,10 +546,14 @@ def _run_part(func: PartFunc, profiles: pd.DataFrame, posts: pd.DataFrame | None
     try:
         result, report = func(profiles, posts, *args)
     except DataValidationError as exc:
-        return None, _with_input_rows(_without_placeholder(exc.report) if placeholder else exc.report, numbers)
+        return None, _with_input_rows(
+            _without_placeholder(exc.report) if placeholder else exc.report, numbers
+        )
     if placeholder:
         report = _without_placeholder(report)
-        result = result[result["influencer"].astype(str) != PLACEHOLDER] if result is not None else None
+        result = (
+            result[result["influencer"].astype(str) != PLACEHOLDER] if result is not None else None
+        )
     return result, _with_input_rows(report, numbers)
 
 
@@ -497,7 +582,9 @@ class Buckets:
         """The length delayeds, flat (for ``dask.compute(..., *lazy_lengths())``)."""
         return [n for table in self.lengths.values() for n in table]
 
-    def merge(self, reports: Sequence[ValidationReport], lengths: Sequence[int], files: tuple[str, str]) -> ValidationReport:
+    def merge(
+        self, reports: Sequence[ValidationReport], lengths: Sequence[int], files: tuple[str, str]
+    ) -> ValidationReport:
         """The merged report of computed ``reports`` and flat ``lengths``, rows as input rows in named files."""
         by_table, at = {}, 0
         for table, lazy in self.lengths.items():
@@ -540,7 +627,10 @@ def map_by_influencer(
     else:
         post_parts = [None] * n
     run = dask.delayed(_run_part, nout=2, pure=True)
-    parts = [run(func, p, q, i, args + (tuple(part_args[i]) if part_args is not None else ())) for i, (p, q) in enumerate(zip(prof_parts, post_parts, strict=True))]
+    parts = [
+        run(func, p, q, i, args + (tuple(part_args[i]) if part_args is not None else ()))
+        for i, (p, q) in enumerate(zip(prof_parts, post_parts, strict=True))
+    ]
     return Buckets(parts, numbering)
 
 
@@ -548,7 +638,9 @@ def _frame_or_empty(frame: pd.DataFrame | None, meta: pd.DataFrame) -> pd.DataFr
     return meta if frame is None else frame
 
 
-def collect(parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profiles", "posts")) -> tuple[Any, ValidationReport]:
+def collect(
+    parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profiles", "posts")
+) -> tuple[Any, ValidationReport]:
     """Persist the per-bucket frames on the cluster; return them as one Dask DataFrame and the merged report.
 
     Raises :class:`DataValidationError` (the merged report) if any bucket broke the contract.
@@ -573,14 +665,28 @@ def collect(parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profi
 # --------------------------------------------------------------------------- features
 
 
-def _features_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, as_of: Any, now: pd.Timestamp, include_docs: bool, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
+def _features_part(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    as_of: Any,
+    now: pd.Timestamp,
+    include_docs: bool,
+    files: tuple[str, str],
+) -> tuple[pd.DataFrame, ValidationReport]:
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
     return features_of(data, as_of, now, include_docs), data.report
 
 
-def features_of(data: ValidatedData, as_of: Any, now: pd.Timestamp, include_docs: bool = True) -> pd.DataFrame:
+def features_of(
+    data: ValidatedData, as_of: Any, now: pd.Timestamp, include_docs: bool = True
+) -> pd.DataFrame:
     """:func:`features.aggregate.compute_features` for every profile, exactly as the pandas engine runs it."""
-    return compute_features(data.profiles, data.posts, examples_at(data.profiles, as_of, now=now), include_hashtag_docs=include_docs)
+    return compute_features(
+        data.profiles,
+        data.posts,
+        examples_at(data.profiles, as_of, now=now),
+        include_hashtag_docs=include_docs,
+    )
 
 
 def features_meta(include_docs: bool = True) -> pd.DataFrame:
@@ -588,7 +694,15 @@ def features_meta(include_docs: bool = True) -> pd.DataFrame:
     now = pd.Timestamp("2020-01-02", tz="UTC")
     data = validate(
         pd.DataFrame({"influencer": ["x"], "followers": ["1"]}),
-        pd.DataFrame({"influencer": ["x"], "post_id": ["p"], "posted_at": ["2020-01-01"], "likes": ["0"], "comments": ["0"]}),
+        pd.DataFrame(
+            {
+                "influencer": ["x"],
+                "post_id": ["p"],
+                "posted_at": ["2020-01-01"],
+                "likes": ["0"],
+                "comments": ["0"],
+            }
+        ),
         now=now,
     )
     return features_of(data, None, now, include_docs).iloc[:0]
@@ -616,18 +730,32 @@ def compute_features_dask(
     order. Raises :class:`DataValidationError` with the merged report on a contract break.
     """
     now = _now(now)
-    parts = map_by_influencer(_features_part, profiles, posts, npartitions=npartitions, args=(as_of, now, include_hashtag_docs, files))
+    parts = map_by_influencer(
+        _features_part,
+        profiles,
+        posts,
+        npartitions=npartitions,
+        args=(as_of, now, include_hashtag_docs, files),
+    )
     return collect(parts, features_meta(include_hashtag_docs), files)
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _write_part(frame: pd.DataFrame | None, meta: pd.DataFrame, out: str, index: int, storage_options: dict[str, Any] | None) -> int:
+def _write_part(
+    frame: pd.DataFrame | None,
+    meta: pd.DataFrame,
+    out: str,
+    index: int,
+    storage_options: dict[str, Any] | None,
+) -> int:
     import fsspec
 
     frame = meta if frame is None else frame
-    with fsspec.open(f"{out.rstrip('/')}/part-{index:05d}.parquet", "wb", **(storage_options or {})) as handle:
+    with fsspec.open(
+        f"{out.rstrip('/')}/part-{index:05d}.parquet", "wb", **(storage_options or {})
+    ) as handle:
         frame.to_parquet(handle, index=False)
     return len(frame)
 
@@ -657,7 +785,11 @@ def write_by_influencer(
     counts = [write(f, meta, str(out), i, storage_options) for i, (f, _) in enumerate(parts)]
     reports = parts.reports()
     results = dask.compute(*counts, *reports, *parts.lazy_lengths())
-    report = parts.merge(results[len(counts) : len(counts) + len(reports)], results[len(counts) + len(reports) :], files)
+    report = parts.merge(
+        results[len(counts) : len(counts) + len(reports)],
+        results[len(counts) + len(reports) :],
+        files,
+    )
     if report.fatal:
         fs.rm(root, recursive=True)
         raise DataValidationError(report)
@@ -682,8 +814,20 @@ def write_features_dask(
     memory of the driver and of any one worker. Returns (rows written, merged report).
     """
     now = _now(now)
-    parts = map_by_influencer(_features_part, profiles, posts, npartitions=npartitions, args=(as_of, now, include_hashtag_docs, files))
-    return write_by_influencer(parts, features_meta(include_hashtag_docs), out, storage_options=storage_options, files=files)
+    parts = map_by_influencer(
+        _features_part,
+        profiles,
+        posts,
+        npartitions=npartitions,
+        args=(as_of, now, include_hashtag_docs, files),
+    )
+    return write_by_influencer(
+        parts,
+        features_meta(include_hashtag_docs),
+        out,
+        storage_options=storage_options,
+        files=files,
+    )
 
 
 # --------------------------------------------------------------------------- scoring
@@ -721,18 +865,31 @@ def _score_part(
     finish: Finish | None,
     shortlist: list[str] | None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    scored = predictor.score(profiles, posts, as_of, shortlist=shortlist, now=now, explain=explain, profiles_file=files[0], posts_file=files[1])
+    scored = predictor.score(
+        profiles,
+        posts,
+        as_of,
+        shortlist=shortlist,
+        now=now,
+        explain=explain,
+        profiles_file=files[0],
+        posts_file=files[1],
+    )
     return (finish(scored.table) if finish is not None else scored.table), scored.report
 
 
-def _shortlist_parts(shortlist: Sequence[str] | None, npartitions: int) -> list[tuple[list[str] | None]]:
+def _shortlist_parts(
+    shortlist: Sequence[str] | None, npartitions: int
+) -> list[tuple[list[str] | None]]:
     """The shortlist cut by bucket: each bucket gets only its own names, so a name without a
     profile gets its one "no profile" row in its own bucket, not one in every bucket."""
     if shortlist is None:
         return [(None,)] * npartitions
     names = pd.DataFrame({"influencer": pd.Series(list(shortlist), dtype="string").str.strip()})
     names = names[names["influencer"].notna() & (names["influencer"] != "")].drop_duplicates()
-    return [(part["influencer"].astype(str).tolist(),) for part in split_by_bucket(names, npartitions)]
+    return [
+        (part["influencer"].astype(str).tolist(),) for part in split_by_bucket(names, npartitions)
+    ]
 
 
 def score_dask(
@@ -769,16 +926,29 @@ def score_dask(
     if as_of is None and _column(profiles.columns, "as_of") is None:
         as_of = now
     n = bucket_count(profiles, posts, npartitions)
-    parts = map_by_influencer(_score_part, profiles, posts, npartitions=n, args=(predictor, as_of, now, explain, files, finish), part_args=_shortlist_parts(shortlist, n))
+    parts = map_by_influencer(
+        _score_part,
+        profiles,
+        posts,
+        npartitions=n,
+        args=(predictor, as_of, now, explain, files, finish),
+        part_args=_shortlist_parts(shortlist, n),
+    )
     meta = _score_meta(predictor, now, explain, finish)
     if out is not None:
         return write_by_influencer(parts, meta, out, storage_options=storage_options, files=files)
     return collect(parts, meta, files)
 
 
-def _score_meta(predictor: Scorer, now: pd.Timestamp, explain: bool, finish: Finish | None = None) -> pd.DataFrame:
+def _score_meta(
+    predictor: Scorer, now: pd.Timestamp, explain: bool, finish: Finish | None = None
+) -> pd.DataFrame:
     """Columns and dtypes of a scored table, from scoring one stand-in profile with no posts."""
-    table = predictor.score(pd.DataFrame({"influencer": ["x"], "followers": ["1000"]}), None, now, now=now, explain=explain).table
+    table = predictor.score(
+        pd.DataFrame({"influencer": ["x"], "followers": ["1000"]}),
+        None,
+        now,
+        now=now,
+        explain=explain,
+    ).table
     return (finish(table) if finish is not None else table).iloc[:0]
-
-

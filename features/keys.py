@@ -31,9 +31,15 @@ def text_bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     bytes (``n + 1`` int64 offsets, the last the end) and the bytes themselves (uint8)."""
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+        array.offset : array.offset + len(array) + 1
+    ]
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[start:end] if data_buffer is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[start:end]
+        if data_buffer is not None
+        else np.zeros(0, np.uint8)
+    )
     return offsets.astype(np.int64) - start, data
 
 
@@ -166,7 +172,9 @@ def _weights(n: int) -> np.ndarray:
     if len(_weights_cache[0]) < n:
         size = max(n, 2 * len(_weights_cache[0]), 64)
         rng = np.random.default_rng(0x5EED)
-        _weights_cache[0] = rng.integers(0, 2**64, size=size, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        _weights_cache[0] = rng.integers(
+            0, 2**64, size=size, dtype=np.uint64, endpoint=False
+        ) | np.uint64(1)
     return _weights_cache[0][:n]
 
 

@@ -54,7 +54,9 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(exc.errno, f"cannot create the folder for {target}: {_reason(exc)}") from None
+        raise OutputError(
+            exc.errno, f"cannot create the folder for {target}: {_reason(exc)}"
+        ) from None
     if target.is_dir():
         raise OutputError(errno.EISDIR, f"cannot write {target}: it is a folder; give a file name")
     temp = target.with_name(f".{secrets.token_hex(4)}.tmp.{target.name}")
@@ -67,7 +69,9 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         os.replace(temp, target)
         _fsync_folder(target.parent)
     except OSError as exc:
-        raise OutputError(exc.errno, f"cannot write {target}: {_reason(exc)}; {_previous(target)}") from None
+        raise OutputError(
+            exc.errno, f"cannot write {target}: {_reason(exc)}; {_previous(target)}"
+        ) from None
     finally:
         temp.unlink(missing_ok=True)
 
@@ -160,7 +164,9 @@ def excel_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`neutralise_formulas` for an Excel sheet: control characters escaped as well."""
 
     def needs_fix(text: pd.Series) -> np.ndarray:
-        return _starts_like_formula(text) | text.str.contains(_XML_ILLEGAL.pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        return _starts_like_formula(text) | text.str.contains(
+            _XML_ILLEGAL.pattern, regex=True
+        ).fillna(False).to_numpy(dtype=bool)
 
     return _fix_text_cells(frame, excel_cell, needs_fix)
 
@@ -169,7 +175,11 @@ def _starts_like_formula(text: pd.Series) -> np.ndarray:
     return text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
 
 
-def _fix_text_cells(frame: pd.DataFrame, fix: Callable[[object], object], candidates: Callable[[pd.Series], np.ndarray]) -> pd.DataFrame:
+def _fix_text_cells(
+    frame: pd.DataFrame,
+    fix: Callable[[object], object],
+    candidates: Callable[[pd.Series], np.ndarray],
+) -> pd.DataFrame:
     """Apply ``fix`` to the column names and to the text cells ``candidates`` picks (vectorised)."""
     out = frame.copy(deep=False)
     out.columns = [fix(c) for c in frame.columns]

@@ -95,7 +95,9 @@ def _fallbacks(group: str) -> list[str]:
     return [*chain, tier]
 
 
-def _weighted_quantiles(residuals: np.ndarray, weights: np.ndarray | None, probs: np.ndarray) -> np.ndarray:
+def _weighted_quantiles(
+    residuals: np.ndarray, weights: np.ndarray | None, probs: np.ndarray
+) -> np.ndarray:
     """Quantiles of ``residuals`` at ``probs``, each row counted by its weight (None: equally)."""
     order = np.argsort(residuals, kind="stable")
     ranked = residuals[order]
@@ -175,7 +177,9 @@ class ConformalInterval:
             if size >= MIN_GROUP_SIZE:
                 w = None if weights is None else weights[rows]
                 self.offsets_[name] = self._quantiles(residuals[rows], w)
-                self.distribution_[name] = _weighted_quantiles(residuals[rows], w, DISTRIBUTION_GRID)
+                self.distribution_[name] = _weighted_quantiles(
+                    residuals[rows], w, DISTRIBUTION_GRID
+                )
         return self
 
     def distribution_for(self, group: str) -> np.ndarray:
@@ -413,7 +417,9 @@ class EngagementModel:
         labels too, e.g. the same creator's later posts, so that the interval holds for posts
         further ahead than the next one; default each row against its own label.
         """
-        self.interval_ = calibrated_interval(self.interval_level, self.predict_log(base), base, y, pairs)
+        self.interval_ = calibrated_interval(
+            self.interval_level, self.predict_log(base), base, y, pairs
+        )
         return self
 
     # ------------------------------------------------------------------ predicting
@@ -447,7 +453,9 @@ class EngagementModel:
         # booster without them was trained on the encoder's codes.
         booster_categories = list(self.booster_.pandas_categorical or [])
         for name in (n for n in names if n in codes):
-            categories = booster_categories.pop(0) if booster_categories else encoder.categories_[name]
+            categories = (
+                booster_categories.pop(0) if booster_categories else encoder.categories_[name]
+            )
             code = codes[name]
             if list(categories) != list(encoder.categories_[name]):
                 code = pd.Index(categories).get_indexer(pd.Index(encoder.categories_[name]))[code]
@@ -507,7 +515,11 @@ class EngagementModel:
         followers = np.exp(base["log_followers"].to_numpy(dtype="float64"))
         # The niche the model used: the category on its fitted vocabulary.
         mapped = self.steps_.named_steps["vocabulary"].added_columns(base)
-        category = pd.array(mapped["category"], dtype="str") if mapped else base["category"].astype(str).array
+        category = (
+            pd.array(mapped["category"], dtype="str")
+            if mapped
+            else base["category"].astype(str).array
+        )
         return pd.DataFrame(
             {
                 "influencer": base["influencer"].array,

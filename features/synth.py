@@ -70,11 +70,15 @@ class SynthParams:
     categories: tuple[str, ...]
     category_probs: np.ndarray  # (n_categories,)
     log_followers_q: np.ndarray  # (n_categories, n_levels) quantiles of ln(followers)
-    log_following_ratio_q: np.ndarray  # (n_tiers, n_levels) quantiles of ln((following + 1) / followers)
+    log_following_ratio_q: (
+        np.ndarray
+    )  # (n_tiers, n_levels) quantiles of ln((following + 1) / followers)
     log1p_posts_count_q: np.ndarray  # (n_tiers, n_levels) quantiles of ln(1 + posts_count)
     posts_pmf: np.ndarray  # P(n posts = k), k = 0..len-1
     er_cell_mean: np.ndarray  # (n_tiers, n_categories) mean log ER, shrunk to the tier mean
-    er_cell_log_followers: np.ndarray  # (n_tiers, n_categories) mean ln(followers) of the cell's posts
+    er_cell_log_followers: (
+        np.ndarray
+    )  # (n_tiers, n_categories) mean ln(followers) of the cell's posts
     er_slope: float  # within-cell slope of log ER on ln(followers)
     er_between_sd: np.ndarray  # (n_tiers,) influencer random effect
     er_within_sd: np.ndarray  # (n_tiers,) per-post noise
@@ -174,7 +178,9 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     category_probs = np.bincount(prof_cat, minlength=n_cat) / len(prof_cat)
     log_followers_q = _grouped_quantiles(np.log(followers), prof_cat, n_cat)
     following = _numeric_column(profiles, "following")
-    log_following_ratio_q = _grouped_quantiles(np.log((following + 1.0) / followers), prof_tier, n_tier)
+    log_following_ratio_q = _grouped_quantiles(
+        np.log((following + 1.0) / followers), prof_tier, n_tier
+    )
     posts_count = _numeric_column(profiles, "posts_count")
     log1p_posts_count_q = _grouped_quantiles(np.log1p(posts_count), prof_tier, n_tier)
 
@@ -197,12 +203,20 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     cell_logf = np.bincount(cell, weights=logf, minlength=n_cells)
     tier_n = np.bincount(p_tier, minlength=n_tier).astype("float64")
     overall = float(ler.mean()) if len(ler) else np.log(0.02)
-    tier_mean = np.where(tier_n > 0, np.bincount(p_tier, weights=ler, minlength=n_tier) / np.maximum(tier_n, 1), overall)
+    tier_mean = np.where(
+        tier_n > 0,
+        np.bincount(p_tier, weights=ler, minlength=n_tier) / np.maximum(tier_n, 1),
+        overall,
+    )
     tier_logf = np.bincount(p_tier, weights=logf, minlength=n_tier) / np.maximum(tier_n, 1)
     prior = np.repeat(tier_mean, n_cat)
-    er_cell_mean = ((cell_sum + SHRINK_POSTS * prior) / (cell_n + SHRINK_POSTS)).reshape(n_tier, n_cat)
+    er_cell_mean = ((cell_sum + SHRINK_POSTS * prior) / (cell_n + SHRINK_POSTS)).reshape(
+        n_tier, n_cat
+    )
     logf_prior = np.repeat(tier_logf, n_cat)
-    er_cell_logf = ((cell_logf + SHRINK_POSTS * logf_prior) / (cell_n + SHRINK_POSTS)).reshape(n_tier, n_cat)
+    er_cell_logf = ((cell_logf + SHRINK_POSTS * logf_prior) / (cell_n + SHRINK_POSTS)).reshape(
+        n_tier, n_cat
+    )
 
     x = logf - er_cell_logf.ravel()[cell]
     y = ler - er_cell_mean.ravel()[cell]
@@ -225,21 +239,33 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     pooled_bw = _between_within(resid, unit)
     for t in range(n_tier):
         m = p_tier == t
-        er_between_sd[t], er_within_sd[t] = _between_within(resid[m], unit[m]) if m.sum() >= MIN_GROUP_SIZE else pooled_bw
+        er_between_sd[t], er_within_sd[t] = (
+            _between_within(resid[m], unit[m]) if m.sum() >= MIN_GROUP_SIZE else pooled_bw
+        )
 
     # Comments per like, on posts with enough likes that the ratio is not dominated by rounding.
     likes = posts["likes"].to_numpy(dtype="float64")
     ratio = np.log((posts["comments"].to_numpy(dtype="float64") + 0.5) / np.maximum(likes, 1.0))
     enough = likes >= 20
-    pooled_ratio = (float(ratio[enough].mean()), float(ratio[enough].std())) if enough.sum() > 2 else (np.log(0.02), 1.0)
+    pooled_ratio = (
+        (float(ratio[enough].mean()), float(ratio[enough].std()))
+        if enough.sum() > 2
+        else (np.log(0.02), 1.0)
+    )
     comment_ratio_mean, comment_ratio_sd = np.empty(n_tier), np.empty(n_tier)
     for t in range(n_tier):
         m = enough & (p_tier == t)
-        comment_ratio_mean[t], comment_ratio_sd[t] = (ratio[m].mean(), ratio[m].std()) if m.sum() >= MIN_GROUP_SIZE else pooled_ratio
+        comment_ratio_mean[t], comment_ratio_sd[t] = (
+            (ratio[m].mean(), ratio[m].std()) if m.sum() >= MIN_GROUP_SIZE else pooled_ratio
+        )
 
     pooled_sponsored = float(sponsored.mean()) if len(sponsored) else 0.0
     post_cat_n = np.bincount(p_cat, minlength=n_cat)
-    sponsored_prob = np.where(post_cat_n >= MIN_GROUP_SIZE, np.bincount(p_cat, weights=sponsored, minlength=n_cat) / np.maximum(post_cat_n, 1), pooled_sponsored)
+    sponsored_prob = np.where(
+        post_cat_n >= MIN_GROUP_SIZE,
+        np.bincount(p_cat, weights=sponsored, minlength=n_cat) / np.maximum(post_cat_n, 1),
+        pooled_sponsored,
+    )
     media = posts["media_type"].astype(str).to_numpy()
     media_types = tuple(sorted(set(media))) or ("image",)
     m_index = pd.Series(media).map({m: i for i, m in enumerate(media_types)}).to_numpy()
@@ -247,10 +273,21 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     np.add.at(media_counts, (p_cat, m_index), 1.0)
     pooled_media = media_counts.sum(axis=0) / max(media_counts.sum(), 1.0)
     small = media_counts.sum(axis=1) < MIN_GROUP_SIZE
-    media_probs = np.where(small[:, None], pooled_media, media_counts / np.maximum(media_counts.sum(axis=1, keepdims=True), 1.0))
+    media_probs = np.where(
+        small[:, None],
+        pooled_media,
+        media_counts / np.maximum(media_counts.sum(axis=1, keepdims=True), 1.0),
+    )
 
     # Posting times: last post per influencer, and gaps between consecutive posts.
-    post_time = posts["posted_at"].astype("datetime64[ns, UTC]").dt.tz_convert(None).to_numpy().astype("int64") / 1e9
+    post_time = (
+        posts["posted_at"]
+        .astype("datetime64[ns, UTC]")
+        .dt.tz_convert(None)
+        .to_numpy()
+        .astype("int64")
+        / 1e9
+    )
     timing = pd.DataFrame({"u": unit, "t": post_time}).sort_values(["u", "t"], kind="stable")
     last_post_q = _quantiles(timing.groupby("u")["t"].max().to_numpy())
     gap = timing.groupby("u")["t"].diff()
@@ -258,7 +295,9 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     log_gap = np.log(np.maximum(gap.to_numpy()[has_gap], MIN_GAP_SECONDS))
     if len(log_gap) >= MIN_GROUP_SIZE:
         log_gap_mean = float(log_gap.mean())
-        log_gap_between_sd, log_gap_within_sd = _between_within(log_gap - log_gap_mean, timing["u"].to_numpy()[has_gap])
+        log_gap_between_sd, log_gap_within_sd = _between_within(
+            log_gap - log_gap_mean, timing["u"].to_numpy()[has_gap]
+        )
     else:
         log_gap_mean, log_gap_between_sd, log_gap_within_sd = float(np.log(7 * 86_400.0)), 1.0, 1.0
 
@@ -267,7 +306,9 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
     n_tags = tag_lists.map(lambda tags: sum(1 for t in tags if t)).to_numpy()
     hashtag_rate_q = _quantiles(pd.Series(n_tags).groupby(unit).mean().to_numpy())
     max_hashtags = int(n_tags.max()) if len(n_tags) else 30
-    tokens = pd.DataFrame({"u": unit, "c": p_cat, "t": post_time, "tag": tag_lists.to_numpy()}).explode("tag")
+    tokens = pd.DataFrame(
+        {"u": unit, "c": p_cat, "t": post_time, "tag": tag_lists.to_numpy()}
+    ).explode("tag")
     tokens = tokens[tokens["tag"].notna() & (tokens["tag"] != "")]
     vocab_sizes = np.empty(n_cat, dtype="int64")
     zipf_exponents = np.empty(n_cat)
@@ -315,7 +356,9 @@ def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams
 # --------------------------------------------------------------------------- generating
 
 
-def _draw_quantiles(rng: np.random.Generator, table: np.ndarray, group: np.ndarray | None, size: int) -> np.ndarray:
+def _draw_quantiles(
+    rng: np.random.Generator, table: np.ndarray, group: np.ndarray | None, size: int
+) -> np.ndarray:
     """Inverse-CDF draws, interpolating linearly between the stored quantiles (row ``group``)."""
     q = table if table.ndim == 2 else table[None, :]
     g = np.zeros(size, dtype="int64") if group is None else group
@@ -325,7 +368,9 @@ def _draw_quantiles(rng: np.random.Generator, table: np.ndarray, group: np.ndarr
     return q[g, lo] * (1.0 - frac) + q[g, lo + 1] * frac
 
 
-def _draw_categorical(rng: np.random.Generator, probs: np.ndarray, group: np.ndarray | None, size: int) -> np.ndarray:
+def _draw_categorical(
+    rng: np.random.Generator, probs: np.ndarray, group: np.ndarray | None, size: int
+) -> np.ndarray:
     """Draws from a categorical distribution, one probability row per group."""
     p = probs if probs.ndim == 2 else probs[None, :]
     cdf = np.cumsum(p, axis=1)
@@ -354,7 +399,9 @@ def _zipf_tables(params: SynthParams) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.searchsorted(flat, grid, side="right")
 
 
-def _draw_tags(rng: np.random.Generator, flat: np.ndarray, guide: np.ndarray, category: np.ndarray) -> np.ndarray:
+def _draw_tags(
+    rng: np.random.Generator, flat: np.ndarray, guide: np.ndarray, category: np.ndarray
+) -> np.ndarray:
     """Global tag ids drawn from each token's niche vocabulary (inverse CDF via the guide table)."""
     x = category + rng.random(len(category))
     # One bin lower than floor(x * bins), so rounding can never start the walk past the answer.
@@ -367,7 +414,9 @@ def _draw_tags(rng: np.random.Generator, flat: np.ndarray, guide: np.ndarray, ca
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    text = pc.utf8_lpad(pc.cast(pa.array(numbers, type=pa.int64()), pa.string()), width=width, padding="0")
+    text = pc.utf8_lpad(
+        pc.cast(pa.array(numbers, type=pa.int64()), pa.string()), width=width, padding="0"
+    )
     return pc.binary_join_element_wise(prefix, text, "")
 
 
@@ -429,7 +478,12 @@ def generate(
     else:
         mean_base = float((np.arange(len(pmf)) * pmf).sum()) or 1.0
         n_posts = rng.poisson(base_posts * (posts_per_influencer / mean_base))
-    posts_count = np.maximum(np.rint(np.expm1(_draw_quantiles(rng, params.log1p_posts_count_q, tier, n))).astype("int64"), n_posts)
+    posts_count = np.maximum(
+        np.rint(np.expm1(_draw_quantiles(rng, params.log1p_posts_count_q, tier, n))).astype(
+            "int64"
+        ),
+        n_posts,
+    )
     er_effect = rng.standard_normal(n) * params.er_between_sd[tier]
     gap_effect = rng.standard_normal(n) * params.log_gap_between_sd
     tag_rate = np.maximum(_draw_quantiles(rng, params.hashtag_rate_q, None, n), 0.0)
@@ -443,7 +497,9 @@ def generate(
             "followers": followers,
             "following": following,
             "posts_count": posts_count,
-            "category": pa.array(np.asarray(params.categories, dtype=object)[cat], type=pa.string()),
+            "category": pa.array(
+                np.asarray(params.categories, dtype=object)[cat], type=pa.string()
+            ),
             "platform": pa.array(np.full(n, "instagram", dtype=object), type=pa.string()),
         }
     )
@@ -453,7 +509,11 @@ def generate(
     owner = np.repeat(np.arange(n), n_posts)
     starts = np.cumsum(n_posts) - n_posts
     # Gaps run backwards from the last post: the newest post has gap 0 to itself.
-    log_gap = params.log_gap_mean + gap_effect[owner] + rng.standard_normal(total) * params.log_gap_within_sd
+    log_gap = (
+        params.log_gap_mean
+        + gap_effect[owner]
+        + rng.standard_normal(total) * params.log_gap_within_sd
+    )
     gap = np.maximum(np.exp(log_gap), MIN_GAP_SECONDS)
     gap[starts[n_posts > 0] + n_posts[n_posts > 0] - 1] = 0.0
     # Seconds before the last post = sum of the gaps of all later posts (reverse cumulative sum per influencer).
@@ -470,7 +530,11 @@ def generate(
     post_cat = cat[owner]
     post_tier = tier[owner]
     media = _draw_categorical(rng, params.media_probs, post_cat, total)
-    is_carousel = media == params.media_types.index("carousel") if "carousel" in params.media_types else np.zeros(total, dtype=bool)
+    is_carousel = (
+        media == params.media_types.index("carousel")
+        if "carousel" in params.media_types
+        else np.zeros(total, dtype=bool)
+    )
     sponsored = rng.random(total) < params.sponsored_prob[post_cat]
     cell_mean = params.er_cell_mean[post_tier, post_cat]
     cell_logf = params.er_cell_log_followers[post_tier, post_cat]
@@ -484,7 +548,10 @@ def generate(
     )
     del cell_mean, cell_logf, is_carousel, log_gap, gap, csum, before_last
     n_inter = np.maximum(np.rint(np.exp(post_ler) * followers[owner] - 1.0), 0.0)
-    ratio = np.exp(params.comment_ratio_mean[post_tier] + rng.standard_normal(total) * params.comment_ratio_sd[post_tier])
+    ratio = np.exp(
+        params.comment_ratio_mean[post_tier]
+        + rng.standard_normal(total) * params.comment_ratio_sd[post_tier]
+    )
     comments = rng.binomial(n_inter.astype("int64"), ratio / (1.0 + ratio))
     likes = n_inter.astype("int64") - comments
     n_tags = np.minimum(rng.poisson(tag_rate[owner]), params.max_hashtags)
@@ -504,7 +571,9 @@ def generate(
             "posted_at": pa.array(posted_us, type=pa.timestamp("us", tz="UTC")),
             "likes": likes,
             "comments": comments,
-            "media_type": pa.DictionaryArray.from_arrays(media.astype("int32"), pa.array(params.media_types)).cast(pa.string()),
+            "media_type": pa.DictionaryArray.from_arrays(
+                media.astype("int32"), pa.array(params.media_types)
+            ).cast(pa.string()),
             "is_sponsored": sponsored,
             "hashtags": hashtags,
         }
@@ -526,7 +595,11 @@ def _hashtag_strings(
     """
     flat, guide = _zipf_tables(params)
     names = pa.array(
-        [f"{c}{r}" for c, size in zip(params.categories, params.vocab_sizes, strict=True) for r in range(1, size + 1)],
+        [
+            f"{c}{r}"
+            for c, size in zip(params.categories, params.vocab_sizes, strict=True)
+            for r in range(1, size + 1)
+        ],
         type=pa.string(),
     )
     # Personal vocabularies, stored flat with offsets (CSR).
@@ -541,7 +614,9 @@ def _hashtag_strings(
         ids = np.empty(len(token_owner), dtype="int64")
         reuse = rng.random(len(token_owner)) < params.hashtag_reuse
         own = token_owner[reuse]
-        ids[reuse] = personal[vocab_start[own] + (rng.random(len(own)) * vocab_n[own]).astype("int64")]
+        ids[reuse] = personal[
+            vocab_start[own] + (rng.random(len(own)) * vocab_n[own]).astype("int64")
+        ]
         ids[~reuse] = _draw_tags(rng, flat, guide, cat[token_owner[~reuse]])
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype("int32")
         lists = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(ids)))
@@ -564,7 +639,9 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
-def write_synthetic(profiles: pd.DataFrame, posts: pd.DataFrame, out_dir: str | Path, file_format: str = "parquet") -> list[Path]:
+def write_synthetic(
+    profiles: pd.DataFrame, posts: pd.DataFrame, out_dir: str | Path, file_format: str = "parquet"
+) -> list[Path]:
     """Write ``profiles`` and ``posts`` into ``out_dir`` as Parquet or plain CSV; returns the paths."""
     if file_format not in ("parquet", "csv"):
         raise ValueError(f"file_format must be 'parquet' or 'csv', got '{file_format}'")

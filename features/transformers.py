@@ -44,7 +44,13 @@ def lookup_pairs(X: pd.DataFrame, by_pair: dict, by_tier: dict, fallback: float)
     # Tiers and niches are few: look up each distinct combination once, then index by codes.
     tier_code, tiers = pd.factorize(X["tier"].astype(str).to_numpy(dtype=object))
     niche_code, niches = pd.factorize(X["category"].astype(str).to_numpy(dtype=object))
-    table = np.array([[_first_known(by_pair.get((t, c)), by_tier.get(t), fallback) for c in niches] for t in tiers], dtype="float64")
+    table = np.array(
+        [
+            [_first_known(by_pair.get((t, c)), by_tier.get(t), fallback) for c in niches]
+            for t in tiers
+        ],
+        dtype="float64",
+    )
     return table[tier_code, niche_code] if len(X) else np.zeros(0)
 
 
@@ -165,7 +171,9 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
             return 2.0  # nothing to learn from: the old fixed strength
         dof = (n[has_spread] - 1.0) * creator_weight[has_spread]
         within = float(np.sum(dof * std[has_spread] ** 2) / np.sum(dof))
-        deviation = with_history["log_er_median"].to_numpy(dtype="float64") - self.prior(with_history)
+        deviation = with_history["log_er_median"].to_numpy(dtype="float64") - self.prior(
+            with_history
+        )
         noise = MEDIAN_VARIANCE_FACTOR * within / n
         ok = np.isfinite(deviation)
         w = creator_weight[ok]
@@ -180,7 +188,9 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         code, combos = pd.factorize(pd.MultiIndex.from_arrays(keys))
         table = np.array(
             [
-                _first_known(*(self.priors_.get(tuple(c[:d])) for d in (3, 2, 1)), self.global_prior_)
+                _first_known(
+                    *(self.priors_.get(tuple(c[:d])) for d in (3, 2, 1)), self.global_prior_
+                )
                 for c in combos
             ],
             dtype="float64",
@@ -227,7 +237,14 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
     * ``topic_0..k``: a TF-IDF + truncated SVD embedding of the tags (latent topics).
     """
 
-    def __init__(self, n_topics: int = 12, min_df: int = 5, smoothing: float = 1.0, max_svd_rows: int = 20_000, random_state: int = 0):
+    def __init__(
+        self,
+        n_topics: int = 12,
+        min_df: int = 5,
+        smoothing: float = 1.0,
+        max_svd_rows: int = 20_000,
+        random_state: int = 0,
+    ):
         self.n_topics = n_topics
         self.min_df = min_df
         self.max_svd_rows = max_svd_rows
@@ -241,7 +258,9 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         self._fit(X)
         return self
 
-    def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
+    def fit_transform(
+        self, X: pd.DataFrame, y: object = None, **fit_params: object
+    ) -> pd.DataFrame:
         # Same result as fit(X).transform(X), counting the tags once instead of twice.
         return with_columns(X, self._added(X, self._fit(X)))
 
@@ -250,7 +269,9 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         doc_index, tags = split_docs(docs)
         column = pc.index_in(tags, value_set=self.vocabulary_).to_numpy(zero_copy_only=False)
         known = ~np.isnan(column) if column.dtype.kind == "f" else column >= 0
-        return _binary_matrix(doc_index[known], column[known].astype("int64"), (len(docs), len(self.vocabulary_)))
+        return _binary_matrix(
+            doc_index[known], column[known].astype("int64"), (len(docs), len(self.vocabulary_))
+        )
 
     def _fit(self, X: pd.DataFrame) -> sparse.csr_matrix | None:
         """Fit, and return the tag matrix of X (None when no tag is frequent enough)."""
@@ -258,7 +279,11 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         self.svd_ = None
         docs = self._docs(X)
         doc_index, tags = split_docs(docs)
-        encoded = pc.dictionary_encode(tags).combine_chunks() if isinstance(tags, pa.ChunkedArray) else pc.dictionary_encode(tags)
+        encoded = (
+            pc.dictionary_encode(tags).combine_chunks()
+            if isinstance(tags, pa.ChunkedArray)
+            else pc.dictionary_encode(tags)
+        )
         codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
         all_tags = encoded.dictionary
         every_tag = _binary_matrix(doc_index, codes, (len(docs), len(all_tags)))
@@ -270,9 +295,13 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
             return None
         counts = every_tag[:, frequent].tocsr()
         niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
-        onehot = sparse.csr_matrix((np.ones(len(X)), (np.arange(len(X)), niche_index)), shape=(len(X), len(self.niches_)))
+        onehot = sparse.csr_matrix(
+            (np.ones(len(X)), (np.arange(len(X)), niche_index)), shape=(len(X), len(self.niches_))
+        )
         tag_niche = np.asarray((counts.T @ onehot).todense())
-        self.p_niche_given_tag_ = (tag_niche + self.smoothing / len(self.niches_)) / (tag_niche.sum(axis=1, keepdims=True) + self.smoothing)
+        self.p_niche_given_tag_ = (tag_niche + self.smoothing / len(self.niches_)) / (
+            tag_niche.sum(axis=1, keepdims=True) + self.smoothing
+        )
         ler = X["log_er_mean"].to_numpy(dtype="float64")
         has = np.isfinite(ler)
         used = counts[has]
@@ -284,8 +313,12 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
         n_topics = max(1, min(self.n_topics, counts.shape[1] - 1))
         # Topics settle long before all rows are seen: fit the SVD on a fixed-size sample.
-        rows = np.random.default_rng(self.random_state).permutation(counts.shape[0])[: self.max_svd_rows]
-        self.svd_ = TruncatedSVD(n_components=n_topics, random_state=self.random_state).fit(self.tfidf_.transform(counts[np.sort(rows)]))
+        rows = np.random.default_rng(self.random_state).permutation(counts.shape[0])[
+            : self.max_svd_rows
+        ]
+        self.svd_ = TruncatedSVD(n_components=n_topics, random_state=self.random_state).fit(
+            self.tfidf_.transform(counts[np.sort(rows)])
+        )
         return counts
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -305,7 +338,9 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_p = np.asarray(counts @ self.p_niche_given_tag_) / n_known[:, None]
             niche_index = pd.Index(self.niches_).get_indexer(X["category"].astype(str))
-            own = np.where(niche_index >= 0, mean_p[np.arange(len(X)), np.clip(niche_index, 0, None)], np.nan)
+            own = np.where(
+                niche_index >= 0, mean_p[np.arange(len(X)), np.clip(niche_index, 0, None)], np.nan
+            )
             added = {
                 "niche_consistency": np.where(known, own, np.nan),
                 "niche_purity": np.where(known, mean_p.max(axis=1), np.nan),
@@ -319,7 +354,9 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
 
     def added_features(self) -> list[str]:
         n = self.svd_.n_components if getattr(self, "svd_", None) is not None else self.n_topics
-        return ["niche_consistency", "niche_purity", "hashtag_er"] + [f"topic_{i}" for i in range(n)]
+        return ["niche_consistency", "niche_purity", "hashtag_er"] + [
+            f"topic_{i}" for i in range(n)
+        ]
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, self.added_features())
@@ -354,14 +391,27 @@ class CategoryVocabulary(TransformerMixin, BaseEstimator):
         self.cutoff = cutoff
 
     def fit(self, X: pd.DataFrame, y: object = None) -> CategoryVocabulary:
-        if isinstance(self.min_count, bool) or not isinstance(self.min_count, Integral) or self.min_count < 1:
-            raise ValueError(f"min_count must be a whole number of 1 or more; got {self.min_count!r}")
-        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, Real) or not 0.0 < self.cutoff <= 1.0:
+        if (
+            isinstance(self.min_count, bool)
+            or not isinstance(self.min_count, Integral)
+            or self.min_count < 1
+        ):
+            raise ValueError(
+                f"min_count must be a whole number of 1 or more; got {self.min_count!r}"
+            )
+        if (
+            isinstance(self.cutoff, bool)
+            or not isinstance(self.cutoff, Real)
+            or not 0.0 < self.cutoff <= 1.0
+        ):
             raise ValueError(f"cutoff must be a similarity in (0, 1]; got {self.cutoff!r}")
         _require_category(X)
         self.input_columns_ = [str(c) for c in X.columns]
         code, uniques = pd.factorize(X["category"])
-        names = np.asarray([normalise_category(v) or OTHER_CATEGORY for v in uniques] + [OTHER_CATEGORY], dtype=object)
+        names = np.asarray(
+            [normalise_category(v) or OTHER_CATEGORY for v in uniques] + [OTHER_CATEGORY],
+            dtype=object,
+        )
         held = pd.DataFrame({"category": names[code]})
         if "influencer" in X.columns:
             held["influencer"] = X["influencer"].to_numpy()
@@ -407,7 +457,9 @@ class CategoryVocabulary(TransformerMixin, BaseEstimator):
 def _require_category(X: pd.DataFrame) -> None:
     if "category" not in X.columns:
         present = ", ".join(str(c) for c in X.columns[:10]) or "none"
-        raise ValueError(f"CategoryVocabulary needs a 'category' column; columns present: {present}")
+        raise ValueError(
+            f"CategoryVocabulary needs a 'category' column; columns present: {present}"
+        )
 
 
 class CategoryEncoder(TransformerMixin, BaseEstimator):

@@ -45,11 +45,29 @@ def main() -> None:
     profiles["influencer"] = profiles["influencer"].map(handle)
     posts["influencer"] = posts["influencer"].map(handle)
     posts["post_id"] = posts["post_id"].map(post)
-    keep = ["influencer", "post_id", "posted_at", "likes", "comments", "media_type", "is_sponsored", "hashtags", "image_description"]
+    keep = [
+        "influencer",
+        "post_id",
+        "posted_at",
+        "likes",
+        "comments",
+        "media_type",
+        "is_sponsored",
+        "hashtags",
+        "image_description",
+    ]
     posts = posts[keep]
 
-    profiles.to_csv(out / "profiles.csv.gz", index=False, compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
-    posts.to_csv(out / "posts.csv.gz", index=False, compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
+    profiles.to_csv(
+        out / "profiles.csv.gz",
+        index=False,
+        compression={"method": "gzip", "compresslevel": 9, "mtime": 0},
+    )
+    posts.to_csv(
+        out / "posts.csv.gz",
+        index=False,
+        compression={"method": "gzip", "compresslevel": 9, "mtime": 0},
+    )
     for name in ("profiles.csv.gz", "posts.csv.gz"):
         print(f"{out / name}: {(out / name).stat().st_size / 1e6:.2f} MB")
 

@@ -19,14 +19,21 @@ from features.contract import read_table
 from serving.predictor import load_model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "instagram"
-DROPPED = {"profiles": ["posts_count", "following", "verified", "category"], "posts": ["hashtags", "caption", "media_type", "is_sponsored"]}
+DROPPED = {
+    "profiles": ["posts_count", "following", "verified", "category"],
+    "posts": ["hashtags", "caption", "media_type", "is_sponsored"],
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models:/engagement@champion")
     parser.add_argument("--tracking-uri")
-    parser.add_argument("--influencers", type=int, default=4000, help="profiles with posts to score (seeded sample)")
+    parser.add_argument(
+        "--influencers", type=int, default=4000, help="profiles with posts to score (seeded sample)"
+    )
     parser.add_argument("--as-of", default="2019-05-16")
     args = parser.parse_args()
 
@@ -34,7 +41,12 @@ def main() -> None:
     profiles, posts = read_table(DATA / "profiles.csv.gz"), read_table(DATA / "posts.csv.gz")
     has_posts = profiles["influencer"].isin(posts["influencer"])
     # Candidates with posts, and a quarter as many without (cold starts, for the width table).
-    with_posts = pd.concat([profiles[has_posts].sample(args.influencers, random_state=0), profiles[~has_posts].sample(args.influencers // 4, random_state=0)])
+    with_posts = pd.concat(
+        [
+            profiles[has_posts].sample(args.influencers, random_state=0),
+            profiles[~has_posts].sample(args.influencers // 4, random_state=0),
+        ]
+    )
     posts = posts[posts["influencer"].isin(with_posts["influencer"])]
     as_of = pd.Timestamp(args.as_of, tz="UTC")
 
@@ -42,7 +54,9 @@ def main() -> None:
         return predictor.predict(p, q, as_of, explain=False).set_index("influencer")
 
     full = predict(with_posts, posts)
-    print(f"model {predictor.version}; {len(full)} influencers ({int((full['history_posts'] > 0).sum())} with earlier posts), as of {args.as_of}\n")
+    print(
+        f"model {predictor.version}; {len(full)} influencers ({int((full['history_posts'] > 0).sum())} with earlier posts), as of {args.as_of}\n"
+    )
     print("column left out | median |change| | 90th percentile | share moved > 10 %")
     for table, columns in DROPPED.items():
         for column in columns:
@@ -53,16 +67,26 @@ def main() -> None:
             q = posts.drop(columns=[column]) if table == "posts" else posts
             shifted = predict(p, q)["predicted_er"].reindex(full.index)
             change = (shifted / full["predicted_er"] - 1).abs().dropna()
-            print(f"{table}.{column} | {100 * change.median():.1f} % | {100 * change.quantile(0.9):.1f} % | {100 * (change > 0.1).mean():.0f} %")
+            print(
+                f"{table}.{column} | {100 * change.median():.1f} % | {100 * change.quantile(0.9):.1f} % | {100 * (change > 0.1).mean():.0f} %"
+            )
 
-    bands = pd.cut(full["history_posts"], [-1, 0, 4, 14, np.inf], labels=["cold", "1-4", "5-14", "15+"])
+    bands = pd.cut(
+        full["history_posts"], [-1, 0, 4, 14, np.inf], labels=["cold", "1-4", "5-14", "15+"]
+    )
     width = np.log(full["er_high"] / full["er_low"])
     table = width.groupby([full["tier"], bands], observed=True).median().unstack()
     counts = width.groupby([full["tier"], bands], observed=True).size().unstack()
     print("\nmedian interval width, ln(high / low), by tier and earlier posts (n in brackets)")
     print("tier | " + " | ".join(str(c) for c in table.columns))
     for tier, row in table.iterrows():
-        print(f"{tier} | " + " | ".join(f"{v:.2f} ({counts.loc[tier, c]:.0f})" if np.isfinite(v) else "" for c, v in row.items()))
+        print(
+            f"{tier} | "
+            + " | ".join(
+                f"{v:.2f} ({counts.loc[tier, c]:.0f})" if np.isfinite(v) else ""
+                for c, v in row.items()
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,14 @@ def short(block: dict) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--out", type=Path, help="write every figure as JSON here (after each set)")
     parser.add_argument("--sets", help="comma-separated sets to evaluate alone (default: all)")
-    parser.add_argument("--no-together", action="store_true", help="skip the model trained on every set")
+    parser.add_argument(
+        "--no-together", action="store_true", help="skip the model trained on every set"
+    )
     args = parser.parse_args()
     config = TrainConfig()
     names = [n for n in SETS if (args.shared / n).is_dir()]
@@ -75,8 +79,12 @@ def main() -> int:
         for label, block in (("grouped CV", metrics), ("time holdout", metrics["time_holdout"])):
             reach = block["reach_calibration"]
             bins = ", ".join(f"{b['p_reach']:.2f}->{b['reached']:.2f}" for b in reach["bins"])
-            tiers = ", ".join(f"{t} {v['calibration_error']:.3f}" for t, v in reach["by_tier"].items())
-            print(f"p_reach calibration, {label} (targets {reach['targets']}): error {reach['calibration_error']:.3f}, Brier {reach['brier']:.3f}; by tenths {bins}; by tier {tiers}")
+            tiers = ", ".join(
+                f"{t} {v['calibration_error']:.3f}" for t, v in reach["by_tier"].items()
+            )
+            print(
+                f"p_reach calibration, {label} (targets {reach['targets']}): error {reach['calibration_error']:.3f}, Brier {reach['brier']:.3f}; by tenths {bins}; by tier {tiers}"
+            )
         results[name] = metrics
         if args.out:
             args.out.write_text(json.dumps(results, indent=2, default=str))
@@ -88,23 +96,37 @@ def main() -> int:
     splits = {}
     for name in names:
         posts = together.posts[together.posts["influencer"].str.startswith(f"{name}:")]
-        splits[name] = forward_split(posts.assign(influencer=posts["influencer"].str[len(name) + 1 :]), config.seed)
+        splits[name] = forward_split(
+            posts.assign(influencer=posts["influencer"].str[len(name) + 1 :]), config.seed
+        )
     train_keys = np.concatenate([f"{n}:" + splits[n].train.astype(str) for n in names])
     train = subset(together, train_keys)
     model = fit_model(post_examples(train.profiles, train.posts), config)
     combined: dict[str, dict] = {}
     for name in names:
-        own = subset(together, together.profiles["influencer"][together.profiles["influencer"].str.startswith(f"{name}:")].to_numpy())
-        forward = evaluate_forward(model, own, f"{name}:" + splits[name].evaluate.astype(str), config.seed)
+        own = subset(
+            together,
+            together.profiles["influencer"][
+                together.profiles["influencer"].str.startswith(f"{name}:")
+            ].to_numpy(),
+        )
+        forward = evaluate_forward(
+            model, own, f"{name}:" + splits[name].evaluate.astype(str), config.seed
+        )
         combined[name] = {"forward": forward}
     examples = post_examples(together.profiles, together.posts)
     _, oof = cross_validate(examples, config, print)
     platform_of = examples.base["influencer"].str.split(":").str[0].to_numpy()
     for name in names:
-        for label, mask in (("with_history", examples.has_history), ("cold_start", ~examples.has_history)):
+        for label, mask in (
+            ("with_history", examples.has_history),
+            ("cold_start", ~examples.has_history),
+        ):
             rows = (platform_of == name) & mask
             combined[name][f"cv_{label}"] = point_metrics(
-                oof["actual_log_er"].to_numpy()[rows], oof["model_pred"].to_numpy()[rows], oof["category"].astype(str).to_numpy()[rows]
+                oof["actual_log_er"].to_numpy()[rows],
+                oof["model_pred"].to_numpy()[rows],
+                oof["category"].astype(str).to_numpy()[rows],
             )
     results["trained_together"] = combined
 
@@ -113,9 +135,13 @@ def main() -> int:
         if name not in results:
             continue
         own = results[name]
-        print(f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(own['forward']['model'])}")
+        print(
+            f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(own['forward']['model'])}"
+        )
         for label in ("with_history", "cold_start"):
-            print(f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(own['subsets'][label]['model'])}")
+            print(
+                f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(own['subsets'][label]['model'])}"
+            )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str))
     return 0

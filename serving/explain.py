@@ -30,13 +30,22 @@ DIRECTIONAL: dict[str, tuple[str, str]] = {
     "log_er_last": ("last post engaged well", "last post engaged poorly"),
     "log_er_max": ("best past post engaged strongly", "even the best past post engaged weakly"),
     "er_trend": ("engagement trending up", "engagement trending down"),
-    "log_er_recent_median": ("recent posts engaged above peers", "recent posts engaged below peers"),
+    "log_er_recent_median": (
+        "recent posts engaged above peers",
+        "recent posts engaged below peers",
+    ),
     "log_er_ewm": ("recent engagement above peers", "recent engagement below peers"),
     "log_views_per_follower": ("many views per follower", "few views per follower"),
     "log_interactions_per_view": ("viewers interact often", "viewers rarely interact"),
     "prior_log_er": ("tier and niche engage above average", "tier and niche engage below average"),
-    "hashtag_er": ("uses hashtags of high-engagement accounts", "uses hashtags of low-engagement accounts"),
-    "zero_engagement_share": ("few posts without any engagement", "many posts without any engagement"),
+    "hashtag_er": (
+        "uses hashtags of high-engagement accounts",
+        "uses hashtags of low-engagement accounts",
+    ),
+    "zero_engagement_share": (
+        "few posts without any engagement",
+        "many posts without any engagement",
+    ),
 }
 
 # Neutral labels: "<label> raises / lowers the estimate" (and "<label> unknown" when missing).
@@ -146,7 +155,11 @@ def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS)
     n_rows = len(matrix)
     if n_rows == 0 or not names:
         return np.array([""] * n_rows, dtype=object)
-    no_history = (base["n_history_posts"].to_numpy(dtype="float64") <= 0) if "n_history_posts" in base else np.zeros(n_rows, dtype=bool)
+    no_history = (
+        (base["n_history_posts"].to_numpy(dtype="float64") <= 0)
+        if "n_history_posts" in base
+        else np.zeros(n_rows, dtype=bool)
+    )
     dependent = np.array([_is_history_dependent(name) for name in names])
     # Last column: the summed contribution of what is missing for lack of history.
     pooled = np.where(no_history, matrix[:, dependent].sum(axis=1), 0.0)
@@ -160,8 +173,16 @@ def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS)
     pairs = [phrase_pair(name) for name in names] + [("no post history", "no post history")]
     up = np.array([p[0] for p in pairs], dtype=object)
     down = np.array([p[1] for p in pairs], dtype=object)
-    missing_phrase = np.array([f"{LABELS.get(name, name.replace('_', ' '))} unknown" for name in names] + ["no post history"], dtype=object)
-    categorical_values = {name: base[name].astype(str).to_numpy() for name in CATEGORICAL if name in names and name in base}
+    missing_phrase = np.array(
+        [f"{LABELS.get(name, name.replace('_', ' '))} unknown" for name in names]
+        + ["no post history"],
+        dtype=object,
+    )
+    categorical_values = {
+        name: base[name].astype(str).to_numpy()
+        for name in CATEGORICAL
+        if name in names and name in base
+    }
 
     k = min(n, matrix.shape[1])
     top = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :k]
@@ -177,7 +198,10 @@ def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS)
         for name, cat_values in categorical_values.items():
             hit = (j == names.index(name)) & keep
             if hit.any():
-                text[hit] = [template.format(value) for template, value in zip(text[hit], cat_values[hit], strict=True)]
+                text[hit] = [
+                    template.format(value)
+                    for template, value in zip(text[hit], cat_values[hit], strict=True)
+                ]
         amounts = np.char.mod("%+.2f", v).astype(object)
         part = np.where(keep, text + " (" + amounts + ")", "").astype(object)
         if joined is None:

@@ -47,7 +47,9 @@ class ModelIdentity:
         aliases = " ".join(f"@{a}" for a in self.aliases)
         if aliases and not self.aliases_now:
             aliases += " at registration"
-        return f"{self.registered_model} v{self.version}" + (f" {aliases}" if aliases else " (no alias)")
+        return f"{self.registered_model} v{self.version}" + (
+            f" {aliases}" if aliases else " (no alias)"
+        )
 
 
 def _aliases_now(name: str, version: str, tracking_uri: str | None) -> list[str] | None:
@@ -75,11 +77,17 @@ def identify(ref: str | Path, predictor: Any, tracking_uri: str | None = None) -
             try:
                 from mlflow import MlflowClient
 
-                version = str(MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri)).get_model_version_by_alias(name, match["alias"]).version)
+                version = str(
+                    MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+                    .get_model_version_by_alias(name, match["alias"])
+                    .version
+                )
             except Exception:
                 return ModelIdentity(name, None, [match["alias"]], True, folder_version)
         now = _aliases_now(name, version, tracking_uri)
-        return ModelIdentity(name, version, now if now is not None else [], now is not None, folder_version)
+        return ModelIdentity(
+            name, version, now if now is not None else [], now is not None, folder_version
+        )
     registry_file = Path(getattr(predictor, "path", ref)) / REGISTRY_FILE
     try:
         registry = json.loads(registry_file.read_text())
@@ -90,5 +98,11 @@ def identify(ref: str | Path, predictor: Any, tracking_uri: str | None = None) -
         return ModelIdentity(None, None, folder_version=folder_version)
     now = _aliases_now(name, version, tracking_uri)
     if now is None:
-        return ModelIdentity(name, version, [str(registry.get("alias"))] if registry.get("alias") else [], False, folder_version)
+        return ModelIdentity(
+            name,
+            version,
+            [str(registry.get("alias"))] if registry.get("alias") else [],
+            False,
+            folder_version,
+        )
     return ModelIdentity(name, version, now, True, folder_version)

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import DataError, ValidationReport, describe_duplicate_columns, duplicate_columns, read_table
+from features.contract import (
+    DataError,
+    ValidationReport,
+    describe_duplicate_columns,
+    duplicate_columns,
+    read_table,
+)
 from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
 from serving.report import ModelIdentity, ReportContext, Summary, reasons_as_factors, render_html
@@ -65,7 +71,11 @@ def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, 
     """
     problems = []
     if values.dtype.kind == "b":
-        return pd.Series(np.nan, index=values.index), values.isna().to_numpy(dtype=bool), [f"column '{column}': true/false values, not amounts; {AMOUNT_HINT}"]
+        return (
+            pd.Series(np.nan, index=values.index),
+            values.isna().to_numpy(dtype=bool),
+            [f"column '{column}': true/false values, not amounts; {AMOUNT_HINT}"],
+        )
     if values.dtype.kind in "fiu":
         amount = values.astype("float64")
         empty = amount.isna().to_numpy(dtype=bool)
@@ -79,8 +89,12 @@ def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, 
     plain = np.array([bool(PLAIN_AMOUNT.fullmatch(c)) for c in cells], dtype=bool)
     comma = np.array(["," in c for c in cells], dtype=bool) & ~empty
     if comma.any():
-        shown = ", ".join(f"'{c}'" for c in dict.fromkeys(np.asarray(cells, dtype=object)[comma][:3]))
-        problems.append(f"column '{column}', rows {_rows(comma)}: ambiguous decimal or thousands separator ({shown}); {AMOUNT_HINT}")
+        shown = ", ".join(
+            f"'{c}'" for c in dict.fromkeys(np.asarray(cells, dtype=object)[comma][:3])
+        )
+        problems.append(
+            f"column '{column}', rows {_rows(comma)}: ambiguous decimal or thousands separator ({shown}); {AMOUNT_HINT}"
+        )
     bad = ~plain & ~empty & ~comma
     if bad.any():
         problems.append(f"column '{column}', rows {_rows(bad)}: not a number; {AMOUNT_HINT}")
@@ -96,31 +110,51 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in ("influencer", "fee") if c not in frame]
     if missing:
-        raise DataError(f"{file}: required column(s) {', '.join(missing)} missing; expected influencer, fee and optionally currency (columns present: {', '.join(map(str, frame.columns)) or 'none'})")
+        raise DataError(
+            f"{file}: required column(s) {', '.join(missing)} missing; expected influencer, fee and optionally currency (columns present: {', '.join(map(str, frame.columns)) or 'none'})"
+        )
     influencer = frame["influencer"].astype("string").str.strip()
     problems = []
     if influencer.isna().any() or (influencer == "").any():
-        problems.append(f"column 'influencer', rows {_rows((influencer.isna() | (influencer == '')).to_numpy(dtype=bool))}: missing influencer")
+        problems.append(
+            f"column 'influencer', rows {_rows((influencer.isna() | (influencer == '')).to_numpy(dtype=bool))}: missing influencer"
+        )
     fee, empty, fee_problems = parse_money(frame["fee"], "fee")
     problems += fee_problems
     negative = (fee < 0).to_numpy(dtype=bool)
     if negative.any():
         problems.append(f"column 'fee', rows {_rows(negative)}: negative fee")
-    currency = frame["currency"].astype("string").str.strip().str.upper() if "currency" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+    currency = (
+        frame["currency"].astype("string").str.strip().str.upper()
+        if "currency" in frame
+        else pd.Series(pd.NA, index=frame.index, dtype="string")
+    )
     currencies = sorted(set(currency.dropna()) - {""})
     if len(currencies) > 1:
-        problems.append(f"column 'currency': several currencies ({', '.join(currencies)}); convert the fees to one currency so costs can be compared")
-    clean = pd.DataFrame({"influencer": influencer, "fee": fee, "currency": currencies[0] if currencies else ""})
+        problems.append(
+            f"column 'currency': several currencies ({', '.join(currencies)}); convert the fees to one currency so costs can be compared"
+        )
+    clean = pd.DataFrame(
+        {"influencer": influencer, "fee": fee, "currency": currencies[0] if currencies else ""}
+    )
     conflicting = clean.drop_duplicates(["influencer", "fee"])["influencer"]
     conflicting = conflicting[conflicting.duplicated()]
     if len(conflicting):
-        problems.append(f"column 'influencer': different fees for the same influencer ({_listed(sorted(set(conflicting)))})")
+        problems.append(
+            f"column 'influencer': different fees for the same influencer ({_listed(sorted(set(conflicting)))})"
+        )
     if problems:
         raise DataError(f"{file}: the fee table cannot be used:\n  " + "\n  ".join(problems))
     notes = []
     if empty.any():
-        notes.append(f"{file}: no fee in rows {_rows(empty)} ({_listed(influencer[empty].tolist())}): kept, without cost per engagement")
-    return Fees(clean.drop_duplicates("influencer").reset_index(drop=True), currencies[0] if currencies else "", notes)
+        notes.append(
+            f"{file}: no fee in rows {_rows(empty)} ({_listed(influencer[empty].tolist())}): kept, without cost per engagement"
+        )
+    return Fees(
+        clean.drop_duplicates("influencer").reset_index(drop=True),
+        currencies[0] if currencies else "",
+        notes,
+    )
 
 
 def read_sheet(path: Path) -> pd.DataFrame:
@@ -133,7 +167,9 @@ def read_sheet(path: Path) -> pd.DataFrame:
         # As text, like CSV: the checks decide what parses and name the rows that do not.
         frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
     except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
-        raise DataError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv") from None
+        raise DataError(
+            f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv"
+        ) from None
     return frame
 
 
@@ -145,15 +181,21 @@ def read_shortlist(path: Path) -> list[str]:
     """Influencer names from a table with an ``influencer`` column (one per row)."""
     frame = read_sheet(path).rename(columns=lambda c: str(c).strip().lower())
     if "influencer" not in frame:
-        raise DataError(f"{path}: no 'influencer' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})")
+        raise DataError(
+            f"{path}: no 'influencer' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})"
+        )
     names = frame["influencer"].astype("string").str.strip().dropna()
     names = names[names != ""]
     if len(names) == 0:
-        raise DataError(f"{path}: the shortlist names no influencer (column 'influencer' is empty); list one name per row")
+        raise DataError(
+            f"{path}: the shortlist names no influencer (column 'influencer' is empty); list one name per row"
+        )
     return [str(n) for n in names.unique()]
 
 
-def read_candidates(fees_path: Path | None, shortlist_path: Path | None) -> tuple[Fees | None, list[str] | None]:
+def read_candidates(
+    fees_path: Path | None, shortlist_path: Path | None
+) -> tuple[Fees | None, list[str] | None]:
     """The fee table and the names to score (``engage score --fees/--shortlist``, both engines).
 
     Without a shortlist the fee table names the candidates; with neither, None scores everyone.
@@ -174,21 +216,35 @@ def apply_fees(table: pd.DataFrame, fees: Fees) -> tuple[pd.DataFrame, list[str]
     expected = out["expected_engagements"].to_numpy(dtype="float64")
     fee = out["fee"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["cost_per_engagement"] = np.where(np.isfinite(fee) & (expected > 0), fee / expected, np.nan)
+        out["cost_per_engagement"] = np.where(
+            np.isfinite(fee) & (expected > 0), fee / expected, np.nan
+        )
         # Cost falls as engagements rise: the cost's 10th percentile is the fee over the
         # engagements' 90th, and its 90th over their 10th (none when that is 0 engagements).
         for cost_pct, eng_pct in (("p10", "p90"), ("p50", "p50"), ("p90", "p10")):
             column = f"engagements_{eng_pct}"
-            engagements = out[column].to_numpy(dtype="float64") if column in out else np.full(len(out), np.nan)
-            out[f"cost_per_engagement_{cost_pct}"] = np.where(np.isfinite(fee) & (engagements > 0), fee / engagements, np.nan)
+            engagements = (
+                out[column].to_numpy(dtype="float64")
+                if column in out
+                else np.full(len(out), np.nan)
+            )
+            out[f"cost_per_engagement_{cost_pct}"] = np.where(
+                np.isfinite(fee) & (engagements > 0), fee / engagements, np.nan
+            )
     notes = list(fees.notes)
-    unknown = out.loc[out["status"].eq(STATUS_NO_PROFILE) & out["influencer"].isin(by_name.index), "influencer"].tolist()
+    unknown = out.loc[
+        out["status"].eq(STATUS_NO_PROFILE) & out["influencer"].isin(by_name.index), "influencer"
+    ].tolist()
     if unknown:
-        notes.append(f"fees for {len(unknown)} influencer(s) without a profile: {_listed(unknown)} (listed as '{STATUS_NO_PROFILE}', not scored)")
+        notes.append(
+            f"fees for {len(unknown)} influencer(s) without a profile: {_listed(unknown)} (listed as '{STATUS_NO_PROFILE}', not scored)"
+        )
     scored = out["status"].astype(str).str.startswith("ok")
     no_fee = out.loc[scored & ~out["influencer"].isin(by_name.index), "influencer"].tolist()
     if no_fee:
-        notes.append(f"no fee for {len(no_fee)} scored candidate(s): {_listed(no_fee)} (ranked after those with a fee)")
+        notes.append(
+            f"no fee for {len(no_fee)} scored candidate(s): {_listed(no_fee)} (ranked after those with a fee)"
+        )
     return out, notes
 
 
@@ -255,7 +311,9 @@ def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> Non
     with atomic_output(path) as temp:
         if kind == "csv":
             # A CSV has no room for a header block: each row names the model it came from.
-            neutralise_formulas(written.assign(model=context.model_label())).to_csv(temp, index=False)
+            neutralise_formulas(written.assign(model=context.model_label())).to_csv(
+                temp, index=False
+            )
         elif kind == "xlsx":
             # Built in memory: a zip writer that fails half-way (full disk) would retry writing
             # when garbage-collected and print a traceback.
@@ -267,7 +325,15 @@ def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> Non
 
 
 # Plain names and number formats of the Excel sheet (machine names stay in CSV and the API).
-COUNT, PERCENT, MONEY, UNIT_COST, SHARE, WHOLE, DATE = "#,##0", "0.00%", "money", "unit cost", "0%", "0", "yyyy-mm-dd hh:mm"
+COUNT, PERCENT, MONEY, UNIT_COST, SHARE, WHOLE, DATE = (
+    "#,##0",
+    "0.00%",
+    "money",
+    "unit cost",
+    "0%",
+    "0",
+    "yyyy-mm-dd hh:mm",
+)
 EXCEL_COLUMNS: dict[str, tuple[str, str | None]] = {
     "rank": ("Rank", WHOLE),
     "influencer": ("Influencer", None),
@@ -300,12 +366,22 @@ EXCEL_COLUMNS: dict[str, tuple[str, str | None]] = {
     "as_of": ("Scored as of (UTC)", DATE),
 }
 # Columns left out of Excel and HTML when no row has a value (no target, no views, no fees).
-OPTIONAL_FIGURES = ("target_engagements", "p_reach", "expected_views", "predicted_er_per_view", "cost_per_engagement_p10", "cost_per_engagement_p50", "cost_per_engagement_p90")
+OPTIONAL_FIGURES = (
+    "target_engagements",
+    "p_reach",
+    "expected_views",
+    "predicted_er_per_view",
+    "cost_per_engagement_p10",
+    "cost_per_engagement_p50",
+    "cost_per_engagement_p90",
+)
 
 
 def shown_columns(table: pd.DataFrame) -> list[str]:
     """The table's columns in the planner's order, without optional figures nobody has."""
-    ordered = [c for c in EXCEL_COLUMNS if c in table] + [c for c in table.columns if c not in EXCEL_COLUMNS]
+    ordered = [c for c in EXCEL_COLUMNS if c in table] + [
+        c for c in table.columns if c not in EXCEL_COLUMNS
+    ]
     return [c for c in ordered if not (c in OPTIONAL_FIGURES and not table[c].notna().any())]
 
 
@@ -324,43 +400,77 @@ def _write_xlsx(table: pd.DataFrame, path: Path | io.BytesIO, context: ReportCon
     sheet_table = table[columns].copy()
     if "as_of" in sheet_table:
         # A real date cell (Excel has no time zones: the header says UTC).
-        sheet_table["as_of"] = pd.to_datetime(sheet_table["as_of"], utc=True, errors="coerce").dt.tz_localize(None)
+        sheet_table["as_of"] = pd.to_datetime(
+            sheet_table["as_of"], utc=True, errors="coerce"
+        ).dt.tz_localize(None)
     if "reasons" in sheet_table:
-        sheet_table["reasons"] = [("; ".join(reasons_as_factors(r)) if isinstance(r, str) else r) for r in sheet_table["reasons"]]
+        sheet_table["reasons"] = [
+            ("; ".join(reasons_as_factors(r)) if isinstance(r, str) else r)
+            for r in sheet_table["reasons"]
+        ]
     if "has_history" in sheet_table:
         sheet_table["has_history"] = sheet_table["has_history"].map({True: "yes", False: "no"})
     sheet_table.columns = [EXCEL_COLUMNS.get(c, (c, None))[0] for c in columns]
-    currency = str(table["currency"].dropna().iloc[0]) if "currency" in table and table["currency"].notna().any() else ""
+    currency = (
+        str(table["currency"].dropna().iloc[0])
+        if "currency" in table and table["currency"].notna().any()
+        else ""
+    )
     summary = context.summary
     about: list[tuple[str, object]] = [
         ("title", context.title),
         ("model", context.model_label()),
         ("how the model was chosen", context.model.resolved if context.model else ""),
         ("as of", context.as_of),
-        ("posts in the data", " to ".join(_day(t) for t in context.posts_date_range) if context.posts_date_range else "none"),
+        (
+            "posts in the data",
+            " to ".join(_day(t) for t in context.posts_date_range)
+            if context.posts_date_range
+            else "none",
+        ),
         ("ranked by", context.ranked_by),
     ]
     if summary is not None:
         about += [(label, value) for label, value in summary.lines()]
     about += [
-        ("engagement rate", "interactions (likes + comments, plus shares and saves where present) / followers, per post"),
-        ("range", f"low to high end: the {100 * context.interval_level:.0f}% range the next post should fall in"),
-        ("expected engagements", "predicted engagement rate x followers: interactions expected on one post"),
-        ("peer percentile", "where the prediction falls among training posts of the same tier and niche (0-100)"),
+        (
+            "engagement rate",
+            "interactions (likes + comments, plus shares and saves where present) / followers, per post",
+        ),
+        (
+            "range",
+            f"low to high end: the {100 * context.interval_level:.0f}% range the next post should fall in",
+        ),
+        (
+            "expected engagements",
+            "predicted engagement rate x followers: interactions expected on one post",
+        ),
+        (
+            "peer percentile",
+            "where the prediction falls among training posts of the same tier and niche (0-100)",
+        ),
         *[("data note", n) for n in context.notes],
     ]
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         excel_cells(sheet_table).to_excel(writer, sheet_name="ranking", index=False)
-        excel_cells(pd.DataFrame(about, columns=["item", "value"]).astype({"value": str})).to_excel(writer, sheet_name="about", index=False)
+        excel_cells(pd.DataFrame(about, columns=["item", "value"]).astype({"value": str})).to_excel(
+            writer, sheet_name="about", index=False
+        )
         if context.technical:
-            excel_cells(pd.DataFrame({"data checks (technical)": context.technical})).to_excel(writer, sheet_name="data checks", index=False)
+            excel_cells(pd.DataFrame({"data checks (technical)": context.technical})).to_excel(
+                writer, sheet_name="data checks", index=False
+            )
         sheet = writer.sheets["ranking"]
         bold = Font(bold=True)
         for idx, col in enumerate(columns, start=1):
             letter = get_column_letter(idx)
             header = sheet.cell(row=1, column=idx)
             header.font = bold
-            sheet.column_dimensions[letter].width = 60 if col in ("reasons", "status", "range_note") else max(10, min(30, len(str(header.value)) + 2))
+            sheet.column_dimensions[letter].width = (
+                60
+                if col in ("reasons", "status", "range_note")
+                else max(10, min(30, len(str(header.value)) + 2))
+            )
             fmt = EXCEL_COLUMNS.get(col, (col, None))[1]
             if fmt in (MONEY, UNIT_COST):
                 # A cost per engagement is often a fraction of a cent: up to 4 decimals.
@@ -390,7 +500,9 @@ def _day(text: str) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def simulate_total(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, draws: int = 4000, seed: int = 0) -> np.ndarray:
+def simulate_total(
+    p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, draws: int = 4000, seed: int = 0
+) -> np.ndarray:
     """Draws of the total engagements of several posts, one per candidate.
 
     The 10th percentile of a sum is not the sum of 10th percentiles (that would need every
@@ -419,7 +531,9 @@ def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
     """The summary block: counts, total fee, total expected engagements with a range, blended cost."""
     status = table["status"].astype(str)
     scored = status.str.startswith("ok").to_numpy()
-    figures = table.loc[scored, ["engagements_p10", "engagements_p50", "engagements_p90"]].to_numpy(dtype="float64")
+    figures = table.loc[scored, ["engagements_p10", "engagements_p50", "engagements_p90"]].to_numpy(
+        dtype="float64"
+    )
     usable = np.isfinite(figures).all(axis=1)
     draws = simulate_total(*figures[usable].T) if usable.any() else np.zeros(1)
     tail = (1 - interval_level) / 2
@@ -428,8 +542,16 @@ def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
     paid = scored & np.isfinite(fee)
     paid_expected = float(np.nansum(table["expected_engagements"].to_numpy(dtype="float64")[paid]))
     total_fee = float(np.nansum(fee[paid])) if "fee" in table else None
-    reach = table["p_reach"].to_numpy(dtype="float64") if "p_reach" in table else np.full(len(table), np.nan)
-    currency = str(table["currency"].dropna().iloc[0]) if "currency" in table and table["currency"].notna().any() else ""
+    reach = (
+        table["p_reach"].to_numpy(dtype="float64")
+        if "p_reach" in table
+        else np.full(len(table), np.nan)
+    )
+    currency = (
+        str(table["currency"].dropna().iloc[0])
+        if "currency" in table and table["currency"].notna().any()
+        else ""
+    )
     return Summary(
         candidates=len(table),
         scored=int(scored.sum()),
@@ -441,17 +563,23 @@ def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
         interval_level=interval_level,
         with_fee=int(paid.sum()) if "fee" in table else None,
         total_fee=total_fee,
-        blended_cost=total_fee / paid_expected if total_fee is not None and paid_expected > 0 else None,
+        blended_cost=total_fee / paid_expected
+        if total_fee is not None and paid_expected > 0
+        else None,
         currency=currency,
         expected_reaching=float(np.nansum(reach[scored])) if np.isfinite(reach).any() else None,
-        target=float(np.nanmax(table["target_engagements"])) if "target_engagements" in table and table["target_engagements"].notna().any() else None,
+        target=float(np.nanmax(table["target_engagements"]))
+        if "target_engagements" in table and table["target_engagements"].notna().any()
+        else None,
     )
 
 
 # --------------------------------------------------------------------------- model and data facts
 
 
-def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = None) -> ModelIdentity:
+def model_identity(
+    predictor: Predictor, ref: str, tracking_uri: str | None = None
+) -> ModelIdentity:
     """Which model scored, in a planner's words: registered version, alias, training window.
 
     ``models:/name@alias`` asks the registry which version holds the alias now; a local folder
@@ -460,7 +588,9 @@ def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = No
     """
     metadata = predictor.metadata
     window = tuple(_day(t) for t in (metadata.get("data_date_range") or ())[:2])
-    identity = ModelIdentity(version=predictor.version, trained_on=window if len(window) == 2 else ())
+    identity = ModelIdentity(
+        version=predictor.version, trained_on=window if len(window) == 2 else ()
+    )
     text = str(ref)
     if text.startswith("models:/"):
         name, _, pin = text.removeprefix("models:/").partition("@")
@@ -476,7 +606,11 @@ def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = No
             from features.artifact import resolve_tracking_uri
 
             client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
-            found = client.get_model_version_by_alias(name, pin) if pin else client.get_model_version(name, identity.number)
+            found = (
+                client.get_model_version_by_alias(name, pin)
+                if pin
+                else client.get_model_version(name, identity.number)
+            )
             identity.number = str(found.version)
             if not pin:
                 identity.alias = ", ".join(found.aliases)
@@ -495,8 +629,14 @@ def model_identity(predictor: Predictor, ref: str, tracking_uri: str | None = No
         except (OSError, ValueError):
             pass
     # Only the folder's name: reports are forwarded, and the server's paths are nobody's business.
-    how = "the newest model training registered, by signed training time" if text == "latest" else "the model folder named"
-    identity.resolved = f"--model {text if text == 'latest' else Path(text).name}: {how} ({predictor.path.name})"
+    how = (
+        "the newest model training registered, by signed training time"
+        if text == "latest"
+        else "the model folder named"
+    )
+    identity.resolved = (
+        f"--model {text if text == 'latest' else Path(text).name}: {how} ({predictor.path.name})"
+    )
     return identity
 
 
@@ -522,7 +662,11 @@ def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None)
         "profiles": {str(c).strip().lower() for c in profiles.columns},
         "posts": {str(c).strip().lower() for c in posts.columns} if posts is not None else set(),
     }
-    missing = [(table, column, what) for (table, column), what in OPTIONAL_INPUTS.items() if column not in present[table] and (table == "profiles" or posts is not None)]
+    missing = [
+        (table, column, what)
+        for (table, column), what in OPTIONAL_INPUTS.items()
+        if column not in present[table] and (table == "profiles" or posts is not None)
+    ]
     if not missing:
         return []
     listed = "; ".join(f"{column} ({what})" for _, column, what in missing)
@@ -533,7 +677,9 @@ def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None)
     ]
 
 
-def stale_data_notes(posts_range: tuple[str, str] | None, as_of: pd.Timestamp | None, trained_on: Sequence[str]) -> list[str]:
+def stale_data_notes(
+    posts_range: tuple[str, str] | None, as_of: pd.Timestamp | None, trained_on: Sequence[str]
+) -> list[str]:
     """Warnings when the newest post is long before the scoring time, or after training's data."""
     notes: list[str] = []
     if posts_range is None or as_of is None:
@@ -550,7 +696,9 @@ def stale_data_notes(posts_range: tuple[str, str] | None, as_of: pd.Timestamp | 
     if len(trained_on) == 2:
         end = pd.Timestamp(trained_on[1]).tz_localize("UTC")
         if (as_of - end).days > 2 * 365:
-            notes.append(f"The model learned from posts up to {trained_on[1]}; engagement habits drift, so read estimates for {as_of:%Y} with care.")
+            notes.append(
+                f"The model learned from posts up to {trained_on[1]}; engagement habits drift, so read estimates for {as_of:%Y} with care."
+            )
     return notes
 
 
@@ -558,7 +706,11 @@ def planner_notes(report: ValidationReport) -> tuple[list[str], list[str]]:
     """Data notes for planners (counts, no file paths or row lists) and the technical lines."""
     planner = []
     for problem in report.handled:
-        what = f"{problem.count:,} {problem.table} row{'s' if problem.count != 1 else ''}" if problem.count else problem.table
+        what = (
+            f"{problem.count:,} {problem.table} row{'s' if problem.count != 1 else ''}"
+            if problem.count
+            else problem.table
+        )
         column = f" ({problem.column})" if problem.column else ""
         action = f": {problem.action}" if problem.action else ""
         planner.append(f"{what}{column}: {problem.message}{action}")
@@ -568,7 +720,11 @@ def planner_notes(report: ValidationReport) -> tuple[list[str], list[str]]:
 
 def range_notes(table: pd.DataFrame) -> np.ndarray:
     """Why each range is as wide as it is: it is set by the account's history length and tier."""
-    n = table["history_posts"].to_numpy(dtype="float64") if "history_posts" in table else np.full(len(table), np.nan)
+    n = (
+        table["history_posts"].to_numpy(dtype="float64")
+        if "history_posts" in table
+        else np.full(len(table), np.nan)
+    )
     tier = table["tier"].astype("string").fillna("")
     status = table["status"].astype(str).str.startswith("ok").to_numpy()
     out = np.full(len(table), "", dtype=object)
@@ -591,7 +747,9 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
     level = f"{100 * interval_level:.0f}%"
     has_fees = "cost_per_engagement" in table
     has_target = "p_reach" in table and bool(table["p_reach"].notna().any())
-    has_views = "predicted_er_per_view" in table and bool(table["predicted_er_per_view"].notna().any())
+    has_views = "predicted_er_per_view" in table and bool(
+        table["predicted_er_per_view"].notna().any()
+    )
 
     def pct(v: float) -> str:
         return f"{100 * v:.2f}%" if np.isfinite(v) else ""
@@ -609,13 +767,19 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
             "niche": "" if pd.isna(r["category"]) else console_text(r["category"]),
             "followers": count(float(r["followers"])),
             "predicted ER": pct(float(r["predicted_er"])),
-            f"{level} interval": f"{pct(float(r['er_low']))}-{pct(float(r['er_high']))}" if ok else "",
+            f"{level} interval": f"{pct(float(r['er_low']))}-{pct(float(r['er_high']))}"
+            if ok
+            else "",
             "exp. eng./post": count(float(r["expected_engagements"])),
-            "p10-p90": f"{count(float(r['engagements_p10']))}-{count(float(r['engagements_p90']))}" if ok and "engagements_p10" in r else "",
+            "p10-p90": f"{count(float(r['engagements_p10']))}-{count(float(r['engagements_p90']))}"
+            if ok and "engagements_p10" in r
+            else "",
             "peer pct": "" if pd.isna(r["peer_percentile"]) else f"{r['peer_percentile']:.0f}",
         }
         if has_target:
-            row["p_reach"] = f"{100 * float(r['p_reach']):.0f}%" if np.isfinite(float(r["p_reach"])) else ""
+            row["p_reach"] = (
+                f"{100 * float(r['p_reach']):.0f}%" if np.isfinite(float(r["p_reach"])) else ""
+            )
         if has_views:
             row["eng./view"] = pct(float(r["predicted_er_per_view"]))
         if has_fees:
@@ -629,8 +793,14 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
     frame = pd.DataFrame(rows)
     left = {"influencer", "tier", "niche", "status"}
     widths = {c: max(len(c), *(len(v) for v in frame[c])) for c in frame.columns}
-    line = "  ".join(c.ljust(widths[c]) if c in left else c.rjust(widths[c]) for c in frame.columns).rstrip()
+    line = "  ".join(
+        c.ljust(widths[c]) if c in left else c.rjust(widths[c]) for c in frame.columns
+    ).rstrip()
     out = [line, "-" * len(line)]
     for _, r in frame.iterrows():
-        out.append("  ".join(r[c].ljust(widths[c]) if c in left else r[c].rjust(widths[c]) for c in frame.columns).rstrip())
+        out.append(
+            "  ".join(
+                r[c].ljust(widths[c]) if c in left else r[c].rjust(widths[c]) for c in frame.columns
+            ).rstrip()
+        )
     return "\n".join(out)

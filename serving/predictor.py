@@ -127,7 +127,9 @@ def validate_candidates(
     the contract cleans them), which scoring lists unscored; the report's note on them says so.
     """
     try:
-        data = validate(profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file)
+        data = validate(
+            profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
+        )
     except DataValidationError as exc:
         _note_unscored(exc.report)
         raise DataValidationError(exc.report) from None
@@ -250,7 +252,9 @@ class Predictor:
             if isinstance(as_of, str):
                 as_of = parse_time(as_of, "as_of")
             if isinstance(as_of, pd.Timestamp):
-                as_of = check_cutoff(as_of if as_of.tzinfo else as_of.tz_localize("UTC"), "as_of", now)
+                as_of = check_cutoff(
+                    as_of if as_of.tzinfo else as_of.tz_localize("UTC"), "as_of", now
+                )
         except ValueError as exc:
             raise DataError(str(exc)) from None
         data, zero = validate_candidates(
@@ -345,7 +349,9 @@ class Predictor:
         if explain and len(base):
             # Reasons name the niche the model used: the category on its fitted vocabulary.
             niche = core["category"].to_numpy(dtype=object)
-            same = "category" not in base or (niche == base["category"].to_numpy(dtype=object)).all()
+            same = (
+                "category" not in base or (niche == base["category"].to_numpy(dtype=object)).all()
+            )
             named = base if same else base.assign(category=niche)
             reasons = explain_reasons(self.model.contributions(base, matrix), named)
         else:
@@ -416,7 +422,11 @@ class Predictor:
         unknown = base["planned_video"].isna().to_numpy()
         if not unknown.any():
             return base
-        platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
+        platform = (
+            base["platform"].astype(str).to_numpy()
+            if "platform" in base
+            else np.full(len(base), "")
+        )
         video = base["planned_video"].to_numpy(dtype="float64", copy=True)
         carousel = base["planned_carousel"].to_numpy(dtype="float64", copy=True)
         for name in pd.unique(platform[unknown]):
@@ -432,27 +442,61 @@ class Predictor:
         """What post each forecast is for ("video, sponsored"), and a warning where training had
         too few such posts on the platform to learn from (the forecast then ignores that)."""
         support: dict[str, dict[str, int]] = self.metadata.get("planned_post_support") or {}
-        video = base["planned_video"].to_numpy(dtype="float64") if "planned_video" in base else np.full(len(base), np.nan)
-        carousel = base["planned_carousel"].to_numpy(dtype="float64") if "planned_carousel" in base else np.zeros(len(base))
-        sponsored = base["planned_sponsored"].to_numpy(dtype="float64") if "planned_sponsored" in base else np.zeros(len(base))
-        platform = base["platform"].astype(str).to_numpy() if "platform" in base else np.full(len(base), "")
-        kind = np.where(np.isnan(video), "usual format", np.where(video == 1, "video", np.where(carousel == 1, "carousel", "image")))
+        video = (
+            base["planned_video"].to_numpy(dtype="float64")
+            if "planned_video" in base
+            else np.full(len(base), np.nan)
+        )
+        carousel = (
+            base["planned_carousel"].to_numpy(dtype="float64")
+            if "planned_carousel" in base
+            else np.zeros(len(base))
+        )
+        sponsored = (
+            base["planned_sponsored"].to_numpy(dtype="float64")
+            if "planned_sponsored" in base
+            else np.zeros(len(base))
+        )
+        platform = (
+            base["platform"].astype(str).to_numpy()
+            if "platform" in base
+            else np.full(len(base), "")
+        )
+        kind = np.where(
+            np.isnan(video),
+            "usual format",
+            np.where(video == 1, "video", np.where(carousel == 1, "carousel", "image")),
+        )
         paid = np.where(sponsored == 1, "sponsored", "organic")
         ignored = not set(self.model.feature_names_) & set(PLANNED_POST_FEATURES)
         text = {}
-        for key in pd.unique(pd.Series([f"{a}|{b}|{c}" for a, b, c in zip(kind, paid, platform, strict=True)])):
+        for key in pd.unique(
+            pd.Series([f"{a}|{b}|{c}" for a, b, c in zip(kind, paid, platform, strict=True)])
+        ):
             a, b, c = key.split("|")
             seen = support.get(c, {})
             thin = [
                 f"{name} ({seen.get(name, 0)})"
-                for name, wanted in ((a, a in ("video", "carousel", "image")), (b, b == "sponsored"))
+                for name, wanted in (
+                    (a, a in ("video", "carousel", "image")),
+                    (b, b == "sponsored"),
+                )
                 if wanted and seen and seen.get(name, 0) < MIN_PLANNED_SUPPORT
             ]
-            note = f"; too few {' and '.join(thin)} {c} posts in training to learn from" if thin else ""
+            note = (
+                f"; too few {' and '.join(thin)} {c} posts in training to learn from"
+                if thin
+                else ""
+            )
             if ignored:
-                note += "; this model's forecast does not depend on the planned format or sponsorship"
+                note += (
+                    "; this model's forecast does not depend on the planned format or sponsorship"
+                )
             text[key] = f"{a}, {b}{note}"
-        return np.array([text[f"{a}|{b}|{c}"] for a, b, c in zip(kind, paid, platform, strict=True)], dtype=object)
+        return np.array(
+            [text[f"{a}|{b}|{c}"] for a, b, c in zip(kind, paid, platform, strict=True)],
+            dtype=object,
+        )
 
     def peer_percentile(
         self, predicted_log_er: np.ndarray, tier: pd.Series, category: pd.Series
@@ -503,7 +547,9 @@ def _per_row(value: float | pd.Series | None, influencers: pd.Series) -> np.ndar
     """A number for every row: one for all, or a Series by influencer (others NaN)."""
     if value is None:
         return np.full(len(influencers), np.nan)
-    return pd.to_numeric(pd.Series(_per_row_value(value, influencers))).to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(pd.Series(_per_row_value(value, influencers))).to_numpy(
+        dtype="float64", na_value=np.nan
+    )
 
 
 def _iso_times(values: pd.Series) -> np.ndarray:
@@ -602,13 +648,19 @@ def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:
     # tracking URI) whatever store is passed to download_artifacts.
     mlflow.set_tracking_uri(store)
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(dst), tracking_uri=store
+        )
     except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
-        raise ArtifactError(f"{uri}: cannot be fetched from {redact(store)}: {redact(str(exc))}") from None
+        raise ArtifactError(
+            f"{uri}: cannot be fetched from {redact(store)}: {redact(str(exc))}"
+        ) from None
     root = Path(local)
     (root / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
     if not (root / MANIFEST_FILE).is_file() and (root / "MLmodel").is_file():
-        raise ArtifactError(f"{uri}: MLflow's copy of this model is not signed (logged by an engage before models were signed); refusing to load it. Retrain it.")
+        raise ArtifactError(
+            f"{uri}: MLflow's copy of this model is not signed (logged by an engage before models were signed); refusing to load it. Retrain it."
+        )
     verify_folder(root, key)
     return root
 
@@ -630,7 +682,9 @@ def engage_folder(uri: str, model_root: Path) -> Path:
     """The engage model folder inside a downloaded, verified MLflow model."""
     folder = _engage_artifact(model_root)
     if folder is None or not folder.is_dir():
-        raise ArtifactError(f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)")
+        raise ArtifactError(
+            f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)"
+        )
     return folder
 
 

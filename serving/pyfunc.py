@@ -49,7 +49,9 @@ from serving.schema import POST_COLUMNS, PROFILE_COLUMNS
 REQUEST = "request"
 
 
-def split_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray, np.ndarray]:
+def split_rows(
+    frame: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray, np.ndarray]:
     """One-row-per-post input -> (profiles, posts) in the data contract, with request row numbers.
 
     Returns
@@ -109,7 +111,10 @@ def _as_text_values(values: pd.Series) -> list[str | None]:
     if arrow is not None:
         return arrow.to_pylist()
     missing = values.isna().to_numpy(dtype=bool)
-    return [None if gone else str(value) for value, gone in zip(values.to_numpy(dtype=object), missing, strict=True)]
+    return [
+        None if gone else str(value)
+        for value, gone in zip(values.to_numpy(dtype=object), missing, strict=True)
+    ]
 
 
 def _has_text(values: pd.Series) -> np.ndarray:
@@ -152,10 +157,15 @@ def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
     from features.contract import DataError, DataValidationError
 
     if not isinstance(frame, pd.DataFrame):
-        raise MlflowException(f"expected a table (DataFrame), got {type(frame).__name__}", error_code=BAD_REQUEST)
+        raise MlflowException(
+            f"expected a table (DataFrame), got {type(frame).__name__}", error_code=BAD_REQUEST
+        )
     for required in ("influencer", "followers"):
         if required not in frame:
-            raise MlflowException(f"the input has no '{required}' column; every row needs the influencer's profile columns (see serving.pyfunc)", error_code=INVALID_PARAMETER_VALUE)
+            raise MlflowException(
+                f"the input has no '{required}' column; every row needs the influencer's profile columns (see serving.pyfunc)",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
     if len(frame) == 0:
         raise MlflowException("the input has no rows", error_code=INVALID_PARAMETER_VALUE)
     if len(frame) > MAX_REQUEST_ROWS:
@@ -168,7 +178,9 @@ def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
         scored = predictor.score(profiles, posts, profiles_file=REQUEST, posts_file=REQUEST)
     except DataValidationError as exc:
         remap_rows(exc.report, profile_rows, post_rows)
-        raise MlflowException(str(DataValidationError(exc.report)), error_code=INVALID_PARAMETER_VALUE) from None
+        raise MlflowException(
+            str(DataValidationError(exc.report)), error_code=INVALID_PARAMETER_VALUE
+        ) from None
     except DataError as exc:
         raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
     return to_response(scored.table)
@@ -182,7 +194,9 @@ class EngagementPyfunc(PythonModel):
 
         self.predictor = load_model(Path(context.artifacts["engage_model"]))
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         return predict_rows(self.predictor, model_input)
 
 

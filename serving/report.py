@@ -38,7 +38,9 @@ class ModelIdentity:
 
     def label(self) -> str:
         """``engagement v3 @champion (20261201T..., trained on posts 2012-08-20 to 2019-05-15)``."""
-        head = f"{self.name} v{self.number}" if self.name and self.number else (self.name or "model")
+        head = (
+            f"{self.name} v{self.number}" if self.name and self.number else (self.name or "model")
+        )
         if self.alias:
             head += f" @{self.alias}" + (f" ({self.alias_when})" if self.alias_when else "")
         facts = [self.version] if self.version else []
@@ -69,14 +71,37 @@ class Summary:
     def lines(self) -> list[tuple[str, str]]:
         level = f"{100 * self.interval_level:.0f}%"
         out = [
-            ("candidates", f"{self.candidates:,} ({self.scored:,} scored, {self.cold:,} of them without post history)"),
-            ("total engagements, one post each", f"{self.engagements_median:,.0f} ({level} range {self.engagements_low:,.0f} to {self.engagements_high:,.0f}; the candidates' own forecasts add up to {self.expected_engagements:,.0f})"),
+            (
+                "candidates",
+                f"{self.candidates:,} ({self.scored:,} scored, {self.cold:,} of them without post history)",
+            ),
+            (
+                "total engagements, one post each",
+                f"{self.engagements_median:,.0f} ({level} range {self.engagements_low:,.0f} to {self.engagements_high:,.0f}; the candidates' own forecasts add up to {self.expected_engagements:,.0f})",
+            ),
         ]
         if self.total_fee is not None:
-            out.append(("total fee", f"{_money(self.total_fee, self.currency)} for {self.with_fee:,} candidates with a fee"))
-            out.append(("blended cost per engagement", _money(self.blended_cost, self.currency) if self.blended_cost is not None else "none"))
+            out.append(
+                (
+                    "total fee",
+                    f"{_money(self.total_fee, self.currency)} for {self.with_fee:,} candidates with a fee",
+                )
+            )
+            out.append(
+                (
+                    "blended cost per engagement",
+                    _money(self.blended_cost, self.currency)
+                    if self.blended_cost is not None
+                    else "none",
+                )
+            )
         if self.expected_reaching is not None and self.target is not None:
-            out.append(("expected to reach the target", f"{self.expected_reaching:,.1f} of {self.scored:,} reach {self.target:,.0f} engagements"))
+            out.append(
+                (
+                    "expected to reach the target",
+                    f"{self.expected_reaching:,.1f} of {self.scored:,} reach {self.target:,.0f} engagements",
+                )
+            )
         return out
 
 
@@ -91,7 +116,9 @@ class ReportContext:
     as_of: str = ""
     interval_level: float = 0.8
     ranked_by: str = "expected engagements per post"
-    measured_coverage: float | None = None  # share of held-out posts inside the interval, from training
+    measured_coverage: float | None = (
+        None  # share of held-out posts inside the interval, from training
+    )
     notes: list[str] = field(default_factory=list)  # for planners: counts, no paths
     generated: str = ""
     model: ModelIdentity | None = None
@@ -149,7 +176,12 @@ def _date(text: str | None) -> str:
         return str(text)
 
 
-def chart_png(table: pd.DataFrame, interval_level: float = 0.8, highlight: int = LABELLED_POINTS, size: tuple[float, float] = (10, 5.2)) -> bytes | None:
+def chart_png(
+    table: pd.DataFrame,
+    interval_level: float = 0.8,
+    highlight: int = LABELLED_POINTS,
+    size: tuple[float, float] = (10, 5.2),
+) -> bytes | None:
     """Predicted ER against followers: the top ``highlight`` ranks with their range and rank
     number, every other scored candidate as a faded dot (readable with hundreds); PNG bytes."""
     import matplotlib
@@ -163,9 +195,17 @@ def chart_png(table: pd.DataFrame, interval_level: float = 0.8, highlight: int =
     scored = table[np.isfinite(er) & (er > 0) & (followers > 0)]
     if scored.empty:
         return None
-    rank = pd.to_numeric(scored["rank"], errors="coerce").to_numpy(dtype="float64") if "rank" in scored else np.full(len(scored), np.nan)
+    rank = (
+        pd.to_numeric(scored["rank"], errors="coerce").to_numpy(dtype="float64")
+        if "rank" in scored
+        else np.full(len(scored), np.nan)
+    )
     top = np.isfinite(rank) & (rank <= highlight)
-    history = scored["has_history"].astype(bool).to_numpy() if "has_history" in scored else np.ones(len(scored), dtype=bool)
+    history = (
+        scored["has_history"].astype(bool).to_numpy()
+        if "has_history" in scored
+        else np.ones(len(scored), dtype=bool)
+    )
     x = scored["followers"].to_numpy(dtype="float64")
     y = scored["predicted_er"].to_numpy(dtype="float64")
     lows = scored["er_low"].to_numpy(dtype="float64")
@@ -178,31 +218,76 @@ def chart_png(table: pd.DataFrame, interval_level: float = 0.8, highlight: int =
     fig, ax = plt.subplots(figsize=size, dpi=110)
     rest = ~top
     if rest.any():
-        ax.scatter(x[rest & history], y[rest & history], s=14, color="#9aa3ad", alpha=0.45, linewidths=0, label=f"other candidates ({int(rest.sum())})")
-        ax.scatter(x[rest & ~history], y[rest & ~history], s=14, facecolors="none", edgecolors="#9aa3ad", alpha=0.6, linewidths=0.8)
+        ax.scatter(
+            x[rest & history],
+            y[rest & history],
+            s=14,
+            color="#9aa3ad",
+            alpha=0.45,
+            linewidths=0,
+            label=f"other candidates ({int(rest.sum())})",
+        )
+        ax.scatter(
+            x[rest & ~history],
+            y[rest & ~history],
+            s=14,
+            facecolors="none",
+            edgecolors="#9aa3ad",
+            alpha=0.6,
+            linewidths=0.8,
+        )
     if top.any():
         colour = "#1f5fbf"
         for with_history in (True, False):
             pick = top & (history == with_history)
             if pick.any():
                 ax.errorbar(
-                    x[pick], y[pick], yerr=[(y - low)[pick], (high - y)[pick]], fmt="o", ms=7, capsize=3, elinewidth=1.2,
-                    color=colour, markerfacecolor=colour if with_history else "white", zorder=3,
-                    label=f"top {int(top.sum())}, with their {100 * interval_level:.0f}% range" if with_history or not (top & history).any() else None,
+                    x[pick],
+                    y[pick],
+                    yerr=[(y - low)[pick], (high - y)[pick]],
+                    fmt="o",
+                    ms=7,
+                    capsize=3,
+                    elinewidth=1.2,
+                    color=colour,
+                    markerfacecolor=colour if with_history else "white",
+                    zorder=3,
+                    label=f"top {int(top.sum())}, with their {100 * interval_level:.0f}% range"
+                    if with_history or not (top & history).any()
+                    else None,
                 )
         for xi, yi, ri in zip(x[top], y[top], rank[top], strict=True):
-            ax.annotate(str(int(ri)), (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=9, color="#102a55", weight="bold", zorder=4)
+            ax.annotate(
+                str(int(ri)),
+                (xi, yi),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize=9,
+                color="#102a55",
+                weight="bold",
+                zorder=4,
+            )
     if not history.all():
-        ax.scatter([], [], s=30, facecolors="white", edgecolors="#555", label="hollow: no post history")
+        ax.scatter(
+            [], [], s=30, facecolors="white", edgecolors="#555", label="hollow: no post history"
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis, label in ((ax.yaxis, lambda v, _: f"{100 * v:.3g}%"), (ax.xaxis, lambda v, _: _tick_count(v))):
+    for axis, label in (
+        (ax.yaxis, lambda v, _: f"{100 * v:.3g}%"),
+        (ax.xaxis, lambda v, _: _tick_count(v)),
+    ):
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(label))
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("followers (log scale)")
     ax.set_ylabel("predicted engagement rate per post (log scale)")
-    ax.set_title("Engagement rate against audience size; numbers = rank" if size[0] < 7 else "Predicted engagement rate against audience size; numbers = rank", fontsize=11)
+    ax.set_title(
+        "Engagement rate against audience size; numbers = rank"
+        if size[0] < 7
+        else "Predicted engagement rate against audience size; numbers = rank",
+        fontsize=11,
+    )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=9, loc="best", framealpha=0.9)
     fig.tight_layout()
@@ -290,7 +375,9 @@ def _factor(match: re.Match[str]) -> str:
 
 def reasons_as_factors(text: str) -> list[str]:
     """Reasons with each log-ER contribution written as a factor: ``... (+0.42)`` -> ``... (x1.52)``."""
-    return [re.sub(r"\(([+-]\d+(?:\.\d+)?)\)$", _factor, part) for part in str(text).split("; ") if part]
+    return [
+        re.sub(r"\(([+-]\d+(?:\.\d+)?)\)$", _factor, part) for part in str(text).split("; ") if part
+    ]
 
 
 def _reasons_html(text: str) -> str:
@@ -336,10 +423,16 @@ def _chance(value: Any) -> str:
 def _money_html(value: Any, currency: str) -> str:
     """Money with its currency, which phones leave out (the summary names it)."""
     text = _money(value, "")
-    return f'{html.escape(text)}<span class="cur"> {html.escape(currency)}</span>' if text and currency else html.escape(text)
+    return (
+        f'{html.escape(text)}<span class="cur"> {html.escape(currency)}</span>'
+        if text and currency
+        else html.escape(text)
+    )
 
 
-def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX_REPORT_ROWS) -> str:
+def render_html(
+    table: pd.DataFrame, context: ReportContext, max_rows: int = MAX_REPORT_ROWS
+) -> str:
     """The report as one HTML string (table ranked already; see :func:`serving.planner.rank`).
 
     The table holds the first ``context.top`` rows (at most ``max_rows``); the chart shows every
@@ -356,7 +449,9 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
 
     facts = [
         f"<span><b>As of:</b> {esc(context.as_of)}</span>",
-        f"<span><b>Data:</b> posts {esc(_date(context.posts_date_range[0]))} to {esc(_date(context.posts_date_range[1]))}</span>" if context.posts_date_range else "<span><b>Data:</b> no posts (profile-only estimates)</span>",
+        f"<span><b>Data:</b> posts {esc(_date(context.posts_date_range[0]))} to {esc(_date(context.posts_date_range[1]))}</span>"
+        if context.posts_date_range
+        else "<span><b>Data:</b> no posts (profile-only estimates)</span>",
         f"<span><b>Ranked by:</b> {esc(context.ranked_by)}</span>",
     ]
     model_facts = f"<b>Model:</b> {esc(context.model_label())}"
@@ -371,20 +466,59 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
     if context.summary is not None:
         s = context.summary
         items = [
-            ("Candidates scored", f"{s.scored:,}", f"of {s.candidates:,} listed; {s.cold:,} without post history"),
-            ("Total engagements, one post each", f"{s.engagements_median:,.0f}", f"{level} range {s.engagements_low:,.0f} to {s.engagements_high:,.0f}; the forecasts add up to {s.expected_engagements:,.0f}"),
+            (
+                "Candidates scored",
+                f"{s.scored:,}",
+                f"of {s.candidates:,} listed; {s.cold:,} without post history",
+            ),
+            (
+                "Total engagements, one post each",
+                f"{s.engagements_median:,.0f}",
+                f"{level} range {s.engagements_low:,.0f} to {s.engagements_high:,.0f}; the forecasts add up to {s.expected_engagements:,.0f}",
+            ),
         ]
         if s.total_fee is not None:
-            items.append(("Total fee", esc(_money(s.total_fee, s.currency)), f"{s.with_fee:,} candidates with a fee"))
-            items.append(("Blended cost per engagement", esc(_money(s.blended_cost, s.currency)) if s.blended_cost is not None else "none", "total fee / their expected engagements"))
+            items.append(
+                (
+                    "Total fee",
+                    esc(_money(s.total_fee, s.currency)),
+                    f"{s.with_fee:,} candidates with a fee",
+                )
+            )
+            items.append(
+                (
+                    "Blended cost per engagement",
+                    esc(_money(s.blended_cost, s.currency))
+                    if s.blended_cost is not None
+                    else "none",
+                    "total fee / their expected engagements",
+                )
+            )
         if s.expected_reaching is not None and s.target is not None:
-            items.append((f"Expected to reach {s.target:,.0f}", f"{s.expected_reaching:,.1f}", f"of {s.scored:,} candidates (sum of their chances)"))
-        cards = '<div class="cards">' + "".join(f'<div class="card"><div class="label">{esc(a)}</div><div class="value">{b}</div><div class="sub">{esc(c)}</div></div>' for a, b, c in items) + "</div>"
+            items.append(
+                (
+                    f"Expected to reach {s.target:,.0f}",
+                    f"{s.expected_reaching:,.1f}",
+                    f"of {s.scored:,} candidates (sum of their chances)",
+                )
+            )
+        cards = (
+            '<div class="cards">'
+            + "".join(
+                f'<div class="card"><div class="label">{esc(a)}</div><div class="value">{b}</div><div class="sub">{esc(c)}</div></div>'
+                for a, b, c in items
+            )
+            + "</div>"
+        )
         if context.top and context.top < len(table):
             cards += f'<p class="small">The summary covers the top {context.top} by {esc(context.ranked_by)}; {len(table) - context.top:,} more candidates were scored and are left out of this report (see the chart).</p>'
 
     # (header, numeric?, shown on phones?)
-    columns: list[tuple[str, bool, bool]] = [("Rank", True, True), ("Influencer", False, True), ("Expected engagements / post (range)", True, True)]
+    columns: list[tuple[str, bool, bool]] = [
+        ("Rank", True, True),
+        ("Influencer", False, True),
+        ("Expected engagements / post (range)", True, True),
+    ]
     if has_target:
         columns.append(("Chance of reaching the target", True, True))
     columns.append((f"Predicted ER ({level} range)", True, True))
@@ -393,57 +527,110 @@ def render_html(table: pd.DataFrame, context: ReportContext, max_rows: int = MAX
     if has_fees:
         columns += [("Fee", True, True), ("Cost per engagement (range)", True, True)]
     # No status column: unscored rows say why in the engagements cell, cold starts in the range note.
-    columns += [("Followers", True, False), ("Tier, niche", False, False), ("Peer percentile", True, False), ("Why the range is this wide", False, False), ("Reasons", False, False)]
-    head = "".join(f'<th class="{"num" if num else ""}{"" if phone else " opt"}">{_header(h)}</th>' for h, num, phone in columns)
+    columns += [
+        ("Followers", True, False),
+        ("Tier, niche", False, False),
+        ("Peer percentile", True, False),
+        ("Why the range is this wide", False, False),
+        ("Reasons", False, False),
+    ]
+    head = "".join(
+        f'<th class="{"num" if num else ""}{"" if phone else " opt"}">{_header(h)}</th>'
+        for h, num, phone in columns
+    )
     optional = {h for h, _, phone in columns if not phone}
 
     body = []
     for _, row in shown.iterrows():
         ok = str(row["status"]).startswith("ok")
-        currency = str(row.get("currency") or "") if has_fees and pd.notna(row.get("currency")) else ""
+        currency = (
+            str(row.get("currency") or "") if has_fees and pd.notna(row.get("currency")) else ""
+        )
         rank = row.get("rank")
         rank_text = str(int(rank)) if rank is not None and _finite(rank) else ""
         expected = row["expected_engagements"]
         if ok:
             expected_html = f"{_count(expected)} <span class=small>({_count(row.get('engagements_p10'))} to {_count(row.get('engagements_p90'))})</span>"
         else:
-            expected_html = f'<span class=st>{esc(str(row["status"]))}</span>'
+            expected_html = f"<span class=st>{esc(str(row['status']))}</span>"
         cells: list[tuple[str, str, str, str]] = [  # (header, class, data-v, html)
             ("Rank", "num", _v(rank), rank_text),
             ("Influencer", "who", esc(str(row["influencer"])), esc(str(row["influencer"]))),
-            ("Expected engagements / post (range)", "num", _v(expected if ok else None), expected_html),
+            (
+                "Expected engagements / post (range)",
+                "num",
+                _v(expected if ok else None),
+                expected_html,
+            ),
         ]
         if has_target:
             reach = row.get("p_reach")
             cells.append(("Chance of reaching the target", "num", _v(reach), _chance(reach)))
-        er = f"{_pct(row['predicted_er'], 2)} <span class=small>({_pct(row['er_low'])} to {_pct(row['er_high'])})</span>" if ok else ""
-        cells.append((f"Predicted ER ({level} range)", "num", _v(row["predicted_er"] if ok else None), er))
+        er = (
+            f"{_pct(row['predicted_er'], 2)} <span class=small>({_pct(row['er_low'])} to {_pct(row['er_high'])})</span>"
+            if ok
+            else ""
+        )
+        cells.append(
+            (f"Predicted ER ({level} range)", "num", _v(row["predicted_er"] if ok else None), er)
+        )
         if has_views:
             per_view = row.get("predicted_er_per_view")
-            cells.append(("Engagements per view", "num", _v(per_view), _pct(per_view, 2) if _finite(per_view) else ""))
+            cells.append(
+                (
+                    "Engagements per view",
+                    "num",
+                    _v(per_view),
+                    _pct(per_view, 2) if _finite(per_view) else "",
+                )
+            )
         if has_fees:
             cost = row.get("cost_per_engagement")
             cost_html = _money_html(cost, currency)
             if has_cost_range and _finite(cost):
                 high = row.get("cost_per_engagement_p90")
                 cost_html += f" <span class=small>({esc(_money(row.get('cost_per_engagement_p10'), ''))} to {esc(_money(high, '')) if _finite(high) else 'no upper bound'})</span>"
-            cells += [("Fee", "num", _v(row.get("fee")), _money_html(row.get("fee"), currency)), ("Cost per engagement (range)", "num", _v(cost), cost_html)]
+            cells += [
+                ("Fee", "num", _v(row.get("fee")), _money_html(row.get("fee"), currency)),
+                ("Cost per engagement (range)", "num", _v(cost), cost_html),
+            ]
         tier = esc(str(row["tier"])) if pd.notna(row["tier"]) else ""
         niche = esc(str(row["category"])) if pd.notna(row["category"]) else ""
         percentile = row["peer_percentile"] if ok else None
-        why = esc(str(row.get("range_note") or "")) if ok and pd.notna(row.get("range_note")) else ""
+        why = (
+            esc(str(row.get("range_note") or "")) if ok and pd.notna(row.get("range_note")) else ""
+        )
         cells += [
             ("Followers", "num", _v(row["followers"]), _count(row["followers"])),
-            ("Tier, niche", "", f"{tier} {niche}".strip(), ", ".join(t for t in (tier, niche) if t)),
-            ("Peer percentile", "num", _v(percentile), f"{float(percentile):.0f}" if percentile is not None and _finite(percentile) else ""),
+            (
+                "Tier, niche",
+                "",
+                f"{tier} {niche}".strip(),
+                ", ".join(t for t in (tier, niche) if t),
+            ),
+            (
+                "Peer percentile",
+                "num",
+                _v(percentile),
+                f"{float(percentile):.0f}"
+                if percentile is not None and _finite(percentile)
+                else "",
+            ),
             ("Why the range is this wide", "why", why, why),
             ("Reasons", "reasons", "", _reasons_html(row["reasons"]) if ok else ""),
         ]
-        tds = "".join(f'<td class="{cls}{" opt" if h in optional else ""}" data-v="{v}">{content}</td>' for h, cls, v, content in cells)
+        tds = "".join(
+            f'<td class="{cls}{" opt" if h in optional else ""}" data-v="{v}">{content}</td>'
+            for h, cls, v, content in cells
+        )
         body.append(f'<tr class="{"" if ok else "unscored"}">{tds}</tr>')
     truncated = ""
     if len(table) > len(shown):
-        why_cut = f"the top {len(shown)}" if context.top and len(shown) == context.top else f"the first {len(shown)}"
+        why_cut = (
+            f"the top {len(shown)}"
+            if context.top and len(shown) == context.top
+            else f"the first {len(shown)}"
+        )
         truncated = f'<p class="small">Showing {why_cut} of {len(table):,} rows; the CSV or Excel output (without --top) has all of them.</p>'
 
     highlight = min(context.top or LABELLED_POINTS, LABELLED_POINTS * 3)

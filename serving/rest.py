@@ -54,7 +54,9 @@ def build_pyfunc_model(model_dir: Path, dst: Path) -> Path:
     return target
 
 
-def model_uri_for(ref: str, models_dir: Path, workdir: Path, tracking_uri: str | None = None) -> str:
+def model_uri_for(
+    ref: str, models_dir: Path, workdir: Path, tracking_uri: str | None = None
+) -> str:
     """What to pass to ``mlflow models serve -m``: a local, verified copy of an MLflow model (its
     logged code checked against the signed manifest before the server imports it), or a pyfunc
     built for the folder."""
@@ -79,7 +81,12 @@ def serve_command(port: int, host: str = "127.0.0.1", workers: int = 1) -> list[
     ]  # fmt: skip
 
 
-def serve_env(tracking_uri: str | None, model_uri: str = "", limits: ServerLimits | None = None, workers: int = 1) -> dict[str, str]:
+def serve_env(
+    tracking_uri: str | None,
+    model_uri: str = "",
+    limits: ServerLimits | None = None,
+    workers: int = 1,
+) -> dict[str, str]:
     """The server's environment: the model and limits for :func:`serving.server.create_app`, the
     tracking store for models:/ URIs and this checkout importable."""
     limits = limits or ServerLimits()
@@ -102,12 +109,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_ping(url: str, timeout: float = 120.0, process: subprocess.Popen | None = None) -> float:
+def wait_for_ping(
+    url: str, timeout: float = 120.0, process: subprocess.Popen | None = None
+) -> float:
     """Poll ``<url>/ping`` until it answers 200; returns the seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode} before answering /ping")
+            raise RuntimeError(
+                f"the server exited with status {process.returncode} before answering /ping"
+            )
         try:
             with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
                 if response.status == 200:

@@ -56,13 +56,28 @@ REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("image_description", DataType.string, False),
 )
 
-PROFILE_COLUMNS = ("influencer", "followers", "following", "posts_count", "category", "platform", "country", "verified", "as_of")
+PROFILE_COLUMNS = (
+    "influencer",
+    "followers",
+    "following",
+    "posts_count",
+    "category",
+    "platform",
+    "country",
+    "verified",
+    "as_of",
+)
 POST_COLUMNS = tuple(name for name, _, _ in REST_COLUMNS if name not in PROFILE_COLUMNS)
 
 
 def input_schema() -> Schema:
     """The enforced input schema (see the module docstring for the choices)."""
-    return Schema([ColSpec(dtype if dtype is not None else AnyType(), name, required=required) for name, dtype, required in REST_COLUMNS])
+    return Schema(
+        [
+            ColSpec(dtype if dtype is not None else AnyType(), name, required=required)
+            for name, dtype, required in REST_COLUMNS
+        ]
+    )
 
 
 def input_signature() -> ModelSignature:
@@ -92,4 +107,9 @@ def dataframe_split(frame: pd.DataFrame) -> dict[str, object]:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             frame[col] = frame[col].map(lambda t: t.isoformat() if pd.notna(t) else None)
     clean = frame.astype(object).where(frame.notna(), None)
-    return {"dataframe_split": {"columns": [str(c) for c in clean.columns], "data": clean.to_numpy().tolist()}}
+    return {
+        "dataframe_split": {
+            "columns": [str(c) for c in clean.columns],
+            "data": clean.to_numpy().tolist(),
+        }
+    }

@@ -102,7 +102,16 @@ def machine_cpus() -> int:
 
 def server_paths(extra: tuple[str, ...] = ()) -> list[str]:
     """Folders of this server that must not appear in answers, longest first."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(REPO_ROOT), tempfile.gettempdir(), str(Path.home()), os.getcwd(), *extra}
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        str(REPO_ROOT),
+        tempfile.gettempdir(),
+        str(Path.home()),
+        os.getcwd(),
+        *extra,
+    }
     return sorted((p for p in candidates if p and p not in ("/", ".")), key=len, reverse=True)
 
 
@@ -117,7 +126,10 @@ def clean_message(message: str, paths: list[str]) -> str:
     for path in paths:
         message = message.replace(path, "<server>")
     if len(message) > MAX_MESSAGE_CHARS:
-        message = message[:MAX_MESSAGE_CHARS] + f" ... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+        message = (
+            message[:MAX_MESSAGE_CHARS]
+            + f" ... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+        )
     return message
 
 
@@ -129,10 +141,15 @@ def clean_error_body(body: bytes, paths: list[str]) -> tuple[bytes, str | None]:
         parsed = None
     if isinstance(parsed, dict):
         trace = parsed.pop("stack_trace", None)
-        answer = {"error_code": str(parsed.get("error_code", "BAD_REQUEST")), "message": clean_message(str(parsed.get("message", "")), paths)}
+        answer = {
+            "error_code": str(parsed.get("error_code", "BAD_REQUEST")),
+            "message": clean_message(str(parsed.get("message", "")), paths),
+        }
         return json.dumps(answer).encode(), trace if isinstance(trace, str) else None
     text = body.decode("utf-8", errors="replace")
-    return json.dumps({"error_code": "BAD_REQUEST", "message": clean_message(text, paths)}).encode(), None
+    return json.dumps(
+        {"error_code": "BAD_REQUEST", "message": clean_message(text, paths)}
+    ).encode(), None
 
 
 def error_body(code: str, message: str) -> bytes:
@@ -159,10 +176,14 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     try:
         text = body.decode("utf-8-sig")  # Excel's CSV export starts with a byte-order mark
     except UnicodeDecodeError as exc:
-        raise RequestError(f"the CSV is not valid UTF-8 text (byte {exc.start}: {exc.reason}); send it as UTF-8") from None
+        raise RequestError(
+            f"the CSV is not valid UTF-8 text (byte {exc.start}: {exc.reason}); send it as UTF-8"
+        ) from None
     try:
         # The header as sent (pandas renames a repeated name "likes.1"), to check it as files are.
-        header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, keep_default_na=False)
+        header = pd.read_csv(
+            io.StringIO(text), header=None, nrows=1, dtype=str, keep_default_na=False
+        )
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise RequestError("the CSV is empty (no header row)") from None
@@ -180,7 +201,9 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
         bad = (numbers.isna() & cells.notna() & (cells != "")).to_numpy(dtype=bool)
         if bad.any():
             rows = (np.flatnonzero(bad) + 1).tolist()
-            shown = ", ".join(map(str, rows[:8])) + (f" (first 8 of {len(rows)})" if len(rows) > 8 else "")
+            shown = ", ".join(map(str, rows[:8])) + (
+                f" (first 8 of {len(rows)})" if len(rows) > 8 else ""
+            )
             problems.append(f"column '{column}', rows {shown}: not a number")
         frame[column] = numbers.astype("float64")
     if problems:
@@ -206,7 +229,13 @@ class Lane:
 class LimitsMiddleware:
     """Body size, read timeout, light/heavy lanes, time limit, CSV and clean errors for ``/invocations``."""
 
-    def __init__(self, app: ASGIApp, limits: ServerLimits, numeric_columns: set[str], paths: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: ServerLimits,
+        numeric_columns: set[str],
+        paths: list[str] | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits
         self.numeric_columns = numeric_columns
@@ -232,15 +261,30 @@ class LimitsMiddleware:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > drain_limit(limits):
-            await respond(send, 413, error_body("REQUEST_LIMIT_EXCEEDED", self._too_large()), close=True)
+            await respond(
+                send, 413, error_body("REQUEST_LIMIT_EXCEEDED", self._too_large()), close=True
+            )
             return
         try:
-            body = await asyncio.wait_for(read_body(receive, limits.max_body_bytes, drain_limit(limits)), timeout=limits.body_timeout)
+            body = await asyncio.wait_for(
+                read_body(receive, limits.max_body_bytes, drain_limit(limits)),
+                timeout=limits.body_timeout,
+            )
         except BodyTooLarge:
-            await respond(send, 413, error_body("REQUEST_LIMIT_EXCEEDED", self._too_large()), close=True)
+            await respond(
+                send, 413, error_body("REQUEST_LIMIT_EXCEEDED", self._too_large()), close=True
+            )
             return
         except TimeoutError:
-            await respond(send, 408, error_body("REQUEST_TIMEOUT", f"the request body was not received within {limits.body_timeout:g} s"), close=True)
+            await respond(
+                send,
+                408,
+                error_body(
+                    "REQUEST_TIMEOUT",
+                    f"the request body was not received within {limits.body_timeout:g} s",
+                ),
+                close=True,
+            )
             return
         except ClientGone:
             return
@@ -250,7 +294,9 @@ class LimitsMiddleware:
             try:
                 forwarded = csv_to_json(body, self.numeric_columns)
             except RequestError as exc:
-                await respond(send, 400, error_body("BAD_REQUEST", clean_message(str(exc), self.paths)))
+                await respond(
+                    send, 400, error_body("BAD_REQUEST", clean_message(str(exc), self.paths))
+                )
                 return
             content_type = "application/json"
         else:
@@ -260,13 +306,26 @@ class LimitsMiddleware:
         if lane.full():
             retry = max(1, round(limits.request_timeout / 4))
             message = f"the server is busy with {self.limits.heavy_concurrency + lane.waiting} long requests (over {limits.heavy_body_bytes // 1024} KB); retry in {retry} s, or split the shortlist"
-            await respond(send, 503, error_body("TEMPORARILY_UNAVAILABLE", message), extra=[(b"retry-after", str(retry).encode())])
+            await respond(
+                send,
+                503,
+                error_body("TEMPORARILY_UNAVAILABLE", message),
+                extra=[(b"retry-after", str(retry).encode())],
+            )
             return
         lane.waiting += 1
         try:
             await asyncio.wait_for(lane.slots.acquire(), timeout=max(0.0, deadline - loop.time()))
         except TimeoutError:
-            await respond(send, 503, error_body("TEMPORARILY_UNAVAILABLE", f"the server was busy for {limits.request_timeout:g} s; retry later"), extra=[(b"retry-after", b"5")])
+            await respond(
+                send,
+                503,
+                error_body(
+                    "TEMPORARILY_UNAVAILABLE",
+                    f"the server was busy for {limits.request_timeout:g} s; retry later",
+                ),
+                extra=[(b"retry-after", b"5")],
+            )
             return
         finally:
             lane.waiting -= 1
@@ -277,14 +336,28 @@ class LimitsMiddleware:
         done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
         if not done:
             task.add_done_callback(_log_late)
-            await respond(send, 504, error_body("DEADLINE_EXCEEDED", f"scoring took longer than {limits.request_timeout:g} s; send fewer candidates per request"))
+            await respond(
+                send,
+                504,
+                error_body(
+                    "DEADLINE_EXCEEDED",
+                    f"scoring took longer than {limits.request_timeout:g} s; send fewer candidates per request",
+                ),
+            )
             return
         try:
             status, response_headers, payload = task.result()
         except Exception:
             incident = uuid.uuid4().hex[:12]
             logger.exception("request %s failed", incident)
-            await respond(send, 500, error_body("INTERNAL_ERROR", f"the server failed on this request (incident {incident} in the server log)"))
+            await respond(
+                send,
+                500,
+                error_body(
+                    "INTERNAL_ERROR",
+                    f"the server failed on this request (incident {incident} in the server log)",
+                ),
+            )
             return
         if status >= 400:
             payload, trace = clean_error_body(payload, self.paths)
@@ -303,8 +376,15 @@ def _log_late(task: asyncio.Future) -> None:
 
 
 def _inner_scope(scope: Scope, content_type: str, length: int) -> Scope:
-    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
-    headers += [(b"content-type", content_type.encode("latin-1")), (b"content-length", str(length).encode())]
+    headers = [
+        (k, v)
+        for k, v in scope.get("headers", [])
+        if k.lower() not in (b"content-type", b"content-length")
+    ]
+    headers += [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(length).encode()),
+    ]
     return {**scope, "headers": headers}
 
 
@@ -344,7 +424,9 @@ async def read_body(receive: Receive, limit: int, drain: int) -> bytes:
             return b"".join(chunks)
 
 
-async def collect(app: ASGIApp, scope: Scope, body: bytes, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def collect(
+    app: ASGIApp, scope: Scope, body: bytes, receive: Receive
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Run ``app`` on a buffered body; returns its status, headers and whole answer."""
     sent = False
 
@@ -371,8 +453,20 @@ async def collect(app: ASGIApp, scope: Scope, body: bytes, receive: Receive) -> 
     return status, headers, b"".join(parts)
 
 
-async def respond(send: Send, status: int, body: bytes, *, headers: list[tuple[bytes, bytes]] | None = None, extra: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> None:
-    headers = [(k, v) for k, v in (headers or [(b"content-type", b"application/json")]) if k.lower() != b"content-length"]
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    close: bool = False,
+) -> None:
+    headers = [
+        (k, v)
+        for k, v in (headers or [(b"content-type", b"application/json")])
+        if k.lower() != b"content-length"
+    ]
     headers += [(b"content-length", str(len(body)).encode()), *(extra or [])]
     if close:
         headers.append((b"connection", b"close"))
@@ -383,13 +477,17 @@ async def respond(send: Send, status: int, body: bytes, *, headers: list[tuple[b
 # --------------------------------------------------------------------------- the app
 
 
-def build_app(model: Any, limits: ServerLimits | None = None, paths: list[str] | None = None) -> ASGIApp:
+def build_app(
+    model: Any, limits: ServerLimits | None = None, paths: list[str] | None = None
+) -> ASGIApp:
     """MLflow's scoring app for a loaded pyfunc ``model``, behind :class:`LimitsMiddleware`."""
     from mlflow.pyfunc import scoring_server
 
     from serving.schema import REST_COLUMNS
 
-    numeric = {name for name, dtype, _ in REST_COLUMNS if dtype is not None and dtype.name == "double"}
+    numeric = {
+        name for name, dtype, _ in REST_COLUMNS if dtype is not None and dtype.name == "double"
+    }
     return LimitsMiddleware(scoring_server.init(model), limits or ServerLimits(), numeric, paths)
 
 

@@ -63,8 +63,29 @@ def base_tables(n_profiles: int = 6, posts_each: int = 3) -> tuple[pd.DataFrame,
     rows = []
     for i, name in enumerate(names[:-1]):  # the last influencer has no posts (cold start)
         for j in range(posts_each):
-            rows.append((name, f"p{i}_{j}", f"2020-01-{j * 3 + 1:02d}T12:00:00Z", str(50 * (i + j + 1)), str(3 * j), "image", "x|y"))
-    posts = pd.DataFrame(rows, columns=["influencer", "post_id", "posted_at", "likes", "comments", "media_type", "hashtags"])
+            rows.append(
+                (
+                    name,
+                    f"p{i}_{j}",
+                    f"2020-01-{j * 3 + 1:02d}T12:00:00Z",
+                    str(50 * (i + j + 1)),
+                    str(3 * j),
+                    "image",
+                    "x|y",
+                )
+            )
+    posts = pd.DataFrame(
+        rows,
+        columns=[
+            "influencer",
+            "post_id",
+            "posted_at",
+            "likes",
+            "comments",
+            "media_type",
+            "hashtags",
+        ],
+    )
     return profiles, posts
 
 
@@ -121,7 +142,9 @@ class Kind:
 KINDS: dict[str, Kind] = {}
 
 
-def kind(name: str, surfaces: tuple[str, ...] = SURFACES) -> Callable[[Callable[[st.DrawFn, Case], None]], Callable[[st.DrawFn, Case], None]]:
+def kind(
+    name: str, surfaces: tuple[str, ...] = SURFACES
+) -> Callable[[Callable[[st.DrawFn, Case], None]], Callable[[st.DrawFn, Case], None]]:
     """Register a kind of bad input (see the module notes)."""
 
     def register(build: Callable[[st.DrawFn, Case], None]) -> Callable[[st.DrawFn, Case], None]:
@@ -132,7 +155,9 @@ def kind(name: str, surfaces: tuple[str, ...] = SURFACES) -> Callable[[Callable[
     return register
 
 
-def _set(draw: st.DrawFn, case: Case, table: str, column: str, value: object, *, row: int | None = None) -> int:
+def _set(
+    draw: st.DrawFn, case: Case, table: str, column: str, value: object, *, row: int | None = None
+) -> int:
     frame = case.frame(table).copy()
     row = draw(st.integers(0, len(frame) - 1)) if row is None else row
     frame[column] = frame[column].astype(object)
@@ -143,7 +168,16 @@ def _set(draw: st.DrawFn, case: Case, table: str, column: str, value: object, *,
 
 
 def _count_cell(draw: st.DrawFn, values: list[str]) -> tuple[str, str, str]:
-    table, column = draw(st.sampled_from([("profiles", "followers"), ("profiles", "following"), ("posts", "likes"), ("posts", "comments")]))
+    table, column = draw(
+        st.sampled_from(
+            [
+                ("profiles", "followers"),
+                ("profiles", "following"),
+                ("posts", "likes"),
+                ("posts", "comments"),
+            ]
+        )
+    )
     return table, column, draw(st.sampled_from(values))
 
 
@@ -153,7 +187,10 @@ def _refuse(case: Case, table: str | None, column: str | None) -> None:
 
 @kind("count_not_a_number")
 def _count_text(draw: st.DrawFn, case: Case) -> None:
-    table, column, value = _count_cell(draw, ["lots", "12abc", "1,000", "1 000", "0x10", "1.000,5", "$5", "\uff11\uff12", "12k", "None"])
+    table, column, value = _count_cell(
+        draw,
+        ["lots", "12abc", "1,000", "1 000", "0x10", "1.000,5", "$5", "\uff11\uff12", "12k", "None"],
+    )
     _set(draw, case, table, column, value)
     _refuse(case, table, column)
 
@@ -167,14 +204,18 @@ def _count_fraction(draw: st.DrawFn, case: Case) -> None:
 
 @kind("count_negative_or_huge")
 def _count_range(draw: st.DrawFn, case: Case) -> None:
-    table, column, value = _count_cell(draw, ["-5", "-1", "inf", "-inf", "1e300", "99999999999999999999999", "1e12", "Infinity"])
+    table, column, value = _count_cell(
+        draw, ["-5", "-1", "inf", "-inf", "1e300", "99999999999999999999999", "1e12", "Infinity"]
+    )
     _set(draw, case, table, column, value)
     _refuse(case, table, column)
 
 
 @kind("count_missing")
 def _count_missing(draw: st.DrawFn, case: Case) -> None:
-    table, column = draw(st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")]))
+    table, column = draw(
+        st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")])
+    )
     _set(draw, case, table, column, draw(st.sampled_from([None, "", "  "])))
     _refuse(case, table, column)
 
@@ -182,7 +223,9 @@ def _count_missing(draw: st.DrawFn, case: Case) -> None:
 @kind("count_true_false")
 def _count_flags(draw: st.DrawFn, case: Case) -> None:
     # A typed Boolean column (Parquet, a frame, JSON true/false) where a count belongs.
-    table, column = draw(st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")]))
+    table, column = draw(
+        st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")])
+    )
     frame = case.frame(table).copy()
     frame[column] = [bool(i % 2) for i in range(len(frame))]
     case.set_frame(table, frame)
@@ -191,7 +234,25 @@ def _count_flags(draw: st.DrawFn, case: Case) -> None:
     _refuse(case, table, column)
 
 
-NOT_ISO = ["01/02/2020", "13/02/2020", "02.03.2020", "now", "today", "12:30", "yesterday", "1577836800", "2020", "2020-01", "20200102", "2020-1-2", "2020-02-30", "2020-01-02T10", "2020-01-02t10:00", "Jan 2, 2020", "2020-01-02T10:00:00 UTC"]
+NOT_ISO = [
+    "01/02/2020",
+    "13/02/2020",
+    "02.03.2020",
+    "now",
+    "today",
+    "12:30",
+    "yesterday",
+    "1577836800",
+    "2020",
+    "2020-01",
+    "20200102",
+    "2020-1-2",
+    "2020-02-30",
+    "2020-01-02T10",
+    "2020-01-02t10:00",
+    "Jan 2, 2020",
+    "2020-01-02T10:00:00 UTC",
+]
 
 
 @kind("time_not_iso")
@@ -202,7 +263,23 @@ def _time_not_iso(draw: st.DrawFn, case: Case) -> None:
 
 @kind("time_out_of_range")
 def _time_range(draw: st.DrawFn, case: Case) -> None:
-    _set(draw, case, "posts", "posted_at", draw(st.sampled_from(["0001-01-01", "1970-01-01T00:00:00Z", "1999-12-31T23:00:00Z", "2099-01-01T00:00:00Z", "9999-12-31"])))
+    _set(
+        draw,
+        case,
+        "posts",
+        "posted_at",
+        draw(
+            st.sampled_from(
+                [
+                    "0001-01-01",
+                    "1970-01-01T00:00:00Z",
+                    "1999-12-31T23:00:00Z",
+                    "2099-01-01T00:00:00Z",
+                    "9999-12-31",
+                ]
+            )
+        ),
+    )
     _refuse(case, "posts", "posted_at")
 
 
@@ -212,14 +289,25 @@ def _time_missing(draw: st.DrawFn, case: Case) -> None:
     _refuse(case, "posts", "posted_at")
 
 
-REQUIRED = [("profiles", "influencer"), ("profiles", "followers"), ("posts", "post_id"), ("posts", "posted_at"), ("posts", "likes"), ("posts", "comments")]
+REQUIRED = [
+    ("profiles", "influencer"),
+    ("profiles", "followers"),
+    ("posts", "post_id"),
+    ("posts", "posted_at"),
+    ("posts", "likes"),
+    ("posts", "comments"),
+]
 
 
 @kind("column_missing")
 def _column_missing(draw: st.DrawFn, case: Case) -> None:
     table, column = draw(st.sampled_from(REQUIRED))
     frame = case.frame(table)
-    alias = draw(st.sampled_from([None, f"{column}_count", column[:-1], "username", "timestamp", "like_count"]))
+    alias = draw(
+        st.sampled_from(
+            [None, f"{column}_count", column[:-1], "username", "timestamp", "like_count"]
+        )
+    )
     if alias is None or alias in frame.columns:
         case.set_frame(table, frame.drop(columns=column))
     else:
@@ -230,7 +318,9 @@ def _column_missing(draw: st.DrawFn, case: Case) -> None:
 
 @kind("column_named_twice")
 def _column_twice(draw: st.DrawFn, case: Case) -> None:
-    table, column = draw(st.sampled_from([*REQUIRED, ("posts", "influencer"), ("profiles", "category")]))
+    table, column = draw(
+        st.sampled_from([*REQUIRED, ("posts", "influencer"), ("profiles", "category")])
+    )
     twin = draw(st.sampled_from([column, f" {column}", column.upper(), f"{column.title()} "]))
     frame = case.frame(table)
     copy = frame[column].rename(twin)
@@ -249,7 +339,11 @@ def _key_conflict(draw: st.DrawFn, case: Case) -> None:
     frame = case.frame(table)
     row = draw(st.integers(0, len(frame) - 1))
     copy = frame.iloc[[row]].copy()
-    column = "followers" if table == "profiles" else draw(st.sampled_from(["likes", "comments", "media_type"]))
+    column = (
+        "followers"
+        if table == "profiles"
+        else draw(st.sampled_from(["likes", "comments", "media_type"]))
+    )
     copy[column] = "7" if column != "media_type" else "video"
     if copy[column].iloc[0] == frame[column].iloc[row]:
         copy[column] = "8"
@@ -263,12 +357,20 @@ def _key_missing(draw: st.DrawFn, case: Case) -> None:
     table, column = draw(st.sampled_from([("profiles", "influencer"), ("posts", "post_id")]))
     _set(draw, case, table, column, draw(st.sampled_from([None, "", "   "])))
     _refuse(case, table, column)
-    case.surfaces = ("cli", "api") if table == "profiles" else SURFACES  # REST rows are keyed by influencer
+    case.surfaces = (
+        ("cli", "api") if table == "profiles" else SURFACES
+    )  # REST rows are keyed by influencer
 
 
 @kind("platform_unknown")
 def _platform(draw: st.DrawFn, case: Case) -> None:
-    _set(draw, case, "profiles", "platform", draw(st.sampled_from(["myspace", "insta gram", "\u2603", "tik-tok", "facebook"])))
+    _set(
+        draw,
+        case,
+        "profiles",
+        "platform",
+        draw(st.sampled_from(["myspace", "insta gram", "\u2603", "tik-tok", "facebook"])),
+    )
     _refuse(case, "profiles", "platform")
 
 
@@ -284,7 +386,16 @@ def _flag(draw: st.DrawFn, case: Case) -> None:
 
 @kind("cells_hold_lists", surfaces=("cli", "api"))
 def _lists(draw: st.DrawFn, case: Case) -> None:
-    table, column = draw(st.sampled_from([("posts", "media_type"), ("posts", "likes"), ("profiles", "category"), ("profiles", "followers")]))
+    table, column = draw(
+        st.sampled_from(
+            [
+                ("posts", "media_type"),
+                ("posts", "likes"),
+                ("profiles", "category"),
+                ("profiles", "followers"),
+            ]
+        )
+    )
     frame = case.frame(table).copy()
     frame[column] = [[str(v), str(v)] for v in frame[column]]
     case.set_frame(table, frame)
@@ -300,7 +411,9 @@ def _file_bytes(case: Case, table: str) -> bytes:
 @kind("file_unreadable", surfaces=("cli", "api"))
 def _file_unreadable(draw: st.DrawFn, case: Case) -> None:
     table = draw(st.sampled_from(["profiles", "posts"]))
-    how = draw(st.sampled_from(["empty", "latin1", "binary", "truncated_gz", "ragged", "not_parquet"]))
+    how = draw(
+        st.sampled_from(["empty", "latin1", "binary", "truncated_gz", "ragged", "not_parquet"])
+    )
     text = _file_bytes(case, table)
     if how == "empty":
         case.raw[table] = b""
@@ -331,7 +444,13 @@ FEE_BAD = ["1.500,00", "2,5", "1,500", "$100", "100 EUR", "lots", "-5", "inf", "
 
 
 def _fees(case: Case) -> pd.DataFrame:
-    return pd.DataFrame({"influencer": case.profiles["influencer"], "fee": [str(100 * (i + 1)) for i in range(len(case.profiles))], "currency": "EUR"})
+    return pd.DataFrame(
+        {
+            "influencer": case.profiles["influencer"],
+            "fee": [str(100 * (i + 1)) for i in range(len(case.profiles))],
+            "currency": "EUR",
+        }
+    )
 
 
 @kind("fee_not_plain", surfaces=("cli", "api"))
@@ -346,7 +465,22 @@ def _fee_bad(draw: st.DrawFn, case: Case) -> None:
 
 @kind("as_of_not_a_cutoff", surfaces=("cli", "api"))
 def _as_of_arg(draw: st.DrawFn, case: Case) -> None:
-    case.as_of = draw(st.sampled_from(["now", "today", "01/02/2020", "yesterday", "2020-13-01", "1000-01-01", "2263-01-01", "2099-01-01", "12:30", "2020"]))
+    case.as_of = draw(
+        st.sampled_from(
+            [
+                "now",
+                "today",
+                "01/02/2020",
+                "yesterday",
+                "2020-13-01",
+                "1000-01-01",
+                "2263-01-01",
+                "2099-01-01",
+                "12:30",
+                "2020",
+            ]
+        )
+    )
     case.detail += f"as_of={case.as_of!r} "
     case.expect, case.option = "refused", "as_of"
 
@@ -356,7 +490,17 @@ def _as_of_column(draw: st.DrawFn, case: Case) -> None:
     frame = case.profiles.copy()
     frame["as_of"] = AS_OF
     case.profiles = frame
-    _set(draw, case, "profiles", "as_of", draw(st.sampled_from(["01/03/2020", "now", "2099-01-01T00:00:00Z", "1970-01-01", "March 1st"])))
+    _set(
+        draw,
+        case,
+        "profiles",
+        "as_of",
+        draw(
+            st.sampled_from(
+                ["01/03/2020", "now", "2099-01-01T00:00:00Z", "1970-01-01", "March 1st"]
+            )
+        ),
+    )
     _refuse(case, "profiles", "as_of")
 
 
@@ -370,9 +514,15 @@ def _cli_argument(draw: st.DrawFn, case: Case) -> None:
     elif how == "out_folder":
         case.out_name, case.option = ".", "--out"
     elif how == "out_type":
-        case.out_name, case.option = draw(st.sampled_from(["out.txt", "out.json", "out.parquet"])), "--out"
+        case.out_name, case.option = (
+            draw(st.sampled_from(["out.txt", "out.json", "out.parquet"])),
+            "--out",
+        )
     else:
-        case.cli_args, case.option = ["--partitions", draw(st.sampled_from(["0", "-2", "x"]))], "--partitions"
+        case.cli_args, case.option = (
+            ["--partitions", draw(st.sampled_from(["0", "-2", "x"]))],
+            "--partitions",
+        )
     case.detail += how
     case.expect = "refused"
 
@@ -407,7 +557,21 @@ def _duplicate_exact(draw: st.DrawFn, case: Case) -> None:
 def _category(draw: st.DrawFn, case: Case) -> None:
     # Case and surrounding space are normalised without a note (the README says so); a
     # misspelling, an unknown niche, an empty cell or several niches in one cell get one.
-    value, case.expect = draw(st.sampled_from([("fashon", "handled"), ("crypto", "handled"), ("", "handled"), ("pets", "handled"), ("Dancing, Lipsyncing", "handled"), ("\u2603\u2603", "handled"), ("Travel / Food", "handled"), ("FOOD ", "clean"), ("  beauty  ", "clean")]))
+    value, case.expect = draw(
+        st.sampled_from(
+            [
+                ("fashon", "handled"),
+                ("crypto", "handled"),
+                ("", "handled"),
+                ("pets", "handled"),
+                ("Dancing, Lipsyncing", "handled"),
+                ("\u2603\u2603", "handled"),
+                ("Travel / Food", "handled"),
+                ("FOOD ", "clean"),
+                ("  beauty  ", "clean"),
+            ]
+        )
+    )
     _set(draw, case, "profiles", "category", value)
 
 
@@ -433,7 +597,10 @@ def _extra(draw: st.DrawFn, case: Case) -> None:
 @kind("hashtag_lists", surfaces=("cli", "api"))
 def _hashtag_lists(draw: st.DrawFn, case: Case) -> None:
     frame = case.posts.copy()
-    frame["hashtags"] = [draw(st.sampled_from([["x", "y"], ["#X", "y"], [], ["travel"], None])) for _ in range(len(frame))]
+    frame["hashtags"] = [
+        draw(st.sampled_from([["x", "y"], ["#X", "y"], [], ["travel"], None]))
+        for _ in range(len(frame))
+    ]
     case.posts = frame
     case.file_format = "parquet"
     case.expect = "clean"
@@ -441,7 +608,18 @@ def _hashtag_lists(draw: st.DrawFn, case: Case) -> None:
 
 @kind("time_other_iso_forms")
 def _time_forms(draw: st.DrawFn, case: Case) -> None:
-    form = draw(st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S+02:00", "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S.000000Z", " %Y-%m-%dT%H:%M:%SZ "]))
+    form = draw(
+        st.sampled_from(
+            [
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S+02:00",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d",
+                "%Y-%m-%dT%H:%M:%S.000000Z",
+                " %Y-%m-%dT%H:%M:%SZ ",
+            ]
+        )
+    )
     frame = case.posts.copy()
     frame["posted_at"] = pd.to_datetime(frame["posted_at"]).dt.strftime(form)
     case.posts = frame
@@ -451,11 +629,18 @@ def _time_forms(draw: st.DrawFn, case: Case) -> None:
 
 @kind("counts_other_spellings")
 def _count_forms(draw: st.DrawFn, case: Case) -> None:
-    table, column = draw(st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")]))
+    table, column = draw(
+        st.sampled_from([("profiles", "followers"), ("posts", "likes"), ("posts", "comments")])
+    )
     frame = case.frame(table).copy()
     form = draw(st.sampled_from(["float", "exponent", "spaces", "plus"]))
     values = pd.to_numeric(frame[column])
-    frame[column] = {"float": values.map(lambda v: f"{v:.1f}"), "exponent": values.map(lambda v: f"{v:e}"), "spaces": values.map(lambda v: f" {v} "), "plus": values.map(lambda v: f"+{v}")}[form]
+    frame[column] = {
+        "float": values.map(lambda v: f"{v:.1f}"),
+        "exponent": values.map(lambda v: f"{v:e}"),
+        "spaces": values.map(lambda v: f" {v} "),
+        "plus": values.map(lambda v: f"+{v}"),
+    }[form]
     case.set_frame(table, frame)
     case.detail += f"{table}.{column} as {form}"
     case.expect = "clean"
@@ -468,7 +653,10 @@ def _fees_handled(draw: st.DrawFn, case: Case) -> None:
     if how == "empty_fee":
         fees.loc[draw(st.integers(0, len(fees) - 1)), "fee"] = ""
     elif how == "unknown_name":
-        fees = pd.concat([fees, pd.DataFrame({"influencer": ["ghost"], "fee": ["10"], "currency": "EUR"})], ignore_index=True)
+        fees = pd.concat(
+            [fees, pd.DataFrame({"influencer": ["ghost"], "fee": ["10"], "currency": "EUR"})],
+            ignore_index=True,
+        )
     else:
         fees["fee"] = [f"{100 * (i + 1)}.50" for i in range(len(fees))]
     case.fees = fees
@@ -489,7 +677,13 @@ def _combined(draw: st.DrawFn, case: Case) -> None:
             KINDS[name].build(draw, part)
         except (KeyError, ValueError, IndexError):
             continue  # an earlier break removed what this one needs (a dropped column)
-        case.profiles, case.posts, case.raw, case.fees, case.file_format = part.profiles, part.posts, part.raw, part.fees, part.file_format
+        case.profiles, case.posts, case.raw, case.fees, case.file_format = (
+            part.profiles,
+            part.posts,
+            part.raw,
+            part.fees,
+            part.file_format,
+        )
         case.detail += f"[{name}: {part.detail}] "
         expects.append(part.expect)
     case.expect = "refused" if "refused" in expects else "either"
@@ -502,7 +696,9 @@ def _combined(draw: st.DrawFn, case: Case) -> None:
 def cases(draw: st.DrawFn, kind_name: str) -> Case:
     case = base_case(kind_name)
     KINDS[kind_name].build(draw, case)
-    case.surfaces = tuple(s for s in case.surfaces if s in KINDS[kind_name].surfaces and s != "rest_csv")
+    case.surfaces = tuple(
+        s for s in case.surfaces if s in KINDS[kind_name].surfaces and s != "rest_csv"
+    )
     if "rest" in case.surfaces and case.file_format != "parquet":  # CSV carries no types or lists
         case.surfaces = (*case.surfaces, "rest_csv")
     return case
@@ -547,8 +743,25 @@ def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
 
     paths = write_files(case, folder)
     out = folder / case.out_name
-    argv = ["score", "--model", str(model_dir), "--profiles", str(paths["profiles"]), "--posts", str(paths["posts"]), "--out", str(out), "--show", "3"]  # --top would keep only 3 rows
-    argv += ["--as-of", case.as_of, *(["--fees", str(paths["fees"])] if "fees" in paths else []), *case.cli_args]
+    argv = [
+        "score",
+        "--model",
+        str(model_dir),
+        "--profiles",
+        str(paths["profiles"]),
+        "--posts",
+        str(paths["posts"]),
+        "--out",
+        str(out),
+        "--show",
+        "3",
+    ]  # --top would keep only 3 rows
+    argv += [
+        "--as-of",
+        case.as_of,
+        *(["--fees", str(paths["fees"])] if "fees" in paths else []),
+        *case.cli_args,
+    ]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
@@ -572,12 +785,26 @@ def run_api(case: Case, folder: Path, predictor: Any) -> Outcome:
     try:
         profiles, posts = read_table(paths["profiles"]), read_table(paths["posts"])
         fees, shortlist = read_candidates(paths.get("fees"), None)
-        scored = predictor.score(profiles, posts, case.as_of, shortlist=shortlist, now=NOW, profiles_file=str(paths["profiles"]), posts_file=str(paths["posts"]))
+        scored = predictor.score(
+            profiles,
+            posts,
+            case.as_of,
+            shortlist=shortlist,
+            now=NOW,
+            profiles_file=str(paths["profiles"]),
+            posts_file=str(paths["posts"]),
+        )
     except (DataError, DataValidationError) as exc:
         return Outcome("api", "refused", str(exc))
     assert_rows_accounted(scored.report)
     table, fee_notes = apply_fees(scored.table, fees) if fees is not None else (scored.table, [])
-    return Outcome("api", "accepted", "", table, "\n".join([scored.report.format(), *(f"note: {n}" for n in fee_notes)]))
+    return Outcome(
+        "api",
+        "accepted",
+        "",
+        table,
+        "\n".join([scored.report.format(), *(f"note: {n}" for n in fee_notes)]),
+    )
 
 
 def rest_rows(case: Case) -> pd.DataFrame | None:
@@ -605,10 +832,19 @@ def run_rest(case: Case, client: Any, as_csv: bool = False) -> Outcome:
     if rows is None:
         return Outcome(surface, "n/a")
     if as_csv:
-        answer = client.post("/invocations", content=rows.to_csv(index=False).encode(), headers={"Content-Type": "text/csv"})
+        answer = client.post(
+            "/invocations",
+            content=rows.to_csv(index=False).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
     else:
         clean = rows.astype(object).where(rows.notna(), None)
-        body = {"dataframe_split": {"columns": [str(c) for c in clean.columns], "data": clean.to_numpy().tolist()}}
+        body = {
+            "dataframe_split": {
+                "columns": [str(c) for c in clean.columns],
+                "data": clean.to_numpy().tolist(),
+            }
+        }
         answer = client.post("/invocations", json=body)
     assert answer.status_code < 500, f"{answer.status_code}: {answer.text[:2000]}"
     if 400 <= answer.status_code < 500:
@@ -629,7 +865,10 @@ def assert_rows_accounted(report: Any) -> None:
     for table in ("profiles", "posts"):
         if table in report.rows_in and table in report.rows_out:
             n_rejected = int((rejected["table"] == table).sum()) if len(rejected) else 0
-            assert report.rows_in[table] == report.rows_out[table] + n_rejected, (table, report.format())
+            assert report.rows_in[table] == report.rows_out[table] + n_rejected, (
+                table,
+                report.format(),
+            )
 
 
 def _file_name(case: Case, table: str) -> str:
@@ -647,19 +886,29 @@ def check(case: Case, outcome: Outcome) -> str:
     expect = case.rest_expect if override else case.expect
     column = case.rest_column if override else case.column
     if outcome.result == "refused":
-        assert expect in ("refused", "either"), f"{where}: refused an input it must accept: {outcome.message[-1500:]}"
+        assert expect in ("refused", "either"), (
+            f"{where}: refused an input it must accept: {outcome.message[-1500:]}"
+        )
         message = outcome.message
         assert message.strip() and "Traceback" not in message, f"{where}: {message}"
         if expect == "refused":
             if column:
                 named = column if rest or column == "more than once" else f"'{column}'"
-                assert named in message, f"{where}: the refusal does not name {named}: {message[-1500:]}"
+                assert named in message, (
+                    f"{where}: the refusal does not name {named}: {message[-1500:]}"
+                )
             if case.table and not rest:
-                assert _file_name(case, case.table) in message, f"{where}: the refusal does not name the file: {message[-1500:]}"
+                assert _file_name(case, case.table) in message, (
+                    f"{where}: the refusal does not name the file: {message[-1500:]}"
+                )
             if case.option and outcome.surface == "cli":
-                assert case.option.replace("as_of", "--as-of") in message, f"{where}: {message[-1500:]}"
+                assert case.option.replace("as_of", "--as-of") in message, (
+                    f"{where}: {message[-1500:]}"
+                )
         return "refused"
-    assert expect in ("handled", "clean", "either"), f"{where}: accepted an input it must refuse; notes: {outcome.notes[-1500:]}"
+    assert expect in ("handled", "clean", "either"), (
+        f"{where}: accepted an input it must refuse; notes: {outcome.notes[-1500:]}"
+    )
     assert_scores_carry_the_input(case, outcome, where)
     if expect == "handled" and not rest:
         said = outcome.notes + outcome.message
@@ -672,7 +921,9 @@ def _expected_followers(case: Case) -> pd.Series:
     profiles = case.profiles
     keys = as_text(profiles["influencer"].astype("string"))
     counts = pd.to_numeric(as_text(profiles["followers"].astype("string")), errors="coerce")
-    return pd.Series(counts.to_numpy(dtype="float64"), index=keys.to_numpy()).groupby(level=0).first()
+    return (
+        pd.Series(counts.to_numpy(dtype="float64"), index=keys.to_numpy()).groupby(level=0).first()
+    )
 
 
 def assert_scores_carry_the_input(case: Case, outcome: Outcome, where: str) -> None:
@@ -682,16 +933,24 @@ def assert_scores_carry_the_input(case: Case, outcome: Outcome, where: str) -> N
     expected = _expected_followers(case)
     got = table.assign(influencer=table["influencer"].astype(str))
     names = set(got["influencer"])
-    if case.fees is not None:  # the fee table is the shortlist: its unknown names are 'no profile' rows
+    if (
+        case.fees is not None
+    ):  # the fee table is the shortlist: its unknown names are 'no profile' rows
         fee_names = set(as_text(case.fees["influencer"].astype("string")).dropna())
-        assert names == fee_names, f"{where}: rows {sorted(names)} for fee names {sorted(fee_names)}"
+        assert names == fee_names, (
+            f"{where}: rows {sorted(names)} for fee names {sorted(fee_names)}"
+        )
     else:
-        assert names == set(expected.index), f"{where}: rows {sorted(names)} for profiles {sorted(expected.index)}"
+        assert names == set(expected.index), (
+            f"{where}: rows {sorted(names)} for profiles {sorted(expected.index)}"
+        )
     assert got["influencer"].is_unique, f"{where}: an influencer twice"
     scored = got[got["influencer"].isin(expected.index)]
     followers = pd.to_numeric(scored["followers"], errors="coerce").to_numpy(dtype="float64")
     want = expected.loc[scored["influencer"]].to_numpy(dtype="float64")
-    assert np.array_equal(followers, want), f"{where}: followers {followers.tolist()} for {want.tolist()}"
+    assert np.array_equal(followers, want), (
+        f"{where}: followers {followers.tolist()} for {want.tolist()}"
+    )
     ok = scored["status"].astype(str).str.startswith("ok")
     rates = pd.to_numeric(scored.loc[ok, "predicted_er"], errors="coerce")
     assert np.isfinite(rates).all() and (rates > 0).all(), f"{where}: {rates.tolist()}"
@@ -711,16 +970,30 @@ def summary() -> str:
     for name in kinds:
         cells, outcomes = [], Counter()
         for surface in SURFACES:
-            tried = sum(v for (k, s, o), v in FIGURES.items() if k == name and s == surface and o != "n/a")
+            tried = sum(
+                v for (k, s, o), v in FIGURES.items() if k == name and s == surface and o != "n/a"
+            )
             cells.append(f"{tried:>10d}" if tried else f"{'-':>10s}")
             for (k, s, o), v in FIGURES.items():
                 if k == name and s == surface and o != "n/a":
                     outcomes[o] += v
         by_outcome.update(outcomes)
-        lines.append(f"{name:28s}{''.join(cells)}   " + ", ".join(f"{o} {v}" for o, v in sorted(outcomes.items())))
+        lines.append(
+            f"{name:28s}{''.join(cells)}   "
+            + ", ".join(f"{o} {v}" for o, v in sorted(outcomes.items()))
+        )
     total = sum(by_outcome.values())
-    per_surface = {s: sum(v for (_, s2, o), v in FIGURES.items() if s2 == s and o != "n/a") for s in SURFACES}
+    per_surface = {
+        s: sum(v for (_, s2, o), v in FIGURES.items() if s2 == s and o != "n/a") for s in SURFACES
+    }
     lines.append("-" * 110)
-    lines.append(f"{'total':28s}" + "".join(f"{per_surface[s]:>10d}" for s in SURFACES) + f"   {total} inputs: " + ", ".join(f"{o} {v}" for o, v in sorted(by_outcome.items())))
-    lines.append(f"unhandled (traceback, exit 1, 5xx, a lost row or a changed value): {by_outcome.get('unhandled', 0)}")
+    lines.append(
+        f"{'total':28s}"
+        + "".join(f"{per_surface[s]:>10d}" for s in SURFACES)
+        + f"   {total} inputs: "
+        + ", ".join(f"{o} {v}" for o, v in sorted(by_outcome.items()))
+    )
+    lines.append(
+        f"unhandled (traceback, exit 1, 5xx, a lost row or a changed value): {by_outcome.get('unhandled', 0)}"
+    )
     return "\n".join(lines)

@@ -32,10 +32,16 @@ def write_small_data(folder: Path, n_influencers: int = 2500, seed: int = 0) -> 
     """A reproducible slice of the embedded data (influencers with posts, plus some without)."""
     profiles = pd.read_csv(EMBEDDED / "profiles.csv.gz", dtype=str, keep_default_na=False)
     posts = pd.read_csv(EMBEDDED / "posts.csv.gz", dtype=str, keep_default_na=False)
-    with_posts = profiles[profiles["influencer"].isin(posts["influencer"])].sample(n_influencers, random_state=seed)
-    without = profiles[~profiles["influencer"].isin(posts["influencer"])].sample(100, random_state=seed)
+    with_posts = profiles[profiles["influencer"].isin(posts["influencer"])].sample(
+        n_influencers, random_state=seed
+    )
+    without = profiles[~profiles["influencer"].isin(posts["influencer"])].sample(
+        100, random_state=seed
+    )
     small_profiles = pd.concat([with_posts, without], ignore_index=True)
-    small_posts = posts[posts["influencer"].isin(small_profiles["influencer"])].reset_index(drop=True)
+    small_posts = posts[posts["influencer"].isin(small_profiles["influencer"])].reset_index(
+        drop=True
+    )
     folder.mkdir(parents=True, exist_ok=True)
     profiles_path, posts_path = folder / "profiles.csv", folder / "posts.csv"
     small_profiles.to_csv(profiles_path, index=False)
@@ -67,7 +73,12 @@ def fast_config(folder: Path, **overrides: object) -> TrainConfig:
 def train_small(folder: Path, data: SmallData, **overrides: object) -> TrainingResult:
     clean = validate(data.profiles, data.posts)
     config = fast_config(folder, **overrides)
-    return run_training(clean, {"profiles": data.profiles_path, "posts": data.posts_path}, config, progress=lambda _: None)
+    return run_training(
+        clean,
+        {"profiles": data.profiles_path, "posts": data.posts_path},
+        config,
+        progress=lambda _: None,
+    )
 
 
 @pytest.fixture(scope="session")

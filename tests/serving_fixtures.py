@@ -43,9 +43,14 @@ def serving_model(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
     return _CACHE["model"]
 
 
-def shortlist(data: SmallData, n_with_posts: int = 12, n_without: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+def shortlist(
+    data: SmallData, n_with_posts: int = 12, n_without: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Raw (text) profiles and posts of a few candidates with posts and a few without."""
     has_posts = data.profiles["influencer"].isin(data.posts["influencer"])
-    profiles = pd.concat([data.profiles[has_posts].head(n_with_posts), data.profiles[~has_posts].head(n_without)], ignore_index=True)
+    profiles = pd.concat(
+        [data.profiles[has_posts].head(n_with_posts), data.profiles[~has_posts].head(n_without)],
+        ignore_index=True,
+    )
     posts = data.posts[data.posts["influencer"].isin(profiles["influencer"])].reset_index(drop=True)
     return profiles, posts

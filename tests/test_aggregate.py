@@ -52,8 +52,14 @@ def test_one_row_per_profile_in_profile_order(tiny, cutoff):
     ("row", "expected"),
     [
         ({"likes": 10.0, "comments": 2.0}, 12.0),  # Instagram: likes + comments
-        ({"likes": 10.0, "comments": 2.0, "shares": 3.0, "saves": 4.0}, 19.0),  # shares and saves count
-        ({"likes": 10.0, "comments": 2.0, "shares": np.nan, "saves": 4.0}, 16.0),  # a missing share counts 0
+        (
+            {"likes": 10.0, "comments": 2.0, "shares": 3.0, "saves": 4.0},
+            19.0,
+        ),  # shares and saves count
+        (
+            {"likes": 10.0, "comments": 2.0, "shares": np.nan, "saves": 4.0},
+            16.0,
+        ),  # a missing share counts 0
         ({"likes": 0.0, "comments": 0.0}, 0.0),  # zero engagement
     ],
 )
@@ -66,7 +72,9 @@ def test_log_er_and_inverse():
     assert log_er(np.array([99.0]), np.array([1000.0]))[0] == pytest.approx(math.log(0.1))
     assert np.isfinite(log_er(np.array([0.0]), np.array([1e6]))).all()
     assert engagement_rate(np.array([30.0]), np.array([1000.0]))[0] == pytest.approx(0.03)
-    assert er_from_log(log_er(np.array([30.0]), np.array([1000.0])), np.array([1000.0]))[0] == pytest.approx(0.03)
+    assert er_from_log(log_er(np.array([30.0]), np.array([1000.0])), np.array([1000.0]))[
+        0
+    ] == pytest.approx(0.03)
     assert "shares" in ER_DEFINITION and "saves" in ER_DEFINITION
 
 
@@ -103,7 +111,10 @@ def test_profile_features(table):
 def test_tier_boundaries(followers, tier):
     assert tier_of(np.array([followers]))[0] == tier
     profiles = pd.DataFrame({"influencer": ["x"], "followers": [float(followers)]})
-    assert feature_table(profiles, _no_posts(), pd.Timestamp("2020-01-01", tz="UTC"))["tier"].iloc[0] == tier
+    assert (
+        feature_table(profiles, _no_posts(), pd.Timestamp("2020-01-01", tz="UTC"))["tier"].iloc[0]
+        == tier
+    )
 
 
 def test_tiers_are_ordered():
@@ -125,7 +136,9 @@ def test_cadence_family(table):
 
 def test_log_er_family(table):
     ana = [A1, A2, A3, A4]
-    assert table.loc["ana", "log_er_median"] == pytest.approx((A1 + A2) / 2)  # sorted: A3 < A2 < A1 < A4
+    assert table.loc["ana", "log_er_median"] == pytest.approx(
+        (A1 + A2) / 2
+    )  # sorted: A3 < A2 < A1 < A4
     assert table.loc["ana", "log_er_mean"] == pytest.approx(sum(ana) / 4)
     assert table.loc["ana", "log_er_std"] == pytest.approx(float(np.std(ana, ddof=1)))
     assert table.loc["ana", "log_er_last"] == pytest.approx(A4)
@@ -142,7 +155,9 @@ def test_robust_levels(table):
     # weights halve every 5 posts back from the latest
     decay = 0.5 ** (np.arange(3, -1, -1) / 5.0)
     assert table.loc["ana", "log_er_ewm"] == pytest.approx(float(np.sum(decay * ana) / decay.sum()))
-    assert table.loc["ana", "log_er_mad"] == pytest.approx(float(np.median(np.abs(ana - (A1 + A2) / 2))))
+    assert table.loc["ana", "log_er_mad"] == pytest.approx(
+        float(np.median(np.abs(ana - (A1 + A2) / 2)))
+    )
     assert np.isnan(table.loc["cara", "log_er_ewm"])  # no history
 
 
@@ -159,7 +174,11 @@ def test_recent_median_uses_the_latest_12_posts_only():
         }
     )
     data = validate(pd.DataFrame({"influencer": ["x"], "followers": [10_000]}), posts, now=NOW)
-    out = compute_features(data.profiles, data.posts, pd.DataFrame({"influencer": ["x"], "cutoff": [posted[-1] + pd.Timedelta(days=1)]}))
+    out = compute_features(
+        data.profiles,
+        data.posts,
+        pd.DataFrame({"influencer": ["x"], "cutoff": [posted[-1] + pd.Timedelta(days=1)]}),
+    )
     assert out["log_er_recent_median"].iloc[0] == pytest.approx(math.log(0.01))
     assert out["log_er_median"].iloc[0] == pytest.approx(math.log(0.01))  # 12 of 20 are low
     assert out["log_er_mean"].iloc[0] > math.log(0.01) + 1
@@ -168,9 +187,15 @@ def test_recent_median_uses_the_latest_12_posts_only():
 def test_views_features(tiny, cutoff):
     # views known for a1 and a2 only; unknown views are left out, not read as 0
     views = tiny.posts["post_id"].map({"a1": 999.0, "a2": 1999.0}).astype("float64")
-    out = feature_table(tiny.profiles, tiny.posts.assign(views=views), cutoff).set_index("influencer")
-    assert out.loc["ana", "log_views_per_follower"] == pytest.approx(float(np.median([math.log(1000 / 5000), math.log(2000 / 5000)])))
-    assert out.loc["ana", "log_interactions_per_view"] == pytest.approx(float(np.median([math.log(100 / 1000), math.log(60 / 2000)])))
+    out = feature_table(tiny.profiles, tiny.posts.assign(views=views), cutoff).set_index(
+        "influencer"
+    )
+    assert out.loc["ana", "log_views_per_follower"] == pytest.approx(
+        float(np.median([math.log(1000 / 5000), math.log(2000 / 5000)]))
+    )
+    assert out.loc["ana", "log_interactions_per_view"] == pytest.approx(
+        float(np.median([math.log(100 / 1000), math.log(60 / 2000)]))
+    )
     assert np.isnan(out.loc["ben", "log_views_per_follower"])  # no views at all
     no_views = feature_table(tiny.profiles, tiny.posts, cutoff)
     assert no_views["log_views_per_follower"].isna().all()
@@ -203,7 +228,9 @@ def test_er_trend_is_later_half_minus_earlier_half(table):
 
 def test_er_trend_odd_count_puts_middle_post_in_earlier_half(tiny):
     # a1, a2, a3 before Jan 6: later half = [a3], earlier half = [a1, a2]
-    out = feature_table(tiny.profiles, tiny.posts, pd.Timestamp("2020-01-06", tz="UTC")).set_index("influencer")
+    out = feature_table(tiny.profiles, tiny.posts, pd.Timestamp("2020-01-06", tz="UTC")).set_index(
+        "influencer"
+    )
     assert out.loc["ana", "er_trend"] == pytest.approx(A3 - (A1 + A2) / 2)
 
 
@@ -264,14 +291,23 @@ def test_one_tag_repeated_has_zero_entropy(tiny, cutoff):
 def test_no_posts_gives_missing_history_not_zero(table):
     cara = table.loc["cara"]
     assert cara["n_history_posts"] == 0
-    for col in ("history_days", "log_er_median", "er_trend", "comments_per_like", "hashtags_per_post", "distinct_hashtags"):
+    for col in (
+        "history_days",
+        "log_er_median",
+        "er_trend",
+        "comments_per_like",
+        "hashtags_per_post",
+        "distinct_hashtags",
+    ):
         assert np.isnan(cara[col]), col
     assert cara["hashtag_doc"] == ""
 
 
 def test_history_posts_without_any_hashtag(tiny, cutoff):
     # No tag anywhere: the niche family is missing, not an error.
-    out = feature_table(tiny.profiles, tiny.posts.assign(hashtags=""), cutoff).set_index("influencer")
+    out = feature_table(tiny.profiles, tiny.posts.assign(hashtags=""), cutoff).set_index(
+        "influencer"
+    )
     assert out.loc["ana", "hashtags_per_post"] == 0.0
     assert out.loc["ana", "distinct_hashtags"] == 0.0
     assert np.isnan(out.loc["cara", "distinct_hashtags"])
@@ -279,7 +315,9 @@ def test_history_posts_without_any_hashtag(tiny, cutoff):
 
 def test_posts_table_without_a_hashtag_column(tiny, cutoff):
     # compute_features on a posts frame that never had the column: no tags, not a KeyError.
-    out = feature_table(tiny.profiles, tiny.posts.drop(columns="hashtags"), cutoff).set_index("influencer")
+    out = feature_table(tiny.profiles, tiny.posts.drop(columns="hashtags"), cutoff).set_index(
+        "influencer"
+    )
     assert out.loc["ana", "hashtags_per_post"] == 0.0
     assert np.isnan(out.loc["ana", "top_hashtag_share"])
     assert out.loc["ana", "hashtag_doc"] == ""
@@ -288,7 +326,10 @@ def test_posts_table_without_a_hashtag_column(tiny, cutoff):
 @pytest.mark.parametrize(
     ("captions", "expected"),
     [
-        (["ab", "abcd", "", "abcdef"], (2 + 4 + 0 + 6) / 4),  # the mean over ana's four history posts
+        (
+            ["ab", "abcd", "", "abcdef"],
+            (2 + 4 + 0 + 6) / 4,
+        ),  # the mean over ana's four history posts
         (["é✓", "x", "yz", ""], (2 + 1 + 2 + 0) / 4),  # characters, not bytes
     ],
 )
@@ -306,13 +347,17 @@ def test_caption_length_mean(tiny, cutoff, captions, expected):
 def test_posts_at_or_after_cutoff_are_excluded(tiny, cutoff):
     # a5 is exactly at the cutoff, a6 after it; both carry huge counts and the tag 'leak'.
     with_late = feature_table(tiny.profiles, tiny.posts, cutoff)
-    without = feature_table(tiny.profiles, tiny.posts[~tiny.posts["post_id"].isin(["a5", "a6"])], cutoff)
+    without = feature_table(
+        tiny.profiles, tiny.posts[~tiny.posts["post_id"].isin(["a5", "a6"])], cutoff
+    )
     pd.testing.assert_frame_equal(with_late, without)
     assert "leak" not in with_late.loc[0, "hashtag_doc"]
 
 
 def test_post_just_before_cutoff_is_included(tiny, cutoff):
-    out = feature_table(tiny.profiles, tiny.posts, cutoff + pd.Timedelta(microseconds=1)).set_index("influencer")
+    out = feature_table(tiny.profiles, tiny.posts, cutoff + pd.Timedelta(microseconds=1)).set_index(
+        "influencer"
+    )
     assert out.loc["ana", "n_history_posts"] == 5  # a5 (at the old cutoff) now counts
 
 
@@ -331,7 +376,9 @@ def test_per_influencer_cutoffs(tiny):
     assert out.loc["ana", "log_er_last"] == pytest.approx(A2)
     assert out.loc["ana", "days_since_last_post"] == pytest.approx(1.0)
     assert out.loc["ben", "days_since_last_post"] == pytest.approx(22.0)
-    pd.testing.assert_frame_equal(feature_table(tiny.profiles, tiny.posts, cutoffs), out.reset_index())
+    pd.testing.assert_frame_equal(
+        feature_table(tiny.profiles, tiny.posts, cutoffs), out.reset_index()
+    )
 
 
 def test_same_influencer_at_several_cutoffs(tiny):
@@ -373,7 +420,9 @@ def test_inputs_are_not_mutated(tiny, cutoff):
 
 
 def test_no_examples_gives_empty_table(tiny):
-    examples = pd.DataFrame({"influencer": pd.Series(dtype=object), "cutoff": pd.Series(dtype="datetime64[ns, UTC]")})
+    examples = pd.DataFrame(
+        {"influencer": pd.Series(dtype=object), "cutoff": pd.Series(dtype="datetime64[ns, UTC]")}
+    )
     out = compute_features(tiny.profiles, tiny.posts, examples)
     assert len(out) == 0
     assert "n_history_posts" in out
@@ -385,7 +434,9 @@ def _no_posts() -> pd.DataFrame:
     return empty_posts().drop(columns="row")
 
 
-@pytest.mark.parametrize("n_tags", [2, 3, 5, 12, 13])  # counts where sum(-p log p) / log k rounds above 1
+@pytest.mark.parametrize(
+    "n_tags", [2, 3, 5, 12, 13]
+)  # counts where sum(-p log p) / log k rounds above 1
 def test_even_spread_of_tags_has_entropy_one_not_more(tiny, cutoff, n_tags):
     posts = tiny.posts.assign(hashtags="|".join(f"t{k}" for k in range(n_tags)))
     out = feature_table(tiny.profiles, posts, cutoff).set_index("influencer")
@@ -413,7 +464,9 @@ def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     # Mid-history cutoff: many influencers (some between chunks) have no posts before it.
     as_of = data.posts["posted_at"].quantile(0.5)
     one_pass = feature_table(data.profiles, data.posts, as_of)
-    assert (one_pass["n_history_posts"] == 0).sum() > 100 and (one_pass["hashtag_doc"] != "").sum() > 100
+    assert (one_pass["n_history_posts"] == 0).sum() > 100 and (
+        one_pass["hashtag_doc"] != ""
+    ).sum() > 100
     monkeypatch.setattr(aggregate, "HASHTAG_CHUNK_POSTS", 7)
     monkeypatch.setattr(aggregate, "HASHTAG_HASH_TAGS", 5)
     pd.testing.assert_frame_equal(feature_table(data.profiles, data.posts, as_of), one_pass)
@@ -482,7 +535,9 @@ def test_parallel_take_matches_pandas_take(monkeypatch):
 def test_strictly_before_the_cutoff_to_the_nanosecond_in_any_stored_unit(unit):
     from features.aggregate import _before, epoch_nanoseconds
 
-    posted = pd.Series(pd.to_datetime(["2024-01-01 00:00:01", "2024-01-01 00:00:02", None], utc=True)).astype(f"datetime64[{unit}, UTC]")
+    posted = pd.Series(
+        pd.to_datetime(["2024-01-01 00:00:01", "2024-01-01 00:00:02", None], utc=True)
+    ).astype(f"datetime64[{unit}, UTC]")
     at = pd.Timestamp("2024-01-01 00:00:02", tz="UTC").value
     cutoffs = np.array([at - 1, at, at + 1])
     for cutoff in cutoffs:
@@ -501,7 +556,9 @@ def test_key_lookup_over_arrow_chunks_is_get_indexer(parallel, monkeypatch):
 
     if parallel:
         monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
-    chunked = pa.chunked_array([pa.array(["b", "x", "a"]), pa.array([], pa.string()), pa.array(["a", "c"])])
+    chunked = pa.chunked_array(
+        [pa.array(["b", "x", "a"]), pa.array([], pa.string()), pa.array(["a", "c"])]
+    )
     values = pd.Series(pd.arrays.ArrowStringArray(chunked))
     profile_keys = pd.Series(["a", "b", "c"], dtype="string[pyarrow]")
     expected = pd.Index(["a", "b", "c"]).get_indexer(["b", "x", "a", "a", "c"])
@@ -548,16 +605,30 @@ def test_planned_post_defaults_to_the_creators_usual_post_and_takes_what_the_pla
 
     data = _planned_data()
     at = pd.Timestamp("2020-06-01", tz="UTC")
-    usual = compute_features(data.profiles, data.posts, examples_at(data.profiles, at)).set_index("influencer")
-    assert usual.loc["vid", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [1.0, 0.0, 0.0]
+    usual = compute_features(data.profiles, data.posts, examples_at(data.profiles, at)).set_index(
+        "influencer"
+    )
+    assert usual.loc[
+        "vid", ["planned_video", "planned_carousel", "planned_sponsored"]
+    ].tolist() == [1.0, 0.0, 0.0]
     assert usual.loc["pics", ["planned_video", "planned_carousel"]].tolist() == [0.0, 0.0]
     assert np.isnan(usual.loc["new", "planned_video"])  # no history, nothing stated: as in training
-    stated = examples_at(data.profiles, at).assign(post_type=["Carousel", "short", None], sponsored=[True, False, None])
+    stated = examples_at(data.profiles, at).assign(
+        post_type=["Carousel", "short", None], sponsored=[True, False, None]
+    )
     told = compute_features(data.profiles, data.posts, stated).set_index("influencer")
-    assert told.loc["vid", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [0.0, 1.0, 1.0]
-    assert told.loc["pics", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [1.0, 0.0, 0.0]
+    assert told.loc["vid", ["planned_video", "planned_carousel", "planned_sponsored"]].tolist() == [
+        0.0,
+        1.0,
+        1.0,
+    ]
+    assert told.loc[
+        "pics", ["planned_video", "planned_carousel", "planned_sponsored"]
+    ].tolist() == [1.0, 0.0, 0.0]
     # An unstated row keeps the usual post.
-    assert np.isnan(told.loc["new", "planned_video"]) and told.loc["new", "planned_sponsored"] == 0.0
+    assert (
+        np.isnan(told.loc["new", "planned_video"]) and told.loc["new", "planned_sponsored"] == 0.0
+    )
 
 
 def test_training_examples_carry_each_target_posts_own_format():
@@ -568,6 +639,9 @@ def test_training_examples_carry_each_target_posts_own_format():
     ex = post_examples(data.profiles, data.posts)
     by_time = ex.base.assign(t=ex.target_time.to_numpy()).sort_values(["influencer", "t"])
     vid = by_time[by_time["influencer"] == "vid"]
-    assert vid["planned_video"].tolist() == [1.0, 1.0]  # the video and the reel, not the history's mix
+    assert vid["planned_video"].tolist() == [
+        1.0,
+        1.0,
+    ]  # the video and the reel, not the history's mix
     pics = by_time[by_time["influencer"] == "pics"]
     assert pics["planned_carousel"].tolist() == [0.0, 1.0]

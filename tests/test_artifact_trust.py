@@ -80,7 +80,10 @@ def test_loading_without_a_key_says_how_to_set_one(no_key, tmp_path, monkeypatch
     monkeypatch.setenv(KEY_ENV, "k" * 40)
     folder = save_artifact({"w": 1}, tmp_path / "models", {})
     monkeypatch.delenv(KEY_ENV)
-    with pytest.raises(ArtifactError, match=rf"no model signing key: {no_key} does not exist.*set {KEY_ENV}.*{KEY_FILE_ENV}"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"no model signing key: {no_key} does not exist.*set {KEY_ENV}.*{KEY_FILE_ENV}",
+    ):
         load_artifact(folder)
     assert not no_key.exists()  # loading never makes a key: it could verify nothing
 
@@ -89,11 +92,17 @@ def test_loading_without_a_key_says_how_to_set_one(no_key, tmp_path, monkeypatch
     ("setup", "message"),
     [
         # a key file others can read: refused, as ssh refuses such a private key
-        (lambda path, mp: (path.write_text("a" * 64), path.chmod(0o644)), r"accessible to other users \(mode 0644\).*chmod 600"),
+        (
+            lambda path, mp: (path.write_text("a" * 64), path.chmod(0o644)),
+            r"accessible to other users \(mode 0644\).*chmod 600",
+        ),
         # too short to be a secret
         (lambda path, mp: mp.setenv(KEY_ENV, "short"), r"5 characters, at least 32"),
         # a named key file that does not exist is not silently created elsewhere
-        (lambda path, mp: mp.setenv(KEY_FILE_ENV, str(path.parent / "missing.key")), r"missing\.key does not exist"),
+        (
+            lambda path, mp: mp.setenv(KEY_FILE_ENV, str(path.parent / "missing.key")),
+            r"missing\.key does not exist",
+        ),
     ],
 )
 def test_unusable_keys_are_refused_with_the_fix(no_key, tmp_path, monkeypatch, setup, message):
@@ -109,7 +118,10 @@ def test_a_model_signed_with_another_key_is_refused_before_unpickling(tmp_path, 
     other = key_id(model_key())
     folder = save_artifact(_Trap(marker), tmp_path / "models", {}, registry=REGISTERED)
     monkeypatch.setenv(KEY_ENV, "this machine's own key, 40 characters...")
-    with pytest.raises(ArtifactError, match=rf"signed with another key \(key id {other}; yours is {key_id(model_key())}\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"signed with another key \(key id {other}; yours is {key_id(model_key())}\)",
+    ):
         load_artifact(folder)
     with pytest.raises(ArtifactError, match="signed with another key"):
         resolve_model_dir("latest", tmp_path / "models")
@@ -140,7 +152,9 @@ def test_a_pickle_swapped_between_the_check_and_the_load_is_never_unpickled(tmp_
 
     def check_then_swap(path, check_versions):
         result = checked(path, check_versions)
-        (path / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))  # the race an attacker would win
+        (path / MODEL_FILE).write_bytes(
+            pickle.dumps(_Trap(marker))
+        )  # the race an attacker would win
         return result
 
     monkeypatch.setattr(artifact, "_verify_artifact", check_then_swap)
@@ -154,8 +168,12 @@ def test_a_pickle_swapped_between_the_check_and_the_load_is_never_unpickled(tmp_
 
 def test_latest_is_the_newest_registered_model_by_recorded_time_not_by_folder_name(tmp_path):
     models = tmp_path / "models"
-    old = save_artifact({"w": "old"}, models, {}, "20990101T000000000000Z-late-name", registry=REGISTERED)
-    new = save_artifact({"w": "new"}, models, {}, "20000101T000000000000Z-early-name", registry=REGISTERED)
+    old = save_artifact(
+        {"w": "old"}, models, {}, "20990101T000000000000Z-late-name", registry=REGISTERED
+    )
+    new = save_artifact(
+        {"w": "new"}, models, {}, "20000101T000000000000Z-early-name", registry=REGISTERED
+    )
     assert resolve_model_dir("latest", models) == new  # trained later, though its name sorts first
     # Saved after both but never registered (what a training killed during MLflow logging could
     # leave, were folders published before registration): never latest.
@@ -172,7 +190,10 @@ def test_latest_says_why_nothing_qualifies(tmp_path):
     legacy = models / "20200101T000000000000Z-old"
     legacy.mkdir()
     (legacy / "MANIFEST.sha256").write_text("0" * 64 + "  model.joblib\n")
-    with pytest.raises(ArtifactError, match=r"no saved model under .* that training registered \(1 saved without registration; 1 saved before models were signed \(retrain\)\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"no saved model under .* that training registered \(1 saved without registration; 1 saved before models were signed \(retrain\)\)",
+    ):
         resolve_model_dir("latest", models)
 
 
@@ -227,14 +248,22 @@ def test_mlflow_copy_is_signed_and_loads_without_leaving_a_copy(served, private_
 
     logged = _logged_model_folder(served)
     files = verify_folder(logged)  # every file of MLflow's copy, the logged code included
-    assert "pyfunc.py" in files and "MLmodel" in files and any(n.endswith(f"/{MODEL_FILE}") for n in files)
+    assert (
+        "pyfunc.py" in files
+        and "MLmodel" in files
+        and any(n.endswith(f"/{MODEL_FILE}") for n in files)
+    )
     predictor = load_model("models:/engagement@champion", tracking_uri=served.tracking_uri)
     assert predictor.version == served.model_dir.name
-    assert list(private_tmp.iterdir()) == [], "the temporary copy of the registered model was left behind"
+    assert list(private_tmp.iterdir()) == [], (
+        "the temporary copy of the registered model was left behind"
+    )
 
 
 @pytest.mark.parametrize("target", ["pyfunc.py", "MLmodel", "engage pickle", "extra module"])
-def test_a_changed_file_in_mlflows_copy_is_refused_before_its_code_runs(served, tmp_path, private_tmp, target):
+def test_a_changed_file_in_mlflows_copy_is_refused_before_its_code_runs(
+    served, tmp_path, private_tmp, target
+):
     from serving import load_model
     from serving.rest import model_uri_for
 
@@ -245,19 +274,32 @@ def test_a_changed_file_in_mlflows_copy_is_refused_before_its_code_runs(served, 
     try:
         if target == "pyfunc.py":  # the logged serving code, which `mlflow models serve` imports
             code = logged / "pyfunc.py"
-            code.write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\n" + code.read_text())
+            code.write_text(
+                f"from pathlib import Path\nPath({str(marker)!r}).touch()\n" + code.read_text()
+            )
         elif target == "MLmodel":  # the loader MLflow would run
             text = (logged / "MLmodel").read_text()
-            (logged / "MLmodel").write_text(text.replace("mlflow.pyfunc.loaders.code_model", "evil.loader"))
+            (logged / "MLmodel").write_text(
+                text.replace("mlflow.pyfunc.loaders.code_model", "evil.loader")
+            )
         elif target == "engage pickle":  # the inner model folder, its own digests recomputed
             inner = next(p.parent for p in logged.rglob(MODEL_FILE))
             (inner / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))
         else:
-            (logged / "sitecustomize.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\n")
-        with pytest.raises(ArtifactError, match="does not match its SHA-256|not covered by the signed manifest"):
+            (logged / "sitecustomize.py").write_text(
+                f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+            )
+        with pytest.raises(
+            ArtifactError, match="does not match its SHA-256|not covered by the signed manifest"
+        ):
             load_model("models:/engagement@champion", tracking_uri=served.tracking_uri)
         with pytest.raises(ArtifactError):  # what `engage serve --model models:/...` serves from
-            model_uri_for("models:/engagement@champion", served.model_dir.parent, tmp_path / "serve", served.tracking_uri)
+            model_uri_for(
+                "models:/engagement@champion",
+                served.model_dir.parent,
+                tmp_path / "serve",
+                served.tracking_uri,
+            )
         assert not marker.exists()
         assert list(private_tmp.iterdir()) == []
     finally:
@@ -268,8 +310,12 @@ def test_a_changed_file_in_mlflows_copy_is_refused_before_its_code_runs(served, 
 def test_engage_serve_gets_a_verified_local_copy(served, tmp_path):
     from serving.rest import model_uri_for
 
-    uri = model_uri_for("models:/engagement@champion", served.model_dir.parent, tmp_path, served.tracking_uri)
-    assert Path(uri).is_dir() and Path(uri).is_relative_to(tmp_path)  # served from here, not refetched
+    uri = model_uri_for(
+        "models:/engagement@champion", served.model_dir.parent, tmp_path, served.tracking_uri
+    )
+    assert Path(uri).is_dir() and Path(uri).is_relative_to(
+        tmp_path
+    )  # served from here, not refetched
     verify_folder(Path(uri))
 
 
@@ -277,7 +323,9 @@ def test_a_failed_lookup_creates_no_tracking_store(tmp_path, private_tmp):
     from serving import load_model
 
     missing = tmp_path / "nowhere" / "mlflow.db"
-    with pytest.raises(ArtifactError, match=r"no MLflow tracking store at .*nowhere/mlflow\.db.*does not exist"):
+    with pytest.raises(
+        ArtifactError, match=r"no MLflow tracking store at .*nowhere/mlflow\.db.*does not exist"
+    ):
         load_model("models:/engagement@champion", tracking_uri=f"sqlite:///{missing}")
     assert not missing.parent.exists()
     assert list(private_tmp.iterdir()) == []
@@ -297,36 +345,65 @@ def test_an_unknown_name_is_refused_and_cleaned_up(served, private_tmp):
 def test_sigterm_raises_training_interrupted_and_waits_inside_hold():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with StopSignals() as signals:
-        with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM: no model saved") as caught:
+        with pytest.raises(
+            TrainingInterrupted, match="stopped by SIGTERM: no model saved"
+        ) as caught:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises at once; never reached
         assert caught.value.exit_code == 128 + signal.SIGTERM
         steps = []
-        with pytest.raises(TrainingInterrupted, match="after the model was saved and registered"), signals.hold():
+        with (
+            pytest.raises(TrainingInterrupted, match="after the model was saved and registered"),
+            signals.hold(),
+        ):
             os.kill(os.getpid(), signal.SIGINT)
             steps.append("finished the step")
         assert steps == ["finished the step"]
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers given back
+    assert (
+        signal.getsignal(signal.SIGTERM),
+        signal.getsignal(signal.SIGINT),
+    ) == before  # handlers given back
 
 
 def _stage_real_model(trained, models: Path):
-    return stage_artifact(load_artifact(trained.model_dir), models, json.loads((trained.model_dir / METADATA_FILE).read_text()))
+    return stage_artifact(
+        load_artifact(trained.model_dir),
+        models,
+        json.loads((trained.model_dir / METADATA_FILE).read_text()),
+    )
 
 
 def _log(staged, uri: str, small_data, signals: StopSignals):
     from features.contract import validate
     from training.tracking import input_example, log_run
 
-    clean = validate(small_data.profiles.head(50), small_data.posts[small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(50))])
+    clean = validate(
+        small_data.profiles.head(50),
+        small_data.posts[
+            small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(50))
+        ],
+    )
     return log_run(
-        uri=uri, experiment="engage", registered_model="engagement", params={"seed": 0}, datasets=[], metrics={"model": {"mae_log_er": 0.5}},
-        plots=[], staged=staged, example=input_example(clean.profiles, clean.posts), holdout_score=0.5, promote=False,
-        champion_gate=lambda _dir, _name: None, hold=signals.hold,
+        uri=uri,
+        experiment="engage",
+        registered_model="engagement",
+        params={"seed": 0},
+        datasets=[],
+        metrics={"model": {"mae_log_er": 0.5}},
+        plots=[],
+        staged=staged,
+        example=input_example(clean.profiles, clean.posts),
+        holdout_score=0.5,
+        promote=False,
+        champion_gate=lambda _dir, _name: None,
+        hold=signals.hold,
     )
 
 
 @pytest.mark.parametrize("moment", ["log_metrics", "log_model", "register_model"])
-def test_a_signal_during_mlflow_logging_fails_cleanly_or_finishes(trained, small_data, tmp_path, monkeypatch, moment):
+def test_a_signal_during_mlflow_logging_fails_cleanly_or_finishes(
+    trained, small_data, tmp_path, monkeypatch, moment
+):
     """SIGTERM sent to this process at one MLflow step: before registration the run ends FAILED with
     nothing registered or published; during registration the step completes, then it stops."""
     import mlflow
@@ -350,7 +427,11 @@ def test_a_signal_during_mlflow_logging_fails_cleanly_or_finishes(trained, small
             staged.discard()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
-    versions = client.search_model_versions("name='engagement'") if client.search_registered_models() else []
+    versions = (
+        client.search_model_versions("name='engagement'")
+        if client.search_registered_models()
+        else []
+    )
     published = [p for p in models.iterdir()]
     if moment == "register_model":
         assert caught.value.committed
@@ -384,7 +465,15 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
 
     data = write_small_data(tmp_path / "data", n_influencers=400)
     models, uri = tmp_path / "models", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [sys.executable, "-c", _TRAIN_CLI, str(data.profiles_path), str(data.posts_path), str(models), uri]
+    args = [
+        sys.executable,
+        "-c",
+        _TRAIN_CLI,
+        str(data.profiles_path),
+        str(data.posts_path),
+        str(models),
+        uri,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.monotonic()
     first = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
@@ -392,7 +481,14 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
     seconds = time.monotonic() - start
     codes = []
     for fraction in (0.3, 0.6, 0.8, 0.9, 0.95, 1.0):
-        process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(fraction * seconds)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
@@ -405,7 +501,9 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
     versions = client.search_model_versions("name='engagement'")
     folders = {p.name for p in models.iterdir() if not p.name.startswith(".")}
     staging = [p.name for p in models.iterdir() if p.name.startswith(".tmp-")]
-    print(f"\n[reliability] SIGTERM during `engage train` ({seconds:.0f} s runs) at 30-100 %: exit codes {codes}; runs {sorted(r.info.status for r in runs)}; {len(versions)} versions, {len(folders)} folders, {len(staging)} staging left")
+    print(
+        f"\n[reliability] SIGTERM during `engage train` ({seconds:.0f} s runs) at 30-100 %: exit codes {codes}; runs {sorted(r.info.status for r in runs)}; {len(versions)} versions, {len(folders)} folders, {len(staging)} staging left"
+    )
     assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
     assert {Path(v.tags["local_path"]).name for v in versions} == folders
     assert sum(r.info.status == "FINISHED" for r in runs) == len(versions)
@@ -423,8 +521,14 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
         ("http://user:token@host:5000/path", "http://***@host:5000/path"),
         ("https://token@mlflow.example.com", "https://***@mlflow.example.com"),
         ("postgresql+psycopg2://u:p%40ss@db/mlflow", "postgresql+psycopg2://***@db/mlflow"),
-        ("cannot reach http://a:b@h/ and https://c:d@i/", "cannot reach http://***@h/ and https://***@i/"),
-        ("sqlite:///home/me@work/mlflow.db", "sqlite:///home/me@work/mlflow.db"),  # a path, no credentials
+        (
+            "cannot reach http://a:b@h/ and https://c:d@i/",
+            "cannot reach http://***@h/ and https://***@i/",
+        ),
+        (
+            "sqlite:///home/me@work/mlflow.db",
+            "sqlite:///home/me@work/mlflow.db",
+        ),  # a path, no credentials
         ("http://host:5000", "http://host:5000"),
         (None, None),
     ],
@@ -436,7 +540,9 @@ def test_credentials_in_uris_are_redacted(text, expected):
 SECRET = "sekrit-Hunter2"
 
 
-def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(small_data, tmp_path, monkeypatch):
+def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(
+    small_data, tmp_path, monkeypatch
+):
     """Training against ``http://engage:<token>@...``: the token is used to connect and nowhere else.
 
     The store behind the address is a local SQLite file here (see the reliability test for a real
@@ -465,11 +571,25 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(smal
     from tests.model_fixtures import fast_config
 
     config = fast_config(tmp_path, tracking_uri=secret_uri, num_boost_round=30, n_topics=3)
-    clean = validate(small_data.profiles.head(600), small_data.posts[small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(600))])
-    result = train_module.run_training(clean, {"profiles": small_data.profiles_path, "posts": small_data.posts_path}, config, progress=messages.append)
+    clean = validate(
+        small_data.profiles.head(600),
+        small_data.posts[
+            small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(600))
+        ],
+    )
+    result = train_module.run_training(
+        clean,
+        {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
+        config,
+        progress=messages.append,
+    )
     assert seen["uri"] == seen["log_uri"] == secret_uri  # used to connect
-    assert SECRET not in json.dumps(seen["params"], default=str) and "***@127.0.0.1" in str(seen["params"]["tracking_uri"])
-    assert not [m for m in messages if SECRET in m] and any("http://***@127.0.0.1:9/" in m for m in messages)
+    assert SECRET not in json.dumps(seen["params"], default=str) and "***@127.0.0.1" in str(
+        seen["params"]["tracking_uri"]
+    )
+    assert not [m for m in messages if SECRET in m] and any(
+        "http://***@127.0.0.1:9/" in m for m in messages
+    )
     for path in result.model_dir.iterdir():
         assert SECRET.encode() not in path.read_bytes(), path.name
     assert SECRET not in json.dumps(load_artifact(result.model_dir).metadata, default=str)
@@ -490,9 +610,30 @@ def test_a_tracking_server_uri_with_credentials_is_used_but_stored_nowhere(tmp_p
     data = write_small_data(tmp_path / "data", n_influencers=400)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={
+            **os.environ,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        },
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -506,20 +647,62 @@ def test_a_tracking_server_uri_with_credentials_is_used_but_stored_nowhere(tmp_p
         uri = f"http://engage:{SECRET}@127.0.0.1:{port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         train = subprocess.run(
-            [sys.executable, "-m", "engage.cli", "train", "--profiles", str(data.profiles_path), "--posts", str(data.posts_path), "--models-dir", str(tmp_path / "models"), "--tracking-uri", uri, "--folds", "2"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "engage.cli",
+                "train",
+                "--profiles",
+                str(data.profiles_path),
+                "--posts",
+                str(data.posts_path),
+                "--models-dir",
+                str(tmp_path / "models"),
+                "--tracking-uri",
+                uri,
+                "--folds",
+                "2",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert train.returncode == 0, train.stderr[-3000:]
         score = subprocess.run(
-            [sys.executable, "-m", "engage.cli", "score", "--model", "models:/engagement@champion", "--tracking-uri", uri, "--profiles", str(data.profiles_path), "--posts", str(data.posts_path), "--out", str(tmp_path / "scores.csv")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "engage.cli",
+                "score",
+                "--model",
+                "models:/engagement@champion",
+                "--tracking-uri",
+                uri,
+                "--profiles",
+                str(data.profiles_path),
+                "--posts",
+                str(data.posts_path),
+                "--out",
+                str(tmp_path / "scores.csv"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert score.returncode == 0, score.stderr[-3000:]
         output = train.stdout + train.stderr + score.stdout + score.stderr
         assert SECRET not in output and "http://***@127.0.0.1" in output
-        leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+        leaked = [
+            str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()
+        ]
         scanned = sum(1 for p in tmp_path.rglob("*") if p.is_file())
-        print(f"\n[reliability] secrets: trained and scored through {redact(uri)}; {scanned} files scanned (server db, artifact store, model folder), {len(leaked)} contain the token")
+        print(
+            f"\n[reliability] secrets: trained and scored through {redact(uri)}; {scanned} files scanned (server db, artifact store, model folder), {len(leaked)} contain the token"
+        )
         assert leaked == []
     finally:
         stop_process_group(server)

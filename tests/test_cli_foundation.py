@@ -36,7 +36,15 @@ def test_validate_bad_file_exits_2_naming_file_column_rows(tmp_path, capsys):
     profiles.loc[1, "followers"] = "lots"
     profiles.to_csv(tmp_path / "bad_profiles.csv", index=False)
     raw_posts_frame().to_csv(tmp_path / "posts.csv", index=False)
-    code = main(["validate", "--profiles", str(tmp_path / "bad_profiles.csv"), "--posts", str(tmp_path / "posts.csv")])
+    code = main(
+        [
+            "validate",
+            "--profiles",
+            str(tmp_path / "bad_profiles.csv"),
+            "--posts",
+            str(tmp_path / "posts.csv"),
+        ]
+    )
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "bad_profiles.csv, column 'followers', rows 2: not a number" in err
@@ -52,7 +60,20 @@ def test_validate_unreadable_file_exits_2(tmp_path, capsys):
 def test_validate_writes_rejects_with_reasons(tiny_files, tmp_path, capsys):
     profiles, posts = tiny_files
     rejects_path = tmp_path / "out" / "rejects.csv"
-    assert main(["validate", "--profiles", str(profiles), "--posts", str(posts), "--rejects", str(rejects_path)]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--profiles",
+                str(profiles),
+                "--posts",
+                str(posts),
+                "--rejects",
+                str(rejects_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "posts: 9 rows read, 8 kept" in out
     assert "column 'influencer', rows 9: posts whose influencer has no profile" in out
@@ -65,11 +86,30 @@ def test_validate_writes_rejects_with_reasons(tiny_files, tmp_path, capsys):
 def test_features_one_row_per_profile(tiny_files, tmp_path, capsys):
     profiles, posts = tiny_files
     out_path = tmp_path / "features.csv"
-    assert main(["features", "--profiles", str(profiles), "--posts", str(posts), "--out", str(out_path), "--as-of", "2020-01-10"]) == 0
+    assert (
+        main(
+            [
+                "features",
+                "--profiles",
+                str(profiles),
+                "--posts",
+                str(posts),
+                "--out",
+                str(out_path),
+                "--as-of",
+                "2020-01-10",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out_path)
     assert table.columns[0] == "influencer"
     assert table["influencer"].tolist() == ["ana", "ben", "cara"]
-    assert table["n_history_posts"].tolist() == [4, 2, 0]  # a5 at the cutoff and a6 after it excluded
+    assert table["n_history_posts"].tolist() == [
+        4,
+        2,
+        0,
+    ]  # a5 at the cutoff and a6 after it excluded
     assert "hashtag_doc" not in table
     assert pd.to_datetime(table["cutoff"]).eq(pd.Timestamp("2020-01-10", tz="UTC")).all()
     assert "wrote 3 rows" in capsys.readouterr().out
@@ -121,7 +161,10 @@ def test_features_profiles_only(tiny_files, tmp_path):
         (["--out", "{tmp}/profiles.csv/f.csv"], "profiles.csv is a file, not a folder"),
         (["--out", "{tmp}"], "unknown output type; use .csv, .csv.gz, .parquet"),
         (["--out", "{tmp}/f.xlsx"], "--out {tmp}/f.xlsx: unknown output type"),
-        (["--rejects", "{tmp}/posts.csv/r.csv"], "--rejects {tmp}/posts.csv/r.csv: {tmp}/posts.csv is a file"),
+        (
+            ["--rejects", "{tmp}/posts.csv/r.csv"],
+            "--rejects {tmp}/posts.csv/r.csv: {tmp}/posts.csv is a file",
+        ),
     ],
 )
 def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, message):
@@ -139,12 +182,21 @@ def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, messa
     ("argv", "message"),
     [
         # argparse refuses numbers out of range with exit 2 and the option's name
-        (["synth", "--influencers", "0", "--out-dir", "x"], "argument --influencers: 0 is too small; use 1 or more"),
+        (
+            ["synth", "--influencers", "0", "--out-dir", "x"],
+            "argument --influencers: 0 is too small; use 1 or more",
+        ),
         (["train", "--folds", "1"], "argument --folds: 1 is too small; use 2 or more"),
         (["train", "--folds", "two"], "argument --folds: 'two' is not a whole number"),
-        (["train", "--targets-per-influencer", "-1"], "argument --targets-per-influencer: -1 is too small; use 0 or more"),
+        (
+            ["train", "--targets-per-influencer", "-1"],
+            "argument --targets-per-influencer: -1 is too small; use 0 or more",
+        ),
         (["train", "--tune", "-3"], "argument --tune: -3 is too small"),
-        (["features", "--engine", "dask", "--partitions", "0", "--out", "x"], "argument --partitions: 0 is too small"),
+        (
+            ["features", "--engine", "dask", "--partitions", "0", "--out", "x"],
+            "argument --partitions: 0 is too small",
+        ),
     ],
 )
 def test_numbers_out_of_range_exit_2_naming_the_option(argv, message, capsys):
@@ -160,12 +212,23 @@ def test_truncated_gzip_and_repeated_columns_exit_2(tiny_files, tmp_path, capsys
     profiles, posts = tiny_files
     whole = gzip.compress(posts.read_bytes() * 200)
     (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
-    assert main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "cut.csv.gz")]) == EXIT_BAD_INPUT
+    assert (
+        main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "cut.csv.gz")])
+        == EXIT_BAD_INPUT
+    )
     assert "cut.csv.gz: the compressed file is truncated or corrupt" in capsys.readouterr().err
     text = posts.read_text().splitlines()
-    (tmp_path / "twice.csv").write_text("\n".join([text[0].replace("comments", " Likes"), *text[1:]]) + "\n")
-    assert main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "twice.csv")]) == EXIT_BAD_INPUT
-    assert "twice.csv: the header names one column more than once ('likes' and ' Likes'" in capsys.readouterr().err
+    (tmp_path / "twice.csv").write_text(
+        "\n".join([text[0].replace("comments", " Likes"), *text[1:]]) + "\n"
+    )
+    assert (
+        main(["validate", "--profiles", str(profiles), "--posts", str(tmp_path / "twice.csv")])
+        == EXIT_BAD_INPUT
+    )
+    assert (
+        "twice.csv: the header names one column more than once ('likes' and ' Likes'"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_file_that_cannot_be_written_exits_2(tiny_files, tmp_path, capsys, monkeypatch):
@@ -178,6 +241,18 @@ def test_a_file_that_cannot_be_written_exits_2(tiny_files, tmp_path, capsys, mon
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(engage.cli, "write_table", full_disk)
-    code = main(["features", "--profiles", str(profiles), "--posts", str(posts), "--out", str(tmp_path / "f.csv")])
+    code = main(
+        [
+            "features",
+            "--profiles",
+            str(profiles),
+            "--posts",
+            str(posts),
+            "--out",
+            str(tmp_path / "f.csv"),
+        ]
+    )
     assert code == EXIT_BAD_INPUT
-    assert "cannot read or write a file: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert (
+        "cannot read or write a file: [Errno 28] No space left on device" in capsys.readouterr().err
+    )

@@ -73,66 +73,198 @@ def append_copy_of(row: int, **changes: object) -> Callable[[pd.DataFrame], pd.D
 
 FATAL_CASES = [
     # A required column under another tool's name: the message suggests the rename.
-    ("posts", rename("likes", "like_count"), r"posts\.csv, column 'likes': required column is missing; did you mean 'like_count'\? \(rename it to 'likes'\)"),
-    ("profiles", rename("influencer", "username"), r"profiles\.csv, column 'influencer': required column is missing; did you mean 'username'"),
+    (
+        "posts",
+        rename("likes", "like_count"),
+        r"posts\.csv, column 'likes': required column is missing; did you mean 'like_count'\? \(rename it to 'likes'\)",
+    ),
+    (
+        "profiles",
+        rename("influencer", "username"),
+        r"profiles\.csv, column 'influencer': required column is missing; did you mean 'username'",
+    ),
     # A close misspelling is suggested too.
-    ("profiles", rename("followers", "folowers"), r"column 'followers': required column is missing; did you mean 'folowers'"),
+    (
+        "profiles",
+        rename("followers", "folowers"),
+        r"column 'followers': required column is missing; did you mean 'folowers'",
+    ),
     # No close match: the columns present are listed.
-    ("posts", lambda f: f.drop(columns="comments"), r"column 'comments': required column is missing; columns present: influencer, post_id"),
+    (
+        "posts",
+        lambda f: f.drop(columns="comments"),
+        r"column 'comments': required column is missing; columns present: influencer, post_id",
+    ),
     # Text in a count column.
     ("posts", set_cell("likes", 2, "12k"), r"posts\.csv, column 'likes', rows 2: not a number"),
     # Negative counts.
-    ("posts", set_cell("comments", 3, "-4"), r"posts\.csv, column 'comments', rows 3: negative count"),
-    ("profiles", set_cell("followers", 1, "-10"), r"profiles\.csv, column 'followers', rows 1: negative count"),
+    (
+        "posts",
+        set_cell("comments", 3, "-4"),
+        r"posts\.csv, column 'comments', rows 3: negative count",
+    ),
+    (
+        "profiles",
+        set_cell("followers", 1, "-10"),
+        r"profiles\.csv, column 'followers', rows 1: negative count",
+    ),
     # An empty cell in a required count.
-    ("posts", set_cell("likes", 4, None), r"posts\.csv, column 'likes', rows 4: missing value in a required column"),
-    ("profiles", set_cell("followers", 2, None), r"profiles\.csv, column 'followers', rows 2: missing value"),
+    (
+        "posts",
+        set_cell("likes", 4, None),
+        r"posts\.csv, column 'likes', rows 4: missing value in a required column",
+    ),
+    (
+        "profiles",
+        set_cell("followers", 2, None),
+        r"profiles\.csv, column 'followers', rows 2: missing value",
+    ),
     # Infinite counts, spelled as text or overflowing.
     ("posts", set_cell("likes", 1, "inf"), r"posts\.csv, column 'likes', rows 1: infinite value"),
     ("posts", set_cell("likes", 5, "1e400"), r"posts\.csv, column 'likes', rows 5: infinite value"),
     # Implausibly huge counts (a unit or parsing error).
-    ("profiles", set_cell("followers", 3, "5e12"), r"profiles\.csv, column 'followers', rows 3: implausibly large count"),
+    (
+        "profiles",
+        set_cell("followers", 3, "5e12"),
+        r"profiles\.csv, column 'followers', rows 3: implausibly large count",
+    ),
     # Optional count columns are checked as well.
     ("posts", set_cell("shares", 5, "-1"), r"posts\.csv, column 'shares', rows 5: negative count"),
-    ("profiles", set_cell("following", 1, "many"), r"profiles\.csv, column 'following', rows 1: not a number"),
+    (
+        "profiles",
+        set_cell("following", 1, "many"),
+        r"profiles\.csv, column 'following', rows 1: not a number",
+    ),
     # Timestamps that do not parse, or are missing.
-    ("posts", set_cell("posted_at", 2, "yesterday-ish"), r"posts\.csv, column 'posted_at', rows 2: not an ISO 8601 timestamp \(found 'yesterday-ish'\)"),
-    ("posts", set_cell("posted_at", 6, None), r"posts\.csv, column 'posted_at', rows 6: missing timestamp in a required column"),
+    (
+        "posts",
+        set_cell("posted_at", 2, "yesterday-ish"),
+        r"posts\.csv, column 'posted_at', rows 2: not an ISO 8601 timestamp \(found 'yesterday-ish'\)",
+    ),
+    (
+        "posts",
+        set_cell("posted_at", 6, None),
+        r"posts\.csv, column 'posted_at', rows 6: missing timestamp in a required column",
+    ),
     # Other date forms are refused, never guessed: day-first and month-first look alike.
-    ("posts", set_cell("posted_at", 1, "01/02/2020"), r"column 'posted_at', rows 1: not an ISO 8601 timestamp \(found '01/02/2020'\); use ISO 8601"),
-    ("posts", set_cell("posted_at", 2, "02.03.2020"), r"column 'posted_at', rows 2: not an ISO 8601 timestamp"),
+    (
+        "posts",
+        set_cell("posted_at", 1, "01/02/2020"),
+        r"column 'posted_at', rows 1: not an ISO 8601 timestamp \(found '01/02/2020'\); use ISO 8601",
+    ),
+    (
+        "posts",
+        set_cell("posted_at", 2, "02.03.2020"),
+        r"column 'posted_at', rows 2: not an ISO 8601 timestamp",
+    ),
     # Relative words and bare times of day are no dates.
-    ("posts", set_cell("posted_at", 3, "now"), r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found 'now'\)"),
-    ("posts", set_cell("posted_at", 3, "12:30"), r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found '12:30'\)"),
+    (
+        "posts",
+        set_cell("posted_at", 3, "now"),
+        r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found 'now'\)",
+    ),
+    (
+        "posts",
+        set_cell("posted_at", 3, "12:30"),
+        r"column 'posted_at', rows 3: not an ISO 8601 timestamp \(found '12:30'\)",
+    ),
     # ISO-like but not the documented form: a year alone, a basic-format date, a lone hour.
-    ("posts", set_cell("posted_at", 4, "2020"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
-    ("posts", set_cell("posted_at", 4, "20200102"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
-    ("posts", set_cell("posted_at", 4, "2020-01-02T10"), r"column 'posted_at', rows 4: not an ISO 8601 timestamp"),
+    (
+        "posts",
+        set_cell("posted_at", 4, "2020"),
+        r"column 'posted_at', rows 4: not an ISO 8601 timestamp",
+    ),
+    (
+        "posts",
+        set_cell("posted_at", 4, "20200102"),
+        r"column 'posted_at', rows 4: not an ISO 8601 timestamp",
+    ),
+    (
+        "posts",
+        set_cell("posted_at", 4, "2020-01-02T10"),
+        r"column 'posted_at', rows 4: not an ISO 8601 timestamp",
+    ),
     # A date that does not exist.
-    ("posts", set_cell("posted_at", 5, "2020-02-30T00:00:00Z"), r"column 'posted_at', rows 5: not an ISO 8601 timestamp"),
+    (
+        "posts",
+        set_cell("posted_at", 5, "2020-02-30T00:00:00Z"),
+        r"column 'posted_at', rows 5: not an ISO 8601 timestamp",
+    ),
     # Placeholder dates of exports.
-    ("posts", set_cell("posted_at", 5, "1970-01-01T00:00:00Z"), r"column 'posted_at', rows 5: timestamp before 2000-01-01"),
+    (
+        "posts",
+        set_cell("posted_at", 5, "1970-01-01T00:00:00Z"),
+        r"column 'posted_at', rows 5: timestamp before 2000-01-01",
+    ),
     # The profiles' as_of cutoffs follow the same rule.
-    ("profiles", lambda f: f.assign(as_of=["2020-01-05", "05/01/2020", None]), r"profiles\.csv, column 'as_of', rows 2: not an ISO 8601 timestamp \(found '05/01/2020'\)"),
+    (
+        "profiles",
+        lambda f: f.assign(as_of=["2020-01-05", "05/01/2020", None]),
+        r"profiles\.csv, column 'as_of', rows 2: not an ISO 8601 timestamp \(found '05/01/2020'\)",
+    ),
     # Counts are whole numbers: fractions and sub-one follower counts are refused.
-    ("profiles", set_cell("followers", 2, "0.5"), r"profiles\.csv, column 'followers', rows 2: not a whole number"),
-    ("posts", set_cell("likes", 3, "3.7"), r"posts\.csv, column 'likes', rows 3: not a whole number"),
+    (
+        "profiles",
+        set_cell("followers", 2, "0.5"),
+        r"profiles\.csv, column 'followers', rows 2: not a whole number",
+    ),
+    (
+        "posts",
+        set_cell("likes", 3, "3.7"),
+        r"posts\.csv, column 'likes', rows 3: not a whole number",
+    ),
     # Thousands separators in counts.
-    ("profiles", set_cell("followers", 1, "1,500"), r"column 'followers', rows 1: not a number \(write plain digits"),
+    (
+        "profiles",
+        set_cell("followers", 1, "1,500"),
+        r"column 'followers', rows 1: not a number \(write plain digits",
+    ),
     # Timestamps after "now" (beyond the one-day tolerance).
-    ("posts", set_cell("posted_at", 3, "2030-01-01T00:00:00Z"), r"posts\.csv, column 'posted_at', rows 3: timestamp in the future"),
+    (
+        "posts",
+        set_cell("posted_at", 3, "2030-01-01T00:00:00Z"),
+        r"posts\.csv, column 'posted_at', rows 3: timestamp in the future",
+    ),
     # One influencer, two different profiles.
-    ("profiles", append_copy_of(1, followers="6000"), r"profiles\.csv, column 'influencer', rows 1, 4: duplicate influencer with different values"),
+    (
+        "profiles",
+        append_copy_of(1, followers="6000"),
+        r"profiles\.csv, column 'influencer', rows 1, 4: duplicate influencer with different values",
+    ),
     # One post twice with different counts.
-    ("posts", append_copy_of(2, likes="50"), r"posts\.csv, column 'post_id', rows 2, 9: duplicate post \(same influencer and post_id\) with different values"),
+    (
+        "posts",
+        append_copy_of(2, likes="50"),
+        r"posts\.csv, column 'post_id', rows 2, 9: duplicate post \(same influencer and post_id\) with different values",
+    ),
     # A platform we do not model.
-    ("profiles", lambda f: f.assign(platform=["instagram", "facebook", "TikTok"]), r"profiles\.csv, column 'platform', rows 2: unknown platform \(facebook\)"),
+    (
+        "profiles",
+        lambda f: f.assign(platform=["instagram", "facebook", "TikTok"]),
+        r"profiles\.csv, column 'platform', rows 2: unknown platform \(facebook\)",
+    ),
     # Yes/no columns must be yes/no.
-    ("profiles", set_cell("verified", 3, "maybe"), r"profiles\.csv, column 'verified', rows 3: not a yes/no value"),
-    ("posts", set_cell("is_sponsored", 1, "sometimes"), r"posts\.csv, column 'is_sponsored', rows 1: not a yes/no value"),
+    (
+        "profiles",
+        set_cell("verified", 3, "maybe"),
+        r"profiles\.csv, column 'verified', rows 3: not a yes/no value",
+    ),
+    (
+        "posts",
+        set_cell("is_sponsored", 1, "sometimes"),
+        r"posts\.csv, column 'is_sponsored', rows 1: not a yes/no value",
+    ),
     # Missing keys.
-    ("posts", set_cell("post_id", 4, None), r"posts\.csv, column 'post_id', rows 4: missing post_id"),
-    ("profiles", set_cell("influencer", 2, "  "), r"profiles\.csv, column 'influencer', rows 2: missing influencer key"),
+    (
+        "posts",
+        set_cell("post_id", 4, None),
+        r"posts\.csv, column 'post_id', rows 4: missing post_id",
+    ),
+    (
+        "profiles",
+        set_cell("influencer", 2, "  "),
+        r"profiles\.csv, column 'influencer', rows 2: missing influencer key",
+    ),
 ]
 
 
@@ -144,7 +276,9 @@ def _case_id(case: tuple) -> str:
     return "-".join([table, column.group(1) if column else "", *message])
 
 
-@pytest.mark.parametrize(("table", "mutate", "match"), FATAL_CASES, ids=[_case_id(c) for c in FATAL_CASES])
+@pytest.mark.parametrize(
+    ("table", "mutate", "match"), FATAL_CASES, ids=[_case_id(c) for c in FATAL_CASES]
+)
 def test_fatal_problem_names_file_column_rows(tmp_path, table, mutate, match):
     profiles, posts = raw_profiles_frame(), raw_posts_frame()
     if table == "profiles":
@@ -164,7 +298,9 @@ def test_all_problems_reported_at_once(tmp_path):
     columns = {p.column for p in info.value.report.fatal}
     assert columns == {"likes", "comments", "followers"}
     # Handled problems are listed beside the fatal ones.
-    assert "NOTE  " in str(info.value) and "rows 3: zero followers: engagement rate is undefined" in str(info.value)
+    assert "NOTE  " in str(
+        info.value
+    ) and "rows 3: zero followers: engagement rate is undefined" in str(info.value)
 
 
 def test_one_bad_cell_is_reported_once(tmp_path):
@@ -193,12 +329,16 @@ def test_numeric_frames_are_checked_like_text(now):
 def test_three_copies_one_different_names_every_row(tmp_path):
     # Which copy is right is unknowable: all rows of the conflicting key are named.
     posts = append_copy_of(2, likes="50")(append_copy_of(2)(raw_posts_frame()))
-    with pytest.raises(DataValidationError, match=r"column 'post_id', rows 2, 9, 10: duplicate post") as info:
+    with pytest.raises(
+        DataValidationError, match=r"column 'post_id', rows 2, 9, 10: duplicate post"
+    ) as info:
         load(tmp_path, raw_profiles_frame(), posts)
     # The same key repeated under one influencer is not "shared by several influencers".
     assert not any("several influencers" in p.message for p in info.value.report.problems)
     profiles = append_copy_of(1, followers="6000")(append_copy_of(1)(raw_profiles_frame()))
-    with pytest.raises(DataValidationError, match=r"column 'influencer', rows 1, 4, 5: duplicate influencer"):
+    with pytest.raises(
+        DataValidationError, match=r"column 'influencer', rows 1, 4, 5: duplicate influencer"
+    ):
         load(tmp_path, profiles, raw_posts_frame())
 
 
@@ -219,7 +359,9 @@ def test_empty_file_is_a_data_error(tmp_path):
 
 def test_header_only_profiles_is_a_validation_error(tmp_path):
     (tmp_path / "profiles.csv").write_text("influencer,followers\n")
-    with pytest.raises(DataValidationError, match=r"profiles\.csv: the table has a header but no rows"):
+    with pytest.raises(
+        DataValidationError, match=r"profiles\.csv: the table has a header but no rows"
+    ):
         load_and_validate(tmp_path / "profiles.csv", None)
 
 
@@ -227,16 +369,32 @@ def test_header_only_profiles_is_a_validation_error(tmp_path):
     ("name", "content", "match"),
     [
         # Latin-1 export: the message says so and names the line.
-        ("profiles.csv", "influencer,followers\nana,10\nJosé,20\n".encode("latin-1"), r"profiles\.csv: not valid UTF-8 text .*line 3"),
+        (
+            "profiles.csv",
+            "influencer,followers\nana,10\nJosé,20\n".encode("latin-1"),
+            r"profiles\.csv: not valid UTF-8 text .*line 3",
+        ),
         # The same inside gzip.
-        ("profiles.csv.gz", gzip.compress(b"influencer,followers\n\xff\xfe,1\n"), r"profiles\.csv\.gz: not valid UTF-8 text .*line 2"),
+        (
+            "profiles.csv.gz",
+            gzip.compress(b"influencer,followers\n\xff\xfe,1\n"),
+            r"profiles\.csv\.gz: not valid UTF-8 text .*line 2",
+        ),
         # A spreadsheet is not a supported table.
-        ("profiles.xlsx", b"PK\x03\x04", r"profiles\.xlsx: unknown file type; use \.csv, \.csv\.gz or \.parquet"),
+        (
+            "profiles.xlsx",
+            b"PK\x03\x04",
+            r"profiles\.xlsx: unknown file type; use \.csv, \.csv\.gz or \.parquet",
+        ),
         ("profiles.json", b"{}", r"unknown file type"),
         # A broken Parquet file.
         ("profiles.parquet", b"not parquet", r"profiles\.parquet: cannot be read"),
         # A ragged row: the parser's own message names the line.
-        ("profiles.csv", b"influencer,followers\nana,10\nben,1,2\n", r"profiles\.csv: cannot be parsed as CSV: .*line 3"),
+        (
+            "profiles.csv",
+            b"influencer,followers\nana,10\nben,1,2\n",
+            r"profiles\.csv: cannot be parsed as CSV: .*line 3",
+        ),
     ],
     ids=["latin1-csv", "latin1-gzip", "xlsx", "json", "broken-parquet", "ragged-row"],
 )
@@ -248,10 +406,14 @@ def test_unreadable_files_are_data_errors(tmp_path, name, content, match):
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path):
-    whole = gzip.compress(("influencer,followers\n" + "".join(f"user{i},{i + 1}\n" for i in range(5000))).encode())
+    whole = gzip.compress(
+        ("influencer,followers\n" + "".join(f"user{i},{i + 1}\n" for i in range(5000))).encode()
+    )
     path = tmp_path / "profiles.csv.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(DataError, match=r"profiles\.csv\.gz: the compressed file is truncated or corrupt"):
+    with pytest.raises(
+        DataError, match=r"profiles\.csv\.gz: the compressed file is truncated or corrupt"
+    ):
         read_table(path)
 
 
@@ -266,7 +428,10 @@ def test_truncated_gzip_is_a_data_error(tmp_path):
 def test_a_column_named_twice_is_refused_naming_it(tmp_path, header):
     path = tmp_path / "posts.csv"
     path.write_text(header + "\nana,1,2\n")
-    with pytest.raises(DataError, match=r"posts\.csv: the header names one column more than once \('likes' and '.?[lL]ikes'"):
+    with pytest.raises(
+        DataError,
+        match=r"posts\.csv: the header names one column more than once \('likes' and '.?[lL]ikes'",
+    ):
         read_table(path)
 
 
@@ -275,18 +440,33 @@ def test_a_column_named_twice_is_refused_in_parquet_and_frames(tmp_path, now):
     import pyarrow.parquet as pq
 
     path = tmp_path / "posts.parquet"
-    pq.write_table(pa.table([pa.array(["ana"]), pa.array([1]), pa.array([2])], names=["influencer", "likes", "likes"]), path)
-    with pytest.raises(DataError, match=r"posts\.parquet: the header names one column more than once \('likes' and 'likes'"):
+    pq.write_table(
+        pa.table(
+            [pa.array(["ana"]), pa.array([1]), pa.array([2])],
+            names=["influencer", "likes", "likes"],
+        ),
+        path,
+    )
+    with pytest.raises(
+        DataError,
+        match=r"posts\.parquet: the header names one column more than once \('likes' and 'likes'",
+    ):
         read_table(path)
     # A frame handed over directly (Python API, REST) is checked by validation.
     posts = raw_posts_frame().rename(columns={"comments": "Likes "})
-    with pytest.raises(DataValidationError, match=r"posts: the header names one column more than once \('likes' and 'Likes '"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"posts: the header names one column more than once \('likes' and 'Likes '",
+    ):
         validate(raw_profiles_frame(), posts, now=now)
 
 
 def test_boolean_counts_are_refused(now):
     posts = raw_posts_frame().assign(likes=[True, False] * 4)
-    with pytest.raises(DataValidationError, match=r"column 'likes', rows 1, 2, 3, 4, 5 \(first 5 of 8\): true/false values, not counts"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"column 'likes', rows 1, 2, 3, 4, 5 \(first 5 of 8\): true/false values, not counts",
+    ):
         validate(raw_profiles_frame(), posts, now=now)
 
 
@@ -298,16 +478,35 @@ def test_list_hashtags_are_joined_and_other_list_columns_refused(tmp_path, now):
     as_text = validate(raw_profiles_frame(), posts, now=now).posts["hashtags"].tolist()
     # The same tags as a Parquet list<string> column: each element is one tag.
     lists = [None if pd.isna(v) else v.split("|") for v in posts["hashtags"]]
-    table = pa.Table.from_pandas(posts.drop(columns="hashtags"), preserve_index=False).append_column("hashtags", pa.array(lists, pa.list_(pa.string())))
+    table = pa.Table.from_pandas(
+        posts.drop(columns="hashtags"), preserve_index=False
+    ).append_column("hashtags", pa.array(lists, pa.list_(pa.string())))
     pq.write_table(table, tmp_path / "posts.parquet")
     from_parquet = validate(raw_profiles_frame(), read_table(tmp_path / "posts.parquet"), now=now)
     assert from_parquet.posts["hashtags"].tolist() == as_text
     # Python lists in a frame built by hand, with '#' and capitals, normalise like text.
-    by_hand = posts.assign(hashtags=[["#X", "y"], ["x"], [], ["x", "Z"], ["travel", "sea"], ["travel", "sea"], ["leak"], ["leak", "late"]])
+    by_hand = posts.assign(
+        hashtags=[
+            ["#X", "y"],
+            ["x"],
+            [],
+            ["x", "Z"],
+            ["travel", "sea"],
+            ["travel", "sea"],
+            ["leak"],
+            ["leak", "late"],
+        ]
+    )
     assert validate(raw_profiles_frame(), by_hand, now=now).posts["hashtags"].tolist() == as_text
     # A list where one value belongs is refused, naming the rows.
-    with pytest.raises(DataValidationError, match=r"column 'media_type', rows 2: cells hold lists or records"):
-        validate(raw_profiles_frame(), posts.assign(media_type=["image", ["a", "b"], *["image"] * 6]), now=now)
+    with pytest.raises(
+        DataValidationError, match=r"column 'media_type', rows 2: cells hold lists or records"
+    ):
+        validate(
+            raw_profiles_frame(),
+            posts.assign(media_type=["image", ["a", "b"], *["image"] * 6]),
+            now=now,
+        )
 
 
 @pytest.mark.parametrize(
@@ -329,7 +528,23 @@ def test_the_iso_forms_read(text):
     assert parse_time(text, "--as-of") == expected
 
 
-@pytest.mark.parametrize("text", ["now", "today", "12:30", "01/03/2019", "2019", "2019-03", "20190301", "2019-3-1", "2019-03-01T12", "2019-03-01t12:00", "2019-02-30", "1551441600"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "now",
+        "today",
+        "12:30",
+        "01/03/2019",
+        "2019",
+        "2019-03",
+        "20190301",
+        "2019-3-1",
+        "2019-03-01T12",
+        "2019-03-01t12:00",
+        "2019-02-30",
+        "1551441600",
+    ],
+)
 def test_other_time_forms_are_refused_not_guessed(text):
     from features.contract import parse_time
 
@@ -356,7 +571,9 @@ def test_parquet_and_csv_gz_read_the_same(tmp_path, now):
     posts.to_parquet(tmp_path / "posts.parquet", index=False)
     profiles.to_csv(tmp_path / "profiles.csv.gz", index=False)
     posts.to_csv(tmp_path / "posts.csv.gz", index=False)
-    from_parquet = load_and_validate(tmp_path / "profiles.parquet", tmp_path / "posts.parquet", now=now)
+    from_parquet = load_and_validate(
+        tmp_path / "profiles.parquet", tmp_path / "posts.parquet", now=now
+    )
     from_csv = load_and_validate(tmp_path / "profiles.csv.gz", tmp_path / "posts.csv.gz", now=now)
     pd.testing.assert_frame_equal(from_parquet.profiles, from_csv.profiles)
     pd.testing.assert_frame_equal(from_parquet.posts, from_csv.posts)
@@ -392,7 +609,9 @@ def test_exact_duplicate_posts_dropped_and_counted(tmp_path):
 def test_exact_duplicate_profiles_dropped(tmp_path):
     data = load(tmp_path, append_copy_of(2)(raw_profiles_frame()), raw_posts_frame())
     assert data.profiles["influencer"].tolist() == ["ana", "ben", "cara"]
-    assert data.report.rows_in["profiles"] == data.report.rows_out["profiles"] + len(data.report.rejects_frame())
+    assert data.report.rows_in["profiles"] == data.report.rows_out["profiles"] + len(
+        data.report.rejects_frame()
+    )
 
 
 @pytest.mark.parametrize(
@@ -436,9 +655,14 @@ def test_category_notes_say_what_was_done(now):
     notes = {p.message.split(" (")[0]: p for p in validate(profiles, None, now=now).report.handled}
     assert notes["several categories in one cell"].rows == [1]
     assert notes["several categories in one cell"].action == "kept the first one"
-    assert "'fasion'->'fashion'" in notes["misspelled category"].message and notes["misspelled category"].rows == [2]
+    assert "'fasion'->'fashion'" in notes["misspelled category"].message and notes[
+        "misspelled category"
+    ].rows == [2]
     outside = notes["category outside the known niches"]
-    assert (outside.rows, outside.count) == ([1, 3], 2) and "kept as its own niche" in outside.action
+    assert (outside.rows, outside.count) == (
+        [1, 3],
+        2,
+    ) and "kept as its own niche" in outside.action
 
 
 def test_zero_followers_are_set_aside_with_their_posts(tmp_path):
@@ -448,22 +672,40 @@ def test_zero_followers_are_set_aside_with_their_posts(tmp_path):
     data = load(tmp_path, profiles, raw_posts_frame())
     assert data.profiles["influencer"].tolist() == ["ben", "cara"]
     assert set(data.posts["influencer"]) == {"ben"}
-    (profile_note,) = [p for p in data.report.handled if p.table == "profiles" and p.column == "followers"]
+    (profile_note,) = [
+        p for p in data.report.handled if p.table == "profiles" and p.column == "followers"
+    ]
     assert (profile_note.rows, profile_note.count) == ([1], 1)
     assert profile_note.message == "zero followers: engagement rate is undefined"
     assert "set aside" in profile_note.action
-    (posts_note,) = [p for p in data.report.handled if p.table == "posts" and "zero followers" in p.message]
-    assert (posts_note.rows, posts_note.count) == ([1, 2, 3, 4, 7], 6) and posts_note.column == "influencer"
+    (posts_note,) = [
+        p for p in data.report.handled if p.table == "posts" and "zero followers" in p.message
+    ]
+    assert (posts_note.rows, posts_note.count) == (
+        [1, 2, 3, 4, 7],
+        6,
+    ) and posts_note.column == "influencer"
     rejects = data.report.rejects_frame()
     assert rejects[["table", "row", "reject_reason"]].values.tolist() == [
         ["profiles", 1, "zero followers: engagement rate is undefined"],
         *[["posts", row, "influencer has zero followers"] for row in (1, 2, 3, 4, 7, 8)],
     ]
-    assert rejects.loc[rejects["table"] == "posts", "post_id"].tolist() == ["a1", "a2", "a3", "a4", "a5", "a6"]  # as read
+    assert rejects.loc[rejects["table"] == "posts", "post_id"].tolist() == [
+        "a1",
+        "a2",
+        "a3",
+        "a4",
+        "a5",
+        "a6",
+    ]  # as read
     for table in ("profiles", "posts"):  # every row read is kept or in the rejects
-        assert data.report.rows_in[table] == data.report.rows_out[table] + int((rejects["table"] == table).sum())
+        assert data.report.rows_in[table] == data.report.rows_out[table] + int(
+            (rejects["table"] == table).sum()
+        )
     assert not data.report.fatal
-    assert re.search(r"rows 1: zero followers: engagement rate is undefined -> set aside", data.report.format())
+    assert re.search(
+        r"rows 1: zero followers: engagement rate is undefined -> set aside", data.report.format()
+    )
 
 
 def test_zero_followers_and_orphans_are_told_apart(tmp_path, now):
@@ -489,7 +731,9 @@ def test_only_zero_follower_profiles_leave_empty_tables(now):
 
 
 def test_orphan_posts_set_aside_with_reason(tmp_path):
-    posts = append_copy_of(1, influencer="ghost", post_id="g1")(append_copy_of(2, influencer="ghost", post_id="g2")(raw_posts_frame()))
+    posts = append_copy_of(1, influencer="ghost", post_id="g1")(
+        append_copy_of(2, influencer="ghost", post_id="g2")(raw_posts_frame())
+    )
     data = load(tmp_path, raw_profiles_frame(), posts)
     assert "ghost" not in set(data.posts["influencer"])
     rejects = data.report.rejects_frame()
@@ -497,7 +741,10 @@ def test_orphan_posts_set_aside_with_reason(tmp_path):
     assert rejects["post_id"].tolist() == ["g2", "g1"]  # the original rows, as read
     assert set(rejects["reject_reason"]) == {"no profile for this influencer"}
     assert set(rejects["table"]) == {"posts"}
-    assert "column 'influencer', rows 9, 10: posts whose influencer has no profile" in data.report.format()
+    assert (
+        "column 'influencer', rows 9, 10: posts whose influencer has no profile"
+        in data.report.format()
+    )
 
 
 def test_nothing_is_lost_silently(tmp_path):
@@ -528,11 +775,16 @@ def test_key_checks_compare_text_whatever_the_hashes(monkeypatch, now, collide):
     posts = append_copy_of(3, influencer="ben")(posts)  # row 11: row 3's post_id under ben
     expected = validate(raw_profiles_frame(), posts, now=now, raise_on_fatal=False).report
     if collide == "always":
-        monkeypatch.setattr(contract, "text_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+        monkeypatch.setattr(
+            contract, "text_hashes", lambda values: np.zeros(len(values), dtype=np.uint64)
+        )
     report = validate(raw_profiles_frame(), posts, now=now, raise_on_fatal=False).report
     assert report.format() == expected.format()
     described = report.format()
-    assert "rows 2, 10: duplicate post (same influencer and post_id) with different values" in described
+    assert (
+        "rows 2, 10: duplicate post (same influencer and post_id) with different values"
+        in described
+    )
     assert "rows 9: exact duplicate post rows" in described
     assert "rows 3, 11: the same post_id appears under several influencers" in described
 
@@ -542,12 +794,25 @@ def test_text_hashes_are_stable_and_find_repeats():
 
     values = pd.Series(["a", "b", "", None, "ab", "a", "ba", "é", "x" * 300, ""], dtype="string")
     hashes = text_hashes(values)
-    assert repeated(hashes).tolist() == [True, False, True, False, False, True, False, False, False, True]
+    assert repeated(hashes).tolist() == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
     assert len(set(hashes[[0, 1, 2, 4, 6, 7, 8]])) == 7
     as_objects = text_hashes(values.astype(object))  # Python strings: same hashes as arrow text
     assert (as_objects == hashes).all()
     # Slices of a long column hash as the whole does.
-    long = pd.Series(np.tile(values.fillna("z").to_numpy(), HASH_SLICE_ROWS // 5 + 1), dtype="string")
+    long = pd.Series(
+        np.tile(values.fillna("z").to_numpy(), HASH_SLICE_ROWS // 5 + 1), dtype="string"
+    )
     assert (text_hashes(long)[: len(values)] == text_hashes(long.iloc[: len(values)])).all()
 
 
@@ -599,8 +864,11 @@ def test_hashtag_normalising_matches_rewriting_every_cell(cells):
 
     values = pd.Series(cells, dtype=object)
     expected = (
-        values.astype("string").fillna("").str.lower()
-        .str.replace(_HASHTAG_SEPARATORS, "|", regex=True).str.strip("|")
+        values.astype("string")
+        .fillna("")
+        .str.lower()
+        .str.replace(_HASHTAG_SEPARATORS, "|", regex=True)
+        .str.strip("|")
     )
     got = normalise_hashtags(values)
     assert got.tolist() == expected.tolist()
@@ -612,7 +880,13 @@ def test_double_pipes_are_found_at_any_byte_offset():
     # '||' starting at odd and at even offsets of the text buffer, and across two cells.
     cells = ["a||b", "ab||c", "x|", "|y", "abc||", "||d", "plain|tags"]
     assert normalise_hashtags(pd.Series(cells, dtype="string")).tolist() == [
-        "a|b", "ab|c", "x", "y", "abc", "d", "plain|tags"
+        "a|b",
+        "ab|c",
+        "x",
+        "y",
+        "abc",
+        "d",
+        "plain|tags",
     ]
 
 
@@ -650,7 +924,12 @@ def test_missing_hashtags_are_empty():
     "values",
     [
         # UTC, offsets east and west, naive (taken as UTC), all in one column
-        ["2019-03-01T12:00:00Z", "2019-03-01T14:00:00+02:00", "2019-03-01T07:00:00-05:00", "2019-03-01 12:00:00"],
+        [
+            "2019-03-01T12:00:00Z",
+            "2019-03-01T14:00:00+02:00",
+            "2019-03-01T07:00:00-05:00",
+            "2019-03-01 12:00:00",
+        ],
         # the same, with one unparseable cell forcing the slow path
         ["2019-03-01T12:00:00Z", "2019-03-01T14:00:00+02:00", "2019-03-01 12:00:00", "not a time"],
         # fractional seconds and a compact offset

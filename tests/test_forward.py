@@ -32,14 +32,17 @@ def _data(n_creators: int = 30, seed: int = 0):
         name = f"c{i:02d}"
         followers = int(rng.integers(2_000, 2_000_000))
         level = rng.normal(np.log(0.03), 1.0)
-        profiles.append({"influencer": name, "followers": followers, "category": ["food", "pet"][i % 2]})
+        profiles.append(
+            {"influencer": name, "followers": followers, "category": ["food", "pet"][i % 2]}
+        )
         for j in range(int(rng.integers(3, 15))):
             rate = np.exp(level + rng.normal(0, 0.3))
             posts.append(
                 {
                     "influencer": name,
                     "post_id": f"{name}-{j}",
-                    "posted_at": pd.Timestamp("2020-01-01", tz="UTC") + pd.Timedelta(days=7 * j + i),
+                    "posted_at": pd.Timestamp("2020-01-01", tz="UTC")
+                    + pd.Timedelta(days=7 * j + i),
                     "likes": int(rate * followers),
                     "comments": int(rate * followers / 20),
                 }
@@ -89,7 +92,9 @@ def test_report_puts_persistence_beside_the_model():
 
     report = forward_report(perfect, test, seed=0)
     assert report["model"]["mae_log_er"] < 0.05  # only the +1 pseudo-interaction separates them
-    assert report["mae_gain"] == pytest.approx(report["persistence"]["mae_log_er"] - report["model"]["mae_log_er"])
+    assert report["mae_gain"] == pytest.approx(
+        report["persistence"]["mae_log_er"] - report["model"]["mae_log_er"]
+    )
     lo, hi = report["mae_gain_90ci"]
     assert lo <= report["mae_gain"] <= hi
     assert 0.0 <= report["model"]["coverage_80_posts"] <= 1.0
@@ -114,9 +119,13 @@ def test_zero_boosting_rounds_is_the_baseline():
     data = _data(60)
     examples = post_examples(data.profiles, data.posts)
     config = TrainConfig(n_topics=2)
-    model = new_model(config).fit(examples.base, examples.label, sample_weight=examples.weight, num_boost_round=0)
+    model = new_model(config).fit(
+        examples.base, examples.label, sample_weight=examples.weight, num_boost_round=0
+    )
     matrix = model.model_matrix(examples.base)
-    np.testing.assert_allclose(model.predict_log(examples.base), matrix[BASELINE_FEATURE].to_numpy())
+    np.testing.assert_allclose(
+        model.predict_log(examples.base), matrix[BASELINE_FEATURE].to_numpy()
+    )
     # the contributions credit the whole prediction to the baseline and the bias
     contributions = model.contributions(examples.base)
     np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(examples.base))
@@ -160,7 +169,9 @@ def test_calibration_pairs_look_ahead_within_a_creator_only():
     forecast, target = horizon_pairs(examples)
     influencer = examples.base["influencer"].to_numpy()
     assert (influencer[forecast] == influencer[target]).all()  # never another creator's post
-    assert (examples.target_time.to_numpy()[target] >= examples.target_time.to_numpy()[forecast]).all()
+    assert (
+        examples.target_time.to_numpy()[target] >= examples.target_time.to_numpy()[forecast]
+    ).all()
     # every example is scored on its own target, and at most 0.43 x its history further on
     assert set(zip(forecast, target, strict=True)) >= {(i, i) for i in range(len(examples))}
     ahead = pd.Series(1, index=forecast).groupby(level=0).sum() - 1
@@ -177,7 +188,9 @@ def test_calibration_pairs_look_ahead_within_a_creator_only():
 def test_a_saved_model_is_evaluated_forward_on_every_long_creator():
     data = _data(60)
     examples = post_examples(data.profiles, data.posts)
-    model = fit_model(examples, TrainConfig(n_topics=2, num_boost_round=50, early_stopping_rounds=10))
+    model = fit_model(
+        examples, TrainConfig(n_topics=2, num_boost_round=50, early_stopping_rounds=10)
+    )
     report = evaluate_forward_all(model, data, seed=0)
     n_long = int((data.posts.groupby("influencer").size() >= MIN_POSTS).sum())
     assert report["n_creators"] == n_long

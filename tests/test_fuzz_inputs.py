@@ -84,8 +84,20 @@ _FOLDERS = iter(range(10**9))
 
 def _fuzz(examples: int, derandomize: bool) -> Any:
     @pytest.mark.parametrize("kind_name", sorted(fuzzing.KINDS))
-    def test(kind_name: str, cli_model: Path, predictor: Any, rest_client: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=derandomize)
+    def test(
+        kind_name: str,
+        cli_model: Path,
+        predictor: Any,
+        rest_client: Any,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=derandomize,
+        )
         @given(case=fuzzing.cases(kind_name))
         def run(case: fuzzing.Case) -> None:
             folder = tmp_path_factory.getbasetemp() / "fuzz" / str(next(_FOLDERS))
@@ -110,4 +122,3 @@ def _fuzz(examples: int, derandomize: bool) -> Any:
 
 test_fuzzed_inputs = _fuzz(PER_KIND_SMALL, derandomize=True)
 test_fuzzed_inputs_big = pytest.mark.reliability(_fuzz(PER_KIND_BIG, derandomize=False))
-

@@ -66,7 +66,20 @@ def hostile(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> t
 
 
 def score(served: ServingModel, files: tuple[Path, Path], out: Path, *extra: str) -> int:
-    return main(["score", "--model", str(served.model_dir), "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(out), *extra])
+    return main(
+        [
+            "score",
+            "--model",
+            str(served.model_dir),
+            "--profiles",
+            str(files[0]),
+            "--posts",
+            str(files[1]),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def csv_cells(path: Path) -> list[list[str]]:
@@ -137,7 +150,10 @@ def test_neutralise_formulas_leaves_numbers_times_and_the_input_alone():
         ("be\u202eepyks", "be\\u202eepyks"),  # right-to-left override reorders the line
         ("x\u2066y", "x\\u2066y"),  # bidi isolate
         ("line\u2028two", "line\\u2028two"),  # Unicode line separator
-        ("café 😀 👩\u200d💻", "café 😀 👩\u200d💻"),  # accents, emoji and joiners print as they are
+        (
+            "café 😀 👩\u200d💻",
+            "café 😀 👩\u200d💻",
+        ),  # accents, emoji and joiners print as they are
         ("two\nlines", "two\\x0alines"),  # a newline in a handle is escaped too
     ],
 )
@@ -164,7 +180,11 @@ class FullDisk:
     def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         handle = self.real_open(file, mode, *args, **kwargs)
         writing = any(flag in mode for flag in "wax+")
-        if writing and isinstance(file, str | os.PathLike) and Path(file).resolve().is_relative_to(self.folder):
+        if (
+            writing
+            and isinstance(file, str | os.PathLike)
+            and Path(file).resolve().is_relative_to(self.folder)
+        ):
             self.hits += 1
             return _LimitedFile(handle, self)
         return handle
@@ -215,8 +235,12 @@ def test_atomic_output_replaces_the_file_only_when_the_write_succeeded(tmp_path)
         temp.write_text("half")
         raise RuntimeError("the writer failed")
     assert target.read_text() == "good\n"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]  # no temporary file left
-    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # usual permissions, not 0600
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "table.csv"
+    ]  # no temporary file left
+    assert oct(target.stat().st_mode & 0o777) == oct(
+        0o666 & ~_umask()
+    )  # usual permissions, not 0600
 
 
 def _umask() -> int:
@@ -228,7 +252,10 @@ def _umask() -> int:
 def test_atomic_output_on_a_full_disk_keeps_the_previous_file(full_disk, tmp_path):
     target = tmp_path / "out" / "big.txt"
     target.write_text("previous")
-    with pytest.raises(OutputError, match=r"big.txt: no space left on the device .*the previous big.txt is unchanged"):
+    with pytest.raises(
+        OutputError,
+        match=r"big.txt: no space left on the device .*the previous big.txt is unchanged",
+    ):
         write_text(target, "x" * 10_000)
     assert full_disk.hits == 2  # the failed write was really cut short
     assert target.read_text() == "previous"
@@ -236,10 +263,14 @@ def test_atomic_output_on_a_full_disk_keeps_the_previous_file(full_disk, tmp_pat
 
 
 @pytest.mark.parametrize("name", ["ranked.csv", "ranked.csv.gz", "ranked.xlsx", "report.html"])
-def test_score_on_a_full_disk_exits_2_and_keeps_the_previous_output(served, full_disk, tmp_path, capsys, name):
+def test_score_on_a_full_disk_exits_2_and_keeps_the_previous_output(
+    served, full_disk, tmp_path, capsys, name
+):
     files = (served.data.profiles_path, served.data.posts_path)
     out = tmp_path / "out" / name
-    out.write_bytes(b"the previous good output")  # the model and data are read from elsewhere, unhindered
+    out.write_bytes(
+        b"the previous good output"
+    )  # the model and data are read from elsewhere, unhindered
     code = score(served, files, out, "--top", "0")
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT
@@ -248,7 +279,9 @@ def test_score_on_a_full_disk_exits_2_and_keeps_the_previous_output(served, full
     assert [p.name for p in out.parent.iterdir()] == [name]
 
 
-def test_features_rejects_and_metrics_on_a_full_disk_exit_2_and_leave_nothing_half_written(served, full_disk, tmp_path, capsys):
+def test_features_rejects_and_metrics_on_a_full_disk_exit_2_and_leave_nothing_half_written(
+    served, full_disk, tmp_path, capsys
+):
     files = ["--profiles", str(served.data.profiles_path), "--posts", str(served.data.posts_path)]
     out = tmp_path / "out"
     assert main(["features", *files, "--out", str(out / "features.csv")]) == EXIT_BAD_INPUT
@@ -266,14 +299,30 @@ def test_features_rejects_and_metrics_on_a_full_disk_exit_2_and_leave_nothing_ha
 def test_rejects_on_a_full_disk_exit_2(hostile, full_disk, tmp_path, capsys):
     rejects = tmp_path / "out" / "rejects.csv"
     full_disk.budget = 10
-    assert main(["validate", "--profiles", str(hostile[0]), "--posts", str(hostile[1]), "--rejects", str(rejects)]) == EXIT_BAD_INPUT
+    assert (
+        main(
+            [
+                "validate",
+                "--profiles",
+                str(hostile[0]),
+                "--posts",
+                str(hostile[1]),
+                "--rejects",
+                str(rejects),
+            ]
+        )
+        == EXIT_BAD_INPUT
+    )
     assert "cannot write" in capsys.readouterr().err and not rejects.exists()
 
 
 def test_an_output_path_under_a_file_exits_2(served, tmp_path, capsys):
     (tmp_path / "file.txt").write_text("x")
     out = tmp_path / "file.txt" / "ranked.csv"
-    assert score(served, (served.data.profiles_path, served.data.posts_path), out, "--top", "0") == EXIT_BAD_INPUT
+    assert (
+        score(served, (served.data.profiles_path, served.data.posts_path), out, "--top", "0")
+        == EXIT_BAD_INPUT
+    )
     err = capsys.readouterr().err
     # Told before any work (engage.cli.check_output_file), not only when the writer fails.
     assert "file.txt is a file, not a folder" in err and "Traceback" not in err
@@ -283,7 +332,13 @@ def test_an_output_path_under_a_file_exits_2(served, tmp_path, capsys):
 
 
 def test_score_csv_and_excel_carry_no_live_formula(served, hostile, tmp_path):
-    fees = pd.DataFrame({"influencer": [*FORMULA_HANDLES, "=GHOST()"], "fee": ["100", "200", "300", "400", "500"], "currency": "=eur"})
+    fees = pd.DataFrame(
+        {
+            "influencer": [*FORMULA_HANDLES, "=GHOST()"],
+            "fee": ["100", "200", "300", "400", "500"],
+            "currency": "=eur",
+        }
+    )
     fees.to_csv(tmp_path / "fees.csv", index=False)
     for name in ("ranked.csv", "ranked.csv.gz"):
         assert score(served, hostile, tmp_path / name, "--top", "0") == 0
@@ -292,26 +347,60 @@ def test_score_csv_and_excel_carry_no_live_formula(served, hostile, tmp_path):
         written = {row[cells[0].index("influencer")] for row in cells[1:]}
         assert {"'" + h for h in FORMULA_HANDLES} <= written
     # Fees: handles, a shortlist name without a profile and the currency all reach the file.
-    assert score(served, hostile, tmp_path / "fees.csv.out.csv", "--fees", str(tmp_path / "fees.csv"), "--top", "0") == 0
+    assert (
+        score(
+            served,
+            hostile,
+            tmp_path / "fees.csv.out.csv",
+            "--fees",
+            str(tmp_path / "fees.csv"),
+            "--top",
+            "0",
+        )
+        == 0
+    )
     cells = csv_cells(tmp_path / "fees.csv.out.csv")
     assert_no_live_formula(cells)
     table = pd.read_csv(tmp_path / "fees.csv.out.csv", keep_default_na=False)
     assert "'=GHOST()" in set(table["influencer"]) and set(table["currency"]) == {"'=EUR"}
     assert (pd.to_numeric(table["fee"]) > 0).all()  # numbers stay numbers
 
-    assert score(served, hostile, tmp_path / "ranked.xlsx", "--fees", str(tmp_path / "fees.csv"), "--top", "0") == 0
+    assert (
+        score(
+            served,
+            hostile,
+            tmp_path / "ranked.xlsx",
+            "--fees",
+            str(tmp_path / "fees.csv"),
+            "--top",
+            "0",
+        )
+        == 0
+    )
     book = openpyxl.load_workbook(tmp_path / "ranked.xlsx")
-    formulas = [c.value for sheet in book for row in sheet.iter_rows() for c in row if c.data_type == "f"]
+    formulas = [
+        c.value for sheet in book for row in sheet.iter_rows() for c in row if c.data_type == "f"
+    ]
     assert formulas == []
-    texts = [c.value for sheet in book for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    texts = [
+        c.value
+        for sheet in book
+        for row in sheet.iter_rows()
+        for c in row
+        if isinstance(c.value, str)
+    ]
     assert not [t for t in texts if is_formula_like(t)]
     assert "'=GHOST()" in texts and "'=EUR" in texts
     numbers = [c.value for c in next(iter(book["ranking"].iter_cols(min_row=2, max_col=1)))]
-    assert all(isinstance(v, int | float) or v is None for v in numbers)  # rank column still numeric
+    assert all(
+        isinstance(v, int | float) or v is None for v in numbers
+    )  # rank column still numeric
 
     # Without fees every candidate is listed: control characters XML cannot hold are escaped.
     assert score(served, hostile, tmp_path / "all.xlsx", "--top", "0") == 0
-    handles = pd.read_excel(tmp_path / "all.xlsx", sheet_name="ranking")["Influencer"].tolist()  # plain header names
+    handles = pd.read_excel(tmp_path / "all.xlsx", sheet_name="ranking")[
+        "Influencer"
+    ].tolist()  # plain header names
     assert "\\x1b[31mred\\x1b[0m" in handles and "be\u202eepyks" in handles
 
 
@@ -319,13 +408,27 @@ def test_python_api_keeps_the_values_as_they_came(served, hostile):
     from features.contract import read_table
     from serving import load_model
 
-    scored = load_model(served.model_dir).score(read_table(hostile[0]), read_table(hostile[1]), pd.Timestamp("2019-06-01", tz="UTC"))
+    scored = load_model(served.model_dir).score(
+        read_table(hostile[0]), read_table(hostile[1]), pd.Timestamp("2019-06-01", tz="UTC")
+    )
     assert set(FORMULA_HANDLES + CONTROL_HANDLES) <= set(scored.table["influencer"])
 
 
 def test_features_and_rejects_csv_carry_no_live_formula(hostile, tmp_path):
     files = ["--profiles", str(hostile[0]), "--posts", str(hostile[1])]
-    assert main(["features", *files, "--out", str(tmp_path / "features.csv"), "--rejects", str(tmp_path / "rejects.csv")]) == 0
+    assert (
+        main(
+            [
+                "features",
+                *files,
+                "--out",
+                str(tmp_path / "features.csv"),
+                "--rejects",
+                str(tmp_path / "rejects.csv"),
+            ]
+        )
+        == 0
+    )
     features = csv_cells(tmp_path / "features.csv")
     assert_no_live_formula(features)
     assert "'=cmd()" in {row[features[0].index("category")] for row in features[1:]}

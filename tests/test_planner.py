@@ -59,21 +59,49 @@ def scored_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
             "as_of": "2019-05-20T00:00:00Z",
         }
     )
-    figures = ["predicted_er", "er_low", "er_high", "expected_engagements", "engagements_p10", "engagements_p50", "engagements_p90", "p_reach", "peer_percentile", "history_posts"]
+    figures = [
+        "predicted_er",
+        "er_low",
+        "er_high",
+        "expected_engagements",
+        "engagements_p10",
+        "engagements_p50",
+        "engagements_p90",
+        "p_reach",
+        "peer_percentile",
+        "history_posts",
+    ]
     table.loc[n - 1, figures] = np.nan
     table.loc[n - 1, ["followers", "status"]] = [0.0, STATUS_ZERO_FOLLOWERS]
     return table
 
 
 def with_fees(table: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    fees = check_fees(pd.DataFrame({"influencer": table["influencer"], "fee": (table["followers"] * 0.01 + 50).round(0).astype(str), "currency": currency}))
+    fees = check_fees(
+        pd.DataFrame(
+            {
+                "influencer": table["influencer"],
+                "fee": (table["followers"] * 0.01 + 50).round(0).astype(str),
+                "currency": currency,
+            }
+        )
+    )
     return apply_fees(table, fees)[0]
 
 
 def context(table: pd.DataFrame, top: int | None = None, **extra: object) -> ReportContext:
-    identity = ModelIdentity(version="20261202T010000Z-abc123", name="engagement", number="3", alias="champion", trained_on=("2012-08-20", "2019-05-15"), resolved="models:/engagement@champion")
+    identity = ModelIdentity(
+        version="20261202T010000Z-abc123",
+        name="engagement",
+        number="3",
+        alias="champion",
+        trained_on=("2012-08-20", "2019-05-15"),
+        resolved="models:/engagement@champion",
+    )
     kept = table.head(top) if top else table
-    return ReportContext(model=identity, as_of="2019-05-20 00:00 UTC", top=top, summary=summarise(kept), **extra)  # type: ignore[arg-type]
+    return ReportContext(
+        model=identity, as_of="2019-05-20 00:00 UTC", top=top, summary=summarise(kept), **extra
+    )  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- ranking
@@ -102,7 +130,11 @@ def test_cost_percentiles_come_from_the_opposite_engagement_percentiles():
     row = table.iloc[0]
     assert row["cost_per_engagement_p10"] == pytest.approx(row["fee"] / row["engagements_p90"])
     assert row["cost_per_engagement_p90"] == pytest.approx(row["fee"] / row["engagements_p10"])
-    assert row["cost_per_engagement_p10"] < row["cost_per_engagement_p50"] < row["cost_per_engagement_p90"]
+    assert (
+        row["cost_per_engagement_p10"]
+        < row["cost_per_engagement_p50"]
+        < row["cost_per_engagement_p90"]
+    )
 
 
 # --------------------------------------------------------------------------- summary
@@ -129,9 +161,15 @@ def test_summary_counts_fees_and_blends_cost_over_candidates_with_a_fee():
     summary = summarise(table)
     scored = table["status"].astype(str).str.startswith("ok")
     paid = scored & table["fee"].notna()
-    assert summary.candidates == 40 and summary.scored == int(scored.sum()) and summary.with_fee == int(paid.sum())
+    assert (
+        summary.candidates == 40
+        and summary.scored == int(scored.sum())
+        and summary.with_fee == int(paid.sum())
+    )
     assert summary.total_fee == pytest.approx(table.loc[paid, "fee"].sum())
-    assert summary.blended_cost == pytest.approx(table.loc[paid, "fee"].sum() / table.loc[paid, "expected_engagements"].sum())
+    assert summary.blended_cost == pytest.approx(
+        table.loc[paid, "fee"].sum() / table.loc[paid, "expected_engagements"].sum()
+    )
     assert summary.engagements_low < summary.engagements_median < summary.engagements_high
     assert summary.expected_reaching == pytest.approx(table.loc[scored, "p_reach"].sum())
 
@@ -143,7 +181,11 @@ def test_excel_has_plain_bold_headers_autofilter_number_formats_and_a_date(tmp_p
     table = rank(with_fees(scored_table()), by="cost")
     table["range_note"] = range_notes(table)
     out = tmp_path / "ranked.xlsx"
-    write_output(table, out, context(table, technical=["profiles.csv, column 'followers', rows 40: zero followers"]))
+    write_output(
+        table,
+        out,
+        context(table, technical=["profiles.csv, column 'followers', rows 40: zero followers"]),
+    )
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["ranking", "about", "data checks"]
     sheet = book["ranking"]
@@ -156,14 +198,18 @@ def test_excel_has_plain_bold_headers_autofilter_number_formats_and_a_date(tmp_p
         return sheet.cell(row=2, column=headers[name].column).number_format
 
     assert fmt("Followers") == "#,##0" and fmt("Expected engagements per post") == "#,##0"
-    assert fmt("Predicted engagement rate") == "0.00%" and fmt("Chance of reaching the target") == "0%"
+    assert (
+        fmt("Predicted engagement rate") == "0.00%" and fmt("Chance of reaching the target") == "0%"
+    )
     assert fmt("Fee") == '#,##0.00 "EUR"' and fmt("Cost per engagement") == '#,##0.00## "EUR"'
     as_of = sheet.cell(row=2, column=headers["Scored as of (UTC)"].column)
     assert as_of.is_date and as_of.value == pd.Timestamp("2019-05-20").to_pydatetime()
     # Columns nobody has a value for (no views on this data) are left out.
     assert "Engagements per view" not in headers
     about = dict(book["about"].iter_rows(min_row=2, values_only=True))
-    assert about["model"].startswith("engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15")
+    assert about["model"].startswith(
+        "engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15"
+    )
     assert "80% range" in about["total engagements, one post each"]
 
 
@@ -181,8 +227,16 @@ def test_top_n_keeps_the_first_n_rows_in_csv_and_excel(tmp_path):
         write_output(table, tmp_path / name, context(table, top=5))
     csv = pd.read_csv(tmp_path / "top.csv")
     assert csv["rank"].tolist() == [1, 2, 3, 4, 5]
-    assert set(csv["model"]) == {"engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15)"}
-    assert pd.read_excel(tmp_path / "top.xlsx", sheet_name="ranking")["Rank"].tolist() == [1, 2, 3, 4, 5]
+    assert set(csv["model"]) == {
+        "engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15)"
+    }
+    assert pd.read_excel(tmp_path / "top.xlsx", sheet_name="ranking")["Rank"].tolist() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
@@ -197,8 +251,13 @@ def test_fee_tables_and_shortlists_may_be_excel_or_csv(tmp_path, suffix):
 
 def test_a_bad_excel_fee_table_names_its_rows(tmp_path):
     path = tmp_path / "fees.xlsx"
-    pd.DataFrame({"influencer": ["a", "b", "c"], "fee": ["100", "lots", "-5"]}).to_excel(path, index=False)
-    with pytest.raises(DataError, match=r"fees.xlsx: the fee table cannot be used:\n  column 'fee', rows 2: not a number.*\n  column 'fee', rows 3: negative fee"):
+    pd.DataFrame({"influencer": ["a", "b", "c"], "fee": ["100", "lots", "-5"]}).to_excel(
+        path, index=False
+    )
+    with pytest.raises(
+        DataError,
+        match=r"fees.xlsx: the fee table cannot be used:\n  column 'fee', rows 2: not a number.*\n  column 'fee', rows 3: negative fee",
+    ):
         read_fees(path)
     (tmp_path / "broken.xlsx").write_bytes(b"not a zip")
     with pytest.raises(DataError, match=r"broken.xlsx: cannot be read as an Excel workbook"):
@@ -214,11 +273,20 @@ def test_html_puts_summary_and_chart_before_a_sortable_table(tmp_path):
     out = tmp_path / "report.html"
     write_output(table, out, context(table, top=10, notes=["3 posts rows: duplicates dropped"]))
     text = out.read_text()
-    assert text.index('class="cards"') < text.index('class="chart"') < text.index('<table class="ranking"')
+    assert (
+        text.index('class="cards"')
+        < text.index('class="chart"')
+        < text.index('<table class="ranking"')
+    )
     assert text.count("<tr class=") == 10  # the top 10 only
     assert "Blended cost per engagement" in text and "Total fee" in text and "80% range" in text
     assert "engagement v3 @champion" in text and "trained on posts 2012-08-20 to 2019-05-15" in text
-    assert "<script>" in text and "addEventListener" in text and 'src="http' not in text and "<link" not in text
+    assert (
+        "<script>" in text
+        and "addEventListener" in text
+        and 'src="http' not in text
+        and "<link" not in text
+    )
     assert "@media (max-width: 700px)" in text  # phones: optional columns hidden, short headers
     assert "(x1.52)" in text and "(+0.42)" not in text  # contributions as factors a planner reads
     assert "Data notes" in text and "duplicates dropped" in text
@@ -239,25 +307,72 @@ def test_data_notes_for_planners_carry_counts_not_paths_or_rows():
     from features.contract import Problem, ValidationReport
 
     report = ValidationReport()
-    report.add(Problem("posts", "/srv/data/posts.csv", "post_id", [3, 9, 12], 41, "exact duplicate rows", False, "extra copies dropped"))
+    report.add(
+        Problem(
+            "posts",
+            "/srv/data/posts.csv",
+            "post_id",
+            [3, 9, 12],
+            41,
+            "exact duplicate rows",
+            False,
+            "extra copies dropped",
+        )
+    )
     planner, technical = planner_notes(report)
     assert planner == ["41 posts rows (post_id): exact duplicate rows: extra copies dropped"]
     assert "/srv/data" not in planner[0] and "3, 9, 12" not in planner[0]
-    assert technical == ["/srv/data/posts.csv, column 'post_id', rows 3, 9, 12 (first 3 of 41): exact duplicate rows -> extra copies dropped"]
+    assert technical == [
+        "/srv/data/posts.csv, column 'post_id', rows 3, 9, 12 (first 3 of 41): exact duplicate rows -> extra copies dropped"
+    ]
 
 
 def test_stale_data_is_warned_about_with_a_backtest_date():
-    notes = stale_data_notes(("2012-01-01", "2019-05-15 05:47:25+00:00"), pd.Timestamp("2025-12-01", tz="UTC"), ("2012-08-20", "2019-05-15"))
-    assert "Stale data: the newest post is from 2019-05-15, 2,391 days before" in notes[0] and "--as-of 2019-05-16" in notes[0]
+    notes = stale_data_notes(
+        ("2012-01-01", "2019-05-15 05:47:25+00:00"),
+        pd.Timestamp("2025-12-01", tz="UTC"),
+        ("2012-08-20", "2019-05-15"),
+    )
+    assert (
+        "Stale data: the newest post is from 2019-05-15, 2,391 days before" in notes[0]
+        and "--as-of 2019-05-16" in notes[0]
+    )
     assert "learned from posts up to 2019-05-15" in notes[1]
-    assert stale_data_notes(("2019-01-01", "2019-05-15"), pd.Timestamp("2019-05-20", tz="UTC"), ("2012-08-20", "2019-05-15")) == []
+    assert (
+        stale_data_notes(
+            ("2019-01-01", "2019-05-15"),
+            pd.Timestamp("2019-05-20", tz="UTC"),
+            ("2012-08-20", "2019-05-15"),
+        )
+        == []
+    )
 
 
 def test_missing_optional_columns_are_named():
     profiles = pd.DataFrame(columns=["influencer", "followers", "category", "following"])
-    posts = pd.DataFrame(columns=["influencer", "post_id", "posted_at", "likes", "comments", "hashtags", "caption", "media_type", "is_sponsored", "shares", "saves", "views"])
+    posts = pd.DataFrame(
+        columns=[
+            "influencer",
+            "post_id",
+            "posted_at",
+            "likes",
+            "comments",
+            "hashtags",
+            "caption",
+            "media_type",
+            "is_sponsored",
+            "shares",
+            "saves",
+            "views",
+        ]
+    )
     notes = missing_optional_columns(profiles, posts)
-    assert len(notes) == 1 and "posts_count (total post count)" in notes[0] and "verified" in notes[0] and "hashtags" not in notes[0]
+    assert (
+        len(notes) == 1
+        and "posts_count (total post count)" in notes[0]
+        and "verified" in notes[0]
+        and "hashtags" not in notes[0]
+    )
     assert missing_optional_columns(profiles.assign(posts_count=1, verified=1), posts) == []
 
 
@@ -265,5 +380,10 @@ def test_range_notes_say_how_much_history_the_forecast_stands_on():
     table = scored_table()
     notes = range_notes(table)
     by_history = dict(zip(table["history_posts"], notes, strict=True))
-    assert by_history[0.0].startswith("no post history") and by_history[2.0] == "only 2 earlier posts; micro tier"
-    assert by_history[30.0] == "30 earlier posts (a long record); micro tier" and notes[-1] == ""  # unscored: no note
+    assert (
+        by_history[0.0].startswith("no post history")
+        and by_history[2.0] == "only 2 earlier posts; micro tier"
+    )
+    assert (
+        by_history[30.0] == "30 earlier posts (a long record); micro tier" and notes[-1] == ""
+    )  # unscored: no note

@@ -24,7 +24,14 @@ RATE_COLUMNS = [
     "carousel_share",
     "video_share",
 ]
-UNIT_INTERVAL = ["zero_engagement_share", "sponsored_share", "top_hashtag_share", "hashtag_entropy", "carousel_share", "video_share"]
+UNIT_INTERVAL = [
+    "zero_engagement_share",
+    "sponsored_share",
+    "top_hashtag_share",
+    "hashtag_entropy",
+    "carousel_share",
+    "video_share",
+]
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -57,7 +64,17 @@ def post_rows(n_influencers: int, min_day: int = 0, max_day: int = 30) -> st.Sea
 
 
 def build_posts(rows: list[dict], prefix: str = "p") -> pd.DataFrame:
-    columns = ["influencer", "post_id", "posted_at", "likes", "comments", "shares", "is_sponsored", "media_type", "hashtags"]
+    columns = [
+        "influencer",
+        "post_id",
+        "posted_at",
+        "likes",
+        "comments",
+        "shares",
+        "is_sponsored",
+        "media_type",
+        "hashtags",
+    ]
     records = [
         {
             "influencer": f"i{r['who']}",
@@ -69,7 +86,14 @@ def build_posts(rows: list[dict], prefix: str = "p") -> pd.DataFrame:
         for n, r in enumerate(rows)
     ]
     frame = pd.DataFrame(records, columns=columns)
-    return frame.astype({"likes": "float64", "comments": "float64", "posted_at": "datetime64[ns, UTC]", "is_sponsored": bool})
+    return frame.astype(
+        {
+            "likes": "float64",
+            "comments": "float64",
+            "posted_at": "datetime64[ns, UTC]",
+            "is_sponsored": bool,
+        }
+    )
 
 
 @st.composite
@@ -115,7 +139,13 @@ def test_shape_rates_and_no_new_nan(data, cutoff):
     complete = [*PROFILE_FEATURES, "n_history_posts", "tier", "category", "platform"]
     assert not out[complete].isna().any().any()
     has_history = out["n_history_posts"] > 0
-    for col in ("log_er_median", "log_er_last", "days_since_last_post", "zero_engagement_share", "hashtags_per_post"):
+    for col in (
+        "log_er_median",
+        "log_er_last",
+        "days_since_last_post",
+        "zero_engagement_share",
+        "hashtags_per_post",
+    ):
         assert not out.loc[has_history, col].isna().any(), col
         assert out.loc[~has_history, col].isna().all(), col
 
@@ -130,7 +160,9 @@ def test_posts_on_or_after_cutoff_change_nothing(data, cutoff_day, late):
     """POINT IN TIME: whatever is posted at or after the cutoff cannot move any feature."""
     profiles, posts, n = data
     cutoff = START + pd.Timedelta(days=cutoff_day)
-    extra_rows = late.draw(st.lists(post_rows(n, min_day=cutoff_day, max_day=cutoff_day + 40), min_size=1, max_size=10))
+    extra_rows = late.draw(
+        st.lists(post_rows(n, min_day=cutoff_day, max_day=cutoff_day + 40), min_size=1, max_size=10)
+    )
     extra = build_posts(extra_rows, prefix="late")
     # Some late posts exactly at the cutoff (hour 0 of the cutoff day is the cutoff itself).
     extra = extra[extra["posted_at"] >= cutoff]
@@ -141,7 +173,13 @@ def test_posts_on_or_after_cutoff_change_nothing(data, cutoff_day, late):
         feature_table(after.profiles, after.posts, cutoff),
     )
     # Each influencer at two cutoffs (the merge path): the later posts still leak into neither.
-    examples = pd.concat([examples_at(after.profiles, cutoff), examples_at(after.profiles, cutoff - pd.Timedelta(days=2))], ignore_index=True)
+    examples = pd.concat(
+        [
+            examples_at(after.profiles, cutoff),
+            examples_at(after.profiles, cutoff - pd.Timedelta(days=2)),
+        ],
+        ignore_index=True,
+    )
     pd.testing.assert_frame_equal(
         compute_features(after.profiles, before, examples),
         compute_features(after.profiles, after.posts, examples),
@@ -177,4 +215,3 @@ def test_row_order_of_posts_does_not_matter(data, cutoff, seed):
         feature_table(valid.profiles, valid.posts, cutoff),
         feature_table(valid.profiles, shuffled, cutoff),
     )
-

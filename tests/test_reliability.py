@@ -70,7 +70,9 @@ REGISTERED = {"registered_model": "engagement", "model_version": "1"}  # as trai
 
 
 def _trapped_model(models_dir: Path, marker: Path) -> Path:
-    folder = save_artifact({"weights": list(range(1000))}, models_dir, {"note": "test"}, registry=REGISTERED)
+    folder = save_artifact(
+        {"weights": list(range(1000))}, models_dir, {"note": "test"}, registry=REGISTERED
+    )
     (folder / MODEL_FILE).write_bytes(pickle.dumps(_Trap(marker)))
     return folder
 
@@ -84,7 +86,9 @@ def _tamper(folder: Path, how: str, rng: random.Random) -> None:
         return
     if how == "legacy_sha256_manifest":  # signed manifest replaced by the old, unkeyed format
         (folder / MANIFEST_FILE).unlink()
-        (folder / LEGACY_MANIFEST).write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in (MODEL_FILE, METADATA_FILE)))
+        (folder / LEGACY_MANIFEST).write_text(
+            "".join(f"{sha256_of(folder / n)}  {n}\n" for n in (MODEL_FILE, METADATA_FILE))
+        )
         return
     if how == "signed_with_another_key":
         sign_folder(folder, b"an attacker's own key, 32+ characters long")
@@ -197,13 +201,20 @@ _SAVER = textwrap.dedent(
 
 
 def _start_saver(models_dir: Path, n: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _SAVER % n, str(models_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _SAVER % n, str(models_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.reliability
 def test_sigkill_during_save_leaves_the_previous_model_loadable(tmp_path):
     models_dir = tmp_path / "models"
-    previous = save_artifact({"weights": [1, 2, 3]}, models_dir, {"note": "previous"}, registry=REGISTERED)
+    previous = save_artifact(
+        {"weights": [1, 2, 3]}, models_dir, {"note": "previous"}, registry=REGISTERED
+    )
     n = 25_000_000  # ~200 MB of float64: a save long enough to be killed in the middle
     calibrate = _start_saver(tmp_path / "calibration", n)
     assert calibrate.stdout is not None and calibrate.stdout.readline().strip() == "saving"
@@ -258,13 +269,26 @@ def test_four_concurrent_trainings_all_finish_with_distinct_versions(tmp_path):
     folder.mkdir()
     start = time.monotonic()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _TRAINER, str(tmp_path / "data"), str(folder)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.Popen(
+            [sys.executable, "-c", _TRAINER, str(tmp_path / "data"), str(folder)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         for _ in range(4)
     ]
     outputs = [p.communicate(timeout=900) for p in procs]
     seconds = time.monotonic() - start
-    failures = [(p.returncode, err[-2000:]) for p, (_, err) in zip(procs, outputs, strict=True) if p.returncode != 0]
-    figure(f"concurrent trainings: 4 started at once, {4 - len(failures)} finished, {len(failures)} failed, {seconds:.0f} s")
+    failures = [
+        (p.returncode, err[-2000:])
+        for p, (_, err) in zip(procs, outputs, strict=True)
+        if p.returncode != 0
+    ]
+    figure(
+        f"concurrent trainings: 4 started at once, {4 - len(failures)} finished, {len(failures)} failed, {seconds:.0f} s"
+    )
     assert not failures, failures
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -282,7 +306,9 @@ def test_four_concurrent_trainings_all_finish_with_distinct_versions(tmp_path):
     for alias, version in aliases.items():
         assert str(version) in {str(v.version) for v in versions}
         load_model(f"models:/engagement@{alias}", tracking_uri=uri)
-    figure(f"concurrent trainings: {len(runs)} runs recorded, versions {sorted(int(v.version) for v in versions)}, aliases {dict(aliases)} all load")
+    figure(
+        f"concurrent trainings: {len(runs)} runs recorded, versions {sorted(int(v.version) for v in versions)}, aliases {dict(aliases)} all load"
+    )
 
 
 # --------------------------------------------------------------------------- serving under load
@@ -295,7 +321,9 @@ def test_serving_under_load(tmp_path_factory):
     from tests.serving_fixtures import serving_model
 
     # Loaded by path: benchmarks/ on sys.path would shadow the serving package with benchmarks/serving.py.
-    spec = importlib.util.spec_from_file_location("engage_reliability_bench", REPO / "benchmarks" / "reliability.py")
+    spec = importlib.util.spec_from_file_location(
+        "engage_reliability_bench", REPO / "benchmarks" / "reliability.py"
+    )
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # its dataclasses look their module up there
@@ -343,11 +371,24 @@ def _files(root: Path, skip: tuple[str, ...] = ()) -> set[Path]:
 def test_train_and_score_write_only_where_told_and_log_no_secrets(tmp_path):
     from tests.model_fixtures import write_small_data
 
-    data_dir, out, cwd, home = tmp_path / "data", tmp_path / "out", tmp_path / "cwd", tmp_path / "home"
+    data_dir, out, cwd, home = (
+        tmp_path / "data",
+        tmp_path / "out",
+        tmp_path / "cwd",
+        tmp_path / "home",
+    )
     write_small_data(data_dir, n_influencers=400)
     for d in (out, cwd, home):
         d.mkdir()
-    skip = (".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis")
+    skip = (
+        ".git",
+        ".venv",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".hypothesis",
+    )
     repo_before = _files(REPO, skip)
     env = {
         **os.environ,
@@ -357,19 +398,39 @@ def test_train_and_score_write_only_where_told_and_log_no_secrets(tmp_path):
         "MLFLOW_TRACKING_PASSWORD": SECRET,
         "MLFLOW_TRACKING_URI": f"http://engage:{SECRET}@127.0.0.1:9/",  # overridden by the explicit sqlite URI
     }
-    done = subprocess.run([sys.executable, "-c", _TRAIN_AND_SCORE, str(data_dir), str(out)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", _TRAIN_AND_SCORE, str(data_dir), str(out)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert SECRET not in done.stdout + done.stderr
     # Nothing in the working folder, nothing in $HOME beyond caches, nothing new in the repo.
     stray_cwd = sorted(str(p.relative_to(cwd)) for p in _files(cwd))
-    stray_home = sorted(str(p.relative_to(home)) for p in _files(home) if not str(p.relative_to(home)).startswith((".cache", ".config/matplotlib", ".matplotlib")))
+    stray_home = sorted(
+        str(p.relative_to(home))
+        for p in _files(home)
+        if not str(p.relative_to(home)).startswith((".cache", ".config/matplotlib", ".matplotlib"))
+    )
     # Other engineers edit the repo concurrently: count only what a run would create.
-    repo_new = sorted(str(p.relative_to(REPO)) for p in _files(REPO, skip) - repo_before if p.relative_to(REPO).parts[0] in ("mlruns", "mlartifacts", "models", "mlflow.db", "build", "outputs"))
-    figure(f"paths: {len(_files(out))} files written under the named folder; stray: cwd={stray_cwd[:5]} ({len(stray_cwd)}), home={stray_home[:5]}, repo={repo_new[:5]}")
+    repo_new = sorted(
+        str(p.relative_to(REPO))
+        for p in _files(REPO, skip) - repo_before
+        if p.relative_to(REPO).parts[0]
+        in ("mlruns", "mlartifacts", "models", "mlflow.db", "build", "outputs")
+    )
+    figure(
+        f"paths: {len(_files(out))} files written under the named folder; stray: cwd={stray_cwd[:5]} ({len(stray_cwd)}), home={stray_home[:5]}, repo={repo_new[:5]}"
+    )
     assert not stray_cwd and not stray_home and not repo_new
     # No secret in anything logged: the tracking database and every artifact file.
     leaked = [str(p) for p in _files(out) | _files(cwd) if SECRET.encode() in p.read_bytes()]
-    figure(f"secrets: scanned {len(_files(out))} files (tracking db, artifacts, model folders) for the secret: {len(leaked)} contain it")
+    figure(
+        f"secrets: scanned {len(_files(out))} files (tracking db, artifacts, model folders) for the secret: {len(leaked)} contain it"
+    )
     assert not leaked
 
 
@@ -385,7 +446,13 @@ def test_sigkill_during_training_keeps_latest_and_champion_loadable(tmp_path):
     write_small_data(tmp_path / "data", n_influencers=600)
     folder = tmp_path / "shared"
     folder.mkdir()
-    args = [sys.executable, "-c", _TRAINER.replace("n_topics=3)", "n_topics=3, promote=True)"), str(tmp_path / "data"), str(folder)]
+    args = [
+        sys.executable,
+        "-c",
+        _TRAINER.replace("n_topics=3)", "n_topics=3, promote=True)"),
+        str(tmp_path / "data"),
+        str(folder),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.monotonic()
     first = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
@@ -394,8 +461,12 @@ def test_sigkill_during_training_keeps_latest_and_champion_loadable(tmp_path):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     champion_before = client.get_model_version_by_alias("engagement", "champion").version
-    moment = random.Random(1).uniform(0.5, 1.0) * train_seconds  # the later half: features, fitting, saving, logging
-    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moment = (
+        random.Random(1).uniform(0.5, 1.0) * train_seconds
+    )  # the later half: features, fitting, saving, logging
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(moment)
     finished_first = process.poll() is not None
     process.kill()

@@ -40,7 +40,20 @@ def server(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> It
     log = log_path.open("w")
     process = subprocess.Popen(
         # Two workers and a small body limit, so the limits are what a client meets.
-        [sys.executable, "-m", "engage.cli", "serve", "--model", str(served.model_dir), "--port", str(port), "--workers", "2", "--max-body-mb", "1"],
+        [
+            sys.executable,
+            "-m",
+            "engage.cli",
+            "serve",
+            "--model",
+            str(served.model_dir),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--max-body-mb",
+            "1",
+        ],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -60,7 +73,11 @@ def server(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def post(url: str, body: object) -> tuple[int, object]:
-    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -87,7 +104,9 @@ def test_rest_answers_like_the_python_api_and_refuses_bad_input(server, served, 
     got = predictions(answer)
     expected = predictor.predict(profiles.assign(as_of=AS_OF), posts)
     assert got["influencer"].tolist() == expected["influencer"].tolist()
-    np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    np.testing.assert_allclose(
+        got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+    )
     assert got["status"].tolist() == expected["status"].tolist()
     assert got["reasons"].tolist() == expected["reasons"].tolist()
 
@@ -111,13 +130,17 @@ def test_rest_answers_like_the_python_api_and_refuses_bad_input(server, served, 
     # Still serving after the errors.
     status, answer = post(server, dataframe_split(rows))
     assert status == 200
-    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    np.testing.assert_allclose(
+        predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+    )
 
 
 def test_rest_takes_cold_start_only_requests_and_optional_columns(server, served, predictor):
     profiles, posts = shortlist(served.data)
     # Profile columns only (no post columns at all): every candidate is a cold start.
-    status, answer = post(server, dataframe_split(profiles[["influencer", "followers", "category"]]))
+    status, answer = post(
+        server, dataframe_split(profiles[["influencer", "followers", "category"]])
+    )
     assert status == 200, answer
     assert (predictions(answer)["status"] == STATUS_COLD).all()
     # Optional columns outside any example (shares) reach the model instead of being dropped.
@@ -125,13 +148,17 @@ def test_rest_takes_cold_start_only_requests_and_optional_columns(server, served
     status, answer = post(server, dataframe_split(rows))
     assert status == 200, answer
     expected = predictor.predict(profiles.assign(as_of=AS_OF), posts.assign(shares="5000"))
-    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    np.testing.assert_allclose(
+        predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+    )
     without = predictor.predict(profiles.assign(as_of=AS_OF), posts)
     assert not np.allclose(expected["predicted_er"], without["predicted_er"])
 
 
 def send(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -145,11 +172,17 @@ def test_rest_takes_text_csv_and_keeps_server_internals_out_of_errors(server, se
     status, answer = send(server, rows.to_csv(index=False).encode(), "text/csv")
     assert status == 200, answer
     expected = predictor.predict(profiles.assign(as_of=AS_OF), posts)
-    np.testing.assert_allclose(predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    np.testing.assert_allclose(
+        predictions(answer)["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+    )
 
     status, answer = send(server, b"{not json" + b"x" * 5000, "application/json")
     assert status == 400 and set(answer) == {"error_code", "message"}
-    assert "Traceback" not in answer["message"] and str(REPO) not in answer["message"] and "xxxxx" not in answer["message"]
+    assert (
+        "Traceback" not in answer["message"]
+        and str(REPO) not in answer["message"]
+        and "xxxxx" not in answer["message"]
+    )
     status, answer = send(server, b"x" * (2**20 + 1), "application/json")  # --max-body-mb 1
     assert status == 413 and "over 1 MB" in answer["message"]
     status, _ = post(server, dataframe_split(rows))
@@ -179,13 +212,17 @@ def test_the_readme_curl_example_works_as_written(server):
     """The README's copy-paste example, sent as written (only the port is this test's server's)."""
     args = readme_curl_example()
     url = next(a for a in args if a.startswith("http://"))
-    assert url == f"http://127.0.0.1:{SERVE_PORT}/invocations"  # where `engage serve` listens by default
+    assert (
+        url == f"http://127.0.0.1:{SERVE_PORT}/invocations"
+    )  # where `engage serve` listens by default
     body = args[args.index("-d") + 1]
     headers = dict(h.split(": ", 1) for h in (args[i + 1] for i, a in enumerate(args) if a == "-H"))
     target = url.replace(f"127.0.0.1:{SERVE_PORT}", server.removeprefix("http://"))
     if shutil.which("curl"):
         command = [a if a != url else target for a in args]
-        answer = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout)
+        answer = json.loads(
+            subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+        )
     else:  # no curl on this machine: the same request from Python
         request = urllib.request.Request(target, data=body.encode(), headers=headers)
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -204,5 +241,7 @@ def test_the_readme_documents_every_output_column():
     section = section[: section.index("\n## ", 5)]
     first_cells = re.findall(r"^\| (`[^|]+)\|", section, re.M)  # a table row's first cell: `a`, `b`
     names = {name for cell in first_cells for name in re.findall(r"`([a-z0-9_]+)`", cell)}
-    assert set(OUTPUT_COLUMNS) <= names, f"README 'For other services' lacks: {sorted(set(OUTPUT_COLUMNS) - names)}"
+    assert set(OUTPUT_COLUMNS) <= names, (
+        f"README 'For other services' lacks: {sorted(set(OUTPUT_COLUMNS) - names)}"
+    )
     assert "load_model" in section and "predict(" in section

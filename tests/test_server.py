@@ -46,16 +46,35 @@ class StandIn:
         if len(message["body"]) > 1024:
             await self.release.wait()
         self.finished += 1
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"predictions": []}'})
 
 
-async def call(app: Any, body: bytes, headers: dict[str, str] | None = None, chunks: list[bytes] | None = None, stall: bool = False) -> tuple[int, dict[str, str], bytes]:
+async def call(
+    app: Any,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    chunks: list[bytes] | None = None,
+    stall: bool = False,
+) -> tuple[int, dict[str, str], bytes]:
     """One POST /invocations through the ASGI interface; ``chunks`` streams the body without a
     Content-Length; ``stall`` never sends the end of the body."""
-    sent = {"content-type": "application/json"} | ({"content-length": str(len(body))} if chunks is None else {})
+    sent = {"content-type": "application/json"} | (
+        {"content-length": str(len(body))} if chunks is None else {}
+    )
     sent |= headers or {}
-    scope = {"type": "http", "path": "/invocations", "method": "POST", "headers": [(k.encode(), v.encode()) for k, v in sent.items()]}
+    scope = {
+        "type": "http",
+        "path": "/invocations",
+        "method": "POST",
+        "headers": [(k.encode(), v.encode()) for k, v in sent.items()],
+    }
     parts = list(chunks if chunks is not None else [body])
     answer: dict[str, Any] = {"body": b""}
 
@@ -78,7 +97,13 @@ async def call(app: Any, body: bytes, headers: dict[str, str] | None = None, chu
 
 
 def limits(**overrides: Any) -> ServerLimits:
-    values = {"max_body_bytes": 10_000, "heavy_body_bytes": 1024, "request_timeout": 30.0, "body_timeout": 30.0, "heavy_queue": 0} | overrides
+    values = {
+        "max_body_bytes": 10_000,
+        "heavy_body_bytes": 1024,
+        "request_timeout": 30.0,
+        "body_timeout": 30.0,
+        "heavy_queue": 0,
+    } | overrides
     return ServerLimits(**values)
 
 
@@ -94,10 +119,18 @@ def test_a_body_over_the_limit_is_413_whether_announced_or_streamed():
         inner = StandIn()
         app = LimitsMiddleware(inner, limits(), NUMERIC, paths=[])
         status, headers, body = await call(app, b"x" * 10_001)  # read and dropped, then refused
-        assert status == 413 and "over" in json.loads(body)["message"] and headers["connection"] == "close"
-        status, _, _ = await call(app, b"", chunks=[b"x" * 6000, b"x" * 6000])  # streamed, no length
+        assert (
+            status == 413
+            and "over" in json.loads(body)["message"]
+            and headers["connection"] == "close"
+        )
+        status, _, _ = await call(
+            app, b"", chunks=[b"x" * 6000, b"x" * 6000]
+        )  # streamed, no length
         assert status == 413
-        status, _, _ = await call(app, b"x", headers={"content-length": str(2**40)})  # refused unread
+        status, _, _ = await call(
+            app, b"x", headers={"content-length": str(2**40)}
+        )  # refused unread
         assert status == 413
         assert inner.started == 0
         assert (await call(app, SMALL))[0] == 200
@@ -122,7 +155,11 @@ def test_light_requests_are_answered_while_a_heavy_one_runs_and_extra_heavy_ones
         queued = asyncio.create_task(call(app, HEAVY))
         await asyncio.sleep(0.01)  # let both reach their lane
         status, headers, body = await call(app, HEAVY)  # one running, one waiting: full
-        assert status == 503 and int(headers["retry-after"]) >= 1 and "busy" in json.loads(body)["message"]
+        assert (
+            status == 503
+            and int(headers["retry-after"]) >= 1
+            and "busy" in json.loads(body)["message"]
+        )
         for _ in range(3):  # the light lane is free
             assert (await call(app, SMALL))[0] == 200
         assert not first.done() and not queued.done()
@@ -161,24 +198,41 @@ def test_error_answers_drop_stack_traces_server_paths_and_echoed_data(tmp_path):
                 "message": f"Failed to predict data '   influencer\n0  secret'. \nError: bad value in {tmp_path}/model/pyfunc.py",
                 "stack_trace": f'Traceback (most recent call last):\n  File "{tmp_path}/x.py", line 1',
             }
-            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": json.dumps(detail).encode()})
 
         async def crashing(scope: dict, receive: Callable, send: Callable) -> None:
             raise RuntimeError(f"boom in {tmp_path}")
 
-        status, _, body = await call(LimitsMiddleware(failing, limits(), NUMERIC, paths=[str(tmp_path)]), SMALL)
+        status, _, body = await call(
+            LimitsMiddleware(failing, limits(), NUMERIC, paths=[str(tmp_path)]), SMALL
+        )
         answer = json.loads(body)
         assert status == 400 and set(answer) == {"error_code", "message"}
         assert answer["message"] == "bad value in <server>/model/pyfunc.py"
-        status, _, body = await call(LimitsMiddleware(crashing, limits(), NUMERIC, paths=[str(tmp_path)]), SMALL)
-        assert status == 500 and "incident" in json.loads(body)["message"] and str(tmp_path) not in body.decode()
+        status, _, body = await call(
+            LimitsMiddleware(crashing, limits(), NUMERIC, paths=[str(tmp_path)]), SMALL
+        )
+        assert (
+            status == 500
+            and "incident" in json.loads(body)["message"]
+            and str(tmp_path) not in body.decode()
+        )
 
     run(scenario())
 
 
 def test_clean_message_caps_long_messages_and_cuts_mlflows_echo_of_the_body():
-    assert clean_message("Ensure that input is a valid JSON formatted string.\nInput: \n{secret", []) == "Ensure that input is a valid JSON formatted string."
+    assert (
+        clean_message("Ensure that input is a valid JSON formatted string.\nInput: \n{secret", [])
+        == "Ensure that input is a valid JSON formatted string."
+    )
     assert len(clean_message("x" * 100_000, [])) < 4100
 
 
@@ -191,18 +245,26 @@ def test_csv_to_json_reads_like_the_contract_and_names_bad_numbers():
     assert split["columns"] == ["influencer", "followers", "likes", "verified"]
     assert split["data"] == [["ana", 5000.0, 12.0, "false"], ["ben", None, None, None]]
     # Excel's "CSV UTF-8" starts with a byte-order mark: not part of the first column's name.
-    assert json.loads(csv_to_json(b"\xef\xbb\xbfinfluencer,followers\nana,1\n", NUMERIC))["dataframe_split"]["columns"] == ["influencer", "followers"]
+    assert json.loads(csv_to_json(b"\xef\xbb\xbfinfluencer,followers\nana,1\n", NUMERIC))[
+        "dataframe_split"
+    ]["columns"] == ["influencer", "followers"]
 
 
 @pytest.mark.parametrize(
     "body, match",
     [
-        (b"influencer,followers\nana,many\nben,1\ncara,1e\n", r"column 'followers', rows 1, 3: not a number"),  # text counts
+        (
+            b"influencer,followers\nana,many\nben,1\ncara,1e\n",
+            r"column 'followers', rows 1, 3: not a number",
+        ),  # text counts
         (b"", "empty"),  # no header
         (b"influencer,followers\n\xff\xfe,1\n", "not valid UTF-8"),  # not UTF-8
         (b'influencer,followers\n"ana,1\n', "cannot be parsed"),  # unclosed quote
         (b"influencer, influencer\na,b\n", "more than once"),  # one column twice, once with a space
-        (b"influencer,likes,likes\na,1,2\n", "more than once"),  # pandas would rename the second 'likes.1'
+        (
+            b"influencer,likes,likes\na,1,2\n",
+            "more than once",
+        ),  # pandas would rename the second 'likes.1'
     ],
 )
 def test_csv_to_json_refuses_what_it_cannot_read(body, match):
@@ -242,8 +304,16 @@ def test_text_csv_answers_as_json_does(client, served):
     from serving.schema import dataframe_split
 
     rows = rest_rows(served)
-    by_json = client.post("/invocations", content=json.dumps(dataframe_split(rows)), headers={"Content-Type": "application/json"})
-    by_csv = client.post("/invocations", content=rows.to_csv(index=False), headers={"Content-Type": "text/csv; charset=utf-8"})
+    by_json = client.post(
+        "/invocations",
+        content=json.dumps(dataframe_split(rows)),
+        headers={"Content-Type": "application/json"},
+    )
+    by_csv = client.post(
+        "/invocations",
+        content=rows.to_csv(index=False),
+        headers={"Content-Type": "text/csv; charset=utf-8"},
+    )
     assert by_json.status_code == 200 and by_csv.status_code == 200, by_csv.text
     assert by_csv.json() == by_json.json()
     assert len(by_csv.json()["predictions"]) == 6
@@ -253,7 +323,17 @@ def server_leaks(text: str) -> list[str]:
     """Signs of server internals in an answer."""
     import sys
 
-    return [sign for sign in ("Traceback", "stack_trace", 'File "', sys.prefix, str(Path(__file__).resolve().parents[1])) if sign in text]
+    return [
+        sign
+        for sign in (
+            "Traceback",
+            "stack_trace",
+            'File "',
+            sys.prefix,
+            str(Path(__file__).resolve().parents[1]),
+        )
+        if sign in text
+    ]
 
 
 @pytest.mark.parametrize(
@@ -262,10 +342,25 @@ def server_leaks(text: str) -> list[str]:
         (b"{this is not json", "application/json", 400),  # MLflow echoes the body and adds a trace
         (b"", "application/json", 400),  # empty body
         (json.dumps({"rows": [1, 2]}).encode(), "application/json", 400),  # not an MLflow shape
-        (json.dumps({"dataframe_split": {"columns": ["influencer", "followers"], "data": [["a", "many"]]}}).encode(), "application/json", 400),  # schema
+        (
+            json.dumps(
+                {
+                    "dataframe_split": {
+                        "columns": ["influencer", "followers"],
+                        "data": [["a", "many"]],
+                    }
+                }
+            ).encode(),
+            "application/json",
+            400,
+        ),  # schema
         (bytes(range(256)) * 8, "application/json", 400),  # binary garbage
         (b"influencer,followers\na,many\n", "text/csv", 400),  # CSV count not a number
-        (b"\x00\x01parquet?", "application/vnd.apache.parquet", 400),  # MLflow's parquet reader, with a trace
+        (
+            b"\x00\x01parquet?",
+            "application/vnd.apache.parquet",
+            400,
+        ),  # MLflow's parquet reader, with a trace
         (b"a,b\n1,2\n", "text/plain", 415),  # unsupported type
         (b"x" * (2**20 + 1), "application/json", 413),  # over the body limit
     ],

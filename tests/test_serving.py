@@ -87,7 +87,10 @@ def test_unknown_mlflow_model_is_refused(served):
 def test_latest_version_name_and_mlflow_alias_load_the_same_model(served, predictor, candidates):
     profiles, posts = candidates
     expected = predictor.predict(profiles, posts, as_of="2020-01-01")
-    for ref, models_dir in (("latest", served.model_dir.parent), (served.model_dir.name, served.model_dir.parent)):
+    for ref, models_dir in (
+        ("latest", served.model_dir.parent),
+        (served.model_dir.name, served.model_dir.parent),
+    ):
         got = load_model(ref, models_dir=models_dir).predict(profiles, posts, as_of="2020-01-01")
         pd.testing.assert_frame_equal(got, expected)
     registered = load_model("models:/engagement@champion", tracking_uri=served.tracking_uri)
@@ -107,7 +110,9 @@ def test_one_row_per_profile_with_planner_columns(predictor, candidates):
     er = scored["predicted_er"].to_numpy()
     assert np.all(scored["er_low"].to_numpy() <= er) and np.all(er <= scored["er_high"].to_numpy())
     np.testing.assert_allclose(scored["expected_engagements"], er * scored["followers"], rtol=1e-12)
-    np.testing.assert_allclose(scored["followers"], pd.to_numeric(profiles["followers"]), rtol=1e-12)
+    np.testing.assert_allclose(
+        scored["followers"], pd.to_numeric(profiles["followers"]), rtol=1e-12
+    )
     assert scored["peer_percentile"].between(0, 100).all()
     for text in scored["reasons"]:
         parts = text.split("; ")
@@ -134,7 +139,9 @@ def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candid
     # the pandas frame must give the very same numbers, unseen categories included.
     profiles, posts = candidates
     data = validate(profiles, posts)
-    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC")))
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC"))
+    )
     base.loc[base.index[:2], "category"] = ["a niche never seen in training", "travel"]
     model = predictor.model
     frame = model.model_matrix(base)
@@ -167,13 +174,20 @@ def test_interval_by_group_code_matches_the_group_names(predictor, candidates):
 
     profiles, posts = candidates
     data = validate(profiles, posts)
-    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC")))
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC"))
+    )
     model = predictor.model
     predicted = model.predict_log(base)
     groups = interval_group(base)
     cold = base["n_history_posts"].to_numpy() == 0
-    assert (groups[cold].str.endswith("/cold")).all() and not groups[~cold].str.endswith("/cold").any()
-    assert all(g.startswith(f"{p}:{t}/") for g, p, t in zip(groups, base["platform"], base["tier"], strict=True))
+    assert (groups[cold].str.endswith("/cold")).all() and not groups[~cold].str.endswith(
+        "/cold"
+    ).any()
+    assert all(
+        g.startswith(f"{p}:{t}/")
+        for g, p, t in zip(groups, base["platform"], base["tier"], strict=True)
+    )
     expected = model.interval_.bounds(predicted, groups)
     actual = model.predict_log_interval(base, predicted)
     np.testing.assert_array_equal(actual[0], expected[0])
@@ -189,7 +203,10 @@ def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidate
         row = table.loc[name]
         assert row["status"] == STATUS_COLD
         assert row["has_history"] is False or row["has_history"] == False  # noqa: E712 (object column)
-        assert np.isfinite(row["predicted_er"]) and row["er_low"] <= row["predicted_er"] <= row["er_high"]
+        assert (
+            np.isfinite(row["predicted_er"])
+            and row["er_low"] <= row["predicted_er"] <= row["er_high"]
+        )
         assert row["reasons"] and row["reasons"].count("no post history") <= 1
     with_posts = table.loc[list(set(posts["influencer"]))]
     assert (with_posts["status"] == STATUS_OK).all()
@@ -212,13 +229,22 @@ def test_zero_followers_get_a_row_saying_why_and_others_are_unchanged(predictor,
     name = profiles.loc[2, "influencer"]
     assert table.index.tolist() == profiles["influencer"].tolist()  # kept in place, not dropped
     assert table.loc[name, "status"] == STATUS_ZERO_FOLLOWERS
-    assert np.isnan(table.loc[name, ["predicted_er", "er_low", "er_high", "expected_engagements"]].astype(float)).all()
-    assert table.loc[name, "category"] == profiles.loc[2, "category"] and table.loc[name, "followers"] == 0
+    assert np.isnan(
+        table.loc[name, ["predicted_er", "er_low", "er_high", "expected_engagements"]].astype(float)
+    ).all()
+    assert (
+        table.loc[name, "category"] == profiles.loc[2, "category"]
+        and table.loc[name, "followers"] == 0
+    )
     others = table.drop(index=name)
     pd.testing.assert_series_equal(others["predicted_er"], before.drop(index=name)["predicted_er"])
     # The contract set the profile and its posts aside; the report says so, with rows and counts.
     (note,) = [p for p in scored.report.handled if p.column == "followers"]
-    assert (note.rows, note.count, note.message) == ([3], 1, "zero followers: engagement rate is undefined")
+    assert (note.rows, note.count, note.message) == (
+        [3],
+        1,
+        "zero followers: engagement rate is undefined",
+    )
     assert note.action == f"not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
     rejects = scored.report.rejects_frame()
     own_posts = int((posts["influencer"] == name).sum())
@@ -240,7 +266,9 @@ def test_follower_counts_come_back_exactly_as_given(predictor, candidates):
     expected = given.set_index("influencer")["followers"].astype("int64").astype("float64")
     assert (table.loc[expected.index, "followers"] == expected).all()
     assert table["followers"].map(lambda v: float(v).is_integer()).all()
-    with pytest.raises(DataValidationError, match=r"column 'followers', rows 1: not a whole number"):
+    with pytest.raises(
+        DataValidationError, match=r"column 'followers', rows 1: not a whole number"
+    ):
         predictor.predict(given.assign(followers=["0.5", *given["followers"].iloc[1:]]), posts)
 
 
@@ -250,7 +278,10 @@ def test_zero_followers_in_a_shortlist_are_listed_only_when_named(predictor, can
     zero, other = profiles.loc[0, "influencer"], profiles.loc[1, "influencer"]
     named = predictor.predict(broken, posts, shortlist=[other, zero]).set_index("influencer")
     assert named.index.tolist() == [zero, other]  # profiles order
-    assert named.loc[zero, "status"] == STATUS_ZERO_FOLLOWERS and named.loc[other, "status"] == STATUS_OK
+    assert (
+        named.loc[zero, "status"] == STATUS_ZERO_FOLLOWERS
+        and named.loc[other, "status"] == STATUS_OK
+    )
     assert predictor.predict(broken, posts, shortlist=[other])["influencer"].tolist() == [other]
 
 
@@ -270,7 +301,10 @@ def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates)
         predictor.predict(broken, posts)
     # Listed as handled, with its row, beside the fatal problem.
     assert not any(p.column == "followers" and "zero" in p.message for p in info.value.report.fatal)
-    assert re.search(r"NOTE  profiles, column 'followers', rows 1: zero followers: engagement rate is undefined -> not scored", str(info.value))
+    assert re.search(
+        r"NOTE  profiles, column 'followers', rows 1: zero followers: engagement rate is undefined -> not scored",
+        str(info.value),
+    )
 
 
 @pytest.mark.parametrize(
@@ -293,7 +327,11 @@ def test_shortlist_names_without_profile_are_listed(predictor, candidates):
     profiles, posts = candidates
     wanted = [profiles.loc[3, "influencer"], "nobody_at_all", profiles.loc[0, "influencer"]]
     table = predictor.predict(profiles, posts, shortlist=wanted)
-    assert table["influencer"].tolist() == [profiles.loc[0, "influencer"], profiles.loc[3, "influencer"], "nobody_at_all"]
+    assert table["influencer"].tolist() == [
+        profiles.loc[0, "influencer"],
+        profiles.loc[3, "influencer"],
+        "nobody_at_all",
+    ]
     ghost = table.set_index("influencer").loc["nobody_at_all"]
     assert ghost["status"] == STATUS_NO_PROFILE and np.isnan(ghost["predicted_er"])
 
@@ -304,11 +342,15 @@ def test_as_of_uses_only_earlier_posts(predictor, served):
     name = counts[counts >= 3].index[0]
     profiles = served.data.profiles[served.data.profiles["influencer"] == name]
     own = posts[posts["influencer"] == name].sort_values("posted_at")
-    cutoff = pd.Timestamp(own["posted_at"].iloc[-1])  # the last post itself is excluded (strictly before)
+    cutoff = pd.Timestamp(
+        own["posted_at"].iloc[-1]
+    )  # the last post itself is excluded (strictly before)
     now = predictor.predict(profiles, own)
     back = predictor.predict(profiles, own, as_of=cutoff)
     assert back.loc[0, "predicted_er"] != now.loc[0, "predicted_er"]
-    truncated = predictor.predict(profiles, own[pd.to_datetime(own["posted_at"], utc=True) < cutoff], as_of=cutoff)
+    truncated = predictor.predict(
+        profiles, own[pd.to_datetime(own["posted_at"], utc=True) < cutoff], as_of=cutoff
+    )
     assert back.loc[0, "predicted_er"] == truncated.loc[0, "predicted_er"]
     # The same cutoff from an as_of column in the profiles (one cutoff per candidate).
     per_candidate = predictor.predict(profiles.assign(as_of=str(cutoff)), own)
@@ -343,7 +385,9 @@ def test_inputs_are_not_modified(predictor, candidates):
     ],
 )
 def test_percentile_in_quantile_table(value, quantiles, expected):
-    assert percentile_in(np.array([value]), np.array(quantiles, dtype=float))[0] == pytest.approx(expected)
+    assert percentile_in(np.array([value]), np.array(quantiles, dtype=float))[0] == pytest.approx(
+        expected
+    )
 
 
 def test_peer_percentile_falls_back_to_all_examples(predictor):
@@ -357,7 +401,10 @@ def test_peer_percentile_falls_back_to_all_examples(predictor):
     "name, fragment",
     [
         ("log_er_median", "own past engagement above peers"),  # directional phrase
-        ("hashtag_topics", "choice of hashtag themes raises the estimate"),  # the learned topics, pooled
+        (
+            "hashtag_topics",
+            "choice of hashtag themes raises the estimate",
+        ),  # the learned topics, pooled
         ("brand_new_feature", "brand new feature raises the estimate"),  # generic fallback
         ("category", "{} niche engages above average"),  # categorical: value filled in later
     ],
@@ -370,7 +417,9 @@ def test_every_model_feature_has_its_own_phrase(predictor):
     from serving.explain import CATEGORICAL, DIRECTIONAL, LABELS
 
     known = set(DIRECTIONAL) | set(LABELS) | set(CATEGORICAL)
-    assert [n for n in predictor.model.feature_names_ if n not in known and not n.startswith("topic_")] == []
+    assert [
+        n for n in predictor.model.feature_names_ if n not in known and not n.startswith("topic_")
+    ] == []
 
 
 def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
@@ -383,11 +432,24 @@ def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
             "bias": [-3.0, -3.0],
         }
     )
-    base = pd.DataFrame({"n_history_posts": [5.0, 0.0], "log_er_median": [-3.0, np.nan], "er_trend": [0.1, np.nan], "category": ["travel", "food"]})
+    base = pd.DataFrame(
+        {
+            "n_history_posts": [5.0, 0.0],
+            "log_er_median": [-3.0, np.nan],
+            "er_trend": [0.1, np.nan],
+            "category": ["travel", "food"],
+        }
+    )
     got = reasons(contributions, base)
-    assert got[0] == "own past engagement above peers (+0.42); travel niche engages above average (+0.20); larger audience than typical (-0.10)"
+    assert (
+        got[0]
+        == "own past engagement above peers (+0.42); travel niche engages above average (+0.20); larger audience than typical (-0.10)"
+    )
     # No history: the two missing history features are one reason, summed (-0.30 - 0.25).
-    assert got[1] == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
+    assert (
+        got[1]
+        == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
+    )
 
 
 def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, candidates):
@@ -395,19 +457,30 @@ def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, ca
     # trees read every such value as the largest they saw, so 30 and 300 years predict alike.
     profiles, posts = candidates
     data = validate(profiles, posts)
-    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-06-01", tz="UTC")))
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-06-01", tz="UTC"))
+    )
     base = base[base["n_history_posts"] > 0]
-    far = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 30))["predicted_log_er"]
-    farther = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 300))["predicted_log_er"]
+    far = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 30))[
+        "predicted_log_er"
+    ]
+    farther = predictor.model.predict_features(base.assign(days_since_last_post=365.0 * 300))[
+        "predicted_log_er"
+    ]
     np.testing.assert_array_equal(far.to_numpy(), farther.to_numpy())
 
 
 def test_reasons_pool_the_hashtag_topics_into_one_plain_reason():
     # Two small topic contributions of one sign add up to the largest reason; none is named by number.
-    contributions = pd.DataFrame({"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]})
+    contributions = pd.DataFrame(
+        {"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]}
+    )
     base = pd.DataFrame({"n_history_posts": [5.0], "log_followers": [9.0]})
     got = reasons(contributions, base)[0]
-    assert got == "choice of hashtag themes raises the estimate (+0.27); larger audience than typical (-0.20)"
+    assert (
+        got
+        == "choice of hashtag themes raises the estimate (+0.27); larger audience than typical (-0.20)"
+    )
     assert "topic" not in got
 
 
@@ -423,7 +496,9 @@ def test_pyfunc_rows_match_the_predictor(predictor, candidates):
     got = predict_rows(predictor, rows)
     expected = predictor.predict(profiles, posts)
     assert got["influencer"].tolist() == expected["influencer"].tolist()
-    np.testing.assert_allclose(got["predicted_er"].to_numpy(float), expected["predicted_er"].to_numpy(float), rtol=1e-12)
+    np.testing.assert_allclose(
+        got["predicted_er"].to_numpy(float), expected["predicted_er"].to_numpy(float), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("text_dtype", [object, "str", "string[pyarrow]"])
@@ -441,11 +516,23 @@ def test_rest_rows_split_into_profiles_and_posts(text_dtype):
             "likes": [1.0, 2.0, np.nan, 3.0, 4.0],
             "hashtags": ["a|b", "", None, " ", "x"],
         }
-    ).astype({"influencer": text_dtype, "category": text_dtype, "post_id": text_dtype, "hashtags": text_dtype})
+    ).astype(
+        {
+            "influencer": text_dtype,
+            "category": text_dtype,
+            "post_id": text_dtype,
+            "hashtags": text_dtype,
+        }
+    )
     profiles, posts, profile_rows, post_rows = split_rows(rows)
     assert profiles["influencer"].tolist() == ["a", "b", "c", "c"]  # c's followers differ as text
     assert profile_rows.tolist() == [1, 3, 4, 5]
-    assert post_rows.tolist() == [1, 2, 4, 5] and posts["post_id"].tolist() == ["p1", "p2", "p4", "p5"]
+    assert post_rows.tolist() == [1, 2, 4, 5] and posts["post_id"].tolist() == [
+        "p1",
+        "p2",
+        "p4",
+        "p5",
+    ]
     assert list(posts.columns) == ["influencer", "post_id", "likes", "hashtags"]
 
 
@@ -453,8 +540,14 @@ def test_rest_rows_split_into_profiles_and_posts(text_dtype):
     "change, match",
     [
         (lambda r: r.drop(columns="followers"), "no 'followers' column"),  # required profile column
-        (lambda r: r.drop(columns="likes"), "column 'likes': required column is missing"),  # post column
-        (lambda r: r.assign(likes=["x"] + ["1"] * (len(r) - 1)), r"request \(posts columns\), column 'likes', rows 1: not a number"),  # request row named
+        (
+            lambda r: r.drop(columns="likes"),
+            "column 'likes': required column is missing",
+        ),  # post column
+        (
+            lambda r: r.assign(likes=["x"] + ["1"] * (len(r) - 1)),
+            r"request \(posts columns\), column 'likes', rows 1: not a number",
+        ),  # request row named
         (lambda r: r.iloc[0:0], "no rows"),  # empty request
     ],
 )
@@ -476,7 +569,10 @@ def test_pyfunc_conflicting_profile_rows_name_request_rows(predictor, candidates
     name = rows["influencer"].value_counts().index[0]
     second = int(np.flatnonzero(rows["influencer"] == name)[1])
     rows.loc[second, "followers"] = "123"
-    with pytest.raises(MlflowException, match=f"rows [0-9, ]*{second + 1}.*duplicate influencer with different values"):
+    with pytest.raises(
+        MlflowException,
+        match=f"rows [0-9, ]*{second + 1}.*duplicate influencer with different values",
+    ):
         predict_rows(predictor, rows)
 
 
@@ -498,14 +594,21 @@ def test_the_model_registered_by_training_takes_real_shortlists(served, predicto
     cases = [
         (profiles, posts),  # as read from CSV: every value text ("False", "1432")
         (profiles[["influencer", "followers"]], None),  # profile columns only: cold starts
-        (profiles, posts.assign(shares="900", is_sponsored="true")),  # columns outside the training example
+        (
+            profiles,
+            posts.assign(shares="900", is_sponsored="true"),
+        ),  # columns outside the training example
     ]
     for case_profiles, case_posts in cases:
         rows = to_rest_rows(case_profiles.assign(as_of=as_of), case_posts)
-        parsed = infer_and_parse_data(json.loads(json.dumps(dataframe_split(rows))), schema)  # what the server does
+        parsed = infer_and_parse_data(
+            json.loads(json.dumps(dataframe_split(rows))), schema
+        )  # what the server does
         got = model.predict(parsed)
         expected = predictor.predict(case_profiles.assign(as_of=as_of), case_posts)
-        np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+        np.testing.assert_allclose(
+            got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+        )
         assert got["status"].tolist() == expected["status"].tolist()
 
 
@@ -532,14 +635,25 @@ def test_mlflow_pyfunc_predict_takes_integer_and_float_counts(served, predictor,
     model = mlflow.pyfunc.load_model("models:/engagement@champion")
     profiles, posts = candidates
     has_posts = profiles["influencer"].isin(posts["influencer"])
-    profiles = profiles[has_posts].reset_index(drop=True)  # every row holds a post: no gaps in the counts
-    rows = to_rest_rows(profiles, posts)[["influencer", *COUNT_COLUMNS, "category", "post_id", "posted_at", "hashtags"]]
-    rows = rows.assign(as_of="2019-06-01T00:00:00Z", **{c: pd.to_numeric(rows[c]).astype(dtype) for c in COUNT_COLUMNS})
-    assert (rows.dtypes[COUNT_COLUMNS] == rows["likes"].dtype).all() and str(rows["likes"].dtype).lower().startswith(dtype.lower()[:3])
+    profiles = profiles[has_posts].reset_index(
+        drop=True
+    )  # every row holds a post: no gaps in the counts
+    rows = to_rest_rows(profiles, posts)[
+        ["influencer", *COUNT_COLUMNS, "category", "post_id", "posted_at", "hashtags"]
+    ]
+    rows = rows.assign(
+        as_of="2019-06-01T00:00:00Z",
+        **{c: pd.to_numeric(rows[c]).astype(dtype) for c in COUNT_COLUMNS},
+    )
+    assert (rows.dtypes[COUNT_COLUMNS] == rows["likes"].dtype).all() and str(
+        rows["likes"].dtype
+    ).lower().startswith(dtype.lower()[:3])
     got = model.predict(rows)
     expected = predictor.predict(profiles.assign(as_of="2019-06-01T00:00:00Z"), posts)
     assert got["influencer"].tolist() == expected["influencer"].tolist()
-    np.testing.assert_allclose(got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9)
+    np.testing.assert_allclose(
+        got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
+    )
 
 
 def test_mlflow_pyfunc_predict_refuses_a_negative_integer_count_by_row(served, candidates):
@@ -551,9 +665,14 @@ def test_mlflow_pyfunc_predict_refuses_a_negative_integer_count_by_row(served, c
     model = mlflow.pyfunc.load_model("models:/engagement@champion")
     profiles, posts = candidates
     rows = to_rest_rows(profiles[profiles["influencer"].isin(posts["influencer"])], posts)
-    rows = rows.assign(likes=pd.to_numeric(rows["likes"]).astype("int64"), followers=pd.to_numeric(rows["followers"]).astype("int64"))
+    rows = rows.assign(
+        likes=pd.to_numeric(rows["likes"]).astype("int64"),
+        followers=pd.to_numeric(rows["followers"]).astype("int64"),
+    )
     rows.loc[2, "likes"] = -5
-    with pytest.raises(MlflowException, match=r"likes.*rows 3\b.*negative|likes.*negative.*rows 3\b"):
+    with pytest.raises(
+        MlflowException, match=r"likes.*rows 3\b.*negative|likes.*negative.*rows 3\b"
+    ):
         model.predict(rows)
 
 
@@ -564,7 +683,9 @@ def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
     from serving.schema import to_rest_rows
 
     profiles, posts = candidates
-    rows = to_rest_rows(profiles.assign(followers=["0"] + profiles["followers"].tolist()[1:]), posts)
+    rows = to_rest_rows(
+        profiles.assign(followers=["0"] + profiles["followers"].tolist()[1:]), posts
+    )
     answer = predict_rows(predictor, rows)
     assert answer.loc[0, "status"] == STATUS_ZERO_FOLLOWERS
     text = json.dumps(answer.to_dict(orient="records"))  # what the scoring server does
@@ -573,14 +694,26 @@ def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
 
 def test_categories_are_reported_as_the_model_saw_them(predictor, candidates):
     profiles, posts = candidates
-    renamed = profiles.assign(category=["crypto", "fashon", "Gaming", *profiles["category"].iloc[3:]])
+    renamed = profiles.assign(
+        category=["crypto", "fashon", "Gaming", *profiles["category"].iloc[3:]]
+    )
     table = predictor.predict(renamed, posts, "2020-01-01")
     # Rare or unseen names become 'other' (the model's vocabulary); close misspellings are mapped.
     assert table["category"].tolist()[:3] == ["other", "fashion", "other"]
-    assert set(table["category"]) <= set(predictor.model.steps_.named_steps["vocabulary"].vocabulary_)
-    assert not re.search(r"crypto|gaming", " ".join(table["reasons"]))  # reasons name the niche the model used
-    before = predictor.predict(profiles.assign(category=["other", "fashion", "other", *profiles["category"].iloc[3:]]), posts, "2020-01-01")
-    np.testing.assert_array_equal(table["predicted_er"].to_numpy(), before["predicted_er"].to_numpy())
+    assert set(table["category"]) <= set(
+        predictor.model.steps_.named_steps["vocabulary"].vocabulary_
+    )
+    assert not re.search(
+        r"crypto|gaming", " ".join(table["reasons"])
+    )  # reasons name the niche the model used
+    before = predictor.predict(
+        profiles.assign(category=["other", "fashion", "other", *profiles["category"].iloc[3:]]),
+        posts,
+        "2020-01-01",
+    )
+    np.testing.assert_array_equal(
+        table["predicted_er"].to_numpy(), before["predicted_er"].to_numpy()
+    )
 
 
 def test_p_reach_and_percentiles_are_ordered_and_follow_the_target(predictor, candidates):
@@ -596,7 +729,13 @@ def test_p_reach_and_percentiles_are_ordered_and_follow_the_target(predictor, ca
     assert (low.loc[ok, "p_reach"].to_numpy() >= high.loc[ok, "p_reach"].to_numpy()).all()
     assert (low.loc[ok, "target_engagements"] == 10).all()
     # A KPI below the 10th percentile is reached with probability at least 0.9 (and vice versa).
-    at_p10 = predictor.predict(profiles, posts, at, explain=False, target_engagements=pd.Series(p10, index=low.loc[ok, "influencer"]))
+    at_p10 = predictor.predict(
+        profiles,
+        posts,
+        at,
+        explain=False,
+        target_engagements=pd.Series(p10, index=low.loc[ok, "influencer"]),
+    )
     assert (at_p10.loc[ok, "p_reach"] >= 0.88).all()
     # No target: no p_reach, the rest unchanged.
     plain = predictor.predict(profiles, posts, at, explain=False)
@@ -608,16 +747,26 @@ def test_the_planned_post_is_named_in_the_output_with_what_the_forecast_uses(pre
     profiles, posts = candidates
     at = pd.Timestamp("2019-01-01", tz="UTC")
     usual = predictor.predict(profiles, posts, at, explain=False)
-    carousel = predictor.predict(profiles, posts, at, explain=False, post_type="carousel", sponsored=True)
+    carousel = predictor.predict(
+        profiles, posts, at, explain=False, post_type="carousel", sponsored=True
+    )
     ok = usual["status"].str.startswith("ok").to_numpy()
     assert carousel.loc[ok, "planned_post"].str.startswith("carousel, sponsored").all()
     assert usual.loc[ok, "planned_post"].str.contains("organic").all()
     # Not a model input yet: the output says so, and the forecast is the same.
-    assert carousel.loc[ok, "planned_post"].str.contains("does not depend on the planned format").all()
-    np.testing.assert_array_equal(carousel["predicted_er"].to_numpy(), usual["predicted_er"].to_numpy())
+    assert (
+        carousel.loc[ok, "planned_post"].str.contains("does not depend on the planned format").all()
+    )
+    np.testing.assert_array_equal(
+        carousel["predicted_er"].to_numpy(), usual["predicted_er"].to_numpy()
+    )
     # Per influencer, as a shortlist column would give it.
     names = usual.loc[ok, "influencer"]
-    one = predictor.predict(profiles, posts, at, explain=False, post_type=pd.Series(["video"], index=[names.iloc[0]]))
+    one = predictor.predict(
+        profiles, posts, at, explain=False, post_type=pd.Series(["video"], index=[names.iloc[0]])
+    )
     assert one.loc[one["influencer"] == names.iloc[0], "planned_post"].iloc[0].startswith("video")
     support = predictor.metadata.get("planned_post_support") or {}
-    assert support and all({"video", "carousel", "image", "sponsored"} <= set(v) for v in support.values())
+    assert support and all(
+        {"video", "carousel", "image", "sponsored"} <= set(v) for v in support.values()
+    )

@@ -27,7 +27,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
 def files(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A shortlist as CSV files: candidates with posts, without posts, and one with zero followers."""
     profiles, posts = shortlist(served.data)
-    profiles.loc[len(profiles)] = profiles.iloc[0].to_dict() | {"influencer": "zero_hero", "followers": "0"}
+    profiles.loc[len(profiles)] = profiles.iloc[0].to_dict() | {
+        "influencer": "zero_hero",
+        "followers": "0",
+    }
     folder = tmp_path_factory.mktemp("shortlist")
     profiles.to_csv(folder / "profiles.csv", index=False)
     posts.to_csv(folder / "posts.csv", index=False)
@@ -35,10 +38,25 @@ def files(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 def score(served: ServingModel, files: tuple[Path, Path], out: Path, *extra: str) -> int:
-    return main(["score", "--model", str(served.model_dir), "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(out), *extra])
+    return main(
+        [
+            "score",
+            "--model",
+            str(served.model_dir),
+            "--profiles",
+            str(files[0]),
+            "--posts",
+            str(files[1]),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
-def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(served, files, tmp_path, capsys):
+def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(
+    served, files, tmp_path, capsys
+):
     out = tmp_path / "ranked.csv"
     assert score(served, files, out, "--show", "5") == 0
     table = pd.read_csv(out)
@@ -53,7 +71,10 @@ def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(served, fil
     captured = capsys.readouterr()
     # Set aside by the contract, a handled problem (not fatal), named with its row.
     row = profiles.index[profiles["influencer"] == "zero_hero"][0] + 1
-    assert f"NOTE  {files[0]}, column 'followers', rows {row}: zero followers: engagement rate is undefined -> not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'" in captured.err
+    assert (
+        f"NOTE  {files[0]}, column 'followers', rows {row}: zero followers: engagement rate is undefined -> not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
+        in captured.err
+    )
     printed = captured.out
     assert "rank" in printed and "predicted ER" in printed and f"wrote {len(table)} rows" in printed
     assert printed.count("\n   ") >= 5  # five table rows printed (right-aligned ranks)
@@ -63,8 +84,21 @@ def test_excel_output_has_the_ranking_and_an_about_sheet(served, files, tmp_path
     out = tmp_path / "ranked.xlsx"
     assert score(served, files, out, "--top", "0") == 0
     sheets = pd.read_excel(out, sheet_name=None)
-    assert set(sheets) == {"ranking", "about", "data checks"}  # the technical validation lines apart
-    assert {"Rank", "Influencer", "Predicted engagement rate", "Rate, low end of range", "Rate, high end of range", "Peer percentile", "Reasons", "Status"} <= set(sheets["ranking"].columns)
+    assert set(sheets) == {
+        "ranking",
+        "about",
+        "data checks",
+    }  # the technical validation lines apart
+    assert {
+        "Rank",
+        "Influencer",
+        "Predicted engagement rate",
+        "Rate, low end of range",
+        "Rate, high end of range",
+        "Peer percentile",
+        "Reasons",
+        "Status",
+    } <= set(sheets["ranking"].columns)
     assert "zero followers" in " ".join(sheets["data checks"].iloc[:, 0])
     assert "interactions" in " ".join(sheets["about"]["value"].astype(str))
 
@@ -81,20 +115,37 @@ def test_html_report_is_self_contained(served, files, tmp_path):
     assert text.count("<script>") == 1
 
 
-def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served, files, tmp_path, capsys):
+def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(
+    served, files, tmp_path, capsys
+):
     profiles = pd.read_csv(files[0], dtype=str)
     names = profiles["influencer"].tolist()
-    fees = pd.DataFrame({"influencer": [*names[:5], "ghost_account", names[5]], "fee": ["500", "1200", "800", "50", "3000", "700", ""], "currency": "EUR"})
+    fees = pd.DataFrame(
+        {
+            "influencer": [*names[:5], "ghost_account", names[5]],
+            "fee": ["500", "1200", "800", "50", "3000", "700", ""],
+            "currency": "EUR",
+        }
+    )
     fees.to_csv(tmp_path / "fees.csv", index=False)
     out = tmp_path / "ranked.csv"
     assert score(served, files, out, "--fees", str(tmp_path / "fees.csv")) == 0
     table = pd.read_csv(out).set_index("influencer")
     # The fee table is the shortlist: its names only, unknown ones kept with their fee.
     assert set(table.index) == set(fees["influencer"])
-    assert table.loc["ghost_account", "status"] == STATUS_NO_PROFILE and table.loc["ghost_account", "fee"] == 700
-    assert np.isnan(table.loc[names[5], "fee"]) and np.isnan(table.loc[names[5], "cost_per_engagement"])
+    assert (
+        table.loc["ghost_account", "status"] == STATUS_NO_PROFILE
+        and table.loc["ghost_account", "fee"] == 700
+    )
+    assert np.isnan(table.loc[names[5], "fee"]) and np.isnan(
+        table.loc[names[5], "cost_per_engagement"]
+    )
     with_fee = table.loc[names[:5]]
-    np.testing.assert_allclose(with_fee["cost_per_engagement"], with_fee["fee"] / with_fee["expected_engagements"], rtol=1e-9)
+    np.testing.assert_allclose(
+        with_fee["cost_per_engagement"],
+        with_fee["fee"] / with_fee["expected_engagements"],
+        rtol=1e-9,
+    )
     ranked = table[table["rank"].notna()].sort_values("rank")
     assert ranked["cost_per_engagement"].is_monotonic_increasing and len(ranked) == 5
     printed = capsys.readouterr().out
@@ -105,27 +156,48 @@ def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(served
 @pytest.mark.parametrize(
     "fees, match",
     [
-        ({"influencer": ["a", "b"], "fee": ["100", "lots"]}, r"column 'fee', rows 2: not a number"),  # text fee
+        (
+            {"influencer": ["a", "b"], "fee": ["100", "lots"]},
+            r"column 'fee', rows 2: not a number",
+        ),  # text fee
         ({"influencer": ["a", "b"], "fee": ["100", "-5"]}, "negative fee"),  # negative fee
-        ({"influencer": ["a", "a"], "fee": ["100", "200"]}, "different fees for the same influencer"),  # conflicting rows
-        ({"influencer": ["a", "b"], "fee": ["1", "2"], "currency": ["EUR", "USD"]}, "several currencies"),  # mixed currencies
+        (
+            {"influencer": ["a", "a"], "fee": ["100", "200"]},
+            "different fees for the same influencer",
+        ),  # conflicting rows
+        (
+            {"influencer": ["a", "b"], "fee": ["1", "2"], "currency": ["EUR", "USD"]},
+            "several currencies",
+        ),  # mixed currencies
         ({"name": ["a"], "fee": ["1"]}, "required column"),  # no influencer column
-        ({"influencer": ["a", "b"], "fee": ["100", "1.500,00"]}, r"column 'fee', rows 2: ambiguous decimal or thousands separator \('1\.500,00'\); write plain digits"),  # European format
+        (
+            {"influencer": ["a", "b"], "fee": ["100", "1.500,00"]},
+            r"column 'fee', rows 2: ambiguous decimal or thousands separator \('1\.500,00'\); write plain digits",
+        ),  # European format
     ],
 )
 def test_bad_fee_tables_exit_2_with_the_reason(served, files, tmp_path, capsys, fees, match):
     pd.DataFrame(fees).to_csv(tmp_path / "fees.csv", index=False)
-    assert score(served, files, tmp_path / "out.csv", "--fees", str(tmp_path / "fees.csv")) == EXIT_BAD_INPUT
+    assert (
+        score(served, files, tmp_path / "out.csv", "--fees", str(tmp_path / "fees.csv"))
+        == EXIT_BAD_INPUT
+    )
     assert pd.Series([capsys.readouterr().err]).str.contains(match).iloc[0]
 
 
 @pytest.mark.parametrize(
     "cell, match",
     [
-        ("1.500,00", r"rows 1: ambiguous decimal or thousands separator \('1\.500,00'\)"),  # 1500 in Germany
+        (
+            "1.500,00",
+            r"rows 1: ambiguous decimal or thousands separator \('1\.500,00'\)",
+        ),  # 1500 in Germany
         ("2,5", r"rows 1: ambiguous decimal or thousands separator \('2,5'\)"),  # 2.5 or 25?
         ("1,500", r"rows 1: ambiguous decimal or thousands separator \('1,500'\)"),  # 1500 or 1.5?
-        ("$1500", r"rows 1: not a number; write plain digits with '\.' as the decimal point"),  # currency sign
+        (
+            "$1500",
+            r"rows 1: not a number; write plain digits with '\.' as the decimal point",
+        ),  # currency sign
         ("1500 EUR", r"rows 1: not a number"),  # currency code in the cell
         ("1e3", r"rows 1: not a number"),  # scientific notation is no way to write a fee
         ("inf", r"rows 1: not a number"),
@@ -142,17 +214,27 @@ def test_fee_amounts_are_never_guessed(cell, match):
 def test_fee_amounts_read_as_written():
     from serving.planner import check_fees
 
-    fees = check_fees(pd.DataFrame({"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}))
-    assert fees.table["fee"].tolist()[:3] == [1500.0, 1500.5, 0.5] and np.isnan(fees.table["fee"].iloc[3])
+    fees = check_fees(
+        pd.DataFrame(
+            {"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}
+        )
+    )
+    assert fees.table["fee"].tolist()[:3] == [1500.0, 1500.5, 0.5] and np.isnan(
+        fees.table["fee"].iloc[3]
+    )
     # Typed amounts (Parquet) are taken as they are; true/false and infinities are refused.
-    assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table["fee"].tolist() == [1200.25]
+    assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table[
+        "fee"
+    ].tolist() == [1200.25]
     from features.contract import DataError
 
     with pytest.raises(DataError, match="true/false values, not amounts"):
         check_fees(pd.DataFrame({"influencer": ["a"], "fee": [True]}))
     with pytest.raises(DataError, match="rows 1: infinite amount"):
         check_fees(pd.DataFrame({"influencer": ["a"], "fee": [np.inf]}))
-    with pytest.raises(DataError, match=r"the header names one column more than once \('fee' and 'Fee'"):
+    with pytest.raises(
+        DataError, match=r"the header names one column more than once \('fee' and 'Fee'"
+    ):
         check_fees(pd.DataFrame([["a", 1, 2]], columns=["influencer", "fee", "Fee"]))
 
 
@@ -174,17 +256,45 @@ def test_as_of_backtest_uses_only_earlier_posts(served, tmp_path):
     assert not np.allclose(now.loc[names, "predicted_er"], back.loc[names, "predicted_er"])
     earlier = own[pd.to_datetime(own["posted_at"], utc=True) < pd.Timestamp(cutoff)]
     earlier.to_csv(tmp_path / "q_earlier.csv", index=False)
-    assert score(served, (tmp_path / "p.csv", tmp_path / "q_earlier.csv"), tmp_path / "trunc.csv", "--as-of", cutoff) == 0
+    assert (
+        score(
+            served,
+            (tmp_path / "p.csv", tmp_path / "q_earlier.csv"),
+            tmp_path / "trunc.csv",
+            "--as-of",
+            cutoff,
+        )
+        == 0
+    )
     trunc = pd.read_csv(tmp_path / "trunc.csv").set_index("influencer")
-    np.testing.assert_allclose(back.loc[names, "predicted_er"], trunc.loc[names, "predicted_er"], rtol=1e-12)
+    np.testing.assert_allclose(
+        back.loc[names, "predicted_er"], trunc.loc[names, "predicted_er"], rtol=1e-12
+    )
 
 
 def test_embedded_data_is_the_default(served, tmp_path):
     shortlist_file = tmp_path / "shortlist.csv"
     embedded = pd.read_csv(REPO / "data" / "instagram" / "profiles.csv.gz", dtype=str, nrows=3)
-    pd.DataFrame({"influencer": [*embedded["influencer"], "not_in_the_data"]}).to_csv(shortlist_file, index=False)
+    pd.DataFrame({"influencer": [*embedded["influencer"], "not_in_the_data"]}).to_csv(
+        shortlist_file, index=False
+    )
     out = tmp_path / "ranked.csv"
-    assert main(["score", "--model", str(served.model_dir), "--shortlist", str(shortlist_file), "--out", str(out), "--top", "0"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(served.model_dir),
+                "--shortlist",
+                str(shortlist_file),
+                "--out",
+                str(out),
+                "--top",
+                "0",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     assert len(table) == 4 and (table["status"] == STATUS_NO_PROFILE).sum() == 1
 
@@ -201,7 +311,9 @@ def test_bad_arguments_exit_2(served, files, tmp_path, capsys, args, match):
     base = {"--model": str(served.model_dir), "--out": str(tmp_path / "ranked.csv")}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value if flag != "--out" else str(tmp_path / value)
-    argv = ["score", "--profiles", str(files[0]), "--posts", str(files[1])] + [x for kv in base.items() for x in kv]
+    argv = ["score", "--profiles", str(files[0]), "--posts", str(files[1])] + [
+        x for kv in base.items() for x in kv
+    ]
     assert main(argv) == EXIT_BAD_INPUT
     assert match in capsys.readouterr().err
 
@@ -210,7 +322,10 @@ def test_contract_break_exits_2_with_the_report(served, files, tmp_path, capsys)
     posts = pd.read_csv(files[1], dtype=str)
     posts.loc[2, "likes"] = "many"
     posts.to_csv(tmp_path / "bad_posts.csv", index=False)
-    assert score(served, (files[0], tmp_path / "bad_posts.csv"), tmp_path / "out.csv") == EXIT_BAD_INPUT
+    assert (
+        score(served, (files[0], tmp_path / "bad_posts.csv"), tmp_path / "out.csv")
+        == EXIT_BAD_INPUT
+    )
     err = capsys.readouterr().err
     assert "bad_posts.csv, column 'likes', rows 3: not a number" in err
     assert not (tmp_path / "out.csv").exists()
@@ -219,7 +334,13 @@ def test_contract_break_exits_2_with_the_report(served, files, tmp_path, capsys)
 def fee_table(files: tuple[Path, Path], folder: Path) -> Path:
     names = pd.read_csv(files[0], dtype=str)["influencer"]
     path = folder / "fees.csv"
-    pd.DataFrame({"influencer": names, "fee": [str(100 * (i + 1)) for i in range(len(names))], "currency": "EUR"}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "influencer": names,
+            "fee": [str(100 * (i + 1)) for i in range(len(names))],
+            "currency": "EUR",
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -234,17 +355,27 @@ def test_target_engagements_add_p_reach_and_rank_by_it(served, files, tmp_path, 
     both = ranked[["engagements_p50", "p_reach"]].astype(float)
     assert both.corr(method="spearman").iloc[0, 1] > 0.8
     printed = capsys.readouterr().out
-    assert "ranked by chance of reaching the target" in printed and "p_reach" in printed and "expected to reach the target" in printed
+    assert (
+        "ranked by chance of reaching the target" in printed
+        and "p_reach" in printed
+        and "expected to reach the target" in printed
+    )
 
 
-def test_fees_give_cost_percentiles_and_a_summary_with_blended_cost(served, files, tmp_path, capsys):
+def test_fees_give_cost_percentiles_and_a_summary_with_blended_cost(
+    served, files, tmp_path, capsys
+):
     fees = fee_table(files, tmp_path)
     out = tmp_path / "ranked.csv"
     assert score(served, files, out, "--fees", str(fees)) == 0
     table = pd.read_csv(out)
     ok = table[table["status"].str.startswith("ok")]
-    np.testing.assert_allclose(ok["cost_per_engagement_p10"], ok["fee"] / ok["engagements_p90"], rtol=1e-9)
-    np.testing.assert_allclose(ok["cost_per_engagement_p90"], ok["fee"] / ok["engagements_p10"], rtol=1e-9)
+    np.testing.assert_allclose(
+        ok["cost_per_engagement_p10"], ok["fee"] / ok["engagements_p90"], rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        ok["cost_per_engagement_p90"], ok["fee"] / ok["engagements_p10"], rtol=1e-9
+    )
     printed = capsys.readouterr().out
     blended = ok["fee"].sum() / ok["expected_engagements"].sum()
     assert f"blended cost per engagement: {blended:.3g} EUR" in printed
@@ -258,7 +389,10 @@ def test_top_n_writes_the_top_n_and_says_how_many_were_left_out(served, files, t
     assert pd.read_excel(tmp_path / "top.xlsx", sheet_name="ranking")["Rank"].tolist() == [1, 2, 3]
     assert (tmp_path / "top.html").read_text().count("<tr class=") == 3
     printed = capsys.readouterr().out
-    assert "wrote 3 rows to" in printed and "(the top 3 of 17 candidates; leave out --top for all)" in printed
+    assert (
+        "wrote 3 rows to" in printed
+        and "(the top 3 of 17 candidates; leave out --top for all)" in printed
+    )
 
 
 @pytest.mark.parametrize(
@@ -276,14 +410,28 @@ def test_planner_options_that_cannot_work_exit_2(served, files, tmp_path, capsys
     assert match in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
 
 
-def test_the_champion_is_the_default_and_every_output_names_the_model(served, files, tmp_path, capsys):
+def test_the_champion_is_the_default_and_every_output_names_the_model(
+    served, files, tmp_path, capsys
+):
     out = tmp_path / "ranked.xlsx"
-    argv = ["score", "--tracking-uri", served.tracking_uri, "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(out)]
+    argv = [
+        "score",
+        "--tracking-uri",
+        served.tracking_uri,
+        "--profiles",
+        str(files[0]),
+        "--posts",
+        str(files[1]),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     registry = __import__("json").loads((served.model_dir / "registry.json").read_text())
     label = f"engagement v{registry['model_version']} @champion ({served.model_dir.name}, trained on posts"
-    assert printed.startswith(f"model {label}") and "chosen as models:/engagement@champion" in printed
+    assert (
+        printed.startswith(f"model {label}") and "chosen as models:/engagement@champion" in printed
+    )
     about = dict(pd.read_excel(out, sheet_name="about").to_numpy())
     assert about["model"].startswith(label)
     # A local folder reports what training registered it as.
@@ -291,18 +439,38 @@ def test_the_champion_is_the_default_and_every_output_names_the_model(served, fi
     assert f"@{registry['alias']} (at registration)" in (tmp_path / "r.html").read_text()
 
 
-def test_the_default_champion_without_a_tracking_store_says_how_to_fix_it(files, tmp_path, capsys, monkeypatch):
+def test_the_default_champion_without_a_tracking_store_says_how_to_fix_it(
+    files, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["score", "--profiles", str(files[0]), "--posts", str(files[1]), "--out", str(tmp_path / "x.csv")]) == EXIT_BAD_INPUT
-    assert "no MLflow tracking store" in capsys.readouterr().err and not (tmp_path / "mlflow.db").exists()
+    assert (
+        main(
+            [
+                "score",
+                "--profiles",
+                str(files[0]),
+                "--posts",
+                str(files[1]),
+                "--out",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == EXIT_BAD_INPUT
+    )
+    assert (
+        "no MLflow tracking store" in capsys.readouterr().err
+        and not (tmp_path / "mlflow.db").exists()
+    )
 
 
 def test_stale_data_and_missing_optional_columns_are_said(served, files, tmp_path, capsys):
     profiles = pd.read_csv(files[0], dtype=str).drop(columns=["posts_count"])
     profiles.to_csv(tmp_path / "p.csv", index=False)
     out = tmp_path / "r.html"
-    assert score(served, (tmp_path / "p.csv", files[1]), out) == 0  # scored now: the data end in 2019
+    assert (
+        score(served, (tmp_path / "p.csv", files[1]), out) == 0
+    )  # scored now: the data end in 2019
     printed = capsys.readouterr().out
     assert "warning: Stale data: the newest post is from 2019" in printed
     assert "Columns left out of the data: posts_count (total post count)" in printed
@@ -310,7 +478,16 @@ def test_stale_data_and_missing_optional_columns_are_said(served, files, tmp_pat
     assert "Stale data" in text and "posts_count" in text
     assert str(files[0].parent) not in text  # no server paths in what planners read
     newest = pd.to_datetime(pd.read_csv(files[1])["posted_at"], utc=True).max()
-    assert score(served, (tmp_path / "p.csv", files[1]), tmp_path / "b.csv", "--as-of", str((newest + pd.Timedelta(days=1)).date())) == 0
+    assert (
+        score(
+            served,
+            (tmp_path / "p.csv", files[1]),
+            tmp_path / "b.csv",
+            "--as-of",
+            str((newest + pd.Timedelta(days=1)).date()),
+        )
+        == 0
+    )
     assert "Stale data" not in capsys.readouterr().out
 
 
@@ -321,7 +498,10 @@ def test_report_says_why_ranges_are_wide(served, files, tmp_path):
     cold = table[table["status"] == STATUS_COLD]
     assert cold["range_note"].str.startswith("no post history").all()
     with_history = table[table["status"] == "ok"]
-    assert with_history["range_note"].str.contains("earlier post").all() and (with_history["history_posts"] > 0).all()
+    assert (
+        with_history["range_note"].str.contains("earlier post").all()
+        and (with_history["history_posts"] > 0).all()
+    )
 
 
 PHONE_PROBE = """<script>window.addEventListener("load", function () {
@@ -331,33 +511,67 @@ PHONE_PROBE = """<script>window.addEventListener("load", function () {
 });</script>"""
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)"
+)
 def test_report_fits_a_phone_screen(served, files, tmp_path):
     # A copy with a probe: the page's width and the right edge of the ranking's last visible column.
     out = tmp_path / "report.html"
-    assert score(served, files, out, "--fees", str(fee_table(files, tmp_path)), "--target-engagements", "300") == 0
+    assert (
+        score(
+            served,
+            files,
+            out,
+            "--fees",
+            str(fee_table(files, tmp_path)),
+            "--target-engagements",
+            "300",
+        )
+        == 0
+    )
     probe = tmp_path / "probe.html"
     probe.write_text(out.read_text().replace("</body>", PHONE_PROBE + "</body>"))
     done = subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,1200", "--virtual-time-budget=3000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=390,1200",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     title = done.stdout.split("<title>probe ", 1)[1].split("</title>", 1)[0]
     # Headless Chromium's window is at least ~500 px wide whatever --window-size says; the phone
     # layout (under 700 px) is what is checked, against the width the page really had.
     screen, page_width, table_right = (int(v) for v in title.split())
     assert screen < 700
-    assert page_width <= screen and table_right <= screen  # rate, fee and cost on screen without scrolling
+    assert (
+        page_width <= screen and table_right <= screen
+    )  # rate, fee and cost on screen without scrolling
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Chromium not installed (apt-get install -y chromium)"
+)
 def test_report_renders_in_a_browser(served, files, tmp_path):
     from matplotlib.image import imread
 
     out = tmp_path / "report.html"
     assert score(served, files, out, "--top", "0") == 0
     shot = tmp_path / "report.png"
-    done = subprocess.run(["bash", str(REPO / "scripts" / "report_check.sh"), str(out), str(shot), "1400x1800"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "report_check.sh"), str(out), str(shot), "1400x1800"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     pixels = imread(shot)
     assert pixels.shape[0] == 1800 and pixels.shape[1] == 1400
@@ -371,5 +585,11 @@ def test_report_check_skips_without_chromium(tmp_path):
     if shutil.which("bash") is None:
         pytest.skip("bash not available")
     env = {"PATH": str(tmp_path)}  # no browser on this PATH
-    done = subprocess.run([shutil.which("bash"), str(REPO / "scripts" / "report_check.sh"), str(tmp_path / "x.html")], capture_output=True, text=True, env=env, timeout=30)
+    done = subprocess.run(
+        [shutil.which("bash"), str(REPO / "scripts" / "report_check.sh"), str(tmp_path / "x.html")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert done.returncode == 0 and "skipping" in done.stderr

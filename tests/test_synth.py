@@ -30,8 +30,14 @@ def large(params):
 
 
 def _post_log_er(profiles: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
-    followers = posts["influencer"].map(profiles.set_index("influencer")["followers"]).to_numpy(dtype="float64")
-    return pd.DataFrame({"log_er": log_er(interactions(posts), followers), "tier": tier_of(followers)})
+    followers = (
+        posts["influencer"]
+        .map(profiles.set_index("influencer")["followers"])
+        .to_numpy(dtype="float64")
+    )
+    return pd.DataFrame(
+        {"log_er": log_er(interactions(posts), followers), "tier": tier_of(followers)}
+    )
 
 
 def test_fit_does_not_modify_inputs(real):
@@ -63,16 +69,44 @@ def test_different_seed_gives_different_tables(params):
     ],
 )
 def test_output_passes_the_contract(params, posts_per_influencer, shuffle):
-    profiles, posts = generate(params, n_influencers=1_000, seed=1, posts_per_influencer=posts_per_influencer, shuffle=shuffle)
+    profiles, posts = generate(
+        params,
+        n_influencers=1_000,
+        seed=1,
+        posts_per_influencer=posts_per_influencer,
+        shuffle=shuffle,
+    )
     data = validate(profiles, posts)  # raises on any fatal problem
     assert not data.report.problems
     assert data.report.rows_out == {"profiles": len(profiles), "posts": len(posts)}
-    assert list(profiles.columns) == ["influencer", "followers", "following", "posts_count", "category", "platform"]
-    assert list(posts.columns) == ["influencer", "post_id", "posted_at", "likes", "comments", "media_type", "is_sponsored", "hashtags"]
+    assert list(profiles.columns) == [
+        "influencer",
+        "followers",
+        "following",
+        "posts_count",
+        "category",
+        "platform",
+    ]
+    assert list(posts.columns) == [
+        "influencer",
+        "post_id",
+        "posted_at",
+        "likes",
+        "comments",
+        "media_type",
+        "is_sponsored",
+        "hashtags",
+    ]
     assert profiles["influencer"].str.match(r"^syn_\d{6}$").all()
     assert posts["post_id"].is_unique
     assert set(posts["influencer"]) <= set(profiles["influencer"])
-    assert (profiles["posts_count"] >= posts.groupby("influencer").size().reindex(profiles["influencer"], fill_value=0).to_numpy()).all()
+    assert (
+        profiles["posts_count"]
+        >= posts.groupby("influencer")
+        .size()
+        .reindex(profiles["influencer"], fill_value=0)
+        .to_numpy()
+    ).all()
 
 
 @pytest.mark.parametrize(
@@ -85,10 +119,16 @@ def test_output_passes_the_contract(params, posts_per_influencer, shuffle):
 )
 def test_row_counts(params, posts_per_influencer, tolerance):
     n = 5_000
-    profiles, posts = generate(params, n_influencers=n, seed=2, posts_per_influencer=posts_per_influencer)
+    profiles, posts = generate(
+        params, n_influencers=n, seed=2, posts_per_influencer=posts_per_influencer
+    )
     assert len(profiles) == n
     pmf = params.posts_pmf
-    expected = float((np.arange(len(pmf)) * pmf).sum()) if posts_per_influencer is None else posts_per_influencer
+    expected = (
+        float((np.arange(len(pmf)) * pmf).sum())
+        if posts_per_influencer is None
+        else posts_per_influencer
+    )
     assert len(posts) == pytest.approx(n * expected, rel=tolerance)
 
 

@@ -24,23 +24,61 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _block(mae: float, rho: float, n: int = 100, **extra: object) -> dict[str, object]:
-    return {"mae_log_er": mae, "spearman": rho, "ndcg_at_10": 0.5, "coverage_80": 0.8, "interval_width_80": 1.0, "n": n, **extra}
+    return {
+        "mae_log_er": mae,
+        "spearman": rho,
+        "ndcg_at_10": 0.5,
+        "coverage_80": 0.8,
+        "interval_width_80": 1.0,
+        "n": n,
+        **extra,
+    }
 
 
 def _metrics() -> dict[str, object]:
     """Metrics in the shape training writes, with known winners and losers."""
     nan = float("nan")
     return {
-        "model": _block(0.50, 0.70, 500, by_tier={"micro": {"coverage_80": 0.80, "interval_width_80": 1.0, "n": 300}, "mega": {"coverage_80": 0.70, "interval_width_80": 1.0, "n": 200}, "nano": {"coverage_80": 0.5, "interval_width_80": 1.0, "n": 3}}),
+        "model": _block(
+            0.50,
+            0.70,
+            500,
+            by_tier={
+                "micro": {"coverage_80": 0.80, "interval_width_80": 1.0, "n": 300},
+                "mega": {"coverage_80": 0.70, "interval_width_80": 1.0, "n": 200},
+                "nano": {"coverage_80": 0.5, "interval_width_80": 1.0, "n": 3},
+            },
+        ),
         "baselines": {"persistence": _block(0.55, 0.72, 500), "ridge": _block(0.52, 0.60, 500)},
         "subsets": {
             "with_history": {"model": _block(0.40, 0.75, 300), "ridge": _block(0.39, 0.70, 300)},
             # An empty subset: every figure NaN, n 0 (TikTok's campaign runs have no cold starts).
-            "cold_start": {"model": {**_block(nan, nan, 0), "by_tier": {}}, "ridge": {**_block(nan, nan, 0), "by_tier": {}}},
-            "latest_cold_start": {"model": _block(0.9, 0.1, 5), "ridge": _block(0.1, 0.9, 5)},  # too few to judge
+            "cold_start": {
+                "model": {**_block(nan, nan, 0), "by_tier": {}},
+                "ridge": {**_block(nan, nan, 0), "by_tier": {}},
+            },
+            "latest_cold_start": {
+                "model": _block(0.9, 0.1, 5),
+                "ridge": _block(0.1, 0.9, 5),
+            },  # too few to judge
         },
-        "time_holdout": {"model": _block(0.6, 0.6, 200, by_tier={"micro": {"coverage_80": 0.86, "n": 150}}), "baselines": {"persistence": _block(0.7, 0.5, 200)}, "holdout_from": "2019-01-01"},
-        "forward": {"n_creators": 40, "model": {"mae_log_er": 0.47, "spearman": 0.88, "coverage_80_posts": 0.79, "by_tier": {"micro": {"coverage_80_posts": 0.74, "n": 30}}}, "persistence": {"mae_log_er": 0.56, "spearman": 0.87}, "mae_gain": 0.09, "mae_gain_90ci": [0.05, 0.12]},
+        "time_holdout": {
+            "model": _block(0.6, 0.6, 200, by_tier={"micro": {"coverage_80": 0.86, "n": 150}}),
+            "baselines": {"persistence": _block(0.7, 0.5, 200)},
+            "holdout_from": "2019-01-01",
+        },
+        "forward": {
+            "n_creators": 40,
+            "model": {
+                "mae_log_er": 0.47,
+                "spearman": 0.88,
+                "coverage_80_posts": 0.79,
+                "by_tier": {"micro": {"coverage_80_posts": 0.74, "n": 30}},
+            },
+            "persistence": {"mae_log_er": 0.56, "spearman": 0.87},
+            "mae_gain": 0.09,
+            "mae_gain_90ci": [0.05, 0.12],
+        },
         "n_examples": 500,
     }
 
@@ -69,7 +107,10 @@ def test_empty_subsets_are_dropped_and_the_table_prints_no_nan():
     assert table.splitlines()[0] == "engagement v3 @champion"
     assert not re.search(r"\bnan\b", table)
     assert "latest cold start" not in table  # 5 examples: below MIN_CHECKED, left to --metrics-out
-    assert f"{len(metrics['warnings'])} warning(s):" in table and "WARNING  grouped CV, with history (n=300): model MAE" in table
+    assert (
+        f"{len(metrics['warnings'])} warning(s):" in table
+        and "WARNING  grouped CV, with history (n=300): model MAE" in table
+    )
     assert "no examples (left out): cold_start" in table
     assert MIN_CHECKED == 20
 
@@ -82,7 +123,9 @@ def test_metrics_are_grouped_by_evaluation_for_the_mlflow_ui():
     assert names["time_holdout/model.mae_log_er"] == 0.6
     assert names["forward/model.spearman"] == 0.88 and names["forward/mae_gain"] == 0.09
     assert {name.split("/")[0] for name in names} == {"cv", "time_holdout", "forward"}
-    assert all(np.isfinite(value) for value in names.values())  # NaN figures (empty subsets) are not logged
+    assert all(
+        np.isfinite(value) for value in names.values()
+    )  # NaN figures (empty subsets) are not logged
 
 
 # --------------------------------------------------------------------------- the gate
@@ -107,7 +150,9 @@ def test_the_gate_compares_on_creators_the_champion_did_not_train_on():
     result = compare_on_unseen(
         lambda m: float(np.mean(np.abs(candidate_pred[m] - label[m]))),
         lambda m: float(np.mean(np.abs(champion_pred[m] - label[m]))),
-        influencers, champion_creators, "champion v1",
+        influencers,
+        champion_creators,
+        "champion v1",
     )
     assert result.compared and result.wins
     assert (result.n_creators, result.n_examples) == (50, 50)
@@ -118,13 +163,29 @@ def test_the_gate_compares_on_creators_the_champion_did_not_train_on():
 @pytest.mark.parametrize(
     ("n_unseen", "record", "match"),
     [
-        (MIN_GATE_CREATORS - 1, True, rf"only {MIN_GATE_CREATORS - 1} of the \d+ creators here are unseen by champion v1"),  # champion trained on nearly all
-        (50, False, "does not record which creators it was trained on"),  # a champion saved before the gate
+        (
+            MIN_GATE_CREATORS - 1,
+            True,
+            rf"only {MIN_GATE_CREATORS - 1} of the \d+ creators here are unseen by champion v1",
+        ),  # champion trained on nearly all
+        (
+            50,
+            False,
+            "does not record which creators it was trained on",
+        ),  # a champion saved before the gate
     ],
 )
 def test_the_gate_says_when_it_cannot_compare(n_unseen, record, match):
-    influencers, label, champion_pred, candidate_pred, champion_creators = _gate_case(n_unseen=n_unseen)
-    result = compare_on_unseen(lambda m: 0.1, lambda m: 0.9, influencers, champion_creators if record else None, "champion v1")
+    influencers, label, champion_pred, candidate_pred, champion_creators = _gate_case(
+        n_unseen=n_unseen
+    )
+    result = compare_on_unseen(
+        lambda m: 0.1,
+        lambda m: 0.9,
+        influencers,
+        champion_creators if record else None,
+        "champion v1",
+    )
     assert not result.compared and not result.wins
     assert re.search(match, result.reason)
 
@@ -136,7 +197,17 @@ def test_creator_hashes_are_stable_across_processes():
     import sys
 
     code = "import pandas as pd; from training.gate import creator_hashes; print(list(creator_hashes(pd.Series(['ana', 'ben']))))"
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout for seed in ("1", "2")}
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(runs) == 1 and runs == {str(list(creator_hashes(pd.Series(["ana", "ben"])))) + "\n"}
 
 
@@ -159,21 +230,31 @@ def test_the_run_reads_well_in_the_mlflow_ui(trained, tmp_path):
     assert re.fullmatch(r"instagram posts \d{4}-\d\d-\d\d \d\d:\d\d UTC", run.info.run_name)
     groups = {name.split("/")[0] for name in run.data.metrics}
     assert groups == {"cv", "time_holdout", "forward"}, sorted(run.data.metrics)[:20]
-    assert "cv/model.mae_log_er" in run.data.metrics and "time_holdout/model.mae_log_er" in run.data.metrics
+    assert (
+        "cv/model.mae_log_er" in run.data.metrics
+        and "time_holdout/model.mae_log_er" in run.data.metrics
+    )
     # The run spans the training: started before the model was fitted and saved.
     meta = json.loads((trained.model_dir / "metadata.json").read_text())
     saved = datetime.fromisoformat(meta["trained_at"]).timestamp() * 1000
     assert run.info.start_time < saved - 1000 and run.info.end_time > saved
     assert run.info.status == "FINISHED"
     version = client.get_model_version("engagement", trained.tracking["model_version"])
-    assert "grouped CV: model MAE" in version.description and f"{trained.metrics['model']['mae_log_er']:.3f}" in version.description
+    assert (
+        "grouped CV: model MAE" in version.description
+        and f"{trained.metrics['model']['mae_log_er']:.3f}" in version.description
+    )
     assert version.tags["alias_reason"] == trained.tracking["alias_reason"]
     assert isinstance(trained.metrics["warnings"], list)
-    logged = json.loads(Path(client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))).read_text())
+    logged = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))).read_text()
+    )
     assert logged["warnings"] == trained.metrics["warnings"]
 
 
-def test_a_run_that_fails_during_the_evaluations_is_in_mlflow_as_failed(small_data: SmallData, tmp_path, monkeypatch):
+def test_a_run_that_fails_during_the_evaluations_is_in_mlflow_as_failed(
+    small_data: SmallData, tmp_path, monkeypatch
+):
     """The run starts before the evaluations: a failure in cross-validation leaves a FAILED run
     that shows what it was given, and no model."""
     from mlflow import MlflowClient
@@ -186,15 +267,27 @@ def test_a_run_that_fails_during_the_evaluations_is_in_mlflow_as_failed(small_da
 
     monkeypatch.setattr(train_module, "cross_validate", broken)
     config = fast_config(tmp_path)
-    clean = validate(small_data.profiles.head(300), small_data.posts[small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(300))])
+    clean = validate(
+        small_data.profiles.head(300),
+        small_data.posts[
+            small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(300))
+        ],
+    )
     with pytest.raises(RuntimeError, match="out of memory"):
-        train_module.run_training(clean, {"profiles": small_data.profiles_path, "posts": small_data.posts_path}, config, progress=lambda _: None)
+        train_module.run_training(
+            clean,
+            {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
+            config,
+            progress=lambda _: None,
+        )
     client = MlflowClient(tracking_uri=config.tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
     assert run.info.status == "FAILED" and run.info.run_name.startswith("instagram posts ")
     assert run.data.params["data_fingerprint"] and run.data.params["n_examples"]
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"profiles", "posts"}
-    assert not (tmp_path / "models").exists() or not [p for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")]
+    assert not (tmp_path / "models").exists() or not [
+        p for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")
+    ]
 
 
 def test_plots_state_n_per_group(trained, tmp_path, monkeypatch):
@@ -205,7 +298,9 @@ def test_plots_state_n_per_group(trained, tmp_path, monkeypatch):
 
     def capture(fig, path):
         found = [t.get_text() for ax in fig.axes for t in [ax.title, *ax.get_xticklabels()]]
-        found += [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        found += [
+            t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+        ]
         texts[Path(path).stem] = found
         return path
 
@@ -221,10 +316,14 @@ def test_plots_state_n_per_group(trained, tmp_path, monkeypatch):
 
 def _campaigns(data: SmallData, folder: Path) -> Path:
     """Campaign results: each creator's latest two posts that have an earlier one, as a campaigns table."""
-    posts = data.posts.assign(t=pd.to_datetime(data.posts["posted_at"], utc=True, format="ISO8601")).sort_values(["influencer", "t"])
+    posts = data.posts.assign(
+        t=pd.to_datetime(data.posts["posted_at"], utc=True, format="ISO8601")
+    ).sort_values(["influencer", "t"])
     posts = posts[posts.groupby("influencer").cumcount() >= 1]
     latest = posts.groupby("influencer").tail(2)
-    table = latest.rename(columns={"post_id": "campaign_id"})[["influencer", "campaign_id", "posted_at", "likes", "comments"]]
+    table = latest.rename(columns={"post_id": "campaign_id"})[
+        ["influencer", "campaign_id", "posted_at", "likes", "comments"]
+    ]
     path = folder / "campaigns.csv"
     table.to_csv(path, index=False)
     return path
@@ -240,18 +339,39 @@ def test_a_campaigns_run_is_visible_as_one(small_data: SmallData, trained, tmp_p
 
     campaigns = _campaigns(small_data, tmp_path)
     config = fast_config(tmp_path)
-    result = run_training(validate(small_data.profiles, small_data.posts), {"profiles": small_data.profiles_path, "posts": small_data.posts_path}, config, campaigns_path=campaigns, progress=lambda _: None)
+    result = run_training(
+        validate(small_data.profiles, small_data.posts),
+        {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
+        config,
+        campaigns_path=campaigns,
+        progress=lambda _: None,
+    )
     meta = json.loads((result.model_dir / "metadata.json").read_text())
     posts_only = json.loads((trained.model_dir / "metadata.json").read_text())
     fingerprint = file_fingerprint([campaigns])
-    assert meta["training_mode"] == "campaigns" and meta["inputs"]["campaigns"] == {"path": str(campaigns), "fingerprint": fingerprint, "rows": len(read_table(campaigns))}
-    assert meta["data_fingerprint"] != posts_only["data_fingerprint"]  # same profiles and posts, plus campaigns
+    assert meta["training_mode"] == "campaigns" and meta["inputs"]["campaigns"] == {
+        "path": str(campaigns),
+        "fingerprint": fingerprint,
+        "rows": len(read_table(campaigns)),
+    }
+    assert (
+        meta["data_fingerprint"] != posts_only["data_fingerprint"]
+    )  # same profiles and posts, plus campaigns
     client = MlflowClient(tracking_uri=config.tracking_uri)
     run = client.get_run(result.tracking["run_id"])
-    assert run.data.params["training_mode"] == "campaigns" and run.data.params["campaigns_fingerprint"] == fingerprint
-    assert run.data.params["campaigns"] == str(campaigns) and run.data.params["data_fingerprint"] == meta["data_fingerprint"]
+    assert (
+        run.data.params["training_mode"] == "campaigns"
+        and run.data.params["campaigns_fingerprint"] == fingerprint
+    )
+    assert (
+        run.data.params["campaigns"] == str(campaigns)
+        and run.data.params["data_fingerprint"] == meta["data_fingerprint"]
+    )
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
-    assert set(inputs) == {"profiles", "posts", "campaigns"} and inputs["campaigns"].digest == fingerprint[:8]
+    assert (
+        set(inputs) == {"profiles", "posts", "campaigns"}
+        and inputs["campaigns"].digest == fingerprint[:8]
+    )
     assert run.data.tags["data.campaigns.fingerprint"] == fingerprint
     assert " campaigns " in run.info.run_name
     assert "forward" not in result.metrics  # the forward protocol is for post histories
@@ -265,21 +385,43 @@ def test_evaluate_names_the_registered_version(trained, small_data: SmallData, t
     out = tmp_path / "m.json"
     v = trained.tracking["model_version"]
     for ref in ("models:/engagement@champion", f"models:/engagement/{v}", str(trained.model_dir)):
-        code = main(["evaluate", "--model", ref, "--tracking-uri", uri, "--profiles", str(small_data.profiles_path), "--posts", str(small_data.posts_path), "--metrics-out", str(out)])
+        code = main(
+            [
+                "evaluate",
+                "--model",
+                ref,
+                "--tracking-uri",
+                uri,
+                "--profiles",
+                str(small_data.profiles_path),
+                "--posts",
+                str(small_data.posts_path),
+                "--metrics-out",
+                str(out),
+            ]
+        )
         assert code == 0
         printed = capsys.readouterr().out
-        assert printed.splitlines()[0].startswith(f"engagement v{v} @champion (saved model {trained.model_dir.name}) on ")
-        assert "engage-model-" not in printed and "/tmp" not in printed.splitlines()[0]  # no temporary copy's path
+        assert printed.splitlines()[0].startswith(
+            f"engagement v{v} @champion (saved model {trained.model_dir.name}) on "
+        )
+        assert (
+            "engage-model-" not in printed and "/tmp" not in printed.splitlines()[0]
+        )  # no temporary copy's path
         assert not re.search(r"\bnan\b", printed)
         metrics = json.loads(out.read_text())
-        assert metrics["evaluated_model"]["name"] == f"engagement v{v} @champion" and isinstance(metrics["warnings"], list)
+        assert metrics["evaluated_model"]["name"] == f"engagement v{v} @champion" and isinstance(
+            metrics["warnings"], list
+        )
 
 
 def _disjoint_slice(exclude: set[str], n: int, seed: int, folder: Path) -> SmallData:
     """Creators with posts from the embedded data, none of them in ``exclude``."""
     profiles = pd.read_csv(EMBEDDED / "profiles.csv.gz", dtype=str, keep_default_na=False)
     posts = pd.read_csv(EMBEDDED / "posts.csv.gz", dtype=str, keep_default_na=False)
-    pool = profiles[profiles["influencer"].isin(posts["influencer"]) & ~profiles["influencer"].isin(exclude)]
+    pool = profiles[
+        profiles["influencer"].isin(posts["influencer"]) & ~profiles["influencer"].isin(exclude)
+    ]
     chosen = pool.sample(n, random_state=seed).reset_index(drop=True)
     chosen_posts = posts[posts["influencer"].isin(chosen["influencer"])].reset_index(drop=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -289,7 +431,9 @@ def _disjoint_slice(exclude: set[str], n: int, seed: int, folder: Path) -> Small
 
 
 @pytest.mark.slow
-def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, trained, tmp_path, capsys):
+def test_promote_moves_the_champion_only_with_its_checks(
+    small_data: SmallData, trained, tmp_path, capsys
+):
     from mlflow import MlflowClient
 
     folder = tmp_path / "store"
@@ -299,8 +443,12 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     other = _disjoint_slice(seen, 800, 1, tmp_path / "other")
     second = train_small(folder, other, num_boost_round=80)
     # The second run's holdout creators are none of the champion's: the gate compared, and said so.
-    assert re.search(r"time holdout MAE [\d.]+ (beats|does not beat) champion v1 \([\d.]+\) on \d+ examples of \d+ creators champion v1 did not train on", second.tracking["alias_reason"])
+    assert re.search(
+        r"time holdout MAE [\d.]+ (beats|does not beat) champion v1 \([\d.]+\) on \d+ examples of \d+ creators champion v1 did not train on",
+        second.tracking["alias_reason"],
+    )
     client = MlflowClient(tracking_uri=uri)
+
     def champion_now() -> str:
         return str(client.get_model_version_by_alias("engagement", "champion").version)
 
@@ -308,7 +456,9 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     candidate = "2" if champion == "1" else "1"
 
     def promote(*extra: str, data: SmallData | None = None) -> tuple[int, str]:
-        paths = ["--profiles", str(data.profiles_path), "--posts", str(data.posts_path)] if data else []
+        paths = (
+            ["--profiles", str(data.profiles_path), "--posts", str(data.posts_path)] if data else []
+        )
         code = main(["promote", *extra, "--tracking-uri", uri, *paths])
         captured = capsys.readouterr()
         return code, captured.out + captured.err
@@ -326,14 +476,21 @@ def test_promote_moves_the_champion_only_with_its_checks(small_data: SmallData, 
     code, text = promote(candidate, data=fresh)
     moved = champion_now() == candidate
     assert re.search(r"creators neither model trained on", text), text
-    assert (code == 0 and moved and "beats" in text) or (code == 2 and not moved and "does not beat" in text)
+    assert (code == 0 and moved and "beats" in text) or (
+        code == 2 and not moved and "does not beat" in text
+    )
     # --force with a reason: moved, and the reason recorded on the version.
     target = champion if moved else candidate
     code, text = promote(target, "--force", "--reason", "rollback after a bad week")
     assert code == 0 and champion_now() == target
     tags = client.get_model_version("engagement", target).tags
-    assert tags["alias_reason"] == "promoted with --force: rollback after a bad week" and tags["previous_champion"]
-    assert promote(target, "--force", "--reason", "again")[0] == 0  # already champion: nothing changes
+    assert (
+        tags["alias_reason"] == "promoted with --force: rollback after a bad week"
+        and tags["previous_champion"]
+    )
+    assert (
+        promote(target, "--force", "--reason", "again")[0] == 0
+    )  # already champion: nothing changes
 
 
 def test_promote_refuses_a_version_whose_files_were_changed(trained, capsys):
@@ -342,18 +499,24 @@ def test_promote_refuses_a_version_whose_files_were_changed(trained, capsys):
     uri, _ = _store(trained)
     client = MlflowClient(tracking_uri=uri)
     version = client.get_model_version("engagement", trained.tracking["model_version"])
-    model_id = trained.tracking["model_uri"].removeprefix("models:/").strip("/")  # the logged model of v1
+    model_id = (
+        trained.tracking["model_uri"].removeprefix("models:/").strip("/")
+    )  # the logged model of v1
     artifacts = Path(client.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     logged = next(artifacts.rglob("metadata.json"))
     original = logged.read_bytes()
     try:
         logged.write_bytes(original.replace(b'"n_examples"', b'"n_examples" ', 1))
-        code = main(["promote", str(version.version), "--force", "--reason", "x", "--tracking-uri", uri])
+        code = main(
+            ["promote", str(version.version), "--force", "--reason", "x", "--tracking-uri", uri]
+        )
     finally:
         logged.write_bytes(original)  # the session's model stays intact for other tests
     err = capsys.readouterr().err
     assert code == 2 and "metadata.json" in err, err
-    assert str(client.get_model_version_by_alias("engagement", "champion").version) == str(version.version)
+    assert str(client.get_model_version_by_alias("engagement", "champion").version) == str(
+        version.version
+    )
 
 
 # --------------------------------------------------------------------------- ports

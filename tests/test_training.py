@@ -34,7 +34,14 @@ def _posts() -> pd.DataFrame:
         {
             "influencer": ["a", "a", "a", "b", "c", "c"],
             "post_id": ["a1", "a2", "a3", "b1", "c1", "c2"],
-            "posted_at": ["2020-01-01", "2020-01-05", "2020-01-09", "2020-01-02", "2020-01-03", "2020-01-04"],
+            "posted_at": [
+                "2020-01-01",
+                "2020-01-05",
+                "2020-01-09",
+                "2020-01-02",
+                "2020-01-03",
+                "2020-01-04",
+            ],
             "likes": ["100", "200", "300", "50", "10", "0"],
             "comments": ["10", "20", "30", "5", "1", "0"],
             "hashtags": ["x|y", "y", "z", "w", "v", ""],
@@ -44,7 +51,13 @@ def _posts() -> pd.DataFrame:
 
 
 def _profiles() -> pd.DataFrame:
-    return pd.DataFrame({"influencer": ["a", "b", "c", "d"], "followers": ["1000", "20000", "300", "5000"], "category": ["food", "travel", "pet", "food"]})
+    return pd.DataFrame(
+        {
+            "influencer": ["a", "b", "c", "d"],
+            "followers": ["1000", "20000", "300", "5000"],
+            "category": ["food", "travel", "pet", "food"],
+        }
+    )
 
 
 def _examples(posts: pd.DataFrame) -> ExampleSet:
@@ -60,7 +73,11 @@ def test_every_mature_post_is_a_target_and_history_is_strictly_earlier():
     # d has no posts: no label, no example. a3 (Jan 9) is the scrape's newest post, younger than
     # 3 days at the scrape: no target. Every other post is one, with the posts before it.
     assert list(zip(ex.base["influencer"], ex.base["n_history_posts"], strict=True)) == [
-        ("a", 0), ("a", 1), ("b", 0), ("c", 0), ("c", 1),
+        ("a", 0),
+        ("a", 1),
+        ("b", 0),
+        ("c", 0),
+        ("c", 1),
     ]
     # label of a's second example = log((200 + 20 + 1) / 1000)
     assert ex.label[1] == pytest.approx(np.log(221 / 1000))
@@ -136,13 +153,57 @@ def test_time_split_keeps_holdout_influencers_out_of_training():
     ("frame", "match"),
     [
         # a required column under another tool's name: suggest the rename
-        (pd.DataFrame({"influencer": ["a"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "like_count": ["1"], "comments": ["1"]}), "did you mean 'like_count'"),
+        (
+            pd.DataFrame(
+                {
+                    "influencer": ["a"],
+                    "campaign_id": ["x"],
+                    "posted_at": ["2020-01-01"],
+                    "like_count": ["1"],
+                    "comments": ["1"],
+                }
+            ),
+            "did you mean 'like_count'",
+        ),
         # campaign for an influencer without a profile
-        (pd.DataFrame({"influencer": ["zz"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "likes": ["1"], "comments": ["1"]}), "campaign influencer has no profile"),
+        (
+            pd.DataFrame(
+                {
+                    "influencer": ["zz"],
+                    "campaign_id": ["x"],
+                    "posted_at": ["2020-01-01"],
+                    "likes": ["1"],
+                    "comments": ["1"],
+                }
+            ),
+            "campaign influencer has no profile",
+        ),
         # negative count
-        (pd.DataFrame({"influencer": ["a"], "campaign_id": ["x"], "posted_at": ["2020-01-01"], "likes": ["-1"], "comments": ["1"]}), "negative count"),
+        (
+            pd.DataFrame(
+                {
+                    "influencer": ["a"],
+                    "campaign_id": ["x"],
+                    "posted_at": ["2020-01-01"],
+                    "likes": ["-1"],
+                    "comments": ["1"],
+                }
+            ),
+            "negative count",
+        ),
         # the same campaign twice for one influencer
-        (pd.DataFrame({"influencer": ["a", "a"], "campaign_id": ["x", "x"], "posted_at": ["2020-01-01"] * 2, "likes": ["1", "2"], "comments": ["1", "1"]}), "duplicate"),
+        (
+            pd.DataFrame(
+                {
+                    "influencer": ["a", "a"],
+                    "campaign_id": ["x", "x"],
+                    "posted_at": ["2020-01-01"] * 2,
+                    "likes": ["1", "2"],
+                    "comments": ["1", "1"],
+                }
+            ),
+            "duplicate",
+        ),
     ],
 )
 def test_bad_campaign_tables_are_refused_with_file_and_column(frame, match):
@@ -178,7 +239,9 @@ def test_conformal_interval_covers_its_nominal_share_per_group():
 
 
 def test_small_history_bands_fall_back_to_the_tiers_history_then_the_tier():
-    groups = pd.Series(["tiktok:micro/long"] * 100 + ["tiktok:micro/short"] * 40 + ["tiktok:micro/medium"] * 5)
+    groups = pd.Series(
+        ["tiktok:micro/long"] * 100 + ["tiktok:micro/short"] * 40 + ["tiktok:micro/medium"] * 5
+    )
     interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
     assert "tiktok:micro/medium" not in interval.offsets_
     # The tier's history rows, all bands together, serve the small band.
@@ -193,9 +256,15 @@ def test_small_history_bands_fall_back_to_the_tiers_history_then_the_tier():
 def test_interval_groups_split_history_into_bands():
     from features.pipeline import interval_group
 
-    base = pd.DataFrame({"tier": ["nano"] * 5, "platform": ["tiktok"] * 5, "n_history_posts": [0, 1, 4, 5, 40]})
+    base = pd.DataFrame(
+        {"tier": ["nano"] * 5, "platform": ["tiktok"] * 5, "n_history_posts": [0, 1, 4, 5, 40]}
+    )
     assert interval_group(base).tolist() == [
-        "tiktok:nano/cold", "tiktok:nano/short", "tiktok:nano/short", "tiktok:nano/medium", "tiktok:nano/long",
+        "tiktok:nano/cold",
+        "tiktok:nano/short",
+        "tiktok:nano/short",
+        "tiktok:nano/medium",
+        "tiktok:nano/long",
     ]
 
 
@@ -218,7 +287,9 @@ class _Thing:
 
 
 def test_artifact_round_trip_and_tamper_detection(tmp_path):
-    folder = save_artifact(_Thing(), tmp_path, {"note": "x"}, registry={"registered_model": "engagement"})
+    folder = save_artifact(
+        _Thing(), tmp_path, {"note": "x"}, registry={"registered_model": "engagement"}
+    )
     assert resolve_model_dir("latest", tmp_path) == folder
     assert isinstance(load_artifact(folder), _Thing)
     data = bytearray((folder / "model.joblib").read_bytes())
@@ -253,7 +324,9 @@ def test_artifact_of_another_model_format_is_refused_before_unpickling(tmp_path,
     (folder / "metadata.json").write_text(json.dumps(meta))
     (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
     sign_folder(folder)
-    with pytest.raises(ArtifactError, match=rf"model format {saved}, this one reads {MODEL_FORMAT}.*Retrain"):
+    with pytest.raises(
+        ArtifactError, match=rf"model format {saved}, this one reads {MODEL_FORMAT}.*Retrain"
+    ):
         load_artifact(folder)
 
 
@@ -290,9 +363,17 @@ def test_training_run_saves_logs_and_beats_the_median_baseline(trained):
     assert set(metrics["subsets"]["cold_start"]) >= {"model", "tier_niche_median"}
     # Even the small fast model must rank better than a benchmark table.
     assert metrics["model"]["spearman"] > metrics["baselines"]["tier_niche_median"]["spearman"]
-    assert sorted(p.name for p in trained.model_dir.iterdir()) == ["MANIFEST.json", "metadata.json", "model.joblib", "registry.json", "training_creators.npy"]
+    assert sorted(p.name for p in trained.model_dir.iterdir()) == [
+        "MANIFEST.json",
+        "metadata.json",
+        "model.joblib",
+        "registry.json",
+        "training_creators.npy",
+    ]
     meta = json.loads((trained.model_dir / "metadata.json").read_text())
-    assert meta["feature_names"] and "engagement_rate_definition" in meta and meta["data_fingerprint"]
+    assert (
+        meta["feature_names"] and "engagement_rate_definition" in meta and meta["data_fingerprint"]
+    )
     assert trained.tracking["alias"] == "champion"
     assert "forward" in metrics  # the forward protocol ran (or says why it could not)
 
@@ -301,7 +382,9 @@ def test_the_saved_model_predicts_from_raw_tables(trained, small_data: SmallData
     model = load_artifact(trained.model_dir)
     out = model.predict(small_data.profiles, small_data.posts)
     assert len(out) == len(small_data.profiles)
-    assert (out["er_low"] <= out["predicted_er"]).all() and (out["predicted_er"] <= out["er_high"]).all()
+    assert (out["er_low"] <= out["predicted_er"]).all() and (
+        out["predicted_er"] <= out["er_high"]
+    ).all()
 
 
 def test_same_seed_same_metrics(small_data: SmallData, tmp_path):
@@ -329,12 +412,28 @@ def test_second_run_is_challenger_unless_promoted(small_data: SmallData, trained
 
 def test_cli_evaluate_scores_a_saved_model(trained, small_data: SmallData, tmp_path, capsys):
     out = tmp_path / "metrics.json"
-    code = main(["evaluate", "--model", str(trained.model_dir), "--profiles", str(small_data.profiles_path), "--posts", str(small_data.posts_path), "--metrics-out", str(out), "--seed", "0"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(trained.model_dir),
+            "--profiles",
+            str(small_data.profiles_path),
+            "--posts",
+            str(small_data.posts_path),
+            "--metrics-out",
+            str(out),
+            "--seed",
+            "0",
+        ]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert metrics["n_examples"] > 0 and "persistence" in metrics["baselines"]
     # The slice has few creators with 6+ posts: the forward protocol says so instead of guessing.
-    assert "model" in metrics["forward"] or "fewer than 10 creators" in metrics["forward"]["skipped"]
+    assert (
+        "model" in metrics["forward"] or "fewer than 10 creators" in metrics["forward"]["skipped"]
+    )
     printed = capsys.readouterr().out
     assert "grouped CV" in printed and "forward protocol" in printed
 
@@ -343,12 +442,35 @@ def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
     profiles = tmp_path / "p.csv"
     posts = tmp_path / "q.csv"
     pd.DataFrame({"influencer": ["a"], "followers": ["0"]}).to_csv(profiles, index=False)
-    pd.DataFrame({"influencer": ["a"], "post_id": ["1"], "posted_at": ["2020-01-01"], "like_count": ["1"], "comments": ["1"]}).to_csv(posts, index=False)
-    code = main(["train", "--profiles", str(profiles), "--posts", str(posts), "--models-dir", str(tmp_path / "m"), "--tracking-uri", f"sqlite:///{tmp_path / 'db.sqlite'}"])
+    pd.DataFrame(
+        {
+            "influencer": ["a"],
+            "post_id": ["1"],
+            "posted_at": ["2020-01-01"],
+            "like_count": ["1"],
+            "comments": ["1"],
+        }
+    ).to_csv(posts, index=False)
+    code = main(
+        [
+            "train",
+            "--profiles",
+            str(profiles),
+            "--posts",
+            str(posts),
+            "--models-dir",
+            str(tmp_path / "m"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "did you mean 'like_count'" in err  # the fatal problem
-    assert "NOTE  " in err and "rows 1: zero followers: engagement rate is undefined -> set aside" in err  # handled, listed too
+    assert (
+        "NOTE  " in err
+        and "rows 1: zero followers: engagement rate is undefined -> set aside" in err
+    )  # handled, listed too
     assert not (tmp_path / "m").exists()  # nothing half-written
 
 
@@ -364,7 +486,9 @@ def test_predictive_distribution_matches_the_calibration_residuals():
     groups = pd.Series(["mega/long"] * 20000)
     interval = ConformalInterval(0.8).fit(rng.normal(size=20000), groups)
     codes, names = np.zeros(3, dtype="int64"), ["mega/long"]
-    q = interval.quantiles_by_code(np.array([0.0, 1.0, -2.0]), codes, names, np.array([0.1, 0.5, 0.9]))
+    q = interval.quantiles_by_code(
+        np.array([0.0, 1.0, -2.0]), codes, names, np.array([0.1, 0.5, 0.9])
+    )
     np.testing.assert_allclose(q[0], [-1.2816, 0.0, 1.2816], atol=0.05)
     np.testing.assert_allclose(q[1] - q[0], 1.0)  # the prediction shifts the whole distribution
     p = interval.prob_at_least_by_code(np.zeros(3), codes, names, np.array([-1.2816, 0.0, 1.2816]))

@@ -38,7 +38,12 @@ def test_influencers_are_counted_not_rows():
     fitted = CategoryVocabulary().fit(rows({"crypto": 3}, rows_each=10))
     assert "crypto" not in fitted.vocabulary_
     # Without an influencer column, rows are what there is to count.
-    assert "crypto" in CategoryVocabulary().fit(rows({"crypto": 3}, rows_each=10).drop(columns="influencer")).vocabulary_
+    assert (
+        "crypto"
+        in CategoryVocabulary()
+        .fit(rows({"crypto": 3}, rows_each=10).drop(columns="influencer"))
+        .vocabulary_
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,11 +74,15 @@ def test_transform_maps_onto_the_vocabulary(vocabulary, value, expected):
 def test_added_columns_is_empty_when_nothing_changes(vocabulary):
     X = pd.DataFrame({"category": ["comedy", "pet"]})
     assert vocabulary.added_columns(X) == {}
-    assert vocabulary.added_columns(X.assign(category=["comedy", "gaming"]))["category"].tolist() == ["comedy", "other"]
+    assert vocabulary.added_columns(X.assign(category=["comedy", "gaming"]))[
+        "category"
+    ].tolist() == ["comedy", "other"]
 
 
 def test_scikit_learn_contract(vocabulary):
-    X = pd.DataFrame({"influencer": ["a", "b"], "category": ["comdy", "dancing"], "n_history_posts": [1.0, 0.0]})
+    X = pd.DataFrame(
+        {"influencer": ["a", "b"], "category": ["comdy", "dancing"], "n_history_posts": [1.0, 0.0]}
+    )
     fresh = clone(vocabulary)
     assert fresh.get_params() == {"min_count": 20, "cutoff": 0.75}
     assert not hasattr(fresh, "vocabulary_")  # __init__ only stores its arguments
@@ -98,7 +107,9 @@ def test_bad_parameters_are_refused_at_fit(params, match):
 
 
 def test_a_frame_without_category_is_refused(vocabulary):
-    with pytest.raises(ValueError, match=r"needs a 'category' column; columns present: influencer, niche"):
+    with pytest.raises(
+        ValueError, match=r"needs a 'category' column; columns present: influencer, niche"
+    ):
         CategoryVocabulary().fit(pd.DataFrame({"influencer": ["a"], "niche": ["food"]}))
     with pytest.raises(ValueError, match=r"needs a 'category' column"):
         vocabulary.transform(pd.DataFrame({"niche": ["food"]}))
@@ -122,10 +133,23 @@ def creators(categories: list[str], posts_each: int = 4) -> tuple[pd.DataFrame, 
     """Raw profiles and posts: one creator per entry of ``categories``."""
     rng = np.random.default_rng(0)
     names = [f"user{i}" for i in range(len(categories))]
-    profiles = pd.DataFrame({"influencer": names, "followers": [str(1000 * (i % 7 + 1) ** 2) for i in range(len(names))], "category": categories})
+    profiles = pd.DataFrame(
+        {
+            "influencer": names,
+            "followers": [str(1000 * (i % 7 + 1) ** 2) for i in range(len(names))],
+            "category": categories,
+        }
+    )
     posts = pd.DataFrame(
         [
-            (name, f"{name}_{j}", f"2020-01-{j * 3 + 1:02d}T12:00:00Z", str(int(rng.integers(10, 500))), str(int(rng.integers(0, 20))), "x|y" if j % 2 else "z")
+            (
+                name,
+                f"{name}_{j}",
+                f"2020-01-{j * 3 + 1:02d}T12:00:00Z",
+                str(int(rng.integers(10, 500))),
+                str(int(rng.integers(0, 20))),
+                "x|y" if j % 2 else "z",
+            )
             for name in names
             for j in range(posts_each)
         ],
@@ -139,9 +163,14 @@ def fitted() -> tuple[EngagementModel, pd.DataFrame]:
     # 30 comedy creators (listed with a second genre), 30 fashion, 3 crypto (rare).
     profiles, posts = creators(["Comedy, Acting"] * 30 + ["fashion"] * 30 + ["crypto"] * 3)
     data = validate(profiles, posts, now=NOW)
-    base = compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC")))
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
+    )
     y = np.nan_to_num(base["log_er_median"].to_numpy(dtype="float64"), nan=-4.0)
-    model = EngagementModel({"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}, n_topics=2)
+    model = EngagementModel(
+        {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3},
+        n_topics=2,
+    )
     model.fit(base, y, num_boost_round=5)
     model.calibrate(base, y)
     return model, base
@@ -152,7 +181,11 @@ def test_a_frequent_unknown_category_keeps_its_name_through_fit_and_predict(fitt
     assert model.steps_.named_steps["vocabulary"].vocabulary_ == ("comedy", "fashion", "other")
     assert "comedy" in model.steps_.named_steps["categories"].categories_["category"]
     predicted = model.predict_features(base)
-    assert predicted["category"].value_counts().to_dict() == {"comedy": 30, "fashion": 30, "other": 3}
+    assert predicted["category"].value_counts().to_dict() == {
+        "comedy": 30,
+        "fashion": 30,
+        "other": 3,
+    }
 
 
 def test_misspelled_and_rare_categories_at_predict_time(fitted):
@@ -173,4 +206,6 @@ def test_booster_matrix_holds_what_the_pipeline_frame_holds(fitted):
     assert frame["category"].astype(str).tolist() == ["comedy", "other", "fashion"]
     codes = frame["category"].cat.codes.to_numpy()
     column = model.feature_names_.index("category")
-    np.testing.assert_array_equal(model.booster_matrix(rows_)[:, column], np.where(codes >= 0, codes, np.nan))
+    np.testing.assert_array_equal(
+        model.booster_matrix(rows_)[:, column], np.where(codes >= 0, codes, np.nan)
+    )

@@ -44,7 +44,9 @@ class Baseline:
         self.interval_ = calibrated_interval(level, self.predict_log(base), base, y, pairs)
         return self
 
-    def predict_log_interval(self, base: pd.DataFrame, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_log_interval(
+        self, base: pd.DataFrame, predicted: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         return self.interval_.bounds(predicted, interval_group(base))
 
 
@@ -53,7 +55,11 @@ class TierNicheMedian(Baseline):
 
     def fit(self, base: pd.DataFrame, y: np.ndarray) -> TierNicheMedian:
         labels = pd.Series(np.asarray(y, dtype="float64"), index=base.index)
-        self.pair_ = labels.groupby([base["tier"].astype(str), base["category"].astype(str)]).median().to_dict()
+        self.pair_ = (
+            labels.groupby([base["tier"].astype(str), base["category"].astype(str)])
+            .median()
+            .to_dict()
+        )
         self.tier_ = labels.groupby(base["tier"].astype(str)).median().to_dict()
         self.global_ = float(labels.median())
         return self
@@ -85,16 +91,26 @@ class RidgeBaseline(Baseline):
         self.columns_ = numeric
         prep = ColumnTransformer(
             [
-                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+                (
+                    "num",
+                    make_pipeline(
+                        SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                    ),
+                    numeric,
+                ),
                 ("cat", OneHotEncoder(handle_unknown="ignore"), ["tier", "category"]),
             ]
         )
-        self.model_ = make_pipeline(prep, Ridge(alpha=self.alpha)).fit(self._frame(base), np.asarray(y, dtype="float64"))
+        self.model_ = make_pipeline(prep, Ridge(alpha=self.alpha)).fit(
+            self._frame(base), np.asarray(y, dtype="float64")
+        )
         return self
 
     def _frame(self, base: pd.DataFrame) -> pd.DataFrame:
         frame = base[[*self.columns_, "tier", "category"]].copy()
-        frame[self.columns_] = frame[self.columns_].astype("float64").replace([np.inf, -np.inf], np.nan)
+        frame[self.columns_] = (
+            frame[self.columns_].astype("float64").replace([np.inf, -np.inf], np.nan)
+        )
         frame[["tier", "category"]] = frame[["tier", "category"]].astype(str)
         return frame
 

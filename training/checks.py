@@ -38,20 +38,34 @@ def drop_empty_subsets(metrics: dict[str, Any]) -> list[str]:
     return dropped
 
 
-def evaluation_blocks(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
+def evaluation_blocks(
+    metrics: dict[str, Any],
+) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
     """(title, model metrics, baselines' metrics) for every evaluation in ``metrics``."""
     blocks = []
     if "model" in metrics:
         blocks.append(("grouped CV, all examples", metrics["model"], metrics.get("baselines", {})))
     for subset, rows in (metrics.get("subsets") or {}).items():
         if "model" in rows:
-            blocks.append((f"grouped CV, {subset.replace('_', ' ')}", rows["model"], {k: v for k, v in rows.items() if k != "model"}))
+            blocks.append(
+                (
+                    f"grouped CV, {subset.replace('_', ' ')}",
+                    rows["model"],
+                    {k: v for k, v in rows.items() if k != "model"},
+                )
+            )
     holdout = metrics.get("time_holdout")
     if isinstance(holdout, dict) and "model" in holdout:
         blocks.append(("time holdout", holdout["model"], holdout.get("baselines", {})))
     forward = metrics.get("forward")
     if isinstance(forward, dict) and "model" in forward:
-        blocks.append(("forward protocol", {**forward["model"], "n": forward.get("n_creators", 0)}, {"persistence": {**forward["persistence"], "n": forward.get("n_creators", 0)}}))
+        blocks.append(
+            (
+                "forward protocol",
+                {**forward["model"], "n": forward.get("n_creators", 0)},
+                {"persistence": {**forward["persistence"], "n": forward.get("n_creators", 0)}},
+            )
+        )
     return blocks
 
 
@@ -65,15 +79,31 @@ def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
         if n < MIN_CHECKED:
             continue
         for name, base in baselines.items():
-            for key, worse, label in (("mae_log_er", lambda m, b: m > b, "MAE"), ("spearman", lambda m, b: m < b, "Spearman")):
+            for key, worse, label in (
+                ("mae_log_er", lambda m, b: m > b, "MAE"),
+                ("spearman", lambda m, b: m < b, "Spearman"),
+            ):
                 m, b = model.get(key), base.get(key)
-                if isinstance(m, float) and isinstance(b, float) and m == m and b == b and worse(m, b):
+                if (
+                    isinstance(m, float)
+                    and isinstance(b, float)
+                    and m == m
+                    and b == b
+                    and worse(m, b)
+                ):
                     out.append(f"{title} (n={n}): model {label} {m:.3f} loses to {name} ({b:.3f})")
         coverage_key = "coverage_80_posts" if title == "forward protocol" else "coverage_80"
         for tier, values in (model.get("by_tier") or {}).items():
             cov, tier_n = values.get(coverage_key), _n(values)
-            if tier_n >= MIN_CHECKED and isinstance(cov, float) and cov == cov and not low <= cov <= high:
-                out.append(f"{title}: interval coverage {cov:.3f} in tier {tier} (n={tier_n}) is outside {low:.2f}-{high:.2f}")
+            if (
+                tier_n >= MIN_CHECKED
+                and isinstance(cov, float)
+                and cov == cov
+                and not low <= cov <= high
+            ):
+                out.append(
+                    f"{title}: interval coverage {cov:.3f} in tier {tier} (n={tier_n}) is outside {low:.2f}-{high:.2f}"
+                )
     return out
 
 

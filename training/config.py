@@ -31,7 +31,9 @@ class TrainConfig:
     interval_level: float = 0.8
     calibration_share: float = 0.25  # held out of each training fold to calibrate the interval
     validation_share: float = 0.15  # held out of the rest for early stopping
-    holdout_share: float = 0.2  # latest share of examples (by target time) for the time-ordered holdout
+    holdout_share: float = (
+        0.2  # latest share of examples (by target time) for the time-ordered holdout
+    )
     num_boost_round: int = 3000
     early_stopping_rounds: int = 100
     prior_strength: float | None = None  # None: learned by empirical Bayes

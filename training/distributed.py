@@ -60,7 +60,13 @@ from training.examples import (
     validate_campaigns,
 )
 
-LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST = "_label", "_target_er", "_target_time", "_first_post", "_last_post"
+LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST = (
+    "_label",
+    "_target_er",
+    "_target_time",
+    "_first_post",
+    "_last_post",
+)
 # The example's place in the pandas engine's order: its row in the campaigns table (campaign
 # mode, where that table sets the order), else 0 (latest-post mode: influencer, then cutoff).
 ORDER = "_order"
@@ -72,43 +78,101 @@ if TYPE_CHECKING:  # run_training's module is imported when training runs (it br
     from training.train import InputSummary
 
 
-def _example_frame(ex: ExampleSet, data: ValidatedData, order: np.ndarray | int = 0) -> pd.DataFrame:
+def _example_frame(
+    ex: ExampleSet, data: ValidatedData, order: np.ndarray | int = 0
+) -> pd.DataFrame:
     """Examples as one frame: base features plus the label columns (:data:`EXTRA_COLUMNS`)."""
     times = data.posts.groupby("influencer")["posted_at"]
     first, last = ex.base["influencer"].map(times.min()), ex.base["influencer"].map(times.max())
-    order = np.full(len(ex), order, dtype="int64") if np.isscalar(order) else np.asarray(order, dtype="int64")
-    return ex.base.assign(**{LABEL: ex.label, TARGET_ER: ex.target_er, TARGET_TIME: ex.target_time.to_numpy(), FIRST_POST: first.to_numpy(), LAST_POST: last.to_numpy(), ORDER: order})
+    order = (
+        np.full(len(ex), order, dtype="int64")
+        if np.isscalar(order)
+        else np.asarray(order, dtype="int64")
+    )
+    return ex.base.assign(
+        **{
+            LABEL: ex.label,
+            TARGET_ER: ex.target_er,
+            TARGET_TIME: ex.target_time.to_numpy(),
+            FIRST_POST: first.to_numpy(),
+            LAST_POST: last.to_numpy(),
+            ORDER: order,
+        }
+    )
 
 
-def _examples_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, targets: int, now: pd.Timestamp, files: tuple[str, str], scraped: dict[str, pd.Timestamp]) -> tuple[pd.DataFrame, ValidationReport]:
+def _examples_part(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    targets: int,
+    now: pd.Timestamp,
+    files: tuple[str, str],
+    scraped: dict[str, pd.Timestamp],
+) -> tuple[pd.DataFrame, ValidationReport]:
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    return _example_frame(post_examples(data.profiles, data.posts, targets, scraped), data), data.report
+    return _example_frame(
+        post_examples(data.profiles, data.posts, targets, scraped), data
+    ), data.report
 
 
-def _post_times_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str]) -> tuple[pd.DataFrame, ValidationReport]:
+def _post_times_part(
+    profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str]
+) -> tuple[pd.DataFrame, ValidationReport]:
     """One bucket's first and newest validated post per platform."""
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    times = data.posts["posted_at"].groupby(post_platform(data.profiles, data.posts)).agg(["min", "max"])
-    frame = pd.DataFrame({"platform": times.index.astype(str), "first": times["min"].to_numpy(), "newest": times["max"].to_numpy()})
+    times = (
+        data.posts["posted_at"]
+        .groupby(post_platform(data.profiles, data.posts))
+        .agg(["min", "max"])
+    )
+    frame = pd.DataFrame(
+        {
+            "platform": times.index.astype(str),
+            "first": times["min"].to_numpy(),
+            "newest": times["max"].to_numpy(),
+        }
+    )
     return frame, data.report
 
 
-_POST_TIMES_META = pd.DataFrame({"platform": pd.Series(dtype=object), "first": pd.Series(dtype="datetime64[ns, UTC]"), "newest": pd.Series(dtype="datetime64[ns, UTC]")})
+_POST_TIMES_META = pd.DataFrame(
+    {
+        "platform": pd.Series(dtype=object),
+        "first": pd.Series(dtype="datetime64[ns, UTC]"),
+        "newest": pd.Series(dtype="datetime64[ns, UTC]"),
+    }
+)
 
 
-def _post_times(profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None = None) -> pd.DataFrame:
+def _post_times(
+    profiles: Any,
+    posts: Any,
+    now: pd.Timestamp,
+    files: tuple[str, str],
+    npartitions: int | None = None,
+) -> pd.DataFrame:
     """First and newest validated post per platform and bucket, one validation pass per bucket."""
-    parts = map_by_influencer(_post_times_part, profiles, posts, npartitions=npartitions, args=(now, files))
+    parts = map_by_influencer(
+        _post_times_part, profiles, posts, npartitions=npartitions, args=(now, files)
+    )
     return collect(parts, _POST_TIMES_META, files)[0].compute()
 
 
-def whole_scrape_times(profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None) -> dict[str, pd.Timestamp]:
+def whole_scrape_times(
+    profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None
+) -> dict[str, pd.Timestamp]:
     """:func:`training.examples.scrape_times` of the whole input: each bucket sees only its own posts."""
     frame = _post_times(profiles, posts, now, files, npartitions)
     return {str(k): pd.Timestamp(v) for k, v in frame.groupby("platform")["newest"].max().items()}
 
 
-def _campaigns_part(profiles: pd.DataFrame, posts: pd.DataFrame | None, now: pd.Timestamp, files: tuple[str, str], campaigns: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
+def _campaigns_part(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    now: pd.Timestamp,
+    files: tuple[str, str],
+    campaigns: pd.DataFrame,
+) -> tuple[pd.DataFrame, ValidationReport]:
     """One bucket's campaign examples; ``campaigns`` are its rows of the validated campaigns table (with ORDER)."""
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
     ex = campaign_examples(data.profiles, data.posts, campaigns.drop(columns=ORDER))
@@ -158,11 +222,24 @@ def examples_dask(
     now = _now(now)
     if campaigns is None:
         scraped = whole_scrape_times(profiles, posts, now, files, npartitions)
-        parts = map_by_influencer(_examples_part, profiles, posts, npartitions=npartitions, args=(targets_per_influencer, now, files, scraped))
+        parts = map_by_influencer(
+            _examples_part,
+            profiles,
+            posts,
+            npartitions=npartitions,
+            args=(targets_per_influencer, now, files, scraped),
+        )
     else:
         n = bucket_count(profiles, posts, npartitions)
         numbered = campaigns.assign(**{ORDER: np.arange(len(campaigns), dtype="int64")})
-        parts = map_by_influencer(_campaigns_part, profiles, posts, npartitions=n, args=(now, files), part_args=[(part,) for part in split_by_bucket(numbered, n)])
+        parts = map_by_influencer(
+            _campaigns_part,
+            profiles,
+            posts,
+            npartitions=n,
+            args=(now, files),
+            part_args=[(part,) for part in split_by_bucket(numbered, n)],
+        )
     return collect(parts, _examples_meta(), files)
 
 
@@ -215,10 +292,23 @@ def _residual_groups(part: pd.DataFrame, model: EngagementModel) -> pd.DataFrame
     )
 
 
-_RESIDUAL_META = pd.DataFrame({"residual": pd.Series(dtype="float64"), "group": pd.Series(dtype=object), "creator": pd.Series(dtype=object)})
+_RESIDUAL_META = pd.DataFrame(
+    {
+        "residual": pd.Series(dtype="float64"),
+        "group": pd.Series(dtype=object),
+        "creator": pd.Series(dtype=object),
+    }
+)
 
 
-def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: dict[str, Any] | None = None, max_driver_rows: int = MAX_DRIVER_ROWS) -> EngagementModel:
+def fit_model_dask(
+    examples: Any,
+    config: TrainConfig,
+    *,
+    client: Any,
+    params: dict[str, Any] | None = None,
+    max_driver_rows: int = MAX_DRIVER_ROWS,
+) -> EngagementModel:
     """:func:`training.evaluation.fit_model`, with the booster trained by ``DaskLGBMRegressor``.
 
     ``examples`` is the persisted Dask frame of :func:`examples_dask` (base features and the
@@ -229,9 +319,13 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
 
     params = dict(params or config.lgbm_params)
     influencers = examples["influencer"].compute().sort_values(kind="stable").reset_index(drop=True)
-    calib_keys = set(influencers[influencer_holdout(influencers, config.calibration_share, config.seed)])
+    calib_keys = set(
+        influencers[influencer_holdout(influencers, config.calibration_share, config.seed)]
+    )
     train_keys = influencers[~influencers.isin(calib_keys)].reset_index(drop=True)
-    valid_keys = set(train_keys[influencer_holdout(train_keys, config.validation_share, config.seed + 1)])
+    valid_keys = set(
+        train_keys[influencer_holdout(train_keys, config.validation_share, config.seed + 1)]
+    )
 
     is_calib = examples["influencer"].isin(list(calib_keys))
     train_dd, calib_dd = examples[~is_calib], examples[is_calib]
@@ -241,7 +335,9 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     if len(train_keys) > max_driver_rows:
         rng = np.random.default_rng(config.seed)
         share = max_driver_rows / len(train_keys)
-        unique_train = rng.choice(unique_train, size=max(1, int(len(unique_train) * share)), replace=False)
+        unique_train = rng.choice(
+            unique_train, size=max(1, int(len(unique_train) * share)), replace=False
+        )
         local = to_example_set(train_dd[train_dd["influencer"].isin(list(unique_train))].compute())
     else:
         local = to_example_set(train_dd.compute())
@@ -255,17 +351,32 @@ def fit_model_dask(examples: Any, config: TrainConfig, *, client: Any, params: d
     y = train_dd[LABEL]
     # As the pandas engine: each creator weighs 1 (a creator's examples are all in one bucket),
     # and the booster starts from the shrunk own level.
-    weight = train_dd.map_partitions(lambda part: pd.Series(example_weights(part), index=part.index), meta=(LABEL, "float64"))
+    weight = train_dd.map_partitions(
+        lambda part: pd.Series(example_weights(part), index=part.index), meta=(LABEL, "float64")
+    )
     start = X[BASELINE_FEATURE].astype("float64")
     model.baseline_mean_ = float((start * weight).sum().compute() / weight.sum().compute())
-    lgb_params = {"verbosity": -1, "random_state": config.seed, "deterministic": True, "force_col_wise": True, **params}
-    booster = DaskLGBMRegressor(client=client, n_estimators=rounds, **lgb_params).fit(X, y, sample_weight=weight, init_score=start).to_local().booster_
+    lgb_params = {
+        "verbosity": -1,
+        "random_state": config.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        **params,
+    }
+    booster = (
+        DaskLGBMRegressor(client=client, n_estimators=rounds, **lgb_params)
+        .fit(X, y, sample_weight=weight, init_score=start)
+        .to_local()
+        .booster_
+    )
     model.booster_ = booster
     model.best_iteration_ = int(booster.current_iteration())
 
     res = calib_dd.map_partitions(_residual_groups, model, meta=_RESIDUAL_META).compute()
     weight = creator_cell_weights(res["creator"].to_numpy(), res["group"].to_numpy())
-    model.interval_ = ConformalInterval(model.interval_level).fit(res["residual"].to_numpy(), res["group"].reset_index(drop=True), weight)
+    model.interval_ = ConformalInterval(model.interval_level).fit(
+        res["residual"].to_numpy(), res["group"].reset_index(drop=True), weight
+    )
     model.metadata.update(
         {
             "n_boost_rounds": rounds,
@@ -323,15 +434,31 @@ def run_training_dask(
     if campaigns_path is not None:
         progress(f"checking the campaigns table {campaigns_path} against the profiles")
         campaigns = read_campaigns(campaigns_path, profiles)
-    progress(f"building examples on the cluster ({len(client.scheduler_info().get('workers', {}))} workers)")
+    progress(
+        f"building examples on the cluster ({len(client.scheduler_info().get('workers', {}))} workers)"
+    )
     files = (str(profiles_path), str(posts_path))
-    frame, report = examples_dask(profiles, posts, targets_per_influencer=config.targets_per_influencer, campaigns=campaigns, npartitions=npartitions, files=files)
+    frame, report = examples_dask(
+        profiles,
+        posts,
+        targets_per_influencer=config.targets_per_influencer,
+        campaigns=campaigns,
+        npartitions=npartitions,
+        files=files,
+    )
     if report.handled:
         progress(report.format())
     examples = to_example_set(frame.compute())
     progress(f"collected {len(examples)} examples to the driver for evaluation")
-    data, summary = _driver_data(profiles, posts, frame, examples, report, by_campaign=campaigns is not None)
-    facts = {"profiles": files[0], "posts": files[1], "rows_read": report.rows_in, "rows_kept": report.rows_out}
+    data, summary = _driver_data(
+        profiles, posts, frame, examples, report, by_campaign=campaigns is not None
+    )
+    facts = {
+        "profiles": files[0],
+        "posts": files[1],
+        "rows_read": report.rows_in,
+        "rows_kept": report.rows_out,
+    }
     if campaigns_path is not None:
         facts["campaigns"] = str(campaigns_path)
 
@@ -340,10 +467,28 @@ def run_training_dask(
         model.metadata["dask_inputs"] = facts
         return model
 
-    return run_training(data, {"profiles": profiles_path, "posts": posts_path}, config, campaigns_path=campaigns_path, progress=progress, examples=examples, fit_final=fit_final, summary=summary, campaigns=campaigns)
+    return run_training(
+        data,
+        {"profiles": profiles_path, "posts": posts_path},
+        config,
+        campaigns_path=campaigns_path,
+        progress=progress,
+        examples=examples,
+        fit_final=fit_final,
+        summary=summary,
+        campaigns=campaigns,
+    )
 
 
-def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, report: ValidationReport, *, by_campaign: bool) -> tuple[ValidatedData, InputSummary]:
+def _driver_data(
+    profiles: Any,
+    posts: Any,
+    frame: Any,
+    examples: ExampleSet,
+    report: ValidationReport,
+    *,
+    by_campaign: bool,
+) -> tuple[ValidatedData, InputSummary]:
     """What run_training reads of the data: validated rows of three influencers (input example,
     datasets' schema), and the summary of the whole input: rows kept (from the merged report)
     and the posts' date range (computed on the cluster), not the posts themselves."""
@@ -353,7 +498,12 @@ def _driver_data(profiles: Any, posts: Any, frame: Any, examples: ExampleSet, re
 
     # Influencers with post history, so the input example has posts (campaign examples may have none).
     with_posts = examples.base.loc[examples.has_history, "influencer"]
-    chosen = (with_posts if len(with_posts) else examples.base["influencer"]).drop_duplicates().head(3).tolist()
+    chosen = (
+        (with_posts if len(with_posts) else examples.base["influencer"])
+        .drop_duplicates()
+        .head(3)
+        .tolist()
+    )
     pkey = next(c for c in profiles.columns if str(c).strip() == "influencer")
     qkey = next(c for c in posts.columns if str(c).strip() == "influencer")
     few_profiles, few_posts = dask.compute(

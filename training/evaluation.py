@@ -39,10 +39,18 @@ def influencer_holdout(influencers: pd.Series, share: float, seed: int) -> np.nd
 
 
 def new_model(config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
-    return EngagementModel(params or config.lgbm_params, config.interval_level, config.seed, config.prior_strength, config.n_topics)
+    return EngagementModel(
+        params or config.lgbm_params,
+        config.interval_level,
+        config.seed,
+        config.prior_strength,
+        config.n_topics,
+    )
 
 
-def boosting_rounds(train: ExampleSet, valid: np.ndarray, config: TrainConfig, params: dict[str, Any]) -> int:
+def boosting_rounds(
+    train: ExampleSet, valid: np.ndarray, config: TrainConfig, params: dict[str, Any]
+) -> int:
     """Rounds for the final refit: early stopping on the ``valid`` rows of ``train``, plus 10 %
     because the refit on all of ``train`` has a bit more data."""
     probe = new_model(config, params).fit(
@@ -85,7 +93,9 @@ def horizon_pairs(examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
     return rows[forecast_sorted], rows[forecast_sorted + step]
 
 
-def fit_model(examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
+def fit_model(
+    examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None
+) -> EngagementModel:
     """Fit one model on ``examples`` with early stopping and a held-out conformal calibration."""
     influencers = examples.base["influencer"]
     calib = influencer_holdout(influencers, config.calibration_share, config.seed)
@@ -112,7 +122,9 @@ def planned_post_support(base: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Training target posts per platform by kind (video, carousel, image, sponsored): what
     serving checks before it claims a forecast for a planned post of that kind."""
     out: dict[str, dict[str, int]] = {}
-    platform = base["platform"].astype(str) if "platform" in base else pd.Series("", index=base.index)
+    platform = (
+        base["platform"].astype(str) if "platform" in base else pd.Series("", index=base.index)
+    )
     for name, rows in base.groupby(platform.to_numpy()).groups.items():
         part = base.loc[rows]
         video = part.get("planned_video", pd.Series(np.nan, index=part.index)) == 1
@@ -139,7 +151,9 @@ def fit_baselines(examples: ExampleSet, config: TrainConfig) -> list[Baseline]:
     ]
 
 
-def _predict_all(model: EngagementModel, baselines: list[Baseline], test: ExampleSet) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _predict_all(
+    model: EngagementModel, baselines: list[Baseline], test: ExampleSet
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     out = {}
     pred = model.predict_log(test.base)
     out["model"] = (pred, *model.predict_log_interval(test.base, pred))
@@ -158,14 +172,18 @@ def latest_targets(examples: ExampleSet) -> np.ndarray:
     return mask
 
 
-def _report(test: ExampleSet, predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:
+def _report(
+    test: ExampleSet, predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], seed: int
+) -> dict[str, Any]:
     """Metrics in the shape of ``--metrics-out`` for one set of test predictions."""
     niche = test.base["category"].astype(str).to_numpy()
     tier = test.base["tier"].astype(str).to_numpy()
 
     def metrics_on(mask: np.ndarray, name: str) -> dict[str, Any]:
         p, lo, hi = predictions[name]
-        return all_metrics(test.label[mask], p[mask], lo[mask], hi[mask], niche[mask], tier[mask], seed)
+        return all_metrics(
+            test.label[mask], p[mask], lo[mask], hi[mask], niche[mask], tier[mask], seed
+        )
 
     everyone = np.ones(len(test), dtype=bool)
     history = test.has_history
@@ -177,11 +195,15 @@ def _report(test: ExampleSet, predictions: dict[str, tuple[np.ndarray, np.ndarra
         "subsets": {
             "with_history": {n: metrics_on(history, n) for n in ["model", *names]},
             # Persistence is the tier x niche median when there is no history: not repeated here.
-            "cold_start": {n: metrics_on(~history, n) for n in ["model", *names] if n != "persistence"},
+            "cold_start": {
+                n: metrics_on(~history, n) for n in ["model", *names] if n != "persistence"
+            },
             # Each influencer's latest target only: the examples of the one-target-per-influencer
             # evaluation, comparable with figures from before rolling cutoffs.
             "latest_with_history": {n: metrics_on(latest & history, n) for n in ["model", *names]},
-            "latest_cold_start": {n: metrics_on(latest & ~history, n) for n in ["model", *names] if n != "persistence"},
+            "latest_cold_start": {
+                n: metrics_on(latest & ~history, n) for n in ["model", *names] if n != "persistence"
+            },
         },
         "n_examples": int(len(test)),
     }
@@ -193,7 +215,9 @@ def _engagements(examples: ExampleSet) -> np.ndarray:
     return np.exp(examples.label) * followers - 1.0
 
 
-def _reach_pairs(model: EngagementModel, test: ExampleSet, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reach_pairs(
+    model: EngagementModel, test: ExampleSet, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_reach, reached, tier) for every (test example, target) pair: the model's probability
     that the post reaches ``target`` engagements, and whether it did."""
     predicted = model.predict_log(test.base)
@@ -208,7 +232,9 @@ def _reach_pairs(model: EngagementModel, test: ExampleSet, targets: np.ndarray) 
     return np.concatenate(p), np.concatenate(hit), np.concatenate(tiers)
 
 
-def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> tuple[dict[str, Any], pd.DataFrame]:
+def cross_validate(
+    examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Grouped K-fold by influencer; returns the metrics and the out-of-fold predictions."""
     folds = GroupKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed)
     collected: dict[str, list[np.ndarray]] = {}
@@ -216,8 +242,12 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
     reach: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     targets = reach_targets(_engagements(examples))
     groups = examples.base["influencer"].to_numpy()
-    for k, (train_idx, _) in enumerate(folds.split(np.zeros(len(examples)), groups=groups), start=1):
-        progress(f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples")
+    for k, (train_idx, _) in enumerate(
+        folds.split(np.zeros(len(examples)), groups=groups), start=1
+    ):
+        progress(
+            f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples"
+        )
         train_mask = np.zeros(len(examples), dtype=bool)
         train_mask[train_idx] = True
         train, test = examples.subset(train_mask), examples.subset(~train_mask)
@@ -236,7 +266,9 @@ def cross_validate(examples: ExampleSet, config: TrainConfig, progress: Progress
         "targets": targets.tolist(),
         **reach_calibration(*(np.concatenate(part) for part in zip(*reach, strict=True))),
     }
-    frame = oof.base[["influencer", "cutoff", "tier", "category", "n_history_posts", "log_followers"]].copy()
+    frame = oof.base[
+        ["influencer", "cutoff", "tier", "category", "n_history_posts", "log_followers"]
+    ].copy()
     frame["actual_log_er"] = oof.label
     for name, (p, lo, hi) in predictions.items():
         frame[f"{name}_pred"], frame[f"{name}_low"], frame[f"{name}_high"] = p, lo, hi
@@ -257,19 +289,28 @@ def time_split(examples: ExampleSet, share: float) -> tuple[np.ndarray, np.ndarr
     return train, test
 
 
-def time_holdout(examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> tuple[dict[str, Any], EngagementModel, ExampleSet]:
+def time_holdout(
+    examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet
+) -> tuple[dict[str, Any], EngagementModel, ExampleSet]:
     train_mask, test_mask = time_split(examples, config.holdout_share)
     train, test = examples.subset(train_mask), examples.subset(test_mask)
-    progress(f"time-ordered holdout: fitting on {len(train)} earlier examples, testing on {len(test)} later ones")
+    progress(
+        f"time-ordered holdout: fitting on {len(train)} earlier examples, testing on {len(test)} later ones"
+    )
     model = fit_model(train, config)
     report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)
     report["holdout_from"] = str(test.target_time.min())
     targets = reach_targets(_engagements(test))
-    report["reach_calibration"] = {"targets": targets.tolist(), **reach_calibration(*_reach_pairs(model, test, targets))}
+    report["reach_calibration"] = {
+        "targets": targets.tolist(),
+        **reach_calibration(*_reach_pairs(model, test, targets)),
+    }
     return report, model, test
 
 
-def evaluate_model(model: EngagementModel, examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet) -> dict[str, Any]:
+def evaluate_model(
+    model: EngagementModel, examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet
+) -> dict[str, Any]:
     """Score a saved model on new examples beside the baselines.
 
     The model is applied as saved. Baselines need fitting, so they are fitted out of fold on
@@ -277,11 +318,15 @@ def evaluate_model(model: EngagementModel, examples: ExampleSet, config: TrainCo
     in-distribution data: a conservative comparison for the model.
     """
     pred = model.predict_log(examples.base)
-    predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {"model": (pred, *model.predict_log_interval(examples.base, pred))}
+    predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
+        "model": (pred, *model.predict_log_interval(examples.base, pred))
+    }
     n_folds = min(config.n_folds, examples.base["influencer"].nunique())
     folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
     parts: dict[str, np.ndarray] = {}
-    for k, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(examples)), groups=examples.base["influencer"].to_numpy()), start=1):
+    for k, (train_idx, test_idx) in enumerate(
+        folds.split(np.zeros(len(examples)), groups=examples.base["influencer"].to_numpy()), start=1
+    ):
         progress(f"baselines fold {k}/{n_folds}")
         mask = np.zeros(len(examples), dtype=bool)
         mask[train_idx] = True

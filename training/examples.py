@@ -189,7 +189,9 @@ def features_in_batches(
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
-def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Series) -> pd.DataFrame:
+def validate_campaigns(
+    frame: pd.DataFrame, file: str, known_influencers: pd.Series
+) -> pd.DataFrame:
     """Check a campaign results table; raise DataValidationError naming file, column and rows."""
     report = ValidationReport()
     table = "campaigns"
@@ -200,11 +202,20 @@ def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Ser
     out = pd.DataFrame(index=frame.index)
     for col in ("influencer", "campaign_id"):
         out[col] = as_text(frame[col])
-        p = _problem(table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True)
+        p = _problem(
+            table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
+        )
         if p:
             report.add(p)
     out["posted_at"] = parse_timestamps(frame["posted_at"])
-    p = _problem(table, file, "posted_at", out["posted_at"].isna().to_numpy(dtype=bool), "missing or unparseable timestamp", fatal=True)
+    p = _problem(
+        table,
+        file,
+        "posted_at",
+        out["posted_at"].isna().to_numpy(dtype=bool),
+        "missing or unparseable timestamp",
+        fatal=True,
+    )
     if p:
         report.add(p)
     for col in ("likes", "comments"):
@@ -213,15 +224,39 @@ def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Ser
         if col in frame:
             out[col] = _as_count(table, file, frame, col, report, required=False)
     if "followers_at_post" in out:
-        p = _problem(table, file, "followers_at_post", (out["followers_at_post"] == 0).to_numpy(dtype=bool), "zero followers at post time", fatal=True)
+        p = _problem(
+            table,
+            file,
+            "followers_at_post",
+            (out["followers_at_post"] == 0).to_numpy(dtype=bool),
+            "zero followers at post time",
+            fatal=True,
+        )
         if p:
             report.add(p)
     unknown = ~out["influencer"].isin(known_influencers) & out["influencer"].notna()
     rows = np.flatnonzero(unknown.to_numpy()) + 1
     if len(rows):
-        report.add(Problem(table, file, "influencer", rows[:MAX_ROWS_LISTED].tolist(), len(rows), "campaign influencer has no profile", True))
+        report.add(
+            Problem(
+                table,
+                file,
+                "influencer",
+                rows[:MAX_ROWS_LISTED].tolist(),
+                len(rows),
+                "campaign influencer has no profile",
+                True,
+            )
+        )
     dup = out.duplicated(subset=["influencer", "campaign_id"], keep="first")
-    p = _problem(table, file, "campaign_id", dup.to_numpy(dtype=bool), "duplicate (influencer, campaign_id)", fatal=True)
+    p = _problem(
+        table,
+        file,
+        "campaign_id",
+        dup.to_numpy(dtype=bool),
+        "duplicate (influencer, campaign_id)",
+        fatal=True,
+    )
     if p:
         report.add(p)
     if report.fatal:
@@ -229,12 +264,25 @@ def validate_campaigns(frame: pd.DataFrame, file: str, known_influencers: pd.Ser
     return out.reset_index(drop=True)
 
 
-def campaign_examples(profiles: pd.DataFrame, posts: pd.DataFrame, campaigns: pd.DataFrame) -> ExampleSet:
+def campaign_examples(
+    profiles: pd.DataFrame, posts: pd.DataFrame, campaigns: pd.DataFrame
+) -> ExampleSet:
     """One example per campaign row: features as of its posted_at, label its engagement rate."""
-    followers = campaigns["influencer"].map(profiles.set_index("influencer")["followers"]).to_numpy(dtype="float64")
+    followers = (
+        campaigns["influencer"]
+        .map(profiles.set_index("influencer")["followers"])
+        .to_numpy(dtype="float64")
+    )
     if "followers_at_post" in campaigns:
-        followers = np.where(campaigns["followers_at_post"].notna(), campaigns["followers_at_post"], followers)
-    examples = pd.DataFrame({"influencer": campaigns["influencer"].to_numpy(), "cutoff": campaigns["posted_at"].to_numpy()})
+        followers = np.where(
+            campaigns["followers_at_post"].notna(), campaigns["followers_at_post"], followers
+        )
+    examples = pd.DataFrame(
+        {
+            "influencer": campaigns["influencer"].to_numpy(),
+            "cutoff": campaigns["posted_at"].to_numpy(),
+        }
+    )
     base = compute_features(profiles, posts, examples)
     n_inter = interactions(campaigns)
     return ExampleSet(

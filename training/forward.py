@@ -106,7 +106,9 @@ def forward_set(data: ValidatedData, creators: np.ndarray) -> ForwardSet:
     n_history = np.maximum(np.floor(count * HISTORY_SHARE), 1).astype("int64")
     later = ordered[position >= n_history]
     first_later = later.groupby("influencer", sort=True)["posted_at"].min()
-    examples = pd.DataFrame({"influencer": first_later.index.to_numpy(), "cutoff": first_later.array})
+    examples = pd.DataFrame(
+        {"influencer": first_later.index.to_numpy(), "cutoff": first_later.array}
+    )
     base = compute_features(data.profiles, posts, examples)
     example_of = pd.Series(np.arange(len(examples)), index=examples["influencer"])
     followers = data.profiles.set_index("influencer")["followers"]
@@ -169,7 +171,10 @@ def forward_report(
     out: dict[str, Any] = {"n_creators": int(len(test.label))}
     for name, values in (("model", model), ("persistence", test.persistence)):
         rho = spearmanr(test.label, values).statistic if len(values) > 2 else float("nan")
-        out[name] = {"mae_log_er": float(np.mean(np.abs(values - test.label))), "spearman": float(rho)}
+        out[name] = {
+            "mae_log_er": float(np.mean(np.abs(values - test.label))),
+            "spearman": float(rho),
+        }
     gain = np.abs(test.persistence - test.label) - np.abs(model - test.label)
     out["mae_gain"] = float(gain.mean()) if len(gain) else float("nan")
     out["mae_gain_90ci"] = paired_bootstrap(gain, seed)
@@ -178,7 +183,9 @@ def forward_report(
     y = test.later_log_er["log_er"].to_numpy()
     inside = ((y >= low[ex]) & (y <= high[ex])).astype("float64")
     per_creator = pd.Series(inside).groupby(ex).mean()
-    out["model"]["coverage_80_posts"] = float(per_creator.mean()) if len(per_creator) else float("nan")
+    out["model"]["coverage_80_posts"] = (
+        float(per_creator.mean()) if len(per_creator) else float("nan")
+    )
     mature = test.later_log_er["mature"].to_numpy(dtype=bool)
     per_creator_mature = pd.Series(inside[mature]).groupby(ex[mature]).mean()
     out["model"]["coverage_80_mature_posts"] = (
@@ -231,7 +238,9 @@ def forward_evaluation(
     return evaluate_forward(model, data, split.evaluate, config.seed)
 
 
-def evaluate_forward(model: Any, data: ValidatedData, creators: np.ndarray, seed: int) -> dict[str, Any]:
+def evaluate_forward(
+    model: Any, data: ValidatedData, creators: np.ndarray, seed: int
+) -> dict[str, Any]:
     """A fitted model (training's or a saved one) on the forward protocol's ``creators``."""
 
     def predict(base: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

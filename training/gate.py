@@ -73,8 +73,14 @@ def compare_on_unseen(
     selected by ``mask`` (rows of ``influencers``); lower is better.
     """
     if champion_creators is None:
-        return GateResult(False, False, f"cannot compare with {champion_name}: it does not record which creators it was trained on (saved before the gate did)")
-    hashes = pd.util.hash_array(np.asarray(pd.Series(influencers).astype(str).to_numpy(), dtype=object))
+        return GateResult(
+            False,
+            False,
+            f"cannot compare with {champion_name}: it does not record which creators it was trained on (saved before the gate did)",
+        )
+    hashes = pd.util.hash_array(
+        np.asarray(pd.Series(influencers).astype(str).to_numpy(), dtype=object)
+    )
     unseen = ~np.isin(hashes, champion_creators)
     if candidate_creators is not None:
         unseen &= ~np.isin(hashes, candidate_creators)
@@ -82,14 +88,33 @@ def compare_on_unseen(
     total = int(pd.Series(hashes).nunique())
     if n_creators < MIN_GATE_CREATORS:
         who = f"{champion_name} and this model" if candidate_creators is not None else champion_name
-        return GateResult(False, False, f"cannot compare with {champion_name}: only {n_creators} of the {total} creators here are unseen by {who} (at least {MIN_GATE_CREATORS} needed)", n_creators=n_creators)
+        return GateResult(
+            False,
+            False,
+            f"cannot compare with {champion_name}: only {n_creators} of the {total} creators here are unseen by {who} (at least {MIN_GATE_CREATORS} needed)",
+            n_creators=n_creators,
+        )
     ours, theirs = float(candidate_mae(unseen)), float(champion_mae(unseen))
     n = int(unseen.sum())
     if not np.isfinite(theirs):
-        return GateResult(False, False, f"cannot compare with {champion_name}: it gives no finite predictions here", n_examples=n, n_creators=n_creators)
+        return GateResult(
+            False,
+            False,
+            f"cannot compare with {champion_name}: it gives no finite predictions here",
+            n_examples=n,
+            n_creators=n_creators,
+        )
     if candidate_creators is None:
         where = f"on {n} examples of {n_creators} creators {champion_name} did not train on"
     else:
         where = f"on {n} examples of {n_creators} creators neither model trained on"
     verdict = "beats" if ours < theirs else "does not beat"
-    return GateResult(True, ours < theirs, f"MAE {ours:.4f} {verdict} {champion_name} ({theirs:.4f}) {where}", ours, theirs, n, n_creators)
+    return GateResult(
+        True,
+        ours < theirs,
+        f"MAE {ours:.4f} {verdict} {champion_name} ({theirs:.4f}) {where}",
+        ours,
+        theirs,
+        n,
+        n_creators,
+    )

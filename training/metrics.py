@@ -21,7 +21,9 @@ from sklearn.metrics import ndcg_score
 SHORTLIST_SIZE = 20
 
 
-def ndcg_at_10(actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, seed: int = 0) -> float:
+def ndcg_at_10(
+    actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, seed: int = 0
+) -> float:
     if len(actual) < 2:
         return float("nan")
     relevance = rankdata(actual) / len(actual)
@@ -36,12 +38,23 @@ def ndcg_at_10(actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, see
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def point_metrics(actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, seed: int = 0) -> dict[str, float]:
+def point_metrics(
+    actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, seed: int = 0
+) -> dict[str, float]:
     actual = np.asarray(actual, dtype="float64")
     predicted = np.asarray(predicted, dtype="float64")
     if len(actual) == 0:
-        return {"mae_log_er": float("nan"), "spearman": float("nan"), "ndcg_at_10": float("nan"), "n": 0}
-    rho = spearmanr(actual, predicted).statistic if len(actual) > 2 and np.ptp(predicted) > 0 else float("nan")
+        return {
+            "mae_log_er": float("nan"),
+            "spearman": float("nan"),
+            "ndcg_at_10": float("nan"),
+            "n": 0,
+        }
+    rho = (
+        spearmanr(actual, predicted).statistic
+        if len(actual) > 2 and np.ptp(predicted) > 0
+        else float("nan")
+    )
     return {
         "mae_log_er": float(np.mean(np.abs(actual - predicted))),
         "spearman": float(rho),
@@ -50,7 +63,9 @@ def point_metrics(actual: np.ndarray, predicted: np.ndarray, niche: np.ndarray, 
     }
 
 
-def interval_metrics(actual: np.ndarray, low: np.ndarray, high: np.ndarray, tier: np.ndarray) -> dict[str, Any]:
+def interval_metrics(
+    actual: np.ndarray, low: np.ndarray, high: np.ndarray, tier: np.ndarray
+) -> dict[str, Any]:
     actual = np.asarray(actual, dtype="float64")
     inside = (actual >= low) & (actual <= high)
     width = np.asarray(high) - np.asarray(low)
@@ -61,13 +76,28 @@ def interval_metrics(actual: np.ndarray, low: np.ndarray, high: np.ndarray, tier
     per_tier = {}
     for value in pd.unique(np.asarray(tier)):
         m = np.asarray(tier) == value
-        per_tier[str(value)] = {"coverage_80": float(inside[m].mean()), "interval_width_80": float(np.median(width[m])), "n": int(m.sum())}
+        per_tier[str(value)] = {
+            "coverage_80": float(inside[m].mean()),
+            "interval_width_80": float(np.median(width[m])),
+            "n": int(m.sum()),
+        }
     out["by_tier"] = per_tier
     return out
 
 
-def all_metrics(actual: np.ndarray, predicted: np.ndarray, low: np.ndarray, high: np.ndarray, niche: np.ndarray, tier: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    return {**point_metrics(actual, predicted, niche, seed), **interval_metrics(actual, low, high, tier)}
+def all_metrics(
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    niche: np.ndarray,
+    tier: np.ndarray,
+    seed: int = 0,
+) -> dict[str, Any]:
+    return {
+        **point_metrics(actual, predicted, niche, seed),
+        **interval_metrics(actual, low, high, tier),
+    }
 
 
 # Campaign targets at which p_reach is checked: these quantiles of the evaluated posts'
@@ -82,7 +112,9 @@ def reach_targets(engagements: np.ndarray) -> np.ndarray:
     return np.unique(np.round(np.quantile(engagements, REACH_TARGET_QUANTILES)))
 
 
-def reach_calibration(probability: np.ndarray, reached: np.ndarray, tier: np.ndarray) -> dict[str, Any]:
+def reach_calibration(
+    probability: np.ndarray, reached: np.ndarray, tier: np.ndarray
+) -> dict[str, Any]:
     """How well P(engagements >= target) is calibrated: of (candidate, target) pairs given
     p_reach about 0.7, about 70 % should reach the target.
 
@@ -106,7 +138,10 @@ def reach_calibration(probability: np.ndarray, reached: np.ndarray, tier: np.nda
     tiers = {}
     for value in pd.unique(tier):
         m = tier == value
-        tiers[str(value)] = {"calibration_error": table(probability[m], reached[m])[1], "n": int(m.sum())}
+        tiers[str(value)] = {
+            "calibration_error": table(probability[m], reached[m])[1],
+            "n": int(m.sum()),
+        }
     return {
         "bins": rows,
         "calibration_error": ece,

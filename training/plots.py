@@ -16,11 +16,17 @@ from features.outputs import atomic_output  # noqa: E402
 
 
 def feature_importance(model: Any, path: Path, top: int = 25) -> Path:
-    gain = pd.Series(model.booster_.feature_importance("gain"), index=model.feature_names_).sort_values().tail(top)
+    gain = (
+        pd.Series(model.booster_.feature_importance("gain"), index=model.feature_names_)
+        .sort_values()
+        .tail(top)
+    )
     fig, ax = plt.subplots(figsize=(7, 8))
     ax.barh(gain.index, gain.to_numpy(), color="#3b6ea8")
     ax.set_xlabel("total gain")
-    ax.set_title(f"Feature importance (final model, n={model.metadata.get('n_examples', '?')} examples)")
+    ax.set_title(
+        f"Feature importance (final model, n={model.metadata.get('n_examples', '?')} examples)"
+    )
     return _save(fig, path)
 
 
@@ -29,8 +35,13 @@ def predicted_vs_actual(oof: pd.DataFrame, path: Path) -> Path:
     for has_history, colour in ((True, "#3b6ea8"), (False, "#d08c2f")):
         part = oof[(oof["n_history_posts"] > 0) == has_history]
         label = f"{'with history' if has_history else 'cold start'} (n={len(part)})"
-        ax.scatter(part["model_pred"], part["actual_log_er"], s=3, alpha=0.25, color=colour, label=label)
-    lims = (float(oof["actual_log_er"].quantile(0.005)), float(oof["actual_log_er"].quantile(0.995)))
+        ax.scatter(
+            part["model_pred"], part["actual_log_er"], s=3, alpha=0.25, color=colour, label=label
+        )
+    lims = (
+        float(oof["actual_log_er"].quantile(0.005)),
+        float(oof["actual_log_er"].quantile(0.995)),
+    )
     ax.plot(lims, lims, color="black", lw=1)
     ax.set_xlim(lims)
     ax.set_ylim(lims)
@@ -63,7 +74,11 @@ def residuals_by_niche(oof: pd.DataFrame, path: Path) -> Path:
     niches = sorted(oof["category"].astype(str).unique())
     data = [residual[oof["category"].astype(str) == n].to_numpy() for n in niches]
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.boxplot(data, tick_labels=[f"{n}\nn={len(d)}" for n, d in zip(niches, data, strict=True)], showfliers=False)
+    ax.boxplot(
+        data,
+        tick_labels=[f"{n}\nn={len(d)}" for n, d in zip(niches, data, strict=True)],
+        showfliers=False,
+    )
     ax.axhline(0, color="black", lw=1)
     ax.set_ylabel("actual - predicted log ER")
     ax.set_title("Residuals by niche (grouped CV)")
@@ -80,7 +95,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def all_plots(model: Any, oof: pd.DataFrame, metrics: dict[str, Any], folder: Path, nominal: float) -> list[Path]:
+def all_plots(
+    model: Any, oof: pd.DataFrame, metrics: dict[str, Any], folder: Path, nominal: float
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [
         feature_importance(model, folder / "feature_importance.png"),
@@ -88,4 +105,3 @@ def all_plots(model: Any, oof: pd.DataFrame, metrics: dict[str, Any], folder: Pa
         coverage_by_tier(metrics, folder / "coverage_by_tier.png", nominal),
         residuals_by_niche(oof, folder / "residuals_by_niche.png"),
     ]
-

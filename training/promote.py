@@ -28,7 +28,9 @@ class PromotionRefused(ValueError):
     """The alias stays where it is; the message says why and what would move it."""
 
 
-def _verified(client: Any, name: str, version: str, uri: str, folder: Path) -> tuple[Any, np.ndarray | None]:
+def _verified(
+    client: Any, name: str, version: str, uri: str, folder: Path
+) -> tuple[Any, np.ndarray | None]:
     """Download ``name`` ``version``, check its signed files, load it; with its training creators."""
     from serving.predictor import download_verified, engage_folder
 
@@ -65,8 +67,12 @@ def promote(
         try:
             client.get_model_version(name, version)
         except Exception:
-            raise PromotionRefused(f"{name} v{version}: no such registered version in {redact(uri)}") from None
-        candidate, candidate_creators = _verified(client, name, version, uri, Path(tmp) / "candidate")
+            raise PromotionRefused(
+                f"{name} v{version}: no such registered version in {redact(uri)}"
+            ) from None
+        candidate, candidate_creators = _verified(
+            client, name, version, uri, Path(tmp) / "candidate"
+        )
         try:
             current = client.get_model_version_by_alias(name, CHAMPION)
         except Exception:  # no champion yet
@@ -80,13 +86,21 @@ def promote(
         else:
             champion_name = f"champion v{current.version}"
             if candidate_creators is None:
-                raise PromotionRefused(f"cannot compare {name} v{version} with {champion_name}: v{version} does not record which creators it was trained on. Use --force --reason TEXT")
+                raise PromotionRefused(
+                    f"cannot compare {name} v{version} with {champion_name}: v{version} does not record which creators it was trained on. Use --force --reason TEXT"
+                )
             if data is None:
-                raise PromotionRefused("the comparison needs data (--profiles/--posts); or use --force --reason TEXT")
-            champion, champion_creators = _verified(client, name, str(current.version), uri, Path(tmp) / "champion")
+                raise PromotionRefused(
+                    "the comparison needs data (--profiles/--posts); or use --force --reason TEXT"
+                )
+            champion, champion_creators = _verified(
+                client, name, str(current.version), uri, Path(tmp) / "champion"
+            )
             examples = post_examples(data.profiles, data.posts)
             if len(examples) == 0:
-                raise PromotionRefused("the data give no examples to compare on; or use --force --reason TEXT")
+                raise PromotionRefused(
+                    "the data give no examples to compare on; or use --force --reason TEXT"
+                )
             ours = candidate.predict_log(examples.base)
             theirs = champion.predict_log(examples.base)
             label = examples.label
@@ -99,8 +113,14 @@ def promote(
                 candidate_creators=candidate_creators,
             )
             if not result.wins:
-                hint = "pass data with creators neither model was trained on, or" if not result.compared else "to promote it anyway,"
-                raise PromotionRefused(f"{name} v{version} stays where it is: {result.reason}. {hint} use --force --reason TEXT")
+                hint = (
+                    "pass data with creators neither model was trained on, or"
+                    if not result.compared
+                    else "to promote it anyway,"
+                )
+                raise PromotionRefused(
+                    f"{name} v{version} stays where it is: {result.reason}. {hint} use --force --reason TEXT"
+                )
             why = f"engage promote: {result.reason}"
         client.set_registered_model_alias(name, CHAMPION, version)
         client.set_model_version_tag(name, version, "alias_reason", why)

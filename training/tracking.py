@@ -48,7 +48,9 @@ def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flatten_metrics(value, name + "."))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        elif (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
             flat[name.replace("@", "_")] = float(value)
     return flat
 
@@ -76,17 +78,28 @@ def version_description(metrics: dict[str, Any], data: str) -> str:
             return "n/a"
         return f"MAE {block['mae_log_er']:.3f} / Spearman {block.get('spearman', float('nan')):.3f}"
 
-    lines = [f"Trained on {data}; {metrics.get('n_examples', '?')} examples. Metrics on log ER (MAE / Spearman):"]
+    lines = [
+        f"Trained on {data}; {metrics.get('n_examples', '?')} examples. Metrics on log ER (MAE / Spearman):"
+    ]
     cv = metrics.get("model", {})
-    lines.append(f"- grouped CV: model {pair(cv)}, 80 % coverage {cv.get('coverage_80', float('nan')):.3f}; persistence {pair(metrics.get('baselines', {}).get('persistence'))}")
+    lines.append(
+        f"- grouped CV: model {pair(cv)}, 80 % coverage {cv.get('coverage_80', float('nan')):.3f}; persistence {pair(metrics.get('baselines', {}).get('persistence'))}"
+    )
     holdout = metrics.get("time_holdout") or {}
     if "model" in holdout:
-        lines.append(f"- time holdout: model {pair(holdout['model'])}; persistence {pair(holdout.get('baselines', {}).get('persistence'))}")
+        lines.append(
+            f"- time holdout: model {pair(holdout['model'])}; persistence {pair(holdout.get('baselines', {}).get('persistence'))}"
+        )
     forward = metrics.get("forward") or {}
     if "model" in forward:
-        lines.append(f"- forward protocol ({forward.get('n_creators')} creators): model {pair(forward['model'])}; persistence {pair(forward.get('persistence'))}")
+        lines.append(
+            f"- forward protocol ({forward.get('n_creators')} creators): model {pair(forward['model'])}; persistence {pair(forward.get('persistence'))}"
+        )
     warnings = metrics.get("warnings") or []
-    lines.append(f"- {len(warnings)} quality warning(s)" + (": " + "; ".join(warnings[:5]) if warnings else ""))
+    lines.append(
+        f"- {len(warnings)} quality warning(s)"
+        + (": " + "; ".join(warnings[:5]) if warnings else "")
+    )
     return "\n".join(lines)
 
 
@@ -120,7 +133,14 @@ class TrainingRun:
     ends it.
     """
 
-    def __init__(self, uri: str, experiment: str, name: str, params: dict[str, Any], datasets: list[dict[str, Any]]):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        name: str,
+        params: dict[str, Any],
+        datasets: list[dict[str, Any]],
+    ):
         self.uri, self.experiment, self.name = uri, experiment, name
         self.params, self.datasets = params, datasets
         self.run_id: str | None = None
@@ -156,7 +176,9 @@ def _log_inputs(params: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
         info = dict(info)
         frame, sample = info.pop("frame"), info.pop("sample", None)
         if frame is not None:
-            dataset = mlflow.data.from_pandas(frame, source=info["path"], name=info["name"], digest=str(info["fingerprint"])[:8])
+            dataset = mlflow.data.from_pandas(
+                frame, source=info["path"], name=info["name"], digest=str(info["fingerprint"])[:8]
+            )
         else:
             dataset = _sampled_dataset(info, sample)
         mlflow.log_input(dataset, context="training")
@@ -171,11 +193,26 @@ def pyfunc_code_path() -> str:
     return spec.origin
 
 
-def input_example(profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: int = 3) -> pd.DataFrame:
+def input_example(
+    profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: int = 3
+) -> pd.DataFrame:
     """A small one-row-per-post example in the REST input shape (see serving.pyfunc)."""
     chosen = posts["influencer"].drop_duplicates().head(n_influencers)
     rows = posts[posts["influencer"].isin(chosen)].merge(profiles, on="influencer", how="left")
-    keep = ["influencer", "followers", "following", "posts_count", "category", "post_id", "posted_at", "likes", "comments", "media_type", "is_sponsored", "hashtags"]
+    keep = [
+        "influencer",
+        "followers",
+        "following",
+        "posts_count",
+        "category",
+        "post_id",
+        "posted_at",
+        "likes",
+        "comments",
+        "media_type",
+        "is_sponsored",
+        "hashtags",
+    ]
     rows = rows[[c for c in keep if c in rows]].copy()
     rows["posted_at"] = rows["posted_at"].astype(str)
     for col in ("followers", "following", "posts_count", "likes", "comments"):
@@ -196,7 +233,12 @@ def _sampled_dataset(info: dict[str, Any], sample: pd.DataFrame) -> Any:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.models import infer_signature
 
-    return MetaDataset(resolve_dataset_source(info["path"]), name=info["name"], digest=str(info["fingerprint"])[:8], schema=infer_signature(sample).inputs)
+    return MetaDataset(
+        resolve_dataset_source(info["path"]),
+        name=info["name"],
+        digest=str(info["fingerprint"])[:8],
+        schema=infer_signature(sample).inputs,
+    )
 
 
 @contextlib.contextmanager
@@ -308,10 +350,25 @@ def _log_run(
         version = None
         try:
             version = mlflow.register_model(info.model_uri, registered_model)
-            client.set_model_version_tag(registered_model, version.version, "local_path", str(staged.final.resolve()))
-            client.set_model_version_tag(registered_model, version.version, "holdout_mae_log_er", f"{holdout_score:.6f}")
-            facts = {"run_id": run.info.run_id, "model_version": version.version, "alias": decision, "alias_reason": reason, "model_uri": info.model_uri}
-            registry = {"registered_model": registered_model, **facts, "tracking_uri": redact(uri), "registered_at": datetime.now(UTC).isoformat()}
+            client.set_model_version_tag(
+                registered_model, version.version, "local_path", str(staged.final.resolve())
+            )
+            client.set_model_version_tag(
+                registered_model, version.version, "holdout_mae_log_er", f"{holdout_score:.6f}"
+            )
+            facts = {
+                "run_id": run.info.run_id,
+                "model_version": version.version,
+                "alias": decision,
+                "alias_reason": reason,
+                "model_uri": info.model_uri,
+            }
+            registry = {
+                "registered_model": registered_model,
+                **facts,
+                "tracking_uri": redact(uri),
+                "registered_at": datetime.now(UTC).isoformat(),
+            }
             staged.publish(registry)
             # Last: once the alias has moved, a rollback could no longer give it back.
             client.set_registered_model_alias(registered_model, decision, version.version)
@@ -322,11 +379,19 @@ def _log_run(
                     client.delete_model_version(registered_model, version.version)
             mlflow.end_run("FAILED")
             raise
-        with contextlib.suppress(Exception):  # the model is registered and in place: the tags are extras
-            mlflow.set_tags({"alias": decision, "alias_reason": reason, "model_dir": str(staged.final)})
+        with contextlib.suppress(
+            Exception
+        ):  # the model is registered and in place: the tags are extras
+            mlflow.set_tags(
+                {"alias": decision, "alias_reason": reason, "model_dir": str(staged.final)}
+            )
             client.set_model_version_tag(registered_model, version.version, "alias_reason", reason)
             if description:
-                client.update_model_version(registered_model, version.version, description=f"{description}\nAlias at registration: @{decision} ({reason}).")
+                client.update_model_version(
+                    registered_model,
+                    version.version,
+                    description=f"{description}\nAlias at registration: @{decision} ({reason}).",
+                )
         mlflow.end_run("FINISHED")
     return facts
 
@@ -346,7 +411,9 @@ def sign_logged_model(client: Any, model_id: str, model_uri: str, key: bytes) ->
         client.log_model_artifact(model_id, str(local / MANIFEST_FILE))
 
 
-def _decide_alias(client: Any, name: str, promote: bool, champion_gate: Callable[[Path, str], GateResult | None]) -> tuple[str, str]:
+def _decide_alias(
+    client: Any, name: str, promote: bool, champion_gate: Callable[[Path, str], GateResult | None]
+) -> tuple[str, str]:
     if promote:
         return CHAMPION, "promoted with --promote"
     try:
@@ -359,5 +426,8 @@ def _decide_alias(client: Any, name: str, promote: bool, champion_gate: Callable
     if result is None:  # a champion that cannot be loaded cannot defend its title
         return CHAMPION, f"{champion} could not be loaded from {local} to compare"
     if not result.compared:
-        return CHALLENGER, f"{result.reason}; the champion stays (`engage promote VERSION` moves it)"
+        return (
+            CHALLENGER,
+            f"{result.reason}; the champion stays (`engage promote VERSION` moves it)",
+        )
     return (CHAMPION if result.wins else CHALLENGER), f"time holdout {result.reason}"

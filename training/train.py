@@ -72,7 +72,10 @@ class InputSummary:
     def of(cls, data: ValidatedData) -> InputSummary:
         """The summary of validated data held in memory (the pandas engine)."""
         times = data.posts["posted_at"]
-        return cls({"profiles": len(data.profiles), "posts": len(data.posts)}, (times.min(), times.max()) if len(times) else None)
+        return cls(
+            {"profiles": len(data.profiles), "posts": len(data.posts)},
+            (times.min(), times.max()) if len(times) else None,
+        )
 
 
 class ProgressPrinter:
@@ -97,7 +100,13 @@ def file_fingerprint(paths: list[Path | str]) -> str:
         if "://" in text:
             digest.update(text.encode())
             continue
-        candidates = [Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("*")) if Path(path).is_dir() else sorted(Path(p) for p in glob.glob(text))
+        candidates = (
+            [Path(path)]
+            if Path(path).is_file()
+            else sorted(Path(path).rglob("*"))
+            if Path(path).is_dir()
+            else sorted(Path(p) for p in glob.glob(text))
+        )
         for file in (c for c in candidates if c.is_file()):
             digest.update(file.name.encode())
             with file.open("rb") as handle:
@@ -108,7 +117,14 @@ def file_fingerprint(paths: list[Path | str]) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -116,10 +132,17 @@ def git_commit() -> str:
 
 def read_campaigns(campaigns_path: Path | str, data: ValidatedData) -> pd.DataFrame:
     """The campaigns table, checked against the profiles (DataValidationError names file, column, rows)."""
-    return validate_campaigns(read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"])
+    return validate_campaigns(
+        read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"]
+    )
 
 
-def build_examples(data: ValidatedData, config: TrainConfig, campaigns_path: Path | str | None, campaigns: pd.DataFrame | None = None) -> ExampleSet:
+def build_examples(
+    data: ValidatedData,
+    config: TrainConfig,
+    campaigns_path: Path | str | None,
+    campaigns: pd.DataFrame | None = None,
+) -> ExampleSet:
     if campaigns_path is not None:
         campaigns = read_campaigns(campaigns_path, data) if campaigns is None else campaigns
         return campaign_examples(data.profiles, data.posts, campaigns)
@@ -152,7 +175,18 @@ def run_training(
     ``campaigns`` is the campaigns table the cluster already checked against every profile.
     """
     with StopSignals() as signals:
-        return _run_training(data, input_paths, config, campaigns_path, campaigns, progress, examples, fit_final, summary, signals)
+        return _run_training(
+            data,
+            input_paths,
+            config,
+            campaigns_path,
+            campaigns,
+            progress,
+            examples,
+            fit_final,
+            summary,
+            signals,
+        )
 
 
 def input_datasets(
@@ -168,18 +202,39 @@ def input_datasets(
 
     ``sampled``: ``data`` is a sample of the input (Dask), so MLflow gets its schema only.
     """
-    tables = [("profiles", input_paths["profiles"], data.profiles), ("posts", input_paths["posts"], data.posts)]
+    tables = [
+        ("profiles", input_paths["profiles"], data.profiles),
+        ("posts", input_paths["posts"], data.posts),
+    ]
     datasets = [
-        {"name": name, "path": str(path), "frame": None if sampled else frame, "sample": frame, "fingerprint": file_fingerprint([path]), "rows": facts.rows[name]}
+        {
+            "name": name,
+            "path": str(path),
+            "frame": None if sampled else frame,
+            "sample": frame,
+            "fingerprint": file_fingerprint([path]),
+            "rows": facts.rows[name],
+        }
         for name, path, frame in tables
         if path is not None
     ]
     dates = facts.date_range
     if dates and any(d["name"] == "posts" for d in datasets):
-        next(d for d in datasets if d["name"] == "posts")["date_range"] = f"{dates[0]} .. {dates[1]}"
+        next(d for d in datasets if d["name"] == "posts")["date_range"] = (
+            f"{dates[0]} .. {dates[1]}"
+        )
     if campaigns_path is not None and campaigns is not None:
         # The table whose rows are this run's examples: it must show as much as the others.
-        datasets.append({"name": "campaigns", "path": str(campaigns_path), "frame": campaigns, "sample": campaigns, "fingerprint": file_fingerprint([campaigns_path]), "rows": len(campaigns)})
+        datasets.append(
+            {
+                "name": "campaigns",
+                "path": str(campaigns_path),
+                "frame": campaigns,
+                "sample": campaigns,
+                "fingerprint": file_fingerprint([campaigns_path]),
+                "rows": len(campaigns),
+            }
+        )
     return datasets
 
 
@@ -206,18 +261,42 @@ def _run_training(
     # Checked before the MLflow run starts: a bad campaigns table is bad input, not a failed run.
     if campaigns_path is not None and campaigns is None:
         campaigns = read_campaigns(campaigns_path, data)
-    paths = [p for p in input_paths.values() if p is not None] + ([campaigns_path] if campaigns_path is not None else [])
+    paths = [p for p in input_paths.values() if p is not None] + (
+        [campaigns_path] if campaigns_path is not None else []
+    )
     fingerprint = file_fingerprint(paths)
     facts = summary or InputSummary.of(data)
-    datasets = input_datasets(data, input_paths, facts, campaigns_path, campaigns, sampled=summary is not None)
-    params = config.as_params() | {"data_fingerprint": fingerprint, "training_mode": "campaigns" if campaigns_path is not None else "posts"}
+    datasets = input_datasets(
+        data, input_paths, facts, campaigns_path, campaigns, sampled=summary is not None
+    )
+    params = config.as_params() | {
+        "data_fingerprint": fingerprint,
+        "training_mode": "campaigns" if campaigns_path is not None else "posts",
+    }
     if campaigns_path is not None:
-        params |= {"campaigns": str(campaigns_path), "campaigns_fingerprint": file_fingerprint([campaigns_path])}
+        params |= {
+            "campaigns": str(campaigns_path),
+            "campaigns_fingerprint": file_fingerprint([campaigns_path]),
+        }
     uri = tracking_uri(config.tracking_uri)
     name = run_name(_platforms(data), campaigns_path is not None, datetime.now(UTC))
     progress(f"MLflow run '{name}' at {redact(uri)}")
     with TrainingRun(uri, config.experiment, name, params, datasets):
-        return _train_in_run(data, config, campaigns_path, campaigns, progress, examples, fit_final, summary, signals, fingerprint, facts, datasets, uri)
+        return _train_in_run(
+            data,
+            config,
+            campaigns_path,
+            campaigns,
+            progress,
+            examples,
+            fit_final,
+            summary,
+            signals,
+            fingerprint,
+            facts,
+            datasets,
+            uri,
+        )
 
 
 def _train_in_run(
@@ -238,11 +317,17 @@ def _train_in_run(
     import mlflow
 
     if examples is None:
-        progress(f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts")
+        progress(
+            f"building examples from {len(data.profiles)} profiles and {len(data.posts)} posts"
+        )
         examples = build_examples(data, config, campaigns_path, campaigns)
     if len(examples) < 50:
-        raise ValueError(f"only {len(examples)} training examples; at least 50 are needed to train and evaluate")
-    progress(f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)")
+        raise ValueError(
+            f"only {len(examples)} training examples; at least 50 are needed to train and evaluate"
+        )
+    progress(
+        f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)"
+    )
     mlflow.log_param("n_examples", len(examples))
 
     metrics, oof = cross_validate(examples, config, progress)
@@ -260,12 +345,16 @@ def _train_in_run(
     model.metadata.update(
         {
             "engagement_rate_definition": ER_DEFINITION,
-            "target": "log ER of the influencer's next post (see engagement_rate_definition)" if campaigns_path is None else "log ER of each campaign post (see engagement_rate_definition)",
+            "target": "log ER of the influencer's next post (see engagement_rate_definition)"
+            if campaigns_path is None
+            else "log ER of each campaign post (see engagement_rate_definition)",
             "feature_names": model.feature_names_,
             "data_fingerprint": fingerprint,
             "data_date_range": [str(dates[0]), str(dates[1])] if dates else [],
             "training_mode": "campaigns" if campaigns_path is not None else "posts",
-            "inputs": {d["name"]: {k: d[k] for k in ("path", "fingerprint", "rows")} for d in datasets},
+            "inputs": {
+                d["name"]: {k: d[k] for k in ("path", "fingerprint", "rows")} for d in datasets
+            },
             "n_examples": len(examples),
             "n_creators": int(examples.base["influencer"].nunique()),
             "metrics": metrics,
@@ -279,7 +368,13 @@ def _train_in_run(
         # Which creators the model saw, so a later champion gate can compare on others (signed too).
         save_training_creators(staged.folder, examples.base["influencer"])
         sign_folder(staged.folder, staged.key)
-        plot_files = plots.all_plots(model, oof, metrics, config.models_dir / ".plots" / staged.final.name, config.interval_level)
+        plot_files = plots.all_plots(
+            model,
+            oof,
+            metrics,
+            config.models_dir / ".plots" / staged.final.name,
+            config.interval_level,
+        )
         new_pred = holdout_model.predict_log(holdout_set.base)
 
         def champion_gate(champion_dir: Path, champion_name: str) -> GateResult | None:
@@ -298,7 +393,10 @@ def _train_in_run(
             )
 
         progress(f"logging the run to MLflow at {redact(uri)}")
-        described = ", ".join(f"{d['name']} {Path(d['path']).name} ({str(d['fingerprint'])[:8]}, {d['rows']} rows)" for d in datasets)
+        described = ", ".join(
+            f"{d['name']} {Path(d['path']).name} ({str(d['fingerprint'])[:8]}, {d['rows']} rows)"
+            for d in datasets
+        )
         tracking = log_run(
             uri=uri,
             experiment=config.experiment,
@@ -317,15 +415,27 @@ def _train_in_run(
         )
     finally:
         staged.discard()  # the staging folder goes, with the model unless it was published
-    progress(f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']}); saved to {staged.final}")
+    progress(
+        f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']}); saved to {staged.final}"
+    )
     return TrainingResult(metrics=metrics, model_dir=staged.final, tracking=tracking, oof=oof)
 
 
 def peer_reference(examples: ExampleSet) -> dict[str, list[float]]:
     """Label quantiles per tier x niche, so serving can place a prediction among its peers."""
-    frame = pd.DataFrame({"tier": examples.base["tier"].astype(str), "category": examples.base["category"].astype(str), "label": examples.label})
+    frame = pd.DataFrame(
+        {
+            "tier": examples.base["tier"].astype(str),
+            "category": examples.base["category"].astype(str),
+            "label": examples.label,
+        }
+    )
     grid = np.linspace(0, 1, 101)
-    out = {f"{t}/{c}": np.quantile(g["label"], grid).round(5).tolist() for (t, c), g in frame.groupby(["tier", "category"]) if len(g) >= 20}
+    out = {
+        f"{t}/{c}": np.quantile(g["label"], grid).round(5).tolist()
+        for (t, c), g in frame.groupby(["tier", "category"])
+        if len(g) >= 20
+    }
     out["*"] = np.quantile(frame["label"], grid).round(5).tolist()
     return out
 
@@ -347,25 +457,46 @@ def comparison_table(metrics: dict[str, Any], title: str | None = None) -> str:
         lines.append(f"\n{name} (n={n})")
         lines.append(f"  {'':20s}" + "".join(f"{k:>18s}" for k in keys))
         for label, m in rows.items():
-            lines.append(f"  {label:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))
+            lines.append(
+                f"  {label:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys)
+            )
 
     if "model" in metrics:
-        block("grouped CV, all examples", {"model": metrics["model"], **metrics.get("baselines", {})})
+        block(
+            "grouped CV, all examples", {"model": metrics["model"], **metrics.get("baselines", {})}
+        )
     for subset, rows in (metrics.get("subsets") or {}).items():
         block(f"grouped CV, {subset.replace('_', ' ')}", rows)
     if "time_holdout" in metrics:
         th = metrics["time_holdout"]
-        block(f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})", {"model": th["model"], **th["baselines"]})
+        block(
+            f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})",
+            {"model": th["model"], **th["baselines"]},
+        )
     if "forward" in metrics:
         lines.extend(forward_lines(metrics["forward"]))
-    cov = {t: v for t, v in (metrics.get("model") or {}).get("by_tier", {}).items() if v.get("n", 0) >= MIN_CHECKED}
+    cov = {
+        t: v
+        for t, v in (metrics.get("model") or {}).get("by_tier", {}).items()
+        if v.get("n", 0) >= MIN_CHECKED
+    }
     if cov:
-        lines.append("\ninterval coverage by tier (model, grouped CV): " + ", ".join(f"{t} {v['coverage_80']:.3f} (n={v['n']})" for t, v in cov.items()))
+        lines.append(
+            "\ninterval coverage by tier (model, grouped CV): "
+            + ", ".join(f"{t} {v['coverage_80']:.3f} (n={v['n']})" for t, v in cov.items())
+        )
     if metrics.get("dropped_subsets"):
         lines.append(f"\nno examples (left out): {', '.join(metrics['dropped_subsets'])}")
     warnings = metrics.get("warnings")
     if warnings is not None:
-        lines.append(f"\n{len(warnings)} warning(s)" + (":" if warnings else ": the model beats every baseline and its interval holds in every tier checked"))
+        lines.append(
+            f"\n{len(warnings)} warning(s)"
+            + (
+                ":"
+                if warnings
+                else ": the model beats every baseline and its interval holds in every tier checked"
+            )
+        )
         lines.extend(f"  WARNING  {w}" for w in warnings)
     return "\n".join(lines)
 
@@ -383,5 +514,7 @@ def forward_lines(forward: dict[str, Any]) -> list[str]:
         cov = f"{m['coverage_80_posts']:20.3f}" if "coverage_80_posts" in m else f"{'':>20s}"
         lines.append(f"  {name:20s}{m['mae_log_er']:18.3f}{m['spearman']:18.3f}{cov}")
     lo, hi = forward["mae_gain_90ci"]
-    lines.append(f"  MAE gain over persistence {forward['mae_gain']:+.3f} (paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})")
+    lines.append(
+        f"  MAE gain over persistence {forward['mae_gain']:+.3f} (paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})"
+    )
     return lines

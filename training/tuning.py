@@ -34,11 +34,16 @@ def tune_params(train: ExampleSet, config: TrainConfig) -> dict[str, Any]:
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
         }
         model = new_model(config, params).fit(
-            fit_part.base, fit_part.label, valid=(valid_part.base, valid_part.label),
-            num_boost_round=config.num_boost_round, early_stopping_rounds=config.early_stopping_rounds,
+            fit_part.base,
+            fit_part.label,
+            valid=(valid_part.base, valid_part.label),
+            num_boost_round=config.num_boost_round,
+            early_stopping_rounds=config.early_stopping_rounds,
         )
         return float(np.mean(np.abs(model.predict_log(valid_part.base) - valid_part.label)))
 
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.seed)
+    )
     study.optimize(objective, n_trials=config.tune_trials)
     return {**config.lgbm_params, **study.best_params}
