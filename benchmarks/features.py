@@ -5,7 +5,8 @@ For each size (posts; ~20 per influencer) it writes synthetic Parquet files (not
 Python process so that peak memory (the child's own maximum RSS) is measured separately:
 
 pipeline
-    read both Parquet files + ``features.contract.validate`` + ``features.aggregate.compute_features``
+    read both Parquet files + ``features.contract.validate``
+    + ``features.aggregate.compute_features``
     (hashtag features and docs included), one cutoff for all just after the last post.
 ours
     our numeric aggregates only: read the needed Parquet columns + ``history_posts`` +
@@ -66,7 +67,8 @@ def peak_rss_bytes() -> int:
 
 
 def ensure_data(size: int, out_dir: Path, posts_per_influencer: float, regenerate: bool) -> dict:
-    """Synthetic Parquet files for ``size`` posts (reused when already written with the same settings)."""
+    """Synthetic Parquet files for ``size`` posts (reused
+    when already written with the same settings)."""
     folder = out_dir / f"posts_{size}"
     meta_path = folder / "meta.json"
     wanted = {"size": size, "posts_per_influencer": posts_per_influencer, "seed": SEED}
@@ -104,7 +106,8 @@ def ensure_data(size: int, out_dir: Path, posts_per_influencer: float, regenerat
     return meta
 
 
-# --------------------------------------------------------------------------- stages (run in a child)
+# ---------------------------------------------------------------------------
+# stages (run in a child)
 
 
 def stage_pipeline(folder: Path, cutoff: str) -> dict:
@@ -190,7 +193,8 @@ WITH p AS (
     SELECT influencer, CAST(followers AS DOUBLE) AS followers FROM read_parquet($profiles)
 ),
 h AS (
-    SELECT q.influencer, q.posted_at, q.post_id, q.likes, q.comments, q.is_sponsored, lower(q.hashtags) AS hashtags,
+    SELECT q.influencer, q.posted_at, q.post_id, q.likes, q.comments, q.is_sponsored,
+           lower(q.hashtags) AS hashtags,
            ln((q.likes + q.comments + 1) / p.followers) AS log_er
     FROM read_parquet($posts) AS q JOIN p USING (influencer)
     WHERE q.posted_at < CAST($cutoff AS TIMESTAMPTZ)
@@ -198,7 +202,8 @@ h AS (
 agg AS (
     SELECT influencer,
            count(*) AS n_posts, min(posted_at) AS first_post, max(posted_at) AS last_post,
-           median(log_er) AS log_er_median, avg(log_er) AS log_er_mean, stddev_samp(log_er) AS log_er_std,
+           median(log_er) AS log_er_median, avg(log_er) AS log_er_mean,
+           stddev_samp(log_er) AS log_er_std,
            max(log_er) AS log_er_max, arg_max(log_er, posted_at) AS log_er_last,
            sum(likes) AS likes, sum(comments) AS comments,
            avg(CAST(likes + comments = 0 AS DOUBLE)) AS zero_engagement_share,
@@ -219,7 +224,8 @@ tag_stats AS (
            -sum(share * ln(share)) AS entropy
     FROM shares GROUP BY influencer
 )
-SELECT p.influencer, coalesce(agg.n_posts, 0) AS n_posts, agg.* EXCLUDE (influencer, n_posts), tag_stats.* EXCLUDE (influencer)
+SELECT p.influencer, coalesce(agg.n_posts, 0) AS n_posts,
+       agg.* EXCLUDE (influencer, n_posts), tag_stats.* EXCLUDE (influencer)
 FROM p LEFT JOIN agg USING (influencer) LEFT JOIN tag_stats USING (influencer)
 """
 
@@ -349,7 +355,8 @@ def fmt_bytes(n: float) -> str:
 def report(meta: dict, results: dict[str, dict]) -> list[str]:
     n = meta["n_posts"]
     lines = [
-        f"{n:,} posts, {meta['n_influencers']:,} influencers (generated in {meta['generate_seconds']} s, not timed)"
+        f"{n:,} posts, {meta['n_influencers']:,} influencers "
+        f"(generated in {meta['generate_seconds']} s, not timed)"
     ]
     lines.append(
         f"  {'stage':<15}{'seconds':>9}{'posts/s':>13}{'peak RSS':>11}{'(idle)':>10}  parts"
@@ -357,14 +364,16 @@ def report(meta: dict, results: dict[str, dict]) -> list[str]:
     for name, r in results.items():
         parts = ", ".join(f"{k} {v:.2f}s" for k, v in r["parts"].items())
         lines.append(
-            f"  {name:<15}{r['seconds']:>9.2f}{n / r['seconds']:>13,.0f}{fmt_bytes(r['peak_rss']):>11}{fmt_bytes(r['baseline_rss']):>10}  {parts}"
+            f"  {name:<15}{r['seconds']:>9.2f}{n / r['seconds']:>13,.0f}"
+            f"{fmt_bytes(r['peak_rss']):>11}{fmt_bytes(r['baseline_rss']):>10}  {parts}"
         )
     if "ours" in results and "duckdb" in results:
         ratio = results["ours"]["seconds"] / results["duckdb"]["seconds"]
         lines.append(
             f"  ours / duckdb = {ratio:.2f}x (target <= 1.5x)"
             + (
-                f"; ours / duckdb 1 thread = {results['ours']['seconds'] / results['duckdb_1thread']['seconds']:.2f}x"
+                "; ours / duckdb 1 thread = "
+                f"{results['ours']['seconds'] / results['duckdb_1thread']['seconds']:.2f}x"
                 if "duckdb_1thread" in results
                 else ""
             )
@@ -372,11 +381,13 @@ def report(meta: dict, results: dict[str, dict]) -> list[str]:
     if "pipeline" in results:
         r = results["pipeline"]
         lines.append(
-            f"  pipeline: {n / r['seconds'] / 1e6:.2f}M posts/s (target >= 1M), peak {fmt_bytes(r['peak_rss'])} (target < 4 GB at 10M)"
+            f"  pipeline: {n / r['seconds'] / 1e6:.2f}M posts/s (target >= "
+            f"1M), peak {fmt_bytes(r['peak_rss'])} (target < 4 GB at 10M)"
         )
     if "duckdb_whole" in results:
         lines.append(
-            f"  duckdb_whole (same work minus validation, compiled, all cores): {n / results['duckdb_whole']['seconds'] / 1e6:.2f}M posts/s"
+            "  duckdb_whole (same work minus validation, compiled, all cores): "
+            f"{n / results['duckdb_whole']['seconds'] / 1e6:.2f}M posts/s"
         )
     return lines
 

@@ -14,7 +14,11 @@ Two measurements, on a small trained model:
   threads, errors, p50/p99 and the server's peak memory (RSS of the server and every process it
   spawned, sampled every 50 ms).
 
-Usage: ``python benchmarks/reliability.py [--model models/<version>] [--seconds 20] [--server engage|mlflow|both]``
+Usage::
+
+    python benchmarks/reliability.py [--model models/<version>] [--seconds 20] \\
+        [--server engage|mlflow|both]
+
 (without ``--model`` a small model is trained in a temporary folder first, about a minute).
 """
 
@@ -63,9 +67,12 @@ class LoadResult:
     def summary(self) -> str:
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
         return (
-            f"serving under load: {self.requests} requests from {self.clients} clients in {self.seconds:.1f} s "
-            f"({self.requests / max(self.seconds, 1e-9):.0f}/s): {self.ok} ok, {self.errors} errors; "
-            f"latency p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms; "
+            f"serving under load: {self.requests} requests from "
+            f"{self.clients} clients in {self.seconds:.1f} s "
+            f"({self.requests / max(self.seconds, 1e-9):.0f}/s): "
+            f"{self.ok} ok, {self.errors} errors; "
+            f"latency p50 {np.percentile(lat, 50):.1f} ms, p99 "
+            f"{np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms; "
             f"server RSS idle {self.idle_rss_mb:.0f} MB, peak {self.peak_rss_mb:.0f} MB; "
             f"bad requests -> {self.bad_statuses}; still serving afterwards: {self.alive_after_bad}"
         )
@@ -324,7 +331,8 @@ def run_mix(
     seconds: float,
     seed: int = 0,
 ) -> MixRow:
-    """One client thread per entry of ``heavy_shares`` (its share of heavy requests), for ``seconds``."""
+    """One client thread per entry of ``heavy_shares``
+    (its share of heavy requests), for ``seconds``."""
     row = MixRow(scenario, len(heavy_shares))
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
@@ -531,8 +539,10 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = train_small(folder, data, num_boost_round=80).model_dir
         light, heavy, n_heavy = load_bodies()
         print(
-            f"light request: 1 candidate, {len(light[0]) / 1024:.1f} KB; heavy request: {n_heavy} candidates, "
-            f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; {args.seconds:g} s per row; this machine: {machine_cpus()} CPUs",
+            f"light request: 1 candidate, {len(light[0]) / 1024:.1f} "
+            f"KB; heavy request: {n_heavy} candidates, "
+            f"~{HEAVY_ROWS:,} rows, {len(heavy) / 2**20:.1f} MB; "
+            f"{args.seconds:g} s per row; this machine: {machine_cpus()} CPUs",
             flush=True,
         )
         for server in (
@@ -549,9 +559,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 args.light_only,
             )
-            print(
-                f"\n{'engage serve (its limits, default workers)' if server == 'engage' else 'mlflow models serve (its defaults)'}:"
+            title = (
+                "engage serve (its limits, default workers)"
+                if server == "engage"
+                else "mlflow models serve (its defaults)"
             )
+            print(f"\n{title}:")
             print(load_table(rows))
             print(f"bad requests -> {bad}; still serving afterwards: {alive}")
             if server == "engage":

@@ -1,4 +1,5 @@
-"""Scale-out benchmark: features and batch scoring on a local Dask cluster, beside the pandas engine.
+"""Scale-out benchmark: features and batch scoring
+on a local Dask cluster, beside the pandas engine.
 
 For each size (synthetic posts, ~20 per influencer with posts) it writes a folder of Parquet
 files (one per ~1M posts; not timed; :mod:`features.synth`, fitted on the embedded data) and
@@ -18,8 +19,10 @@ reported too). The pandas engine (read everything, ``validate``, ``compute_featu
 ``Predictor.score``, in one process) runs in a child process at sizes up to ``--pandas-max``;
 its peak is that process's VmHWM.
 
-Synthetic data is for speed only. Usage:
-``python benchmarks/scale.py [--sizes 1000000 10000000 50000000] [--workers 2] [--memory-limit 1.5GB]``
+Synthetic data is for speed only. Usage::
+
+    python benchmarks/scale.py [--sizes 1000000 10000000 50000000] [--workers 2] \\
+        [--memory-limit 1.5GB]
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def count_posts(folder: Path) -> int:
 
 
 def train_model(folder: Path) -> Path:
-    """A small model on the embedded data, saved once (scoring speed does not depend on its quality)."""
+    """A small model on the embedded data, saved once
+    (scoring speed does not depend on its quality)."""
     from engage.cli import embedded_posts, embedded_profiles
     from features.artifact import complete_versions, save_artifact
     from features.contract import load_and_validate
@@ -245,7 +249,8 @@ def main() -> None:
     model_dir = train_model(args.out_dir) if "score" in args.stages else Path()
     print(f"{args.workers} workers x {args.memory_limit}, 1 thread each; scoring without reasons")
     print(
-        f"{'posts':>11s} {'stage':>8s} {'engine':>6s} {'seconds':>8s} {'posts/s':>10s} {'rows':>9s}  peak memory"
+        f"{'posts':>11s} {'stage':>8s} {'engine':>6s} "
+        f"{'seconds':>8s} {'posts/s':>10s} {'rows':>9s}  peak memory"
     )
     for size in args.sizes:
         data = write_data(size, args.out_dir / f"data-{size}")
@@ -262,7 +267,9 @@ def main() -> None:
                 partitions,
             )
             print(
-                f"{n_posts:>11d} {stage:>8s} {'dask':>6s} {r['seconds']:>8.1f} {n_posts / r['seconds']:>10.0f} {r['rows']:>9d}  per worker {r['peak_per_worker_gb']} GB ({r['workers_alive']} alive)",
+                f"{n_posts:>11d} {stage:>8s} {'dask':>6s} {r['seconds']:>8.1f} "
+                f"{n_posts / r['seconds']:>10.0f} {r['rows']:>9d}  per worker "
+                f"{r['peak_per_worker_gb']} GB ({r['workers_alive']} alive)",
                 flush=True,
             )
             if size <= args.pandas_max:
@@ -274,7 +281,9 @@ def main() -> None:
                     )
                 else:
                     print(
-                        f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} {p['seconds']:>8.1f} {n_posts / p['seconds']:>10.0f} {p['rows']:>9d}  one process {p['peak_gb']} GB",
+                        f"{n_posts:>11d} {stage:>8s} {'pandas':>6s} "
+                        f"{p['seconds']:>8.1f} {n_posts / p['seconds']:>10.0f} "
+                        f"{p['rows']:>9d}  one process {p['peak_gb']} GB",
                         flush=True,
                     )
 

@@ -1,4 +1,5 @@
-"""Serving speed: model-only overhead, end-to-end throughput, in-process and HTTP latency, in one run.
+"""Serving speed: model-only overhead, end-to-end
+throughput, in-process and HTTP latency, in one run.
 
 Stages (targets from the serving issue in brackets):
 
@@ -106,7 +107,10 @@ def synthetic(n: int, posts_per: float) -> tuple[Any, Any]:
 def model_only(predictor: Any, base: Any) -> dict[str, float]:
     model = predictor.model
     matrix = model.booster_matrix(base)  # learned steps applied, categories as codes
-    booster = lambda: model.booster_.predict(matrix, num_iteration=model.best_iteration_)  # noqa: E731
+
+    def booster() -> Any:
+        return model.booster_.predict(matrix, num_iteration=model.best_iteration_)
+
     t_booster = best_of(booster)
     t_pipeline = best_of(lambda: model.predict_features(base))
     t_transform = best_of(lambda: model.booster_matrix(base))
@@ -228,7 +232,9 @@ class Noop(PythonModel):
     \"\"\"Answers one fixed row: what MLflow's server costs without any model work.\"\"\"
 
     def predict(self, context, model_input, params=None):
-        return pd.DataFrame({"influencer": [str(model_input["influencer"].iloc[0])], "predicted_er": [0.0]})
+        return pd.DataFrame(
+            {"influencer": [str(model_input["influencer"].iloc[0])], "predicted_er": [0.0]}
+        )
 
 
 set_model(Noop())
@@ -304,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = train_model(Path(tmp))
         predictor = load_model(model_dir)
         print(
-            f"generating {args.candidates} synthetic candidates x {args.posts_per_candidate:g} posts ...",
+            f"generating {args.candidates} synthetic candidates "
+            f"x {args.posts_per_candidate:g} posts ...",
             flush=True,
         )
         profiles, posts = synthetic(args.candidates, args.posts_per_candidate)
@@ -323,9 +330,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # One candidate with about N posts, as the generator's tables (typed, not text).
         counts = posts.groupby("influencer").size()
-        name = (
-            (counts - args.posts_per_candidate).abs().idxmin()
-        )  # the candidate closest to N posts
+        # The candidate closest to N posts.
+        name = (counts - args.posts_per_candidate).abs().idxmin()
         one_profile = profiles[profiles["influencer"] == name].reset_index(drop=True)
         one_posts = posts[posts["influencer"] == name].reset_index(drop=True)
         del profiles, posts
@@ -366,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
+    one = results["one_candidate_in_process"]
     summary = [
         (
             "model-only overhead (predict_features / Booster.predict)",
@@ -394,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "  LightGBM alone: predict + pred_contrib on its one row",
-            f"{results['one_candidate_in_process']['booster_predict_median_ms'] + results['one_candidate_in_process']['pred_contrib_median_ms']:.1f} ms",
+            f"{one['booster_predict_median_ms'] + one['pred_contrib_median_ms']:.1f} ms",
             "(raw library)",
         ),
     ]
@@ -416,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nsummary")
     for label, value, target in summary:
         print(
-            f"  {label:<58} {value:>12}   {target if target.startswith('(') else 'target ' + target}"
+            f"  {label:<58} {value:>12}   "
+            f"{target if target.startswith('(') else 'target ' + target}"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -97,12 +97,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(
-        f"{'examples':>10s} {'posts':>10s} {'features s':>11s} {'engage fit s':>13s} {'raw lgbm s':>11s} {'ratio':>7s}  same predictions"
+        f"{'examples':>10s} {'posts':>10s} {'features s':>11s} "
+        f"{'engage fit s':>13s} {'raw lgbm s':>11s} {'ratio':>7s}  same predictions"
     )
     for size in args.sizes:
         r = bench(size, args.rounds, args.seed)
         print(
-            f"{r['examples']:>10d} {r['posts']:>10d} {r['features_s']:>11.1f} {r['engage_fit_s']:>13.1f} {r['raw_lgbm_s']:>11.1f} {r['ratio']:>7.2f}  {r['same_predictions']}",
+            f"{r['examples']:>10d} {r['posts']:>10d} {r['features_s']:>11.1f} "
+            f"{r['engage_fit_s']:>13.1f} {r['raw_lgbm_s']:>11.1f} "
+            f"{r['ratio']:>7.2f}  {r['same_predictions']}",
             flush=True,
         )
 

@@ -53,12 +53,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profiles",
         type=data_path,
-        help="profiles table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data",
+        help="profiles table (CSV, CSV.gz or Parquet; Parquet also "
+        "as a folder, glob or URL); default: the embedded data",
     )
     parser.add_argument(
         "--posts",
         type=data_path,
-        help="posts table (CSV, CSV.gz or Parquet; Parquet also as a folder, glob or URL); default: the embedded data",
+        help="posts table (CSV, CSV.gz or Parquet; Parquet also "
+        "as a folder, glob or URL); default: the embedded data",
     )
 
 
@@ -245,13 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument(
         "--as-of",
-        help="cutoff time: only posts strictly before it count (default: now, or the profiles' as_of column)",
+        help="cutoff time: only posts strictly before it count "
+        "(default: now, or the profiles' as_of column)",
     )
     p.add_argument(
         "--out",
         type=Path,
         required=True,
-        help="output table (.csv, .csv.gz or .parquet); with --engine dask a folder of Parquet parts",
+        help="output table (.csv, .csv.gz or .parquet); "
+        "with --engine dask a folder of Parquet parts",
     )
     p.add_argument(
         "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
@@ -266,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "synth",
-        help="write synthetic profiles and posts fitted on the embedded data (for scale tests only)",
+        help="write synthetic profiles and posts fitted on the embedded data "
+        "(for scale tests only)",
     )
     p.add_argument(
         "--influencers", type=int_at_least(1), required=True, help="number of influencers"
@@ -305,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A file that cannot be read or written past the checks above (disk full, permissions
         # changed, a network filesystem gone): the user's to fix, and the message says which file.
         print(
-            f"engage {args.command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}",
+            f"engage {args.command}: cannot read or write a "
+            f"file: {console_text(exc, keep_newlines=True)}",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

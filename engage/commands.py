@@ -53,7 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             creators = int(data.posts["influencer"].nunique())
             if args.folds > creators:
                 raise UsageError(
-                    f"--folds {args.folds}: only {creators} influencers have posts; use at most {creators} folds (5 is usual)"
+                    f"--folds {args.folds}: only {creators} influencers "
+                    f"have posts; use at most {creators} folds (5 is usual)"
                 )
             result = run_training(
                 data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns
@@ -67,7 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         comparison_table(
             result.metrics,
-            f"{config.registered_model} v{tracking['model_version']} @{tracking['alias']} ({tracking['alias_reason']})",
+            f"{config.registered_model} v{tracking['model_version']} "
+            f"@{tracking['alias']} ({tracking['alias_reason']})",
         )
     )
     print(
@@ -110,7 +112,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         comparison_table(
             metrics,
-            f"{name} (saved model {predictor.version}) on {len(examples)} examples; baselines fitted out of fold on the same data",
+            f"{name} (saved model {predictor.version}) on {len(examples)} "
+            "examples; baselines fitted out of fold on the same data",
         )
     )
     return 0
@@ -122,7 +125,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     if args.force and not (args.reason or "").strip():
         raise UsageError(
-            "--force needs --reason TEXT: why this version becomes champion without beating the current one (it is recorded)"
+            "--force needs --reason TEXT: why this version becomes "
+            "champion without beating the current one (it is recorded)"
         )
     if args.reason and not args.force:
         raise UsageError("--reason is recorded with --force only; without --force the gate decides")
@@ -176,7 +180,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "--targets-per-influencer",
         type=int_at_least(0),
         default=0,
-        help="targets per influencer: its latest N mature posts (default 0: every mature post, rolling cutoffs)",
+        help="targets per influencer: its latest N mature posts "
+        "(default 0: every mature post, rolling cutoffs)",
     )
     p.add_argument(
         "--promote",
@@ -216,9 +221,12 @@ def register_promote(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "promote",
-        help="move the champion alias to a registered version: verified, and only if it beats the champion on creators neither trained on (or --force --reason)",
-        description="Verify the version's signed files, then compare it with the current champion on the examples of creators neither model was trained on "
-        "(--profiles/--posts, default the embedded data); it becomes champion only if its MAE is lower. --force --reason TEXT skips the comparison and records why.",
+        help="move the champion alias to a registered version: verified, and only if "
+        "it beats the champion on creators neither trained on (or --force --reason)",
+        description="Verify the version's signed files, then compare it with the current "
+        "champion on the examples of creators neither model was trained on "
+        "(--profiles/--posts, default the embedded data); it becomes champion only if "
+        "its MAE is lower. --force --reason TEXT skips the comparison and records why.",
     )
     p.add_argument("version", help="registered version number (as in `engagement v3`)")
     add_data_arguments(p)

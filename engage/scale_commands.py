@@ -22,12 +22,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="pandas",
-        help="pandas (default: in memory, one process) or dask (partitioned by influencer, on a cluster)",
+        help="pandas (default: in memory, one process) or "
+        "dask (partitioned by influencer, on a cluster)",
     )
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); default: a local cluster sized to this machine",
+        help="with --engine dask: the scheduler of an existing cluster "
+        "(tcp://host:8786); default: a local cluster sized to this machine",
     )
     parser.add_argument(
         "--partitions",
@@ -66,7 +68,8 @@ def _check_folder_output(args: argparse.Namespace) -> None:
 
     if str(args.out).lower().endswith((".csv", ".gz", ".xlsx", ".html", ".parquet", ".pq")):
         raise UsageError(
-            f"--out {args.out}: the Dask engine writes a folder of Parquet parts; give a folder name"
+            f"--out {args.out}: the Dask engine writes a "
+            "folder of Parquet parts; give a folder name"
         )
 
 
@@ -160,6 +163,7 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
         print(f"note: {console_text(note)}")
     added = "; with fee, currency and cost_per_engagement columns" if fees is not None else ""
     print(
-        f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet (Dask engine, unranked{added}; rank with the pandas engine or your query engine)"
+        f"model {predictor.version}: wrote {n} scored rows to {args.out}/part-*.parquet "
+        f"(Dask engine, unranked{added}; rank with the pandas engine or your query engine)"
     )
     return 0

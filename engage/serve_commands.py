@@ -1,4 +1,5 @@
-"""``engage score`` (rank a shortlist for planners) and ``engage serve`` (REST), thin over :mod:`serving`."""
+"""``engage score`` (rank a shortlist for planners) and
+``engage serve`` (REST), thin over :mod:`serving`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ RANK_CHOICES = (
     "cost",
     "p_reach",
 )  # serving.planner.RANK_BY, without importing it for --help
-MODEL_HELP = "models/<version> folder, 'latest' (the newest model training registered, by training time), or an MLflow URI like models:/engagement@champion"
+MODEL_HELP = (
+    "models/<version> folder, 'latest' (the newest model training registered, "
+    "by training time), or an MLflow URI like models:/engagement@champion"
+)
 
 
 CHAMPION = "models:/engagement@champion"
@@ -137,7 +141,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(f"... {len(kept) - show} more rows in the output file")
     if kind == "html" and len(kept) > MAX_REPORT_ROWS:
         print(
-            f"note: the HTML report shows the first {MAX_REPORT_ROWS} rows; write .csv or .xlsx for all {len(kept)}"
+            f"note: the HTML report shows the first {MAX_REPORT_ROWS} "
+            f"rows; write .csv or .xlsx for all {len(kept)}"
         )
     left_out = (
         f" (the top {args.top} of {len(table)} candidates; leave out --top for all)"
@@ -163,14 +168,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uri = model_uri_for(str(args.model), args.models_dir, Path(workdir), args.tracking_uri)
         command = serve_command(args.port, args.host, workers)
         print(
-            f"serving {args.model} ({redact(uri)}) on http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)",
+            f"serving {args.model} ({redact(uri)}) on "
+            f"http://{args.host}:{args.port}  (/ping, /invocations; Ctrl-C stops)",
             file=sys.stderr,
             flush=True,
         )
         print(
-            f"{workers} worker(s); per worker: {limits.light_concurrency} light + {limits.heavy_concurrency} heavy request(s) at a time "
-            f"(heavy: body over {limits.heavy_body_bytes // 1024} KB, {limits.heavy_queue} more may wait); "
-            f"body at most {limits.max_body_bytes / 2**20:g} MB, answer within {limits.request_timeout:g} s",
+            f"{workers} worker(s); per worker: {limits.light_concurrency} "
+            f"light + {limits.heavy_concurrency} heavy request(s) at a time "
+            f"(heavy: body over {limits.heavy_body_bytes // 1024} "
+            f"KB, {limits.heavy_queue} more may wait); "
+            f"body at most {limits.max_body_bytes / 2**20:g} "
+            f"MB, answer within {limits.request_timeout:g} s",
             file=sys.stderr,
             flush=True,
         )
@@ -219,46 +228,58 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "score",
-        help="rank candidates by expected engagement (or cost per engagement with --fees) and write CSV, Excel or an HTML report",
-        description="Score candidates as of now (or --as-of, or each profile's as_of column) and rank them. "
-        "The output type follows the file ending: .csv, .csv.gz, .xlsx or .html (a self-contained report).",
+        help="rank candidates by expected engagement (or cost per "
+        "engagement with --fees) and write CSV, Excel or an HTML report",
+        description="Score candidates as of now (or --as-of, or "
+        "each profile's as_of column) and rank them. "
+        "The output type follows the file ending: .csv, "
+        ".csv.gz, .xlsx or .html (a self-contained report).",
     )
     p.add_argument(
         "--model",
         default=CHAMPION,
-        help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion in --tracking-uri, default sqlite:///mlflow.db here)",
+        help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion "
+        "in --tracking-uri, default sqlite:///mlflow.db here)",
     )
     add_data_arguments(p)
     p.add_argument(
         "--out",
         type=Path,
         required=True,
-        help="output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of unranked Parquet parts",
+        help="output file: .csv, .csv.gz, .xlsx or .html; with "
+        "--engine dask a folder of unranked Parquet parts",
     )
     p.add_argument(
         "--fees",
         type=Path,
-        help="fee table (influencer, fee, optional currency): adds cost per engagement and ranks by it; also the shortlist unless --shortlist is given. With --engine dask the columns are added but the parts stay unranked",
+        help="fee table (influencer, fee, optional currency): adds cost per engagement "
+        "and ranks by it; also the shortlist unless --shortlist is given. "
+        "With --engine dask the columns are added but the parts stay unranked",
     )
     p.add_argument(
         "--shortlist",
         type=Path,
-        help="table with an 'influencer' column: score only these (names without a profile are listed as 'no profile'); also with --engine dask",
+        help="table with an 'influencer' column: score only these (names without "
+        "a profile are listed as 'no profile'); also with --engine dask",
     )
     p.add_argument(
         "--top",
         type=int,
-        help="keep the top N candidates in the output file, its summary and the console (default or 0: every candidate)",
+        help="keep the top N candidates in the output file, its "
+        "summary and the console (default or 0: every candidate)",
     )
     p.add_argument(
         "--rank-by",
         choices=list(RANK_CHOICES),
-        help="engagements (expected engagements per post), rate (engagement rate), cost (cost per engagement; the default with --fees) or p_reach (chance of reaching --target-engagements)",
+        help="engagements (expected engagements per post), rate (engagement "
+        "rate), cost (cost per engagement; the default with "
+        "--fees) or p_reach (chance of reaching --target-engagements)",
     )
     p.add_argument(
         "--target-engagements",
         type=float,
-        help="campaign KPI in engagements per post: adds p_reach, the chance the next post reaches it",
+        help="campaign KPI in engagements per post: adds "
+        "p_reach, the chance the next post reaches it",
     )
     p.add_argument(
         "--show",
@@ -267,7 +288,8 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--as-of",
-        help="backtest: score as of this time using only earlier posts (default: now, or the profiles' as_of column)",
+        help="backtest: score as of this time using only earlier "
+        "posts (default: now, or the profiles' as_of column)",
     )
     p.add_argument(
         "--models-dir",
@@ -300,13 +322,15 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        help=f"server processes, each with its own copy of the model (default: one per CPU, here {machine_cpus()})",
+        help="server processes, each with its own copy of the "
+        f"model (default: one per CPU, here {machine_cpus()})",
     )
     p.add_argument(
         "--timeout",
         type=float,
         default=defaults.request_timeout,
-        help=f"seconds to answer a request, queueing included; later: 504 (default {defaults.request_timeout:g})",
+        help="seconds to answer a request, queueing included; "
+        f"later: 504 (default {defaults.request_timeout:g})",
     )
     p.add_argument(
         "--max-body-mb",
@@ -318,12 +342,14 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
         "--heavy-kb",
         type=float,
         default=defaults.heavy_body_bytes / 2**10,
-        help=f"a body over this is a heavy request: one at a time per worker, beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})",
+        help="a body over this is a heavy request: one at a time per worker, "
+        f"beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})",
     )
     p.add_argument(
         "--heavy-queue",
         type=int,
         default=defaults.heavy_queue,
-        help=f"heavy requests that may wait per worker; more: 503 with Retry-After (default {defaults.heavy_queue})",
+        help="heavy requests that may wait per worker; more: 503 "
+        f"with Retry-After (default {defaults.heavy_queue})",
     )
     p.set_defaults(func=cmd_serve)

@@ -127,7 +127,8 @@ def examples_at(
     *,
     now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """One example per profile, at one cutoff for all, or one per influencer (a Series by influencer).
+    """One example per profile, at one cutoff for all,
+    or one per influencer (a Series by influencer).
 
     With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else ``now``
     (default: the clock; the Dask engine passes one ``now`` to every partition). Each example's
@@ -251,7 +252,8 @@ def history_cutoffs(examples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _take(values: pd.Series, rows: np.ndarray, missing: object) -> np.ndarray:
-    """``values`` at positions ``rows`` (object array), ``missing`` where a row is -1 or the cell is empty."""
+    """``values`` at positions ``rows`` (object array),
+    ``missing`` where a row is -1 or the cell is empty."""
     out = np.full(len(rows), missing, dtype=object)
     found = rows >= 0
     out[found] = values.to_numpy(dtype=object)[rows[found]]
@@ -262,7 +264,8 @@ def _take(values: pd.Series, rows: np.ndarray, missing: object) -> np.ndarray:
 def profile_features(
     profiles: pd.DataFrame, profile_row: np.ndarray, followers: np.ndarray
 ) -> pd.DataFrame:
-    """Follower-count family from the profile alone (``profile_row``: each example's row in ``profiles``, -1 for none)."""
+    """Follower-count family from the profile alone (``profile_row``:
+    each example's row in ``profiles``, -1 for none)."""
 
     def column(name: str, default: object = np.nan) -> np.ndarray:
         if name in profiles:
@@ -502,7 +505,8 @@ def _before(posted: pd.Series, cutoff_ns: np.ndarray) -> np.ndarray:
 def _time_order(
     example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None
 ) -> np.ndarray:
-    """Positions that sort posts like ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
+    """Positions that sort posts like
+    ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
 
     Several times faster: np.lexsort (stable) on integers instead of pandas factorising every key,
     and post_id, a string, is only looked up (``post_id_at(positions)``) for the rare posts tied
@@ -578,7 +582,8 @@ def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int
     decay = np.power(0.5, from_end / EWM_HALFLIFE_POSTS)
     out["log_er_ewm"] = per_example(seg.sum(decay * ler) / seg.sum(decay))
     out["log_er_mad"] = per_example(seg.median(np.abs(ler - median[seg.row_segment])))
-    # Trend: mean log ER of the later half of the history minus the earlier half (posts are in time order).
+    # Trend: mean log ER of the later half of the history
+    # minus the earlier half (posts are in time order).
     later = rank >= run_size / 2.0
     out["er_trend"] = per_example(seg.masked_mean(ler, later) - seg.masked_mean(ler, ~later))
 

@@ -84,7 +84,8 @@ def redact(text: str | None) -> str | None:
 
 
 class ArtifactError(RuntimeError):
-    """A model folder that is missing, incomplete, tampered with, unsigned or from other library versions."""
+    """A model folder that is missing, incomplete, tampered
+    with, unsigned or from other library versions."""
 
 
 # --------------------------------------------------------------------------- the signing key
@@ -125,13 +126,15 @@ def model_key(*, create: bool = False) -> bytes:
         if create and not os.environ.get(KEY_FILE_ENV):
             return _create_key(path)
         raise ArtifactError(
-            f"no model signing key: {path} does not exist and {KEY_ENV} is not set; {_how_to_set_key()}"
+            f"no model signing key: {path} does not exist "
+            f"and {KEY_ENV} is not set; {_how_to_set_key()}"
         )
     try:
         mode = path.stat().st_mode
         if os.name == "posix" and mode & 0o077:
             raise ArtifactError(
-                f"{path}: the model key is accessible to other users (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+                f"{path}: the model key is accessible to other users "
+                f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
             )
         return _checked_key(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError) as exc:
@@ -144,7 +147,8 @@ def _checked_key(text: str, where: str) -> bytes:
     key = text.strip()
     if len(key) < MIN_KEY_CHARS:
         raise ArtifactError(
-            f"{where}: the model key has {len(key)} characters, at least {MIN_KEY_CHARS} are needed "
+            f"{where}: the model key has {len(key)} "
+            f"characters, at least {MIN_KEY_CHARS} are needed "
             "(make one with `python -c 'import secrets; print(secrets.token_hex(32))'`)"
         )
     return key.encode()
@@ -162,8 +166,10 @@ def _create_key(path: Path) -> bytes:
         try:
             os.link(draft, path)  # never replaces a key another process created meanwhile
             print(
-                f"engage: created the model signing key {path} (mode 0600). Every model saved is signed "
-                f"with it and only models it signed are loaded; to load them elsewhere, give that machine "
+                f"engage: created the model signing key {path} "
+                "(mode 0600). Every model saved is signed "
+                "with it and only models it signed are loaded; "
+                "to load them elsewhere, give that machine "
                 f"the same key ({KEY_ENV} or {KEY_FILE_ENV}).",
                 file=sys.stderr,
                 flush=True,
@@ -230,11 +236,13 @@ def verify_folder(
     if not manifest.is_file():
         if (folder / LEGACY_MANIFEST).is_file():
             raise ArtifactError(
-                f"{folder}: saved by an engage before models were signed ({LEGACY_MANIFEST} only, a checksum "
+                f"{folder}: saved by an engage before models "
+                f"were signed ({LEGACY_MANIFEST} only, a checksum "
                 "anyone who can write the folder can recompute); refusing to load it. Retrain it."
             )
         raise ArtifactError(
-            f"{folder}: {MANIFEST_FILE} is missing; the folder is incomplete, unsigned or not a model. Retrain it."
+            f"{folder}: {MANIFEST_FILE} is missing; the folder "
+            "is incomplete, unsigned or not a model. Retrain it."
         )
     key = key or model_key()
     try:
@@ -245,18 +253,22 @@ def verify_folder(
         claimed, files = str(signed["hmac"]), dict(body["files"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(
-            f"{folder}: {MANIFEST_FILE} is unreadable ({exc}); the folder was damaged or not written by engage"
+            f"{folder}: {MANIFEST_FILE} is unreadable ({exc}); "
+            "the folder was damaged or not written by engage"
         ) from None
     expected = hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(claimed, expected):
         if body.get("key_id") != key_id(key):
             raise ArtifactError(
-                f"{folder}: signed with another key (key id {body.get('key_id')}; yours is {key_id(key)}), or its "
-                f"manifest was rewritten; refusing to load it. Use the key of the machine that trained it ({KEY_ENV} or "
+                f"{folder}: signed with another key (key id "
+                f"{body.get('key_id')}; yours is {key_id(key)}), or its "
+                "manifest was rewritten; refusing to load it. Use "
+                f"the key of the machine that trained it ({KEY_ENV} or "
                 f"{KEY_FILE_ENV}), or retrain it."
             )
         raise ArtifactError(
-            f"{folder}: the signature of {MANIFEST_FILE} does not match: the manifest was changed after it was signed"
+            f"{folder}: the signature of {MANIFEST_FILE} does not "
+            "match: the manifest was changed after it was signed"
         )
     for name in files:
         parts = PurePosixPath(name).parts
@@ -269,7 +281,8 @@ def verify_folder(
         extra = sorted(set(present) - set(files))
         if extra:
             raise ArtifactError(
-                f"{folder}: {', '.join(extra[:5])} {'is' if len(extra) == 1 else 'are'} not covered by the signed manifest (added after signing); refusing to load it"
+                f"{folder}: {', '.join(extra[:5])} {'is' if len(extra) == 1 else 'are'} not "
+                "covered by the signed manifest (added after signing); refusing to load it"
             )
     for name in files if only is None else [n for n in only if n in files]:
         path = present.get(name)
@@ -278,7 +291,8 @@ def verify_folder(
         actual = sha256_of(path)
         if actual != files[name]:
             raise ArtifactError(
-                f"{folder}: {name} does not match its SHA-256 in the signed manifest (expected {files[name][:12]}..., "
+                f"{folder}: {name} does not match its SHA-256 in the "
+                f"signed manifest (expected {files[name][:12]}..., "
                 f"found {actual[:12]}...); the file was changed or corrupted"
             )
     return files
@@ -394,7 +408,8 @@ def _fsync(path: Path) -> None:
 
 
 def complete_versions(models_dir: Path) -> list[Path]:
-    """Finished (signed) model folders, by name (temporary and manifest-less folders are skipped)."""
+    """Finished (signed) model folders, by name
+    (temporary and manifest-less folders are skipped)."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
@@ -427,7 +442,8 @@ def latest_model_dir(models_dir: Path) -> Path:
             )
         except ArtifactError as exc:
             raise ArtifactError(
-                f"{exc}. `latest` would skip it for an older model: remove the folder, or name a model explicitly"
+                f"{exc}. `latest` would skip it for an older model: "
+                "remove the folder, or name a model explicitly"
             ) from None
         if REGISTRY_FILE not in files:
             unregistered += 1
@@ -448,13 +464,16 @@ def latest_model_dir(models_dir: Path) -> Path:
         ]
         notes = "; ".join(s for s in skipped if s)
         raise ArtifactError(
-            f"no saved model under {models_dir} that training registered{f' ({notes})' if notes else ''}; run `engage train` first, or name a model folder"
+            f"no saved model under {models_dir} that training "
+            f"registered{f' ({notes})' if notes else ''}; "
+            "run `engage train` first, or name a model folder"
         )
     return newest[2]
 
 
 def resolve_model_dir(ref: str | Path, models_dir: Path = Path("models")) -> Path:
-    """A model folder path, a version name under ``models_dir``, or ``latest`` (:func:`latest_model_dir`)."""
+    """A model folder path, a version name under ``models_dir``,
+    or ``latest`` (:func:`latest_model_dir`)."""
     if str(ref) == "latest":
         return latest_model_dir(models_dir)
     path = Path(ref)

@@ -1,6 +1,7 @@
 """The data contract: what profiles and posts tables must look like, and how bad input is handled.
 
-Every entry point (validate, features, train, evaluate, score) goes through :func:`load_and_validate`
+Every entry point (validate, features, train, evaluate,
+score) goes through :func:`load_and_validate`
 or :func:`validate`, so the rules below hold everywhere.
 
 Fatal problems raise :class:`DataValidationError`, whose report names the file, column, the first
@@ -62,16 +63,19 @@ KNOWN_CATEGORIES = (
 )
 # Several categories in one cell ("Dancing, Lipsyncing") are separated by these; the first is kept.
 CATEGORY_SEPARATORS = re.compile(r"[,;|/]")
-# How close (difflib ratio, on letters only) a value must be to a known one to count as its misspelling.
+# How close (difflib ratio, on letters only) a value
+# must be to a known one to count as its misspelling.
 CATEGORY_MATCH_CUTOFF = 0.75
-# Why a profile with zero followers, and its posts, are set aside (problem message and reject reason).
+# Why a profile with zero followers, and its posts,
+# are set aside (problem message and reject reason).
 ZERO_FOLLOWERS = "zero followers: engagement rate is undefined"
 ZERO_FOLLOWERS_POSTS = "posts of an influencer with zero followers"
 # Counts above this are taken as a unit or parsing error (the largest accounts have ~6e8 followers).
 MAX_PLAUSIBLE_COUNT = 1e11
 # Timestamps may run slightly ahead of the validating machine's clock (time zones, clock skew).
 FUTURE_TOLERANCE = pd.Timedelta(days=1)
-# Times before this are placeholders (0001-01-01, 1970-01-01), not posts: no platform we read existed.
+# Times before this are placeholders (0001-01-01,
+# 1970-01-01), not posts: no platform we read existed.
 EARLIEST_PLAUSIBLE_TIME = pd.Timestamp("2000-01-01", tz="UTC")
 # The one timestamp form read: ISO 8601's extended calendar date, optionally with a time of day
 # (minutes at least; "T" or, as RFC 3339 and SQL exports write it, one space between) and an
@@ -318,7 +322,10 @@ def duplicate_columns(columns: Iterable[object]) -> list[list[str]]:
 
 def describe_duplicate_columns(groups: list[list[str]]) -> str:
     named = "; ".join(" and ".join(f"'{n}'" for n in names) for names in groups)
-    return f"the header names one column more than once ({named}, equal once surrounding space and case are ignored); keep one of each and rename or drop the others"
+    return (
+        f"the header names one column more than once ({named}, equal once surrounding "
+        "space and case are ignored); keep one of each and rename or drop the others"
+    )
 
 
 def _refuse_duplicate_columns(path: Path, columns: list[object]) -> None:
@@ -533,7 +540,8 @@ def _as_count(
                 else "not a number (write plain digits, e.g. 1500, without thousands separators)",
             ),
             (infinite, "infinite value"),
-            # Finite values only: an infinite cell is one problem, not also "negative" or "too large".
+            # Finite values only: an infinite cell is one
+            # problem, not also "negative" or "too large".
             ((values < 0) & ~infinite, "negative count"),
             (
                 (values > MAX_PLAUSIBLE_COUNT) & ~infinite,
@@ -652,7 +660,8 @@ def timestamp_problems(
             file,
             column,
             unread,
-            f"not an ISO 8601 timestamp (found {shown}); {ISO_8601_HINT}; other forms are not guessed",
+            f"not an ISO 8601 timestamp (found {shown}); "
+            f"{ISO_8601_HINT}; other forms are not guessed",
             fatal=True,
         )
         if p:
@@ -670,7 +679,8 @@ def timestamp_problems(
         file,
         column,
         early,
-        f"timestamp before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d} (a placeholder such as 0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it",
+        f"timestamp before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d} (a placeholder such as "
+        "0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it",
         fatal=True,
     )
     if p:
@@ -708,11 +718,13 @@ def check_cutoff(ts: pd.Timestamp, what: str, now: pd.Timestamp | None = None) -
     now = now.tz_localize("UTC") if now.tzinfo is None else now
     if ts < EARLIEST_PLAUSIBLE_TIME:
         raise ValueError(
-            f"{what} {ts:%Y-%m-%d}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, earlier than any post; give a cutoff inside the data's date range"
+            f"{what} {ts:%Y-%m-%d}: before {EARLIEST_PLAUSIBLE_TIME:%Y-%m-%d}, "
+            "earlier than any post; give a cutoff inside the data's date range"
         )
     if ts > now + FUTURE_TOLERANCE:
         raise ValueError(
-            f"{what} {ts:%Y-%m-%d}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a cutoff leaves out the posts after it, so leave it out to score as of now"
+            f"{what} {ts:%Y-%m-%d}: in the future (now is {now:%Y-%m-%d %H:%M} UTC); a "
+            "cutoff leaves out the posts after it, so leave it out to score as of now"
         )
     return ts
 
@@ -864,7 +876,8 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
             unknown,
             lambda i: f"'{fixed[i]}'",
             "category outside the known niches",
-            "kept as its own niche; the model keeps those of enough training influencers and maps the rest to 'other'",
+            "kept as its own niche; the model keeps those of enough "
+            "training influencers and maps the rest to 'other'",
         ),
     ]
     rows_of = np.bincount(code[code >= 0], minlength=len(uniques))
@@ -977,7 +990,8 @@ def validate_profiles(
             file,
             "as_of",
             (as_of > now + FUTURE_TOLERANCE).to_numpy(dtype=bool),
-            f"cutoff in the future (after {now:%Y-%m-%d}); a cutoff leaves out the posts after it: leave the cell empty to score as of now",
+            f"cutoff in the future (after {now:%Y-%m-%d}); a cutoff leaves "
+            "out the posts after it: leave the cell empty to score as of now",
             fatal=True,
         )
         if p:
@@ -1120,7 +1134,8 @@ def validate_posts(
     out["row"] = np.arange(1, len(frame) + 1)
     out = pd.DataFrame(out, index=frame.index, copy=False)  # as for the profiles
 
-    # Duplicate keys: (influencer, post_id). Identical copies are dropped, conflicting ones are fatal.
+    # Duplicate keys: (influencer, post_id). Identical
+    # copies are dropped, conflicting ones are fatal.
     # Keys are compared as 64-bit hashes first (80 MB on 10M posts, where a hash table of every
     # post id took ~1.1 GB); only the rows whose hashes repeat, usually none, are compared as text.
     key_cols = ["influencer", "post_id"]
@@ -1203,7 +1218,8 @@ def validate(
     now: pd.Timestamp | None = None,
     raise_on_fatal: bool = True,
 ) -> ValidatedData:
-    """Validate both tables together; raise :class:`DataValidationError` listing every fatal problem.
+    """Validate both tables together; raise
+    :class:`DataValidationError` listing every fatal problem.
 
     ``posts`` may be None (candidates with no post history: profile features only).
     """

@@ -68,7 +68,8 @@ BUCKET = "_engage_bucket"
 ROW = "_engage_row"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".gz", ".txt", ".tsv")
-# Stands in for the missing profile of a partition without profiles (orphan posts, shortlisted names without a profile), so that the
+# Stands in for the missing profile of a partition without profiles
+# (orphan posts, shortlisted names without a profile), so that the
 # contract's own code reports them (validation needs at least one profile row). Never output.
 PLACEHOLDER = "\x00engage-placeholder"
 
@@ -85,7 +86,8 @@ def is_dataset_path(path: str | Path) -> bool:
 
 
 def _natural_key(text: str) -> list[Any]:
-    """Sort key putting ``part-2`` before ``part-10``: Dask's file order, so both engines number rows alike."""
+    """Sort key putting ``part-2`` before ``part-10``:
+    Dask's file order, so both engines number rows alike."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -263,7 +265,8 @@ def _add_bucket(frame: pd.DataFrame, npartitions: int) -> pd.DataFrame:
 
 
 def partition_by_influencer(frame: Any, npartitions: int) -> Any:
-    """Shuffle a Dask DataFrame so that partition ``i`` holds exactly the influencers of bucket ``i``.
+    """Shuffle a Dask DataFrame so that partition ``i``
+    holds exactly the influencers of bucket ``i``.
 
     The bucket becomes the index with divisions ``0, 1, ..., npartitions``, so two tables
     partitioned with the same ``npartitions`` are aligned partition by partition.
@@ -274,7 +277,8 @@ def partition_by_influencer(frame: Any, npartitions: int) -> Any:
 
 
 def with_row_numbers(frame: Any) -> tuple[Any, list[Any]]:
-    """``frame`` with :data:`ROW`, each row's place in the input, and the delayed length of each partition.
+    """``frame`` with :data:`ROW`, each row's place in
+    the input, and the delayed length of each partition.
 
     :data:`ROW` packs (input partition, position within it) as ``partition << 32 | position``,
     so it sorts in input order; :func:`input_row_numbers` turns it into the 1-based data row
@@ -311,7 +315,8 @@ def input_row_numbers(keys: Sequence[int] | np.ndarray, lengths: Sequence[int]) 
 
 
 def bucket_count(profiles: Any, posts: Any, npartitions: int | None = None) -> int:
-    """The number of influencer buckets: ``npartitions``, else the larger input's partition count."""
+    """The number of influencer buckets: ``npartitions``,
+    else the larger input's partition count."""
     return npartitions or max(profiles.npartitions, posts.npartitions if posts is not None else 1)
 
 
@@ -437,7 +442,8 @@ def _file_starts(path: str, storage_options: dict[str, Any] | None) -> tuple[lis
 
 
 def _located(rows: Sequence[int], names: list[str], starts: np.ndarray) -> str:
-    """``part-0.parquet rows 3, 5; part-1.parquet row 66`` for input rows 3, 5 and ``starts[1] + 65``."""
+    """``part-0.parquet rows 3, 5; part-1.parquet row 66``
+    for input rows 3, 5 and ``starts[1] + 65``."""
     groups: list[tuple[str, list[int]]] = []
     for row in rows:
         i = int(np.searchsorted(starts, row, side="right")) - 1
@@ -502,7 +508,8 @@ def _without_placeholder(report: ValidationReport) -> ValidationReport:
 
 
 def _in_input_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """A bucket's rows in input order without :data:`ROW`, and their input row numbers (None if unnumbered).
+    """A bucket's rows in input order without :data:`ROW`,
+    and their input row numbers (None if unnumbered).
 
     Input order makes the bucket's "first" rows its smallest input rows and keeps the first
     copy of a duplicate, as the pandas engine does.
@@ -520,7 +527,8 @@ def _run_part(
     index: int,
     args: tuple[Any, ...],
 ) -> tuple[pd.DataFrame | None, ValidationReport]:
-    """Run ``func(profiles, posts, *args)`` on one aligned bucket; a contract break becomes a report.
+    """Run ``func(profiles, posts, *args)`` on one
+    aligned bucket; a contract break becomes a report.
 
     The report's rows are input row numbers (:func:`_with_input_rows`).
     """
@@ -559,7 +567,8 @@ def _run_part(
 
 @dataclass
 class Buckets:
-    """Delayed ``(frame, report)`` per influencer bucket, and what turns the reports' rows into input rows.
+    """Delayed ``(frame, report)`` per influencer bucket,
+    and what turns the reports' rows into input rows.
 
     Iterating gives the ``(frame, report)`` pairs. ``lengths`` holds, per table, the delayed
     length of each input partition: compute them in the same call as the buckets (they share
@@ -585,7 +594,8 @@ class Buckets:
     def merge(
         self, reports: Sequence[ValidationReport], lengths: Sequence[int], files: tuple[str, str]
     ) -> ValidationReport:
-        """The merged report of computed ``reports`` and flat ``lengths``, rows as input rows in named files."""
+        """The merged report of computed ``reports`` and flat
+        ``lengths``, rows as input rows in named files."""
         by_table, at = {}, 0
         for table, lazy in self.lengths.items():
             by_table[table] = list(lengths[at : at + len(lazy)])
@@ -641,7 +651,8 @@ def _frame_or_empty(frame: pd.DataFrame | None, meta: pd.DataFrame) -> pd.DataFr
 def collect(
     parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profiles", "posts")
 ) -> tuple[Any, ValidationReport]:
-    """Persist the per-bucket frames on the cluster; return them as one Dask DataFrame and the merged report.
+    """Persist the per-bucket frames on the cluster; return
+    them as one Dask DataFrame and the merged report.
 
     Raises :class:`DataValidationError` (the merged report) if any bucket broke the contract.
     ``files`` (the inputs' paths) lets the report name the file of each row (:func:`locate_rows`).
@@ -680,7 +691,8 @@ def _features_part(
 def features_of(
     data: ValidatedData, as_of: Any, now: pd.Timestamp, include_docs: bool = True
 ) -> pd.DataFrame:
-    """:func:`features.aggregate.compute_features` for every profile, exactly as the pandas engine runs it."""
+    """:func:`features.aggregate.compute_features` for
+    every profile, exactly as the pandas engine runs it."""
     return compute_features(
         data.profiles,
         data.posts,
@@ -690,7 +702,8 @@ def features_of(
 
 
 def features_meta(include_docs: bool = True) -> pd.DataFrame:
-    """An empty frame with the columns and dtypes :func:`features_of` returns (from a one-row run)."""
+    """An empty frame with the columns and dtypes
+    :func:`features_of` returns (from a one-row run)."""
     now = pd.Timestamp("2020-01-02", tz="UTC")
     data = validate(
         pd.DataFrame({"influencer": ["x"], "followers": ["1"]}),
@@ -772,7 +785,8 @@ def write_by_influencer(
 
     ``out`` is a local folder or an fsspec URL; it must not hold Parquet files already (parts
     of two runs would mix). On a contract break the parts written are removed and
-    :class:`DataValidationError` is raised with the merged report. ``files``: as for :func:`collect`.
+    :class:`DataValidationError` is raised with the
+    merged report. ``files``: as for :func:`collect`.
     """
     import dask
     import fsspec
@@ -808,7 +822,8 @@ def write_features_dask(
     files: tuple[str, str] = ("profiles", "posts"),
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[int, ValidationReport]:
-    """Like :func:`compute_features_dask`, but each worker writes its bucket to ``out/part-NNNNN.parquet``.
+    """Like :func:`compute_features_dask`, but each worker
+    writes its bucket to ``out/part-NNNNN.parquet``.
 
     Nothing but row counts and reports comes back to the driver, so the input can exceed the
     memory of the driver and of any one worker. Returns (rows written, merged report).
@@ -850,7 +865,8 @@ class Scorer(Protocol):
     ) -> Any: ...
 
 
-# A per-bucket step after scoring (e.g. ``serving.planner`` adding fee columns): scored table in, table out.
+# A per-bucket step after scoring (e.g. ``serving.planner``
+# adding fee columns): scored table in, table out.
 Finish = Callable[[pd.DataFrame], pd.DataFrame]
 
 

@@ -85,7 +85,8 @@ def _text_chunks(values: pd.Series) -> list[pa.Array] | None:
 
 
 def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
-    """``pd.Index(keys).get_indexer(values)`` for unique ``keys``: position of each value, -1 if absent.
+    """``pd.Index(keys).get_indexer(values)`` for unique
+    ``keys``: position of each value, -1 if absent.
 
     For text keys arrow's hash lookup is ~10x faster: pandas would first turn the posts' arrow
     strings into a million Python strings.
@@ -140,7 +141,8 @@ def text_hashes(values: pd.Series) -> np.ndarray:
 
 
 def repeated(hashes: np.ndarray) -> np.ndarray:
-    """Where a value occurs more than once in ``hashes`` (``duplicated(keep=False)``), by sorting."""
+    """Where a value occurs more than once in ``hashes``
+    (``duplicated(keep=False)``), by sorting."""
     ordered = np.sort(hashes)
     repeats = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if len(repeats) == 0:

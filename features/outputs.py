@@ -131,7 +131,8 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def is_formula_like(text: str) -> bool:
-    """True for text a spreadsheet would run: starts with = + - @ tab or CR and is no plain number."""
+    """True for text a spreadsheet would run: starts
+    with = + - @ tab or CR and is no plain number."""
     return text.startswith(FORMULA_START) and _PLAIN_NUMBER.fullmatch(text) is None
 
 
@@ -154,7 +155,8 @@ _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def excel_cell(value: object) -> object:
-    """:func:`neutral_cell`, with the control characters XML cannot hold written escaped (``\\x1b``)."""
+    """:func:`neutral_cell`, with the control characters
+    XML cannot hold written escaped (``\\x1b``)."""
     if isinstance(value, str):
         value = _XML_ILLEGAL.sub(lambda m: _escape(m.group()), value)
     return neutral_cell(value)

@@ -57,7 +57,8 @@ class Segments:
     def __len__(self) -> int:
         return len(self.start)
 
-    # ------------------------------------------------------------------ reductions (one value per run)
+    # ------------------------------------------------------------------
+    # reductions (one value per run)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
         if len(self) == 0:
@@ -127,7 +128,8 @@ class Segments:
         if len(self) == 0:
             return np.zeros(0, dtype="float64")
         if len(values) > SMALL_INPUT_ROWS:
-            # pandas' groupby median selects within each group in C, ~5x faster than sorting all rows.
+            # pandas' groupby median selects within each
+            # group in C, ~5x faster than sorting all rows.
             return (
                 pd.Series(values)
                 .groupby(self.row_segment, sort=True)

@@ -58,14 +58,16 @@ ZIPF_EXPONENT_RANGE = (0.4, 2.0)
 # Instagram launched on this day; synthetic histories are compressed to start after it.
 EARLIEST_POST = pd.Timestamp("2010-10-06", tz="UTC")
 MIN_GAP_SECONDS = 60.0
-# Resolution of the hashtag sampler's guide table (bins per niche) and the posts per generation chunk.
+# Resolution of the hashtag sampler's guide table
+# (bins per niche) and the posts per generation chunk.
 GUIDE_BINS = 1 << 18
 CHUNK_POSTS = 1 << 20
 
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Everything :func:`generate` needs, fitted by :func:`fit_synth_params` (arrays are per group)."""
+    """Everything :func:`generate` needs, fitted by
+    :func:`fit_synth_params` (arrays are per group)."""
 
     categories: tuple[str, ...]
     category_probs: np.ndarray  # (n_categories,)
@@ -155,7 +157,8 @@ def _numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def fit_synth_params(profiles: pd.DataFrame, posts: pd.DataFrame) -> SynthParams:
-    """Fit the generator's distributions on validated tables (see :func:`features.contract.validate`).
+    """Fit the generator's distributions on validated
+    tables (see :func:`features.contract.validate`).
 
     Parameters
     ----------
@@ -516,7 +519,8 @@ def generate(
     )
     gap = np.maximum(np.exp(log_gap), MIN_GAP_SECONDS)
     gap[starts[n_posts > 0] + n_posts[n_posts > 0] - 1] = 0.0
-    # Seconds before the last post = sum of the gaps of all later posts (reverse cumulative sum per influencer).
+    # Seconds before the last post = sum of the gaps of all
+    # later posts (reverse cumulative sum per influencer).
     csum = np.append(np.cumsum(gap[::-1])[::-1], 0.0)
     before_last = csum[:-1] - csum[starts + n_posts][owner]
     # Compress histories that would start before Instagram existed.
@@ -589,7 +593,8 @@ def _hashtag_strings(
     owner: np.ndarray,
     n_tags: np.ndarray,
 ) -> pa.ChunkedArray:
-    """'|'-joined hashtags per post: personal vocabulary reused with the fitted share, else niche-wide.
+    """'|'-joined hashtags per post: personal vocabulary
+    reused with the fitted share, else niche-wide.
 
     Posts are processed in chunks so the per-token arrays stay small (10M posts carry ~80M tags).
     """
@@ -642,7 +647,8 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
 def write_synthetic(
     profiles: pd.DataFrame, posts: pd.DataFrame, out_dir: str | Path, file_format: str = "parquet"
 ) -> list[Path]:
-    """Write ``profiles`` and ``posts`` into ``out_dir`` as Parquet or plain CSV; returns the paths."""
+    """Write ``profiles`` and ``posts`` into ``out_dir``
+    as Parquet or plain CSV; returns the paths."""
     if file_format not in ("parquet", "csv"):
         raise ValueError(f"file_format must be 'parquet' or 'csv', got '{file_format}'")
     out = Path(out_dir)

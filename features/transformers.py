@@ -40,7 +40,8 @@ def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
 
 
 def lookup_pairs(X: pd.DataFrame, by_pair: dict, by_tier: dict, fallback: float) -> np.ndarray:
-    """Per-row value of the (tier, category) pair, else of the tier, else ``fallback``; vectorised."""
+    """Per-row value of the (tier, category) pair, else
+    of the tier, else ``fallback``; vectorised."""
     # Tiers and niches are few: look up each distinct combination once, then index by codes.
     tier_code, tiers = pd.factorize(X["tier"].astype(str).to_numpy(dtype=object))
     niche_code, niches = pd.factorize(X["category"].astype(str).to_numpy(dtype=object))
@@ -201,7 +202,8 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         return with_columns(X, self.added_columns(X))
 
     def added_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The columns :meth:`transform` adds, as arrays (the model's booster matrix takes them so)."""
+        """The columns :meth:`transform` adds, as arrays
+        (the model's booster matrix takes them so)."""
         prior = self.prior(X)
         n = X["n_history_posts"].to_numpy(dtype="float64")
         own = np.nan_to_num(X["log_er_median"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
@@ -325,7 +327,8 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         return with_columns(X, self.added_columns(X))
 
     def added_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The columns :meth:`transform` adds, as arrays (the model's booster matrix takes them so)."""
+        """The columns :meth:`transform` adds, as arrays
+        (the model's booster matrix takes them so)."""
         check_is_fitted(self, "niches_")
         counts = self._tag_matrix(self._docs(X)) if self.svd_ is not None else None
         return self._added(X, counts)
@@ -463,7 +466,8 @@ def _require_category(X: pd.DataFrame) -> None:
 
 
 class CategoryEncoder(TransformerMixin, BaseEstimator):
-    """Fix the categories of the categorical columns at fit time (LightGBM needs the same at predict)."""
+    """Fix the categories of the categorical columns at
+    fit time (LightGBM needs the same at predict)."""
 
     def __init__(self, columns: tuple[str, ...] = CATEGORICAL_FEATURES):
         self.columns = columns

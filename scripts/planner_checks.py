@@ -55,7 +55,8 @@ def main() -> None:
 
     full = predict(with_posts, posts)
     print(
-        f"model {predictor.version}; {len(full)} influencers ({int((full['history_posts'] > 0).sum())} with earlier posts), as of {args.as_of}\n"
+        f"model {predictor.version}; {len(full)} influencers "
+        f"({int((full['history_posts'] > 0).sum())} with earlier posts), as of {args.as_of}\n"
     )
     print("column left out | median |change| | 90th percentile | share moved > 10 %")
     for table, columns in DROPPED.items():
@@ -68,7 +69,8 @@ def main() -> None:
             shifted = predict(p, q)["predicted_er"].reindex(full.index)
             change = (shifted / full["predicted_er"] - 1).abs().dropna()
             print(
-                f"{table}.{column} | {100 * change.median():.1f} % | {100 * change.quantile(0.9):.1f} % | {100 * (change > 0.1).mean():.0f} %"
+                f"{table}.{column} | {100 * change.median():.1f} % | "
+                f"{100 * change.quantile(0.9):.1f} % | {100 * (change > 0.1).mean():.0f} %"
             )
 
     bands = pd.cut(

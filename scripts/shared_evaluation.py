@@ -83,7 +83,9 @@ def main() -> int:
                 f"{t} {v['calibration_error']:.3f}" for t, v in reach["by_tier"].items()
             )
             print(
-                f"p_reach calibration, {label} (targets {reach['targets']}): error {reach['calibration_error']:.3f}, Brier {reach['brier']:.3f}; by tenths {bins}; by tier {tiers}"
+                f"p_reach calibration, {label} (targets {reach['targets']}): "
+                f"error {reach['calibration_error']:.3f}, Brier "
+                f"{reach['brier']:.3f}; by tenths {bins}; by tier {tiers}"
             )
         results[name] = metrics
         if args.out:
@@ -136,11 +138,13 @@ def main() -> int:
             continue
         own = results[name]
         print(
-            f"{name} forward: together {short(combined[name]['forward']['model'])}, alone {short(own['forward']['model'])}"
+            f"{name} forward: together {short(combined[name]['forward']['model'])}, "
+            f"alone {short(own['forward']['model'])}"
         )
         for label in ("with_history", "cold_start"):
             print(
-                f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, alone {short(own['subsets'][label]['model'])}"
+                f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, "
+                f"alone {short(own['subsets'][label]['model'])}"
             )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str))

@@ -132,7 +132,8 @@ def _is_history_dependent(name: str) -> bool:
 
 
 def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS) -> np.ndarray:
-    """One string per row: the ``n`` largest contributions by size, e.g. ``own past engagement above peers (+0.42)``.
+    """One string per row: the ``n`` largest contributions by
+    size, e.g. ``own past engagement above peers (+0.42)``.
 
     For a candidate without post history, the contributions of all history-dependent features
     (missing for it) are summed into one reason, ``no post history``, so it is named once.

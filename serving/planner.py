@@ -59,7 +59,10 @@ def _rows(mask: np.ndarray) -> str:
 
 # A money amount as the fee table must write it: plain digits, "." as the decimal point.
 PLAIN_AMOUNT = re.compile(r"[+-]?\d+(?:\.\d+)?")
-AMOUNT_HINT = "write plain digits with '.' as the decimal point (1500, 1500.50), without currency signs or thousands separators"
+AMOUNT_HINT = (
+    "write plain digits with '.' as the decimal point (1500, "
+    "1500.50), without currency signs or thousands separators"
+)
 
 
 def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, list[str]]:
@@ -93,7 +96,8 @@ def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, 
             f"'{c}'" for c in dict.fromkeys(np.asarray(cells, dtype=object)[comma][:3])
         )
         problems.append(
-            f"column '{column}', rows {_rows(comma)}: ambiguous decimal or thousands separator ({shown}); {AMOUNT_HINT}"
+            f"column '{column}', rows {_rows(comma)}: ambiguous "
+            f"decimal or thousands separator ({shown}); {AMOUNT_HINT}"
         )
     bad = ~plain & ~empty & ~comma
     if bad.any():
@@ -111,13 +115,17 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     missing = [c for c in ("influencer", "fee") if c not in frame]
     if missing:
         raise DataError(
-            f"{file}: required column(s) {', '.join(missing)} missing; expected influencer, fee and optionally currency (columns present: {', '.join(map(str, frame.columns)) or 'none'})"
+            f"{file}: required column(s) {', '.join(missing)} missing; "
+            "expected influencer, fee and optionally currency (columns "
+            f"present: {', '.join(map(str, frame.columns)) or 'none'})"
         )
     influencer = frame["influencer"].astype("string").str.strip()
     problems = []
     if influencer.isna().any() or (influencer == "").any():
         problems.append(
-            f"column 'influencer', rows {_rows((influencer.isna() | (influencer == '')).to_numpy(dtype=bool))}: missing influencer"
+            "column 'influencer', rows "
+            f"{_rows((influencer.isna() | (influencer == '')).to_numpy(dtype=bool))}: "
+            "missing influencer"
         )
     fee, empty, fee_problems = parse_money(frame["fee"], "fee")
     problems += fee_problems
@@ -132,7 +140,8 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     currencies = sorted(set(currency.dropna()) - {""})
     if len(currencies) > 1:
         problems.append(
-            f"column 'currency': several currencies ({', '.join(currencies)}); convert the fees to one currency so costs can be compared"
+            f"column 'currency': several currencies ({', '.join(currencies)}); "
+            "convert the fees to one currency so costs can be compared"
         )
     clean = pd.DataFrame(
         {"influencer": influencer, "fee": fee, "currency": currencies[0] if currencies else ""}
@@ -141,14 +150,16 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     conflicting = conflicting[conflicting.duplicated()]
     if len(conflicting):
         problems.append(
-            f"column 'influencer': different fees for the same influencer ({_listed(sorted(set(conflicting)))})"
+            "column 'influencer': different fees for the same "
+            f"influencer ({_listed(sorted(set(conflicting)))})"
         )
     if problems:
         raise DataError(f"{file}: the fee table cannot be used:\n  " + "\n  ".join(problems))
     notes = []
     if empty.any():
         notes.append(
-            f"{file}: no fee in rows {_rows(empty)} ({_listed(influencer[empty].tolist())}): kept, without cost per engagement"
+            f"{file}: no fee in rows {_rows(empty)} "
+            f"({_listed(influencer[empty].tolist())}): kept, without cost per engagement"
         )
     return Fees(
         clean.drop_duplicates("influencer").reset_index(drop=True),
@@ -158,7 +169,8 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
 
 
 def read_sheet(path: Path) -> pd.DataFrame:
-    """A planner's table: CSV or Parquet as the contract reads them, or the first sheet of an .xlsx."""
+    """A planner's table: CSV or Parquet as the contract
+    reads them, or the first sheet of an .xlsx."""
     if not str(path).lower().endswith((".xlsx", ".xlsm")):
         return read_table(path)
     if not Path(path).is_file():
@@ -168,7 +180,8 @@ def read_sheet(path: Path) -> pd.DataFrame:
         frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
     except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
         raise DataError(
-            f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv"
+            f"{path}: cannot be read as an Excel workbook "
+            f"({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv"
         ) from None
     return frame
 
@@ -182,13 +195,15 @@ def read_shortlist(path: Path) -> list[str]:
     frame = read_sheet(path).rename(columns=lambda c: str(c).strip().lower())
     if "influencer" not in frame:
         raise DataError(
-            f"{path}: no 'influencer' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})"
+            f"{path}: no 'influencer' column (columns present: "
+            f"{', '.join(map(str, frame.columns)) or 'none'})"
         )
     names = frame["influencer"].astype("string").str.strip().dropna()
     names = names[names != ""]
     if len(names) == 0:
         raise DataError(
-            f"{path}: the shortlist names no influencer (column 'influencer' is empty); list one name per row"
+            f"{path}: the shortlist names no influencer (column "
+            "'influencer' is empty); list one name per row"
         )
     return [str(n) for n in names.unique()]
 
@@ -237,13 +252,15 @@ def apply_fees(table: pd.DataFrame, fees: Fees) -> tuple[pd.DataFrame, list[str]
     ].tolist()
     if unknown:
         notes.append(
-            f"fees for {len(unknown)} influencer(s) without a profile: {_listed(unknown)} (listed as '{STATUS_NO_PROFILE}', not scored)"
+            f"fees for {len(unknown)} influencer(s) without a profile: "
+            f"{_listed(unknown)} (listed as '{STATUS_NO_PROFILE}', not scored)"
         )
     scored = out["status"].astype(str).str.startswith("ok")
     no_fee = out.loc[scored & ~out["influencer"].isin(by_name.index), "influencer"].tolist()
     if no_fee:
         notes.append(
-            f"no fee for {len(no_fee)} scored candidate(s): {_listed(no_fee)} (ranked after those with a fee)"
+            f"no fee for {len(no_fee)} scored candidate(s): "
+            f"{_listed(no_fee)} (ranked after those with a fee)"
         )
     return out, notes
 
@@ -435,11 +452,13 @@ def _write_xlsx(table: pd.DataFrame, path: Path | io.BytesIO, context: ReportCon
     about += [
         (
             "engagement rate",
-            "interactions (likes + comments, plus shares and saves where present) / followers, per post",
+            "interactions (likes + comments, plus shares "
+            "and saves where present) / followers, per post",
         ),
         (
             "range",
-            f"low to high end: the {100 * context.interval_level:.0f}% range the next post should fall in",
+            f"low to high end: the {100 * context.interval_level:.0f}% "
+            "range the next post should fall in",
         ),
         (
             "expected engagements",
@@ -528,7 +547,8 @@ def simulate_total(
 
 
 def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
-    """The summary block: counts, total fee, total expected engagements with a range, blended cost."""
+    """The summary block: counts, total fee, total
+    expected engagements with a range, blended cost."""
     status = table["status"].astype(str)
     scored = status.str.startswith("ok").to_numpy()
     figures = table.loc[scored, ["engagements_p10", "engagements_p50", "engagements_p90"]].to_numpy(
@@ -616,7 +636,11 @@ def model_identity(
                 identity.alias = ", ".join(found.aliases)
         except Exception:  # the model loaded already; a registry hiccup must not stop the report
             pass
-        identity.resolved = f"{text}: the registry's {'alias ' + pin if pin else 'version ' + identity.number} (version {identity.number or 'unknown'})"
+        identity.resolved = (
+            f"{text}: the registry's "
+            f"{'alias ' + pin if pin else 'version ' + identity.number} "
+            f"(version {identity.number or 'unknown'})"
+        )
         return identity
     registry_file = predictor.path / "registry.json"
     if registry_file.is_file():
@@ -671,7 +695,8 @@ def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None)
         return []
     listed = "; ".join(f"{column} ({what})" for _, column, what in missing)
     return [
-        f"Columns left out of the data: {listed}. The model reads them as unknown, which moves estimates "
+        f"Columns left out of the data: {listed}. The model "
+        "reads them as unknown, which moves estimates "
         "(how far, per column, measured on the embedded data: README, 'Missing optional columns'); "
         "add them where you have them for estimates comparable with complete profiles."
     ]
@@ -689,15 +714,19 @@ def stale_data_notes(
     gap = (as_of - newest).days
     if gap > STALE_AFTER_DAYS:
         notes.append(
-            f"Stale data: the newest post is from {newest:%Y-%m-%d}, {gap:,} days before the scoring time ({as_of:%Y-%m-%d}). "
-            "The estimates describe these accounts as they were then; a long silence is read as the longest gap seen in training, "
-            f"not extrapolated. Refresh the data, or score as of then (--as-of {(newest + pd.Timedelta(days=1)):%Y-%m-%d}) for a backtest."
+            f"Stale data: the newest post is from {newest:%Y-%m-%d}, "
+            f"{gap:,} days before the scoring time ({as_of:%Y-%m-%d}). "
+            "The estimates describe these accounts as they were then; a "
+            "long silence is read as the longest gap seen in training, "
+            "not extrapolated. Refresh the data, or score as of then (--as-of "
+            f"{(newest + pd.Timedelta(days=1)):%Y-%m-%d}) for a backtest."
         )
     if len(trained_on) == 2:
         end = pd.Timestamp(trained_on[1]).tz_localize("UTC")
         if (as_of - end).days > 2 * 365:
             notes.append(
-                f"The model learned from posts up to {trained_on[1]}; engagement habits drift, so read estimates for {as_of:%Y} with care."
+                f"The model learned from posts up to {trained_on[1]}; engagement "
+                f"habits drift, so read estimates for {as_of:%Y} with care."
             )
     return notes
 

@@ -1,7 +1,8 @@
 """Python API for other services: load a saved model and score raw candidate tables.
 
 >>> from serving import load_model
->>> predictor = load_model("latest")                       # or models/<version>, models:/engagement@champion
+>>> predictor = load_model("latest")
+# or models/<version>, models:/engagement@champion
 >>> table = predictor.predict(profiles, posts)             # one row per influencer in ``profiles``
 
 Predictions come from the fitted pipeline itself (:meth:`EngagementModel.predict_features` on
@@ -109,7 +110,8 @@ def _strip_keys(values: pd.Series) -> pd.Series:
 
 
 def _column(frame: pd.DataFrame, name: str) -> Any:
-    """The frame's column called ``name`` once surrounding space is removed (as the contract does)."""
+    """The frame's column called ``name`` once surrounding
+    space is removed (as the contract does)."""
     return next((c for c in frame.columns if str(c).strip() == name), None)
 
 
@@ -629,7 +631,8 @@ def require_tracking_store(uri: str) -> None:
         if not database.is_file():
             raise ArtifactError(
                 f"no MLflow tracking store at {database} ({redact(uri)}): the file does not exist. "
-                "Train a model first, run from the folder that holds mlflow.db, or pass --tracking-uri"
+                "Train a model first, run from the folder "
+                "that holds mlflow.db, or pass --tracking-uri"
             )
 
 
@@ -659,7 +662,8 @@ def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:
     (root / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
     if not (root / MANIFEST_FILE).is_file() and (root / "MLmodel").is_file():
         raise ArtifactError(
-            f"{uri}: MLflow's copy of this model is not signed (logged by an engage before models were signed); refusing to load it. Retrain it."
+            f"{uri}: MLflow's copy of this model is not signed (logged by an "
+            "engage before models were signed); refusing to load it. Retrain it."
         )
     verify_folder(root, key)
     return root

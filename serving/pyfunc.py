@@ -153,7 +153,8 @@ MAX_REQUEST_ROWS = 20_000
 
 
 def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """Score one-row-per-post input with a :class:`~serving.predictor.Predictor`; errors as MlflowException."""
+    """Score one-row-per-post input with a
+    :class:`~serving.predictor.Predictor`; errors as MlflowException."""
     from features.contract import DataError, DataValidationError
 
     if not isinstance(frame, pd.DataFrame):
@@ -163,14 +164,16 @@ def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
     for required in ("influencer", "followers"):
         if required not in frame:
             raise MlflowException(
-                f"the input has no '{required}' column; every row needs the influencer's profile columns (see serving.pyfunc)",
+                f"the input has no '{required}' column; every row needs "
+                "the influencer's profile columns (see serving.pyfunc)",
                 error_code=INVALID_PARAMETER_VALUE,
             )
     if len(frame) == 0:
         raise MlflowException("the input has no rows", error_code=INVALID_PARAMETER_VALUE)
     if len(frame) > MAX_REQUEST_ROWS:
         raise MlflowException(
-            f"the request has {len(frame)} rows; one request takes at most {MAX_REQUEST_ROWS} (split the shortlist, or use `engage score` for batches)",
+            f"the request has {len(frame)} rows; one request takes at most "
+            f"{MAX_REQUEST_ROWS} (split the shortlist, or use `engage score` for batches)",
             error_code=INVALID_PARAMETER_VALUE,
         )
     profiles, posts, profile_rows, post_rows = split_rows(frame)

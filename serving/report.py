@@ -73,18 +73,22 @@ class Summary:
         out = [
             (
                 "candidates",
-                f"{self.candidates:,} ({self.scored:,} scored, {self.cold:,} of them without post history)",
+                f"{self.candidates:,} ({self.scored:,} scored, "
+                f"{self.cold:,} of them without post history)",
             ),
             (
                 "total engagements, one post each",
-                f"{self.engagements_median:,.0f} ({level} range {self.engagements_low:,.0f} to {self.engagements_high:,.0f}; the candidates' own forecasts add up to {self.expected_engagements:,.0f})",
+                f"{self.engagements_median:,.0f} ({level} range "
+                f"{self.engagements_low:,.0f} to {self.engagements_high:,.0f}; the "
+                f"candidates' own forecasts add up to {self.expected_engagements:,.0f})",
             ),
         ]
         if self.total_fee is not None:
             out.append(
                 (
                     "total fee",
-                    f"{_money(self.total_fee, self.currency)} for {self.with_fee:,} candidates with a fee",
+                    f"{_money(self.total_fee, self.currency)} "
+                    f"for {self.with_fee:,} candidates with a fee",
                 )
             )
             out.append(
@@ -99,7 +103,8 @@ class Summary:
             out.append(
                 (
                     "expected to reach the target",
-                    f"{self.expected_reaching:,.1f} of {self.scored:,} reach {self.target:,.0f} engagements",
+                    f"{self.expected_reaching:,.1f} of {self.scored:,} "
+                    f"reach {self.target:,.0f} engagements",
                 )
             )
         return out
@@ -299,19 +304,28 @@ def chart_png(
 
 CSS = """
 * { box-sizing: border-box; }
-body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 24px 32px; color: #1d1d1f; }
+body {
+  font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+  margin: 24px 32px; color: #1d1d1f;
+}
 h1 { font-size: 22px; margin: 0 0 4px 0; }
 h2 { font-size: 16px; margin: 24px 0 8px 0; }
 .facts { color: #555; font-size: 13px; margin: 0 0 6px 0; }
 .facts span { margin-right: 18px; display: inline-block; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: 10px; margin: 14px 0; max-width: 1100px; }
+.cards {
+  display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: 10px;
+  margin: 14px 0; max-width: 1100px;
+}
 .card { border: 1px solid #dde2e8; border-radius: 6px; padding: 10px 12px; background: #fbfcfd; }
 .card .label { font-size: 12px; color: #666; }
 .card .value { font-size: 20px; font-weight: 600; margin-top: 2px; }
 .card .sub { font-size: 12px; color: #555; margin-top: 2px; }
 table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
 .scroll { overflow-x: auto; }
-th { background: #f0f2f5; text-align: left; padding: 6px 8px; border-bottom: 2px solid #c9ced6; vertical-align: bottom; cursor: pointer; user-select: none; }
+th {
+  background: #f0f2f5; text-align: left; padding: 6px 8px; border-bottom: 2px solid #c9ced6;
+  vertical-align: bottom; cursor: pointer; user-select: none;
+}
 th::after { content: " \\2195"; color: #aab; font-size: 10px; }
 th.asc::after { content: " \\25B2"; color: #446; }
 th.desc::after { content: " \\25BC"; color: #446; }
@@ -322,7 +336,10 @@ td.reasons { font-size: 11.5px; color: #444; min-width: 240px; }
 td.status, td.why { min-width: 120px; font-size: 12px; }
 tr:nth-child(even) td { background: #fafbfc; }
 tr.unscored td { color: #8a8f98; font-style: italic; }
-.note { background: #f7f9fc; border-left: 4px solid #6b8fd6; padding: 10px 14px; font-size: 13px; line-height: 1.45; max-width: 980px; }
+.note {
+  background: #f7f9fc; border-left: 4px solid #6b8fd6; padding: 10px 14px; font-size: 13px;
+  line-height: 1.45; max-width: 980px;
+}
 .note li { margin: 3px 0; }
 .warn { background: #fff8e6; border-left-color: #e0a800; }
 img.chart { width: 100%; max-width: 1000px; height: auto; border: 1px solid #e4e7eb; }
@@ -351,7 +368,9 @@ SORT_SCRIPT = """
 document.querySelectorAll("table.ranking th").forEach(function (th, col) {
   th.addEventListener("click", function () {
     var body = th.closest("table").tBodies[0], asc = !th.classList.contains("asc");
-    th.parentNode.querySelectorAll("th").forEach(function (h) { h.classList.remove("asc", "desc"); });
+    th.parentNode.querySelectorAll("th").forEach(function (h) {
+      h.classList.remove("asc", "desc");
+    });
     th.classList.add(asc ? "asc" : "desc");
     var rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
@@ -374,7 +393,8 @@ def _factor(match: re.Match[str]) -> str:
 
 
 def reasons_as_factors(text: str) -> list[str]:
-    """Reasons with each log-ER contribution written as a factor: ``... (+0.42)`` -> ``... (x1.52)``."""
+    """Reasons with each log-ER contribution written as
+    a factor: ``... (+0.42)`` -> ``... (x1.52)``."""
     return [
         re.sub(r"\(([+-]\d+(?:\.\d+)?)\)$", _factor, part) for part in str(text).split("; ") if part
     ]
@@ -409,7 +429,10 @@ def _header(text: str) -> str:
     short = SHORT_HEADERS.get(text) or ("ER" if text.startswith("Predicted ER") else None)
     if short is None:
         return html.escape(text)
-    return f'<span class="long">{html.escape(text)}</span><span class="short">{html.escape(short)}</span>'
+    return (
+        f'<span class="long">{html.escape(text)}</span><span '
+        f'class="short">{html.escape(short)}</span>'
+    )
 
 
 def _chance(value: Any) -> str:
@@ -449,14 +472,18 @@ def render_html(
 
     facts = [
         f"<span><b>As of:</b> {esc(context.as_of)}</span>",
-        f"<span><b>Data:</b> posts {esc(_date(context.posts_date_range[0]))} to {esc(_date(context.posts_date_range[1]))}</span>"
+        f"<span><b>Data:</b> posts {esc(_date(context.posts_date_range[0]))} "
+        f"to {esc(_date(context.posts_date_range[1]))}</span>"
         if context.posts_date_range
         else "<span><b>Data:</b> no posts (profile-only estimates)</span>",
         f"<span><b>Ranked by:</b> {esc(context.ranked_by)}</span>",
     ]
     model_facts = f"<b>Model:</b> {esc(context.model_label())}"
     if context.model is None and len(context.model_data_range) == 2:
-        model_facts += f", trained on posts {esc(_date(context.model_data_range[0]))} to {esc(_date(context.model_data_range[1]))}"
+        model_facts += (
+            f", trained on posts {esc(_date(context.model_data_range[0]))} "
+            f"to {esc(_date(context.model_data_range[1]))}"
+        )
     if context.model is not None and context.model.resolved:
         model_facts += f"<br><span class=small>chosen as {esc(context.model.resolved)}</span>"
     if context.generated:
@@ -474,7 +501,8 @@ def render_html(
             (
                 "Total engagements, one post each",
                 f"{s.engagements_median:,.0f}",
-                f"{level} range {s.engagements_low:,.0f} to {s.engagements_high:,.0f}; the forecasts add up to {s.expected_engagements:,.0f}",
+                f"{level} range {s.engagements_low:,.0f} to {s.engagements_high:,.0f}; "
+                f"the forecasts add up to {s.expected_engagements:,.0f}",
             ),
         ]
         if s.total_fee is not None:
@@ -505,13 +533,18 @@ def render_html(
         cards = (
             '<div class="cards">'
             + "".join(
-                f'<div class="card"><div class="label">{esc(a)}</div><div class="value">{b}</div><div class="sub">{esc(c)}</div></div>'
+                f'<div class="card"><div class="label">{esc(a)}</div><div '
+                f'class="value">{b}</div><div class="sub">{esc(c)}</div></div>'
                 for a, b, c in items
             )
             + "</div>"
         )
         if context.top and context.top < len(table):
-            cards += f'<p class="small">The summary covers the top {context.top} by {esc(context.ranked_by)}; {len(table) - context.top:,} more candidates were scored and are left out of this report (see the chart).</p>'
+            cards += (
+                f'<p class="small">The summary covers the top {context.top} by '
+                f"{esc(context.ranked_by)}; {len(table) - context.top:,} more candidates "
+                "were scored and are left out of this report (see the chart).</p>"
+            )
 
     # (header, numeric?, shown on phones?)
     columns: list[tuple[str, bool, bool]] = [
@@ -526,7 +559,8 @@ def render_html(
         columns.append(("Engagements per view", True, False))
     if has_fees:
         columns += [("Fee", True, True), ("Cost per engagement (range)", True, True)]
-    # No status column: unscored rows say why in the engagements cell, cold starts in the range note.
+    # No status column: unscored rows say why in the
+    # engagements cell, cold starts in the range note.
     columns += [
         ("Followers", True, False),
         ("Tier, niche", False, False),
@@ -550,7 +584,10 @@ def render_html(
         rank_text = str(int(rank)) if rank is not None and _finite(rank) else ""
         expected = row["expected_engagements"]
         if ok:
-            expected_html = f"{_count(expected)} <span class=small>({_count(row.get('engagements_p10'))} to {_count(row.get('engagements_p90'))})</span>"
+            expected_html = (
+                f"{_count(expected)} <span class=small>({_count(row.get('engagements_p10'))} "
+                f"to {_count(row.get('engagements_p90'))})</span>"
+            )
         else:
             expected_html = f"<span class=st>{esc(str(row['status']))}</span>"
         cells: list[tuple[str, str, str, str]] = [  # (header, class, data-v, html)
@@ -567,7 +604,8 @@ def render_html(
             reach = row.get("p_reach")
             cells.append(("Chance of reaching the target", "num", _v(reach), _chance(reach)))
         er = (
-            f"{_pct(row['predicted_er'], 2)} <span class=small>({_pct(row['er_low'])} to {_pct(row['er_high'])})</span>"
+            f"{_pct(row['predicted_er'], 2)} <span "
+            f"class=small>({_pct(row['er_low'])} to {_pct(row['er_high'])})</span>"
             if ok
             else ""
         )
@@ -589,7 +627,11 @@ def render_html(
             cost_html = _money_html(cost, currency)
             if has_cost_range and _finite(cost):
                 high = row.get("cost_per_engagement_p90")
-                cost_html += f" <span class=small>({esc(_money(row.get('cost_per_engagement_p10'), ''))} to {esc(_money(high, '')) if _finite(high) else 'no upper bound'})</span>"
+                cost_html += (
+                    f" <span class=small>({esc(_money(row.get('cost_per_engagement_p10'), ''))} "
+                    "to "
+                    f"{esc(_money(high, '')) if _finite(high) else 'no upper bound'})</span>"
+                )
             cells += [
                 ("Fee", "num", _v(row.get("fee")), _money_html(row.get("fee"), currency)),
                 ("Cost per engagement (range)", "num", _v(cost), cost_html),
@@ -631,7 +673,10 @@ def render_html(
             if context.top and len(shown) == context.top
             else f"the first {len(shown)}"
         )
-        truncated = f'<p class="small">Showing {why_cut} of {len(table):,} rows; the CSV or Excel output (without --top) has all of them.</p>'
+        truncated = (
+            f'<p class="small">Showing {why_cut} of {len(table):,} rows; '
+            "the CSV or Excel output (without --top) has all of them.</p>"
+        )
 
     highlight = min(context.top or LABELLED_POINTS, LABELLED_POINTS * 3)
     png = chart_png(table, context.interval_level, highlight=highlight)
@@ -640,8 +685,11 @@ def render_html(
         # A taller, narrower drawing for phones, so its labels stay legible when scaled down.
         phone = chart_png(table, context.interval_level, highlight=highlight, size=(5.2, 5.6))
         chart = (
-            f'<picture><source media="(max-width: 700px)" srcset="data:image/png;base64,{base64.b64encode(phone or png).decode("ascii")}">'
-            f'<img class="chart" alt="Predicted engagement rate against followers, top candidates highlighted" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"></picture>'
+            '<picture><source media="(max-width: 700px)" '
+            f'srcset="data:image/png;base64,{base64.b64encode(phone or png).decode("ascii")}">'
+            '<img class="chart" alt="Predicted engagement rate against '
+            'followers, top candidates highlighted" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"></picture>'
         )
 
     warnings = "".join(f"<p>{esc(w)}</p>" for w in context.warnings)
@@ -650,22 +698,51 @@ def render_html(
     notes_html = f'<h2>Data notes</h2><div class="note"><ul>{notes}</ul></div>' if notes else ""
     measured = ""
     if context.measured_coverage is not None and np.isfinite(context.measured_coverage):
-        measured = f" (in the model's cross-validation on held-out influencers, {100 * context.measured_coverage:.0f}% of actual next posts fell inside)"
-    how = f"""
-<ul>
-<li><b>Expected engagements / post</b>: the interactions (likes + comments, plus shares and saves where the data has them) the candidate's <b>next post</b> is expected to get; in brackets its 10th to 90th percentile: 8 posts in 10 should land in that range.</li>
-{"<li><b>Chance of reaching the target</b>: the probability that the post gets at least the target number of engagements, from the same calibrated forecast.</li>" if has_target else ""}
-<li><b>Engagement rate (ER)</b> = interactions / followers for one post, with its {level} range{measured}.</li>
-{"<li><b>Engagements per view</b>: interactions over the views the candidate's posts usually get (platforms that report views).</li>" if has_views else ""}
-<li><b>Why a range is wide</b>: the range is learned from how far forecasts missed for similar accounts: same platform, tier, and length of post history (none, 1-4, 5-14, 15 or more earlier posts). Few or no earlier posts means a wide range; the point estimate alone hides that.</li>
-<li><b>Peer percentile</b>: where the predicted ER falls among past posts of accounts of the same tier and niche (50 = typical for the peer group, 90 = higher than 9 in 10).</li>
-<li><b>Reasons</b>: the three signals that moved this estimate most, with the factor each multiplies it by (x1.50 raises it by half, x0.50 halves it).</li>
-{"<li><b>Cost per engagement</b> = fee / expected engagements; in brackets the cost if the post lands at its 90th and at its 10th percentile of engagements. Lower is better.</li>" if has_fees else ""}
-<li><b>Total engagements</b>: the middle of the total and its range come from drawing each candidate's post from its own forecast, candidates independently, and adding them up: the range is not the sum of the candidates' ranges (all missing low at once is unlikely). It sits above the sum of the single forecasts, because a post far above its forecast lifts a total more than one below it lowers it. A miss shared by everyone (a platform-wide slump) would make the range wider.</li>
-<li>Click a column header to sort the table by it.</li>
-</ul>"""
+        measured = (
+            " (in the model's cross-validation on held-out influencers, "
+            f"{100 * context.measured_coverage:.0f}% of actual next posts fell inside)"
+        )
+    items = [
+        "<li><b>Expected engagements / post</b>: the interactions (likes + comments, plus shares "
+        "and saves where the data has them) the candidate's <b>next post</b> is expected to get; "
+        "in brackets its 10th to 90th percentile: 8 posts in 10 should land in that range.</li>",
+        "<li><b>Chance of reaching the target</b>: the probability that the post gets at least "
+        "the target number of engagements, from the same calibrated forecast.</li>"
+        if has_target
+        else "",
+        "<li><b>Engagement rate (ER)</b> = interactions / followers for one post, with its "
+        f"{level} range{measured}.</li>",
+        "<li><b>Engagements per view</b>: interactions over the views the candidate's posts "
+        "usually get (platforms that report views).</li>"
+        if has_views
+        else "",
+        "<li><b>Why a range is wide</b>: the range is learned from how far forecasts missed for "
+        "similar accounts: same platform, tier, and length of post history (none, 1-4, 5-14, "
+        "15 or more earlier posts). Few or no earlier posts means a wide range; the point "
+        "estimate alone hides that.</li>",
+        "<li><b>Peer percentile</b>: where the predicted ER falls among past posts of accounts "
+        "of the same tier and niche (50 = typical for the peer group, 90 = higher than 9 in "
+        "10).</li>",
+        "<li><b>Reasons</b>: the three signals that moved this estimate most, with the factor "
+        "each multiplies it by (x1.50 raises it by half, x0.50 halves it).</li>",
+        "<li><b>Cost per engagement</b> = fee / expected engagements; in brackets the cost if "
+        "the post lands at its 90th and at its 10th percentile of engagements. Lower is "
+        "better.</li>"
+        if has_fees
+        else "",
+        "<li><b>Total engagements</b>: the middle of the total and its range come from drawing "
+        "each candidate's post from its own forecast, candidates independently, and adding them "
+        "up: the range is not the sum of the candidates' ranges (all missing low at once is "
+        "unlikely). It sits above the sum of the single forecasts, because a post far above its "
+        "forecast lifts a total more than one below it lowers it. A miss shared by everyone (a "
+        "platform-wide slump) would make the range wider.</li>",
+        "<li>Click a column header to sort the table by it.</li>",
+    ]
+    # One item a line; an item left out keeps its (empty) line.
+    how = "\n<ul>\n" + "\n".join(items) + "\n</ul>"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(context.title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{esc(context.title)}</h1>

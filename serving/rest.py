@@ -95,7 +95,8 @@ def serve_env(
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env[MODEL_ENV] = model_uri
     env[LIMITS_ENV] = limits.to_env()
-    # serving.server keeps the time limit (and the slot of abandoned work); MLflow's own must not fire first.
+    # serving.server keeps the time limit (and the slot of
+    # abandoned work); MLflow's own must not fire first.
     env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(int(limits.request_timeout * 10) + 60)
     # One worker per CPU: each scores on one thread, rather than every worker's LightGBM and
     # BLAS using every core at once.

@@ -227,7 +227,8 @@ class Lane:
 
 
 class LimitsMiddleware:
-    """Body size, read timeout, light/heavy lanes, time limit, CSV and clean errors for ``/invocations``."""
+    """Body size, read timeout, light/heavy lanes, time
+    limit, CSV and clean errors for ``/invocations``."""
 
     def __init__(
         self,
@@ -305,7 +306,11 @@ class LimitsMiddleware:
         lane = self.lane(kind)
         if lane.full():
             retry = max(1, round(limits.request_timeout / 4))
-            message = f"the server is busy with {self.limits.heavy_concurrency + lane.waiting} long requests (over {limits.heavy_body_bytes // 1024} KB); retry in {retry} s, or split the shortlist"
+            message = (
+                f"the server is busy with {self.limits.heavy_concurrency + lane.waiting} "
+                f"long requests (over {limits.heavy_body_bytes // 1024} "
+                f"KB); retry in {retry} s, or split the shortlist"
+            )
             await respond(
                 send,
                 503,
@@ -341,7 +346,8 @@ class LimitsMiddleware:
                 504,
                 error_body(
                     "DEADLINE_EXCEEDED",
-                    f"scoring took longer than {limits.request_timeout:g} s; send fewer candidates per request",
+                    f"scoring took longer than {limits.request_timeout:g} "
+                    "s; send fewer candidates per request",
                 ),
             )
             return
@@ -367,7 +373,10 @@ class LimitsMiddleware:
         await respond(send, status, payload, headers=response_headers)
 
     def _too_large(self) -> str:
-        return f"the request body is over {self.limits.max_body_bytes / 2**20:g} MB; send fewer candidates per request (or use `engage score` for batches)"
+        return (
+            f"the request body is over {self.limits.max_body_bytes / 2**20:g} MB; "
+            "send fewer candidates per request (or use `engage score` for batches)"
+        )
 
 
 def _log_late(task: asyncio.Future) -> None:

@@ -36,7 +36,8 @@ def raw_posts_frame() -> pd.DataFrame:
     leak past the cutoff shows in every feature.
     """
     rows = [
-        # influencer, post_id, posted_at, likes, comments, shares, saves, is_sponsored, hashtags, media_type
+        # influencer, post_id, posted_at, likes, comments,
+        # shares, saves, is_sponsored, hashtags, media_type
         ("ana", "a1", "2020-01-01T00:00:00Z", "99", "0", "", "", "false", "x|y", "image"),
         ("ana", "a2", "2020-01-03T00:00:00Z", "49", "10", "", "", "true", "x", "carousel"),
         ("ana", "a3", "2020-01-05T00:00:00Z", "0", "0", "", "", "false", "", "image"),
@@ -153,7 +154,8 @@ def model_signing_key(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 (pytest's hook signature)
-    """The input fuzzers' figures (tests/fuzzing.py), when any ran: inputs tried, outcomes, unhandled."""
+    """The input fuzzers' figures (tests/fuzzing.py),
+    when any ran: inputs tried, outcomes, unhandled."""
     from tests import fuzzing
 
     table = fuzzing.summary()

@@ -1,4 +1,5 @@
-"""The input fuzz harness: generated bad inputs, run through the CLI, the Python API and REST in process.
+"""The input fuzz harness: generated bad inputs, run
+through the CLI, the Python API and REST in process.
 
 One registry, :data:`KINDS`, lists every kind of bad input. A kind takes a small valid input
 (:func:`base_case`) and breaks it one way, drawing the details (which column, row and value)
@@ -717,7 +718,8 @@ class Outcome:
 
 
 def write_files(case: Case, folder: Path) -> dict[str, Path]:
-    """The case's tables as files (and its fee table), in its format; raw bytes where it has them."""
+    """The case's tables as files (and its fee table),
+    in its format; raw bytes where it has them."""
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for table in ("profiles", "posts"):
@@ -917,7 +919,8 @@ def check(case: Case, outcome: Outcome) -> str:
 
 
 def _expected_followers(case: Case) -> pd.Series:
-    """Each influencer's follower count as the input wrote it (keys stripped, as the contract does)."""
+    """Each influencer's follower count as the input
+    wrote it (keys stripped, as the contract does)."""
     profiles = case.profiles
     keys = as_text(profiles["influencer"].astype("string"))
     counts = pd.to_numeric(as_text(profiles["followers"].astype("string")), errors="coerce")
@@ -927,7 +930,8 @@ def _expected_followers(case: Case) -> pd.Series:
 
 
 def assert_scores_carry_the_input(case: Case, outcome: Outcome, where: str) -> None:
-    """One output row per influencer (none lost, none invented) and follower counts exactly as given."""
+    """One output row per influencer (none lost, none
+    invented) and follower counts exactly as given."""
     table = outcome.table
     assert table is not None
     expected = _expected_followers(case)
@@ -994,6 +998,7 @@ def summary() -> str:
         + ", ".join(f"{o} {v}" for o, v in sorted(by_outcome.items()))
     )
     lines.append(
-        f"unhandled (traceback, exit 1, 5xx, a lost row or a changed value): {by_outcome.get('unhandled', 0)}"
+        "unhandled (traceback, exit 1, 5xx, a lost row or "
+        f"a changed value): {by_outcome.get('unhandled', 0)}"
     )
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Point-in-time features on a tiny hand-made data set, every value computed by hand.
 
 Fixture (see conftest): cutoff 2020-01-10.
-ana  (5 000 followers):   posts Jan 1, 3, 5, 7 with interactions 99, 59, 0, 249; two more at/after the cutoff.
+ana  (5 000 followers):   posts Jan 1, 3, 5, 7 with
+interactions 99, 59, 0, 249; two more at/after the cutoff.
 ben  (200 000 followers): posts Jan 2, 8 with interactions 1999, 3999 (shares and saves included).
 cara (1 000 000 followers): no posts.
 """

@@ -192,7 +192,8 @@ def test_latest_says_why_nothing_qualifies(tmp_path):
     (legacy / "MANIFEST.sha256").write_text("0" * 64 + "  model.joblib\n")
     with pytest.raises(
         ArtifactError,
-        match=r"no saved model under .* that training registered \(1 saved without registration; 1 saved before models were signed \(retrain\)\)",
+        match=r"no saved model under .* that training registered \(1 saved without "
+        r"registration; 1 saved before models were signed \(retrain\)\)",
     ):
         resolve_model_dir("latest", models)
 
@@ -448,8 +449,8 @@ _TRAIN_CLI = textwrap.dedent(
     """
     import sys
     from engage.cli import main
-    sys.exit(main(["train", "--profiles", sys.argv[1], "--posts", sys.argv[2], "--models-dir", sys.argv[3],
-                   "--tracking-uri", sys.argv[4], "--folds", "2"]))
+    sys.exit(main(["train", "--profiles", sys.argv[1], "--posts", sys.argv[2],
+                   "--models-dir", sys.argv[3], "--tracking-uri", sys.argv[4], "--folds", "2"]))
     """
 )
 
@@ -502,7 +503,9 @@ def test_sigterm_at_random_moments_of_engage_train(tmp_path):
     folders = {p.name for p in models.iterdir() if not p.name.startswith(".")}
     staging = [p.name for p in models.iterdir() if p.name.startswith(".tmp-")]
     print(
-        f"\n[reliability] SIGTERM during `engage train` ({seconds:.0f} s runs) at 30-100 %: exit codes {codes}; runs {sorted(r.info.status for r in runs)}; {len(versions)} versions, {len(folders)} folders, {len(staging)} staging left"
+        f"\n[reliability] SIGTERM during `engage train` ({seconds:.0f} s runs) at "
+        f"30-100 %: exit codes {codes}; runs {sorted(r.info.status for r in runs)}; "
+        f"{len(versions)} versions, {len(folders)} folders, {len(staging)} staging left"
     )
     assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
     assert {Path(v.tags["local_path"]).name for v in versions} == folders
@@ -543,7 +546,8 @@ SECRET = "sekrit-Hunter2"
 def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(
     small_data, tmp_path, monkeypatch
 ):
-    """Training against ``http://engage:<token>@...``: the token is used to connect and nowhere else.
+    """Training against ``http://engage:<token>@...``:
+    the token is used to connect and nowhere else.
 
     The store behind the address is a local SQLite file here (see the reliability test for a real
     server); everything training prints, logs as params and saves is searched for the token.
@@ -701,7 +705,9 @@ def test_a_tracking_server_uri_with_credentials_is_used_but_stored_nowhere(tmp_p
         ]
         scanned = sum(1 for p in tmp_path.rglob("*") if p.is_file())
         print(
-            f"\n[reliability] secrets: trained and scored through {redact(uri)}; {scanned} files scanned (server db, artifact store, model folder), {len(leaked)} contain the token"
+            "\n[reliability] secrets: trained and scored through "
+            f"{redact(uri)}; {scanned} files scanned (server db, artifact "
+            f"store, model folder), {len(leaked)} contain the token"
         )
         assert leaked == []
     finally:

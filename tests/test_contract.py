@@ -1,4 +1,5 @@
-"""The data contract: every class of bad input is refused with a message naming file, column and rows,
+"""The data contract: every class of bad input is
+refused with a message naming file, column and rows,
 and every handled case is fixed, counted and kept in the rejects."""
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ FATAL_CASES = [
     (
         "posts",
         rename("likes", "like_count"),
-        r"posts\.csv, column 'likes': required column is missing; did you mean 'like_count'\? \(rename it to 'likes'\)",
+        r"posts\.csv, column 'likes': required column is missing; "
+        r"did you mean 'like_count'\? \(rename it to 'likes'\)",
     ),
     (
         "profiles",
@@ -139,7 +141,8 @@ FATAL_CASES = [
     (
         "posts",
         set_cell("posted_at", 2, "yesterday-ish"),
-        r"posts\.csv, column 'posted_at', rows 2: not an ISO 8601 timestamp \(found 'yesterday-ish'\)",
+        r"posts\.csv, column 'posted_at', rows 2: not "
+        r"an ISO 8601 timestamp \(found 'yesterday-ish'\)",
     ),
     (
         "posts",
@@ -150,7 +153,8 @@ FATAL_CASES = [
     (
         "posts",
         set_cell("posted_at", 1, "01/02/2020"),
-        r"column 'posted_at', rows 1: not an ISO 8601 timestamp \(found '01/02/2020'\); use ISO 8601",
+        r"column 'posted_at', rows 1: not an ISO 8601 "
+        r"timestamp \(found '01/02/2020'\); use ISO 8601",
     ),
     (
         "posts",
@@ -229,13 +233,15 @@ FATAL_CASES = [
     (
         "profiles",
         append_copy_of(1, followers="6000"),
-        r"profiles\.csv, column 'influencer', rows 1, 4: duplicate influencer with different values",
+        r"profiles\.csv, column 'influencer', rows 1, 4: "
+        "duplicate influencer with different values",
     ),
     # One post twice with different counts.
     (
         "posts",
         append_copy_of(2, likes="50"),
-        r"posts\.csv, column 'post_id', rows 2, 9: duplicate post \(same influencer and post_id\) with different values",
+        r"posts\.csv, column 'post_id', rows 2, 9: duplicate post "
+        r"\(same influencer and post_id\) with different values",
     ),
     # A platform we do not model.
     (
@@ -554,7 +560,8 @@ def test_other_time_forms_are_refused_not_guessed(text):
 
 
 def test_utf8_with_bom_reads(tmp_path):
-    # Excel's "CSV UTF-8" starts with a byte-order mark; it must not end up in the first column name.
+    # Excel's "CSV UTF-8" starts with a byte-order mark;
+    # it must not end up in the first column name.
     path = tmp_path / "profiles.csv"
     path.write_bytes(b"\xef\xbb\xbfinfluencer,followers\nana,10\n")
     assert load_and_validate(path, None).profiles["influencer"].tolist() == ["ana"]

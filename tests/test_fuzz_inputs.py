@@ -61,7 +61,8 @@ def cli_model(served: ServingModel, predictor: Any) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def rest_client(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The app ``engage serve`` runs (MLflow's scoring app behind serving.server's limits), in process."""
+    """The app ``engage serve`` runs (MLflow's scoring
+    app behind serving.server's limits), in process."""
     import mlflow.pyfunc
     from fastapi.testclient import TestClient
 

@@ -328,7 +328,8 @@ def test_an_output_path_under_a_file_exits_2(served, tmp_path, capsys):
     assert "file.txt is a file, not a folder" in err and "Traceback" not in err
 
 
-# --------------------------------------------------------------------------- formulas in real outputs
+# ---------------------------------------------------------------------------
+# formulas in real outputs
 
 
 def test_score_csv_and_excel_carry_no_live_formula(served, hostile, tmp_path):

@@ -1,5 +1,6 @@
 """The planner's outputs without a model: ranking, the summary's total range, Excel formats, the
-HTML report's structure, data notes and warnings (a synthetic scored table stands in for a model)."""
+HTML report's structure, data notes and warnings (a
+synthetic scored table stands in for a model)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from serving.report import ModelIdentity, ReportContext
 
 
 def scored_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """A table shaped like :meth:`Predictor.score` output: history lengths 0-30, one unscored row."""
+    """A table shaped like :meth:`Predictor.score`
+    output: history lengths 0-30, one unscored row."""
     rng = np.random.default_rng(seed)
     followers = np.exp(rng.uniform(np.log(2e3), np.log(3e6), n))
     history = rng.choice([0, 2, 8, 30], n).astype(float)
@@ -53,7 +55,8 @@ def scored_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
             "category": "food",
             "followers": followers,
             "peer_percentile": rng.uniform(0, 100, n),
-            "reasons": "own past engagement above peers (+0.42); choice of hashtag themes lowers the estimate (-0.11)",
+            "reasons": "own past engagement above peers (+0.42); choice "
+            "of hashtag themes lowers the estimate (-0.11)",
             "has_history": (history > 0).astype(object),
             "status": np.where(history > 0, STATUS_OK, STATUS_COLD).astype(object),
             "as_of": "2019-05-20T00:00:00Z",
@@ -208,7 +211,8 @@ def test_excel_has_plain_bold_headers_autofilter_number_formats_and_a_date(tmp_p
     assert "Engagements per view" not in headers
     about = dict(book["about"].iter_rows(min_row=2, values_only=True))
     assert about["model"].startswith(
-        "engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15"
+        "engagement v3 @champion (20261202T010000Z-abc123, "
+        "trained on posts 2012-08-20 to 2019-05-15"
     )
     assert "80% range" in about["total engagements, one post each"]
 
@@ -228,7 +232,8 @@ def test_top_n_keeps_the_first_n_rows_in_csv_and_excel(tmp_path):
     csv = pd.read_csv(tmp_path / "top.csv")
     assert csv["rank"].tolist() == [1, 2, 3, 4, 5]
     assert set(csv["model"]) == {
-        "engagement v3 @champion (20261202T010000Z-abc123, trained on posts 2012-08-20 to 2019-05-15)"
+        "engagement v3 @champion (20261202T010000Z-abc123, "
+        "trained on posts 2012-08-20 to 2019-05-15)"
     }
     assert pd.read_excel(tmp_path / "top.xlsx", sheet_name="ranking")["Rank"].tolist() == [
         1,
@@ -256,7 +261,8 @@ def test_a_bad_excel_fee_table_names_its_rows(tmp_path):
     )
     with pytest.raises(
         DataError,
-        match=r"fees.xlsx: the fee table cannot be used:\n  column 'fee', rows 2: not a number.*\n  column 'fee', rows 3: negative fee",
+        match=r"fees.xlsx: the fee table cannot be used:\n  column 'fee', "
+        r"rows 2: not a number.*\n  column 'fee', rows 3: negative fee",
     ):
         read_fees(path)
     (tmp_path / "broken.xlsx").write_bytes(b"not a zip")
@@ -323,7 +329,8 @@ def test_data_notes_for_planners_carry_counts_not_paths_or_rows():
     assert planner == ["41 posts rows (post_id): exact duplicate rows: extra copies dropped"]
     assert "/srv/data" not in planner[0] and "3, 9, 12" not in planner[0]
     assert technical == [
-        "/srv/data/posts.csv, column 'post_id', rows 3, 9, 12 (first 3 of 41): exact duplicate rows -> extra copies dropped"
+        "/srv/data/posts.csv, column 'post_id', rows 3, 9, 12 (first "
+        "3 of 41): exact duplicate rows -> extra copies dropped"
     ]
 
 

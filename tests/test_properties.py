@@ -116,7 +116,8 @@ cutoff_days = st.integers(0, 31).map(lambda d: START + pd.Timedelta(days=d))
 @FAST
 @given(data=datasets(), cutoff=cutoff_days)
 def test_shape_rates_and_no_new_nan(data, cutoff):
-    """One row per profile, rates in range, no NaN where the inputs are complete, inputs untouched."""
+    """One row per profile, rates in range, no NaN
+    where the inputs are complete, inputs untouched."""
     profiles, posts, n = data
     valid = clean(profiles, posts)
     profiles_before, posts_before = valid.profiles.copy(deep=True), valid.posts.copy(deep=True)

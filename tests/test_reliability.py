@@ -177,7 +177,8 @@ def test_one_byte_changed_anywhere_in_a_real_pickle_is_refused(tmp_path, offset_
 
 
 def test_the_trap_does_fire_when_the_key_holder_signed_it(tmp_path):
-    """Control: signed with the right key the trap is unpickled, so the tests above are not vacuous."""
+    """Control: signed with the right key the trap is
+    unpickled, so the tests above are not vacuous."""
     marker = tmp_path / "UNPICKLED"
     folder = _trapped_model(tmp_path / "models", marker)
     sign_folder(folder, model_key())
@@ -194,7 +195,9 @@ _SAVER = textwrap.dedent(
     from features.artifact import save_artifact
     big = {"weights": np.random.default_rng(0).random(%d)}
     print("saving", flush=True)
-    save_artifact(big, Path(sys.argv[1]), {"note": "big"}, registry={"registered_model": "engagement"})
+    save_artifact(
+        big, Path(sys.argv[1]), {"note": "big"}, registry={"registered_model": "engagement"}
+    )
     print("saved", flush=True)
     """
 )
@@ -239,7 +242,8 @@ def test_sigkill_during_save_leaves_the_previous_model_loadable(tmp_path):
     leftovers = [p.name for p in models_dir.iterdir() if p.name.startswith(".tmp-")]
     figure(
         f"interrupted saves: {kills} SIGKILLs at random moments of a {save_seconds:.1f} s save; "
-        f"{dict(outcomes)}; 'latest' always complete and loadable; {len(leftovers)} staging folder(s) left behind (ignored)"
+        f"{dict(outcomes)}; 'latest' always complete and loadable; "
+        f"{len(leftovers)} staging folder(s) left behind (ignored)"
     )
 
 
@@ -287,7 +291,8 @@ def test_four_concurrent_trainings_all_finish_with_distinct_versions(tmp_path):
         if p.returncode != 0
     ]
     figure(
-        f"concurrent trainings: 4 started at once, {4 - len(failures)} finished, {len(failures)} failed, {seconds:.0f} s"
+        f"concurrent trainings: 4 started at once, {4 - len(failures)} "
+        f"finished, {len(failures)} failed, {seconds:.0f} s"
     )
     assert not failures, failures
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -307,7 +312,8 @@ def test_four_concurrent_trainings_all_finish_with_distinct_versions(tmp_path):
         assert str(version) in {str(v.version) for v in versions}
         load_model(f"models:/engagement@{alias}", tracking_uri=uri)
     figure(
-        f"concurrent trainings: {len(runs)} runs recorded, versions {sorted(int(v.version) for v in versions)}, aliases {dict(aliases)} all load"
+        f"concurrent trainings: {len(runs)} runs recorded, versions "
+        f"{sorted(int(v.version) for v in versions)}, aliases {dict(aliases)} all load"
     )
 
 
@@ -320,7 +326,8 @@ def test_serving_under_load(tmp_path_factory):
 
     from tests.serving_fixtures import serving_model
 
-    # Loaded by path: benchmarks/ on sys.path would shadow the serving package with benchmarks/serving.py.
+    # Loaded by path: benchmarks/ on sys.path would shadow
+    # the serving package with benchmarks/serving.py.
     spec = importlib.util.spec_from_file_location(
         "engage_reliability_bench", REPO / "benchmarks" / "reliability.py"
     )
@@ -352,7 +359,9 @@ _TRAIN_AND_SCORE = textwrap.dedent(
     profiles, posts = data.profiles, data.posts
     result = train_small(out, data, num_boost_round=40, n_topics=3)
     predictor = load_model("latest", models_dir=out / "models")
-    predictor.predict(profiles.head(20), posts[posts["influencer"].isin(profiles["influencer"].head(20))]).to_csv(out / "scores.csv", index=False)
+    first = profiles.head(20)
+    their_posts = posts[posts["influencer"].isin(first["influencer"])]
+    predictor.predict(first, their_posts).to_csv(out / "scores.csv", index=False)
     """
 )
 
@@ -396,7 +405,8 @@ def test_train_and_score_write_only_where_told_and_log_no_secrets(tmp_path):
         "HOME": str(home),
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "MLFLOW_TRACKING_PASSWORD": SECRET,
-        "MLFLOW_TRACKING_URI": f"http://engage:{SECRET}@127.0.0.1:9/",  # overridden by the explicit sqlite URI
+        # Overridden by the explicit sqlite URI.
+        "MLFLOW_TRACKING_URI": f"http://engage:{SECRET}@127.0.0.1:9/",
     }
     done = subprocess.run(
         [sys.executable, "-c", _TRAIN_AND_SCORE, str(data_dir), str(out)],
@@ -423,20 +433,23 @@ def test_train_and_score_write_only_where_told_and_log_no_secrets(tmp_path):
         in ("mlruns", "mlartifacts", "models", "mlflow.db", "build", "outputs")
     )
     figure(
-        f"paths: {len(_files(out))} files written under the named folder; stray: cwd={stray_cwd[:5]} ({len(stray_cwd)}), home={stray_home[:5]}, repo={repo_new[:5]}"
+        f"paths: {len(_files(out))} files written under the named folder; stray: "
+        f"cwd={stray_cwd[:5]} ({len(stray_cwd)}), home={stray_home[:5]}, repo={repo_new[:5]}"
     )
     assert not stray_cwd and not stray_home and not repo_new
     # No secret in anything logged: the tracking database and every artifact file.
     leaked = [str(p) for p in _files(out) | _files(cwd) if SECRET.encode() in p.read_bytes()]
     figure(
-        f"secrets: scanned {len(_files(out))} files (tracking db, artifacts, model folders) for the secret: {len(leaked)} contain it"
+        f"secrets: scanned {len(_files(out))} files (tracking db, "
+        f"artifacts, model folders) for the secret: {len(leaked)} contain it"
     )
     assert not leaked
 
 
 @pytest.mark.reliability
 def test_sigkill_during_training_keeps_latest_and_champion_loadable(tmp_path):
-    """A real training run (train_small, --promote) killed at a random moment: the champion alias and
+    """A real training run (train_small, --promote)
+    killed at a random moment: the champion alias and
     ``latest`` still point at complete models."""
     from mlflow import MlflowClient
 
@@ -478,8 +491,10 @@ def test_sigkill_during_training_keeps_latest_and_champion_loadable(tmp_path):
     versions = client.search_model_versions("name='engagement'")
     staging = [p.name for p in (folder / "models").iterdir() if p.name.startswith(".")]
     figure(
-        f"killed training: SIGKILL at {moment:.0f} s of a {train_seconds:.0f} s run (finished first: {finished_first}); "
-        f"champion v{champion_before} -> v{champion.version}; {len(versions)} registered versions; latest={latest.name} loads; "
+        f"killed training: SIGKILL at {moment:.0f} s of a "
+        f"{train_seconds:.0f} s run (finished first: {finished_first}); "
+        f"champion v{champion_before} -> v{champion.version}; "
+        f"{len(versions)} registered versions; latest={latest.name} loads; "
         f"{len(staging)} staging folder(s) left"
     )
     assert champion.version == champion_before or Path(champion.tags["local_path"]).is_dir()

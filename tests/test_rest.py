@@ -1,4 +1,5 @@
-"""REST: ``engage serve`` runs MLflow's scoring server; answers match the Python API; bad input is a 4xx."""
+"""REST: ``engage serve`` runs MLflow's scoring server;
+answers match the Python API; bad input is a 4xx."""
 
 from __future__ import annotations
 

@@ -195,8 +195,10 @@ def test_error_answers_drop_stack_traces_server_paths_and_echoed_data(tmp_path):
             await receive()
             detail = {
                 "error_code": "BAD_REQUEST",
-                "message": f"Failed to predict data '   influencer\n0  secret'. \nError: bad value in {tmp_path}/model/pyfunc.py",
-                "stack_trace": f'Traceback (most recent call last):\n  File "{tmp_path}/x.py", line 1',
+                "message": "Failed to predict data '   influencer\n0  secret'. "
+                f"\nError: bad value in {tmp_path}/model/pyfunc.py",
+                "stack_trace": "Traceback (most recent call last):\n  "
+                f'File "{tmp_path}/x.py", line 1',
             }
             await send(
                 {

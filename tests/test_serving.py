@@ -1,4 +1,5 @@
-"""Serving Python API: loading safely, scoring raw tables, statuses, peers, reasons, the pyfunc wrapper."""
+"""Serving Python API: loading safely, scoring raw
+tables, statuses, peers, reasons, the pyfunc wrapper."""
 
 from __future__ import annotations
 
@@ -302,7 +303,8 @@ def test_zero_followers_do_not_hide_other_contract_breaks(predictor, candidates)
     # Listed as handled, with its row, beside the fatal problem.
     assert not any(p.column == "followers" and "zero" in p.message for p in info.value.report.fatal)
     assert re.search(
-        r"NOTE  profiles, column 'followers', rows 1: zero followers: engagement rate is undefined -> not scored",
+        r"NOTE  profiles, column 'followers', rows 1: zero "
+        r"followers: engagement rate is undefined -> not scored",
         str(info.value),
     )
 
@@ -442,13 +444,13 @@ def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
     )
     got = reasons(contributions, base)
     assert (
-        got[0]
-        == "own past engagement above peers (+0.42); travel niche engages above average (+0.20); larger audience than typical (-0.10)"
+        got[0] == "own past engagement above peers (+0.42); travel niche engages "
+        "above average (+0.20); larger audience than typical (-0.10)"
     )
     # No history: the two missing history features are one reason, summed (-0.30 - 0.25).
     assert (
-        got[1]
-        == "no post history (-0.55); smaller audience than typical (+0.05); food niche engages above average (+0.01)"
+        got[1] == "no post history (-0.55); smaller audience than typical "
+        "(+0.05); food niche engages above average (+0.01)"
     )
 
 
@@ -471,20 +473,22 @@ def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, ca
 
 
 def test_reasons_pool_the_hashtag_topics_into_one_plain_reason():
-    # Two small topic contributions of one sign add up to the largest reason; none is named by number.
+    # Two small topic contributions of one sign add up
+    # to the largest reason; none is named by number.
     contributions = pd.DataFrame(
         {"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]}
     )
     base = pd.DataFrame({"n_history_posts": [5.0], "log_followers": [9.0]})
     got = reasons(contributions, base)[0]
     assert (
-        got
-        == "choice of hashtag themes raises the estimate (+0.27); larger audience than typical (-0.20)"
+        got == "choice of hashtag themes raises the estimate "
+        "(+0.27); larger audience than typical (-0.20)"
     )
     assert "topic" not in got
 
 
-# --------------------------------------------------------------------------- pyfunc wrapper (in process)
+# ---------------------------------------------------------------------------
+# pyfunc wrapper (in process)
 
 
 def test_pyfunc_rows_match_the_predictor(predictor, candidates):

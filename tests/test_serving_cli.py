@@ -1,4 +1,5 @@
-"""``engage score``: ranking, fees, backtests, CSV/Excel/HTML outputs and bad input, through ``engage.cli.main``."""
+"""``engage score``: ranking, fees, backtests, CSV/Excel/HTML
+outputs and bad input, through ``engage.cli.main``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
 
 @pytest.fixture(scope="session")
 def files(served: ServingModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A shortlist as CSV files: candidates with posts, without posts, and one with zero followers."""
+    """A shortlist as CSV files: candidates with posts,
+    without posts, and one with zero followers."""
     profiles, posts = shortlist(served.data)
     profiles.loc[len(profiles)] = profiles.iloc[0].to_dict() | {
         "influencer": "zero_hero",
@@ -72,7 +74,8 @@ def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(
     # Set aside by the contract, a handled problem (not fatal), named with its row.
     row = profiles.index[profiles["influencer"] == "zero_hero"][0] + 1
     assert (
-        f"NOTE  {files[0]}, column 'followers', rows {row}: zero followers: engagement rate is undefined -> not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
+        f"NOTE  {files[0]}, column 'followers', rows {row}: zero followers: engagement "
+        f"rate is undefined -> not scored; listed with status '{STATUS_ZERO_FOLLOWERS}'"
         in captured.err
     )
     printed = captured.out
@@ -172,7 +175,8 @@ def test_fees_add_cost_per_engagement_and_report_unknown_and_missing_fees(
         ({"name": ["a"], "fee": ["1"]}, "required column"),  # no influencer column
         (
             {"influencer": ["a", "b"], "fee": ["100", "1.500,00"]},
-            r"column 'fee', rows 2: ambiguous decimal or thousands separator \('1\.500,00'\); write plain digits",
+            r"column 'fee', rows 2: ambiguous decimal or thousands "
+            r"separator \('1\.500,00'\); write plain digits",
         ),  # European format
     ],
 )
@@ -246,7 +250,8 @@ def test_as_of_backtest_uses_only_earlier_posts(served, tmp_path):
     own = posts[posts["influencer"].isin(names)]
     profiles.to_csv(tmp_path / "p.csv", index=False)
     own.to_csv(tmp_path / "q.csv", index=False)
-    # One cutoff for all: the earliest of their last posts, so every one loses at least its last post.
+    # One cutoff for all: the earliest of their last
+    # posts, so every one loses at least its last post.
     cutoff = own.groupby("influencer")["posted_at"].apply(lambda s: sorted(s)[-1]).min()
     files = (tmp_path / "p.csv", tmp_path / "q.csv")
     assert score(served, files, tmp_path / "now.csv") == 0
@@ -428,7 +433,10 @@ def test_the_champion_is_the_default_and_every_output_names_the_model(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     registry = __import__("json").loads((served.model_dir / "registry.json").read_text())
-    label = f"engagement v{registry['model_version']} @champion ({served.model_dir.name}, trained on posts"
+    label = (
+        f"engagement v{registry['model_version']} @champion "
+        f"({served.model_dir.name}, trained on posts"
+    )
     assert (
         printed.startswith(f"model {label}") and "chosen as models:/engagement@champion" in printed
     )
@@ -506,8 +514,12 @@ def test_report_says_why_ranges_are_wide(served, files, tmp_path):
 
 PHONE_PROBE = """<script>window.addEventListener("load", function () {
   var cells = document.querySelector("table.ranking tr").cells, right = 0;
-  for (var i = 0; i < cells.length; i++) { var r = cells[i].getBoundingClientRect(); if (r.width > 0) right = Math.max(right, r.right); }
-  document.title = "probe " + window.innerWidth + " " + document.documentElement.scrollWidth + " " + Math.round(right);
+  for (var i = 0; i < cells.length; i++) {
+    var r = cells[i].getBoundingClientRect();
+    if (r.width > 0) right = Math.max(right, r.right);
+  }
+  document.title = "probe " + window.innerWidth + " "
+    + document.documentElement.scrollWidth + " " + Math.round(right);
 });</script>"""
 
 

@@ -1,4 +1,5 @@
-"""What data scientists read about a run: MLflow names and groups, warnings, the champion gate, promote."""
+"""What data scientists read about a run: MLflow names
+and groups, warnings, the champion gate, promote."""
 
 from __future__ import annotations
 
@@ -83,14 +84,16 @@ def _metrics() -> dict[str, object]:
     }
 
 
-# --------------------------------------------------------------------------- warnings and empty subsets
+# ---------------------------------------------------------------------------
+# warnings and empty subsets
 
 
 def test_losing_to_a_baseline_and_coverage_off_band_are_flagged():
     warnings = quality_warnings(_metrics())
     expected = [
         "grouped CV, all examples (n=500): model Spearman 0.700 loses to persistence (0.720)",
-        "grouped CV, all examples: interval coverage 0.700 in tier mega (n=200) is outside 0.77-0.83",
+        "grouped CV, all examples: interval coverage "
+        "0.700 in tier mega (n=200) is outside 0.77-0.83",
         "grouped CV, with history (n=300): model MAE 0.400 loses to ridge (0.390)",
         "time holdout: interval coverage 0.860 in tier micro (n=150) is outside 0.77-0.83",
         "forward protocol: interval coverage 0.740 in tier micro (n=30) is outside 0.77-0.83",
@@ -196,7 +199,10 @@ def test_creator_hashes_are_stable_across_processes():
     import subprocess
     import sys
 
-    code = "import pandas as pd; from training.gate import creator_hashes; print(list(creator_hashes(pd.Series(['ana', 'ben']))))"
+    code = (
+        "import pandas as pd; from training.gate import creator_hashes; "
+        "print(list(creator_hashes(pd.Series(['ana', 'ben']))))"
+    )
     runs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -315,7 +321,8 @@ def test_plots_state_n_per_group(trained, tmp_path, monkeypatch):
 
 
 def _campaigns(data: SmallData, folder: Path) -> Path:
-    """Campaign results: each creator's latest two posts that have an earlier one, as a campaigns table."""
+    """Campaign results: each creator's latest two posts
+    that have an earlier one, as a campaigns table."""
     posts = data.posts.assign(
         t=pd.to_datetime(data.posts["posted_at"], utc=True, format="ISO8601")
     ).sort_values(["influencer", "t"])
@@ -444,7 +451,8 @@ def test_promote_moves_the_champion_only_with_its_checks(
     second = train_small(folder, other, num_boost_round=80)
     # The second run's holdout creators are none of the champion's: the gate compared, and said so.
     assert re.search(
-        r"time holdout MAE [\d.]+ (beats|does not beat) champion v1 \([\d.]+\) on \d+ examples of \d+ creators champion v1 did not train on",
+        r"time holdout MAE [\d.]+ (beats|does not beat) champion v1 \([\d.]+\) "
+        r"on \d+ examples of \d+ creators champion v1 did not train on",
         second.tracking["alias_reason"],
     )
     client = MlflowClient(tracking_uri=uri)

@@ -40,7 +40,8 @@ class Baseline:
         level: float,
         pairs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Baseline:
-        """The model's calibration (:func:`features.pipeline.calibrated_interval`), on the same rows."""
+        """The model's calibration
+        (:func:`features.pipeline.calibrated_interval`), on the same rows."""
         self.interval_ = calibrated_interval(level, self.predict_log(base), base, y, pairs)
         return self
 

@@ -102,13 +102,15 @@ def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
                 and not low <= cov <= high
             ):
                 out.append(
-                    f"{title}: interval coverage {cov:.3f} in tier {tier} (n={tier_n}) is outside {low:.2f}-{high:.2f}"
+                    f"{title}: interval coverage {cov:.3f} in tier "
+                    f"{tier} (n={tier_n}) is outside {low:.2f}-{high:.2f}"
                 )
     return out
 
 
 def review(metrics: dict[str, Any], level: float = 0.8) -> dict[str, Any]:
-    """Drop empty subsets and add ``warnings`` (and ``dropped_subsets`` if any) to ``metrics``, in place."""
+    """Drop empty subsets and add ``warnings`` (and
+    ``dropped_subsets`` if any) to ``metrics``, in place."""
     dropped = drop_empty_subsets(metrics)
     if dropped:
         metrics["dropped_subsets"] = dropped

@@ -19,7 +19,8 @@ What runs where (and why):
   on the workers, with that fixed number of rounds (LightGBM's Dask interface has no
   cluster-wide early stopping). The conformal interval is calibrated from residuals computed
   on the workers. ``to_local()`` turns the booster into an ordinary one inside the same
-  :class:`~features.pipeline.EngagementModel`, so the saved artifact loads and serves like any other.
+  :class:`~features.pipeline.EngagementModel`, so the
+  saved artifact loads and serves like any other.
 * **Tracking**: what the pandas engine records about its inputs (fingerprint of the files,
   rows kept, date range of the posts) is recorded for the same files, with the row counts and
   dates computed on the cluster.
@@ -161,7 +162,8 @@ def _post_times(
 def whole_scrape_times(
     profiles: Any, posts: Any, now: pd.Timestamp, files: tuple[str, str], npartitions: int | None
 ) -> dict[str, pd.Timestamp]:
-    """:func:`training.examples.scrape_times` of the whole input: each bucket sees only its own posts."""
+    """:func:`training.examples.scrape_times` of the
+    whole input: each bucket sees only its own posts."""
     frame = _post_times(profiles, posts, now, files, npartitions)
     return {str(k): pd.Timestamp(v) for k, v in frame.groupby("platform")["newest"].max().items()}
 
@@ -173,7 +175,8 @@ def _campaigns_part(
     files: tuple[str, str],
     campaigns: pd.DataFrame,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """One bucket's campaign examples; ``campaigns`` are its rows of the validated campaigns table (with ORDER)."""
+    """One bucket's campaign examples; ``campaigns`` are its
+    rows of the validated campaigns table (with ORDER)."""
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
     ex = campaign_examples(data.profiles, data.posts, campaigns.drop(columns=ORDER))
     return _example_frame(ex, data, campaigns[ORDER].to_numpy()), data.report
@@ -203,7 +206,8 @@ def examples_dask(
     npartitions: int | None = None,
     files: tuple[str, str] = ("profiles", "posts"),
 ) -> tuple[Any, ValidationReport]:
-    """Training examples of raw Dask tables, persisted on the cluster: base features + label columns.
+    """Training examples of raw Dask tables, persisted
+    on the cluster: base features + label columns.
 
     Parameters
     ----------
@@ -244,7 +248,8 @@ def examples_dask(
 
 
 def known_influencers(profiles: Any) -> pd.Series:
-    """The profiles' influencer keys, as validation reads them (text, surrounding space removed), computed on the cluster."""
+    """The profiles' influencer keys, as validation reads them
+    (text, surrounding space removed), computed on the cluster."""
     key = next(c for c in profiles.columns if str(c).strip() == "influencer")
     # The contract's own key cleaning, per partition; empty keys come back missing.
     keys = profiles[key].map_partitions(as_text, meta=(key, "string")).drop_duplicates().compute()
@@ -261,7 +266,8 @@ def read_campaigns(path: str | Path, profiles: Any) -> pd.DataFrame:
 
 
 def to_example_set(frame: pd.DataFrame) -> ExampleSet:
-    """Collected examples in the pandas engine's order: campaign rows' order, else influencer then cutoff."""
+    """Collected examples in the pandas engine's order:
+    campaign rows' order, else influencer then cutoff."""
     frame = frame.sort_values([ORDER, "influencer", "cutoff"], kind="stable").reset_index(drop=True)
     return ExampleSet(
         base=frame.drop(columns=EXTRA_COLUMNS),
@@ -399,7 +405,8 @@ def run_training_dask(
     npartitions: int | None = None,
     progress: Any = None,
 ) -> Any:
-    """``engage train --engine dask``: examples on the cluster, evaluation on the driver, final booster on the cluster.
+    """``engage train --engine dask``: examples on the cluster,
+    evaluation on the driver, final booster on the cluster.
 
     Returns :class:`training.train.TrainingResult`, the same as the pandas engine. The rest of
     the run (metadata, saved artifact, plots, MLflow, champion alias) is
@@ -435,7 +442,8 @@ def run_training_dask(
         progress(f"checking the campaigns table {campaigns_path} against the profiles")
         campaigns = read_campaigns(campaigns_path, profiles)
     progress(
-        f"building examples on the cluster ({len(client.scheduler_info().get('workers', {}))} workers)"
+        "building examples on the cluster "
+        f"({len(client.scheduler_info().get('workers', {}))} workers)"
     )
     files = (str(profiles_path), str(posts_path))
     frame, report = examples_dask(
@@ -496,7 +504,8 @@ def _driver_data(
 
     from training.train import InputSummary
 
-    # Influencers with post history, so the input example has posts (campaign examples may have none).
+    # Influencers with post history, so the input example
+    # has posts (campaign examples may have none).
     with_posts = examples.base.loc[examples.has_history, "influencer"]
     chosen = (
         (with_posts if len(with_posts) else examples.base["influencer"])

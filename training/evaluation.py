@@ -295,7 +295,8 @@ def time_holdout(
     train_mask, test_mask = time_split(examples, config.holdout_share)
     train, test = examples.subset(train_mask), examples.subset(test_mask)
     progress(
-        f"time-ordered holdout: fitting on {len(train)} earlier examples, testing on {len(test)} later ones"
+        f"time-ordered holdout: fitting on {len(train)} "
+        f"earlier examples, testing on {len(test)} later ones"
     )
     model = fit_model(train, config)
     report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)

@@ -23,7 +23,8 @@ MIN_GATE_CREATORS = 20
 
 
 def creator_hashes(influencers: pd.Series | np.ndarray) -> np.ndarray:
-    """Stable 64-bit hashes of influencer keys (pandas' SipHash with its fixed key), sorted, unique."""
+    """Stable 64-bit hashes of influencer keys (pandas'
+    SipHash with its fixed key), sorted, unique."""
     keys = np.asarray(pd.Series(influencers).astype(str).to_numpy(), dtype=object)
     return np.unique(pd.util.hash_array(keys))
 
@@ -76,7 +77,8 @@ def compare_on_unseen(
         return GateResult(
             False,
             False,
-            f"cannot compare with {champion_name}: it does not record which creators it was trained on (saved before the gate did)",
+            f"cannot compare with {champion_name}: it does not record "
+            "which creators it was trained on (saved before the gate did)",
         )
     hashes = pd.util.hash_array(
         np.asarray(pd.Series(influencers).astype(str).to_numpy(), dtype=object)
@@ -91,7 +93,8 @@ def compare_on_unseen(
         return GateResult(
             False,
             False,
-            f"cannot compare with {champion_name}: only {n_creators} of the {total} creators here are unseen by {who} (at least {MIN_GATE_CREATORS} needed)",
+            f"cannot compare with {champion_name}: only {n_creators} of the {total} "
+            f"creators here are unseen by {who} (at least {MIN_GATE_CREATORS} needed)",
             n_creators=n_creators,
         )
     ours, theirs = float(candidate_mae(unseen)), float(champion_mae(unseen))

@@ -1,4 +1,5 @@
-"""Diagnostic plots logged with every training run (PNG files, matplotlib's non-interactive backend)."""
+"""Diagnostic plots logged with every training run
+(PNG files, matplotlib's non-interactive backend)."""
 
 from __future__ import annotations
 

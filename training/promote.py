@@ -31,7 +31,8 @@ class PromotionRefused(ValueError):
 def _verified(
     client: Any, name: str, version: str, uri: str, folder: Path
 ) -> tuple[Any, np.ndarray | None]:
-    """Download ``name`` ``version``, check its signed files, load it; with its training creators."""
+    """Download ``name`` ``version``, check its signed
+    files, load it; with its training creators."""
     from serving.predictor import download_verified, engage_folder
 
     ref = f"models:/{name}/{version}"
@@ -49,7 +50,8 @@ def promote(
     tracking_uri: str | None = None,
     reason: str | None = None,
 ) -> str:
-    """Make ``version`` the champion if it beats the current one on ``data`` (or ``reason`` forces it).
+    """Make ``version`` the champion if it beats the
+    current one on ``data`` (or ``reason`` forces it).
 
     Returns what was done, as a sentence. Raises :class:`PromotionRefused` when the gate keeps
     the champion, and :class:`features.artifact.ArtifactError` when a model's files fail their
@@ -87,7 +89,8 @@ def promote(
             champion_name = f"champion v{current.version}"
             if candidate_creators is None:
                 raise PromotionRefused(
-                    f"cannot compare {name} v{version} with {champion_name}: v{version} does not record which creators it was trained on. Use --force --reason TEXT"
+                    f"cannot compare {name} v{version} with {champion_name}: v{version} does "
+                    "not record which creators it was trained on. Use --force --reason TEXT"
                 )
             if data is None:
                 raise PromotionRefused(
@@ -119,7 +122,8 @@ def promote(
                     else "to promote it anyway,"
                 )
                 raise PromotionRefused(
-                    f"{name} v{version} stays where it is: {result.reason}. {hint} use --force --reason TEXT"
+                    f"{name} v{version} stays where it is: "
+                    f"{result.reason}. {hint} use --force --reason TEXT"
                 )
             why = f"engage promote: {result.reason}"
         client.set_registered_model_alias(name, CHAMPION, version)

@@ -29,7 +29,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         if committed:
             text = f"stopped by {name} after the model was saved and registered (nothing lost)"
         else:
-            text = f"stopped by {name}: no model saved or registered (an MLflow run already started is marked FAILED)"
+            text = (
+                f"stopped by {name}: no model saved or registered "
+                "(an MLflow run already started is marked FAILED)"
+            )
         super().__init__(text)
 
     @property

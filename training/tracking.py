@@ -1,4 +1,5 @@
-"""MLflow tracking: one run per training, the model registered, and the champion alias moved honestly.
+"""MLflow tracking: one run per training, the model
+registered, and the champion alias moved honestly.
 
 The tracking URI is an argument (default: ``sqlite:///mlflow.db`` in the working folder, or
 ``MLFLOW_TRACKING_URI``); nothing is set at import time.
@@ -42,7 +43,8 @@ tracking_uri = resolve_tracking_uri
 
 
 def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """{"model": {"mae_log_er": 0.5}} -> {"model.mae_log_er": 0.5}; non-finite values are skipped."""
+    """{"model": {"mae_log_er": 0.5}} -> {"model.mae_log_er":
+    0.5}; non-finite values are skipped."""
     flat: dict[str, float] = {}
     for key, value in report.items():
         name = f"{prefix}{key}"
@@ -79,21 +81,26 @@ def version_description(metrics: dict[str, Any], data: str) -> str:
         return f"MAE {block['mae_log_er']:.3f} / Spearman {block.get('spearman', float('nan')):.3f}"
 
     lines = [
-        f"Trained on {data}; {metrics.get('n_examples', '?')} examples. Metrics on log ER (MAE / Spearman):"
+        f"Trained on {data}; {metrics.get('n_examples', '?')} "
+        "examples. Metrics on log ER (MAE / Spearman):"
     ]
     cv = metrics.get("model", {})
     lines.append(
-        f"- grouped CV: model {pair(cv)}, 80 % coverage {cv.get('coverage_80', float('nan')):.3f}; persistence {pair(metrics.get('baselines', {}).get('persistence'))}"
+        f"- grouped CV: model {pair(cv)}, 80 % coverage "
+        f"{cv.get('coverage_80', float('nan')):.3f}; persistence "
+        f"{pair(metrics.get('baselines', {}).get('persistence'))}"
     )
     holdout = metrics.get("time_holdout") or {}
     if "model" in holdout:
         lines.append(
-            f"- time holdout: model {pair(holdout['model'])}; persistence {pair(holdout.get('baselines', {}).get('persistence'))}"
+            f"- time holdout: model {pair(holdout['model'])}; persistence "
+            f"{pair(holdout.get('baselines', {}).get('persistence'))}"
         )
     forward = metrics.get("forward") or {}
     if "model" in forward:
         lines.append(
-            f"- forward protocol ({forward.get('n_creators')} creators): model {pair(forward['model'])}; persistence {pair(forward.get('persistence'))}"
+            f"- forward protocol ({forward.get('n_creators')} creators): model "
+            f"{pair(forward['model'])}; persistence {pair(forward.get('persistence'))}"
         )
     warnings = metrics.get("warnings") or []
     lines.append(
@@ -105,17 +112,22 @@ def version_description(metrics: dict[str, Any], data: str) -> str:
 
 def run_name(platforms: list[str], campaigns: bool, started: datetime) -> str:
     """A run name a person can read in the MLflow UI: ``instagram posts 2026-12-02 00:41 UTC``."""
-    return f"{'+'.join(platforms) or 'engage'} {'campaigns' if campaigns else 'posts'} {started:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"{'+'.join(platforms) or 'engage'} "
+        f"{'campaigns' if campaigns else 'posts'} {started:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _ensure_experiment(uri: str, experiment: str) -> None:
-    """Create the experiment if needed (artifacts beside a SQLite store) and mark it a training one."""
+    """Create the experiment if needed (artifacts beside
+    a SQLite store) and mark it a training one."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
-        # Artifacts next to the tracking database; MLflow's default is ./mlruns in the working folder.
+        # Artifacts next to the tracking database; MLflow's
+        # default is ./mlruns in the working folder.
         artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
         with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
             mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
@@ -268,7 +280,8 @@ def log_run(**kwargs: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _no_printed_url(uri: str) -> Iterator[None]:
-    """Keep MLflow from printing "View run ... at: <tracking URI>" when the URI holds credentials."""
+    """Keep MLflow from printing "View run ... at:
+    <tracking URI>" when the URI holds credentials."""
     if redact(uri) == uri:
         yield
         return
@@ -332,7 +345,8 @@ def _log_run(
         mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-        # Input schema only: serving decides the output columns, and MLflow enforces inputs. Declared,
+        # Input schema only: serving decides the output
+        # columns, and MLflow enforces inputs. Declared,
         # not inferred from the example: see serving.schema for what inference would refuse or drop.
         info = mlflow.pyfunc.log_model(
             name="model",

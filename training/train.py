@@ -131,7 +131,8 @@ def git_commit() -> str:
 
 
 def read_campaigns(campaigns_path: Path | str, data: ValidatedData) -> pd.DataFrame:
-    """The campaigns table, checked against the profiles (DataValidationError names file, column, rows)."""
+    """The campaigns table, checked against the profiles
+    (DataValidationError names file, column, rows)."""
     return validate_campaigns(
         read_table(campaigns_path), str(campaigns_path), data.profiles["influencer"]
     )
@@ -326,7 +327,8 @@ def _train_in_run(
             f"only {len(examples)} training examples; at least 50 are needed to train and evaluate"
         )
     progress(
-        f"{len(examples)} examples ({int(examples.has_history.sum())} with history, {int((~examples.has_history).sum())} cold start)"
+        f"{len(examples)} examples ({int(examples.has_history.sum())} "
+        f"with history, {int((~examples.has_history).sum())} cold start)"
     )
     mlflow.log_param("n_examples", len(examples))
 
@@ -416,7 +418,8 @@ def _train_in_run(
     finally:
         staged.discard()  # the staging folder goes, with the model unless it was published
     progress(
-        f"registered {config.registered_model} v{tracking['model_version']} as @{tracking['alias']} ({tracking['alias_reason']}); saved to {staged.final}"
+        f"registered {config.registered_model} v{tracking['model_version']} as "
+        f"@{tracking['alias']} ({tracking['alias_reason']}); saved to {staged.final}"
     )
     return TrainingResult(metrics=metrics, model_dir=staged.final, tracking=tracking, oof=oof)
 
@@ -506,7 +509,8 @@ def forward_lines(forward: dict[str, Any]) -> list[str]:
     if "skipped" in forward:
         return [f"\nforward protocol: skipped ({forward['skipped']})"]
     lines = [
-        f"\nforward protocol: unseen creators, first 70 % of posts as history, label the median of the rest (n={forward['n_creators']})",
+        "\nforward protocol: unseen creators, first 70 % of posts as "
+        f"history, label the median of the rest (n={forward['n_creators']})",
         f"  {'':20s}{'mae_log_er':>18s}{'spearman':>18s}{'coverage_80_posts':>20s}",
     ]
     for name in ("model", "persistence"):
@@ -515,6 +519,7 @@ def forward_lines(forward: dict[str, Any]) -> list[str]:
         lines.append(f"  {name:20s}{m['mae_log_er']:18.3f}{m['spearman']:18.3f}{cov}")
     lo, hi = forward["mae_gain_90ci"]
     lines.append(
-        f"  MAE gain over persistence {forward['mae_gain']:+.3f} (paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})"
+        f"  MAE gain over persistence {forward['mae_gain']:+.3f} "
+        f"(paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})"
     )
     return lines
