@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,10 @@ MODEL_HELP = (
 
 
 CHAMPION = "models:/engagement@champion"
+# Upper bounds of engage serve's limits: past them a value is a typo, not a setting.
+MAX_WORKERS_PER_CPU = 4
+MAX_BODY_MB = 4096
+MAX_TIMEOUT_S = 86400
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -164,6 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from serving.rest import model_uri_for, serve_command, serve_env, stop_process_group
 
     limits, workers = server_limits(args)
+    check_listen_address(args.host, args.port)
     with tempfile.TemporaryDirectory(prefix="engage-serve-") as workdir:
         uri = model_uri_for(str(args.model), args.models_dir, Path(workdir), args.tracking_uri)
         command = serve_command(args.port, args.host, workers)
@@ -205,8 +211,23 @@ def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
     workers = machine_cpus() if args.workers is None else args.workers
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
-    if args.max_body_mb <= 0 or args.heavy_kb <= 0 or args.timeout <= 0:
-        raise UsageError("--max-body-mb, --heavy-kb and --timeout must be positive")
+    if workers > MAX_WORKERS_PER_CPU * machine_cpus():
+        # Each worker holds its own copy of the model: thousands would exhaust memory, not serve.
+        raise UsageError(
+            f"--workers {workers}: at most {MAX_WORKERS_PER_CPU * machine_cpus()} on this machine "
+            f"({MAX_WORKERS_PER_CPU} per CPU); the default is one per CPU"
+        )
+    # nan passes every comparison and inf cannot become a byte count: both are refused here.
+    for option, value, most in (
+        ("--max-body-mb", args.max_body_mb, MAX_BODY_MB),
+        ("--heavy-kb", args.heavy_kb, MAX_BODY_MB * 2**10),
+        ("--timeout", args.timeout, MAX_TIMEOUT_S),
+    ):
+        if not (np.isfinite(value) and 0 < value <= most):
+            raise UsageError(
+                f"{option} {value:g}: must be a positive number, at most {most:g}"
+                " (--max-body-mb, --heavy-kb and --timeout must be positive)"
+            )
     if args.heavy_queue < 0:
         raise UsageError("--heavy-queue must be 0 or more")
     limits = ServerLimits(
@@ -216,6 +237,39 @@ def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
         heavy_queue=args.heavy_queue,
     )
     return limits, workers
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number; use 0 to 65535")
+    return value
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse, before the model is loaded, an address the server could not listen on (a port in
+    use, a host name that is not this machine's); the server's own failure would be exit 1."""
+    from engage.cli import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            # As uvicorn binds: a port left in TIME_WAIT by a stopped server is usable.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise UsageError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+            "choose another --port (or --host), or stop what is using it"
+        ) from None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -307,9 +361,9 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=SERVE_PORT,
-        help=f"port (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both can run)",
+        help=f"port, 0 to 65535 (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both run)",
     )
     p.add_argument(
         "--host",

@@ -105,10 +105,16 @@ def parquet_files(
     files: list[str] = []
     for item in paths:
         if fs.isdir(item):
+            # Names starting with '.' or '_' (files or folders: staging folders, _SUCCESS) are
+            # not data, as for pyarrow's and Spark's readers.
+            base = str(item).rstrip("/")
             files += sorted(
                 f
                 for f in fs.find(item)
-                if f.lower().endswith(PARQUET_SUFFIXES) and not Path(f).name.startswith((".", "_"))
+                if f.lower().endswith(PARQUET_SUFFIXES)
+                and not any(
+                    part.startswith((".", "_")) for part in f[len(base) :].strip("/").split("/")
+                )
             )
         else:
             files.append(item)
@@ -170,6 +176,47 @@ def read_parquet_any(
     return table.to_pandas()
 
 
+def check_csv_headers(
+    path: str | Path, sep: str, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Refuse CSV files whose header names a column twice, as :func:`read_table` does: Dask,
+    like pandas, would rename the second one (``likes.1``) and the first would silently win.
+    Reads the first line of each file the path or glob names."""
+    import csv
+    import gzip
+    import zlib
+
+    import fsspec
+
+    from features.contract import describe_duplicate_columns, duplicate_columns
+
+    try:
+        opened = fsspec.open_files(
+            str(path), "rt", compression="infer", encoding="utf-8-sig", **(storage_options or {})
+        )
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read: {exc}") from None
+    for item in opened:
+        where = item.path if "://" not in str(path) else item.full_name
+        try:
+            with item as handle:
+                first = handle.readline()
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{where}: not valid UTF-8 text ({exc.reason}); re-save it as UTF-8"
+            ) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(
+                f"{where}: the compressed file is truncated or corrupt ({exc}); "
+                "copy or export it again"
+            ) from None
+        except OSError as exc:
+            raise DataError(f"{where}: cannot be read: {exc}") from None
+        groups = duplicate_columns(next(csv.reader([first], delimiter=sep), []))
+        if groups:
+            raise DataError(f"{where}: {describe_duplicate_columns(groups)}")
+
+
 def read_any(
     path: str | Path, *, engine: str = "pandas", storage_options: dict[str, Any] | None = None
 ) -> Any:
@@ -188,6 +235,7 @@ def read_any(
     if name.endswith(CSV_SUFFIXES):
         import dask.dataframe as dd
 
+        check_csv_headers(path, "\t" if ".tsv" in name else ",", storage_options)
         return dd.read_csv(
             str(path),
             dtype=str,
@@ -773,6 +821,40 @@ def _write_part(
     return len(frame)
 
 
+def _check_output_folder(fs: Any, root: str, out: str | Path) -> None:
+    """``out`` must be new or an empty folder: parts of two runs would mix, and a folder that
+    holds other files is never written into (nor removed on failure)."""
+    if not fs.exists(root):
+        return
+    if not fs.isdir(root):
+        raise DataError(f"{out}: is a file; the Dask engine writes a folder of Parquet parts")
+    held = fs.ls(root, detail=False)
+    if held:
+        shown = ", ".join(Path(str(f)).name for f in sorted(held)[:3])
+        more = ", ..." if len(held) > 3 else ""
+        raise DataError(
+            f"{out}: already holds {len(held)} file(s) or folder(s) ({shown}{more}); "
+            "choose an empty or new folder"
+        )
+
+
+def _staging_folder(fs: Any, root: str, out: str | Path) -> tuple[str, str, bool]:
+    """Where the parts are written before they are published (as a path of ``fs`` and as the
+    URL workers open), and whether one rename publishes them all: a hidden sibling folder on a
+    local disk; on object stores (no rename) a folder inside ``out`` whose name starts with
+    '_' (readers skip it, see :func:`parquet_files`)."""
+    import uuid
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    token = uuid.uuid4().hex[:8]
+    if isinstance(fs, LocalFileSystem):
+        parent, name = os.path.split(root)
+        staging = os.path.join(parent, f".{name}.tmp-{token}")
+        return staging, staging, True
+    return f"{root}/_tmp-{token}", f"{str(out).rstrip('/')}/_tmp-{token}", False
+
+
 def write_by_influencer(
     parts: Buckets,
     meta: pd.DataFrame,
@@ -783,31 +865,58 @@ def write_by_influencer(
 ) -> tuple[int, ValidationReport]:
     """Each bucket's frame written by its worker to ``out/part-NNNNN.parquet``; nothing gathered.
 
-    ``out`` is a local folder or an fsspec URL; it must not hold Parquet files already (parts
-    of two runs would mix). On a contract break the parts written are removed and
-    :class:`DataValidationError` is raised with the
+    ``out`` is a local folder or an fsspec URL, new or empty. The workers write into a staging
+    folder (:func:`_staging_folder`) and the parts are published only when every one is written
+    and the merged report has no fatal problem: on a local disk by one rename of the folder, so
+    ``out`` holds every part or none; on an object store each finished part is moved into
+    ``out``. On a contract break, a failed worker or an interrupt the staging folder is removed,
+    ``out`` is left as it was, and a contract break raises :class:`DataValidationError` with the
     merged report. ``files``: as for :func:`collect`.
     """
     import dask
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
-    if fs.exists(root) and any(str(f).endswith(".parquet") for f in fs.find(root)):
-        raise DataError(f"{out}: already holds Parquet files; choose an empty or new folder")
-    fs.makedirs(root, exist_ok=True)
-    write = dask.delayed(_write_part, pure=True)
-    counts = [write(f, meta, str(out), i, storage_options) for i, (f, _) in enumerate(parts)]
-    reports = parts.reports()
-    results = dask.compute(*counts, *reports, *parts.lazy_lengths())
-    report = parts.merge(
-        results[len(counts) : len(counts) + len(reports)],
-        results[len(counts) + len(reports) :],
-        files,
-    )
-    if report.fatal:
-        fs.rm(root, recursive=True)
-        raise DataValidationError(report)
+    root = str(root).rstrip("/") or str(root)
+    _check_output_folder(fs, root, out)
+    staging, staging_url, renames = _staging_folder(fs, root, out)
+    fs.makedirs(staging, exist_ok=True)
+    try:
+        write = dask.delayed(_write_part, pure=True)
+        counts = [write(f, meta, staging_url, i, storage_options) for i, (f, _) in enumerate(parts)]
+        reports = parts.reports()
+        results = dask.compute(*counts, *reports, *parts.lazy_lengths())
+        report = parts.merge(
+            results[len(counts) : len(counts) + len(reports)],
+            results[len(counts) + len(reports) :],
+            files,
+        )
+        if report.fatal:
+            raise DataValidationError(report)
+        if renames:
+            _publish_folder(staging, root, out)
+        else:
+            fs.makedirs(root, exist_ok=True)
+            for part in sorted(fs.ls(staging, detail=False)):
+                fs.mv(part, f"{root}/{Path(str(part)).name}")
+    finally:
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
     return int(sum(results[: len(counts)])), report
+
+
+def _publish_folder(staging: str, root: str, out: str | Path) -> None:
+    """Rename the finished staging folder to ``root`` (new, or an empty folder it replaces)."""
+    try:
+        os.rename(staging, root)  # replaces an empty folder atomically on POSIX
+    except OSError:
+        if not os.path.isdir(root) or os.listdir(root):
+            raise DataError(
+                f"{out}: was created or filled by something else while the parts were written; "
+                "nothing was published"
+            ) from None
+        os.rmdir(root)  # Windows cannot rename onto a folder; the gap is this one call
+        os.rename(staging, root)
 
 
 def write_features_dask(

@@ -176,13 +176,24 @@ def read_sheet(path: Path) -> pd.DataFrame:
     if not Path(path).is_file():
         raise DataError(f"{path}: file not found")
     try:
-        # As text, like CSV: the checks decide what parses and name the rows that do not.
-        frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
+        # As text, like CSV: the checks decide what parses and name the rows that do not. The
+        # header is read as a row: pandas would rename a repeated name ("fee", "fee.1").
+        sheet = pd.read_excel(path, sheet_name=0, header=None, dtype=str, engine="openpyxl")
     except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
         raise DataError(
             f"{path}: cannot be read as an Excel workbook "
             f"({type(exc).__name__}: {exc}); re-save it as .xlsx or .csv"
         ) from None
+    if sheet.empty:
+        raise DataError(f"{path}: the first sheet is empty (no header row)")
+    header = [
+        f"Unnamed: {i}" if pd.isna(name) else str(name) for i, name in enumerate(sheet.iloc[0])
+    ]
+    groups = duplicate_columns(header)
+    if groups:
+        raise DataError(f"{path}: {describe_duplicate_columns(groups)}")
+    frame = sheet.iloc[1:].reset_index(drop=True)
+    frame.columns = header
     return frame
 
 

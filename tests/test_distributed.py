@@ -200,8 +200,84 @@ def test_write_features_writes_parts_and_refuses_a_used_folder(client, tmp_path)
         atol=1e-9,
         check_dtype=False,
     )
-    with pytest.raises(DataError, match="already holds Parquet files"):
+    with pytest.raises(DataError, match=r"already holds 3 file\(s\) or folder\(s\) \(part-00000"):
         write_features_dask(profiles, posts, tmp_path / "out", now=NOW)
+    assert not list(tmp_path.glob(".out.tmp-*"))  # the staging folder is a hidden sibling, gone
+
+
+def test_dask_parts_are_published_all_at_once_or_not_at_all(client, tmp_path):
+    """Parts are written to a hidden staging folder and renamed into place: a contract break
+    leaves no folder, a folder holding other files is refused and left as it was (it used to be
+    removed whole on a contract break), an empty folder is filled."""
+    profiles = dd.from_pandas(raw_profiles_frame(), npartitions=1)
+    bad_posts = raw_posts_frame()
+    bad_posts.loc[0, "likes"] = "-5"
+    with pytest.raises(DataValidationError, match="negative count"):
+        write_features_dask(
+            profiles, dd.from_pandas(bad_posts, npartitions=1), tmp_path / "new", now=NOW
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out, no staging
+
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("years of work")
+    posts = dd.from_pandas(raw_posts_frame(), npartitions=1)
+    with pytest.raises(DataError, match=r"documents: already holds 1 file.*thesis\.docx"):
+        write_features_dask(profiles, posts, mine, now=NOW)
+    assert (mine / "thesis.docx").read_text() == "years of work"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    n, _ = write_features_dask(profiles, posts, empty, as_of=AS_OF, now=NOW, npartitions=2)
+    assert n == 3 and sorted(p.name for p in empty.iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["documents", "empty"]
+
+
+def _fail_in_one_bucket(table: pd.DataFrame) -> pd.DataFrame:
+    if len(table) and table["influencer"].astype(str).str.endswith("7").any():
+        raise RuntimeError("worker lost mid-write")
+    return table
+
+
+def test_a_failed_worker_publishes_no_part(client, trained, small_data, tmp_path):
+    predictor = load_model(trained.model_dir)
+    with pytest.raises(RuntimeError, match="worker lost mid-write"):
+        score_dask(
+            predictor,
+            dd.from_pandas(small_data.profiles.head(200), npartitions=2),
+            dd.from_pandas(small_data.posts, npartitions=2),
+            tmp_path / "scores",
+            as_of=AS_OF,
+            now=NOW,
+            npartitions=4,
+            finish=_fail_in_one_bucket,
+        )
+    assert list(tmp_path.iterdir()) == []  # neither the other buckets' parts nor the staging folder
+
+
+def test_readers_skip_hidden_and_underscore_folders(tmp_path):
+    write_parts(raw_profiles_frame(), tmp_path / "t", 1)
+    write_parts(
+        raw_profiles_frame(), tmp_path / "t" / "_tmp-1234", 2
+    )  # an unpublished staging folder
+    write_parts(raw_profiles_frame(), tmp_path / "t" / ".hidden", 1)
+    assert len(read_parquet_any(tmp_path / "t")) == len(raw_profiles_frame())
+
+
+def test_dask_csv_with_a_repeated_header_is_refused_and_a_bom_is_not_a_name(tmp_path):
+    from features.distributed import read_any
+
+    (tmp_path / "twice.csv").write_text("influencer,followers,Followers \na,1,2\n")
+    with pytest.raises(DataError, match=r"twice\.csv: the header names one column more than once"):
+        read_any(tmp_path / "twice.csv", engine="dask")
+    (tmp_path / "excel.csv").write_bytes("\ufeffinfluencer,followers\na,1\n".encode())
+    assert list(read_any(tmp_path / "excel.csv", engine="dask").columns) == [
+        "influencer",
+        "followers",
+    ]
 
 
 # --------------------------------------------------------------------------- training

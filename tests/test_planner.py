@@ -270,6 +270,33 @@ def test_a_bad_excel_fee_table_names_its_rows(tmp_path):
         read_shortlist(tmp_path / "broken.xlsx")
 
 
+def test_an_excel_header_naming_a_column_twice_is_refused_not_renamed(tmp_path):
+    """pandas would read the second 'fee' as 'fee.1' and the first would silently be the fee."""
+    import openpyxl
+
+    path = tmp_path / "fees.xlsx"
+    book = openpyxl.Workbook()
+    book.active.append(["influencer", "fee", "Fee "])
+    book.active.append(["a", 100, 9000])
+    book.save(path)
+    message = r"fees\.xlsx: the header names one column more than once \('fee' and 'Fee '"
+    with pytest.raises(DataError, match=message):
+        read_fees(path)
+    with pytest.raises(DataError, match=message):
+        read_shortlist(path)
+    openpyxl.Workbook().save(tmp_path / "empty.xlsx")
+    with pytest.raises(DataError, match=r"empty\.xlsx: the first sheet is empty"):
+        read_shortlist(tmp_path / "empty.xlsx")
+
+
+def test_a_csv_fee_table_from_excel_with_a_byte_order_mark_reads(tmp_path):
+    # Excel's "CSV UTF-8" starts with a byte-order mark: stripped, never part of 'influencer'.
+    path = tmp_path / "fees.csv"
+    path.write_bytes("\ufeffinfluencer,fee\nana,1500\n".encode())
+    assert read_fees(path).table["influencer"].tolist() == ["ana"]
+    assert read_shortlist(path) == ["ana"]
+
+
 # --------------------------------------------------------------------------- HTML
 
 

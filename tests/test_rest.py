@@ -3,6 +3,7 @@ answers match the Python API; bad input is a 4xx."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -196,6 +197,42 @@ def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
 
     assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
     assert "must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "70000 is not a port number; use 0 to 65535"),
+        (["--port", "-1"], "-1 is not a port number"),
+        (["--port", "http"], "'http' is not a port number"),
+        (["--timeout", "nan"], "--timeout nan: must be a positive number"),
+        (["--max-body-mb", "inf"], "--max-body-mb inf: must be a positive number"),
+        (["--timeout", "1e308"], "at most 86400"),
+        (["--workers", "100000"], "--workers 100000: at most"),
+    ],
+)
+def test_serve_refuses_options_out_of_range_before_loading(args, message, capsys):
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    with pytest.raises(SystemExit) if args[0] == "--port" else contextlib.nullcontext() as stop:
+        status = main(["serve", "--model", "no-such-model", *args])
+    status = stop.value.code if args[0] == "--port" else status
+    assert status == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
+    import socket
+
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", "no-such-model", "--port", str(port)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen there" in err and "no-such-model" not in err
 
 
 def readme_curl_example() -> list[str]:
