@@ -221,7 +221,8 @@ def planned_post_features(examples: pd.DataFrame, history: pd.DataFrame) -> pd.D
         carousel = np.where(given, is_carousel.astype("float64"), usual_carousel)
     sponsored = np.zeros(n)
     if "sponsored" in examples:
-        stated = pd.array(examples["sponsored"], dtype="boolean")
+        # pandas-stubs' pd.array leaves out a Series as data, which pandas accepts.
+        stated = pd.array(examples["sponsored"], dtype="boolean")  # type: ignore[call-overload]
         sponsored = np.where(stated.isna(), 0.0, stated.fillna(False).to_numpy(dtype="float64"))
     return pd.DataFrame(
         {"planned_video": video, "planned_carousel": carousel, "planned_sponsored": sponsored}

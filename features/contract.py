@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -802,7 +803,7 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     if needs.any():
         text.iloc[np.flatnonzero(needs)] = (
             text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
-        )  # type: ignore[call-overload]
+        )
     text = text.str.strip("|")
     if not needs.any() and (text == original).all():
         # Already normalised (exports from our own tools, re-runs): keep the input's buffers
@@ -939,25 +940,25 @@ def validate_profiles(
         return None
     # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
     # which adds up for one candidate scored over REST).
-    out: dict[str, object] = {"influencer": as_text(frame["influencer"])}
+    cols: dict[str, Any] = {"influencer": as_text(frame["influencer"])}
     p = _problem(
         table,
         file,
         "influencer",
-        out["influencer"].isna().to_numpy(dtype=bool),
+        cols["influencer"].isna().to_numpy(dtype=bool),
         "missing influencer key",
         fatal=True,
     )
     if p:
         report.add(p)
     followers = _as_count(table, file, frame, "followers", report, required=True)
-    out["followers"] = followers
+    cols["followers"] = followers
     zero = (followers == 0).to_numpy(dtype=bool)
     for col in ("following", "posts_count"):
-        out[col] = (
+        cols[col] = (
             _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
         )
-    out["category"] = (
+    cols["category"] = (
         _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
     )
     if "platform" in frame:
@@ -974,11 +975,11 @@ def validate_profiles(
         )
         if p:
             report.add(p)
-        out["platform"] = platform.astype(object)
+        cols["platform"] = platform.astype(object)
     else:
-        out["platform"] = DEFAULT_PLATFORM
-    out["country"] = as_text(frame["country"]).astype(object) if "country" in frame else None
-    out["verified"] = (
+        cols["platform"] = DEFAULT_PLATFORM
+    cols["country"] = as_text(frame["country"]).astype(object) if "country" in frame else None
+    cols["verified"] = (
         _as_bool(table, file, frame, "verified", report) if "verified" in frame else False
     )
     if "as_of" in frame:
@@ -996,9 +997,9 @@ def validate_profiles(
         )
         if p:
             report.add(p)
-        out["as_of"] = as_of
+        cols["as_of"] = as_of
     # copy=False: the columns are new already; copying them into 2-D blocks cost 0.5 s on 10M posts.
-    out = pd.DataFrame(out, index=frame.index, copy=False)
+    out = pd.DataFrame(cols, index=frame.index, copy=False)
 
     # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
     keep = np.ones(len(out), dtype=bool)
@@ -1091,11 +1092,11 @@ def validate_posts(
         return None
     # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
     # which adds up for one candidate scored over REST).
-    out: dict[str, object] = {}
+    cols: dict[str, Any] = {}
     for col in ("influencer", "post_id"):
-        out[col] = as_text(frame[col])
+        cols[col] = as_text(frame[col])
         p = _problem(
-            table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
+            table, file, col, cols[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
         )
         if p:
             report.add(p)
@@ -1111,28 +1112,28 @@ def validate_posts(
     )
     if p:
         report.add(p)
-    out["posted_at"] = posted
+    cols["posted_at"] = posted
     for col in POST_COUNT_COLUMNS_REQUIRED:
-        out[col] = _as_count(table, file, frame, col, report, required=True)
+        cols[col] = _as_count(table, file, frame, col, report, required=True)
     for col in POST_COUNT_COLUMNS_OPTIONAL:
         if col in frame:
-            out[col] = _as_count(table, file, frame, col, report, required=False)
-    out["media_type"] = (
+            cols[col] = _as_count(table, file, frame, col, report, required=False)
+    cols["media_type"] = (
         as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str")
         if "media_type" in frame
         else "unknown"
     )
-    out["is_sponsored"] = (
+    cols["is_sponsored"] = (
         _as_bool(table, file, frame, "is_sponsored", report) if "is_sponsored" in frame else False
     )
-    out["hashtags"] = (
+    cols["hashtags"] = (
         normalise_hashtags(joined_lists(frame["hashtags"])) if "hashtags" in frame else ""
     )
     for col in ("caption", "image_description"):
         if col in frame:
-            out[col] = frame[col].astype("string").fillna("").astype("str")
-    out["row"] = np.arange(1, len(frame) + 1)
-    out = pd.DataFrame(out, index=frame.index, copy=False)  # as for the profiles
+            cols[col] = frame[col].astype("string").fillna("").astype("str")
+    cols["row"] = np.arange(1, len(frame) + 1)
+    out = pd.DataFrame(cols, index=frame.index, copy=False)  # as for the profiles
 
     # Duplicate keys: (influencer, post_id). Identical
     # copies are dropped, conflicting ones are fatal.

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,7 +393,7 @@ def _check_required_columns(profiles: Any, posts: Any) -> None:
 
 
 def merge_reports(
-    reports: Sequence[ValidationReport], lengths: dict[str, Sequence[int]] | None = None
+    reports: Sequence[ValidationReport], lengths: Mapping[str, Sequence[int]] | None = None
 ) -> ValidationReport:
     """One report from per-partition reports: counts summed, the same problem merged.
 

@@ -161,7 +161,9 @@ def _arrow_chunks(values: pd.Series) -> list[pa.Array]:
     own = own_arrow_text(values)
     if own is not None:
         return list(own.chunks)
-    text = values.astype("string").to_numpy(dtype=object, na_value=None)
+    # pandas-stubs' na_value leaves out None, which pandas documents and accepts.
+    as_string = values.astype("string")
+    text = as_string.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     return [pa.array(text, type=pa.large_string())]
 
 

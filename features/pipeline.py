@@ -279,6 +279,8 @@ class EngagementModel:
     back to the global average the way a booster started from the mean is.
     """
 
+    feature_names_: list[str]  # the booster's columns, in its order; set by fit_steps
+
     def __init__(
         self,
         params: dict[str, Any],
@@ -316,7 +318,7 @@ class EngagementModel:
         :meth:`fit` starts with this; the Dask trainer calls it on the driver, then fits the
         booster on the cluster (:mod:`training.distributed`).
         """
-        self.feature_names_ = None
+        vars(self).pop("feature_names_", None)  # unfitted: _select takes the default columns
         self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics)
         X = self._select(self.steps_.fit_transform(base))  # fit and transform in one pass
         self.feature_names_ = list(X.columns)

@@ -8,6 +8,7 @@ never see held-out influencers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -72,7 +73,7 @@ def _binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -
     return matrix
 
 
-def with_columns(X: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
+def with_columns(X: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFrame:
     """``X`` with ``columns`` added (replaced in place where ``X`` has them), in one step.
 
     Inserting columns one by one costs ~0.5 ms each in pandas whatever the number of rows; the
@@ -356,7 +357,8 @@ class HashtagNiche(TransformerMixin, BaseEstimator):
         return added
 
     def added_features(self) -> list[str]:
-        n = self.svd_.n_components if getattr(self, "svd_", None) is not None else self.n_topics
+        svd = getattr(self, "svd_", None)
+        n = svd.n_components if svd is not None else self.n_topics
         return ["niche_consistency", "niche_purity", "hashtag_er"] + [
             f"topic_{i}" for i in range(n)
         ]
@@ -422,7 +424,7 @@ class CategoryVocabulary(TransformerMixin, BaseEstimator):
         counts = held["category"].value_counts()
         known = set(KNOWN_CATEGORIES)
         kept = {str(v) for v, n in counts.items() if n >= self.min_count or v in known}
-        self.vocabulary_ = tuple(sorted(kept | {OTHER_CATEGORY}))
+        self.vocabulary_: tuple[str, ...] = tuple(sorted(kept | {OTHER_CATEGORY}))
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -480,7 +482,10 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         # From codes: building a Categorical from values outside its categories is deprecated.
         encoded = {
-            col: pd.Categorical.from_codes(codes, categories=self.categories_[col])
+            # pandas-stubs want an int-typed array and an Index; any codes and list-like work.
+            col: pd.Categorical.from_codes(  # type: ignore[call-overload]
+                codes, categories=self.categories_[col]
+            )
             for col, codes in self.codes(X).items()
         }
         return with_columns(X, encoded)

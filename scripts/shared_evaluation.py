@@ -27,7 +27,12 @@ from features.contract import ValidatedData, read_table, validate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.evaluation import cross_validate, fit_model, time_holdout  # noqa: E402
 from training.examples import post_examples  # noqa: E402
-from training.forward import evaluate_forward, forward_evaluation, forward_split, subset  # noqa: E402
+from training.forward import (  # noqa: E402
+    evaluate_forward,
+    forward_evaluation,
+    forward_split,
+    subset,
+)
 from training.metrics import point_metrics  # noqa: E402
 from training.train import comparison_table  # noqa: E402
 

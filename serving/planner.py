@@ -311,7 +311,8 @@ def rank(table: pd.DataFrame, by_cost: bool = False, by: str | None = None) -> p
     order = np.lexsort((-expected, primary))
     out = table.iloc[order].reset_index(drop=True)
     ranked = has_value[order]
-    out.insert(0, "rank", pd.array(np.where(ranked, np.cumsum(ranked), 0), dtype="Int64"))
+    rank = pd.array(np.where(ranked, np.cumsum(ranked), 0), dtype="Int64")
+    out.insert(0, "rank", rank)  # type: ignore[arg-type]  # pandas-stubs omit extension arrays
     out.loc[~ranked, "rank"] = pd.NA
     return out
 

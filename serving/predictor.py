@@ -610,7 +610,7 @@ def _no_profile_keys(
     return [str(k) for k in wanted if k not in have]
 
 
-def _describe_as_of(as_of: object, profiles: pd.DataFrame) -> str:
+def _describe_as_of(as_of: pd.Timestamp | pd.Series | str | None, profiles: pd.DataFrame) -> str:
     if isinstance(as_of, pd.Series):
         return "one cutoff per candidate"
     if as_of is not None:

@@ -702,7 +702,7 @@ def render_html(
             " (in the model's cross-validation on held-out influencers, "
             f"{100 * context.measured_coverage:.0f}% of actual next posts fell inside)"
         )
-    items = [
+    how_items = [
         "<li><b>Expected engagements / post</b>: the interactions (likes + comments, plus shares "
         "and saves where the data has them) the candidate's <b>next post</b> is expected to get; "
         "in brackets its 10th to 90th percentile: 8 posts in 10 should land in that range.</li>",
@@ -739,7 +739,7 @@ def render_html(
         "<li>Click a column header to sort the table by it.</li>",
     ]
     # One item a line; an item left out keeps its (empty) line.
-    how = "\n<ul>\n" + "\n".join(items) + "\n</ul>"
+    how = "\n<ul>\n" + "\n".join(how_items) + "\n</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -153,7 +153,7 @@ def model_signing_key(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         os.environ["ENGAGE_MODEL_KEY"] = previous
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 (pytest's hook signature)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 (hook signature)
     """The input fuzzers' figures (tests/fuzzing.py),
     when any ran: inputs tried, outcomes, unhandled."""
     from tests import fuzzing

@@ -203,7 +203,8 @@ def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidate
     for name in no_posts:
         row = table.loc[name]
         assert row["status"] == STATUS_COLD
-        assert row["has_history"] is False or row["has_history"] == False  # noqa: E712 (object column)
+        # An object column may hold numpy's False, which is not ``False``.
+        assert row["has_history"] is False or row["has_history"] == False  # noqa: E712
         assert (
             np.isfinite(row["predicted_er"])
             and row["er_low"] <= row["predicted_er"] <= row["er_high"]
