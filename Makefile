@@ -8,7 +8,10 @@ DATA_DIR ?= data/instagram
 MLFLOW_UI_PORT ?= 5050
 
 .DEFAULT_GOAL := help
-.PHONY: help install train features validate test test-fast lint typecheck bench mlflow-ui reliability report-check clean
+# What ruff checks and formats (mypy reads its packages from pyproject.toml).
+CODE := engage features training serving tests benchmarks scripts
+
+.PHONY: help install train features validate gates test test-fast lint typecheck bench mlflow-ui reliability report-check clean
 
 help: ## List the targets with a one-line description each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,14 +33,19 @@ features: install ## Build the feature table from the embedded data into build/f
 validate: install ## Validate the embedded data and print the report
 	$(BIN)/engage validate
 
-test: install ## Run the test suite (the heavy reliability runs are `make reliability`)
+gates: install ## The checks CI runs before the tests: ruff lint and format, mypy
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy
+
+test: gates ## Run the gates, then the test suite (the heavy reliability runs are `make reliability`)
 	$(BIN)/pytest -m 'not reliability'
 
 test-fast: install ## Run the tests, skipping slow end-to-end training runs
 	$(BIN)/pytest -m 'not slow and not reliability'
 
-lint: install ## ruff on the code
-	$(BIN)/ruff check engage features training serving tests benchmarks
+lint: install ## ruff on the code (lint only; `make gates` also checks the format and types)
+	$(BIN)/ruff check $(CODE)
 
 typecheck: install ## mypy on the packages
 	$(BIN)/mypy
