@@ -25,7 +25,14 @@ from features.contract import (
     load_and_validate,
 )
 from features.contract import parse_time as parse_iso_time
-from features.outputs import OutputError, atomic_output, console_text, neutralise_formulas
+from features.outputs import (
+    OutputError,
+    atomic_output,
+    console_text,
+    existing_mode,
+    neutralise_formulas,
+    read_only_message,
+)
 
 # The embedded default data set ships with the source tree (see data/README.md).
 EMBEDDED_DATA = Path(__file__).resolve().parents[1] / "data" / "instagram"
@@ -131,6 +138,9 @@ def check_output_file(
         raise UsageError(f"{option} {path}: unknown output type; use {', '.join(suffixes)}")
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name")
+    mode = existing_mode(path)
+    if mode is not None and not mode & 0o222:
+        raise UsageError(f"{option} {read_only_message(path)}")
     _check_writable_parent(path, option)
 
 

@@ -545,7 +545,13 @@ def load_artifact(path: Path, *, check_versions: bool = True) -> Any:
         raise ArtifactError(
             f"{path}: {MODEL_FILE} changed while it was being loaded; refusing to unpickle it"
         )
-    model = joblib.load(io.BytesIO(data))
+    try:
+        model = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # truncated or damaged before it was signed: many error types
+        raise ArtifactError(
+            f"{path}: {MODEL_FILE} matches its signature but cannot be unpickled "
+            f"({type(exc).__name__}: {exc}); it was damaged before it was signed. Retrain it."
+        ) from None
     if hasattr(model, "metadata"):
         model.metadata = {**getattr(model, "metadata", {}), **metadata}
     return model

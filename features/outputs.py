@@ -26,6 +26,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,11 +60,16 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         ) from None
     if target.is_dir():
         raise OutputError(errno.EISDIR, f"cannot write {target}: it is a folder; give a file name")
+    previous_mode = existing_mode(target)
+    if previous_mode is not None and not previous_mode & 0o222:
+        raise OutputError(errno.EACCES, read_only_message(target))
     temp = target.with_name(f".{secrets.token_hex(4)}.tmp.{target.name}")
     try:
         # Created here (exclusively, with the usual permissions) so a writer that opens it by
         # name cannot collide with another run's temporary file.
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        if previous_mode is not None:
+            os.chmod(temp, previous_mode)  # a private file (0600) stays private when replaced
         yield temp
         _fsync(temp)
         os.replace(temp, target)
@@ -74,6 +80,24 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         ) from None
     finally:
         temp.unlink(missing_ok=True)
+
+
+def existing_mode(path: Path) -> int | None:
+    """The permission bits of an existing regular file at ``path``, else None."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
+def read_only_message(path: Path) -> str:
+    # Checked on the mode bits, not os.access: root may write anything, but a file someone made
+    # read-only is not to be replaced, whoever runs engage.
+    return (
+        f"cannot write {path}: the existing file is read-only; make it writable "
+        f"(chmod u+w {path}) or choose another name"
+    )
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:

@@ -37,6 +37,7 @@ from features.aggregate import PLANNED_POST_FEATURES, compute_features, examples
 from features.artifact import (
     MANIFEST_FILE,
     MLFLOW_DOWNLOAD_NOTE,
+    MODEL_FILE,
     ArtifactError,
     load_artifact,
     model_key,
@@ -710,9 +711,29 @@ def load_model(
     if str(ref).startswith(MLFLOW_SCHEMES):
         with tempfile.TemporaryDirectory(prefix="engage-model-") as tmp:
             root = download_verified(str(ref), tracking_uri, Path(tmp))
-            return Predictor(load_artifact(engage_folder(str(ref), root)), Path(str(ref)))
+            return Predictor(
+                load_engage_model(engage_folder(str(ref), root), str(ref)), Path(str(ref))
+            )
     path = resolve_model_dir(ref, models_dir)
-    return Predictor(load_artifact(path), path)
+    return Predictor(load_engage_model(path, str(path)), path)
+
+
+# What Predictor calls on the fitted pipeline (features.pipeline.EngagementModel).
+MODEL_METHODS = ("booster_matrix", "predict_features", "contributions", "predict_log_quantiles")
+
+
+def load_engage_model(folder: Path, name: str) -> Any:
+    """The verified folder's model, if it is one a Predictor can score with: a signed folder of
+    something else (another project's pickle under the same key) is refused here, with exit 2,
+    rather than failing on the first request."""
+    model = load_artifact(folder)
+    missing = [m for m in MODEL_METHODS if not callable(getattr(model, m, None))]
+    if missing:
+        raise ArtifactError(
+            f"{name}: {MODEL_FILE} holds a {type(model).__name__}, not an engage model "
+            f"(no {', '.join(missing)}); name an engage model folder"
+        )
+    return model
 
 
 __all__ = [

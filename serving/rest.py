@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from features.artifact import resolve_model_dir, resolve_tracking_uri, verify_artifact
-from serving.predictor import MLFLOW_SCHEMES, download_verified
+from serving.predictor import MLFLOW_SCHEMES, download_verified, engage_folder, load_engage_model
 from serving.server import LIMITS_ENV, MODEL_ENV, ServerLimits, machine_cpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +60,15 @@ def model_uri_for(
     """What to pass to ``mlflow models serve -m``: a local, verified copy of an MLflow model (its
     logged code checked against the signed manifest before the server imports it), or a pyfunc
     built for the folder."""
+    # The model is loaded once here too: one that is signed but cannot be unpickled, or is not
+    # an engage model, is refused with exit 2 rather than by a server that dies as it starts.
     if ref.startswith(MLFLOW_SCHEMES):
-        return str(download_verified(ref, tracking_uri, Path(workdir) / "registered"))
-    return str(build_pyfunc_model(resolve_model_dir(ref, models_dir), workdir))
+        root = download_verified(ref, tracking_uri, Path(workdir) / "registered")
+        load_engage_model(engage_folder(ref, root), ref)
+        return str(root)
+    folder = resolve_model_dir(ref, models_dir)
+    load_engage_model(folder, str(folder))
+    return str(build_pyfunc_model(folder, workdir))
 
 
 # Connections (and their buffered bodies) one worker holds at once; uvicorn answers 503 beyond.

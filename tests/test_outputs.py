@@ -249,6 +249,31 @@ def _umask() -> int:
     return mask
 
 
+def test_replacing_a_file_keeps_its_permissions(tmp_path):
+    """A private output (0600) is not widened to the usual 0644 when a new run replaces it."""
+    target = tmp_path / "scores.csv"
+    write_text(target, "old\n")
+    target.chmod(0o600)
+    write_text(target, "new\n")
+    assert target.read_text() == "new\n" and target.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_only_output_is_refused_and_kept_even_for_root(served, tmp_path, capsys):
+    """Checked on the mode bits (root's os.access says yes to everything): exit 2 before any
+    work, and the file is as it was."""
+    target = tmp_path / "ranked.csv"
+    target.write_text("kept")
+    target.chmod(0o444)
+    with pytest.raises(
+        OutputError, match=r"ranked\.csv: the existing file is read-only.*chmod u\+w"
+    ):
+        write_text(target, "replaced")
+    code = score(served, (served.data.profiles_path, served.data.posts_path), target, "--top", "0")
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "--out cannot write" in err and "read-only" in err
+    assert target.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == ["ranked.csv"]
+
+
 def test_atomic_output_on_a_full_disk_keeps_the_previous_file(full_disk, tmp_path):
     target = tmp_path / "out" / "big.txt"
     target.write_text("previous")

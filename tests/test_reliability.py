@@ -176,6 +176,34 @@ def test_one_byte_changed_anywhere_in_a_real_pickle_is_refused(tmp_path, offset_
         load_artifact(folder)
 
 
+@pytest.mark.parametrize("how", ["truncated", "not_a_pickle", "empty"])
+def test_a_signed_but_damaged_pickle_is_an_artifact_error_not_a_traceback(tmp_path, how):
+    """Damaged before it was signed (a disk error, an interrupted copy that was then signed):
+    the signature matches, unpickling fails, and that is a clear ArtifactError (exit 2)."""
+    folder = save_artifact({"weights": np.arange(50_000)}, tmp_path / "models", {})
+    data = (folder / MODEL_FILE).read_bytes()
+    damaged = {"truncated": data[: len(data) // 3], "not_a_pickle": b"<html>", "empty": b""}[how]
+    (folder / MODEL_FILE).write_bytes(damaged)
+    sign_folder(folder, model_key())
+    with pytest.raises(
+        ArtifactError, match=r"model\.joblib matches its signature but cannot be unpickled"
+    ):
+        load_artifact(folder)
+
+
+def test_a_signed_folder_of_something_else_is_not_served(tmp_path, capsys):
+    """A pickle signed with the key that is not an engage model fails at load, with exit 2,
+    not on the first request (score) or in a server that dies as it starts (serve)."""
+    from engage.cli import EXIT_BAD_INPUT, main
+    from serving import load_model
+
+    folder = save_artifact({"weights": [1, 2]}, tmp_path / "models", {}, registry=REGISTERED)
+    with pytest.raises(ArtifactError, match=r"model\.joblib holds a dict, not an engage model"):
+        load_model(folder)
+    assert main(["serve", "--model", str(folder), "--port", "0"]) == EXIT_BAD_INPUT
+    assert "not an engage model" in capsys.readouterr().err
+
+
 def test_the_trap_does_fire_when_the_key_holder_signed_it(tmp_path):
     """Control: signed with the right key the trap is
     unpickled, so the tests above are not vacuous."""
