@@ -33,10 +33,11 @@ features: install ## Build the feature table from the embedded data into build/f
 validate: install ## Validate the embedded data and print the report
 	$(BIN)/engage validate
 
-gates: install ## The checks CI runs before the tests: ruff lint and format, mypy
+gates: install ## The checks CI runs before the tests: ruff lint and format, mypy, import contracts
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: gates ## Run the gates, then the test suite (the heavy reliability runs are `make reliability`)
 	$(BIN)/pytest -m 'not reliability'
@@ -67,4 +68,4 @@ mlflow-ui: install ## Open the MLflow UI on the local tracking store (mlflow.db)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $(MLFLOW_UI_PORT)
 
 clean: ## Remove the virtual environment and build outputs (keeps models/ and mlflow.db)
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -1,15 +1,25 @@
-"""Subcommands beyond the foundation: train, evaluate (and, from serving, score and serve)."""
+"""Subcommands beyond the foundation: train, evaluate and promote."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engage.serve_commands import register_serving
+from engage.common import (
+    UsageError,
+    add_data_arguments,
+    add_engine_arguments,
+    check_output_file,
+    check_output_folder,
+    int_at_least,
+    load_inputs,
+    resolve_data_paths,
+    uses_dask,
+)
+from engage.scale_commands import train_on_dask
 from features.outputs import write_text
 
 
@@ -18,14 +28,6 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engage.cli import (
-        UsageError,
-        check_output_file,
-        check_output_folder,
-        load_inputs,
-        resolve_data_paths,
-    )
-    from engage.scale_commands import train_on_dask, uses_dask
     from training.config import TrainConfig
     from training.signals import TrainingInterrupted
     from training.train import comparison_table, run_training
@@ -80,7 +82,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engage.cli import check_output_file, load_inputs
     from serving.identity import identify
     from serving.predictor import load_model
     from training.checks import review
@@ -120,7 +121,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from engage.cli import UsageError, load_inputs
     from training.promote import PromotionRefused, promote
 
     if args.force and not (args.reason or "").strip():
@@ -146,9 +146,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    from engage.cli import add_data_arguments, int_at_least
-    from engage.scale_commands import add_engine_arguments
-
     p = sub.add_parser(
         "train", help="train the model, evaluate it against baselines, save it and log it to MLflow"
     )
@@ -217,8 +214,6 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 
 def register_promote(sub: argparse._SubParsersAction) -> None:
-    from engage.cli import add_data_arguments
-
     p = sub.add_parser(
         "promote",
         help="move the champion alias to a registered version: verified, and only if "
@@ -249,10 +244,3 @@ def register_promote(sub: argparse._SubParsersAction) -> None:
         "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
     )
     p.set_defaults(func=cmd_promote)
-
-
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    register_train,
-    register_promote,
-    register_serving,
-]

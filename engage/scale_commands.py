@@ -11,48 +11,11 @@ import argparse
 import sys
 from typing import Any
 
-from features.distributed import ENGINES
+from engage.common import UsageError, parse_time, resolve_data_paths, write_table
 from features.outputs import console_text
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    from engage.cli import int_at_least
-
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="pandas",
-        help="pandas (default: in memory, one process) or "
-        "dask (partitioned by influencer, on a cluster)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --engine dask: the scheduler of an existing cluster "
-        "(tcp://host:8786); default: a local cluster sized to this machine",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int_at_least(1),
-        metavar="N",
-        help="with --engine dask: influencer buckets (default: as many as the input's partitions)",
-    )
-
-
-def uses_dask(args: argparse.Namespace) -> bool:
-    """True for ``--engine dask``; a Dask-only option with the pandas engine is a usage error."""
-    from engage.cli import UsageError
-
-    if getattr(args, "engine", "pandas") == "dask":
-        return True
-    for option in ("scheduler", "partitions"):
-        if getattr(args, option, None) is not None:
-            raise UsageError(f"--{option} needs --engine dask")
-    return False
-
-
 def _inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str]]:
-    from engage.cli import UsageError, resolve_data_paths
     from features.distributed import read_any
 
     profiles_path, posts_path = resolve_data_paths(args)
@@ -64,7 +27,6 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str]]:
 
 
 def _check_folder_output(args: argparse.Namespace) -> None:
-    from engage.cli import UsageError
 
     if str(args.out).lower().endswith((".csv", ".gz", ".xlsx", ".html", ".parquet", ".pq")):
         raise UsageError(
@@ -74,7 +36,6 @@ def _check_folder_output(args: argparse.Namespace) -> None:
 
 
 def _report(report: Any, args: argparse.Namespace) -> None:
-    from engage.cli import write_table
 
     if getattr(args, "rejects", None):
         write_table(report.rejects_frame(), args.rejects)
@@ -83,7 +44,6 @@ def _report(report: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_features_dask(args: argparse.Namespace) -> int:
-    from engage.cli import parse_time
     from features.distributed import dask_client, write_features_dask
 
     _check_folder_output(args)
@@ -107,7 +67,6 @@ def cmd_features_dask(args: argparse.Namespace) -> int:
 
 
 def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
-    from engage.cli import UsageError, resolve_data_paths
     from features.distributed import dask_client
     from training.distributed import run_training_dask
 
@@ -135,7 +94,6 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
     """
     from functools import partial
 
-    from engage.cli import parse_time
     from features.distributed import dask_client, score_dask
     from serving.planner import add_fee_columns, read_candidates
     from serving.predictor import load_model

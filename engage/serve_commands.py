@@ -14,6 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engage.common import (
+    UsageError,
+    add_data_arguments,
+    add_engine_arguments,
+    check_output_file,
+    parse_time,
+    resolve_data_paths,
+    uses_dask,
+)
+from engage.scale_commands import cmd_score_dask
 from serving.server import ServerLimits, machine_cpus
 
 SERVE_PORT = 5000  # MLflow's scoring-server default
@@ -37,8 +47,6 @@ MAX_TIMEOUT_S = 86400
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from engage.cli import UsageError, check_output_file, parse_time, resolve_data_paths
-    from engage.scale_commands import cmd_score_dask, uses_dask
     from features.contract import read_table
     from features.outputs import console_text
     from serving.planner import (
@@ -206,7 +214,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
     """``engage serve``'s limit options, checked (exit 2 on a value that cannot work)."""
-    from engage.cli import UsageError
 
     workers = machine_cpus() if args.workers is None else args.workers
     if workers < 1:
@@ -253,7 +260,6 @@ def port_number(text: str) -> int:
 def check_listen_address(host: str, port: int) -> None:
     """Refuse, before the model is loaded, an address the server could not listen on (a port in
     use, a host name that is not this machine's); the server's own failure would be exit 1."""
-    from engage.cli import UsageError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -277,8 +283,6 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def register_serving(sub: argparse._SubParsersAction) -> None:
-    from engage.cli import add_data_arguments
-    from engage.scale_commands import add_engine_arguments
 
     p = sub.add_parser(
         "score",

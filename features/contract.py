@@ -39,6 +39,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.datasets import is_dataset_path, read_parquet_any
+from features.errors import DataError
 from features.keys import (
     combine_hashes,
     own_arrow_text,
@@ -138,10 +140,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0", ""}
-
-
-class DataError(ValueError):
-    """An input file cannot be read at all (missing, empty, wrong format or encoding)."""
 
 
 @dataclass
@@ -256,10 +254,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     A header naming one column twice (also once surrounding space and case are ignored) is
     refused: which of the two holds the values is unknowable. A folder, glob or URL
-    (``s3://...``) of Parquet files is read by :func:`features.distributed.read_parquet_any`.
+    (``s3://...``) of Parquet files is read by :func:`features.datasets.read_parquet_any`.
     """
-    from features.distributed import is_dataset_path, read_parquet_any
-
     if is_dataset_path(path):
         return read_parquet_any(path)
     path = Path(path)

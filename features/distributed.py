@@ -32,8 +32,8 @@ Small driver-side tables (a campaigns table, a shortlist) are cut by influencer 
 :func:`map_by_influencer`); batch scoring can run a per-bucket step after scoring (fee
 columns, say: ``finish`` of :func:`score_dask`).
 
-Reading: :func:`read_parquet_any` takes a Parquet file, a folder, a glob or any fsspec URL
-(``s3://``, ``gs://``, ``abfs://``, ...) for both engines.
+Reading: :func:`features.datasets.read_parquet_any` takes a Parquet file, a folder, a glob or
+any fsspec URL (``s3://``, ``gs://``, ``abfs://``, ...) for both engines.
 
 Nothing here starts a cluster at import time; :func:`dask_client` does, when asked.
 """
@@ -41,7 +41,6 @@ Nothing here starts a cluster at import time; :func:`dask_client` does, when ask
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,15 +57,20 @@ from features.contract import (
     DataValidationError,
     ValidatedData,
     ValidationReport,
+    describe_duplicate_columns,
+    duplicate_columns,
     read_table,
     validate,
 )
+from features.datasets import (
+    is_dataset_path,
+    parquet_files,
+    read_parquet_any,
+)
 
-ENGINES = ("pandas", "dask")
 BUCKET = "_engage_bucket"
 # Each input row's place in the input, attached before the shuffle (see with_row_numbers).
 ROW = "_engage_row"
-PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".gz", ".txt", ".tsv")
 # Stands in for the missing profile of a partition without profiles
 # (orphan posts, shortlisted names without a profile), so that the
@@ -77,103 +81,6 @@ PartFunc = Callable[..., tuple[pd.DataFrame | None, ValidationReport]]
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def is_dataset_path(path: str | Path) -> bool:
-    """True for what only :func:`read_parquet_any` reads: a URL, a glob or a folder."""
-    text = str(path)
-    return "://" in text or any(ch in text for ch in "*?[") or Path(text).is_dir()
-
-
-def _natural_key(text: str) -> list[Any]:
-    """Sort key putting ``part-2`` before ``part-10``:
-    Dask's file order, so both engines number rows alike."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def parquet_files(
-    path: str | Path, storage_options: dict[str, Any] | None = None
-) -> tuple[Any, list[str]]:
-    """The fsspec filesystem and the Parquet files that a file, folder, glob or URL names.
-
-    Files come in Dask's order (natural sort of the paths), the order in which both engines
-    read them and number their rows.
-    """
-    import fsspec
-
-    fs, _, paths = fsspec.get_fs_token_paths(str(path), storage_options=storage_options or {})
-    files: list[str] = []
-    for item in paths:
-        if fs.isdir(item):
-            # Names starting with '.' or '_' (files or folders: staging folders, _SUCCESS) are
-            # not data, as for pyarrow's and Spark's readers.
-            base = str(item).rstrip("/")
-            files += sorted(
-                f
-                for f in fs.find(item)
-                if f.lower().endswith(PARQUET_SUFFIXES)
-                and not any(
-                    part.startswith((".", "_")) for part in f[len(base) :].strip("/").split("/")
-                )
-            )
-        else:
-            files.append(item)
-    if not files:
-        raise DataError(f"{path}: no Parquet files found")
-    return fs, sorted(files, key=_natural_key)
-
-
-def read_parquet_any(
-    path: str | Path,
-    *,
-    engine: str = "pandas",
-    columns: Sequence[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
-    blocksize: str = "32MiB",
-) -> Any:
-    """Read a Parquet file, folder, glob or fsspec URL as one pandas or Dask DataFrame.
-
-    Parameters
-    ----------
-    path
-        ``posts.parquet``, ``data/posts/``, ``data/posts/*.parquet``, ``s3://bucket/posts/``...
-    engine
-        ``"pandas"`` (read everything into memory) or ``"dask"`` (lazy, one partition per file
-        or row group, read on the workers).
-    columns
-        Only these columns (all by default).
-    storage_options
-        Passed to fsspec (credentials, endpoint, ...); usually the environment is enough.
-    blocksize
-        Dask: row groups are packed into partitions of about this much *uncompressed* Parquet
-        data. Text-heavy tables take several times that in pandas, so it is kept well below a
-        worker's memory; a file written as one huge row group cannot be split at all.
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    if engine == "dask":
-        import dask.dataframe as dd
-
-        try:
-            return dd.read_parquet(
-                str(path),
-                columns=list(columns) if columns else None,
-                storage_options=storage_options,
-                split_row_groups="infer",
-                blocksize=blocksize,
-            )
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot be read as Parquet: {exc}") from exc
-    import pyarrow.dataset as ds
-
-    fs, files = parquet_files(path, storage_options)
-    try:
-        table = ds.dataset(files, filesystem=fs, format="parquet").to_table(
-            columns=list(columns) if columns else None
-        )
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as Parquet: {exc}") from exc
-    return table.to_pandas()
 
 
 def check_csv_headers(
@@ -187,8 +94,6 @@ def check_csv_headers(
     import zlib
 
     import fsspec
-
-    from features.contract import describe_duplicate_columns, duplicate_columns
 
     try:
         opened = fsspec.open_files(

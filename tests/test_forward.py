@@ -9,8 +9,9 @@ import pytest
 from features.contract import validate
 from features.pipeline import BASELINE_FEATURE, creator_cell_weights, interval_group
 from training.config import TrainConfig
-from training.evaluation import fit_model, horizon_pairs, new_model
+from training.evaluation import fit_model, horizon_pairs
 from training.examples import post_examples
+from training.fitting import new_model
 from training.forward import (
     MIN_POSTS,
     RATE_FLOOR,

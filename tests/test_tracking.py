@@ -531,9 +531,8 @@ def test_promote_refuses_a_version_whose_files_were_changed(trained, capsys):
 
 
 def test_serve_and_the_mlflow_ui_do_not_share_a_default_port():
-    from engage.cli import _register_optional_commands, build_parser
+    from engage.cli import build_parser
 
-    _register_optional_commands()
     serve = build_parser().parse_args(["serve", "--model", "latest"])
     makefile = (REPO / "Makefile").read_text()
     ui_port = int(re.search(r"^MLFLOW_UI_PORT \?= (\d+)$", makefile, re.M).group(1))

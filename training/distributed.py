@@ -51,7 +51,7 @@ from features.pipeline import (
     interval_group,
 )
 from training.config import TrainConfig
-from training.evaluation import boosting_rounds, horizon_pairs, influencer_holdout, new_model
+from training.evaluation import boosting_rounds, horizon_pairs
 from training.examples import (
     ExampleSet,
     campaign_examples,
@@ -60,6 +60,7 @@ from training.examples import (
     post_platform,
     validate_campaigns,
 )
+from training.fitting import influencer_holdout, new_model
 
 LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST = (
     "_label",

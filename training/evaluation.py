@@ -21,31 +21,15 @@ from features.pipeline import EngagementModel
 from training.baselines import Baseline, all_baselines
 from training.config import TrainConfig
 from training.examples import ExampleSet, example_weights
+from training.fitting import influencer_holdout, new_model
 from training.metrics import all_metrics, reach_calibration, reach_targets
+from training.tuning import tune_params
 
 Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     return None
-
-
-def influencer_holdout(influencers: pd.Series, share: float, seed: int) -> np.ndarray:
-    """Boolean mask: True for rows of a random ``share`` of influencers (all their rows)."""
-    unique = np.asarray(pd.unique(influencers), dtype=object)
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(unique, size=max(1, int(round(len(unique) * share))), replace=False)
-    return influencers.isin(chosen).to_numpy()
-
-
-def new_model(config: TrainConfig, params: dict[str, Any] | None = None) -> EngagementModel:
-    return EngagementModel(
-        params or config.lgbm_params,
-        config.interval_level,
-        config.seed,
-        config.prior_strength,
-        config.n_topics,
-    )
 
 
 def boosting_rounds(
@@ -103,8 +87,6 @@ def fit_model(
     valid = influencer_holdout(train.base["influencer"], config.validation_share, config.seed + 1)
     params = params or config.lgbm_params
     if config.tune_trials > 0 and params is config.lgbm_params:
-        from training.tuning import tune_params
-
         params = tune_params(train, config)
     rounds = boosting_rounds(train, valid, config, params)
     model = new_model(config, params).fit(

@@ -13,12 +13,11 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.examples import ExampleSet
+from training.fitting import influencer_holdout, new_model
 
 
 def tune_params(train: ExampleSet, config: TrainConfig) -> dict[str, Any]:
     import optuna
-
-    from training.evaluation import influencer_holdout, new_model
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     valid = influencer_holdout(train.base["influencer"], config.validation_share, config.seed + 2)

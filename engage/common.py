@@ -1,0 +1,208 @@
+"""What the ``engage`` subcommands share: the default data, the data and engine options, the
+checks on arguments and output paths, and the table writer.
+
+Every command module builds on this one (and nothing here imports a command module), so the
+imports run one way: :mod:`engage.cli` -> the command modules -> this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import ValidatedData, check_cutoff, load_and_validate
+from features.contract import parse_time as parse_iso_time
+from features.datasets import ENGINES
+from features.outputs import (
+    atomic_output,
+    console_text,
+    existing_mode,
+    neutralise_formulas,
+    read_only_message,
+)
+
+# The embedded default data set ships with the source tree (see data/README.md).
+EMBEDDED_DATA = Path(__file__).resolve().parents[1] / "data" / "instagram"
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot be used (reported with exit status 2)."""
+
+
+def embedded_profiles() -> Path:
+    return EMBEDDED_DATA / "profiles.csv.gz"
+
+
+def embedded_posts() -> Path:
+    return EMBEDDED_DATA / "posts.csv.gz"
+
+
+def data_path(text: str) -> Path | str:
+    """A local path, or a URL kept as text (``Path`` would turn ``s3://b/k`` into ``s3:/b/k``)."""
+    return text if "://" in text else Path(text)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profiles",
+        type=data_path,
+        help="profiles table (CSV, CSV.gz or Parquet; Parquet also "
+        "as a folder, glob or URL); default: the embedded data",
+    )
+    parser.add_argument(
+        "--posts",
+        type=data_path,
+        help="posts table (CSV, CSV.gz or Parquet; Parquet also "
+        "as a folder, glob or URL); default: the embedded data",
+    )
+
+
+def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The profiles/posts paths to use: both given, or neither (the embedded data)."""
+    if args.profiles is None and args.posts is None:
+        return embedded_profiles(), embedded_posts()
+    if args.profiles is None:
+        raise UsageError(
+            "--posts was given without --profiles; pass both, or neither for the embedded data"
+        )
+    return args.profiles, args.posts
+
+
+def load_inputs(args: argparse.Namespace) -> ValidatedData:
+    profiles, posts = resolve_data_paths(args)
+    data = load_and_validate(profiles, posts)
+    if getattr(args, "rejects", None):
+        write_table(data.report.rejects_frame(), args.rejects)
+    if data.report.handled:
+        print(console_text(data.report.format(), keep_newlines=True), file=sys.stderr)
+    return data
+
+
+def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None:
+    """A cutoff given on the command line: ISO 8601 (as the data contract reads times), in UTC,
+    between the first plausible post and now (:func:`features.contract.check_cutoff`)."""
+    if text is None:
+        return None
+    try:
+        return check_cutoff(parse_iso_time(text, option), option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small; use {minimum} or more")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    return parse
+
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def check_output_file(
+    path: Path | str | None, option: str, suffixes: tuple[str, ...] | None = None
+) -> None:
+    """Refuse, before any work, an output file that could not be written: a folder's name, a
+    path under a file, a folder without write permission, or (with ``suffixes``) an ending
+    that is not one of them. URLs are left to their filesystem."""
+    if path is None or "://" in str(path):
+        return
+    path = Path(path)
+    if suffixes is not None and not path.name.lower().endswith(suffixes):
+        raise UsageError(f"{option} {path}: unknown output type; use {', '.join(suffixes)}")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    mode = existing_mode(path)
+    if mode is not None and not mode & 0o222:
+        raise UsageError(f"{option} {read_only_message(path)}")
+    _check_writable_parent(path, option)
+
+
+def check_output_folder(path: Path | str | None, option: str) -> None:
+    """Like :func:`check_output_file`, for an output that is a folder (models, synthetic data)."""
+    if path is None or "://" in str(path):
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file, not a folder; give a folder name")
+    _check_writable_parent(path, option)
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    # The nearest existing folder above must be a folder we may write in (it gets the new ones).
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"{option} {path}: {parent} is a file, not a folder; choose another path"
+                )
+            target = path if path.exists() else parent
+            if not os.access(target, os.W_OK):
+                raise UsageError(f"{option} {path}: no permission to write in {target}")
+            return
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV, CSV.gz or Parquet by the file ending, creating the parent folder.
+
+    Atomic (a failed write leaves the previous file); CSV text cells cannot run as formulas.
+    """
+    name = Path(path).name.lower()
+    with atomic_output(path) as temp:
+        if name.endswith((".parquet", ".pq")):
+            frame.to_parquet(temp, index=False)
+        else:
+            neutralise_formulas(frame).to_csv(temp, index=False)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="pandas",
+        help="pandas (default: in memory, one process) or "
+        "dask (partitioned by influencer, on a cluster)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of an existing cluster "
+        "(tcp://host:8786); default: a local cluster sized to this machine",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int_at_least(1),
+        metavar="N",
+        help="with --engine dask: influencer buckets (default: as many as the input's partitions)",
+    )
+
+
+def uses_dask(args: argparse.Namespace) -> bool:
+    """True for ``--engine dask``; a Dask-only option with the pandas engine is a usage error."""
+    if getattr(args, "engine", "pandas") == "dask":
+        return True
+    for option in ("scheduler", "partitions"):
+        if getattr(args, option, None) is not None:
+            raise UsageError(f"--{option} needs --engine dask")
+    return False
