@@ -26,6 +26,7 @@ from engage.common import (
     add_engine_arguments,
     check_output_file,
     check_output_folder,
+    check_outputs_are_not_inputs,
     embedded_posts,
     embedded_profiles,
     int_at_least,
@@ -157,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_outputs_are_not_inputs(args)
         return int(args.func(args) or 0)
     except (DataValidationError, DataError, UsageError, ArtifactError, OutputError) as exc:
         # Messages quote the input's own values (handles, categories): never raw to a terminal.

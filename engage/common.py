@@ -136,6 +136,58 @@ def check_output_file(
     _check_writable_parent(path, option)
 
 
+# Options naming files a command reads, and files or folders it writes (argparse dest names).
+INPUT_OPTIONS = ("profiles", "posts", "fees", "shortlist", "campaigns")
+OUTPUT_OPTIONS = ("out", "rejects", "metrics_out", "out_dir")
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)  # also through links and other spellings
+    except OSError:
+        pass
+    return a.absolute().resolve() == b.absolute().resolve()
+
+
+def check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output that is one of the command's inputs (it would be
+    replaced by the output: the input lost), or the same file as another output."""
+    named: list[tuple[str, Path]] = []
+    for dest in INPUT_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is not None and "://" not in str(value):
+            named.append((dest, Path(value)))
+    if "profiles" in vars(args) and args.profiles is None and args.posts is None:
+        named += [("profiles", embedded_profiles()), ("posts", embedded_posts())]
+    seen: list[tuple[str, Path]] = []
+    for dest in OUTPUT_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is None or "://" in str(value):
+            continue
+        path = Path(value)
+        for other, other_path in named:
+            if _same_path(path, other_path):
+                what = (
+                    "the embedded data" if args.profiles is None else f"the {_option(other)} input"
+                )
+                raise UsageError(
+                    f"{_option(dest)} {path}: is {what}; writing it would replace that input. "
+                    "Choose another name"
+                )
+        for other, other_path in seen:
+            if _same_path(path, other_path):
+                raise UsageError(
+                    f"{_option(dest)} {path}: is also {_option(other)}; one would replace the "
+                    "other. Choose two names"
+                )
+        seen.append((dest, path))
+
+
 def check_output_folder(path: Path | str | None, option: str) -> None:
     """Like :func:`check_output_file`, for an output that is a folder (models, synthetic data)."""
     if path is None or "://" in str(path):

@@ -146,7 +146,8 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     clean = pd.DataFrame(
         {"influencer": influencer, "fee": fee, "currency": currencies[0] if currencies else ""}
     )
-    conflicting = clean.drop_duplicates(["influencer", "fee"])["influencer"]
+    named = clean[influencer.notna() & (influencer != "")]  # missing names are reported above
+    conflicting = named.drop_duplicates(["influencer", "fee"])["influencer"]
     conflicting = conflicting[conflicting.duplicated()]
     if len(conflicting):
         problems.append(
@@ -175,10 +176,20 @@ def read_sheet(path: Path) -> pd.DataFrame:
         return read_table(path)
     if not Path(path).is_file():
         raise DataError(f"{path}: file not found")
+    _check_unpacked_size(Path(path))
     try:
         # As text, like CSV: the checks decide what parses and name the rows that do not. The
-        # header is read as a row: pandas would rename a repeated name ("fee", "fee.1").
-        sheet = pd.read_excel(path, sheet_name=0, header=None, dtype=str, engine="openpyxl")
+        # header is read as a row: pandas would rename a repeated name ("fee", "fee.1"). Only
+        # an empty cell is missing: "NA", "null" or "None" may be someone's handle, as in CSV.
+        sheet = pd.read_excel(
+            path,
+            sheet_name=0,
+            header=None,
+            dtype=str,
+            engine="openpyxl",
+            keep_default_na=False,
+            na_values=[""],
+        )
     except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
         raise DataError(
             f"{path}: cannot be read as an Excel workbook "
@@ -195,6 +206,28 @@ def read_sheet(path: Path) -> pd.DataFrame:
     frame = sheet.iloc[1:].reset_index(drop=True)
     frame.columns = header
     return frame
+
+
+# An .xlsx is a zip: a fee table or shortlist unpacks to far less; a "zip bomb" to gigabytes.
+MAX_WORKBOOK_UNPACKED_BYTES = 200 * 2**20
+
+
+def _check_unpacked_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            unpacked = sum(item.file_size for item in book.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(
+            f"{path}: cannot be read as an Excel workbook ({exc}); re-save it as .xlsx or .csv"
+        ) from None
+    if unpacked > MAX_WORKBOOK_UNPACKED_BYTES:
+        raise DataError(
+            f"{path}: the workbook unpacks to {unpacked / 2**20:.0f} MB, over the "
+            f"{MAX_WORKBOOK_UNPACKED_BYTES // 2**20} MB a fee table or shortlist can need; "
+            "save the table as CSV"
+        )
 
 
 def read_fees(path: Path) -> Fees:

@@ -106,6 +106,7 @@ class Case:
     file_format: str = "csv"  # csv | csv.gz | parquet
     raw: dict[str, bytes] = field(default_factory=dict)  # file bytes replacing a table's file
     fees: pd.DataFrame | None = None
+    fees_format: str = "csv"  # csv | xlsx
     as_of: str = AS_OF
     cli_args: list[str] = field(default_factory=list)
     out_name: str = "out.csv"  # relative to the case's folder, for engage score --out
@@ -114,6 +115,15 @@ class Case:
     # Where REST must answer otherwise (its columns are matched by exact name, see the kinds).
     rest_expect: str | None = None
     rest_column: str | None = None
+    # Phrases every refusal must hold (the file at fault, the variable to set).
+    must_name: tuple[str, ...] = ()
+    # A fault in the model the case is scored with (see MODEL_FAULTS), and in the signing key.
+    model_fault: str = ""
+    key_fault: str = ""
+    cut: float = 0.5  # where a truncated file is cut, as a share of its length
+    # A fault in the output path (see OUTPUT_FAULTS); the output's earlier contents, if any.
+    output_fault: str = ""
+    previous_out: bytes | None = None
 
     def frame(self, table: str) -> pd.DataFrame:
         return self.profiles if table == "profiles" else self.posts
@@ -459,9 +469,51 @@ def _fee_bad(draw: st.DrawFn, case: Case) -> None:
     fees = _fees(case)
     row = draw(st.integers(0, len(fees) - 1))
     fees.loc[row, "fee"] = draw(st.sampled_from(FEE_BAD))
-    case.fees = fees
-    case.detail += f"fee[{row + 1}]={fees.loc[row, 'fee']!r} "
+    case.fees, case.fees_format = fees, draw(st.sampled_from(["csv", "xlsx"]))
+    case.detail += f"fee[{row + 1}]={fees.loc[row, 'fee']!r} in {case.fees_format} "
     _refuse(case, "fees", "fee")
+
+
+@kind("fee_table_broken", surfaces=("cli", "api"))
+def _fee_table_broken(draw: st.DrawFn, case: Case) -> None:
+    fees = _fees(case)
+    how = draw(st.sampled_from(["names_missing", "name_twice", "header_twice", "no_fee_column"]))
+    case.fees_format = draw(st.sampled_from(["csv", "xlsx"]))
+    if how == "names_missing":  # blank names with different fees (was a traceback)
+        rows = draw(st.lists(st.integers(0, len(fees) - 1), min_size=1, max_size=3, unique=True))
+        fees.loc[rows, "influencer"] = ""
+        _refuse(case, "fees", "influencer")
+    elif how == "name_twice":
+        fees.loc[len(fees)] = [fees.loc[0, "influencer"], "999", "EUR"]
+        _refuse(case, "fees", "influencer")
+    elif how == "header_twice":
+        twin = draw(st.sampled_from(["fee", "Fee", " fee "]))
+        fees = pd.concat([fees, fees["fee"].rename(twin)], axis=1)
+        _refuse(case, "fees", None)
+        case.must_name = ("more than once",)
+    else:
+        fees = fees.rename(columns={"fee": draw(st.sampled_from(["price", "cost", "fees"]))})
+        _refuse(case, "fees", None)
+        case.must_name = ("fee",)
+    case.fees = fees
+    case.detail += f"{how} in {case.fees_format} "
+
+
+@kind("key_looks_missing")
+def _key_looks_missing(draw: st.DrawFn, case: Case) -> None:
+    """A handle that pandas' defaults would read as missing ("NA", "null", ...): a name, as
+    written, in files of every kind, a fee table (CSV or Excel) and requests."""
+    name = draw(st.sampled_from(["NA", "null", "None", "nan", "N/A", "#N/A", "NULL", "n/a"]))
+    row = draw(st.integers(0, len(case.profiles) - 2))  # one with posts
+    old = case.profiles.loc[row, "influencer"]
+    case.profiles = case.profiles.replace({"influencer": {old: name}})
+    case.posts = case.posts.replace({"influencer": {old: name}})
+    if draw(st.booleans()):
+        case.fees = _fees(case)
+        case.fees_format = draw(st.sampled_from(["csv", "xlsx"]))
+        case.surfaces = ("cli", "api")
+    case.detail += f"{old} renamed {name!r} (fees: {case.fees is not None}) "
+    case.expect = "clean"
 
 
 @kind("as_of_not_a_cutoff", surfaces=("cli", "api"))
@@ -526,6 +578,116 @@ def _cli_argument(draw: st.DrawFn, case: Case) -> None:
         )
     case.detail += how
     case.expect = "refused"
+
+
+# ----------------------------------------------------------------- refused: the model and the key
+#
+# A model fault is applied to a copy of the served model folder; the CLI scores with it, the
+# Python API loads it (serving.load_model) and "rest" is `engage serve` starting on it, which must
+# refuse before the server starts. Nothing may be unpickled from a planted pickle, and no output
+# file may be written.
+
+MODEL_FAULTS = {
+    # tampered with after signing
+    "model_byte_changed": "model.joblib",
+    "metadata_byte_changed": "metadata.json",
+    "manifest_missing": "MANIFEST.json is missing",
+    "manifest_garbled": "MANIFEST.json is unreadable",
+    "planted_pickle": "signature of MANIFEST.json does not match",
+    "planted_file": "not covered by the signed manifest",
+    "signed_with_another_key": "signed with another key",
+    "legacy_manifest": "MANIFEST.sha256",
+    # damaged, or of something else, and then signed with the right key
+    "truncated_booster_signed": "model.joblib matches its signature but cannot be unpickled",
+    "not_a_pickle_signed": "model.joblib matches its signature but cannot be unpickled",
+    "not_an_engage_model": "not an engage model",
+    "metadata_not_json": "metadata.json is not JSON",
+    "manifest_omits_model": "model.joblib is not covered by the signed manifest",
+    # files missing
+    "truncated_booster": "model.joblib does not match its SHA-256",
+    "model_file_missing": "model.joblib is missing",
+    "metadata_missing": "metadata.json is missing",
+    "folder_missing": "no such model folder",
+    "path_is_a_file": "no such model folder",
+}
+
+KEY_FAULTS = {
+    "key_missing": "no model signing key",
+    "key_wrong": "signed with another key",
+    "key_too_short": "characters, at least 32",
+    "key_file_readable_by_others": "accessible to other users",
+    "key_file_missing": "does not exist",
+}
+
+
+def _model_refusal(case: Case, fault: str, phrase: str) -> None:
+    case.expect, case.table, case.column = "refused", None, None
+    case.must_name = (phrase,)
+    case.surfaces = ("cli", "api", "rest")
+    case.detail += fault
+
+
+@kind("model_tampered", surfaces=("cli", "api", "rest"))
+def _model_tampered(draw: st.DrawFn, case: Case) -> None:
+    names = [n for n in MODEL_FAULTS if n not in _MODEL_DAMAGED]
+    case.model_fault = draw(st.sampled_from(names))
+    _model_refusal(case, case.model_fault, MODEL_FAULTS[case.model_fault])
+
+
+_MODEL_DAMAGED = (
+    "truncated_booster_signed",
+    "not_a_pickle_signed",
+    "not_an_engage_model",
+    "metadata_not_json",
+    "manifest_omits_model",
+    "truncated_booster",
+    "model_file_missing",
+    "metadata_missing",
+    "folder_missing",
+    "path_is_a_file",
+)
+
+
+@kind("model_damaged_or_missing", surfaces=("cli", "api", "rest"))
+def _model_damaged(draw: st.DrawFn, case: Case) -> None:
+    case.model_fault = draw(st.sampled_from(_MODEL_DAMAGED))
+    case.cut = draw(st.floats(0.0, 0.99))
+    _model_refusal(case, case.model_fault, MODEL_FAULTS[case.model_fault])
+
+
+@kind("model_key_problem", surfaces=("cli", "api", "rest"))
+def _model_key(draw: st.DrawFn, case: Case) -> None:
+    case.key_fault = draw(st.sampled_from(sorted(KEY_FAULTS)))
+    case.model_fault = "copy"  # an intact copy, loaded under the faulty key
+    _model_refusal(case, case.key_fault, KEY_FAULTS[case.key_fault])
+
+
+# ----------------------------------------------------------------- refused: the output path
+#
+# `engage score --out` where the file cannot be written: exit 2 naming the file, the previous
+# file (if any) byte for byte as it was, and no temporary file left beside it.
+
+OUTPUT_FAULTS = {
+    "folder_unwritable": "permission",
+    "disk_full": "no space left on the device",
+    "path_is_a_folder": "is a folder",
+    "existing_read_only": "read-only",
+}
+
+
+@kind("output_cannot_be_written", surfaces=("cli",))
+def _output_fault(draw: st.DrawFn, case: Case) -> None:
+    case.output_fault = draw(st.sampled_from(sorted(OUTPUT_FAULTS)))
+    suffix = draw(st.sampled_from([".csv", ".csv.gz", ".xlsx", ".html"]))
+    case.out_name = f"out/ranked{suffix}"
+    if case.output_fault != "path_is_a_folder" and draw(st.booleans()):
+        case.previous_out = b"the previous good output\n"
+    if case.output_fault == "existing_read_only":
+        case.previous_out = b"a file someone made read-only\n"
+    case.cut = draw(st.sampled_from([0.0, 0.01, 0.1]))  # disk_full: x 2000 bytes fit
+    case.expect, case.table, case.column = "refused", None, None
+    case.must_name = (f"ranked{suffix}", OUTPUT_FAULTS[case.output_fault])
+    case.detail += f"{case.output_fault} {case.out_name} previous={case.previous_out is not None}"
 
 
 # ----------------------------------------------------------------- handled: the documented handling
@@ -650,6 +812,7 @@ def _count_forms(draw: st.DrawFn, case: Case) -> None:
 @kind("fees_handled", surfaces=("cli", "api"))
 def _fees_handled(draw: st.DrawFn, case: Case) -> None:
     fees = _fees(case)
+    case.fees_format = draw(st.sampled_from(["csv", "xlsx"]))
     how = draw(st.sampled_from(["empty_fee", "unknown_name", "decimals"]))
     if how == "empty_fee":
         fees.loc[draw(st.integers(0, len(fees) - 1)), "fee"] = ""
@@ -668,12 +831,18 @@ def _fees_handled(draw: st.DrawFn, case: Case) -> None:
 @kind("combined", surfaces=("cli", "api"))
 def _combined(draw: st.DrawFn, case: Case) -> None:
     # Two or three breaks at once: every refusal must still name each file at fault.
-    names = [n for n in KINDS if n not in ("combined", "cli_argument_bad", "as_of_not_a_cutoff")]
+    names = [
+        n
+        for n in KINDS
+        if n not in ("combined", "cli_argument_bad", "as_of_not_a_cutoff")
+        and not n.startswith(("model_", "output_"))  # faults of the run, not of the tables
+    ]
     parts = draw(st.lists(st.sampled_from(names), min_size=2, max_size=3))
     expects = []
     for name in parts:
         part = Case(name, case.profiles, case.posts)
         part.raw, part.fees, part.file_format = case.raw, case.fees, case.file_format
+        part.fees_format = case.fees_format
         try:
             KINDS[name].build(draw, part)
         except (KeyError, ValueError, IndexError):
@@ -685,6 +854,7 @@ def _combined(draw: st.DrawFn, case: Case) -> None:
             part.fees,
             part.file_format,
         )
+        case.fees_format = part.fees_format
         case.detail += f"[{name}: {part.detail}] "
         expects.append(part.expect)
     case.expect = "refused" if "refused" in expects else "either"
@@ -700,7 +870,8 @@ def cases(draw: st.DrawFn, kind_name: str) -> Case:
     case.surfaces = tuple(
         s for s in case.surfaces if s in KINDS[kind_name].surfaces and s != "rest_csv"
     )
-    if "rest" in case.surfaces and case.file_format != "parquet":  # CSV carries no types or lists
+    # CSV carries no types or lists; a model fault is one 'engage serve' start, not a request.
+    if "rest" in case.surfaces and case.file_format != "parquet" and not case.model_fault:
         case.surfaces = (*case.surfaces, "rest_csv")
     return case
 
@@ -734,9 +905,213 @@ def write_files(case: Case, folder: Path) -> dict[str, Path]:
             path.write_bytes(_file_bytes(case, table))
         paths[table] = path
     if case.fees is not None:
-        paths["fees"] = folder / "fees.csv"
-        case.fees.to_csv(paths["fees"], index=False)
+        paths["fees"] = folder / f"fees.{case.fees_format}"
+        if case.fees_format == "xlsx":  # every cell text, as a planner types it
+            case.fees.to_excel(paths["fees"], index=False)
+        else:
+            case.fees.to_csv(paths["fees"], index=False)
     return paths
+
+
+# --------------------------------------------------------------------------- faults of the run
+
+
+class _Trap:
+    """Unpickling this creates ``marker``: proof that a planted pickle ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+TRAP_MARKER = "PLANTED_PICKLE_RAN"
+
+
+def faulty_model(case: Case, folder: Path, pristine: Path) -> Path:
+    """A copy of the served model folder under ``folder`` with the case's fault applied."""
+    import json
+    import pickle
+    import shutil
+
+    from features.artifact import (
+        LEGACY_MANIFEST,
+        MANIFEST_FILE,
+        METADATA_FILE,
+        MODEL_FILE,
+        model_key,
+        sha256_of,
+        sign_folder,
+    )
+
+    target = folder / "models" / pristine.name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(pristine, target)
+    fault, model, meta = case.model_fault, target / MODEL_FILE, target / METADATA_FILE
+    key = model_key()
+
+    def flip(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[int(case.cut * (len(data) - 1))] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    def truncated(path: Path) -> bytes:
+        return path.read_bytes()[: int(case.cut * path.stat().st_size)]
+
+    if fault == "model_byte_changed":
+        flip(model)
+    elif fault == "metadata_byte_changed":
+        data = meta.read_bytes()
+        meta.write_bytes(data.replace(b'"version"', b'"versioN"', 1))
+    elif fault == "manifest_missing":
+        (target / MANIFEST_FILE).unlink()
+    elif fault == "manifest_garbled":
+        (target / MANIFEST_FILE).write_bytes(truncated(target / MANIFEST_FILE)[:-1] or b"{")
+    elif fault == "planted_pickle":  # the attack a bare checksum cannot stop
+        model.write_bytes(pickle.dumps(_Trap(folder / TRAP_MARKER)))
+        signed = json.loads((target / MANIFEST_FILE).read_text())
+        signed["files"] = {n: sha256_of(target / n) for n in signed["files"]}
+        (target / MANIFEST_FILE).write_text(json.dumps(signed))
+    elif fault == "planted_file":
+        (target / "sitecustomize.py").write_text("import os\n")
+    elif fault == "signed_with_another_key":
+        model.write_bytes(pickle.dumps(_Trap(folder / TRAP_MARKER)))
+        sign_folder(target, b"an attacker's own key, 32+ characters long")
+    elif fault == "legacy_manifest":
+        (target / MANIFEST_FILE).unlink()
+        (target / LEGACY_MANIFEST).write_text(f"{sha256_of(model)}  {MODEL_FILE}\n")
+    elif fault == "truncated_booster_signed":
+        model.write_bytes(truncated(model))
+        sign_folder(target, key)
+    elif fault == "not_a_pickle_signed":
+        model.write_bytes(b"<html>not a model</html>")
+        sign_folder(target, key)
+    elif fault == "not_an_engage_model":
+        import joblib
+
+        joblib.dump({"weights": [1, 2, 3]}, model)
+        sign_folder(target, key)
+    elif fault == "metadata_not_json":
+        meta.write_bytes(truncated(meta)[:-1] + b"\x00")
+        sign_folder(target, key)
+    elif fault == "manifest_omits_model":  # signed without the model, which is put back beside it
+        aside = folder / "aside.joblib"
+        model.rename(aside)
+        sign_folder(target, key)
+        aside.rename(model)
+    elif fault == "truncated_booster":
+        model.write_bytes(truncated(model))
+    elif fault == "model_file_missing":
+        model.unlink()
+    elif fault == "metadata_missing":
+        meta.unlink()
+    elif fault == "folder_missing":
+        shutil.rmtree(target)
+    elif fault == "path_is_a_file":
+        shutil.rmtree(target)
+        target.write_text("not a folder")
+    return target
+
+
+@contextlib.contextmanager
+def key_environment(case: Case, folder: Path) -> Any:
+    """The signing key as the case breaks it, for the duration of one surface's run."""
+    import os
+
+    from features.artifact import KEY_ENV, KEY_FILE_ENV
+
+    saved = {name: os.environ.get(name) for name in (KEY_ENV, KEY_FILE_ENV, "XDG_CONFIG_HOME")}
+    fault = case.key_fault
+    key_file = folder / "model.key"
+    if fault == "key_missing":
+        os.environ.pop(KEY_ENV, None)
+        os.environ.pop(KEY_FILE_ENV, None)
+        os.environ["XDG_CONFIG_HOME"] = str(folder / "empty-config")
+    elif fault == "key_wrong":
+        os.environ[KEY_ENV] = "another machine's key, 40 characters long"
+    elif fault == "key_too_short":
+        os.environ[KEY_ENV] = "short"
+    elif fault == "key_file_readable_by_others":
+        key_file.write_text(str(saved[KEY_ENV]))
+        key_file.chmod(0o644)
+        os.environ.pop(KEY_ENV, None)
+        os.environ[KEY_FILE_ENV] = str(key_file)
+    elif fault == "key_file_missing":
+        os.environ.pop(KEY_ENV, None)
+        os.environ[KEY_FILE_ENV] = str(folder / "no-such.key")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def output_fault(case: Case, out: Path) -> Any:
+    """The output path as the case breaks it. A folder cannot be made unwritable for root, so
+    there the creation of files in it fails as the kernel would fail it (EACCES)."""
+    import errno
+    import os
+
+    if out.parent != out and case.output_fault:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if case.previous_out is not None:
+        out.write_bytes(case.previous_out)
+    fault = case.output_fault
+    undo: list[Callable[[], None]] = []
+    if fault == "path_is_a_folder":
+        out.mkdir()
+    elif fault == "existing_read_only":
+        out.chmod(0o444)
+        undo.append(lambda: out.chmod(0o644))
+    elif fault == "folder_unwritable" and os.geteuid() != 0:
+        out.parent.chmod(0o555)
+        undo.append(lambda: out.parent.chmod(0o755))
+    elif fault == "folder_unwritable":
+        real_open = os.open
+
+        def refused(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if flags & os.O_CREAT and Path(path).parent.resolve() == out.parent.resolve():
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        os.open = refused  # type: ignore[assignment]
+        undo.append(lambda: setattr(os, "open", real_open))
+    elif fault == "disk_full":
+        import builtins
+
+        from tests.test_outputs import FullDisk
+
+        disk = FullDisk(out.parent, budget=int(case.cut * 2000))
+        real = builtins.open, io.open
+        builtins.open = io.open = disk.open  # type: ignore[assignment]
+
+        def restore() -> None:
+            builtins.open, io.open = real
+
+        undo.append(restore)
+    try:
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+
+
+def _state(path: Path) -> object:
+    """What is at ``path``: its bytes, 'folder' or None."""
+    if path.is_file():
+        return path.read_bytes()
+    return "folder" if path.is_dir() else None
+
+
+def _left_behind(out: Path) -> list[str]:
+    """Temporary files of an output beside it (atomic_output's '.<token>.tmp.<name>')."""
+    folder = out.parent
+    return sorted(p.name for p in folder.glob(".*.tmp.*")) if folder.is_dir() else []
 
 
 def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
@@ -745,6 +1120,8 @@ def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
 
     paths = write_files(case, folder)
     out = folder / case.out_name
+    if case.model_fault:
+        model_dir = faulty_model(case, folder, model_dir)
     argv = [
         "score",
         "--model",
@@ -765,25 +1142,49 @@ def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
         *case.cli_args,
     ]
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            status = main(argv)
-        except SystemExit as stop:  # argparse's own refusals
-            status = int(stop.code or 0)
+    with output_fault(case, out):
+        before = _state(out)
+        with (
+            key_environment(case, folder),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+        ):
+            try:
+                status = main(argv)
+            except SystemExit as stop:  # argparse's own refusals
+                status = int(stop.code or 0)
     err = stderr.getvalue()
     assert status in (0, 2), f"exit {status}: {err[-2000:]}"
     assert "Traceback" not in err, err
+    assert not (folder / TRAP_MARKER).exists(), f"a planted pickle ran: {case.detail}"
     if status == 2:
+        # Nothing half-written: the output as it was, no temporary file beside it.
+        assert _state(out) == before, f"{case.detail}: a refused run changed {out}"
+        assert not _left_behind(out), f"{case.detail}: left {_left_behind(out)}"
         return Outcome("cli", "refused", err)
     table = pd.read_csv(out, keep_default_na=False, na_values=[""])
     return Outcome("cli", "accepted", stdout.getvalue(), table, err)
 
 
-def run_api(case: Case, folder: Path, predictor: Any) -> Outcome:
-    """The Python API on the same files: ``read_table``, ``check_fees``, ``Predictor.score``."""
+def run_api(case: Case, folder: Path, predictor: Any, model_dir: Path | None = None) -> Outcome:
+    """The Python API on the same files: ``read_table``, ``check_fees``, ``Predictor.score``;
+    with a model fault, ``serving.load_model`` on the faulty copy of ``model_dir``."""
     from serving.planner import apply_fees, read_candidates
 
     paths = write_files(case, folder)
+    if case.model_fault:
+        assert model_dir is not None
+        from features.artifact import ArtifactError
+        from serving import load_model
+
+        faulty = faulty_model(case, folder, model_dir)
+        try:
+            with key_environment(case, folder):
+                predictor = load_model(faulty)
+        except ArtifactError as exc:
+            return Outcome("api", "refused", str(exc))
+        finally:
+            assert not (folder / TRAP_MARKER).exists(), f"a planted pickle ran: {case.detail}"
     try:
         profiles, posts = read_table(paths["profiles"]), read_table(paths["posts"])
         fees, shortlist = read_candidates(paths.get("fees"), None)
@@ -807,6 +1208,32 @@ def run_api(case: Case, folder: Path, predictor: Any) -> Outcome:
         table,
         "\n".join([scored.report.format(), *(f"note: {n}" for n in fee_notes)]),
     )
+
+
+def run_serve(case: Case, folder: Path, model_dir: Path) -> Outcome:
+    """``engage serve`` starting on the faulty model: it must refuse (exit 2) before it starts
+    the server; a server started for it fails the case rather than being left running."""
+    from unittest import mock
+
+    from engage.cli import main
+
+    faulty = faulty_model(case, folder, model_dir)
+    stderr = io.StringIO()
+
+    def no_server(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"engage serve started a server for a bad model: {case.detail}")
+
+    with (
+        key_environment(case, folder),
+        mock.patch("engage.serve_commands.subprocess.Popen", no_server),
+        contextlib.redirect_stderr(stderr),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        status = main(["serve", "--model", str(faulty), "--port", "0", "--workers", "1"])
+    err = stderr.getvalue()
+    assert not (folder / TRAP_MARKER).exists(), f"a planted pickle ran: {case.detail}"
+    assert status == 2 and "Traceback" not in err, f"exit {status}: {err[-2000:]}"
+    return Outcome("rest", "refused", err)
 
 
 def rest_rows(case: Case) -> pd.DataFrame | None:
@@ -874,7 +1301,7 @@ def assert_rows_accounted(report: Any) -> None:
 
 
 def _file_name(case: Case, table: str) -> str:
-    return "fees.csv" if table == "fees" else f"{table}.{case.file_format}"
+    return f"fees.{case.fees_format}" if table == "fees" else f"{table}.{case.file_format}"
 
 
 def check(case: Case, outcome: Outcome) -> str:
@@ -907,6 +1334,8 @@ def check(case: Case, outcome: Outcome) -> str:
                 assert case.option.replace("as_of", "--as-of") in message, (
                     f"{where}: {message[-1500:]}"
                 )
+            for phrase in case.must_name:
+                assert phrase in message, f"{where}: the refusal does not say {phrase!r}: {message}"
         return "refused"
     assert expect in ("handled", "clean", "either"), (
         f"{where}: accepted an input it must refuse; notes: {outcome.notes[-1500:]}"

@@ -107,7 +107,9 @@ def _fuzz(examples: int, derandomize: bool) -> Any:
                     if surface == "cli":
                         outcome = fuzzing.run_cli(case, folder / "cli", cli_model)
                     elif surface == "api":
-                        outcome = fuzzing.run_api(case, folder / "api", predictor)
+                        outcome = fuzzing.run_api(case, folder / "api", predictor, cli_model)
+                    elif case.model_fault:  # REST: `engage serve` starting on the faulty model
+                        outcome = fuzzing.run_serve(case, folder / "serve", cli_model)
                     else:
                         outcome = fuzzing.run_rest(case, rest_client, as_csv=surface == "rest_csv")
                     result = fuzzing.check(case, outcome)
@@ -119,6 +121,46 @@ def _fuzz(examples: int, derandomize: bool) -> Any:
         run()
 
     return test
+
+
+def _fault_cases() -> list[fuzzing.Case]:
+    """One case per model, key and output fault: the few drawn examples of their kinds in the
+    normal suite would leave some out."""
+    cases = []
+    for fault in fuzzing.MODEL_FAULTS:
+        case = fuzzing.base_case("model_fault")
+        case.model_fault = fault
+        fuzzing._model_refusal(case, fault, fuzzing.MODEL_FAULTS[fault])
+        cases.append(case)
+    for fault in fuzzing.KEY_FAULTS:
+        case = fuzzing.base_case("key_fault")
+        case.model_fault, case.key_fault = "copy", fault
+        fuzzing._model_refusal(case, fault, fuzzing.KEY_FAULTS[fault])
+        cases.append(case)
+    for fault, phrase in fuzzing.OUTPUT_FAULTS.items():
+        case = fuzzing.base_case("output_fault")
+        case.output_fault, case.out_name, case.surfaces = fault, "out/ranked.xlsx", ("cli",)
+        case.previous_out = None if fault == "path_is_a_folder" else b"previous\n"
+        case.expect, case.must_name, case.detail = "refused", ("ranked.xlsx", phrase), fault
+        cases.append(case)
+    return cases
+
+
+@pytest.mark.parametrize("case", _fault_cases(), ids=lambda c: f"{c.kind}-{c.detail}")
+def test_every_model_key_and_output_fault(
+    case: fuzzing.Case,
+    cli_model: Path,
+    predictor: Any,
+    tmp_path: Path,
+) -> None:
+    for surface in case.surfaces:
+        if surface == "cli":
+            outcome = fuzzing.run_cli(case, tmp_path / "cli", cli_model)
+        elif surface == "api":
+            outcome = fuzzing.run_api(case, tmp_path / "api", predictor, cli_model)
+        else:
+            outcome = fuzzing.run_serve(case, tmp_path / "serve", cli_model)
+        fuzzing.record(case, fuzzing.check(case, outcome), surface)
 
 
 test_fuzzed_inputs = _fuzz(PER_KIND_SMALL, derandomize=True)

@@ -289,6 +289,36 @@ def test_an_excel_header_naming_a_column_twice_is_refused_not_renamed(tmp_path):
         read_shortlist(tmp_path / "empty.xlsx")
 
 
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_handles_that_look_missing_are_names_in_excel_as_in_csv(tmp_path, suffix):
+    """pandas reads "NA", "null", "None" as missing by default: the shortlist lost them."""
+    names = ["NA", "null", "None", "n/a", "ana"]
+    frame = pd.DataFrame({"influencer": names, "fee": ["1", "2", "3", "4", "5"]})
+    path = tmp_path / f"fees{suffix}"
+    frame.to_excel(path, index=False) if suffix == ".xlsx" else frame.to_csv(path, index=False)
+    assert read_shortlist(path) == names
+    assert read_fees(path).table["influencer"].tolist() == names
+
+
+def test_blank_names_with_different_fees_are_reported_not_a_traceback(tmp_path):
+    path = tmp_path / "fees.csv"
+    path.write_text("influencer,fee\n,100\nana,5\n,200\n")
+    with pytest.raises(DataError, match=r"column 'influencer', rows 1, 3: missing influencer"):
+        read_fees(path)
+
+
+def test_an_excel_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    import serving.planner
+
+    path = tmp_path / "fees.xlsx"
+    pd.DataFrame({"influencer": ["a"], "fee": ["1"]}).to_excel(path, index=False)
+    monkeypatch.setattr(serving.planner, "MAX_WORKBOOK_UNPACKED_BYTES", 1000)
+    with pytest.raises(
+        DataError, match=r"fees\.xlsx: the workbook unpacks to .* save the table as CSV"
+    ):
+        read_fees(path)
+
+
 def test_a_csv_fee_table_from_excel_with_a_byte_order_mark_reads(tmp_path):
     # Excel's "CSV UTF-8" starts with a byte-order mark: stripped, never part of 'influencer'.
     path = tmp_path / "fees.csv"
