@@ -282,7 +282,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 keep_default_na=False,
                 encoding="utf-8",
             )
-            _refuse_duplicate_columns(path, header.iloc[0].tolist() if len(header) else [])
+            names = header.iloc[0].tolist() if len(header) else []
+            _refuse_duplicate_columns(path, names)
+            separated = other_separator(names, sep)
+            if separated:
+                raise DataError(f"{path}: {separated}")
             # Everything as text: the validator decides what parses, so it can name bad rows.
             return pd.read_csv(
                 path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8"
@@ -329,6 +333,22 @@ def _refuse_duplicate_columns(path: Path, columns: list[object]) -> None:
     groups = duplicate_columns(columns)
     if groups:
         raise DataError(f"{path}: {describe_duplicate_columns(groups)}")
+
+
+def other_separator(columns: list[object], sep: str = ",") -> str | None:
+    """What a one-column header says about a file separated by something other than ``sep``:
+    ``;`` (Excel's CSV where the decimal point is a comma), a tab or ``|``; None otherwise."""
+    if len(columns) != 1:
+        return None
+    header = str(columns[0])
+    for other, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+        if other != sep and header.count(other) >= 1:
+            return (
+                f"the header is one column ({header[:80]!r}) separated by {name}, not "
+                f"{'commas' if sep == ',' else 'tabs'}; save it as comma-separated CSV "
+                "(Excel: 'CSV UTF-8 (Comma delimited)'); the separator is never guessed"
+            )
+    return None
 
 
 def _first_non_utf8_line(path: Path) -> int | None:

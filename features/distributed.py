@@ -59,6 +59,7 @@ from features.contract import (
     ValidationReport,
     describe_duplicate_columns,
     duplicate_columns,
+    other_separator,
     read_table,
     validate,
 )
@@ -117,9 +118,13 @@ def check_csv_headers(
             ) from None
         except OSError as exc:
             raise DataError(f"{where}: cannot be read: {exc}") from None
-        groups = duplicate_columns(next(csv.reader([first], delimiter=sep), []))
+        names: list[object] = list(next(csv.reader([first], delimiter=sep), []))
+        groups = duplicate_columns(names)
         if groups:
             raise DataError(f"{where}: {describe_duplicate_columns(groups)}")
+        separated = other_separator(names, sep)
+        if separated:
+            raise DataError(f"{where}: {separated}")
 
 
 def read_any(

@@ -170,7 +170,7 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     missing); the columns the schema declares as numbers must hold numbers, named by row
     (1-based data rows) if not.
     """
-    from features.contract import describe_duplicate_columns, duplicate_columns
+    from features.contract import describe_duplicate_columns, duplicate_columns, other_separator
     from serving.schema import dataframe_split
 
     try:
@@ -189,9 +189,13 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
         raise RequestError("the CSV is empty (no header row)") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise RequestError(f"the CSV cannot be parsed: {exc}") from None
-    repeated = duplicate_columns(header.iloc[0].tolist() if len(header) else [])
+    names = header.iloc[0].tolist() if len(header) else []
+    repeated = duplicate_columns(names)
     if repeated:
         raise RequestError(f"the CSV request: {describe_duplicate_columns(repeated)}")
+    separated = other_separator(names)
+    if separated:
+        raise RequestError(f"the CSV request: {separated}")
     problems = []
     for column in frame.columns:
         if column not in numeric_columns:

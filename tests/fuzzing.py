@@ -423,7 +423,9 @@ def _file_bytes(case: Case, table: str) -> bytes:
 def _file_unreadable(draw: st.DrawFn, case: Case) -> None:
     table = draw(st.sampled_from(["profiles", "posts"]))
     how = draw(
-        st.sampled_from(["empty", "latin1", "binary", "truncated_gz", "ragged", "not_parquet"])
+        st.sampled_from(
+            ["empty", "latin1", "binary", "truncated_gz", "ragged", "not_parquet", "semicolons"]
+        )
     )
     text = _file_bytes(case, table)
     if how == "empty":
@@ -438,6 +440,8 @@ def _file_unreadable(draw: st.DrawFn, case: Case) -> None:
         case.raw[table] = whole[: draw(st.integers(10, len(whole) - 10))]
     elif how == "ragged":
         case.raw[table] = text + b"a,b,c,d,e,f,g,h,i,j,k\n"
+    elif how == "semicolons":  # Excel's CSV where the decimal point is a comma
+        case.raw[table] = text.replace(b",", b";")
     else:
         case.file_format = "parquet"
         case.raw[table] = b"PAR1 but not really" + text[:50]

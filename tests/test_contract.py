@@ -567,6 +567,14 @@ def test_utf8_with_bom_reads(tmp_path):
     assert load_and_validate(path, None).profiles["influencer"].tolist() == ["ana"]
 
 
+@pytest.mark.parametrize(("separator", "name"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
+def test_a_csv_separated_otherwise_is_refused_not_guessed(tmp_path, separator, name):
+    path = tmp_path / "profiles.csv"
+    path.write_text(f"influencer{separator}followers\nana{separator}10\n")
+    with pytest.raises(DataError, match=rf"profiles\.csv: the header is one column .* by {name}"):
+        read_table(path)
+
+
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"nope\.csv: file not found"):
         read_table(tmp_path / "nope.csv")
