@@ -16,6 +16,14 @@ Whatever the kind, every surface must also: end without a traceback (an exceptio
 the three above, exit 1, a 5xx), lose no row (rows in = rows kept + rows set aside, one output
 row per influencer) and change no value without a note (follower counts come back exactly).
 
+Some kinds break the run rather than the tables: ``model_*`` kinds score with a copy of the
+model folder tampered with, damaged or missing a file (:data:`MODEL_FAULTS`), or under a faulty
+signing key (:data:`KEY_FAULTS`); their "rest" surface is ``engage serve`` starting on it, which
+must refuse before a server starts, and a planted pickle must never run. ``output_*`` kinds give
+``engage score --out`` a path it cannot write (:data:`OUTPUT_FAULTS`). For every refusal by the
+CLI the output is checked to be as it was before (absent, or the previous bytes) with no
+temporary file beside it.
+
 To add a kind: write a function ``(draw, case) -> None`` that changes ``case`` and sets its
 expectation, and decorate it with ``@kind("name", surfaces=...)``. Surfaces a kind cannot
 express (a truncated file over REST) are left out of its ``surfaces``.

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from tests import fuzzing
 from tests.serving_fixtures import ServingModel, serving_model
 
-PER_KIND_SMALL = 6  # examples per kind in the normal suite: ~190 cases, over 500 surface runs
+PER_KIND_SMALL = 6  # examples per kind in the normal suite: ~750 surface runs with the faults
 PER_KIND_BIG = 40  # under the reliability marker
 
 
@@ -128,17 +128,17 @@ def _fault_cases() -> list[fuzzing.Case]:
     normal suite would leave some out."""
     cases = []
     for fault in fuzzing.MODEL_FAULTS:
-        case = fuzzing.base_case("model_fault")
+        case = fuzzing.base_case("each_model_fault")
         case.model_fault = fault
         fuzzing._model_refusal(case, fault, fuzzing.MODEL_FAULTS[fault])
         cases.append(case)
     for fault in fuzzing.KEY_FAULTS:
-        case = fuzzing.base_case("key_fault")
+        case = fuzzing.base_case("each_key_fault")
         case.model_fault, case.key_fault = "copy", fault
         fuzzing._model_refusal(case, fault, fuzzing.KEY_FAULTS[fault])
         cases.append(case)
     for fault, phrase in fuzzing.OUTPUT_FAULTS.items():
-        case = fuzzing.base_case("output_fault")
+        case = fuzzing.base_case("each_output_fault")
         case.output_fault, case.out_name, case.surfaces = fault, "out/ranked.xlsx", ("cli",)
         case.previous_out = None if fault == "path_is_a_folder" else b"previous\n"
         case.expect, case.must_name, case.detail = "refused", ("ranked.xlsx", phrase), fault
