@@ -27,7 +27,13 @@ from features.contract import (
     duplicate_columns,
     read_table,
 )
-from features.outputs import atomic_output, console_text, excel_cells, neutralise_formulas
+from features.outputs import (
+    OutputError,
+    atomic_output,
+    console_text,
+    excel_cells,
+    neutralise_formulas,
+)
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
 from serving.report import ModelIdentity, ReportContext, Summary, reasons_as_factors, render_html
 
@@ -370,6 +376,8 @@ def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> Non
     """
     kind = check_output_path(path)
     written = table.head(context.top) if context.top else table
+    if kind == "xlsx":
+        check_fits_excel(written, path)
     with atomic_output(path) as temp:
         if kind == "csv":
             # A CSV has no room for a header block: each row names the model it came from.
@@ -384,6 +392,37 @@ def write_output(table: pd.DataFrame, path: Path, context: ReportContext) -> Non
             temp.write_bytes(buffer.getvalue())
         else:
             temp.write_text(render_html(table, context), encoding="utf-8")
+
+
+# What one Excel sheet holds: past these Excel refuses or "repairs" (cuts) the file.
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_CELL_CHARS = 32_767
+
+
+def check_fits_excel(table: pd.DataFrame, path: Path) -> None:
+    """Refuse (exit 2, before writing) a table one Excel sheet cannot hold as it is: too many
+    rows, or a text cell longer than Excel keeps. Nothing is cut to fit."""
+    import errno
+
+    if len(table) + 1 > EXCEL_MAX_ROWS:
+        raise OutputError(
+            errno.EFBIG,
+            f"cannot write {path}: {len(table)} rows, over the {EXCEL_MAX_ROWS - 1} an Excel "
+            "sheet holds; write .csv (or keep the first rows with --top)",
+        )
+    for column in table.columns:
+        values = table[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        lengths = values.astype("string").str.len().fillna(0).to_numpy()
+        too_long = np.flatnonzero(lengths > EXCEL_MAX_CELL_CHARS)
+        if len(too_long):
+            raise OutputError(
+                errno.EFBIG,
+                f"cannot write {path}: column '{column}', row {too_long[0] + 1} holds "
+                f"{int(lengths[too_long[0]])} characters, over the {EXCEL_MAX_CELL_CHARS} an "
+                "Excel cell keeps; write .csv",
+            )
 
 
 # Plain names and number formats of the Excel sheet (machine names stay in CSV and the API).

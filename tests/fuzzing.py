@@ -684,6 +684,7 @@ OUTPUT_FAULTS = {
     "disk_full": "no space left on the device",
     "path_is_a_folder": "is a folder",
     "existing_read_only": "read-only",
+    "cell_too_long_for_excel": "an Excel cell keeps",
 }
 
 
@@ -691,6 +692,10 @@ OUTPUT_FAULTS = {
 def _output_fault(draw: st.DrawFn, case: Case) -> None:
     case.output_fault = draw(st.sampled_from(sorted(OUTPUT_FAULTS)))
     suffix = draw(st.sampled_from([".csv", ".csv.gz", ".xlsx", ".html"]))
+    if case.output_fault == "cell_too_long_for_excel":  # a handle Excel would cut
+        suffix, long_name = ".xlsx", "h" * draw(st.integers(32_768, 40_000))
+        case.profiles = case.profiles.replace({"influencer": {"user2": long_name}})
+        case.posts = case.posts.replace({"influencer": {"user2": long_name}})
     case.out_name = f"out/ranked{suffix}"
     if case.output_fault != "path_is_a_folder" and draw(st.booleans()):
         case.previous_out = b"the previous good output\n"

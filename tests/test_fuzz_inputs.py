@@ -140,6 +140,10 @@ def _fault_cases() -> list[fuzzing.Case]:
     for fault, phrase in fuzzing.OUTPUT_FAULTS.items():
         case = fuzzing.base_case("each_output_fault")
         case.output_fault, case.out_name, case.surfaces = fault, "out/ranked.xlsx", ("cli",)
+        if fault == "cell_too_long_for_excel":
+            long_name = "h" * 33_000
+            case.profiles = case.profiles.replace({"influencer": {"user2": long_name}})
+            case.posts = case.posts.replace({"influencer": {"user2": long_name}})
         case.previous_out = None if fault == "path_is_a_folder" else b"previous\n"
         case.expect, case.must_name, case.detail = "refused", ("ranked.xlsx", phrase), fault
         cases.append(case)

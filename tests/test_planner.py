@@ -217,6 +217,25 @@ def test_excel_has_plain_bold_headers_autofilter_number_formats_and_a_date(tmp_p
     assert "80% range" in about["total engagements, one post each"]
 
 
+def test_a_table_excel_cannot_hold_is_refused_not_cut(tmp_path, monkeypatch):
+    """Excel keeps 32,767 characters a cell and 1,048,576 rows a sheet, and "repairs" (cuts) a
+    file past them: refused before anything is written, with .csv as the way out."""
+    import serving.planner
+    from features.outputs import OutputError
+
+    table = rank(scored_table(), by="engagements")
+    table.loc[3, "influencer"] = "x" * 40_000
+    out = tmp_path / "ranked.xlsx"
+    with pytest.raises(OutputError, match=r"column 'influencer', row 4 holds 40000 characters"):
+        write_output(table, out, context(table))
+    monkeypatch.setattr(serving.planner, "EXCEL_MAX_ROWS", 10)
+    table = rank(scored_table(), by="engagements")
+    with pytest.raises(OutputError, match=r"40 rows, over the 9 an Excel sheet holds; write \.csv"):
+        write_output(table, out, context(table))
+    assert not list(tmp_path.iterdir())
+    write_output(table, tmp_path / "ranked.csv", context(table))  # CSV has no such limits
+
+
 def test_a_currency_code_cannot_break_the_number_format(tmp_path):
     table = rank(with_fees(scored_table(), currency='E"U;R'), by="cost")
     write_output(table, tmp_path / "x.xlsx", context(table))
