@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
@@ -261,17 +262,31 @@ def calibrated_interval(
     return ConformalInterval(level).fit(y[target] - predicted[forecast], groups, weight)
 
 
-class EngagementModel:
+class EngagementModel(BaseEstimator):
     """Learned feature steps + LightGBM booster + conformal interval, as one fitted object.
+
+    A scikit-learn estimator: ``__init__`` stores its parameters as given, and everything
+    learned is set by :meth:`fit` (names ending in ``_``), so ``get_params``, ``set_params``
+    and :func:`sklearn.base.clone` work as for any estimator.
 
     Parameters
     ----------
     params
-        LightGBM parameters (objective, learning rate, leaves, ...).
+        LightGBM parameters (objective, learning rate, leaves, ...); None: LightGBM's defaults.
     interval_level
         Nominal coverage of the prediction interval (0.8 = 80 %).
     seed, prior_strength, n_topics
         Passed to the learned feature steps (``prior_strength`` None: learned from the data).
+
+    Attributes
+    ----------
+    steps_, feature_names_, booster_, best_iteration_, baseline_mean_
+        Set by :meth:`fit` (the Dask trainer sets them piece by piece).
+    interval_
+        Set by :meth:`calibrate`.
+    metadata
+        The model's record (engagement-rate definition, then what training and
+        :func:`features.artifact.load_artifact` add); started afresh by every fit.
 
     The booster starts from ``shrunk_log_er``, the creator's own level shrunk towards its peers
     (LightGBM's ``init_score``), and its trees learn only the corrections the data support: with
@@ -280,21 +295,21 @@ class EngagementModel:
     """
 
     feature_names_: list[str]  # the booster's columns, in its order; set by fit_steps
+    metadata: dict[str, Any]
 
     def __init__(
         self,
-        params: dict[str, Any],
+        params: dict[str, Any] | None = None,
         interval_level: float = 0.8,
         seed: int = 0,
         prior_strength: float | None = None,
         n_topics: int = 12,
     ):
-        self.params = dict(params)
+        self.params = params
         self.interval_level = interval_level
         self.seed = seed
         self.prior_strength = prior_strength
         self.n_topics = n_topics
-        self.metadata: dict[str, Any] = {"engagement_rate_definition": ER_DEFINITION}
 
     # ------------------------------------------------------------------ fitting
 
@@ -318,7 +333,8 @@ class EngagementModel:
         :meth:`fit` starts with this; the Dask trainer calls it on the driver, then fits the
         booster on the cluster (:mod:`training.distributed`).
         """
-        vars(self).pop("feature_names_", None)  # unfitted: _select takes the default columns
+        self.__dict__.pop("feature_names_", None)  # unfitted: _select takes the default columns
+        self.metadata = {"engagement_rate_definition": ER_DEFINITION}
         self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics)
         X = self._select(self.steps_.fit_transform(base))  # fit and transform in one pass
         self.feature_names_ = list(X.columns)
@@ -371,7 +387,7 @@ class EngagementModel:
             "seed": self.seed,
             "deterministic": True,
             "force_col_wise": True,
-            **self.params,
+            **(self.params or {}),
         }
         # LightGBM refuses 0 rounds; a model of 0 rounds (the baseline alone) keeps one
         # tree it never uses, so that the booster still records the columns and categories.

@@ -1,0 +1,95 @@
+"""The fitted model of :mod:`features.pipeline`: a scikit-learn estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from features.aggregate import compute_features, examples_at
+from features.contract import validate
+from features.engagement import ER_DEFINITION
+from features.pipeline import EngagementModel
+from tests.test_transformers import NOW, creators
+
+PARAMS = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}
+
+
+@pytest.fixture(scope="module")
+def base_and_label() -> tuple[pd.DataFrame, np.ndarray]:
+    profiles, posts = creators(["comedy"] * 30 + ["fashion"] * 30 + ["crypto"] * 3)
+    data = validate(profiles, posts, now=NOW)
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
+    )
+    y = np.nan_to_num(base["log_er_median"].to_numpy(dtype="float64"), nan=-4.0)
+    return base, y
+
+
+@pytest.fixture(scope="module")
+def fitted(base_and_label) -> EngagementModel:
+    base, y = base_and_label
+    return EngagementModel(PARAMS, interval_level=0.9, n_topics=2).fit(base, y, num_boost_round=5)
+
+
+def test_init_stores_its_parameters_as_given():
+    model = EngagementModel(PARAMS, interval_level=0.7, seed=3, prior_strength=2.0, n_topics=4)
+    assert model.params is PARAMS  # not a copy: clone checks the very object
+    assert model.get_params() == {
+        "params": PARAMS,
+        "interval_level": 0.7,
+        "seed": 3,
+        "prior_strength": 2.0,
+        "n_topics": 4,
+    }
+    # Nothing learned (nor the metadata) exists before fit.
+    assert not [name for name in vars(model) if name.endswith("_") or name == "metadata"]
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+
+
+def test_get_params_round_trips_through_set_params():
+    model = EngagementModel(PARAMS, n_topics=2)
+    other = EngagementModel().set_params(**model.get_params())
+    assert other.get_params() == model.get_params()
+    assert other.set_params(seed=7).seed == 7 and model.seed == 0
+
+
+def test_clone_is_an_unfitted_copy_with_the_same_params(fitted):
+    copy = clone(fitted)
+    assert type(copy) is EngagementModel
+    assert copy.get_params() == fitted.get_params()
+    assert copy.params == PARAMS and copy.params is not fitted.params  # deep-copied
+    assert not hasattr(copy, "booster_") and not hasattr(copy, "metadata")
+    with pytest.raises(NotFittedError):
+        check_is_fitted(copy)
+    check_is_fitted(fitted)
+
+
+def test_a_clone_fitted_on_the_same_data_predicts_identically(fitted, base_and_label):
+    base, y = base_and_label
+    refit = clone(fitted).fit(base, y, num_boost_round=5)
+    np.testing.assert_array_equal(refit.predict_log(base), fitted.predict_log(base))
+    np.testing.assert_array_equal(
+        refit.contributions(base).to_numpy(), fitted.contributions(base).to_numpy()
+    )
+    assert refit.feature_names_ == fitted.feature_names_
+
+
+def test_fit_starts_the_metadata_afresh(base_and_label):
+    base, y = base_and_label
+    model = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=1)
+    assert model.metadata == {"engagement_rate_definition": ER_DEFINITION}
+    model.metadata["n_boost_rounds"] = 1
+    model.fit(base, y, num_boost_round=1)
+    assert model.metadata == {"engagement_rate_definition": ER_DEFINITION}
+
+
+def test_lightgbm_defaults_when_no_params_are_given(base_and_label):
+    base, y = base_and_label
+    model = EngagementModel(n_topics=2).fit(base, y, num_boost_round=2)
+    assert model.best_iteration_ == 2
+    assert np.isfinite(model.predict_log(base)).all()
