@@ -99,6 +99,11 @@ def test_report_puts_persistence_beside_the_model():
     lo, hi = report["mae_gain_90ci"]
     assert lo <= report["mae_gain"] <= hi
     assert 0.0 <= report["model"]["coverage_80_posts"] <= 1.0
+    model = report["model"]
+    c_lo, c_hi = model["coverage_80_mature_posts_90ci"]
+    assert c_lo <= model["coverage_80_mature_posts"] <= c_hi
+    for tier in model["by_tier"].values():
+        assert 0.0 <= tier["coverage_80_mature_posts"] <= 1.0
 
 
 @pytest.mark.parametrize(

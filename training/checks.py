@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.forward import COVERAGE_KEY_FORWARD
+
 # A tier's interval coverage outside nominal +- this is flagged (0.77-0.83 for the 80 % interval).
 COVERAGE_TOLERANCE = 0.03
 # Fewer examples (or forward creators) than this in a block or a tier: its figures are noise, not
@@ -92,7 +94,7 @@ def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
                     and worse(m, b)
                 ):
                     out.append(f"{title} (n={n}): model {label} {m:.3f} loses to {name} ({b:.3f})")
-        coverage_key = "coverage_80_posts" if title == "forward protocol" else "coverage_80"
+        coverage_key = COVERAGE_KEY_FORWARD if title == "forward protocol" else "coverage_80"
         for tier, values in (model.get("by_tier") or {}).items():
             cov, tier_n = values.get(coverage_key), _n(values)
             if (

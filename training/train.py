@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.aggregate import MIN_POST_AGE
 from features.artifact import load_artifact, model_key, redact, sign_folder, stage_artifact
 from features.contract import ValidatedData, read_table
 from features.engagement import ER_DEFINITION
@@ -32,7 +33,7 @@ from training.examples import (
     post_examples,
     validate_campaigns,
 )
-from training.forward import forward_evaluation
+from training.forward import COVERAGE_KEY_FORWARD, forward_evaluation
 from training.gate import GateResult, compare_on_unseen, save_training_creators, training_creators
 from training.signals import StopSignals
 from training.tracking import (
@@ -511,15 +512,24 @@ def forward_lines(forward: dict[str, Any]) -> list[str]:
     lines = [
         "\nforward protocol: unseen creators, first 70 % of posts as "
         f"history, label the median of the rest (n={forward['n_creators']})",
-        f"  {'':20s}{'mae_log_er':>18s}{'spearman':>18s}{'coverage_80_posts':>20s}",
+        f"  {'':20s}{'mae_log_er':>18s}{'spearman':>18s}{'coverage_80':>18s}",
     ]
     for name in ("model", "persistence"):
         m = forward[name]
-        cov = f"{m['coverage_80_posts']:20.3f}" if "coverage_80_posts" in m else f"{'':>20s}"
-        lines.append(f"  {name:20s}{m['mae_log_er']:18.3f}{m['spearman']:18.3f}{cov}")
+        cov = COVERAGE_KEY_FORWARD
+        coverage = f"{m[cov]:18.3f}" if cov in m else f"{'':>18s}"
+        lines.append(f"  {name:20s}{m['mae_log_er']:18.3f}{m['spearman']:18.3f}{coverage}")
     lo, hi = forward["mae_gain_90ci"]
     lines.append(
         f"  MAE gain over persistence {forward['mae_gain']:+.3f} "
         f"(paired bootstrap 90 % interval {lo:+.3f} .. {hi:+.3f})"
     )
+    model = forward["model"]
+    if f"{COVERAGE_KEY_FORWARD}_90ci" in model:
+        c_lo, c_hi = model[f"{COVERAGE_KEY_FORWARD}_90ci"]
+        lines.append(
+            f"  coverage_80: of each later post at least {MIN_POST_AGE.days} days old at the "
+            f"scrape (90 % interval {c_lo:.3f} .. {c_hi:.3f}); of every later post "
+            f"{model['coverage_80_posts']:.3f}, younger posts still collecting engagement"
+        )
     return lines
