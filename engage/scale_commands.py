@@ -95,10 +95,27 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
     from functools import partial
 
     from features.distributed import dask_client, score_dask
-    from serving.planner import add_fee_columns, read_candidates
+    from serving.planner import (
+        PLAN_COLUMNS,
+        add_fee_columns,
+        read_candidates,
+        read_planned_posts,
+    )
     from serving.predictor import load_model
 
     _check_folder_output(args)
+    # What the pandas engine adds per candidate the Dask engine does not: refused, not ignored.
+    for option in ("post_type", "sponsored", "target_engagements", "rank_by"):
+        if getattr(args, option, None):
+            raise UsageError(
+                f"--{option.replace('_', '-')} is not available with --engine dask (its parts "
+                "are unranked and carry no p_reach); score the shortlist with the pandas engine"
+            )
+    if args.shortlist and read_planned_posts(args.shortlist) is not None:
+        raise UsageError(
+            f"--shortlist {args.shortlist}: its {'/'.join(PLAN_COLUMNS)} columns are not "
+            "available with --engine dask; score the shortlist with the pandas engine"
+        )
     fees, shortlist = read_candidates(args.fees, args.shortlist)  # as the pandas engine reads them
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     as_of = parse_time(args.as_of)

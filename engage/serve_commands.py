@@ -33,6 +33,8 @@ RANK_CHOICES = (
     "cost",
     "p_reach",
 )  # serving.planner.RANK_BY, without importing it for --help
+# serving.planner.POST_TYPES, likewise.
+POST_TYPE_CHOICES = ("carousel", "image", "photo", "reel", "short", "video")
 MODEL_HELP = (
     "models/<version> folder, 'latest' (the newest model training registered, "
     "by training time), or an MLflow URI like models:/engagement@champion"
@@ -56,10 +58,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         console_table,
         missing_optional_columns,
         model_identity,
+        planned_post_inputs,
         planner_notes,
         range_notes,
         rank,
         read_candidates,
+        read_planned_posts,
         stale_data_notes,
         summarise,
         write_output,
@@ -85,11 +89,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(
             "--target-engagements must be a positive number of engagements per post, e.g. 5000"
         )
+    # The planned post: the command line's values, where the shortlist's columns leave a
+    # candidate open.
+    plan = read_planned_posts(args.shortlist) if args.shortlist else None
+    planned = planned_post_inputs(
+        plan, args.post_type, True if args.sponsored else None, args.target_engagements
+    )
     rank_by = args.rank_by or ("cost" if args.fees else "engagements")
     if rank_by == "cost" and not args.fees:
         raise UsageError("--rank-by cost needs --fees (a table of influencer, fee)")
-    if rank_by == "p_reach" and args.target_engagements is None:
-        raise UsageError("--rank-by p_reach needs --target-engagements N")
+    if rank_by == "p_reach" and planned["target_engagements"] is None:
+        raise UsageError(
+            "--rank-by p_reach needs --target-engagements N (or a target_engagements "
+            "column in the shortlist)"
+        )
     as_of = parse_time(args.as_of)
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     identity = model_identity(predictor, str(args.model), args.tracking_uri)
@@ -105,7 +118,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         shortlist=shortlist,
         profiles_file=str(profiles_path),
         posts_file=str(posts_path),
-        target_engagements=args.target_engagements,
+        **planned,
     )
     if scored.report.handled:
         print(console_text(scored.report.format(), keep_newlines=True), file=sys.stderr)
@@ -338,6 +351,18 @@ def register_serving(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="campaign KPI in engagements per post: adds "
         "p_reach, the chance the next post reaches it",
+    )
+    p.add_argument(
+        "--post-type",
+        choices=POST_TYPE_CHOICES,
+        help="format of the planned post (reel and short count as video); default: each "
+        "creator's usual format. A post_type column in --shortlist sets it per candidate",
+    )
+    p.add_argument(
+        "--sponsored",
+        action="store_true",
+        help="the planned post is sponsored (default: organic). A sponsored column "
+        "in --shortlist (yes/no) sets it per candidate",
     )
     p.add_argument(
         "--show",

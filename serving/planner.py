@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -256,6 +257,114 @@ def read_shortlist(path: Path) -> list[str]:
             "'influencer' is empty); list one name per row"
         )
     return [str(n) for n in names.unique()]
+
+
+# The planned post's format as a shortlist or ``--post-type`` may name it; reel and short are
+# videos, photo an image (the model knows the three).
+POST_TYPES = {
+    "image": "image",
+    "photo": "image",
+    "video": "video",
+    "reel": "video",
+    "short": "video",
+    "carousel": "carousel",
+}
+POST_TYPE_HINT = "write image, video or carousel (reel and short count as video)"
+YES = frozenset({"true", "yes", "y", "1", "sponsored", "paid"})
+NO = frozenset({"false", "no", "n", "0", "organic"})
+# Optional shortlist columns that describe each candidate's planned post and campaign KPI.
+PLAN_COLUMNS = ("post_type", "sponsored", "target_engagements")
+
+
+def check_planned_posts(frame: pd.DataFrame, file: str = "shortlist") -> pd.DataFrame | None:
+    """The planned post per influencer from a shortlist's optional columns (rows are 1-based
+    data rows): ``post_type``, ``sponsored`` and ``target_engagements``. An empty cell leaves
+    that candidate to the command line's value, or the default (its usual format, organic, no
+    target). Returns a frame indexed by influencer, or None without any such column."""
+    frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    present = [c for c in PLAN_COLUMNS if c in frame]
+    if not present or "influencer" not in frame:
+        return None
+    influencer = frame["influencer"].astype("string").str.strip()
+    named = (influencer.notna() & (influencer != "")).to_numpy(dtype=bool)
+    out = pd.DataFrame(index=pd.Index(influencer.to_numpy(dtype=object), name="influencer"))
+    problems = []
+
+    def cells(column: str) -> pd.Series:
+        text = frame[column].astype("string").str.strip()
+        return text.mask(text == "")
+
+    if "post_type" in frame:
+        text = cells("post_type")
+        kind = text.str.lower().map(POST_TYPES, na_action="ignore")
+        bad = (text.notna() & kind.isna()).to_numpy(dtype=bool) & named
+        if bad.any():
+            shown = _listed(sorted(set(text[bad].astype(str))))
+            problems.append(
+                f"column 'post_type', rows {_rows(bad)}: not a post type ({shown}); "
+                f"{POST_TYPE_HINT}"
+            )
+        out["post_type"] = kind.to_numpy(dtype=object)
+    if "sponsored" in frame:
+        text = cells("sponsored").str.lower()
+        yes, no = text.isin(YES).fillna(False), text.isin(NO).fillna(False)
+        bad = (text.notna() & ~yes & ~no).to_numpy(dtype=bool) & named
+        if bad.any():
+            shown = _listed(sorted(set(text[bad].astype(str))))
+            problems.append(
+                f"column 'sponsored', rows {_rows(bad)}: not yes or no ({shown}); "
+                "write true/false, yes/no or 1/0, or leave it empty for organic"
+            )
+        out["sponsored"] = pd.array(np.where(yes, True, np.where(no, False, None)), dtype="boolean")
+    if "target_engagements" in frame:
+        text = cells("target_engagements")
+        value = pd.to_numeric(text.where(text.str.fullmatch(PLAIN_AMOUNT.pattern)), errors="coerce")
+        ok = value.notna() & np.isfinite(value.astype("float64")) & (value > 0)
+        bad = (text.notna() & ~ok).to_numpy(dtype=bool) & named
+        if bad.any():
+            problems.append(
+                f"column 'target_engagements', rows {_rows(bad)}: not a positive number of "
+                "engagements per post (plain digits, e.g. 5000)"
+            )
+        out["target_engagements"] = value.where(ok).to_numpy(dtype="float64")
+    out = out[named]
+    distinct = out.reset_index().drop_duplicates()["influencer"]
+    conflicting = sorted(set(distinct[distinct.duplicated()].astype(str)))
+    if conflicting:
+        problems.append(f"different planned posts for the same influencer ({_listed(conflicting)})")
+    if problems:
+        raise DataError(f"{file}: the shortlist cannot be used:\n  " + "\n  ".join(problems))
+    return out[~out.index.duplicated()]
+
+
+def planned_post_inputs(
+    plan: pd.DataFrame | None,
+    post_type: str | None = None,
+    sponsored: bool | None = None,
+    target_engagements: float | None = None,
+) -> dict[str, Any]:
+    """``post_type``, ``sponsored`` and ``target_engagements`` for :meth:`Predictor.score`: the
+    shortlist's value per candidate (``plan``, by influencer; it names every candidate scored),
+    and the command line's value where a cell is empty or the column is absent."""
+    given = {
+        "post_type": None if post_type is None else POST_TYPES[post_type.strip().lower()],
+        "sponsored": sponsored,
+        "target_engagements": target_engagements,
+    }
+    out: dict[str, Any] = {}
+    for column, default in given.items():
+        if plan is None or column not in plan or plan[column].isna().all():
+            out[column] = default
+        elif default is None:
+            out[column] = plan[column]
+        else:
+            out[column] = plan[column].astype(object).where(plan[column].notna(), default)
+    return out
+
+
+def read_planned_posts(path: Path) -> pd.DataFrame | None:
+    """:func:`check_planned_posts` of a shortlist file."""
+    return check_planned_posts(read_sheet(path), str(path))
 
 
 def read_candidates(

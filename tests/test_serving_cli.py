@@ -605,3 +605,90 @@ def test_report_check_skips_without_chromium(tmp_path):
         timeout=30,
     )
     assert done.returncode == 0 and "skipping" in done.stderr
+
+
+# ---------------------------------------------------------------------------
+# the planned post: --post-type, --sponsored and the shortlist's columns
+
+
+def plan_table(files: tuple[Path, Path], folder: Path, **columns: list[str]) -> Path:
+    names = pd.read_csv(files[0], dtype=str)["influencer"].head(4).tolist()
+    path = folder / "plan.csv"
+    pd.DataFrame({"influencer": names, **columns}).to_csv(path, index=False)
+    return path
+
+
+def test_the_planned_post_from_the_command_line_is_what_every_forecast_is_for(
+    served, files, tmp_path
+):
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--post-type", "reel", "--sponsored") == 0
+    table = pd.read_csv(out)
+    scored = table[table["status"].str.startswith("ok")]
+    assert scored["planned_post"].str.startswith("video, sponsored").all()
+
+
+def test_the_shortlist_sets_the_planned_post_and_target_per_candidate(served, files, tmp_path):
+    plan = plan_table(
+        files,
+        tmp_path,
+        post_type=["carousel", "", "Video", "image"],
+        sponsored=["yes", "no", "", "1"],
+        target_engagements=["100", "", "5000", "250"],
+    )
+    out = tmp_path / "ranked.csv"
+    # The command line fills the cells the shortlist leaves empty.
+    assert score(served, files, out, "--shortlist", str(plan), "--target-engagements", "999") == 0
+    table = pd.read_csv(out).set_index("influencer")
+    names = pd.read_csv(plan, dtype=str, keep_default_na=False)["influencer"]
+    planned = table.loc[names, "planned_post"].str.split(";").str[0].tolist()
+    # Row 2 states nothing: the creator's usual format (image in this data), organic.
+    assert planned == [
+        "carousel, sponsored",
+        "image, organic",
+        "video, organic",
+        "image, sponsored",
+    ]
+    assert table.loc[names, "target_engagements"].tolist() == [100, 999, 5000, 250]
+    assert table.loc[names, "p_reach"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    "columns, match",
+    [
+        ({"post_type": ["vidoe", "image", "", "story"]}, "column 'post_type', rows 1, 4"),
+        ({"sponsored": ["maybe", "yes", "", ""]}, "column 'sponsored', rows 1: not yes or no"),
+        (
+            {"target_engagements": ["5,000", "-3", "", "100"]},
+            "column 'target_engagements', rows 1, 2",
+        ),
+    ],
+)
+def test_a_shortlist_with_a_bad_planned_post_exits_2_naming_the_rows(
+    served, files, tmp_path, capsys, columns, match
+):
+    plan = plan_table(files, tmp_path, **columns)
+    out = tmp_path / "out.csv"
+    assert score(served, files, out, "--shortlist", str(plan)) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(plan) in err and match in err and not out.exists()
+
+
+def test_conflicting_planned_posts_for_one_candidate_are_refused():
+    from features.contract import DataError
+    from serving.planner import check_planned_posts
+
+    frame = pd.DataFrame({"influencer": ["a", "a", "b", "b"], "sponsored": ["yes", "no", "1", "1"]})
+    with pytest.raises(DataError, match=r"different planned posts for the same influencer \(a\)"):
+        check_planned_posts(frame, "plan.csv")
+    # The same plan written twice is one plan; a shortlist without plan columns has none.
+    same = check_planned_posts(frame.iloc[2:], "plan.csv")
+    assert same is not None and same["sponsored"].tolist() == [True]
+    assert check_planned_posts(frame[["influencer"]], "plan.csv") is None
+
+
+def test_the_dask_engine_refuses_what_it_cannot_add(served, files, tmp_path, capsys):
+    for extra in (["--post-type", "video"], ["--target-engagements", "100"], ["--sponsored"]):
+        code = score(served, files, tmp_path / "parts", "--engine", "dask", *extra)
+        assert code == EXIT_BAD_INPUT
+        assert "not available with --engine dask" in capsys.readouterr().err
