@@ -28,9 +28,11 @@ from training.config import TrainConfig  # noqa: E402
 from training.evaluation import cross_validate, fit_model, time_holdout  # noqa: E402
 from training.examples import post_examples  # noqa: E402
 from training.forward import (  # noqa: E402
+    creator_errors,
     evaluate_forward,
-    forward_evaluation,
+    forward_set,
     forward_split,
+    paired_bootstrap,
     subset,
 )
 from training.metrics import point_metrics  # noqa: E402
@@ -74,12 +76,20 @@ def main() -> int:
     names = [n for n in SETS if (args.shared / n).is_dir()]
     alone = names if not args.sets else [n for n in names if n in args.sets.split(",")]
     results: dict[str, dict] = {}
+    alone_errors: dict[str, pd.Series] = {}
     for name in alone:
         data = load(args.shared, [name], prefix=False)
         examples = post_examples(data.profiles, data.posts)
         metrics, _ = cross_validate(examples, config, print)
         metrics["time_holdout"] = time_holdout(examples, config, print)[0]
-        metrics["forward"] = forward_evaluation(data, config, print)
+        # The forward protocol by its parts, keeping the model: the model trained on every set
+        # is compared with it creator by creator below.
+        split = forward_split(data.posts, config.seed)
+        train = subset(data, split.train)
+        print(f"forward protocol: fitting on {len(split.train)} creators")
+        forward_model = fit_model(post_examples(train.profiles, train.posts), config)
+        metrics["forward"] = evaluate_forward(forward_model, data, split.evaluate, config.seed)
+        alone_errors[name] = creator_errors(forward_model, forward_set(data, split.evaluate))
         print(f"\n=== {name} ===\n{comparison_table(metrics)}\n")
         for label, block in (("grouped CV", metrics), ("time holdout", metrics["time_holdout"])):
             reach = block["reach_calibration"]
@@ -121,6 +131,17 @@ def main() -> int:
             model, own, f"{name}:" + splits[name].evaluate.astype(str), config.seed
         )
         combined[name] = {"forward": forward}
+        if name in alone_errors:
+            # Same creators, same history and label: the gain of training together, paired.
+            own_creators = f"{name}:" + splits[name].evaluate.astype(str)
+            together_errors = creator_errors(model, forward_set(own, own_creators))
+            together_errors.index = together_errors.index.str[len(name) + 1 :]
+            gain = alone_errors[name] - together_errors.reindex(alone_errors[name].index)
+            combined[name]["forward_gain_over_alone"] = {
+                "mae_gain": float(gain.mean()),
+                "mae_gain_90ci": paired_bootstrap(gain.to_numpy(), config.seed),
+                "n_creators": int(gain.notna().sum()),
+            }
     examples = post_examples(together.profiles, together.posts)
     _, oof = cross_validate(examples, config, print)
     platform_of = examples.base["influencer"].str.split(":").str[0].to_numpy()
@@ -146,6 +167,14 @@ def main() -> int:
             f"{name} forward: together {short(combined[name]['forward']['model'])}, "
             f"alone {short(own['forward']['model'])}"
         )
+        paired = combined[name].get("forward_gain_over_alone")
+        if paired:
+            lo, hi = paired["mae_gain_90ci"]
+            print(
+                f"{name} forward, same {paired['n_creators']} creators: MAE gain of training "
+                f"together {paired['mae_gain']:+.3f} (paired bootstrap 90 % interval "
+                f"{lo:+.3f} .. {hi:+.3f})"
+            )
         for label in ("with_history", "cold_start"):
             print(
                 f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, "

@@ -15,6 +15,8 @@ from training.fitting import new_model
 from training.forward import (
     MIN_POSTS,
     RATE_FLOOR,
+    creator_errors,
+    evaluate_forward,
     evaluate_forward_all,
     forward_report,
     forward_set,
@@ -214,3 +216,20 @@ def test_features_in_batches_equal_the_features_at_once(monkeypatch):
     batched = post_examples(data.profiles, data.posts)
     pd.testing.assert_frame_equal(batched.base, at_once.base)
     np.testing.assert_array_equal(batched.label, at_once.label)
+
+
+def test_creator_errors_are_the_forward_reports_errors_creator_by_creator():
+    data = _data()
+    creators = forward_split(data.posts, seed=0).evaluate
+
+    class Constant:  # predicts the same log ER for everyone, with a +-1 interval
+        def predict_log(self, base):
+            return np.full(len(base), -3.0)
+
+        def predict_log_interval(self, base, predicted):
+            return predicted - 1.0, predicted + 1.0
+
+    errors = creator_errors(Constant(), forward_set(data, creators))
+    report = evaluate_forward(Constant(), data, creators, seed=0)
+    assert sorted(errors.index) == sorted(creators)
+    assert errors.mean() == pytest.approx(report["model"]["mae_log_er"])

@@ -218,6 +218,15 @@ def forward_report(
     return out
 
 
+def creator_errors(model: Any, test: ForwardSet) -> pd.Series:
+    """Each evaluated creator's absolute error of log ER on the protocol's scale, by
+    influencer: for paired comparisons of two models on the same creators."""
+    predicted = _model_rate_log(model.predict_log(test.base), test.base)
+    return pd.Series(
+        np.abs(predicted - test.label), index=test.base["influencer"].to_numpy(), name="error"
+    )
+
+
 def subset(data: ValidatedData, creators: np.ndarray) -> ValidatedData:
     """The validated rows of ``creators`` only (profiles and posts)."""
     keep_profiles = data.profiles["influencer"].isin(creators).to_numpy()
