@@ -20,6 +20,7 @@ from pathlib import Path
 from engage.commands import register_promote, register_train
 from engage.common import (
     EXIT_BAD_INPUT,
+    SEED,
     TABLE_SUFFIXES,
     UsageError,
     add_data_arguments,
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--influencers", type=int_at_least(1), required=True, help="number of influencers"
     )
     p.add_argument("--out-dir", type=Path, required=True, help="folder for profiles and posts")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32 - 1")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     p.set_defaults(func=cmd_synth)
 

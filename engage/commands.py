@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engage.common import (
+    SEED,
     UsageError,
     add_data_arguments,
     add_engine_arguments,
@@ -162,7 +163,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "--models-dir", type=Path, default=Path("models"), help="where model folders are saved"
     )
     p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32 - 1")
     p.add_argument(
         "--tune",
         type=int_at_least(0),
@@ -206,7 +207,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
     p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32 - 1")
     p.add_argument(
         "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
     )

@@ -98,8 +98,9 @@ def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None
 # --------------------------------------------------------------------------- argument checks
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum`` (argparse reports anything else, exit 2)."""
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``); argparse reports
+    anything else, exit 2."""
 
     def parse(text: str) -> int:
         try:
@@ -108,10 +109,16 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is too small; use {minimum} or more")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is too large; use {maximum} or less")
         return value
 
     parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
     return parse
+
+
+# numpy's and LightGBM's seeds are unsigned 32-bit: anything else was a ValueError traceback.
+SEED = int_at_least(0, 2**32 - 1)
 
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")

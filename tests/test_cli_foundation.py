@@ -193,6 +193,9 @@ def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, messa
             "argument --targets-per-influencer: -1 is too small; use 0 or more",
         ),
         (["train", "--tune", "-3"], "argument --tune: -3 is too small"),
+        (["train", "--seed", "-1"], "argument --seed: -1 is too small; use 0 or more"),
+        (["evaluate", "--model", "m", "--seed", str(2**32)], "--seed: 4294967296 is too large"),
+        (["synth", "--influencers", "5", "--out-dir", "x", "--seed", "x"], "not a whole number"),
         (
             ["features", "--engine", "dask", "--partitions", "0", "--out", "x"],
             "argument --partitions: 0 is too small",
