@@ -215,6 +215,29 @@ def csv_to_json(body: bytes, numeric_columns: set[str]) -> bytes:
     return json.dumps(dataframe_split(frame)).encode()
 
 
+def repeated_json_key(body: bytes) -> str | None:
+    """The first key named twice in one JSON object of ``body`` (``{"likes": 1, "likes": 2}``:
+    the parser keeps the last and the client meant one of them), else None. Malformed JSON is
+    left to MLflow's own answer."""
+    found: list[str] = []
+
+    def check(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        if not found:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    found.append(key)
+                    break
+                seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(body, object_pairs_hook=check)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
+
+
 # --------------------------------------------------------------------------- the middleware
 
 
@@ -306,6 +329,20 @@ class LimitsMiddleware:
             content_type = "application/json"
         else:
             forwarded = body
+            # A heavy body is parsed off the event loop, so light requests are not held up.
+            repeated = (
+                repeated_json_key(body)
+                if kind == "light"
+                else await asyncio.to_thread(repeated_json_key, body)
+            )
+            if repeated is not None:
+                message = (
+                    f"the JSON request names '{repeated[:80]}' twice in one object; a JSON "
+                    "parser keeps only the last, so which value was meant is unknowable: send "
+                    "each key once"
+                )
+                await respond(send, 400, error_body("BAD_REQUEST", message))
+                return
 
         lane = self.lane(kind)
         if lane.full():

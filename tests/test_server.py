@@ -339,6 +339,22 @@ def server_leaks(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"dataframe_records": [{"influencer": "a", "followers": 10, "followers": 99999}]}',
+        b'{"dataframe_split": {"columns": ["influencer", "followers"], "data": [["a", 10]]},'
+        b' "dataframe_split": {"columns": ["influencer", "followers"], "data": [["a", 9]]}}',
+    ],
+)
+def test_a_json_key_named_twice_is_refused_not_last_one_wins(client, body):
+    answer = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["message"]
+    assert "names 'followers' twice" in message or "names 'dataframe_split' twice" in message
+    assert client.get("/ping").status_code == 200
+
+
+@pytest.mark.parametrize(
     "body, content_type, status",
     [
         (b"{this is not json", "application/json", 400),  # MLflow echoes the body and adds a trace
