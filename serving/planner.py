@@ -315,7 +315,10 @@ def check_planned_posts(frame: pd.DataFrame, file: str = "shortlist") -> pd.Data
                 f"column 'sponsored', rows {_rows(bad)}: not yes or no ({shown}); "
                 "write true/false, yes/no or 1/0, or leave it empty for organic"
             )
-        out["sponsored"] = pd.array(np.where(yes, True, np.where(no, False, None)), dtype="boolean")
+        stated = pd.Series(pd.NA, index=text.index, dtype="boolean")
+        stated[yes.to_numpy(dtype=bool)] = True
+        stated[no.to_numpy(dtype=bool)] = False
+        out["sponsored"] = stated.array
     if "target_engagements" in frame:
         text = cells("target_engagements")
         value = pd.to_numeric(text.where(text.str.fullmatch(PLAIN_AMOUNT.pattern)), errors="coerce")
