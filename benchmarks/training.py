@@ -66,14 +66,19 @@ def bench(n_examples: int, rounds: int, seed: int) -> dict[str, float]:
             ex.base, ex.label, num_boost_round=rounds
         )
     )
-    matrix = model.model_matrix(ex.base)
+    matrix = model.booster_matrix(ex.base)
 
     def raw() -> lgb.Booster:
         # The same start as engage's booster: its init_score is the shrunk own level.
         start = model.baseline_log(matrix)
         return lgb.train(
             lgb_params,
-            lgb.Dataset(matrix, label=ex.label, init_score=start),
+            lgb.Dataset(
+                matrix,
+                label=ex.label,
+                init_score=start,
+                categorical_feature=model.categorical_columns(),
+            ),
             num_boost_round=rounds,
         )
 

@@ -313,32 +313,46 @@ class EngagementModel(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def model_matrix(self, base: pd.DataFrame) -> pd.DataFrame:
-        """Model inputs in the booster's own column order (LightGBM predicts by position)."""
-        return self._select(self.steps_.transform(base))
-
-    def _select(self, transformed: pd.DataFrame) -> pd.DataFrame:
-        names = getattr(self, "feature_names_", None)
-        if names is None:
-            learned = (
-                self.steps_.named_steps["prior"].added_features()
-                + self.steps_.named_steps["hashtags"].added_features()
-            )
-            names = list(NUMERIC_FEATURES) + learned + list(CATEGORICAL_FEATURES)
-        return transformed[names]
-
-    def fit_steps(self, base: pd.DataFrame) -> pd.DataFrame:
-        """Fit the learned feature steps alone; returns the model matrix of ``base``.
+    def fit_steps(self, base: pd.DataFrame) -> np.ndarray:
+        """Fit the learned feature steps alone; returns the :meth:`booster_matrix` of ``base``.
 
         :meth:`fit` starts with this; the Dask trainer calls it on the driver, then fits the
         booster on the cluster (:mod:`training.distributed`).
         """
-        self.__dict__.pop("feature_names_", None)  # unfitted: _select takes the default columns
         self.metadata = {"engagement_rate_definition": ER_DEFINITION}
         self.steps_ = default_feature_steps(self.seed, self.prior_strength, self.n_topics)
-        X = self._select(self.steps_.fit_transform(base))  # fit and transform in one pass
-        self.feature_names_ = list(X.columns)
-        return X
+        self.steps_.fit(base)
+        steps = self.steps_.named_steps
+        learned = steps["prior"].added_features() + steps["hashtags"].added_features()
+        self.feature_names_ = list(NUMERIC_FEATURES) + learned + list(CATEGORICAL_FEATURES)
+        return self.booster_matrix(base)
+
+    def categorical_columns(self) -> list[int]:
+        """Positions of the category-code columns in :meth:`booster_matrix` (LightGBM's
+        ``categorical_feature``)."""
+        return [self.feature_names_.index(name) for name in CATEGORICAL_FEATURES]
+
+    def dataset(
+        self,
+        matrix: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None = None,
+        reference: Any = None,
+    ) -> Any:
+        """A LightGBM dataset of a :meth:`booster_matrix`: the booster's column names, the
+        category codes marked categorical, and the baseline as the starting score."""
+        import lightgbm as lgb
+
+        return lgb.Dataset(
+            matrix,
+            label=np.asarray(y, dtype="float64"),
+            weight=weight,
+            init_score=self.baseline_log(matrix),
+            feature_name=self.feature_names_,
+            categorical_feature=self.categorical_columns(),
+            reference=reference,
+            free_raw_data=True,
+        )
 
     def fit(
         self,
@@ -359,28 +373,13 @@ class EngagementModel(BaseEstimator):
         import lightgbm as lgb
 
         X = self.fit_steps(base)
-        start = self.baseline_log(X)
-        self.baseline_mean_ = float(np.average(start, weights=sample_weight))
-        train_set = lgb.Dataset(
-            X,
-            label=np.asarray(y, dtype="float64"),
-            weight=sample_weight,
-            init_score=start,
-            free_raw_data=True,
-        )
+        self.baseline_mean_ = float(np.average(self.baseline_log(X), weights=sample_weight))
+        train_set = self.dataset(X, y, sample_weight)
         callbacks: list[Any] = []
         valid_sets = []
         if valid is not None:
-            Xv = self.model_matrix(valid[0])
-            valid_sets = [
-                lgb.Dataset(
-                    Xv,
-                    label=np.asarray(valid[1], dtype="float64"),
-                    weight=valid_weight,
-                    init_score=self.baseline_log(Xv),
-                    reference=train_set,
-                )
-            ]
+            Xv = self.booster_matrix(valid[0])
+            valid_sets = [self.dataset(Xv, valid[1], valid_weight, reference=train_set)]
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         params = {
             "verbosity": -1,
@@ -405,13 +404,10 @@ class EngagementModel(BaseEstimator):
         )
         return self
 
-    def baseline_log(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The booster's starting point per row: ``shrunk_log_er`` of a model matrix (frame or
-        booster matrix, in the booster's column order)."""
-        column = self.feature_names_.index(BASELINE_FEATURE)
-        if isinstance(X, pd.DataFrame):
-            return X.iloc[:, column].to_numpy(dtype="float64")
-        return np.asarray(X[:, column], dtype="float64")
+    def baseline_log(self, matrix: np.ndarray) -> np.ndarray:
+        """The booster's starting point per row: ``shrunk_log_er`` of a :meth:`booster_matrix`."""
+        # A contiguous copy, not a strided view of the column (LightGBM wants its init_score so).
+        return np.array(matrix[:, self.feature_names_.index(BASELINE_FEATURE)], dtype="float64")
 
     def _trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
         """What the trees add to the baseline (nothing without trees)."""
@@ -443,20 +439,24 @@ class EngagementModel(BaseEstimator):
     # ------------------------------------------------------------------ predicting
 
     def booster_matrix(self, base: pd.DataFrame) -> np.ndarray:
-        """The booster's input as one float matrix: learned steps applied, categories as codes.
+        """The booster's input as one float matrix, in its column order: the learned steps'
+        columns and the categories as the encoder's codes (unseen: missing).
 
-        The values of :meth:`model_matrix` (categories as their codes), but built straight
-        from the steps' own column functions (``added_columns``, ``codes``) into the matrix,
-        without the frame each step of the scikit-learn pipeline copies and extends: that costs
-        ~10 ms for one candidate. LightGBM would also redo the category conversion of a frame (a
-        copy, ~10 ms) on every call, and serving calls it twice (prediction and ``pred_contrib``).
+        The one path from features to the booster: :meth:`fit` trains on it and every
+        prediction reads it, so LightGBM never sees pandas categories. It is built straight from
+        the steps' column functions (``added_columns``, ``codes``), without the frame each step
+        of the scikit-learn pipeline would copy and extend.
+
+        Models saved before the booster was fitted on this matrix were fitted on the pipeline's
+        frame, whose categories were the encoder's own (``CategoryEncoder.transform``): their
+        booster's ``pandas_categorical`` lists those same categories, so it reads these codes
+        unchanged (a test pins it).
         """
         steps = self.steps_.named_steps
         mapped = steps["vocabulary"].added_columns(base)
         base = base.assign(**mapped) if mapped else base  # no copy when nothing is mapped
         learned = {**steps["prior"].added_columns(base), **steps["hashtags"].added_columns(base)}
-        encoder = steps["categories"]
-        codes = encoder.codes(base)
+        codes = steps["categories"].codes(base)
         names = self.feature_names_
         position = {name: j for j, name in enumerate(names)}
         matrix = np.empty((len(base), len(names)), dtype="float64")
@@ -467,19 +467,16 @@ class EngagementModel(BaseEstimator):
             )
         for name, values in learned.items():
             matrix[:, position[name]] = values
-        # The booster's own category lists, in its column order (as LightGBM maps a frame); a
-        # booster without them was trained on the encoder's codes.
-        booster_categories = list(self.booster_.pandas_categorical or [])
-        for name in (n for n in names if n in codes):
-            categories = (
-                booster_categories.pop(0) if booster_categories else encoder.categories_[name]
-            )
-            code = codes[name]
-            if list(categories) != list(encoder.categories_[name]):
-                code = pd.Index(categories).get_indexer(pd.Index(encoder.categories_[name]))[code]
-                code[codes[name] < 0] = -1
+        for name, code in codes.items():
             matrix[:, position[name]] = np.where(code >= 0, code, np.nan)
         return matrix
+
+    def model_matrix(self, base: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`booster_matrix` as a frame with the booster's column names (for reading it,
+        and for the Dask trainer's partitions)."""
+        return pd.DataFrame(
+            self.booster_matrix(base), columns=self.feature_names_, index=base.index
+        )
 
     def predict_log(self, base: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
         """Predicted log ER (see :mod:`features.engagement`) from precomputed base features.

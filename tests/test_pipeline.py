@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from features.aggregate import compute_features, examples_at
+from features.aggregate import CATEGORICAL_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION
 from features.pipeline import EngagementModel
@@ -93,3 +93,56 @@ def test_lightgbm_defaults_when_no_params_are_given(base_and_label):
     model = EngagementModel(n_topics=2).fit(base, y, num_boost_round=2)
     assert model.best_iteration_ == 2
     assert np.isfinite(model.predict_log(base)).all()
+
+
+def test_one_matrix_for_fit_and_predict(fitted, base_and_label):
+    base, y = base_and_label
+    matrix = fitted.booster_matrix(base)
+    names = fitted.feature_names_
+    assert fitted.booster_.feature_name() == names
+    assert not fitted.booster_.pandas_categorical  # LightGBM never saw pandas categories
+    # The category columns are LightGBM categorical features, given as their positions.
+    assert [names[j] for j in fitted.categorical_columns()] == list(CATEGORICAL_FEATURES)
+    # Fitting LightGBM by hand on that same matrix gives the very trees of fit.
+    import lightgbm as lgb
+
+    params = {"verbosity": -1, "seed": 0, "deterministic": True, "force_col_wise": True, **PARAMS}
+    by_hand = lgb.train(params, fitted.dataset(matrix, y), num_boost_round=5)
+    np.testing.assert_array_equal(
+        by_hand.predict(matrix), fitted.booster_.predict(matrix, num_iteration=5)
+    )
+    frame = fitted.model_matrix(base)
+    assert list(frame.columns) == names
+    np.testing.assert_array_equal(frame.to_numpy(), matrix)
+
+
+def test_a_booster_fitted_on_the_pipeline_frame_reads_the_booster_matrix(fitted, base_and_label):
+    # Models saved before fit used the booster matrix were fitted on the scikit-learn
+    # pipeline's frame (pandas categories; the booster keeps them as pandas_categorical). They
+    # must predict the same from the booster matrix as LightGBM predicts from that frame.
+    import lightgbm as lgb
+
+    base, y = base_and_label
+    frame = fitted.steps_.transform(base)[fitted.feature_names_]
+    params = {"verbosity": -1, "seed": 0, "deterministic": True, **PARAMS}
+    old = lgb.train(params, lgb.Dataset(frame, label=y), num_boost_round=5)
+    encoder = fitted.steps_.named_steps["categories"]
+    assert old.pandas_categorical == [encoder.categories_[c] for c in CATEGORICAL_FEATURES]
+    rows_ = base.iloc[:4].assign(category=["comdy", "crypto", "never seen", "fashion"])
+    rows_.loc[rows_.index[0], "tier"] = "a tier never seen"
+    matrix = fitted.booster_matrix(rows_)
+    np.testing.assert_array_equal(
+        old.predict(matrix), old.predict(fitted.steps_.transform(rows_)[fitted.feature_names_])
+    )
+    # And LightGBM learns the very same trees from the matrix as from the frame.
+    new = lgb.train(
+        params,
+        lgb.Dataset(
+            fitted.booster_matrix(base),
+            label=y,
+            feature_name=fitted.feature_names_,
+            categorical_feature=fitted.categorical_columns(),
+        ),
+        num_boost_round=5,
+    )
+    assert new.dump_model()["tree_info"] == old.dump_model()["tree_info"]

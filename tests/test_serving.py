@@ -135,38 +135,28 @@ def test_predictions_come_from_the_fitted_pipeline_on_computed_features(predicto
     np.testing.assert_allclose(contrib.sum(axis=1), core["predicted_log_er"], rtol=1e-9, atol=1e-9)
 
 
-def test_booster_matrix_predicts_as_lightgbm_does_on_the_frame(predictor, candidates):
-    # Serving hands LightGBM one float matrix with category codes; LightGBM's own conversion of
-    # the pandas frame must give the very same numbers, unseen categories included.
+def test_prediction_is_the_baseline_plus_the_trees_on_the_booster_matrix(predictor, candidates):
+    # Serving hands LightGBM the float matrix the booster was fitted on (category codes), for
+    # the prediction and for the reasons; unseen values included.
     profiles, posts = candidates
     data = validate(profiles, posts)
     base = compute_features(
         data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2019-01-01", tz="UTC"))
     )
     base.loc[base.index[:2], "category"] = ["a niche never seen in training", "travel"]
+    base.loc[base.index[2], "tier"] = "a tier never seen in training"
     model = predictor.model
-    frame = model.model_matrix(base)
     matrix = model.booster_matrix(base)
-    # Built from the steps' column functions, it holds what the scikit-learn pipeline's frame
-    # holds, categories as their codes (unseen: missing).
-    expected = np.column_stack(
-        [
-            np.where(frame[c].cat.codes >= 0, frame[c].cat.codes, np.nan)
-            if isinstance(frame[c].dtype, pd.CategoricalDtype)
-            else frame[c].to_numpy(dtype="float64", na_value=np.nan)
-            for c in frame.columns
-        ]
-    )
-    np.testing.assert_array_equal(matrix, expected)
+    assert np.isnan(matrix[2, model.feature_names_.index("tier")])  # unseen: missing
     # The trees add to the starting point (the shrunk own level, LightGBM's init_score), which
     # the contributions credit to that column and the bias.
-    start = frame["shrunk_log_er"].to_numpy()
-    trees = model.booster_.predict(frame, num_iteration=model.best_iteration_)
-    np.testing.assert_array_equal(model.predict_log(base, matrix), start + trees)
-    shap = model.booster_.predict(frame, num_iteration=model.best_iteration_, pred_contrib=True)
-    shap[:, list(frame.columns).index("shrunk_log_er")] += start - model.baseline_mean_
+    start = matrix[:, model.feature_names_.index("shrunk_log_er")]
+    trees = model.booster_.predict(matrix, num_iteration=model.best_iteration_)
+    np.testing.assert_array_equal(model.predict_log(base), start + trees)
+    shap = model.booster_.predict(matrix, num_iteration=model.best_iteration_, pred_contrib=True)
+    shap[:, model.feature_names_.index("shrunk_log_er")] += start - model.baseline_mean_
     shap[:, -1] += model.baseline_mean_
-    np.testing.assert_allclose(model.contributions(base, matrix).to_numpy(), shap, atol=1e-12)
+    np.testing.assert_allclose(model.contributions(base).to_numpy(), shap, atol=1e-12)
 
 
 def test_interval_by_group_code_matches_the_group_names(predictor, candidates):

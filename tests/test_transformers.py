@@ -200,9 +200,11 @@ def test_misspelled_and_rare_categories_at_predict_time(fitted):
 
 
 def test_booster_matrix_holds_what_the_pipeline_frame_holds(fitted):
+    # The scikit-learn pipeline's frame (pandas categories) and the booster matrix agree: the
+    # category codes are the encoder's in both.
     model, base = fitted
     rows_ = base.iloc[:3].assign(category=["comdy", "crypto", "fashion"])
-    frame = model.model_matrix(rows_)
+    frame = model.steps_.transform(rows_)
     assert frame["category"].astype(str).tolist() == ["comedy", "other", "fashion"]
     codes = frame["category"].cat.codes.to_numpy()
     column = model.feature_names_.index("category")

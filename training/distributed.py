@@ -15,8 +15,9 @@ What runs where (and why):
 * **The final model**: the learned feature steps (priors, hashtag niches and topics) and the
   early-stopping probe that picks the number of rounds are fitted on the driver on the
   training rows (at most ``max_driver_rows``, a random sample of influencers beyond that); the
-  booster is then trained with ``lightgbm.dask.DaskLGBMRegressor`` on the model matrix built
-  on the workers, with that fixed number of rounds (LightGBM's Dask interface has no
+  booster is then trained with ``lightgbm.dask.DaskLGBMRegressor`` on the booster matrix built
+  on the workers (:meth:`~features.pipeline.EngagementModel.booster_matrix`, as every fit and
+  prediction), with that fixed number of rounds (LightGBM's Dask interface has no
   cluster-wide early stopping). The conformal interval is calibrated from residuals computed
   on the workers. ``to_local()`` turns the booster into an ordinary one inside the same
   :class:`~features.pipeline.EngagementModel`, so the
@@ -352,8 +353,8 @@ def fit_model_dask(
     rounds = boosting_rounds(local, valid, config, params)
 
     model = new_model(config, params)
-    head = model.fit_steps(local.base)
-    meta = head.iloc[:0]
+    model.fit_steps(local.base)
+    meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in model.feature_names_})
     X = train_dd.map_partitions(_model_matrix, model, meta=meta)
     y = train_dd[LABEL]
     # As the pandas engine: each creator weighs 1 (a creator's examples are all in one bucket),
@@ -372,7 +373,13 @@ def fit_model_dask(
     }
     booster = (
         DaskLGBMRegressor(client=client, n_estimators=rounds, **lgb_params)
-        .fit(X, y, sample_weight=weight, init_score=start)
+        .fit(
+            X,
+            y,
+            sample_weight=weight,
+            init_score=start,
+            categorical_feature=model.categorical_columns(),
+        )
         .to_local()
         .booster_
     )
