@@ -100,7 +100,7 @@ EWM_HALFLIFE_POSTS = 5.0
 def epoch_nanoseconds(values: pd.Series) -> np.ndarray:
     """Exact integer nanoseconds since 1970 for UTC timestamps, whatever their stored resolution."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        # Stored as UTC epoch integers already, whatever the zone: ~20x cheaper than converting.
+        # Stored as UTC epoch integers already, whatever the zone: nothing to convert.
         return values.array.as_unit("ns").asi8
     naive = pd.to_datetime(values, utc=True).dt.tz_convert(None)
     return naive.astype("datetime64[ns]").to_numpy().astype("int64")
@@ -181,7 +181,7 @@ def compute_features(
     history = history_posts(posts, history_cutoffs(examples), followers)
     history_table = history_features(history, examples, n_examples)
     # The hashtag family needs only each history post's example and row in ``posts``: the rest of
-    # the history (~0.6 GB on 10M posts) goes before the tags are split.
+    # the history (a large frame at millions of posts) goes before the tags are split.
     example, source_row = history["example"].to_numpy(), history["source_row"].to_numpy()
     del history
     release_unused_memory()
@@ -303,7 +303,7 @@ def history_posts(
     # image descriptions) in time order would cost more than the features themselves.
     cols = [c for c in posts.columns if c in HISTORY_INPUT_COLUMNS]
     # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each,
-    # and arrow text stays arrow text (hashing 500k Python strings for is_unique took 0.2 s).
+    # and arrow text stays arrow text (is_unique would hash one Python string per cell).
     keys = pd.DataFrame(
         {
             "influencer": examples["influencer"].array,
@@ -384,8 +384,8 @@ def take_rows(
     """``frame[cols].take(rows)`` with a fresh RangeIndex and the ``extra`` columns after them,
     taking each column's array directly.
 
-    pandas' ``DataFrame.take`` checks for -1 (fill) positions and regroups its blocks: on 10M
-    posts it took 1.9 s where the columns' own takes add up to 0.95 s (0.6 s in two threads).
+    pandas' ``DataFrame.take`` checks for -1 (fill) positions and regroups its blocks, work the
+    columns' own takes do not need; they also run in threads.
     """
 
     def take(col: str) -> pd.api.extensions.ExtensionArray | np.ndarray:
@@ -396,7 +396,7 @@ def take_rows(
             taken = list(pool.map(take, cols))
     else:
         taken = [take(col) for col in cols]
-    # copy=False: the taken arrays are new; copying them into 2-D blocks would cost ~0.8 s more.
+    # copy=False: the taken arrays are new; copying them into 2-D blocks would be a second copy.
     return pd.DataFrame({**dict(zip(cols, taken, strict=True)), **extra}, copy=False)
 
 
@@ -412,8 +412,8 @@ def _with_ratios(
     ``hist`` already."""
     if row_followers is None:
         row_followers = followers[hist["example"].to_numpy()]
-    # Gathered in a dict and added in one step: one insert per column costs ~0.5 ms, which
-    # adds up for one candidate scored over REST.
+    # Gathered in a dict and added in one step: pandas has a fixed cost per inserted column,
+    # which adds up for one candidate scored over REST.
     added: dict[str, np.ndarray] = {"followers": row_followers}
     added["interactions"] = interactions(hist).to_numpy()
     added["log_er"] = log_er(added["interactions"], added["followers"])
@@ -432,7 +432,7 @@ def _with_ratios(
     if "caption" in posts:
         lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
         added["caption_length"] = lengths[rows]
-    # One frame over the same arrays (copy=False): pd.concat regrouped 10M-row blocks (0.3 s).
+    # One frame over the same arrays (copy=False): pd.concat would regroup (copy) the blocks.
     columns = {name: hist[name].array for name in hist.columns}
     return pd.DataFrame({**columns, **added}, index=hist.index, copy=False)
 
@@ -441,8 +441,8 @@ def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``np.lexsort((t, example))``: stable order by example, then t (both int64).
 
     The example, the time and each row's position are packed into one 64-bit number and sorted as
-    numbers: numpy sorts numbers with SIMD, ~8x faster than it argsorts them (10M posts: 0.25 s
-    against 1.9 s), and the positions come back in the low bits. The position makes every packed
+    numbers: numpy sorts plain numbers with SIMD, far faster than it argsorts them (README,
+    Benchmarks), and the positions come back in the low bits. The position makes every packed
     number distinct, so the order is the stable one.
     """
     n = len(t)
@@ -464,7 +464,7 @@ def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
     # Times that need more bits than are left keep their leading bits (10M posts of 500k
     # influencers leave 21 bits: ~2 minute steps over 8 years); posts of one example that share
     # a cut time are put in order by their full time afterwards. In-place steps: each temporary
-    # of 10M numbers costs ~0.05 s.
+    # would be another pass over every row.
     shift = max(0, (t_max - t_min).bit_length() - time_bits)
     packed = example.astype(np.uint64)
     packed -= np.uint64(ex_min)
@@ -495,7 +495,7 @@ def _before(posted: pd.Series, cutoff_ns: np.ndarray) -> np.ndarray:
 
     Zone-aware times are compared in their stored unit against the cutoff rounded up to it
     (``t * unit < c`` exactly when ``t < ceil(c / unit)`` for whole ``t``), which spares
-    converting 10M times to nanoseconds.
+    converting every time to nanoseconds.
     """
     if isinstance(posted.dtype, pd.DatetimeTZDtype):
         per_unit = pd.Timedelta(1, unit=posted.array.unit).value  # nanoseconds per stored unit
@@ -665,7 +665,7 @@ def hashtag_features(
 
     ``hashtag_doc`` (space-joined tags, repeats kept) feeds the learned niche and topic
     transformers; it is text, not a model input by itself, and stays arrow text throughout
-    (one Python string per influencer, then a copy into the frame, would add ~1.5 GB on 10M posts).
+    (one Python string per influencer, then a copy into the frame, would multiply its memory).
     """
     n_posts = Segments.of_sorted(example).spread_sizes(n_examples)  # NaN: no posts
     if hashtags is None:
@@ -732,7 +732,7 @@ def _tag_stats(
 
     Tags stay in arrow as integer codes, never one Python string each, and (when ``example`` is
     sorted, as :func:`history_posts` leaves it) examples are taken a chunk at a time, so memory
-    stays bounded (10M posts carry ~80M tags).
+    stays bounded however many tags the posts carry.
     """
     # An example's posts may be anywhere in an unsorted table: take it whole.
     is_sorted = len(example) < 2 or not (example[1:] < example[:-1]).any()
@@ -778,9 +778,9 @@ def _arrow_tags(hashtags: pd.Series) -> pa.Array | pa.ChunkedArray:
 def _take_text(text: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     """``text[rows]`` as one array, taken chunk by chunk from a chunked column.
 
-    Neither pandas' take (it joins all chunks first: a copy of every tag, ~0.8 GB on 10M posts)
-    nor arrow's take on a chunked column (a pass over the whole column per call, ~0.25 s on 10M
-    posts) suits taking a column piece by piece: each piece here costs only its own rows.
+    Neither pandas' take (it joins all chunks first: a copy of every tag) nor arrow's take on a
+    chunked column (a pass over the whole column per call) suits taking a column piece by piece:
+    each piece here costs only its own rows.
     """
     if isinstance(text, pa.Array):
         return text.take(pa.array(rows))
@@ -825,8 +825,8 @@ def _tag_stats_chunk(
     if len(tags) == 0:
         return None, docs
     # Number the (example, tag) pairs in first-seen order. Hashing runs over slices of whole
-    # examples of ~HASHTAG_HASH_TAGS tags, whose hash tables stay in cache (3-4x faster than one
-    # pass); unsorted input is one slice, since an example's tags may be anywhere.
+    # examples of ~HASHTAG_HASH_TAGS tags, whose hash tables stay in cache (one pass over all
+    # of them would not); unsorted input is one slice, since an example's tags may be anywhere.
     cuts = np.array([0, len(tags)])
     if is_sorted:
         probe = np.searchsorted(

@@ -268,7 +268,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
             _refuse_duplicate_columns(path, pq.read_schema(path).names)
             table = pd.read_parquet(path)
-            release_unused_memory()  # the decoding buffers (~0.8 GB kept on 10M posts)
+            release_unused_memory()  # the decoding buffers arrow's allocator keeps cached
             return table
         if name.endswith((".csv", ".csv.gz", ".gz", ".txt", ".tsv")):
             sep = "\t" if ".tsv" in name else ","
@@ -498,7 +498,8 @@ def as_text(series: pd.Series) -> pd.Series:
     chunked = own_arrow_text(text)
     if chunked is not None:
         # Arrow text (the usual case) is checked in a few arrow calls: the pandas steps below
-        # cost ~1 ms per column for one candidate. utf8_trim_whitespace is what .str.strip() runs.
+        # have a fixed cost per column that dominates for one candidate. utf8_trim_whitespace is
+        # what .str.strip() runs.
         stripped = pc.utf8_trim_whitespace(chunked)
         nothing_stripped = (
             pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
@@ -512,7 +513,8 @@ def as_text(series: pd.Series) -> pd.Series:
     if nothing_stripped:
         # Keep the input's own text buffers, so a 10M-row key column is not held twice.
         out = text
-    return out.mask(empty) if empty.any() else out  # mask() costs ~1 ms even when nothing is empty
+    # mask() has its fixed cost even when nothing is empty
+    return out.mask(empty) if empty.any() else out
 
 
 def _as_count(
@@ -645,7 +647,7 @@ def iso_8601_cells(text: pd.Series) -> np.ndarray:
         # Python strings (small frames handed over directly); numbers as text, which never match.
         cells = [None if pd.isna(v) else str(v) for v in text.tolist()]
         chunked = pa.chunked_array([pa.array(cells, type=pa.large_string())])
-    # RE2 over arrow's buffers: ~80 ns a cell, where Python's re would cost ~1 us.
+    # RE2 over arrow's buffers, not Python's re on one Python string per cell.
     return (
         pc.match_substring_regex(chunked, ISO_8601).fill_null(False).to_numpy(zero_copy_only=False)
     )
@@ -747,13 +749,13 @@ def check_cutoff(ts: pd.Timestamp, what: str, now: pd.Timestamp | None = None) -
 
 
 # Python's ``\s`` spelled out. Same matches as r"[#,\s|]+", but pandas can hand this pattern to
-# pyarrow (RE2, whose \s is ASCII-only) instead of running Python's re cell by cell (~6x slower).
+# pyarrow (RE2, whose \s is ASCII-only) instead of running Python's re cell by cell.
 _UNICODE_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
 # The replacement above changes a cell only if it has '#', a comma, whitespace or '||'. Searching
-# is several times cheaper than replacing, and most cells are already clean '|'-joined lists.
+# is cheaper than replacing, and most cells are already clean '|'-joined lists.
 _NEEDS_REWRITE = f"[#,{_UNICODE_WHITESPACE}]|\\|\\|"
 # Rows normalised at a time: bounds the whole-column copies each step makes.
 _HASHTAG_CHUNK_ROWS = 1 << 20
@@ -762,8 +764,8 @@ _HASHTAG_CHUNK_ROWS = 1 << 20
 def normalise_hashtags(values: pd.Series) -> pd.Series:
     """Hashtags as a lowercase, '|'-joined string without '#'; accepts '|', commas or spaces."""
     if len(values) > _HASHTAG_CHUNK_ROWS:
-        # Row by row, so chunks give the same result; each step copies the whole text, and on
-        # 10M posts (~1 GB of tags) whole-column intermediates would add GBs to the peak.
+        # Row by row, so chunks give the same result; each step copies the whole text, and at
+        # millions of posts whole-column intermediates would multiply the peak memory.
         return pd.concat(
             [
                 _normalise_hashtags(values.iloc[i : i + _HASHTAG_CHUNK_ROWS])
@@ -783,8 +785,9 @@ _DOUBLE_PIPE = 0x7C7C  # "||"
 
 def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
     """(cells that may need the separator rewrite, whether all the text is ASCII), read off
-    arrow's byte buffers: two numpy passes over the bytes, where arrow's regex and substring
-    kernels cost ~250 ns per cell. A '||' across two cells only flags a cell for nothing."""
+    arrow's byte buffers: two numpy passes over the bytes, cheaper than arrow's regex and
+    substring kernels, which work cell by cell. A '||' across two cells only flags a cell for
+    nothing."""
     needs, ascii_only = [], True
     for chunk in text.chunks:
         offsets, data = text_bytes(chunk)
@@ -810,7 +813,7 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     chunked = own_arrow_text(original)
     if chunked is not None:
         needs, ascii_only = _rewrite_candidates(chunked)
-        # ASCII text lowers byte by byte, ~6x faster than Unicode case mapping (same result).
+        # ASCII text lowers byte by byte, much cheaper than Unicode case mapping (same result).
         lowered = pc.ascii_lower(chunked) if ascii_only else pc.utf8_lower(chunked)
         text = pd.Series(pd.arrays.ArrowStringArray(lowered), index=original.index)
     else:
@@ -823,9 +826,9 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     text = text.str.strip("|")
     if not needs.any() and (text == original).all():
         # Already normalised (exports from our own tools, re-runs): keep the input's buffers
-        # instead of a second copy of ~1 GB of tags on 10M posts.
+        # instead of a second copy of every tag.
         text = original
-    # Arrow-backed text, not one Python object per cell: on 10M posts that is ~1 GB less.
+    # Arrow-backed text, not one Python object per cell (far less memory).
     return text.astype("str")
 
 
@@ -954,8 +957,8 @@ def validate_profiles(
             Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True)
         )
         return None
-    # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
-    # which adds up for one candidate scored over REST).
+    # The clean columns, framed once at the end (pandas has a fixed cost per
+    # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {"influencer": as_text(frame["influencer"])}
     p = _problem(
         table,
@@ -1014,7 +1017,7 @@ def validate_profiles(
         if p:
             report.add(p)
         cols["as_of"] = as_of
-    # copy=False: the columns are new already; copying them into 2-D blocks cost 0.5 s on 10M posts.
+    # copy=False: the columns are new already; copying them into 2-D blocks would be a second copy.
     out = pd.DataFrame(cols, index=frame.index, copy=False)
 
     # Duplicate keys: identical rows are harmless copies; conflicting ones are ambiguous.
@@ -1106,8 +1109,8 @@ def validate_posts(
     frame = frame.rename(columns=lambda c: str(c).strip())
     if not _check_columns(table, file, frame, POST_REQUIRED, report):
         return None
-    # The clean columns, framed once at the end (inserting them one by one costs ~0.5 ms each,
-    # which adds up for one candidate scored over REST).
+    # The clean columns, framed once at the end (pandas has a fixed cost per
+    # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {}
     for col in ("influencer", "post_id"):
         cols[col] = as_text(frame[col])
@@ -1153,8 +1156,9 @@ def validate_posts(
 
     # Duplicate keys: (influencer, post_id). Identical
     # copies are dropped, conflicting ones are fatal.
-    # Keys are compared as 64-bit hashes first (80 MB on 10M posts, where a hash table of every
-    # post id took ~1.1 GB); only the rows whose hashes repeat, usually none, are compared as text.
+    # Keys are compared as 64-bit hashes first (one number per row, far smaller than a hash
+    # table of every post id); only the rows whose hashes repeat, usually none, are compared as
+    # text.
     key_cols = ["influencer", "post_id"]
     post_hash = text_hashes(out["post_id"])
     maybe_dup = np.flatnonzero(repeated(combine_hashes(text_hashes(out["influencer"]), post_hash)))

@@ -1,8 +1,8 @@
 """Looking up text keys (influencer handles) with arrow's hash kernels instead of pandas'.
 
 pandas turns arrow-backed text into one Python string per cell before hashing it; arrow hashes
-the buffers directly, ~10x faster on millions of posts. Used by the contract (posts without a
-profile) and by the features (each example's profile and posts).
+the buffers directly. Used by the contract (posts without a profile) and by the features (each
+example's profile and posts).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def arrow_text(values: pd.Series) -> pa.Array | None:
 
 
 def all_distinct(values: pd.Series) -> bool:
-    """``values.is_unique``, counted by arrow for text (pandas hashed one Python string per cell:
-    0.17 s for 500k handles)."""
+    """``values.is_unique``, counted by arrow for text (pandas hashes one Python string per
+    cell)."""
     text = arrow_text(values)
     if text is None:
         return bool(values.is_unique)
@@ -88,8 +88,8 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     """``pd.Index(keys).get_indexer(values)`` for unique
     ``keys``: position of each value, -1 if absent.
 
-    For text keys arrow's hash lookup is ~10x faster: pandas would first turn the posts' arrow
-    strings into a million Python strings.
+    For text keys arrow's hash lookup runs on its buffers: pandas would first turn the posts'
+    arrow strings into one Python string each.
     """
     key_text, value_chunks = arrow_text(keys), _text_chunks(values)
     if key_text is None or value_chunks is None:
@@ -97,7 +97,7 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     lookup = pc.SetLookupOptions(key_text)
     # The values' own chunks (Parquet row groups), not one joined copy of 10M strings. Above
     # PARALLEL_LOOKUP_ROWS they are cut into even slices; arrow's lookup runs on one core and
-    # releases the GIL, so slices in threads use every core (10M posts: 3.4 s -> 2.2 s on 2).
+    # releases the GIL, so slices in threads use every core.
     n_values = sum(len(chunk) for chunk in value_chunks)
     if n_values == 0 or n_values < PARALLEL_LOOKUP_ROWS:
         parts = [pc.index_in(chunk, options=lookup) for chunk in value_chunks]
@@ -117,7 +117,7 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     )
 
 
-# Strings hashed per numpy pass: bounds the per-byte temporaries (~40 bytes per byte of text).
+# Strings hashed per numpy pass: bounds the per-byte temporaries (several numbers per byte).
 HASH_SLICE_ROWS = 1 << 18
 
 
@@ -125,7 +125,7 @@ def text_hashes(values: pd.Series) -> np.ndarray:
     """A 64-bit hash of each text cell (missing cells hash to 0), computed on arrow's buffers.
 
     For finding repeated keys among millions of rows: a hash table of every distinct post id
-    (``pd.factorize``) took ~1.1 GB on 10M posts; one number per row takes 80 MB. Different
+    (``pd.factorize``) holds every key; one number per row is far smaller. Different
     texts can share a hash, rarely, so callers compare the rows whose hashes repeat as text.
     The hash is a random linear form over the bytes and the length (fixed seed: the same text
     always gets the same hash).

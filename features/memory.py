@@ -1,9 +1,9 @@
 """Giving memory back to the operating system between the big steps.
 
 Arrow's allocator (mimalloc) keeps freed blocks cached for reuse instead of returning them.
-After reading 10M posts from Parquet it held ~0.8 GB more than the table's own 1.5 GB, and
-every later step started from that higher floor, so the peak at 10M posts went past 4 GB.
-Releasing the cache at step boundaries costs a few milliseconds.
+After a large Parquet read it keeps the decoding buffers on top of the table itself, and every
+later step starts from that higher floor, which raises the peak (README, Benchmarks). Releasing
+the cache at step boundaries is cheap.
 """
 
 from __future__ import annotations

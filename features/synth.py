@@ -7,7 +7,7 @@ evaluated on these tables says nothing about real influencers.
 
 Two steps: :func:`fit_synth_params` summarises real tables into a :class:`SynthParams`, and
 :func:`generate` draws any number of influencers from it, vectorised with numpy and pyarrow
-(500k influencers with 20 posts each, 10M posts: ~30 s and ~3.3 GB on 2 cores). The same parameters
+(its time and memory at 10M posts: README, Benchmarks). The same parameters
 and seed give identical tables. Identifiers are pseudonymous (``syn_000001``, ``synp_00000001``)
 and hashtags are made-up tokens (``fashion17``), so nothing from the real data is copied out.
 
@@ -596,7 +596,8 @@ def _hashtag_strings(
     """'|'-joined hashtags per post: personal vocabulary
     reused with the fitted share, else niche-wide.
 
-    Posts are processed in chunks so the per-token arrays stay small (10M posts carry ~80M tags).
+    Posts are processed in chunks so the per-token arrays stay small (posts carry several tags
+    each).
     """
     flat, guide = _zipf_tables(params)
     names = pa.array(

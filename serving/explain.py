@@ -169,7 +169,7 @@ def reasons(contributions: pd.DataFrame, base: pd.DataFrame, n: int = N_REASONS)
     # A base feature missing for another reason (e.g. cadence with one post) is named as unknown.
     missing = np.zeros_like(matrix, dtype=bool)
     checked = [j for j, name in enumerate(names) if name in base and name not in CATEGORICAL]
-    if checked:  # one isna over the block: a column at a time cost ~30 pandas calls per request
+    if checked:  # one isna over the block, not one pandas call per column
         missing[:, checked] = base[[names[j] for j in checked]].isna().to_numpy(dtype=bool)
     pairs = [phrase_pair(name) for name in names] + [("no post history", "no post history")]
     up = np.array([p[0] for p in pairs], dtype=object)

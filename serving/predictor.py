@@ -341,8 +341,8 @@ class Predictor:
         base = self.usual_format_where_unknown(base)
         matrix = self.model.booster_matrix(base)  # once, for the prediction and the reasons
         core = self.model.predict_features(base, matrix)
-        # Columns gathered in a dict and framed once: inserting them one by one costs ~0.5 ms
-        # each, a large share of the time to score one candidate.
+        # Columns gathered in a dict and framed once: pandas' fixed cost per inserted column
+        # would be a large share of the time to score one candidate.
         predicted_er = core["predicted_er"].to_numpy(dtype="float64")
         # The model carries followers as exp(log followers), a few ulps off (10000.000000000002);
         # counts are whole numbers (the contract refuses fractions), so rounding gives back the

@@ -87,8 +87,8 @@ def split_rows(
     return profiles, posts, request_rows[first], request_rows[has_post]
 
 
-# A request is a few dozen rows: these helpers keep to a handful of pandas calls each (~0.1 ms
-# apiece), where ``DataFrame.duplicated``, ``.str`` chains and ``.loc`` cost ~10 ms in all.
+# A request is a few dozen rows, so pandas' fixed cost per call is what it pays: these helpers
+# keep to a handful of pandas calls each, not ``DataFrame.duplicated``, ``.str`` chains, ``.loc``.
 # Rows are taken with :func:`features.aggregate.take_rows`, column by column.
 
 
@@ -106,7 +106,7 @@ def _first_copies(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
 
 def _as_text_values(values: pd.Series) -> list[str | None]:
     """``values.astype("string")`` as Python values (None for missing), without pandas' copy for
-    arrow text (~1 ms a column): numbers and flags become text as ``astype`` writes them (str)."""
+    arrow text: numbers and flags become text as ``astype`` writes them (str)."""
     arrow = own_arrow_text(values)
     if arrow is not None:
         return arrow.to_pylist()
