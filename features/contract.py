@@ -492,26 +492,33 @@ def joined_lists(values: pd.Series) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
+def _arrow_string(
+    values: pd.Series, missing: str | None = None
+) -> tuple[pd.Series, pa.ChunkedArray]:
+    """``values`` as arrow-backed text (whatever ``pd.options.mode.string_storage`` says), with
+    its arrow chunks: the text paths below are arrow calls, with no pandas fallback to test.
+    ``missing``: what missing cells become (None: they stay missing)."""
+    text = values.astype(pd.StringDtype("pyarrow"))
+    if missing is not None:
+        text = text.fillna(missing)
+    chunked = own_arrow_text(text)
+    assert chunked is not None  # pyarrow storage: its own chunks
+    return text, chunked
+
+
 def as_text(series: pd.Series) -> pd.Series:
     """Strings with surrounding space removed; missing stays missing."""
-    text = series.astype("string")
-    chunked = own_arrow_text(text)
-    if chunked is not None:
-        # Arrow text (the usual case) is checked in a few arrow calls: the pandas steps below
-        # have a fixed cost per column that dominates for one candidate. utf8_trim_whitespace is
-        # what .str.strip() runs.
-        stripped = pc.utf8_trim_whitespace(chunked)
-        nothing_stripped = (
-            pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
-        )
-        out = pd.Series(pd.arrays.ArrowStringArray(stripped), index=text.index, name=text.name)
-        empty = pc.equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
-    else:
-        out = text.str.strip()
-        nothing_stripped = out.str.len().sum() == text.str.len().sum()
-        empty = (out == "").to_numpy(dtype=bool, na_value=False)
+    # A few arrow calls: pandas' .str steps have a fixed cost per column that dominates for one
+    # candidate. utf8_trim_whitespace is what .str.strip() runs.
+    text, chunked = _arrow_string(series)
+    stripped = pc.utf8_trim_whitespace(chunked)
+    nothing_stripped = (
+        pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(chunked)).as_py()
+    )
+    out = pd.Series(pd.arrays.ArrowStringArray(stripped), index=text.index, name=text.name)
+    empty = pc.equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
     if nothing_stripped:
-        # Keep the input's own text buffers, so a 10M-row key column is not held twice.
+        # Keep the input's own text buffers, so a large key column is not held twice.
         out = text
     # mask() has its fixed cost even when nothing is empty
     return out.mask(empty) if empty.any() else out
@@ -754,9 +761,8 @@ _UNICODE_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
-# The replacement above changes a cell only if it has '#', a comma, whitespace or '||'. Searching
-# is cheaper than replacing, and most cells are already clean '|'-joined lists.
-_NEEDS_REWRITE = f"[#,{_UNICODE_WHITESPACE}]|\\|\\|"
+# The replacement above changes a cell only if it has '#', a comma, whitespace or '||': cells are
+# searched for those first (_rewrite_candidates), since most are already clean '|'-joined lists.
 # Rows normalised at a time: bounds the whole-column copies each step makes.
 _HASHTAG_CHUNK_ROWS = 1 << 20
 
@@ -809,16 +815,11 @@ def _rewrite_candidates(text: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
 
 
 def _normalise_hashtags(values: pd.Series) -> pd.Series:
-    original = values.astype("string").fillna("")
-    chunked = own_arrow_text(original)
-    if chunked is not None:
-        needs, ascii_only = _rewrite_candidates(chunked)
-        # ASCII text lowers byte by byte, much cheaper than Unicode case mapping (same result).
-        lowered = pc.ascii_lower(chunked) if ascii_only else pc.utf8_lower(chunked)
-        text = pd.Series(pd.arrays.ArrowStringArray(lowered), index=original.index)
-    else:
-        text = original.str.lower()
-        needs = text.str.contains(_NEEDS_REWRITE, regex=True).to_numpy(dtype=bool)
+    original, chunked = _arrow_string(values, missing="")
+    needs, ascii_only = _rewrite_candidates(chunked)
+    # ASCII text lowers byte by byte, much cheaper than Unicode case mapping (same result).
+    lowered = pc.ascii_lower(chunked) if ascii_only else pc.utf8_lower(chunked)
+    text = pd.Series(pd.arrays.ArrowStringArray(lowered), index=original.index)
     if needs.any():
         text.iloc[np.flatnonzero(needs)] = (
             text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()

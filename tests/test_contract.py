@@ -983,6 +983,19 @@ def test_suggest_column(missing, present, expected):
     assert suggest_column(missing, present) == expected
 
 
+def test_text_is_read_as_arrow_whatever_the_string_storage_option():
+    # as_text and the hashtag normaliser have no pandas-storage path: with pandas' "python"
+    # string storage they still read arrow text and give the same result.
+    from features.contract import as_text, normalise_hashtags
+
+    cells = pd.Series([" A ", None, "", "#Fun, Travel  LIFE||x"], dtype=object)
+    expected = (as_text(cells).tolist(), normalise_hashtags(cells).tolist())
+    with pd.option_context("mode.string_storage", "python"):
+        assert pd.Series(["x"], dtype="string").dtype.storage == "python"
+        assert (as_text(cells).tolist(), normalise_hashtags(cells).tolist()) == expected
+    assert expected[1] == ["a", "", "", "fun|travel|life|x"]
+
+
 def test_validation_does_not_mutate_inputs(now):
     profiles, posts = raw_profiles_frame(), raw_posts_frame()
     validate(profiles, posts, now=now)
@@ -993,7 +1006,7 @@ def test_validation_does_not_mutate_inputs(now):
 @pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "string[python]", "str"])
 @pytest.mark.parametrize("cells", [["a", " b ", "", None, "  ", "c\u00a0"], ["x", "y"], [], [None]])
 def test_as_text_strips_and_makes_blank_cells_missing(cells, dtype):
-    # Arrow text takes the arrow path, other text pandas' .str.strip(): the same result either way.
+    # Every text dtype is read as arrow text: the same result as pandas' .str.strip().
     from features.contract import as_text
 
     series = pd.Series(cells, dtype=dtype, name="key")
