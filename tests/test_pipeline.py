@@ -13,9 +13,38 @@ from features.aggregate import CATEGORICAL_FEATURES, compute_features, examples_
 from features.contract import validate
 from features.engagement import ER_DEFINITION
 from features.pipeline import EngagementModel
-from tests.test_transformers import NOW, creators
 
+NOW = pd.Timestamp("2020-06-01", tz="UTC")
 PARAMS = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}
+
+
+def creators(categories: list[str], posts_each: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw profiles and posts: one creator per entry of ``categories``."""
+    rng = np.random.default_rng(0)
+    names = [f"user{i}" for i in range(len(categories))]
+    profiles = pd.DataFrame(
+        {
+            "influencer": names,
+            "followers": [str(1000 * (i % 7 + 1) ** 2) for i in range(len(names))],
+            "category": categories,
+        }
+    )
+    posts = pd.DataFrame(
+        [
+            (
+                name,
+                f"{name}_{j}",
+                f"2020-01-{j * 3 + 1:02d}T12:00:00Z",
+                str(int(rng.integers(10, 500))),
+                str(int(rng.integers(0, 20))),
+                "x|y" if j % 2 else "z",
+            )
+            for name in names
+            for j in range(posts_each)
+        ],
+        columns=["influencer", "post_id", "posted_at", "likes", "comments", "hashtags"],
+    )
+    return profiles, posts
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +175,61 @@ def test_a_booster_fitted_on_the_pipeline_frame_reads_the_booster_matrix(fitted,
         num_boost_round=5,
     )
     assert new.dump_model()["tree_info"] == old.dump_model()["tree_info"]
+
+
+# ------------------------------------------------------------- categories through the model
+
+
+@pytest.fixture(scope="module")
+def vocabulary_model() -> tuple[EngagementModel, pd.DataFrame]:
+    # 30 comedy creators (listed with a second genre), 30 fashion, 3 crypto (rare).
+    profiles, posts = creators(["Comedy, Acting"] * 30 + ["fashion"] * 30 + ["crypto"] * 3)
+    data = validate(profiles, posts, now=NOW)
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
+    )
+    y = np.nan_to_num(base["log_er_median"].to_numpy(dtype="float64"), nan=-4.0)
+    model = EngagementModel(
+        {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3},
+        n_topics=2,
+    )
+    model.fit(base, y, num_boost_round=5)
+    model.calibrate(base, y)
+    return model, base
+
+
+def test_a_frequent_unknown_category_keeps_its_name_through_fit_and_predict(vocabulary_model):
+    model, base = vocabulary_model
+    assert model.steps_.named_steps["vocabulary"].vocabulary_ == ("comedy", "fashion", "other")
+    assert "comedy" in model.steps_.named_steps["categories"].categories_["category"]
+    predicted = model.predict_features(base)
+    assert predicted["category"].value_counts().to_dict() == {
+        "comedy": 30,
+        "fashion": 30,
+        "other": 3,
+    }
+
+
+def test_misspelled_and_rare_categories_at_predict_time(vocabulary_model):
+    model, base = vocabulary_model
+    rows_ = base.iloc[:4].assign(category=["comdy", "fashon", "crypto", "never seen"])
+    predicted = model.predict_features(rows_)
+    assert predicted["category"].tolist() == ["comedy", "fashion", "other", "other"]
+    # The model sees what it reports: the same numbers as for the mapped names.
+    mapped = rows_.assign(category=["comedy", "fashion", "other", "other"])
+    np.testing.assert_array_equal(model.booster_matrix(rows_), model.booster_matrix(mapped))
+    np.testing.assert_array_equal(model.predict_log(rows_), model.predict_log(mapped))
+
+
+def test_booster_matrix_holds_what_the_pipeline_frame_holds(vocabulary_model):
+    # The scikit-learn pipeline's frame (pandas categories) and the booster matrix agree: the
+    # category codes are the encoder's in both.
+    model, base = vocabulary_model
+    rows_ = base.iloc[:3].assign(category=["comdy", "crypto", "fashion"])
+    frame = model.steps_.transform(rows_)
+    assert frame["category"].astype(str).tolist() == ["comedy", "other", "fashion"]
+    codes = frame["category"].cat.codes.to_numpy()
+    column = model.feature_names_.index("category")
+    np.testing.assert_array_equal(
+        model.booster_matrix(rows_)[:, column], np.where(codes >= 0, codes, np.nan)
+    )

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from features.aggregate import compute_features, examples_at
-from features.contract import validate
-from features.pipeline import EngagementModel, default_feature_steps
+from features.pipeline import default_feature_steps
 from features.transformers import CategoryVocabulary
-
-NOW = pd.Timestamp("2020-06-01", tz="UTC")
 
 
 def rows(counts: dict[str, int], rows_each: int = 1) -> pd.DataFrame:
@@ -124,90 +119,3 @@ def test_the_vocabulary_is_the_first_feature_step():
     # The prior and hashtag steps read category: they must see it on the vocabulary.
     assert default_feature_steps().steps[0][0] == "vocabulary"
     assert isinstance(default_feature_steps().steps[0][1], CategoryVocabulary)
-
-
-# --------------------------------------------------------------------------- through the model
-
-
-def creators(categories: list[str], posts_each: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw profiles and posts: one creator per entry of ``categories``."""
-    rng = np.random.default_rng(0)
-    names = [f"user{i}" for i in range(len(categories))]
-    profiles = pd.DataFrame(
-        {
-            "influencer": names,
-            "followers": [str(1000 * (i % 7 + 1) ** 2) for i in range(len(names))],
-            "category": categories,
-        }
-    )
-    posts = pd.DataFrame(
-        [
-            (
-                name,
-                f"{name}_{j}",
-                f"2020-01-{j * 3 + 1:02d}T12:00:00Z",
-                str(int(rng.integers(10, 500))),
-                str(int(rng.integers(0, 20))),
-                "x|y" if j % 2 else "z",
-            )
-            for name in names
-            for j in range(posts_each)
-        ],
-        columns=["influencer", "post_id", "posted_at", "likes", "comments", "hashtags"],
-    )
-    return profiles, posts
-
-
-@pytest.fixture(scope="module")
-def fitted() -> tuple[EngagementModel, pd.DataFrame]:
-    # 30 comedy creators (listed with a second genre), 30 fashion, 3 crypto (rare).
-    profiles, posts = creators(["Comedy, Acting"] * 30 + ["fashion"] * 30 + ["crypto"] * 3)
-    data = validate(profiles, posts, now=NOW)
-    base = compute_features(
-        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
-    )
-    y = np.nan_to_num(base["log_er_median"].to_numpy(dtype="float64"), nan=-4.0)
-    model = EngagementModel(
-        {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3},
-        n_topics=2,
-    )
-    model.fit(base, y, num_boost_round=5)
-    model.calibrate(base, y)
-    return model, base
-
-
-def test_a_frequent_unknown_category_keeps_its_name_through_fit_and_predict(fitted):
-    model, base = fitted
-    assert model.steps_.named_steps["vocabulary"].vocabulary_ == ("comedy", "fashion", "other")
-    assert "comedy" in model.steps_.named_steps["categories"].categories_["category"]
-    predicted = model.predict_features(base)
-    assert predicted["category"].value_counts().to_dict() == {
-        "comedy": 30,
-        "fashion": 30,
-        "other": 3,
-    }
-
-
-def test_misspelled_and_rare_categories_at_predict_time(fitted):
-    model, base = fitted
-    rows_ = base.iloc[:4].assign(category=["comdy", "fashon", "crypto", "never seen"])
-    predicted = model.predict_features(rows_)
-    assert predicted["category"].tolist() == ["comedy", "fashion", "other", "other"]
-    # The model sees what it reports: the same numbers as for the mapped names.
-    mapped = rows_.assign(category=["comedy", "fashion", "other", "other"])
-    np.testing.assert_array_equal(model.booster_matrix(rows_), model.booster_matrix(mapped))
-    np.testing.assert_array_equal(model.predict_log(rows_), model.predict_log(mapped))
-
-
-def test_booster_matrix_holds_what_the_pipeline_frame_holds(fitted):
-    # The scikit-learn pipeline's frame (pandas categories) and the booster matrix agree: the
-    # category codes are the encoder's in both.
-    model, base = fitted
-    rows_ = base.iloc[:3].assign(category=["comdy", "crypto", "fashion"])
-    frame = model.steps_.transform(rows_)
-    assert frame["category"].astype(str).tolist() == ["comedy", "other", "fashion"]
-    codes = frame["category"].cat.codes.to_numpy()
-    column = model.feature_names_.index("category")
-    np.testing.assert_array_equal(
-        model.booster_matrix(rows_)[:, column], np.where(codes >= 0, codes, np.nan)
-    )
