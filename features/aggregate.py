@@ -72,12 +72,11 @@ HASHTAG_FEATURES = (
 )
 # The planned post itself: its format and sponsorship are known before it goes up (its counts
 # never are). Training reads them off each target post; scoring takes them from the planner
-# (``post_type``, ``sponsored`` on the examples) or assumes the creator's usual post.
-# Computed and reported, but not yet model inputs: as inputs they made the shared Instagram
-# forward evaluation worse (MAE 0.313 -> 0.330, Spearman 0.888 -> 0.870), and they are constant
-# on the shared TikTok data. See the README ("The planned post").
+# (``post_type``, ``sponsored`` on the examples) or assumes the creator's usual post. They are
+# model inputs, so the forecast is for the post being planned (see the README, "The planned
+# post", for what they changed on the shared data).
 PLANNED_POST_FEATURES = ("planned_video", "planned_carousel", "planned_sponsored")
-NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES
+NUMERIC_FEATURES = PROFILE_FEATURES + HISTORY_FEATURES + HASHTAG_FEATURES + PLANNED_POST_FEATURES
 CATEGORICAL_FEATURES = ("tier", "category", "platform")
 KEY_COLUMNS = ("influencer", "cutoff")
 # Post columns the history features read. Text (hashtags, captions) is not carried along:

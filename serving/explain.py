@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.aggregate import NUMERIC_FEATURES, PROFILE_FEATURES
+from features.aggregate import NUMERIC_FEATURES, PLANNED_POST_FEATURES, PROFILE_FEATURES
 
 N_REASONS = 3
 
@@ -106,9 +106,12 @@ CATEGORICAL: dict[str, tuple[str, str]] = {
     "platform": ("{} platform raises the estimate", "{} platform lowers the estimate"),
 }
 
-# Features that exist only when there is post history: every aggregate but the profile's own,
-# and the learned ones built from history (hashtag topics are matched by prefix).
-HISTORY_DEPENDENT = (frozenset(NUMERIC_FEATURES) - frozenset(PROFILE_FEATURES)) | {
+# Features that exist only when there is post history: every aggregate but the profile's own
+# and the planned post's, and the learned ones built from history (hashtag topics are matched
+# by prefix).
+HISTORY_DEPENDENT = (
+    frozenset(NUMERIC_FEATURES) - frozenset(PROFILE_FEATURES) - frozenset(PLANNED_POST_FEATURES)
+) | {
     "shrunk_log_er",
     "hashtag_er",
     "niche_consistency",

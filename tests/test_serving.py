@@ -748,13 +748,16 @@ def test_the_planned_post_is_named_in_the_output_with_what_the_forecast_uses(pre
     ok = usual["status"].str.startswith("ok").to_numpy()
     assert carousel.loc[ok, "planned_post"].str.startswith("carousel, sponsored").all()
     assert usual.loc[ok, "planned_post"].str.contains("organic").all()
-    # Not a model input yet: the output says so, and the forecast is the same.
-    assert (
-        carousel.loc[ok, "planned_post"].str.contains("does not depend on the planned format").all()
-    )
-    np.testing.assert_array_equal(
-        carousel["predicted_er"].to_numpy(), usual["predicted_er"].to_numpy()
-    )
+    # A model input: the forecast is for the planned post wherever the trees split on it.
+    from features.aggregate import PLANNED_POST_FEATURES
+
+    names_in = predictor.model.feature_names_
+    assert set(PLANNED_POST_FEATURES) <= set(names_in)
+    assert not carousel["planned_post"].str.contains("does not depend", na=False).any()
+    booster = predictor.model.booster_
+    used = booster.feature_importance("split", iteration=predictor.model.best_iteration_ or None)
+    if any(used[names_in.index(f)] > 0 for f in PLANNED_POST_FEATURES):
+        assert not np.allclose(carousel.loc[ok, "predicted_er"], usual.loc[ok, "predicted_er"])
     # Per influencer, as a shortlist column would give it.
     names = usual.loc[ok, "influencer"]
     one = predictor.predict(
