@@ -36,7 +36,14 @@ from features.outputs import (
     neutralise_formulas,
 )
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
-from serving.report import ModelIdentity, ReportContext, Summary, reasons_as_factors, render_html
+from serving.report import (
+    ModelIdentity,
+    ReportContext,
+    Summary,
+    chance_text,
+    reasons_as_factors,
+    render_html,
+)
 
 OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".xlsx", ".html", ".htm")
 MAX_LISTED = 8
@@ -1002,9 +1009,7 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
             "peer pct": "" if pd.isna(r["peer_percentile"]) else f"{r['peer_percentile']:.0f}",
         }
         if has_target:
-            row["p_reach"] = (
-                f"{100 * float(r['p_reach']):.0f}%" if np.isfinite(float(r["p_reach"])) else ""
-            )
+            row["p_reach"] = chance_text(float(r["p_reach"]))
         if has_views:
             row["eng./view"] = pct(float(r["predicted_er_per_view"]))
         if has_fees:

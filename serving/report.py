@@ -435,12 +435,18 @@ def _header(text: str) -> str:
     )
 
 
+def chance_text(p: float) -> str:
+    """A probability as a planner reads it: a forecast that is only very likely is ">99%",
+    never "100%" (nor "0%" for one that is only very unlikely); empty when unknown."""
+    if not np.isfinite(p):
+        return ""
+    rounded = round(100 * p)
+    return ">99%" if rounded >= 100 else "<1%" if rounded <= 0 else f"{rounded}%"
+
+
 def _chance(value: Any) -> str:
     """A probability as a planner reads it: no "100%" or "0%" for a forecast that is only likely."""
-    if not _finite(value):
-        return ""
-    p = 100 * float(value)
-    return "&gt;99%" if p > 99.5 else "&lt;1%" if p < 0.5 else f"{p:.0f}%"
+    return html.escape(chance_text(float(value))) if _finite(value) else ""
 
 
 def _money_html(value: Any, currency: str) -> str:

@@ -470,3 +470,13 @@ def test_range_notes_say_how_much_history_the_forecast_stands_on():
     assert (
         by_history[30.0] == "30 earlier posts (a long record); micro tier" and notes[-1] == ""
     )  # unscored: no note
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.9996, ">99%"), (0.995, ">99%"), (0.99, "99%"), (0.42, "42%"), (0.004, "<1%"), (np.nan, "")],
+)
+def test_a_chance_is_never_written_as_certain(p, text):
+    from serving.report import chance_text
+
+    assert chance_text(p) == text
