@@ -61,6 +61,36 @@ def short(block: dict) -> list[float]:
     return [round(block["mae_log_er"], 4), round(block["spearman"], 4)]
 
 
+def paired_cv_gain(
+    alone: pd.DataFrame, together: pd.DataFrame, name: str, seed: int
+) -> dict[str, float | list[float] | int]:
+    """MAE gain of training together over training alone on the same out-of-fold examples
+    (matched by creator, cutoff and label), each creator's mean error counted once, with a
+    paired bootstrap 90 % interval over creators."""
+    keys = ["influencer", "cutoff", "label", "occurrence"]
+
+    def keyed(frame: pd.DataFrame, strip: str) -> pd.DataFrame:
+        out = pd.DataFrame(
+            {
+                "influencer": frame["influencer"].astype(str).str.removeprefix(strip).to_numpy(),
+                "cutoff": frame["cutoff"].to_numpy(),
+                "label": frame["actual_log_er"].round(9).to_numpy(),
+                "error": (frame["model_pred"] - frame["actual_log_er"]).abs().to_numpy(),
+            }
+        )
+        out["occurrence"] = out.groupby(keys[:3]).cumcount()
+        return out
+
+    both = keyed(alone, "").merge(keyed(together, f"{name}:"), on=keys, suffixes=("_a", "_t"))
+    gain = (both["error_a"] - both["error_t"]).groupby(both["influencer"]).mean()
+    return {
+        "mae_gain": float(gain.mean()),
+        "mae_gain_90ci": paired_bootstrap(gain.to_numpy(), seed),
+        "n_examples": int(len(both)),
+        "n_creators": int(len(gain)),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -77,10 +107,12 @@ def main() -> int:
     alone = names if not args.sets else [n for n in names if n in args.sets.split(",")]
     results: dict[str, dict] = {}
     alone_errors: dict[str, pd.Series] = {}
+    alone_oof: dict[str, pd.DataFrame] = {}
     for name in alone:
         data = load(args.shared, [name], prefix=False)
         examples = post_examples(data.profiles, data.posts)
-        metrics, _ = cross_validate(examples, config, print)
+        metrics, oof = cross_validate(examples, config, print)
+        alone_oof[name] = oof
         metrics["time_holdout"] = time_holdout(examples, config, print)[0]
         # The forward protocol by its parts, keeping the model: the model trained on every set
         # is compared with it creator by creator below.
@@ -156,6 +188,10 @@ def main() -> int:
                 oof["model_pred"].to_numpy()[rows],
                 oof["category"].astype(str).to_numpy()[rows],
             )
+            if name in alone_oof:
+                combined[name][f"cv_{label}_gain_over_alone"] = paired_cv_gain(
+                    alone_oof[name], oof[rows], name, config.seed
+                )
     results["trained_together"] = combined
 
     print("\n=== trained on every set together vs on one set alone (MAE, Spearman) ===")
@@ -176,9 +212,14 @@ def main() -> int:
                 f"{lo:+.3f} .. {hi:+.3f})"
             )
         for label in ("with_history", "cold_start"):
+            paired_cv = combined[name].get(f"cv_{label}_gain_over_alone") or {}
+            ci = paired_cv.get("mae_gain_90ci") or [float("nan")] * 2
             print(
                 f"{name} CV {label}: together {short(combined[name][f'cv_{label}'])}, "
-                f"alone {short(own['subsets'][label]['model'])}"
+                f"alone {short(own['subsets'][label]['model'])}; paired MAE gain of training "
+                f"together {paired_cv.get('mae_gain', float('nan')):+.3f} "
+                f"(90 % interval {ci[0]:+.3f} .. {ci[1]:+.3f}, "
+                f"{paired_cv.get('n_creators', 0)} creators)"
             )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str))
