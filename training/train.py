@@ -528,8 +528,9 @@ def forward_lines(forward: dict[str, Any]) -> list[str]:
     if f"{COVERAGE_KEY_FORWARD}_90ci" in model:
         c_lo, c_hi = model[f"{COVERAGE_KEY_FORWARD}_90ci"]
         lines.append(
-            f"  coverage_80: of each later post at least {MIN_POST_AGE.days} days old at the "
-            f"scrape (90 % interval {c_lo:.3f} .. {c_hi:.3f}); of every later post "
-            f"{model['coverage_80_posts']:.3f}, younger posts still collecting engagement"
+            f"  coverage_80 {model[COVERAGE_KEY_FORWARD]:.3f}: of each later post at least "
+            f"{MIN_POST_AGE.days} days old at the scrape (90 % interval {c_lo:.3f} .. "
+            f"{c_hi:.3f}); of every later post {model['coverage_80_posts']:.3f}, younger posts "
+            "still collecting engagement"
         )
     return lines
