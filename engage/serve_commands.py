@@ -141,7 +141,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         interval_level=predictor.interval_level,
         ranked_by=RANK_BY[rank_by][2],
         measured_coverage=_measured_coverage(predictor.metadata, predictor.interval_level),
-        notes=notes + fee_notes + missing_optional_columns(profiles, posts),
+        notes=notes
+        + fee_notes
+        + missing_optional_columns(profiles, posts, predictor.metadata.get("input_columns")),
         generated=pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC"),
         model=identity,
         top=args.top or None,

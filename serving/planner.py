@@ -883,16 +883,42 @@ OPTIONAL_INPUTS: dict[tuple[str, str], str] = {
 }
 
 
-def missing_optional_columns(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> list[str]:
-    """Planner notes for optional columns the input leaves out that the model reads."""
+# Optional inputs whose absence changes only what the output can show (engagement counts, per-view
+# figures), whatever the model was trained on; the others matter only if training had them.
+OUTPUT_ONLY_INPUTS = frozenset({("posts", "shares"), ("posts", "saves"), ("posts", "views")})
+
+
+def missing_optional_columns(
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame | None,
+    trained_with: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """Planner notes for optional columns the input leaves out that the model reads.
+
+    ``trained_with``: the model's training input columns by table (its ``input_columns``
+    metadata); a column training never had cannot move an estimate and is not named. None
+    (models saved before it was recorded): every optional column is named."""
     present = {
         "profiles": {str(c).strip().lower() for c in profiles.columns},
         "posts": {str(c).strip().lower() for c in posts.columns} if posts is not None else set(),
     }
+    seen = (
+        None
+        if trained_with is None
+        else {t: {str(c).strip().lower() for c in cols} for t, cols in trained_with.items()}
+    )
+
+    def matters(table: str, column: str) -> bool:
+        if seen is None or (table, column) in OUTPUT_ONLY_INPUTS:
+            return True
+        return column in seen.get(table, set())
+
     missing = [
         (table, column, what)
         for (table, column), what in OPTIONAL_INPUTS.items()
-        if column not in present[table] and (table == "profiles" or posts is not None)
+        if column not in present[table]
+        and (table == "profiles" or posts is not None)
+        and matters(table, column)
     ]
     if not missing:
         return []

@@ -457,6 +457,12 @@ def test_missing_optional_columns_are_named():
         and "hashtags" not in notes[0]
     )
     assert missing_optional_columns(profiles.assign(posts_count=1, verified=1), posts) == []
+    # A model trained without a verified flag: its absence moves nothing and is not named;
+    # per-view figures need views whatever the model had.
+    trained_with = {"profiles": ["influencer", "followers", "posts_count"], "posts": ["likes"]}
+    notes = missing_optional_columns(profiles, posts.drop(columns=["views"]), trained_with)
+    assert len(notes) == 1 and "posts_count" in notes[0] and "verified" not in notes[0]
+    assert "views (no per-view figures)" in notes[0]
 
 
 def test_range_notes_say_how_much_history_the_forecast_stands_on():

@@ -358,6 +358,11 @@ def _train_in_run(
             "inputs": {
                 d["name"]: {k: d[k] for k in ("path", "fingerprint", "rows")} for d in datasets
             },
+            # Which optional columns training had: scoring notes a missing one only if so.
+            "input_columns": {
+                "profiles": [str(c) for c in data.profiles.columns],
+                "posts": [str(c) for c in data.posts.columns],
+            },
             "n_examples": len(examples),
             "n_creators": int(examples.base["influencer"].nunique()),
             "metrics": metrics,
