@@ -96,6 +96,16 @@ async def call(
     return answer["status"], answer["headers"], answer["body"]
 
 
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait (bounded) until ``condition()`` holds: requests reach their lane after a thread hop,
+    so a fixed sleep would race it."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not condition():
+        assert loop.time() < end, "the condition did not hold in time"
+        await asyncio.sleep(0.005)
+
+
 def limits(**overrides: Any) -> ServerLimits:
     values = {
         "max_body_bytes": 10_000,
@@ -152,8 +162,9 @@ def test_light_requests_are_answered_while_a_heavy_one_runs_and_extra_heavy_ones
         inner = StandIn()
         app = LimitsMiddleware(inner, limits(heavy_queue=1), NUMERIC, paths=[])
         first = asyncio.create_task(call(app, HEAVY))
+        await until(lambda: inner.started == 1)  # heavy bodies are checked in a thread first
         queued = asyncio.create_task(call(app, HEAVY))
-        await asyncio.sleep(0.01)  # let both reach their lane
+        await until(lambda: "heavy" in app.lanes and app.lanes["heavy"].waiting == 1)
         status, headers, body = await call(app, HEAVY)  # one running, one waiting: full
         assert (
             status == 503
