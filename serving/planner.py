@@ -120,6 +120,13 @@ def parse_money(values: pd.Series, column: str) -> tuple[pd.Series, np.ndarray, 
     return amount, empty, problems
 
 
+def conflicting_names(frame: pd.DataFrame) -> list[str]:
+    """Influencers whose rows in ``frame`` (an ``influencer`` column and the values that must
+    agree) differ: the same row written twice is one row, two different ones a conflict."""
+    distinct = frame.drop_duplicates()["influencer"]
+    return sorted(set(distinct[distinct.duplicated()].astype(str)))
+
+
 def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
     """Validate a fee table (rows are 1-based data rows, header not counted)."""
     groups = duplicate_columns(frame.columns)
@@ -161,12 +168,10 @@ def check_fees(frame: pd.DataFrame, file: str = "fees") -> Fees:
         {"influencer": influencer, "fee": fee, "currency": currencies[0] if currencies else ""}
     )
     named = clean[influencer.notna() & (influencer != "")]  # missing names are reported above
-    conflicting = named.drop_duplicates(["influencer", "fee"])["influencer"]
-    conflicting = conflicting[conflicting.duplicated()]
-    if len(conflicting):
+    conflicting = conflicting_names(named[["influencer", "fee"]])
+    if conflicting:
         problems.append(
-            "column 'influencer': different fees for the same "
-            f"influencer ({_listed(sorted(set(conflicting)))})"
+            f"column 'influencer': different fees for the same influencer ({_listed(conflicting)})"
         )
     if problems:
         raise DataError(f"{file}: the fee table cannot be used:\n  " + "\n  ".join(problems))
@@ -338,8 +343,7 @@ def check_planned_posts(frame: pd.DataFrame, file: str = "shortlist") -> pd.Data
             )
         out["target_engagements"] = value.where(ok).to_numpy(dtype="float64")
     out = out[named]
-    distinct = out.reset_index().drop_duplicates()["influencer"]
-    conflicting = sorted(set(distinct[distinct.duplicated()].astype(str)))
+    conflicting = conflicting_names(out.reset_index())
     if conflicting:
         problems.append(f"different planned posts for the same influencer ({_listed(conflicting)})")
     if problems:
