@@ -10,7 +10,7 @@ features
     :func:`features.distributed.write_features_dask`: read, hash-partition by influencer,
     validate and compute the point-in-time features per bucket, write Parquet parts.
 score
-    :func:`features.distributed.score_dask` with a small model trained here on the embedded
+    :func:`serving.distributed.score_dask` with a small model trained here on the embedded
     data (reasons off: ``explain=False``), writing Parquet parts.
 
 Reported: wall time, throughput (posts/s) and each worker's peak resident memory (VmHWM of
@@ -140,7 +140,8 @@ def run_dask(
     memory_limit: str,
     partitions: int,
 ) -> dict[str, object]:
-    from features.distributed import dask_client, read_parquet_any, score_dask, write_features_dask
+    from features.distributed import dask_client, read_parquet_any, write_features_dask
+    from serving.distributed import score_dask
 
     shutil.rmtree(out, ignore_errors=True)
     spill = out.parent / f"{out.name}-spill"

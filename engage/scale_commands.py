@@ -94,7 +94,8 @@ def cmd_score_dask(args: argparse.Namespace) -> int:
     """
     from functools import partial
 
-    from features.distributed import dask_client, score_dask
+    from features.distributed import dask_client
+    from serving.distributed import score_dask
     from serving.planner import (
         PLAN_COLUMNS,
         add_fee_columns,

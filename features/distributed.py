@@ -1,4 +1,4 @@
-"""The Dask engine: the same point-in-time features, and any fitted predictor, on a cluster.
+"""The Dask engine: the same point-in-time features on a cluster.
 
 Every feature is an aggregate over one influencer's profile and posts (see
 :mod:`features.aggregate`), so the work splits cleanly by influencer: both tables are
@@ -29,8 +29,8 @@ What per-partition validation means, compared with the pandas engine:
 
 Small driver-side tables (a campaigns table, a shortlist) are cut by influencer bucket
 (:func:`split_by_bucket`) and handed to each bucket's task (``part_args`` of
-:func:`map_by_influencer`); batch scoring can run a per-bucket step after scoring (fee
-columns, say: ``finish`` of :func:`score_dask`).
+:func:`map_by_influencer`); batch scoring on these buckets is
+:func:`serving.distributed.score_dask`.
 
 Reading: :func:`features.datasets.read_parquet_any` takes a Parquet file, a folder, a glob or
 any fsspec URL (``s3://``, ``gs://``, ``abfs://``, ...) for both engines.
@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -201,7 +201,7 @@ def dask_client(
 # --------------------------------------------------------------------------- partitioning
 
 
-def _column(columns: Any, name: str) -> Any:
+def column_named(columns: Any, name: str) -> Any:
     """The column called ``name`` once surrounding space is removed (as the contract does)."""
     return next((c for c in columns if str(c).strip() == name), None)
 
@@ -218,7 +218,7 @@ def influencer_buckets(values: pd.Series, npartitions: int) -> np.ndarray:
 
 
 def _add_bucket(frame: pd.DataFrame, npartitions: int) -> pd.DataFrame:
-    key = _column(frame.columns, "influencer")
+    key = column_named(frame.columns, "influencer")
     return frame.assign(**{BUCKET: influencer_buckets(frame[key], npartitions)})
 
 
@@ -503,9 +503,9 @@ def _run_part(
         # code reports orphan posts, and names of a shortlist still get their "no profile" rows.
         profile_rows = None  # the stand-in is no input row
         stand_in: dict[Any, list[Any]] = {c: [None] for c in profiles.columns}
-        stand_in[_column(profiles.columns, "influencer")] = [PLACEHOLDER]
-        stand_in[_column(profiles.columns, "followers")] = ["1"]
-        if (category := _column(profiles.columns, "category")) is not None:
+        stand_in[column_named(profiles.columns, "influencer")] = [PLACEHOLDER]
+        stand_in[column_named(profiles.columns, "followers")] = ["1"]
+        if (category := column_named(profiles.columns, "category")) is not None:
             stand_in[category] = ["other"]  # an empty one would be reported
         profiles = pd.DataFrame(stand_in).astype(object)
     numbers = {"profiles": profile_rows, "posts": post_rows}
@@ -679,7 +679,8 @@ def features_meta(include_docs: bool = True) -> pd.DataFrame:
     return features_of(data, None, now, include_docs).iloc[:0]
 
 
-def _now(now: pd.Timestamp | None) -> pd.Timestamp:
+def utc_now(now: pd.Timestamp | None) -> pd.Timestamp:
+    """``now`` as a UTC timestamp (the clock when None): read once on the driver."""
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     return now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
 
@@ -700,7 +701,7 @@ def compute_features_dask(
     the same functions run on each influencer bucket. Rows come in bucket order, not input
     order. Raises :class:`DataValidationError` with the merged report on a contract break.
     """
-    now = _now(now)
+    now = utc_now(now)
     parts = map_by_influencer(
         _features_part,
         profiles,
@@ -847,7 +848,7 @@ def write_features_dask(
     Nothing but row counts and reports comes back to the driver, so the input can exceed the
     memory of the driver and of any one worker. Returns (rows written, merged report).
     """
-    now = _now(now)
+    now = utc_now(now)
     parts = map_by_influencer(
         _features_part,
         profiles,
@@ -862,128 +863,3 @@ def write_features_dask(
         storage_options=storage_options,
         files=files,
     )
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-class Scorer(Protocol):
-    """What batch scoring needs of a predictor (``serving.predictor.Predictor`` has it)."""
-
-    def score(
-        self,
-        profiles: pd.DataFrame,
-        posts: pd.DataFrame | None = None,
-        as_of: Any = None,
-        *,
-        shortlist: Sequence[str] | None = None,
-        now: pd.Timestamp | None = None,
-        explain: bool = True,
-        profiles_file: str = "profiles",
-        posts_file: str = "posts",
-    ) -> Any: ...
-
-
-# A per-bucket step after scoring (e.g. ``serving.planner``
-# adding fee columns): scored table in, table out.
-Finish = Callable[[pd.DataFrame], pd.DataFrame]
-
-
-def _score_part(
-    profiles: pd.DataFrame,
-    posts: pd.DataFrame | None,
-    predictor: Scorer,
-    as_of: Any,
-    now: pd.Timestamp,
-    explain: bool,
-    files: tuple[str, str],
-    finish: Finish | None,
-    shortlist: list[str] | None,
-) -> tuple[pd.DataFrame, ValidationReport]:
-    scored = predictor.score(
-        profiles,
-        posts,
-        as_of,
-        shortlist=shortlist,
-        now=now,
-        explain=explain,
-        profiles_file=files[0],
-        posts_file=files[1],
-    )
-    return (finish(scored.table) if finish is not None else scored.table), scored.report
-
-
-def _shortlist_parts(
-    shortlist: Sequence[str] | None, npartitions: int
-) -> list[tuple[list[str] | None]]:
-    """The shortlist cut by bucket: each bucket gets only its own names, so a name without a
-    profile gets its one "no profile" row in its own bucket, not one in every bucket."""
-    if shortlist is None:
-        return [(None,)] * npartitions
-    names = pd.DataFrame({"influencer": pd.Series(list(shortlist), dtype="string").str.strip()})
-    names = names[names["influencer"].notna() & (names["influencer"] != "")].drop_duplicates()
-    return [
-        (part["influencer"].astype(str).tolist(),) for part in split_by_bucket(names, npartitions)
-    ]
-
-
-def score_dask(
-    predictor: Scorer,
-    profiles: Any,
-    posts: Any,
-    out: str | Path | None = None,
-    *,
-    as_of: pd.Timestamp | pd.Series | None = None,
-    now: pd.Timestamp | None = None,
-    npartitions: int | None = None,
-    explain: bool = True,
-    files: tuple[str, str] = ("profiles", "posts"),
-    storage_options: dict[str, Any] | None = None,
-    shortlist: Sequence[str] | None = None,
-    finish: Finish | None = None,
-) -> tuple[Any, ValidationReport]:
-    """Batch scoring: the fitted predictor's own ``score`` mapped over influencer buckets.
-
-    With ``out``, each worker writes its bucket to ``out/part-NNNNN.parquet`` and the result is
-    the number of rows written; without, a persisted Dask DataFrame. Rows are in bucket order,
-    unranked (ranking is ``engage score`` with the pandas engine).
-
-    ``shortlist`` scores only these names, as the predictor's ``shortlist`` does (names without
-    a profile get a ``no profile`` row); it is cut by bucket on the driver. ``finish`` runs on
-    each bucket's scored table on its worker (adding fee columns, say); it must work on any
-    subset of the rows and give the same columns for each.
-
-    With ``as_of`` None and no ``as_of`` column in the profiles, the cutoff is ``now``, read
-    once on the driver, so every partition scores at the same instant. (Empty cells of an
-    ``as_of`` column still fall back to each partition's clock.)
-    """
-    now = _now(now)
-    if as_of is None and _column(profiles.columns, "as_of") is None:
-        as_of = now
-    n = bucket_count(profiles, posts, npartitions)
-    parts = map_by_influencer(
-        _score_part,
-        profiles,
-        posts,
-        npartitions=n,
-        args=(predictor, as_of, now, explain, files, finish),
-        part_args=_shortlist_parts(shortlist, n),
-    )
-    meta = _score_meta(predictor, now, explain, finish)
-    if out is not None:
-        return write_by_influencer(parts, meta, out, storage_options=storage_options, files=files)
-    return collect(parts, meta, files)
-
-
-def _score_meta(
-    predictor: Scorer, now: pd.Timestamp, explain: bool, finish: Finish | None = None
-) -> pd.DataFrame:
-    """Columns and dtypes of a scored table, from scoring one stand-in profile with no posts."""
-    table = predictor.score(
-        pd.DataFrame({"influencer": ["x"], "followers": ["1000"]}),
-        None,
-        now,
-        now=now,
-        explain=explain,
-    ).table
-    return (finish(table) if finish is not None else table).iloc[:0]

@@ -25,9 +25,9 @@ from features.distributed import (
     dask_client,
     influencer_buckets,
     read_parquet_any,
-    score_dask,
     write_features_dask,
 )
+from serving.distributed import score_dask
 from serving.planner import add_fee_columns, apply_fees, check_fees
 from serving.predictor import STATUS_NO_PROFILE, load_model
 from tests.conftest import NOW, raw_posts_frame, raw_profiles_frame

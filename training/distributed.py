@@ -37,12 +37,12 @@ import pandas as pd
 
 from features.contract import ValidatedData, ValidationReport, as_text, read_table, validate
 from features.distributed import (
-    _now,
     bucket_count,
     collect,
     features_meta,
     map_by_influencer,
     split_by_bucket,
+    utc_now,
 )
 from features.pipeline import (
     BASELINE_FEATURE,
@@ -225,7 +225,7 @@ def examples_dask(
     now, npartitions, files
         As for :func:`features.distributed.compute_features_dask`.
     """
-    now = _now(now)
+    now = utc_now(now)
     if campaigns is None:
         scraped = whole_scrape_times(profiles, posts, now, files, npartitions)
         parts = map_by_influencer(
@@ -543,7 +543,7 @@ def _driver_data(
 def _posts_date_range(profiles: Any, posts: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Earliest and latest validated post time (campaign mode, where examples cover only the
     campaigns' influencers): one more validation pass per bucket."""
-    frame = _post_times(profiles, posts, _now(None), ("profiles", "posts"))
+    frame = _post_times(profiles, posts, utc_now(None), ("profiles", "posts"))
     return pd.Timestamp(frame["first"].min()), pd.Timestamp(frame["newest"].max())
 
 
