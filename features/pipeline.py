@@ -33,6 +33,11 @@ MIN_GROUP_SIZE = 30
 # Probabilities at which each conformal group keeps its residual quantiles: the predictive
 # distribution behind p_reach and the engagement percentiles (0 and 1 are the extremes seen).
 DISTRIBUTION_GRID = np.linspace(0.0, 1.0, 101)
+# Per-platform stages (trained on several platforms): the share of each platform's creators
+# held out to early-stop its stage, the patience and the most rounds it may add.
+PLATFORM_STAGE_HOLDOUT = 0.15
+PLATFORM_STAGE_PATIENCE = 100
+PLATFORM_STAGE_MAX_ROUNDS = 3000
 # The learned feature the booster starts from (its init_score): see TierNichePrior.
 BASELINE_FEATURE = "shrunk_log_er"
 
@@ -402,7 +407,78 @@ class EngagementModel(BaseEstimator):
             if num_boost_round > 0
             else 0
         )
+        # The early-stopping probe (``valid`` given) only chooses the shared rounds.
+        self.platform_boosters_ = (
+            {}
+            if valid is not None or num_boost_round == 0
+            else self._fit_platform_stages(
+                X, y, sample_weight, base["influencer"].to_numpy(), params
+            )
+        )
         return self
+
+    def _fit_platform_stages(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        creators: np.ndarray,
+        params: dict[str, Any],
+    ) -> dict[float, tuple[Any, int]]:
+        """Per platform, trees that continue from the shared model on that platform's rows.
+
+        Trained on several platforms, the shared trees follow whichever platform dominates a
+        region (Instagram's many cold starts set the cold-start trees, and TikTok's own
+        cold starts lost 0.019 MAE to its model alone). Each platform's stage starts from the
+        shared prediction and is early-stopped on its own held-out creators, so it adds only
+        what that platform's data supports (often a few rounds). One platform: no stage.
+        """
+        import lightgbm as lgb
+
+        platform = X[:, self.feature_names_.index("platform")]
+        codes = np.unique(platform[np.isfinite(platform)])
+        if len(codes) < 2:
+            return {}
+        start = self.baseline_log(X) + self._shared_trees(X)
+        y = np.asarray(y, dtype="float64")
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
+
+        def dataset(rows: np.ndarray, reference: Any = None) -> Any:
+            return lgb.Dataset(
+                X[rows],
+                label=y[rows],
+                weight=w[rows],
+                init_score=start[rows],
+                feature_name=self.feature_names_,
+                categorical_feature=self.categorical_columns(),
+                reference=reference,
+            )
+
+        stages: dict[float, tuple[Any, int]] = {}
+        for code in codes:
+            rows = np.flatnonzero(platform == code)
+            names = pd.unique(creators[rows])
+            rng = np.random.default_rng(self.seed + 7)
+            held = rng.choice(
+                names, size=max(1, round(PLATFORM_STAGE_HOLDOUT * len(names))), replace=False
+            )
+            is_held = np.isin(creators[rows], held)
+            if is_held.all() or not is_held.any():
+                continue
+            train = dataset(rows[~is_held])
+            probe = lgb.train(
+                params,
+                train,
+                num_boost_round=PLATFORM_STAGE_MAX_ROUNDS,
+                valid_sets=[dataset(rows[is_held], reference=train)],
+                callbacks=[lgb.early_stopping(PLATFORM_STAGE_PATIENCE, verbose=False)],
+            )
+            best = int(probe.best_iteration or 0)
+            if best >= 1:
+                # As for the shared trees: 10 % more rounds for the refit on every row.
+                rounds = max(1, round(best * 1.1))
+                stages[float(code)] = (lgb.train(params, dataset(rows), rounds), rounds)
+        return stages
 
     def baseline_log(self, matrix: np.ndarray) -> np.ndarray:
         """The booster's starting point per row: ``shrunk_log_er`` of a :meth:`booster_matrix`."""
@@ -410,7 +486,20 @@ class EngagementModel(BaseEstimator):
         return np.array(matrix[:, self.feature_names_.index(BASELINE_FEATURE)], dtype="float64")
 
     def _trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """What the trees add to the baseline (nothing without trees)."""
+        """What the trees add to the baseline: the shared trees, plus the row's platform stage
+        where there is one (see :meth:`_fit_platform_stages`; SHAP values add up too)."""
+        out = self._shared_trees(matrix, **kwargs)
+        stages = getattr(self, "platform_boosters_", {})  # models saved before have none
+        if stages:
+            platform = matrix[:, self.feature_names_.index("platform")]
+            for code, (booster, rounds) in stages.items():
+                rows = platform == code
+                if rows.any():
+                    out[rows] += booster.predict(matrix[rows], num_iteration=rounds, **kwargs)
+        return out
+
+    def _shared_trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """What the shared trees add to the baseline (nothing without trees)."""
         if self.best_iteration_ == 0:  # LightGBM would read 0 as "every tree"
             width = len(self.feature_names_) + 1 if kwargs.get("pred_contrib") else None
             return np.zeros((len(matrix), width) if width else len(matrix))

@@ -233,3 +233,49 @@ def test_booster_matrix_holds_what_the_pipeline_frame_holds(vocabulary_model):
     np.testing.assert_array_equal(
         model.booster_matrix(rows_)[:, column], np.where(codes >= 0, codes, np.nan)
     )
+
+
+def two_platforms(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Instagram creators (many) and TikTok creators (few) whose labels follow their followers
+    in opposite directions: trees shared by both follow Instagram's majority."""
+    profiles, posts = creators(["comedy"] * 240, posts_each=4)
+    profiles["influencer"] = profiles["influencer"] + f"_{seed}"
+    posts["influencer"] = posts["influencer"] + f"_{seed}"
+    profiles["platform"] = ["tiktok" if i % 6 == 0 else "instagram" for i in range(len(profiles))]
+    data = validate(profiles, posts, now=NOW)
+    base = compute_features(
+        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
+    )
+    followers = base["log_followers"].to_numpy(dtype="float64")
+    sign = np.where(base["platform"].astype(str).to_numpy() == "tiktok", -1.0, 1.0)
+    rng = np.random.default_rng(seed)
+    y = -4.0 + sign * (followers - followers.mean()) + rng.normal(0, 0.1, len(base))
+    return base, y
+
+
+def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
+    base, y = two_platforms(0)
+    model = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
+    assert model.platform_boosters_, "no platform stage was kept"
+    matrix = model.booster_matrix(base)
+    shared = model.baseline_log(matrix) + model._shared_trees(matrix)
+    predicted = model.predict_log(base)
+    assert not np.allclose(predicted, shared)
+    # Reasons still add up to the prediction with the stages included.
+    np.testing.assert_allclose(model.contributions(base).sum(axis=1), predicted, atol=1e-9)
+    # On creators it never saw, the minority platform is forecast better with its stage.
+    new_base, new_y = two_platforms(1)
+    tiktok = new_base["platform"].astype(str).to_numpy() == "tiktok"
+    new_matrix = model.booster_matrix(new_base)
+    without = model.baseline_log(new_matrix) + model._shared_trees(new_matrix)
+    with_stage = model.predict_log(new_base)
+    assert np.abs(with_stage - new_y)[tiktok].mean() < np.abs(without - new_y)[tiktok].mean()
+
+
+def test_one_platform_has_no_stage(fitted, base_and_label):
+    base, _ = base_and_label
+    assert fitted.platform_boosters_ == {}
+    matrix = fitted.booster_matrix(base)
+    np.testing.assert_array_equal(
+        fitted.predict_log(base), fitted.baseline_log(matrix) + fitted._shared_trees(matrix)
+    )
