@@ -343,16 +343,18 @@ class EngagementModel(BaseEstimator):
         y: np.ndarray,
         weight: np.ndarray | None = None,
         reference: Any = None,
+        start: np.ndarray | None = None,
     ) -> Any:
         """A LightGBM dataset of a :meth:`booster_matrix`: the booster's column names, the
-        category codes marked categorical, and the baseline as the starting score."""
+        category codes marked categorical, and the baseline as the starting score (or
+        ``start``, e.g. the shared prediction a platform stage continues from)."""
         import lightgbm as lgb
 
         return lgb.Dataset(
             matrix,
             label=np.asarray(y, dtype="float64"),
             weight=weight,
-            init_score=self.baseline_log(matrix),
+            init_score=self.baseline_log(matrix) if start is None else start,
             feature_name=self.feature_names_,
             categorical_feature=self.categorical_columns(),
             reference=reference,
@@ -444,15 +446,7 @@ class EngagementModel(BaseEstimator):
         w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
 
         def dataset(rows: np.ndarray, reference: Any = None) -> Any:
-            return lgb.Dataset(
-                X[rows],
-                label=y[rows],
-                weight=w[rows],
-                init_score=start[rows],
-                feature_name=self.feature_names_,
-                categorical_feature=self.categorical_columns(),
-                reference=reference,
-            )
+            return self.dataset(X[rows], y[rows], w[rows], reference, start=start[rows])
 
         stages: dict[float, tuple[Any, int]] = {}
         for code in codes:
