@@ -8,6 +8,13 @@ pipeline
     read both Parquet files + ``features.contract.validate``
     + ``features.aggregate.compute_features``
     (hashtag features and docs included), one cutoff for all just after the last post.
+features
+    the same work as ``pipeline`` without validation: read both Parquet files with
+    ``features.contract.read_table`` + ``compute_features`` (all columns, hashtag docs included).
+polars
+    the same feature table in Polars (all cores, lazy, :func:`polars_features`): read both Parquet
+    files with ``polars.read_parquet``, compute every column, fetch into pandas (arrow-backed).
+    The check on the smallest size asks every column to agree with ``compute_features`` to 1e-9.
 ours
     our numeric aggregates only: read the needed Parquet columns + ``history_posts`` +
     ``history_features`` (no validation, no hashtags). These compute more columns than the
@@ -42,7 +49,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-STAGES = ("pipeline", "ours", "duckdb", "duckdb_1thread", "duckdb_whole")
+STAGES = ("pipeline", "features", "polars", "ours", "duckdb", "duckdb_1thread", "duckdb_whole")
 SEED = 0
 
 
@@ -130,6 +137,249 @@ def stage_pipeline(folder: Path, cutoff: str) -> dict:
     return {
         "rows_out": len(table),
         "parts": {"read": t1 - t0, "validate": t2 - t1, "features": t3 - t2},
+    }
+
+
+def stage_features(folder: Path, cutoff: str) -> dict:
+    import pandas as pd
+
+    from features.aggregate import compute_features, examples_at
+    from features.contract import read_table
+
+    t0 = time.perf_counter()
+    profiles = read_table(folder / "profiles.parquet")
+    posts = read_table(folder / "posts.parquet")
+    t1 = time.perf_counter()
+    table = compute_features(profiles, posts, examples_at(profiles, pd.Timestamp(cutoff)))
+    t2 = time.perf_counter()
+    return {"rows_out": len(table), "parts": {"read": t1 - t0, "features": t2 - t1}}
+
+
+def polars_features(profiles, posts, cutoff, observed_at, *, include_docs: bool = True):
+    """``compute_features`` for one cutoff for all, written in Polars (a ``polars.DataFrame``).
+
+    ``profiles`` and ``posts`` are Polars frames (as read, or from validated pandas frames);
+    ``cutoff`` and ``observed_at`` as :func:`features.aggregate.examples_at` sets them. The same
+    definitions as :mod:`features.aggregate`, one expression each, so the check below can ask for
+    every column to agree.
+    """
+    import polars as pl
+
+    from features.aggregate import (
+        EWM_HALFLIFE_POSTS,
+        MIN_POST_AGE,
+        RECENT_POSTS,
+        SECONDS_PER_DAY,
+        TIER_BOUNDS,
+        TIERS,
+        VIDEO_MEDIA,
+    )
+
+    f64 = pl.Float64
+    # history_cutoffs: posts younger than MIN_POST_AGE when the counts were read are no history.
+    cut = min(cutoff, observed_at - MIN_POST_AGE).to_pydatetime()
+    profiles = profiles.unique("influencer", keep="first", maintain_order=True)
+    cols = set(posts.columns)
+
+    def zero_if_missing(name: str) -> pl.Expr:
+        return pl.col(name).cast(f64).fill_null(0.0).fill_nan(0.0) if name in cols else pl.lit(0.0)
+
+    interactions = sum(zero_if_missing(c) for c in ("likes", "comments", "shares", "saves"))
+    media = pl.col("media_type").fill_null("") if "media_type" in cols else pl.lit("")
+    hist = (
+        posts.lazy()
+        .filter(pl.col("posted_at") < pl.lit(cut))
+        .join(
+            profiles.lazy()
+            .select("influencer", pl.col("followers").cast(f64))
+            .with_row_index("example"),
+            on="influencer",
+        )
+        .sort(
+            ["example", "posted_at", *(["post_id"] if "post_id" in cols else [])],
+            maintain_order=True,
+        )
+        .with_columns(interactions=interactions)
+        .with_columns(
+            ler=((pl.col("interactions") + 1.0) / pl.col("followers")).log(),
+            t=pl.col("posted_at").dt.epoch("ns").cast(f64) / 1e9,
+            rank=pl.int_range(pl.len()).over("example"),
+            n=pl.len().over("example"),
+            views=pl.col("views").cast(f64) if "views" in cols else pl.lit(None, f64),
+        )
+        .with_columns(
+            from_end=pl.col("n") - 1 - pl.col("rank"),
+            later=pl.col("rank") >= pl.col("n") / 2.0,
+            sponsored=pl.col("is_sponsored").fill_null(False),
+        )
+    )
+    ler = pl.col("ler")
+
+    def mean_where(mask: pl.Expr) -> pl.Expr:
+        return ler.filter(mask).mean()
+
+    def per_like(name: str) -> pl.Expr:
+        if name not in cols:
+            return pl.lit(None, f64)
+        total = pl.when(pl.col(name).is_not_null().any()).then(pl.col(name).cast(f64).sum())
+        return total / pl.max_horizontal(pl.col("likes").cast(f64).sum(), 1.0)
+
+    views_known = pl.col("views").is_not_null() & pl.col("views").is_finite()
+    days = (pl.col("t").max() - pl.col("t").min()) / SECONDS_PER_DAY
+    decay = pl.lit(0.5) ** (pl.col("from_end") / EWM_HALFLIFE_POSTS)
+    history = hist.group_by("example").agg(
+        n_history_posts=pl.len().cast(f64),
+        history_days=days,
+        cadence_days=pl.when(pl.len() >= 2).then(days / (pl.len() - 1)),
+        last_t=pl.col("t").max(),
+        log_er_median=ler.median(),
+        log_er_mean=ler.mean(),
+        log_er_std=ler.std(ddof=1),
+        log_er_last=ler.last(),
+        log_er_max=ler.max(),
+        log_er_recent_median=ler.filter(pl.col("from_end") < RECENT_POSTS).median(),
+        log_er_ewm=(decay * ler).sum() / decay.sum(),
+        log_er_mad=(ler - ler.median()).abs().median(),
+        er_trend=mean_where(pl.col("later")) - mean_where(~pl.col("later")),
+        comments_per_like=per_like("comments"),
+        shares_per_like=per_like("shares"),
+        saves_per_like=per_like("saves"),
+        zero_engagement_share=(pl.col("interactions") == 0).mean(),
+        sponsored_share=pl.col("sponsored").mean(),
+        sponsored_er_gap=mean_where(pl.col("sponsored")) - mean_where(~pl.col("sponsored")),
+        carousel_share=(media == "carousel").mean(),
+        video_share=media.is_in(VIDEO_MEDIA).mean(),
+        caption_length_mean=(
+            # As the pandas code reads text: a missing caption is the text 'nan'.
+            pl.col("caption").fill_null("nan").str.len_chars().mean()
+            if "caption" in cols
+            else pl.lit(None, f64)
+        ),
+        log_views_per_follower=((pl.col("views") + 1.0) / pl.col("followers"))
+        .log()
+        .filter(views_known)
+        .median(),
+        log_interactions_per_view=((pl.col("interactions") + 1.0) / (pl.col("views") + 1.0))
+        .log()
+        .filter(views_known)
+        .median(),
+    )
+    tags = (
+        hist.select("example", "rank", tag=pl.col("hashtags").str.split("|"))
+        .explode("tag")
+        .filter(pl.col("tag").is_not_null() & (pl.col("tag") != ""))
+    )
+    counts = tags.group_by("example", "tag").agg(c=pl.len().cast(f64))
+    tag_stats = (
+        counts.with_columns(share=pl.col("c") / pl.col("c").sum().over("example"))
+        .group_by("example")
+        .agg(
+            n_tags=pl.col("c").sum(),
+            distinct=pl.len().cast(f64),
+            top=pl.col("c").max(),
+            entropy=-(pl.col("share") * pl.col("share").log()).sum(),
+        )
+    )
+    if include_docs:
+        # Exploding keeps the posts' (time) order; the group keeps it too.
+        docs = tags.group_by("example", maintain_order=True).agg(
+            hashtag_doc=pl.col("tag").str.join(" ")
+        )
+        tag_stats = tag_stats.join(docs, on="example", how="left")
+    followers = pl.col("followers").cast(f64)
+    n_posts = pl.col("n_history_posts")
+    cutoff_seconds = pl.lit(cutoff.to_pydatetime()).dt.epoch("ns").cast(f64) / 1e9
+    tier = pl.lit(TIERS[0])
+    for bound, name in zip(TIER_BOUNDS, TIERS[1:], strict=True):
+        tier = pl.when(followers >= bound).then(pl.lit(name)).otherwise(tier)
+
+    def majority(share: str) -> pl.Expr:
+        return (pl.col(share) > 0.5).cast(f64)
+
+    def profile_column(name: str, default=None) -> pl.Expr:
+        if name not in profiles.columns:
+            return pl.lit(default)
+        return pl.col(name) if default is None else pl.col(name).fill_null(default)
+
+    # Normalised to [0, 1] (clipped: an even spread can round to 1 + 2e-16); none without tags.
+    entropy = (
+        pl.when(pl.col("distinct") > 1)
+        .then(pl.col("entropy") / pl.col("distinct").log())
+        .when(pl.col("distinct").is_not_null())
+        .then(0.0)
+        .clip(upper_bound=1.0)
+    )
+    out = (
+        profiles.lazy()
+        .with_row_index("example")
+        .join(history, on="example", how="left")
+        .join(tag_stats, on="example", how="left")
+        .sort("example")
+        .select(
+            "influencer",
+            cutoff=pl.lit(cutoff.to_pydatetime()),
+            log_followers=followers.log(),
+            following_ratio=profile_column("following", None).cast(f64) / followers,
+            log_posts_count=profile_column("posts_count", None).cast(f64).log1p(),
+            verified=profile_column("verified", False).cast(f64),
+            tier=tier,
+            category=profile_column("category", "other"),
+            platform=profile_column("platform", "instagram"),
+            n_history_posts=n_posts.fill_null(0.0),
+            **{name: pl.col(name) for name in ("history_days", "cadence_days")},
+            days_since_last_post=(cutoff_seconds - pl.col("last_t")) / SECONDS_PER_DAY,
+            **{
+                name: pl.col(name)
+                for name in (
+                    "log_er_median",
+                    "log_er_mean",
+                    "log_er_std",
+                    "log_er_last",
+                    "log_er_max",
+                    "log_er_recent_median",
+                    "log_er_ewm",
+                    "log_er_mad",
+                    "er_trend",
+                    "comments_per_like",
+                    "shares_per_like",
+                    "saves_per_like",
+                    "zero_engagement_share",
+                    "sponsored_share",
+                    "sponsored_er_gap",
+                    "carousel_share",
+                    "video_share",
+                    "caption_length_mean",
+                    "log_views_per_follower",
+                    "log_interactions_per_view",
+                )
+            },
+            hashtags_per_post=pl.when(n_posts > 0).then(pl.col("n_tags").fill_null(0.0) / n_posts),
+            distinct_hashtags=pl.when(n_posts > 0).then(pl.col("distinct").fill_null(0.0)),
+            top_hashtag_share=pl.col("top") / pl.col("n_tags"),
+            hashtag_entropy=entropy,
+            **({"hashtag_doc": pl.col("hashtag_doc").fill_null("")} if include_docs else {}),
+            planned_video=majority("video_share"),
+            planned_carousel=majority("carousel_share"),
+            planned_sponsored=pl.lit(0.0),
+        )
+    )
+    return out.collect()
+
+
+def stage_polars(folder: Path, cutoff: str) -> dict:
+    import pandas as pd
+    import polars as pl
+
+    t0 = time.perf_counter()
+    profiles = pl.read_parquet(folder / "profiles.parquet")
+    posts = pl.read_parquet(folder / "posts.parquet")
+    t1 = time.perf_counter()
+    table = polars_features(profiles, posts, pd.Timestamp(cutoff), pd.Timestamp.now(tz="UTC"))
+    t2 = time.perf_counter()
+    frame = table.to_pandas(use_pyarrow_extension_array=True)
+    return {
+        "rows_out": len(frame),
+        "parts": {"read": t1 - t0, "features": t2 - t1, "to_pandas": time.perf_counter() - t2},
     }
 
 
@@ -258,6 +508,7 @@ def run_stage(name: str, folder: Path, cutoff: str) -> dict:
     """Run one stage in this process and return its timings and peak memory."""
     import duckdb  # noqa: F401  (imported up front in every stage so baselines are comparable)
     import pandas  # noqa: F401
+    import polars  # noqa: F401
 
     import features.aggregate  # noqa: F401
 
@@ -265,6 +516,10 @@ def run_stage(name: str, folder: Path, cutoff: str) -> dict:
     started = time.perf_counter()
     if name == "pipeline":
         result = stage_pipeline(folder, cutoff)
+    elif name == "features":
+        result = stage_features(folder, cutoff)
+    elif name == "polars":
+        result = stage_polars(folder, cutoff)
     elif name == "ours":
         result = stage_ours(folder, cutoff)
     elif name == "duckdb":
@@ -348,6 +603,45 @@ def check_reference(folder: Path, cutoff: str) -> str:
     return f"checked {len(pairs)} aggregates on {len(ours)} influencers: identical to 1e-9"
 
 
+# Posts in the synthetic set on which the Polars table is checked against ours.
+POLARS_CHECK_POSTS = 20_000
+
+
+def check_polars(folder: Path, cutoff: str) -> str:
+    """Every column of :func:`polars_features` equals ``compute_features``'s (numbers to 1e-9,
+    text exactly) on the data in ``folder``, as the stages read it; returns a summary."""
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+
+    from features.aggregate import compute_features, examples_at
+    from features.contract import read_table
+
+    now = pd.Timestamp.now(tz="UTC")
+    profiles = read_table(folder / "profiles.parquet")
+    posts = read_table(folder / "posts.parquet")
+    ours = compute_features(profiles, posts, examples_at(profiles, pd.Timestamp(cutoff), now=now))
+    theirs = polars_features(
+        pl.from_pandas(profiles), pl.from_pandas(posts), pd.Timestamp(cutoff), now
+    ).to_pandas()
+    assert list(ours.columns) == list(theirs.columns), (list(ours.columns), list(theirs.columns))
+    for col in ours.columns:
+        mine, other = ours[col], theirs[col]
+        if col == "cutoff":
+            assert (pd.to_datetime(mine, utc=True) == pd.to_datetime(other, utc=True)).all()
+        elif pd.api.types.is_float_dtype(mine):
+            np.testing.assert_allclose(
+                mine.to_numpy(dtype="float64"),
+                other.to_numpy(dtype="float64", na_value=np.nan),
+                rtol=1e-9,
+                atol=1e-9,
+                err_msg=col,
+            )
+        else:
+            assert (mine.astype(str).to_numpy() == other.astype(str).to_numpy()).all(), col
+    return f"polars: all {len(ours.columns)} columns on {len(ours)} influencers equal ours (1e-9)"
+
+
 def fmt_bytes(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
@@ -357,6 +651,12 @@ def report(meta: dict, results: dict[str, dict]) -> list[str]:
     lines = [
         f"{n:,} posts, {meta['n_influencers']:,} influencers "
         f"(generated in {meta['generate_seconds']} s, not timed)"
+        + (
+            f"; load average {meta['load_1min'][0]:.1f}-{meta['load_1min'][1]:.1f} on "
+            f"{os.cpu_count()} cores"
+            if "load_1min" in meta
+            else ""
+        )
     ]
     lines.append(
         f"  {'stage':<15}{'seconds':>9}{'posts/s':>13}{'peak RSS':>11}{'(idle)':>10}  parts"
@@ -377,6 +677,12 @@ def report(meta: dict, results: dict[str, dict]) -> list[str]:
                 if "duckdb_1thread" in results
                 else ""
             )
+        )
+    if "features" in results and "polars" in results:
+        ours, theirs = results["features"], results["polars"]
+        lines.append(
+            f"  polars / features: {theirs['seconds'] / ours['seconds']:.2f}x the time, "
+            f"{theirs['peak_rss'] / ours['peak_rss']:.2f}x the peak memory"
         )
     if "pipeline" in results:
         r = results["pipeline"]
@@ -429,17 +735,27 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_stage(args.stage, args.data_dir, args.cutoff)))
         return 0
 
+    if not args.no_check and "polars" in args.stages:
+        small = ensure_data(POLARS_CHECK_POSTS, args.out_dir, args.posts_per_influencer, False)
+        folder = args.out_dir / f"posts_{POLARS_CHECK_POSTS}"
+        print(check_polars(folder, small["cutoff"]), flush=True)
     all_results = {}
     for i, size in enumerate(sorted(args.sizes)):
         meta = ensure_data(size, args.out_dir, args.posts_per_influencer, args.regenerate)
         folder = args.out_dir / f"posts_{size}"
+        # Rounds of every stage in turn, not each stage's runs back to back: on a shared machine
+        # the load then changes under all of them alike.
+        runs: dict[str, list[dict]] = {name: [] for name in args.stages}
+        load = [os.getloadavg()[0]]
+        for _ in range(max(1, args.repeat)):
+            for name in args.stages:
+                runs[name].append(run_stage_in_child(name, folder, meta["cutoff"]))
+                load.append(os.getloadavg()[0])
         results = {}
-        for name in args.stages:
-            runs = [
-                run_stage_in_child(name, folder, meta["cutoff"]) for _ in range(max(1, args.repeat))
-            ]
-            results[name] = min(runs, key=lambda r: r["seconds"])
-            results[name]["peak_rss"] = max(r["peak_rss"] for r in runs)
+        for name, stage_runs in runs.items():
+            results[name] = min(stage_runs, key=lambda r: r["seconds"])
+            results[name]["peak_rss"] = max(r["peak_rss"] for r in stage_runs)
+        meta["load_1min"] = [min(load), max(load)]
         print("\n".join(report(meta, results)), flush=True)
         if i == 0 and not args.no_check:
             print("  " + check_reference(folder, meta["cutoff"]), flush=True)
