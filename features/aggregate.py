@@ -10,9 +10,7 @@ Inputs are never modified; every function returns a new frame.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -373,10 +371,6 @@ def history_posts(
     return hist.take(order).reset_index(drop=True)
 
 
-# Rows taken column by column in threads above this many: numpy's take releases the GIL.
-PARALLEL_TAKE_ROWS = 1 << 20
-
-
 def take_rows(
     frame: pd.DataFrame, cols: list[str], rows: np.ndarray, **extra: np.ndarray
 ) -> pd.DataFrame:
@@ -384,19 +378,11 @@ def take_rows(
     taking each column's array directly.
 
     pandas' ``DataFrame.take`` checks for -1 (fill) positions and regroups its blocks, work the
-    columns' own takes do not need; they also run in threads.
+    columns' own takes do not need.
     """
-
-    def take(col: str) -> pd.api.extensions.ExtensionArray | np.ndarray:
-        return frame[col].array.take(rows)
-
-    if len(rows) >= PARALLEL_TAKE_ROWS and len(cols) > 1:
-        with ThreadPoolExecutor(min(len(cols), os.cpu_count() or 1)) as pool:
-            taken = list(pool.map(take, cols))
-    else:
-        taken = [take(col) for col in cols]
+    taken = {col: frame[col].array.take(rows) for col in cols}
     # copy=False: the taken arrays are new; copying them into 2-D blocks would be a second copy.
-    return pd.DataFrame({**dict(zip(cols, taken, strict=True)), **extra}, copy=False)
+    return pd.DataFrame({**taken, **extra}, copy=False)
 
 
 def _with_ratios(

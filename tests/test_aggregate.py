@@ -514,7 +514,7 @@ def test_stable_order_when_times_must_be_cut():
     np.testing.assert_array_equal(_stable_order(example, t), np.lexsort((t, example)))
 
 
-def test_parallel_take_matches_pandas_take(monkeypatch):
+def test_take_rows_matches_pandas_take():
     from features import aggregate
 
     frame = pd.DataFrame(
@@ -527,7 +527,6 @@ def test_parallel_take_matches_pandas_take(monkeypatch):
     )
     rows = np.array([5, 0, 3, 3])
     expected = frame.take(rows).reset_index(drop=True).assign(example=[1, 2, 3, 4])
-    monkeypatch.setattr(aggregate, "PARALLEL_TAKE_ROWS", 2)
     got = aggregate.take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
     pd.testing.assert_frame_equal(got, expected)
 
