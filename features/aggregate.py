@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
-from features.keys import all_distinct, arrow_text, own_arrow_text, positions_in
+from features.keys import arrow_text, own_arrow_text, positions_in
 from features.memory import release_unused_memory
 from features.segments import Segments
 
@@ -300,7 +300,7 @@ def history_posts(
     # image descriptions) in time order would cost more than the features themselves.
     cols = [c for c in posts.columns if c in HISTORY_INPUT_COLUMNS]
     # .array, not .to_numpy(): the cutoffs stay datetimes instead of one Timestamp object each,
-    # and arrow text stays arrow text (is_unique would hash one Python string per cell).
+    # and arrow text stays arrow text.
     keys = pd.DataFrame(
         {
             "influencer": examples["influencer"].array,
@@ -308,7 +308,7 @@ def history_posts(
             "cutoff": examples["cutoff"].array,
         }
     )
-    one_cutoff_each = all_distinct(keys["influencer"])
+    one_cutoff_each = bool(keys["influencer"].is_unique)
     if one_cutoff_each and pd.api.types.is_datetime64_any_dtype(posts["posted_at"]):
         # Common case (one cutoff per influencer): a hash lookup is much cheaper than a merge, and
         # the rows are taken once, already in their final order (the slow path copies them 3 times).

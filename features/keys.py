@@ -47,15 +47,6 @@ def arrow_text(values: pd.Series) -> pa.Array | None:
     return pa.chunked_array(chunks, type=pa.large_string()).combine_chunks()
 
 
-def all_distinct(values: pd.Series) -> bool:
-    """``values.is_unique``, counted by arrow for text (pandas hashes one Python string per
-    cell)."""
-    text = arrow_text(values)
-    if text is None:
-        return bool(values.is_unique)
-    return pc.count_distinct(text).as_py() == len(text)
-
-
 def _text_chunks(values: pd.Series) -> list[pa.Array] | None:
     """``values`` as large_string arrow arrays (its own chunks when arrow-backed: no copy) if it is
     text without missing cells, else None."""

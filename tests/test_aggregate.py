@@ -553,24 +553,6 @@ def test_key_lookup_over_arrow_chunks_is_get_indexer():
     np.testing.assert_array_equal(keys.positions_in(profile_keys, values.iloc[:0]), [])
 
 
-@pytest.mark.parametrize(
-    ("values", "dtype"),
-    [
-        *[
-            (values, dtype)
-            for values in (["a", "b", "c"], ["a", "b", "a"], [], ["a", None, "b"], [None, None])
-            for dtype in (object, "string[pyarrow]")
-        ],
-        ([1, 2, 2], object),  # not text: pandas decides
-    ],
-)
-def test_all_distinct_is_pandas_is_unique(values, dtype):
-    from features.keys import all_distinct
-
-    series = pd.Series(values, dtype=dtype)
-    assert all_distinct(series) == series.is_unique
-
-
 def _planned_data():
     profiles = pd.DataFrame({"influencer": ["vid", "pics", "new"], "followers": [5000, 5000, 5000]})
     posts = pd.DataFrame(
