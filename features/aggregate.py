@@ -10,7 +10,6 @@ Inputs are never modified; every function returns a new frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -19,9 +18,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.engagement import interactions, log_er
-from features.keys import arrow_text, own_arrow_text, positions_in
+from features.engine import (
+    Segments,
+    arrow_tags,
+    count_pairs,
+    epoch_nanoseconds,
+    join_per_example,
+    positions_in,
+    strictly_before,
+    take_rows,
+    take_text,
+    text_array,
+    time_order,
+    whole_example_chunks,
+)
 from features.memory import release_unused_memory
-from features.segments import Segments
 
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
 TIERS = ("nano", "micro", "mid", "macro", "mega")
@@ -29,12 +40,9 @@ SECONDS_PER_DAY = 86_400.0
 # Posts younger than this when their counts were read are still collecting engagement: they are
 # left out of histories (see history_cutoffs) and of training labels.
 MIN_POST_AGE = pd.Timedelta(days=3)
+VIDEO_MEDIA = ("video", "reel", "short")
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 18
-VIDEO_MEDIA = ("video", "reel", "short")
-# Tags hashed per pass in the hashtag features: small enough for the hash tables to stay in cache.
-HASHTAG_HASH_TAGS = 1 << 14
-
 PROFILE_FEATURES = ("log_followers", "following_ratio", "log_posts_count", "verified")
 HISTORY_FEATURES = (
     "n_history_posts",
@@ -92,15 +100,6 @@ HISTORY_INPUT_COLUMNS = (
 # exponentially weighted level: engagement drifts, so recent posts say more about the next one.
 RECENT_POSTS = 12
 EWM_HALFLIFE_POSTS = 5.0
-
-
-def epoch_nanoseconds(values: pd.Series) -> np.ndarray:
-    """Exact integer nanoseconds since 1970 for UTC timestamps, whatever their stored resolution."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        # Stored as UTC epoch integers already, whatever the zone: nothing to convert.
-        return values.array.as_unit("ns").asi8
-    naive = pd.to_datetime(values, utc=True).dt.tz_convert(None)
-    return naive.astype("datetime64[ns]").to_numpy().astype("int64")
 
 
 def epoch_seconds(values: pd.Series) -> np.ndarray:
@@ -318,7 +317,7 @@ def history_posts(
         everyone = len(matched) == len(posts)
         posted = posts["posted_at"] if everyone else posts["posted_at"].take(matched)
         cutoff = epoch_nanoseconds(keys["cutoff"])[position if everyone else position[matched]]
-        before = _before(posted, cutoff)
+        before = strictly_before(posted, cutoff)
         everything_before = bool(before.all())
         selected = matched if everything_before else matched[before]
 
@@ -326,7 +325,7 @@ def history_posts(
             return posts["post_id"].take(selected[at])
 
         example = position[selected]
-        order = _time_order(
+        order = time_order(
             example,
             posted if everything_before else posted[before],
             post_id_at if "post_id" in posts else None,
@@ -363,26 +362,12 @@ def history_posts(
     def hist_post_id_at(at: np.ndarray) -> pd.Series:
         return hist["post_id"].iloc[at]
 
-    order = _time_order(
+    order = time_order(
         hist["example"].to_numpy(),
         hist["posted_at"],
         hist_post_id_at if "post_id" in hist else None,
     )
     return hist.take(order).reset_index(drop=True)
-
-
-def take_rows(
-    frame: pd.DataFrame, cols: list[str], rows: np.ndarray, **extra: np.ndarray
-) -> pd.DataFrame:
-    """``frame[cols].take(rows)`` with a fresh RangeIndex and the ``extra`` columns after them,
-    taking each column's array directly.
-
-    pandas' ``DataFrame.take`` checks for -1 (fill) positions and regroups its blocks, work the
-    columns' own takes do not need.
-    """
-    taken = {col: frame[col].array.take(rows) for col in cols}
-    # copy=False: the taken arrays are new; copying them into 2-D blocks would be a second copy.
-    return pd.DataFrame({**taken, **extra}, copy=False)
 
 
 def _with_ratios(
@@ -404,7 +389,7 @@ def _with_ratios(
     added["log_er"] = log_er(added["interactions"], added["followers"])
     rows = hist["source_row"].to_numpy()
     if "media_type" in posts:
-        media = _text_array(posts["media_type"])
+        media = text_array(posts["media_type"])
         carousel = pc.equal(media, "carousel").fill_null(False).to_numpy(zero_copy_only=False)
         video = pc.is_in(media, value_set=pa.array(VIDEO_MEDIA, type=media.type))
         # One code per post (1 carousel, 2 video), so the rows are gathered once, not twice.
@@ -415,119 +400,11 @@ def _with_ratios(
     else:
         added["is_carousel"] = added["is_video"] = np.zeros(len(hist), dtype=bool)
     if "caption" in posts:
-        lengths = pc.utf8_length(_text_array(posts["caption"])).to_numpy(zero_copy_only=False)
+        lengths = pc.utf8_length(text_array(posts["caption"])).to_numpy(zero_copy_only=False)
         added["caption_length"] = lengths[rows]
     # One frame over the same arrays (copy=False): pd.concat would regroup (copy) the blocks.
     columns = {name: hist[name].array for name in hist.columns}
     return pd.DataFrame({**columns, **added}, index=hist.index, copy=False)
-
-
-def _stable_order(example: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``np.lexsort((t, example))``: stable order by example, then t (both int64).
-
-    The example, the time and each row's position are packed into one 64-bit number and sorted as
-    numbers: numpy sorts plain numbers with SIMD, far faster than it argsorts them (README,
-    Benchmarks), and the positions come back in the low bits. The position makes every packed
-    number distinct, so the order is the stable one.
-    """
-    n = len(t)
-    if n < 2:
-        return np.lexsort((t, example))
-    t_min, t_max = int(t.min()), int(t.max())
-    ex_min, ex_max = int(example.min()), int(example.max())
-    if t_max - t_min >= 2**62:  # t - t_min would overflow (e.g. NaT, kept as the largest int64)
-        return np.lexsort((t, example))
-    row_bits = (n - 1).bit_length()
-    example_bits = (ex_max - ex_min).bit_length()
-    time_bits = 64 - row_bits - example_bits
-    if time_bits < 8:  # too little room left for time: one int64 key, argsorted
-        unit = int(np.gcd.reduce(t - t_min)) or 1
-        span = (t_max - t_min) // unit + 1
-        if (ex_max - ex_min + 1) * span >= 2**62:
-            return np.lexsort((t, example))
-        return np.argsort((example - ex_min) * span + (t - t_min) // unit, kind="stable")
-    # Times that need more bits than are left keep their leading bits (10M posts of 500k
-    # influencers leave 21 bits: ~2 minute steps over 8 years); posts of one example that share
-    # a cut time are put in order by their full time afterwards. In-place steps: each temporary
-    # would be another pass over every row.
-    shift = max(0, (t_max - t_min).bit_length() - time_bits)
-    packed = example.astype(np.uint64)
-    packed -= np.uint64(ex_min)
-    packed <<= np.uint64(time_bits)
-    cut_time = (t - t_min).view(np.uint64)
-    cut_time >>= np.uint64(shift)
-    packed |= cut_time
-    packed <<= np.uint64(row_bits)
-    packed |= np.arange(n, dtype=np.uint64)
-    packed.sort()
-    head = packed >> np.uint64(row_bits) if shift else None  # (example, cut time), sorted
-    packed &= np.uint64((1 << row_bits) - 1)
-    order = packed.view(np.int64).astype(np.intp, copy=False)
-    if head is not None:
-        tie = head[1:] == head[:-1]
-        if tie.any():
-            in_run = np.zeros(n, dtype=bool)
-            in_run[1:] |= tie
-            in_run[:-1] |= tie
-            pos = np.flatnonzero(in_run)  # runs stay in place; only their members are reordered
-            members = order[pos]
-            order[pos] = members[np.lexsort((members, t[members], example[members]))]
-    return order
-
-
-def _before(posted: pd.Series, cutoff_ns: np.ndarray) -> np.ndarray:
-    """``posted`` strictly before ``cutoff_ns`` (epoch nanoseconds, one per row), to the nanosecond.
-
-    Zone-aware times are compared in their stored unit against the cutoff rounded up to it
-    (``t * unit < c`` exactly when ``t < ceil(c / unit)`` for whole ``t``), which spares
-    converting every time to nanoseconds.
-    """
-    if isinstance(posted.dtype, pd.DatetimeTZDtype):
-        per_unit = pd.Timedelta(1, unit=posted.array.unit).value  # nanoseconds per stored unit
-        return posted.array.asi8 < -(-cutoff_ns // per_unit)
-    return epoch_nanoseconds(posted) < cutoff_ns
-
-
-def _time_order(
-    example: np.ndarray, posted: pd.Series, post_id_at: Callable[[np.ndarray], pd.Series] | None
-) -> np.ndarray:
-    """Positions that sort posts like
-    ``sort_values(["example", "posted_at", "post_id"], kind="stable")``.
-
-    Several times faster: np.lexsort (stable) on integers instead of pandas factorising every key,
-    and post_id, a string, is only looked up (``post_id_at(positions)``) for the rare posts tied
-    on example and time; None means there is no post_id.
-    """
-    # Integers in the stored unit (UTC for zone-aware times); only their order matters here.
-    stored = (
-        posted.array.asi8
-        if isinstance(posted.dtype, pd.DatetimeTZDtype)
-        else posted.to_numpy().view("int64")
-    )
-    missing = pd.isna(posted).to_numpy()
-    t = np.where(missing, np.iinfo("int64").max, stored) if missing.any() else stored  # NaT last
-    order = _stable_order(np.asarray(example, dtype="int64"), t)
-    if post_id_at is None or len(order) < 2:
-        return order
-    ex_sorted, t_sorted = example[order], t[order]
-    tie = (ex_sorted[1:] == ex_sorted[:-1]) & (t_sorted[1:] == t_sorted[:-1])
-    if not tie.any():
-        return order
-    in_run = np.zeros(len(order), dtype=bool)
-    in_run[1:] |= tie
-    in_run[:-1] |= tie
-    pos = np.flatnonzero(in_run)  # tied runs stay in place; only their members are reordered
-    runs = pd.DataFrame(
-        {
-            "example": ex_sorted[pos],
-            "t": t_sorted[pos],
-            "post_id": post_id_at(order[pos]).to_numpy(),
-        }
-    )
-    order[pos] = order[pos][
-        runs.sort_values(["example", "t", "post_id"], kind="stable").index.to_numpy()
-    ]
-    return order
 
 
 def history_features(hist: pd.DataFrame, examples: pd.DataFrame, n_examples: int) -> pd.DataFrame:
@@ -620,20 +497,6 @@ def _median_where(
     return seg.spread(seg.median(np.asarray(values, dtype="float64")[rows]), n_examples)
 
 
-def _text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """A text column as arrow text, missing cells as the text 'nan' (as ``astype(str)`` gives).
-
-    Arrow-backed text comes as the column's own chunks: joining them would copy the column.
-    """
-    own = own_arrow_text(values)
-    if own is not None and not values.isna().any():
-        return own
-    text = arrow_text(values)
-    if text is None:
-        text = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
-    return text
-
-
 def hashtag_features(
     example: np.ndarray,
     source_row: np.ndarray,
@@ -719,22 +582,11 @@ def _tag_stats(
     sorted, as :func:`history_posts` leaves it) examples are taken a chunk at a time, so memory
     stays bounded however many tags the posts carry.
     """
-    # An example's posts may be anywhere in an unsorted table: take it whole.
-    is_sorted = len(example) < 2 or not (example[1:] < example[:-1]).any()
-    step = HASHTAG_CHUNK_POSTS if is_sorted else len(example)
-    text = _arrow_tags(hashtags)
-    parts, doc_chunks = [], []
-    lo, next_doc = 0, 0  # next_doc: the first example whose doc is not made yet
-    while lo < len(example):
-        hi = min(lo + step, len(example))
-        if is_sorted:  # whole examples only
-            hi = int(np.searchsorted(example, example[hi - 1], side="right"))
-        # The docs of every example up to this chunk's last, those without posts included, so
-        # that the chunks' docs joined are in example order (no reordering copy of all the text).
-        doc_end = int(example[hi - 1]) + 1 if is_sorted else n_examples
-        # Taken a chunk at a time: a time-ordered copy of all the text would double its memory.
+    text = arrow_tags(hashtags)
+    parts, doc_chunks, next_doc = [], [], 0  # next_doc: the first example whose doc is not made
+    for lo, hi, doc_end in whole_example_chunks(example, n_examples, HASHTAG_CHUNK_POSTS):
         part, docs = _tag_stats_chunk(
-            _take_text(text, source_row[lo:hi]),
+            take_text(text, source_row[lo:hi]),
             example[lo:hi],
             (next_doc, doc_end) if include_docs else None,
         )
@@ -742,46 +594,13 @@ def _tag_stats(
             parts.append(part)
         if docs is not None:
             doc_chunks.append(docs)
-        lo, next_doc = hi, doc_end
+        next_doc = doc_end
     if not include_docs:
         return TagStats.concat(parts), _empty_docs(n_examples)
     docs = pa.chunked_array(
         [*doc_chunks, *_empty_docs(n_examples - next_doc).chunks], type=pa.large_string()
     )
     return TagStats.concat(parts), docs
-
-
-def _arrow_tags(hashtags: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """The hashtags column as arrow text (:func:`_text_array`), except that missing cells among
-    Python strings stay missing: such a post has no tags."""
-    with_missing = hashtags.dtype == object and hashtags.isna().any()
-    if with_missing and pd.api.types.infer_dtype(hashtags, skipna=True) in ("string", "empty"):
-        return pa.array(hashtags.to_numpy(), type=pa.large_string(), from_pandas=True)
-    return _text_array(hashtags)
-
-
-def _take_text(text: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
-    """``text[rows]`` as one array, taken chunk by chunk from a chunked column.
-
-    Neither pandas' take (it joins all chunks first: a copy of every tag) nor arrow's take on a
-    chunked column (a pass over the whole column per call) suits taking a column piece by piece:
-    each piece here costs only its own rows.
-    """
-    if isinstance(text, pa.Array):
-        return text.take(pa.array(rows))
-    bounds = np.cumsum([0] + [len(chunk) for chunk in text.chunks])
-    chunk_of = np.searchsorted(bounds, rows, side="right") - 1
-    by_chunk = np.argsort(chunk_of, kind="stable")
-    first = np.searchsorted(chunk_of[by_chunk], np.arange(text.num_chunks + 1))
-    parts = [
-        text.chunk(c).take(pa.array(rows[by_chunk[first[c] : first[c + 1]]] - bounds[c]))
-        for c in range(text.num_chunks)
-        if first[c + 1] > first[c]
-    ]
-    gathered = pa.concat_arrays(parts) if parts else pa.array([], type=text.type)
-    back = np.empty_like(by_chunk)
-    back[by_chunk] = np.arange(len(by_chunk))  # position of each requested row in ``gathered``
-    return gathered.take(pa.array(back))
 
 
 def _tag_stats_chunk(
@@ -799,40 +618,10 @@ def _tag_stats_chunk(
     is_sorted = not (tag_example[1:] < tag_example[:-1]).any()
     docs = None
     if doc_range is not None:
-        # Each example's tags in post order, joined in arrow; offsets by example number, so an
-        # example without tags gets an empty list, hence an empty doc.
-        order = None if is_sorted else np.argsort(tag_example, kind="stable")
-        ex_sorted = tag_example if order is None else tag_example[order]
-        doc_tags = tags if order is None else tags.take(pa.array(order))
-        offsets = np.searchsorted(ex_sorted, np.arange(doc_range[0], doc_range[1] + 1))
-        per_doc = pa.LargeListArray.from_arrays(pa.array(offsets.astype("int64")), doc_tags)
-        docs = pc.binary_join(per_doc, pa.scalar(" ", type=tags.type)).cast(pa.large_string())
+        docs = join_per_example(tags, tag_example, doc_range, " ", is_sorted)
     if len(tags) == 0:
         return None, docs
-    # Number the (example, tag) pairs in first-seen order. Hashing runs over slices of whole
-    # examples of ~HASHTAG_HASH_TAGS tags, whose hash tables stay in cache (one pass over all
-    # of them would not); unsorted input is one slice, since an example's tags may be anywhere.
-    cuts = np.array([0, len(tags)])
-    if is_sorted:
-        probe = np.searchsorted(
-            tag_example, tag_example[HASHTAG_HASH_TAGS::HASHTAG_HASH_TAGS], side="left"
-        )
-        cuts = np.unique(np.r_[0, probe, len(tags)])
-    pairs, pair_examples, n_pairs = [], [], 0
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-        slice_example = tag_example[a:b]
-        codes = pc.dictionary_encode(tags.slice(a, b - a)).indices.to_numpy().astype("int64")
-        n_codes = int(codes.max()) + 1
-        low = int(slice_example.min())
-        pair, pair_key = pd.factorize((slice_example - low) * n_codes + codes)
-        pairs.append(pair + n_pairs)
-        pair_examples.append(pair_key // n_codes + low)
-        n_pairs += len(pair_key)
-    counts = np.bincount(np.concatenate(pairs)).astype("int64")
-    pair_example = np.concatenate(pair_examples)
-    if not is_sorted:
-        by_example = np.argsort(pair_example, kind="stable")
-        counts, pair_example = counts[by_example], pair_example[by_example]
+    counts, pair_example = count_pairs(tag_example, tags, is_sorted)
     pair_runs = Segments.of_sorted(pair_example)
     total = pair_runs.sum(counts)
     share = counts / total[pair_runs.row_segment]

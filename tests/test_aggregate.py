@@ -14,8 +14,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from features.aggregate import (
     TIERS,
@@ -448,7 +446,7 @@ def test_even_spread_of_tags_has_entropy_one_not_more(tiny, cutoff, n_tags):
 def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     # Big inputs split the tags a chunk of posts at a time and build each chunk's docs in example
     # order, examples without posts included; tiny chunks on real data must change nothing.
-    from features import aggregate
+    from features import aggregate, engine
     from features.contract import validate
 
     data = validate(small_data.profiles, small_data.posts, now=pd.Timestamp("2030-01-01", tz="UTC"))
@@ -459,81 +457,8 @@ def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
         one_pass["hashtag_doc"] != ""
     ).sum() > 100
     monkeypatch.setattr(aggregate, "HASHTAG_CHUNK_POSTS", 7)
-    monkeypatch.setattr(aggregate, "HASHTAG_HASH_TAGS", 5)
+    monkeypatch.setattr(engine, "HASHTAG_HASH_TAGS", 5)
     pd.testing.assert_frame_equal(feature_table(data.profiles, data.posts, as_of), one_pass)
-
-
-@pytest.mark.parametrize("n_rows", [0, 1, 50])
-def test_take_text_from_chunks_matches_arrow_take(n_rows):
-    import pyarrow as pa
-
-    from features.aggregate import _take_text
-
-    column = pa.chunked_array([pa.array(["a|b", "", "c"]), pa.array(["d"]), pa.array(["e", "f|g"])])
-    rows = np.random.default_rng(n_rows).integers(0, len(column), n_rows)
-    expected = column.take(pa.array(rows, type=pa.int64())).combine_chunks()
-    assert _take_text(column, rows).equals(expected)
-    assert _take_text(column.combine_chunks(), rows).equals(expected)
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 2**40)), max_size=200),
-    st.sampled_from([1, 1_000, 1_000_000_000]),
-)
-def test_stable_order_is_lexsort(rows, unit):
-    # The packed sort must give exactly the stable (example, time) order, ties in input order.
-    from features.aggregate import _stable_order
-
-    example = np.array([r[0] for r in rows], dtype=np.int64)
-    t = np.array([r[1] for r in rows], dtype=np.int64) * unit
-    np.testing.assert_array_equal(_stable_order(example, t), np.lexsort((t, example)))
-
-
-def test_stable_order_when_times_must_be_cut():
-    # 2^30 examples and 2^17 rows leave 17 bits for time: times are cut to their leading bits and
-    # posts sharing a cut time are put in order by their full time afterwards.
-    from features.aggregate import _stable_order
-
-    rng = np.random.default_rng(3)
-    n = 1 << 17
-    example = rng.integers(0, 2**30, n // 4).repeat(4)  # four posts per example, close in time
-    t = rng.integers(0, 2**45, n) // 3 * 3
-    t[1::4] = t[::4] + 5  # some within a cut step of each other ...
-    t[2::4] = t[::4]  # ... and some tied, which must stay in input order
-    np.testing.assert_array_equal(_stable_order(example, t), np.lexsort((t, example)))
-
-
-def test_take_rows_matches_pandas_take():
-    from features import aggregate
-
-    frame = pd.DataFrame(
-        {
-            "posted_at": pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC"),
-            "likes": np.arange(6),
-            "shares": pd.array([1, None, 3, None, 5, 6], dtype="Int64"),
-            "is_sponsored": [True, False] * 3,
-        }
-    )
-    rows = np.array([5, 0, 3, 3])
-    expected = frame.take(rows).reset_index(drop=True).assign(example=[1, 2, 3, 4])
-    got = aggregate.take_rows(frame, list(frame.columns), rows, example=np.array([1, 2, 3, 4]))
-    pd.testing.assert_frame_equal(got, expected)
-
-
-@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
-def test_strictly_before_the_cutoff_to_the_nanosecond_in_any_stored_unit(unit):
-    from features.aggregate import _before, epoch_nanoseconds
-
-    posted = pd.Series(
-        pd.to_datetime(["2024-01-01 00:00:01", "2024-01-01 00:00:02", None], utc=True)
-    ).astype(f"datetime64[{unit}, UTC]")
-    at = pd.Timestamp("2024-01-01 00:00:02", tz="UTC").value
-    cutoffs = np.array([at - 1, at, at + 1])
-    for cutoff in cutoffs:
-        expected = epoch_nanoseconds(posted) < cutoff  # the plain nanosecond comparison
-        np.testing.assert_array_equal(_before(posted, np.full(3, cutoff)), expected)
-    assert _before(posted, np.full(3, at)).tolist()[:2] == [True, False]
 
 
 def test_key_lookup_over_arrow_chunks_is_get_indexer():
