@@ -1,5 +1,5 @@
-"""What the ``engage`` subcommands share: the default data, the data and engine options, the
-checks on arguments and output paths, and the table writer.
+"""What the ``engage`` subcommands share: the default data, the checks on arguments and output
+paths, and the table writer (the options themselves are in :mod:`engage.options`).
 
 Every command module builds on this one (and nothing here imports a command module), so the
 imports run one way: :mod:`engage.cli` -> the command modules -> this module.
@@ -7,17 +7,16 @@ imports run one way: :mod:`engage.cli` -> the command modules -> this module.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 
 from features.contract import ValidatedData, check_cutoff, load_and_validate
 from features.contract import parse_time as parse_iso_time
-from features.datasets import ENGINES
 from features.outputs import (
     atomic_output,
     console_text,
@@ -43,27 +42,15 @@ def embedded_posts() -> Path:
     return EMBEDDED_DATA / "posts.csv.gz"
 
 
-def data_path(text: str) -> Path | str:
-    """A local path, or a URL kept as text (``Path`` would turn ``s3://b/k`` into ``s3:/b/k``)."""
-    return text if "://" in text else Path(text)
+def arguments(values: dict[str, Any]) -> SimpleNamespace:
+    """A command's parameters as one object the shared helpers read (``args.profiles``, ...),
+    after the check that runs before any work: no output may replace an input."""
+    args = SimpleNamespace(**values)
+    check_outputs_are_not_inputs(args)
+    return args
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profiles",
-        type=data_path,
-        help="profiles table (CSV, CSV.gz or Parquet; Parquet also "
-        "as a folder, glob or URL); default: the embedded data",
-    )
-    parser.add_argument(
-        "--posts",
-        type=data_path,
-        help="posts table (CSV, CSV.gz or Parquet; Parquet also "
-        "as a folder, glob or URL); default: the embedded data",
-    )
-
-
-def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+def resolve_data_paths(args: SimpleNamespace) -> tuple[Path, Path | None]:
     """The profiles/posts paths to use: both given, or neither (the embedded data)."""
     if args.profiles is None and args.posts is None:
         return embedded_profiles(), embedded_posts()
@@ -74,7 +61,7 @@ def resolve_data_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
     return args.profiles, args.posts
 
 
-def load_inputs(args: argparse.Namespace) -> ValidatedData:
+def load_inputs(args: SimpleNamespace) -> ValidatedData:
     profiles, posts = resolve_data_paths(args)
     data = load_and_validate(profiles, posts)
     if getattr(args, "rejects", None):
@@ -95,30 +82,7 @@ def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None
         raise UsageError(str(exc)) from None
 
 
-# --------------------------------------------------------------------------- argument checks
-
-
-def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``); argparse reports
-    anything else, exit 2."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is too small; use {minimum} or more")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{value} is too large; use {maximum} or less")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
-    return parse
-
-
-# numpy's and LightGBM's seeds are unsigned 32-bit: anything else was a ValueError traceback.
-SEED = int_at_least(0, 2**32 - 1)
+# --------------------------------------------------------------------------- output checks
 
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -143,7 +107,7 @@ def check_output_file(
     _check_writable_parent(path, option)
 
 
-# Options naming files a command reads, and files or folders it writes (argparse dest names).
+# Options naming files a command reads, and files or folders it writes (parameter names).
 INPUT_OPTIONS = ("profiles", "posts", "fees", "shortlist", "campaigns")
 OUTPUT_OPTIONS = ("out", "rejects", "metrics_out", "out_dir")
 
@@ -161,7 +125,7 @@ def _same_path(a: Path, b: Path) -> bool:
     return a.absolute().resolve() == b.absolute().resolve()
 
 
-def check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+def check_outputs_are_not_inputs(args: SimpleNamespace) -> None:
     """Refuse, before any work, an output that is one of the command's inputs (it would be
     replaced by the output: the input lost), or the same file as another output."""
     named: list[tuple[str, Path]] = []
@@ -235,29 +199,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 # --------------------------------------------------------------------------- engines
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="pandas",
-        help="pandas (default: in memory, one process) or "
-        "dask (partitioned by influencer, on a cluster)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --engine dask: the scheduler of an existing cluster "
-        "(tcp://host:8786); default: a local cluster sized to this machine",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int_at_least(1),
-        metavar="N",
-        help="with --engine dask: influencer buckets (default: as many as the input's partitions)",
-    )
-
-
-def uses_dask(args: argparse.Namespace) -> bool:
+def uses_dask(args: SimpleNamespace) -> bool:
     """True for ``--engine dask``; a Dask-only option with the pandas engine is a usage error."""
     if getattr(args, "engine", "pandas") == "dask":
         return True

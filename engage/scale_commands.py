@@ -7,15 +7,15 @@ influencer bucket, written by the workers: they may be larger than the driver's 
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from engage.common import UsageError, parse_time, resolve_data_paths, write_table
 from features.outputs import console_text
 
 
-def _inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str]]:
+def _inputs(args: SimpleNamespace) -> tuple[Any, Any, tuple[str, str]]:
     from features.distributed import read_any
 
     profiles_path, posts_path = resolve_data_paths(args)
@@ -26,7 +26,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str]]:
     return profiles, posts, (str(profiles_path), str(posts_path))
 
 
-def _check_folder_output(args: argparse.Namespace) -> None:
+def _check_folder_output(args: SimpleNamespace) -> None:
 
     if str(args.out).lower().endswith((".csv", ".gz", ".xlsx", ".html", ".parquet", ".pq")):
         raise UsageError(
@@ -35,7 +35,7 @@ def _check_folder_output(args: argparse.Namespace) -> None:
         )
 
 
-def _report(report: Any, args: argparse.Namespace) -> None:
+def _report(report: Any, args: SimpleNamespace) -> None:
 
     if getattr(args, "rejects", None):
         write_table(report.rejects_frame(), args.rejects)
@@ -43,7 +43,7 @@ def _report(report: Any, args: argparse.Namespace) -> None:
         print(console_text(report.format(), keep_newlines=True), file=sys.stderr)
 
 
-def cmd_features_dask(args: argparse.Namespace) -> int:
+def cmd_features_dask(args: SimpleNamespace) -> int:
     from features.distributed import dask_client, write_features_dask
 
     _check_folder_output(args)
@@ -66,7 +66,7 @@ def cmd_features_dask(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
+def train_on_dask(args: SimpleNamespace, config: Any) -> Any:
     from features.distributed import dask_client
     from training.distributed import run_training_dask
 
@@ -84,7 +84,7 @@ def train_on_dask(args: argparse.Namespace, config: Any) -> Any:
         )
 
 
-def cmd_score_dask(args: argparse.Namespace) -> int:
+def cmd_score_dask(args: SimpleNamespace) -> int:
     """Score on the cluster; ``--fees`` and ``--shortlist`` as in the pandas engine, but unranked.
 
     The fee table and the shortlist are small: read and checked on the driver, then the

@@ -3,42 +3,48 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
+import typer
 
 from engage.common import (
     UsageError,
-    add_data_arguments,
-    add_engine_arguments,
+    arguments,
     check_output_file,
     parse_time,
     resolve_data_paths,
     uses_dask,
 )
+from engage.options import (
+    MODEL_HELP,
+    Engine,
+    ModelsDir,
+    Partitions,
+    Posts,
+    Profiles,
+    Scheduler,
+    TrackingUri,
+    port_number,
+)
 from engage.scale_commands import cmd_score_dask
 from serving.server import ServerLimits, machine_cpus
 
+app = typer.Typer()
+
 SERVE_PORT = 5000  # MLflow's scoring-server default
-RANK_CHOICES = (
-    "engagements",
-    "rate",
-    "cost",
-    "p_reach",
-)  # serving.planner.RANK_BY, without importing it for --help
-# serving.planner.POST_TYPES, likewise.
-POST_TYPE_CHOICES = ("carousel", "image", "photo", "reel", "short", "video")
-MODEL_HELP = (
-    "models/<version> folder, 'latest' (the newest model training registered, "
-    "by training time), or an MLflow URI like models:/engagement@champion"
-)
+# serving.planner's RANK_BY and POST_TYPES, spelled out for the type checker and so --help
+# needs no import of the planner (a test keeps them the same).
+RankBy = Literal["engagements", "rate", "cost", "p_reach"]
+PostType = Literal["carousel", "image", "photo", "reel", "short", "video"]
 
 
 CHAMPION = "models:/engagement@champion"
@@ -48,7 +54,105 @@ MAX_BODY_MB = 4096
 MAX_TIMEOUT_S = 86400
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+@app.command(
+    help="Rank candidates by expected engagement (or cost per engagement with --fees) and "
+    "write CSV, Excel or an HTML report.\n\n"
+    "Score candidates as of now (or --as-of, or each profile's as_of column) and rank them. "
+    "The output type follows the file ending: .csv, .csv.gz, .xlsx or .html (a "
+    "self-contained report).",
+    short_help="Rank candidates and write CSV, Excel or an HTML report.",
+)
+def score(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .csv, .csv.gz, .xlsx or .html; with --engine dask a folder of "
+            "unranked Parquet parts.",
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help=f"{MODEL_HELP} The default is the registry's champion in --tracking-uri.",
+        ),
+    ] = CHAMPION,
+    profiles: Profiles = None,
+    posts: Posts = None,
+    fees: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fee table (influencer, fee, optional currency): adds cost per engagement and "
+            "ranks by it; also the shortlist unless --shortlist is given. With --engine dask "
+            "the columns are added but the parts stay unranked.",
+        ),
+    ] = None,
+    shortlist: Annotated[
+        Path | None,
+        typer.Option(
+            help="Table with an 'influencer' column: score only these (names without a profile "
+            "are listed as 'no profile'); also with --engine dask.",
+        ),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep the top N candidates in the output file, its summary and the console. "
+            "Left out or 0: every candidate.",
+        ),
+    ] = None,
+    rank_by: Annotated[
+        RankBy | None,
+        typer.Option(
+            help="engagements (expected engagements per post), rate (engagement rate), cost "
+            "(cost per engagement) or p_reach (chance of reaching --target-engagements). "
+            "Left out: cost with --fees, else engagements.",
+        ),
+    ] = None,
+    target_engagements: Annotated[
+        float | None,
+        typer.Option(
+            help="Campaign KPI in engagements per post: adds p_reach, the chance the next post "
+            "reaches it.",
+        ),
+    ] = None,
+    post_type: Annotated[
+        PostType | None,
+        typer.Option(
+            help="Format of the planned post (reel and short count as video). Left out: each "
+            "creator's usual format. A post_type column in --shortlist sets it per candidate.",
+        ),
+    ] = None,
+    sponsored: Annotated[
+        bool,
+        typer.Option(
+            "--sponsored",
+            help="The planned post is sponsored (left out: organic). A sponsored column in "
+            "--shortlist (yes/no) sets it per candidate.",
+        ),
+    ] = False,
+    show: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows to print on the console (0 prints none). Left out: --top, else 20."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Backtest: score as of this time (ISO 8601) using only earlier posts. Left "
+            "out: now, or the profiles' as_of column.",
+        ),
+    ] = None,
+    models_dir: ModelsDir = Path("models"),
+    tracking_uri: TrackingUri = None,
+    engine: Engine = "pandas",
+    scheduler: Scheduler = None,
+    partitions: Partitions = None,
+) -> int:
+    return _score(arguments(locals()))
+
+
+def _score(args: SimpleNamespace) -> int:
     from features.contract import read_table
     from features.outputs import console_text
     from serving.planner import (
@@ -187,7 +291,56 @@ def _measured_coverage(metadata: dict, level: float) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+_LIMITS = ServerLimits()
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    port: Annotated[
+        int,
+        typer.Option(
+            parser=port_number,
+            metavar="<port>",
+            help="Port, 0 to 65535 (`make mlflow-ui` uses 5050, so both run).",
+        ),
+    ] = SERVE_PORT,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    models_dir: ModelsDir = Path("models"),
+    tracking_uri: TrackingUri = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Server processes, each with its own copy of the model. Left out: one per "
+            f"CPU, here {machine_cpus()}.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to answer a request, queueing included; later: 504."),
+    ] = _LIMITS.request_timeout,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body in MB; larger: 413.")
+    ] = _LIMITS.max_body_bytes / 2**20,
+    heavy_kb: Annotated[
+        float,
+        typer.Option(
+            help="A body over this many KB is a heavy request: one at a time per worker, "
+            "beside the light ones.",
+        ),
+    ] = _LIMITS.heavy_body_bytes / 2**10,
+    heavy_queue: Annotated[
+        int,
+        typer.Option(help="Heavy requests that may wait per worker; more: 503 with Retry-After."),
+    ] = _LIMITS.heavy_queue,
+) -> int:
+    """Serve the model over REST with MLflow's scoring server (/ping, /invocations)."""
+    return _serve(arguments(locals()))
+
+
+def _serve(args: SimpleNamespace) -> int:
     from features.artifact import redact
     from serving.rest import model_uri_for, serve_command, serve_env, stop_process_group
 
@@ -227,7 +380,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
+def server_limits(args: SimpleNamespace) -> tuple[ServerLimits, int]:
     """``engage serve``'s limit options, checked (exit 2 on a value that cannot work)."""
 
     workers = machine_cpus() if args.workers is None else args.workers
@@ -261,17 +414,6 @@ def server_limits(args: argparse.Namespace) -> tuple[ServerLimits, int]:
     return limits, workers
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free port) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535)") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number; use 0 to 65535")
-    return value
-
-
 def check_listen_address(host: str, port: int) -> None:
     """Refuse, before the model is loaded, an address the server could not listen on (a port in
     use, a host name that is not this machine's); the server's own failure would be exit 1."""
@@ -295,146 +437,3 @@ def check_listen_address(host: str, port: int) -> None:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def register_serving(sub: argparse._SubParsersAction) -> None:
-
-    p = sub.add_parser(
-        "score",
-        help="rank candidates by expected engagement (or cost per "
-        "engagement with --fees) and write CSV, Excel or an HTML report",
-        description="Score candidates as of now (or --as-of, or "
-        "each profile's as_of column) and rank them. "
-        "The output type follows the file ending: .csv, "
-        ".csv.gz, .xlsx or .html (a self-contained report).",
-    )
-    p.add_argument(
-        "--model",
-        default=CHAMPION,
-        help=f"{MODEL_HELP} (default {CHAMPION}: the registry's champion "
-        "in --tracking-uri, default sqlite:///mlflow.db here)",
-    )
-    add_data_arguments(p)
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="output file: .csv, .csv.gz, .xlsx or .html; with "
-        "--engine dask a folder of unranked Parquet parts",
-    )
-    p.add_argument(
-        "--fees",
-        type=Path,
-        help="fee table (influencer, fee, optional currency): adds cost per engagement "
-        "and ranks by it; also the shortlist unless --shortlist is given. "
-        "With --engine dask the columns are added but the parts stay unranked",
-    )
-    p.add_argument(
-        "--shortlist",
-        type=Path,
-        help="table with an 'influencer' column: score only these (names without "
-        "a profile are listed as 'no profile'); also with --engine dask",
-    )
-    p.add_argument(
-        "--top",
-        type=int,
-        help="keep the top N candidates in the output file, its "
-        "summary and the console (default or 0: every candidate)",
-    )
-    p.add_argument(
-        "--rank-by",
-        choices=list(RANK_CHOICES),
-        help="engagements (expected engagements per post), rate (engagement "
-        "rate), cost (cost per engagement; the default with "
-        "--fees) or p_reach (chance of reaching --target-engagements)",
-    )
-    p.add_argument(
-        "--target-engagements",
-        type=float,
-        help="campaign KPI in engagements per post: adds "
-        "p_reach, the chance the next post reaches it",
-    )
-    p.add_argument(
-        "--post-type",
-        choices=POST_TYPE_CHOICES,
-        help="format of the planned post (reel and short count as video); default: each "
-        "creator's usual format. A post_type column in --shortlist sets it per candidate",
-    )
-    p.add_argument(
-        "--sponsored",
-        action="store_true",
-        help="the planned post is sponsored (default: organic). A sponsored column "
-        "in --shortlist (yes/no) sets it per candidate",
-    )
-    p.add_argument(
-        "--show",
-        type=int,
-        help="rows to print on the console (default: --top, else 20; 0 prints none)",
-    )
-    p.add_argument(
-        "--as-of",
-        help="backtest: score as of this time using only earlier "
-        "posts (default: now, or the profiles' as_of column)",
-    )
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path("models"),
-        help="where model folders are (for 'latest' and version names)",
-    )
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
-    add_engine_arguments(p)  # --engine dask: batch scoring to a folder of unranked Parquet parts
-    p.set_defaults(func=cmd_score)
-
-    p = sub.add_parser(
-        "serve", help="serve the model over REST with MLflow's scoring server (/ping, /invocations)"
-    )
-    p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument(
-        "--port",
-        type=port_number,
-        default=SERVE_PORT,
-        help=f"port, 0 to 65535 (default {SERVE_PORT}; `make mlflow-ui` uses 5050, so both run)",
-    )
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to bind (default 127.0.0.1: this machine only)",
-    )
-    p.add_argument("--models-dir", type=Path, default=Path("models"))
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
-    defaults = ServerLimits()
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="server processes, each with its own copy of the "
-        f"model (default: one per CPU, here {machine_cpus()})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=defaults.request_timeout,
-        help="seconds to answer a request, queueing included; "
-        f"later: 504 (default {defaults.request_timeout:g})",
-    )
-    p.add_argument(
-        "--max-body-mb",
-        type=float,
-        default=defaults.max_body_bytes / 2**20,
-        help=f"largest request body; larger: 413 (default {defaults.max_body_bytes / 2**20:g})",
-    )
-    p.add_argument(
-        "--heavy-kb",
-        type=float,
-        default=defaults.heavy_body_bytes / 2**10,
-        help="a body over this is a heavy request: one at a time per worker, "
-        f"beside the light ones (default {defaults.heavy_body_bytes / 2**10:g})",
-    )
-    p.add_argument(
-        "--heavy-queue",
-        type=int,
-        default=defaults.heavy_queue,
-        help="heavy requests that may wait per worker; more: 503 "
-        f"with Retry-After (default {defaults.heavy_queue})",
-    )
-    p.set_defaults(func=cmd_serve)

@@ -1166,10 +1166,7 @@ def run_cli(case: Case, folder: Path, model_dir: Path) -> Outcome:
             contextlib.redirect_stdout(stdout),
             contextlib.redirect_stderr(stderr),
         ):
-            try:
-                status = main(argv)
-            except SystemExit as stop:  # argparse's own refusals
-                status = int(stop.code or 0)
+            status = main(argv)
     err = stderr.getvalue()
     assert status in (0, 2), f"exit {status}: {err[-2000:]}"
     assert "Traceback" not in err, err

@@ -312,7 +312,7 @@ def test_features_rejects_and_metrics_on_a_full_disk_exit_2_and_leave_nothing_ha
     assert main(["features", *files, "--out", str(out / "features.csv")]) == EXIT_BAD_INPUT
     assert "cannot write" in capsys.readouterr().err and not list(out.iterdir())
 
-    from engage.commands import _write_json
+    from engage.model_commands import _write_json
 
     full_disk.budget = 1000  # the disk had room for the previous file
     (out / "metrics.json").write_text('{"previous": true}')

@@ -3,6 +3,7 @@ and groups, warnings, the champion gate, promote."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
@@ -536,10 +537,10 @@ def test_promote_refuses_a_version_whose_files_were_changed(trained, capsys):
 
 
 def test_serve_and_the_mlflow_ui_do_not_share_a_default_port():
-    from engage.cli import build_parser
+    from engage.serve_commands import SERVE_PORT, serve
 
-    serve = build_parser().parse_args(["serve", "--model", "latest"])
+    assert inspect.signature(serve).parameters["port"].default == SERVE_PORT
     makefile = (REPO / "Makefile").read_text()
     ui_port = int(re.search(r"^MLFLOW_UI_PORT \?= (\d+)$", makefile, re.M).group(1))
     assert "--port $(MLFLOW_UI_PORT)" in makefile
-    assert serve.port != ui_port
+    assert ui_port != SERVE_PORT

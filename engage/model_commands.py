@@ -1,34 +1,97 @@
-"""Subcommands beyond the foundation: train, evaluate and promote."""
+"""``engage train``, ``evaluate`` and ``promote``: the model's life cycle."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from engage.common import (
-    SEED,
     UsageError,
-    add_data_arguments,
-    add_engine_arguments,
+    arguments,
     check_output_file,
     check_output_folder,
-    int_at_least,
     load_inputs,
     resolve_data_paths,
     uses_dask,
 )
+from engage.options import (
+    MODEL_HELP,
+    Campaigns,
+    Engine,
+    MetricsOut,
+    ModelsDir,
+    Partitions,
+    Posts,
+    Profiles,
+    Rejects,
+    Scheduler,
+    Seed,
+    TrackingUri,
+    whole_number,
+)
 from engage.scale_commands import train_on_dask
 from features.outputs import write_text
+
+app = typer.Typer()
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
     write_text(path, json.dumps(data, indent=2, default=str))
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+@app.command()
+def train(
+    profiles: Profiles = None,
+    posts: Posts = None,
+    campaigns: Campaigns = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "engage",
+    models_dir: Annotated[Path, typer.Option(help="Where model folders are saved.")] = Path(
+        "models"
+    ),
+    metrics_out: MetricsOut = None,
+    seed: Seed = 0,
+    tune: Annotated[
+        int,
+        typer.Option(
+            parser=whole_number(0),
+            metavar="<n>",
+            help="Run N Optuna trials on the training folds only.",
+        ),
+    ] = 0,
+    folds: Annotated[
+        int,
+        typer.Option(
+            parser=whole_number(2), metavar="<int>", help="Grouped cross-validation folds."
+        ),
+    ] = 5,
+    targets_per_influencer: Annotated[
+        int,
+        typer.Option(
+            parser=whole_number(0),
+            metavar="<int>",
+            help="Targets per influencer: its latest N mature posts "
+            "(0: every mature post, rolling cutoffs).",
+        ),
+    ] = 0,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make this version the champion even if it does not beat the current one.",
+        ),
+    ] = False,
+    rejects: Rejects = None,
+    engine: Engine = "pandas",
+    scheduler: Scheduler = None,
+    partitions: Partitions = None,
+) -> int:
+    """Train the model, evaluate it against baselines, save it and log it to MLflow."""
+    args = arguments(locals())
     from training.config import TrainConfig
     from training.signals import TrainingInterrupted
     from training.train import comparison_table, run_training
@@ -46,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output_folder(args.models_dir, "--models-dir")
     check_output_file(args.metrics_out, "--metrics-out")
     check_output_file(args.rejects, "--rejects")
-    profiles, posts = resolve_data_paths(args)
+    profiles_path, posts_path = resolve_data_paths(args)
     try:
         if uses_dask(args):
             result = train_on_dask(args, config)
@@ -60,7 +123,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     f"have posts; use at most {creators} folds (5 is usual)"
                 )
             result = run_training(
-                data, {"profiles": profiles, "posts": posts}, config, campaigns_path=args.campaigns
+                data,
+                {"profiles": profiles_path, "posts": posts_path},
+                config,
+                campaigns_path=args.campaigns,
             )
     except TrainingInterrupted as exc:
         print(f"engage train: {exc}", file=sys.stderr)
@@ -82,7 +148,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    profiles: Profiles = None,
+    posts: Posts = None,
+    campaigns: Campaigns = None,
+    models_dir: ModelsDir = Path("models"),
+    tracking_uri: TrackingUri = None,
+    metrics_out: MetricsOut = None,
+    seed: Seed = 0,
+    rejects: Rejects = None,
+) -> int:
+    """Score a saved model on new data with the same metrics and baselines."""
+    args = arguments(locals())
     from serving.identity import identify
     from serving.predictor import load_model
     from training.checks import review
@@ -121,7 +200,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
+@app.command(
+    help="Move the champion alias to a registered version: verified, and only if it beats the "
+    "champion on creators neither trained on (or --force --reason).\n\n"
+    "Verify the version's signed files, then compare it with the current champion on the "
+    "examples of creators neither model was trained on (--profiles/--posts, default the "
+    "embedded data); it becomes champion only if its MAE is lower. --force --reason TEXT "
+    "skips the comparison and records why.",
+    short_help="Move the champion alias to a registered version, verified and gated.",
+)
+def promote(
+    version: Annotated[
+        str, typer.Argument(help="Registered version number (as in engagement v3).")
+    ],
+    profiles: Profiles = None,
+    posts: Posts = None,
+    registered_model: Annotated[str, typer.Option(help="Registered model name.")] = "engagement",
+    tracking_uri: TrackingUri = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote without the comparison (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="With --force: why, recorded on the version and in the alias history."),
+    ] = None,
+    rejects: Rejects = None,
+) -> int:
+    args = arguments(locals())
     from training.promote import PromotionRefused, promote
 
     if args.force and not (args.reason or "").strip():
@@ -144,104 +249,3 @@ def cmd_promote(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(outcome)
     return 0
-
-
-def register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train the model, evaluate it against baselines, save it and log it to MLflow"
-    )
-    add_data_arguments(p)
-    p.add_argument(
-        "--campaigns", type=Path, help="campaign results table: one example per campaign post"
-    )
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
-    )
-    p.add_argument("--experiment", default="engage", help="MLflow experiment name")
-    p.add_argument(
-        "--models-dir", type=Path, default=Path("models"), help="where model folders are saved"
-    )
-    p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
-    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32 - 1")
-    p.add_argument(
-        "--tune",
-        type=int_at_least(0),
-        default=0,
-        metavar="N",
-        help="run N Optuna trials on the training folds only",
-    )
-    p.add_argument(
-        "--folds", type=int_at_least(2), default=5, help="grouped cross-validation folds"
-    )
-    p.add_argument(
-        "--targets-per-influencer",
-        type=int_at_least(0),
-        default=0,
-        help="targets per influencer: its latest N mature posts "
-        "(default 0: every mature post, rolling cutoffs)",
-    )
-    p.add_argument(
-        "--promote",
-        action="store_true",
-        help="make this version the champion even if it does not beat the current one",
-    )
-    p.add_argument(
-        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
-    )
-    add_engine_arguments(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "evaluate", help="score a saved model on new data with the same metrics and baselines"
-    )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="models/<version> folder, 'latest', or an MLflow URI like models:/engagement@champion",
-    )
-    add_data_arguments(p)
-    p.add_argument(
-        "--campaigns", type=Path, help="campaign results table: one example per campaign post"
-    )
-    p.add_argument("--models-dir", type=Path, default=Path("models"))
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
-    p.add_argument("--metrics-out", type=Path, help="write every metric as JSON here")
-    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32 - 1")
-    p.add_argument(
-        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
-    )
-    p.set_defaults(func=cmd_evaluate)
-
-
-def register_promote(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "promote",
-        help="move the champion alias to a registered version: verified, and only if "
-        "it beats the champion on creators neither trained on (or --force --reason)",
-        description="Verify the version's signed files, then compare it with the current "
-        "champion on the examples of creators neither model was trained on "
-        "(--profiles/--posts, default the embedded data); it becomes champion only if "
-        "its MAE is lower. --force --reason TEXT skips the comparison and records why.",
-    )
-    p.add_argument("version", help="registered version number (as in `engagement v3`)")
-    add_data_arguments(p)
-    p.add_argument(
-        "--registered-model",
-        default="engagement",
-        help="registered model name (default: engagement)",
-    )
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="promote without the comparison (needs --reason)"
-    )
-    p.add_argument(
-        "--reason", help="with --force: why, recorded on the version and in the alias history"
-    )
-    p.add_argument(
-        "--rejects", type=Path, help="write the rows set aside, with their reasons, to this CSV"
-    )
-    p.set_defaults(func=cmd_promote)
