@@ -62,15 +62,6 @@ MLFLOW_DOWNLOAD_NOTE = "registered_model_meta"
 # A manifest lists a few files; anything far larger is not one (and is not read into memory).
 MAX_MANIFEST_BYTES = 1 << 20
 
-# MLflow tracking store used when none is named (a local SQLite file in the working folder).
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def resolve_tracking_uri(explicit: str | None) -> str:
-    """The explicit URI, else $MLFLOW_TRACKING_URI, else the local SQLite default."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
 # ``scheme://user:token@host``: the user-info part of any URI in a text.
 _USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 

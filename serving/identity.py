@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from features.artifact import REGISTRY_FILE, resolve_tracking_uri
+from features.artifact import REGISTRY_FILE
+from serving.store import resolve_tracking_uri
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?$")
 

@@ -830,7 +830,7 @@ def model_identity(
         try:
             from mlflow import MlflowClient
 
-            from features.artifact import resolve_tracking_uri
+            from serving.store import resolve_tracking_uri
 
             client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
             found = (

@@ -43,7 +43,6 @@ from features.artifact import (
     model_key,
     redact,
     resolve_model_dir,
-    resolve_tracking_uri,
     verify_folder,
 )
 from features.contract import (
@@ -61,6 +60,7 @@ from features.contract import (
 from features.engagement import er_from_log
 from features.transformers import value_codes
 from serving.explain import reasons as explain_reasons
+from serving.store import require_tracking_store, resolve_tracking_uri
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 
@@ -622,19 +622,6 @@ def _describe_as_of(as_of: pd.Timestamp | pd.Series | str | None, profiles: pd.D
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def require_tracking_store(uri: str) -> None:
-    """Refuse a local SQLite store that does not exist: MLflow would create an empty one (and
-    its folder) just to report that the model is not there."""
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///"))
-        if not database.is_file():
-            raise ArtifactError(
-                f"no MLflow tracking store at {database} ({redact(uri)}): the file does not exist. "
-                "Train a model first, run from the folder "
-                "that holds mlflow.db, or pass --tracking-uri"
-            )
 
 
 def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from features.artifact import load_artifact, redact, resolve_tracking_uri
+from features.artifact import load_artifact, redact
 from features.contract import ValidatedData
+from serving.store import require_tracking_store, resolve_tracking_uri
 from training.examples import post_examples
 from training.gate import compare_on_unseen, training_creators
 from training.tracking import CHAMPION, store_lock
@@ -58,8 +59,6 @@ def promote(
     checks.
     """
     from mlflow import MlflowClient
-
-    from serving.predictor import require_tracking_store
 
     uri = resolve_tracking_uri(tracking_uri)
     require_tracking_store(uri)

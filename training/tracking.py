@@ -25,7 +25,6 @@ from features.artifact import (
     MLFLOW_DOWNLOAD_NOTE,
     StagedArtifact,
     redact,
-    resolve_tracking_uri,
     sign_folder,
 )
 from training.gate import GateResult
@@ -37,9 +36,6 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 # Evaluations whose metrics get their own group in the MLflow UI (it groups by the text before "/").
 EVALUATION_GROUPS = ("time_holdout", "forward")
-
-
-tracking_uri = resolve_tracking_uri
 
 
 def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:

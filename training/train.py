@@ -23,6 +23,7 @@ from features.aggregate import MIN_POST_AGE
 from features.artifact import load_artifact, model_key, redact, sign_folder, stage_artifact
 from features.contract import ValidatedData, read_table
 from features.engagement import ER_DEFINITION
+from serving.store import resolve_tracking_uri
 from training import plots
 from training.checks import MIN_CHECKED, review
 from training.config import TrainConfig
@@ -41,7 +42,6 @@ from training.tracking import (
     input_example,
     log_run,
     run_name,
-    tracking_uri,
     version_description,
 )
 
@@ -280,7 +280,7 @@ def _run_training(
             "campaigns": str(campaigns_path),
             "campaigns_fingerprint": file_fingerprint([campaigns_path]),
         }
-    uri = tracking_uri(config.tracking_uri)
+    uri = resolve_tracking_uri(config.tracking_uri)
     name = run_name(_platforms(data), campaigns_path is not None, datetime.now(UTC))
     progress(f"MLflow run '{name}' at {redact(uri)}")
     with TrainingRun(uri, config.experiment, name, params, datasets):
