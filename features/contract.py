@@ -21,6 +21,11 @@ Problems with a safe, documented handling are fixed, and reported with counts:
 
 Rows set aside are kept in :attr:`ValidationReport.rejects` with their reasons, so nothing is
 lost silently; ``--rejects PATH`` on the CLI writes them out.
+
+Other tables' contracts (the campaign results in :mod:`training.examples`) are built from the
+same public pieces, so that their problems read and count the same: :func:`check_columns`
+(required columns), :func:`as_count` (count columns), :func:`as_text`,
+:func:`parse_timestamps` and :func:`problem_at` (a problem at the rows of a mask).
 """
 
 from __future__ import annotations
@@ -373,9 +378,35 @@ def _row_numbers(mask: np.ndarray | pd.Series) -> np.ndarray:
     return np.flatnonzero(np.asarray(mask)) + 1
 
 
-def _problem(
-    table: str, file: str, column: str | None, mask, message: str, *, fatal: bool, action: str = ""
+def problem_at(
+    table: str,
+    file: str,
+    column: str | None,
+    mask: np.ndarray | pd.Series,
+    message: str,
+    *,
+    fatal: bool,
+    action: str = "",
 ) -> Problem | None:
+    """The problem ``message`` at the rows where ``mask`` holds, or None if it holds nowhere.
+
+    Parameters
+    ----------
+    table, file, column
+        Where the problem is, as the report names it (``column`` None: the whole row).
+    mask
+        One flag per data row of the table, True where the problem is.
+    message, action
+        What is wrong, and what engage did about it (for a problem that is not fatal).
+    fatal
+        Whether the problem stops the command (:class:`DataValidationError`).
+
+    Returns
+    -------
+    Problem or None
+        With the first :data:`MAX_ROWS_LISTED` row numbers (1-based, header not counted) and
+        the count of all of them; add it to a report with :meth:`ValidationReport.add`.
+    """
     rows = _row_numbers(mask)
     if len(rows) == 0:
         return None
@@ -394,9 +425,17 @@ def suggest_column(missing: str, present: list[str]) -> str | None:
     return lowered[close[0]] if close else None
 
 
-def _check_columns(
+def check_columns(
     table: str, file: str, frame: pd.DataFrame, required: tuple[str, ...], report: ValidationReport
 ) -> bool:
+    """Report every ``required`` column ``frame`` lacks (fatal), with the likely misspelling.
+
+    Returns
+    -------
+    bool
+        True if every required column is present; else the problems are in ``report`` and the
+        caller should raise :class:`DataValidationError` with it before reading any column.
+    """
     present = [str(c) for c in frame.columns]
     ok = True
     for col in required:
@@ -432,7 +471,7 @@ def _check_header(
     for col in used:
         if col in frame and col != "hashtags":
             nested = nested_cells(frame[col])
-            p = _problem(
+            p = problem_at(
                 table,
                 file,
                 col,
@@ -524,7 +563,7 @@ def as_text(series: pd.Series) -> pd.Series:
     return out.mask(empty) if empty.any() else out
 
 
-def _as_count(
+def as_count(
     table: str,
     file: str,
     frame: pd.DataFrame,
@@ -533,7 +572,18 @@ def _as_count(
     *,
     required: bool,
 ) -> pd.Series:
-    """Parse a non-negative whole-number count column, reporting every bad cell."""
+    """Parse a non-negative whole-number count column, reporting every bad cell.
+
+    Numbers and text of plain digits become float64 (NaN for a missing cell). Every other cell
+    is a fatal problem added to ``report``, one per kind: text that is not a number (thousands
+    separators included), true/false, infinite, negative, implausibly large
+    (:data:`MAX_PLAUSIBLE_COUNT`) or fractional values, and missing cells when ``required``.
+
+    Returns
+    -------
+    pandas.Series
+        The counts, on ``frame``'s index.
+    """
     raw = frame[col]
     # Checked as numpy arrays: a handful of pandas calls per column would cost more than the
     # checks themselves for a one-candidate request.
@@ -583,7 +633,7 @@ def _as_count(
     if required:
         checks.append((missing, "missing value in a required column"))
     for mask, message in checks:
-        p = _problem(table, file, col, mask, message, fatal=True)
+        p = problem_at(table, file, col, mask, message, fatal=True)
         if p:
             report.add(p)
     return pd.Series(np.where(infinite, np.nan, values), index=raw.index)
@@ -597,7 +647,7 @@ def _as_bool(
         return raw
     if raw.dtype.kind in "fi":
         ok = raw.isna() | raw.isin([0, 1])
-        p = _problem(
+        p = problem_at(
             table,
             file,
             col,
@@ -611,7 +661,7 @@ def _as_bool(
     text = raw.astype("string").str.strip().str.lower().fillna("")
     is_true = text.isin(_TRUE)
     is_false = text.isin(_FALSE)
-    p = _problem(
+    p = problem_at(
         table,
         file,
         col,
@@ -681,7 +731,7 @@ def timestamp_problems(
     if unread.any():
         found = list(dict.fromkeys(str(v).strip() for v in raw[unread].head(50)))[:3]
         shown = ", ".join(f"'{v}'" for v in found)
-        p = _problem(
+        p = problem_at(
             table,
             file,
             column,
@@ -693,14 +743,14 @@ def timestamp_problems(
         if p:
             report.add(p)
     if required:
-        p = _problem(
+        p = problem_at(
             table, file, column, missing, "missing timestamp in a required column", fatal=True
         )
         if p:
             report.add(p)
     with np.errstate(invalid="ignore"):
         early = (parsed < EARLIEST_PLAUSIBLE_TIME).to_numpy(dtype=bool)
-    p = _problem(
+    p = problem_at(
         table,
         file,
         column,
@@ -907,7 +957,7 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
             # The most common first, each text once (several cells can give the same category).
             shown = list(dict.fromkeys(show(i) for i in sorted(values, key=lambda i: -rows_of[i])))
             detail = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "")
-            p = _problem(
+            p = problem_at(
                 table,
                 file,
                 "category",
@@ -922,7 +972,7 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
         code
     ]  # code -1 (missing) picks the trailing None
     missing = pd.isna(out)
-    p = _problem(
+    p = problem_at(
         table, file, "category", missing, "category is empty", fatal=False, action="set to 'other'"
     )
     if p:
@@ -951,7 +1001,7 @@ def validate_profiles(
     if not _check_header(table, file, frame, (*PROFILE_REQUIRED, *PROFILE_OPTIONAL), report):
         return None
     frame = frame.rename(columns=lambda c: str(c).strip())
-    if not _check_columns(table, file, frame, PROFILE_REQUIRED, report):
+    if not check_columns(table, file, frame, PROFILE_REQUIRED, report):
         return None
     if len(frame) == 0:
         report.add(
@@ -961,7 +1011,7 @@ def validate_profiles(
     # The clean columns, framed once at the end (pandas has a fixed cost per
     # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {"influencer": as_text(frame["influencer"])}
-    p = _problem(
+    p = problem_at(
         table,
         file,
         "influencer",
@@ -971,12 +1021,12 @@ def validate_profiles(
     )
     if p:
         report.add(p)
-    followers = _as_count(table, file, frame, "followers", report, required=True)
+    followers = as_count(table, file, frame, "followers", report, required=True)
     cols["followers"] = followers
     zero = (followers == 0).to_numpy(dtype=bool)
     for col in ("following", "posts_count"):
         cols[col] = (
-            _as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
+            as_count(table, file, frame, col, report, required=False) if col in frame else np.nan
         )
     cols["category"] = (
         _fix_category(frame["category"], table, file, report) if "category" in frame else "other"
@@ -985,7 +1035,7 @@ def validate_profiles(
         platform = as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
         bad = ~platform.isin(PLATFORMS)
         values = ", ".join(sorted(set(platform[bad].astype(str)))[:5]) if bad.any() else ""
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "platform",
@@ -1006,7 +1056,7 @@ def validate_profiles(
         as_of = parse_timestamps(frame["as_of"])
         timestamp_problems(table, file, "as_of", frame["as_of"], as_of, report, required=False)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "as_of",
@@ -1030,7 +1080,7 @@ def validate_profiles(
         # Every row of a key with two or more different versions: which one is right is unknowable.
         versions = out.drop_duplicates()["influencer"]
         conflicting = dup_key & key.isin(versions[versions.duplicated()])
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "influencer",
@@ -1040,7 +1090,7 @@ def validate_profiles(
         )
         if p:
             report.add(p)
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "influencer",
@@ -1062,7 +1112,7 @@ def validate_profiles(
     # fine, so the profile (first copy; extra ones went above) is set aside, and validate() sets
     # its posts aside too.
     zero = zero & keep
-    p = _problem(
+    p = problem_at(
         table,
         file,
         "followers",
@@ -1108,21 +1158,21 @@ def validate_posts(
     if not _check_header(table, file, frame, (*POST_REQUIRED, *POST_OPTIONAL), report):
         return None
     frame = frame.rename(columns=lambda c: str(c).strip())
-    if not _check_columns(table, file, frame, POST_REQUIRED, report):
+    if not check_columns(table, file, frame, POST_REQUIRED, report):
         return None
     # The clean columns, framed once at the end (pandas has a fixed cost per
     # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {}
     for col in ("influencer", "post_id"):
         cols[col] = as_text(frame[col])
-        p = _problem(
+        p = problem_at(
             table, file, col, cols[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
         )
         if p:
             report.add(p)
     posted = parse_timestamps(frame["posted_at"])
     timestamp_problems(table, file, "posted_at", frame["posted_at"], posted, report, required=True)
-    p = _problem(
+    p = problem_at(
         table,
         file,
         "posted_at",
@@ -1134,10 +1184,10 @@ def validate_posts(
         report.add(p)
     cols["posted_at"] = posted
     for col in POST_COUNT_COLUMNS_REQUIRED:
-        cols[col] = _as_count(table, file, frame, col, report, required=True)
+        cols[col] = as_count(table, file, frame, col, report, required=True)
     for col in POST_COUNT_COLUMNS_OPTIONAL:
         if col in frame:
-            cols[col] = _as_count(table, file, frame, col, report, required=False)
+            cols[col] = as_count(table, file, frame, col, report, required=False)
     cols["media_type"] = (
         as_text(frame["media_type"]).str.lower().fillna("unknown").astype("str")
         if "media_type" in frame
@@ -1177,7 +1227,7 @@ def validate_posts(
         clashing = pd.MultiIndex.from_frame(versions[versions.duplicated()])
         conflicting = np.zeros(len(out), dtype=bool)
         conflicting[dup_rows] = pd.MultiIndex.from_frame(dups[key_cols]).isin(clashing)
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "post_id",
@@ -1187,7 +1237,7 @@ def validate_posts(
         )
         if p:
             report.add(p)
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "post_id",

@@ -32,11 +32,11 @@ from features.contract import (
     DataValidationError,
     Problem,
     ValidationReport,
-    _as_count,
-    _check_columns,
-    _problem,
+    as_count,
     as_text,
+    check_columns,
     parse_timestamps,
+    problem_at,
 )
 from features.engagement import interactions, log_er
 
@@ -197,18 +197,18 @@ def validate_campaigns(
     table = "campaigns"
     report.rows_in[table] = len(frame)
     frame = frame.rename(columns=lambda c: str(c).strip())
-    if not _check_columns(table, file, frame, CAMPAIGN_REQUIRED, report):
+    if not check_columns(table, file, frame, CAMPAIGN_REQUIRED, report):
         raise DataValidationError(report)
     out = pd.DataFrame(index=frame.index)
     for col in ("influencer", "campaign_id"):
         out[col] = as_text(frame[col])
-        p = _problem(
+        p = problem_at(
             table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
         )
         if p:
             report.add(p)
     out["posted_at"] = parse_timestamps(frame["posted_at"])
-    p = _problem(
+    p = problem_at(
         table,
         file,
         "posted_at",
@@ -219,12 +219,12 @@ def validate_campaigns(
     if p:
         report.add(p)
     for col in ("likes", "comments"):
-        out[col] = _as_count(table, file, frame, col, report, required=True)
+        out[col] = as_count(table, file, frame, col, report, required=True)
     for col in ("shares", "saves", "views", "followers_at_post"):
         if col in frame:
-            out[col] = _as_count(table, file, frame, col, report, required=False)
+            out[col] = as_count(table, file, frame, col, report, required=False)
     if "followers_at_post" in out:
-        p = _problem(
+        p = problem_at(
             table,
             file,
             "followers_at_post",
@@ -249,7 +249,7 @@ def validate_campaigns(
             )
         )
     dup = out.duplicated(subset=["influencer", "campaign_id"], keep="first")
-    p = _problem(
+    p = problem_at(
         table,
         file,
         "campaign_id",
