@@ -20,12 +20,12 @@ from sklearn.pipeline import Pipeline
 from features.aggregate import CATEGORICAL_FEATURES, NUMERIC_FEATURES, compute_features, examples_at
 from features.contract import DEFAULT_PLATFORM, validate
 from features.engagement import ER_DEFINITION, er_from_log
+from features.tables import value_codes
 from features.transformers import (
     CategoryEncoder,
     CategoryVocabulary,
     HashtagNiche,
     TierNichePrior,
-    value_codes,
 )
 
 # Conformal groups smaller than this fall back to the interval learned on all calibration rows.

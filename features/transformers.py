@@ -29,6 +29,7 @@ from features.contract import (
     closest_category,
     normalise_category,
 )
+from features.tables import value_codes
 
 
 def split_docs(docs: pd.Series) -> tuple[np.ndarray, pa.Array]:
@@ -85,13 +86,6 @@ def with_columns(X: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFrame
         data.update({name: v for name, v in columns.items() if name not in X.columns})
         return pd.DataFrame(data, index=X.index)
     return pd.concat([X, pd.DataFrame(columns, index=X.index)], axis=1)
-
-
-def value_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Each cell's code into the column's distinct values, and those values as text (as
-    ``astype(str)`` gives, missing as 'nan'): for work done once per value, not once per row."""
-    code, uniques = pd.factorize(values, use_na_sentinel=False)
-    return code.astype("int64"), [str(value) for value in uniques]
 
 
 def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:

@@ -58,7 +58,7 @@ from features.contract import (
     zero_follower_profiles,
 )
 from features.engagement import er_from_log
-from features.transformers import value_codes
+from features.tables import value_codes
 from serving.explain import reasons as explain_reasons
 from serving.store import require_tracking_store, resolve_tracking_uri
 

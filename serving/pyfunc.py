@@ -36,14 +36,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from features.aggregate import take_rows
-from features.keys import own_arrow_text
+from features.engine import take_rows
+from features.tables import has_text, text_values
 from serving.schema import POST_COLUMNS, PROFILE_COLUMNS
 
 REQUEST = "request"
@@ -80,7 +79,7 @@ def split_rows(
             if values.dtype.kind in "iufb":  # numbers and flags: a cell is there unless missing
                 has_post |= values.notna().to_numpy(dtype=bool)
             else:
-                has_post |= _has_text(values)
+                has_post |= has_text(values)
     else:
         has_post = np.ones(len(frame), dtype=bool)  # validation then reports post_id as missing
     posts = take_rows(frame, ["influencer", *post_cols], np.flatnonzero(has_post))
@@ -89,12 +88,12 @@ def split_rows(
 
 # A request is a few dozen rows, so pandas' fixed cost per call is what it pays: these helpers
 # keep to a handful of pandas calls each, not ``DataFrame.duplicated``, ``.str`` chains, ``.loc``.
-# Rows are taken with :func:`features.aggregate.take_rows`, column by column.
+# Rows are taken with :func:`features.engine.take_rows`, column by column.
 
 
 def _first_copies(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """``~frame[cols].astype("string").duplicated()``: the first row of each distinct profile."""
-    columns = [_as_text_values(frame[c]) for c in cols]
+    columns = [text_values(frame[c]) for c in cols]
     first = np.zeros(len(frame), dtype=bool)
     seen: set[tuple[object, ...]] = set()
     for row, key in enumerate(zip(*columns, strict=True)):
@@ -102,31 +101,6 @@ def _first_copies(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
             seen.add(key)
             first[row] = True
     return first
-
-
-def _as_text_values(values: pd.Series) -> list[str | None]:
-    """``values.astype("string")`` as Python values (None for missing), without pandas' copy for
-    arrow text: numbers and flags become text as ``astype`` writes them (str)."""
-    arrow = own_arrow_text(values)
-    if arrow is not None:
-        return arrow.to_pylist()
-    missing = values.isna().to_numpy(dtype=bool)
-    return [
-        None if gone else str(value)
-        for value, gone in zip(values.to_numpy(dtype=object), missing, strict=True)
-    ]
-
-
-def _has_text(values: pd.Series) -> np.ndarray:
-    """Cells with something besides whitespace (``.str.strip()`` removes arrow's whitespace)."""
-    arrow = own_arrow_text(values)
-    if arrow is None:
-        text = values.astype("string")
-        arrow = own_arrow_text(text)
-        if arrow is None:
-            return (text.str.strip().fillna("") != "").to_numpy(dtype=bool)
-    stripped = pc.utf8_trim_whitespace(arrow)
-    return pc.not_equal(stripped, "").fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def remap_rows(report: Any, profile_rows: np.ndarray, post_rows: np.ndarray) -> None:
