@@ -7,10 +7,16 @@ example's profile and posts).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# Values looked up in parallel slices above this many rows.
+PARALLEL_LOOKUP_ROWS = 1 << 21
 
 
 def own_arrow_text(values: pd.Series) -> pa.ChunkedArray | None:
@@ -80,8 +86,23 @@ def positions_in(keys: pd.Series, values: pd.Series) -> np.ndarray:
     if key_text is None or value_chunks is None:
         return pd.Index(keys).get_indexer(values)
     lookup = pc.SetLookupOptions(key_text)
-    # The values' own chunks (Parquet row groups), not one joined copy of 10M strings.
-    parts = [pc.index_in(chunk, options=lookup) for chunk in value_chunks]
+    # The values' own chunks (Parquet row groups), not one joined copy of 10M strings. Above
+    # PARALLEL_LOOKUP_ROWS they are cut into even slices; arrow's lookup runs on one core and
+    # releases the GIL, so slices in threads use every core.
+    n_values = sum(len(chunk) for chunk in value_chunks)
+    if n_values == 0 or n_values < PARALLEL_LOOKUP_ROWS:
+        parts = [pc.index_in(chunk, options=lookup) for chunk in value_chunks]
+    else:
+        n = min(os.cpu_count() or 1, 8)
+        step = -(-n_values // n)
+        column = pa.chunked_array(value_chunks, type=pa.large_string())
+        with ThreadPoolExecutor(n) as pool:
+            parts = list(
+                pool.map(
+                    lambda lo: pc.index_in(column.slice(lo, step), options=lookup),
+                    range(0, n_values, step),
+                )
+            )
     return np.concatenate(
         [part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts]
     )

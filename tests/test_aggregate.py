@@ -443,6 +443,16 @@ def test_even_spread_of_tags_has_entropy_one_not_more(tiny, cutoff, n_tags):
     assert (out["hashtag_entropy"].dropna() <= 1.0).all()
 
 
+def test_parallel_key_lookup_gives_the_serial_result(tiny, cutoff, monkeypatch):
+    # Big inputs look keys up in slices on several threads; force that path on the tiny data.
+    from features import keys
+
+    serial = feature_table(tiny.profiles, tiny.posts, cutoff)
+    monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
+    monkeypatch.setattr(keys.os, "cpu_count", lambda: 3)  # more slices than rows per slice
+    pd.testing.assert_frame_equal(feature_table(tiny.profiles, tiny.posts, cutoff), serial)
+
+
 def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     # Big inputs split the tags a chunk of posts at a time and build each chunk's docs in example
     # order, examples without posts included; tiny chunks on real data must change nothing.
@@ -461,13 +471,16 @@ def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     pd.testing.assert_frame_equal(feature_table(data.profiles, data.posts, as_of), one_pass)
 
 
-def test_key_lookup_over_arrow_chunks_is_get_indexer():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_key_lookup_over_arrow_chunks_is_get_indexer(parallel, monkeypatch):
     # Posts read from Parquet are arrow text in several chunks (row groups): each chunk is looked
     # up as it is, without joining them first.
     import pyarrow as pa
 
     from features import keys
 
+    if parallel:
+        monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
     chunked = pa.chunked_array(
         [pa.array(["b", "x", "a"]), pa.array([], pa.string()), pa.array(["a", "c"])]
     )
