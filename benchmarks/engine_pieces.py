@@ -23,9 +23,9 @@ take_threads
     ``engine.take_rows`` (column by column) against pandas' ``DataFrame.take`` and against
     a thread per column (``threads``: how it was before this benchmark replaced it).
 lookup
-    ``keys.positions_in`` (arrow's ``index_in`` over the column's chunks) against
-    ``pd.Index.get_indexer``, a Polars left join and (``threads``, replaced) even slices in
-    threads.
+    ``keys.positions_in`` (arrow's ``index_in``; above ``PARALLEL_LOOKUP_ROWS`` in even slices,
+    one thread each) against ``pd.Index.get_indexer``, a Polars left join and itself in one
+    thread over the column's chunks.
 all_distinct
     ``Series.is_unique`` against arrow's ``count_distinct`` (``arrow``: the replaced
     ``keys.all_distinct``).
@@ -42,8 +42,8 @@ byte_scan
     the contract's byte-buffer scan for hashtag cells to rewrite (``_rewrite_candidates``) against
     arrow's regex match.
 allocator
-    read + validate + ``compute_features`` with ``memory.release_unused_memory`` against the same
-    with the release a no-op.
+    read + validate + ``compute_features`` against the same with arrow's allocator cache released
+    between the steps (``release``: the replaced ``features/memory.py``).
 
 Usage: ``python benchmarks/engine_pieces.py [--sizes 1000000 10000000] [--pieces ...] [--check]``
 (the data are made by ``benchmarks/features.py``, or here when missing).
@@ -258,29 +258,15 @@ def lookup_ours(keys, values):
     return positions_in(keys, values)
 
 
-def lookup_threads(keys, values):
-    """positions_in as it was: the values cut into even slices, each looked up in a thread
-    (arrow's lookup runs on one core and releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def lookup_one_thread(keys, values):
+    """positions_in without its threads: arrow's lookup over the column's chunks, one by one."""
     import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     from features.keys import arrow_text, own_arrow_text
 
     lookup = pc.SetLookupOptions(arrow_text(keys))
-    column = own_arrow_text(values)
-    n = min(os.cpu_count() or 1, 8)
-    step = -(-len(column) // n)
-    column = pa.chunked_array([c.cast(pa.large_string()) for c in column.chunks])
-    with ThreadPoolExecutor(n) as pool:
-        parts = list(
-            pool.map(
-                lambda lo: pc.index_in(column.slice(lo, step), options=lookup),
-                range(0, len(column), step),
-            )
-        )
+    parts = [pc.index_in(chunk, options=lookup) for chunk in own_arrow_text(values).chunks]
     return np.concatenate(
         [part.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp) for part in parts]
     )
@@ -435,14 +421,33 @@ def pipeline_ours(folder):
     return compute_features(data.profiles, data.posts, examples_at(data.profiles, cutoff))
 
 
-def pipeline_no_release(folder):
+def pipeline_release(folder):
+    """The pipeline as it was: arrow's allocator cache released after each Parquet read, after
+    validation and before the hashtag features (features/memory.py, replaced)."""
+    import pyarrow as pa
+
     from features import aggregate, contract
 
-    def keep_everything() -> None:
-        return None
+    release = pa.default_memory_pool().release_unused
+    read, validate, hashtags = contract.read_table, contract.validate, aggregate.hashtag_features
 
-    aggregate.release_unused_memory = keep_everything  # type: ignore[assignment]
-    contract.release_unused_memory = keep_everything  # type: ignore[assignment]
+    def read_then_release(*args, **kwargs):
+        table = read(*args, **kwargs)
+        release()
+        return table
+
+    def validate_then_release(*args, **kwargs):
+        data = validate(*args, **kwargs)
+        release()
+        return data
+
+    def release_then_hashtags(*args, **kwargs):
+        release()
+        return hashtags(*args, **kwargs)
+
+    contract.read_table = read_then_release  # type: ignore[assignment]
+    contract.validate = validate_then_release  # type: ignore[assignment]
+    aggregate.hashtag_features = release_then_hashtags  # type: ignore[assignment]
     return pipeline_ours(folder)
 
 
@@ -464,7 +469,7 @@ PIECES: dict[str, tuple[Callable[[Path], dict], dict[str, Variant]]] = {
         lookup_inputs,
         {
             "ours": lookup_ours,
-            "threads": lookup_threads,
+            "one_thread": lookup_one_thread,
             "pandas": lookup_pandas,
             "polars": lookup_polars,
         },
@@ -477,18 +482,19 @@ PIECES: dict[str, tuple[Callable[[Path], dict], dict[str, Variant]]] = {
     ),
     "text_hashes": (key_inputs, {"ours": dup_ours, "pandas": dup_pandas, "polars": dup_polars}),
     "byte_scan": (hashtag_text, {"ours": scan_ours, "arrow_regex": scan_arrow}),
-    "allocator": (pipeline_inputs, {"ours": pipeline_ours, "no_release": pipeline_no_release}),
+    "allocator": (pipeline_inputs, {"ours": pipeline_ours, "release": pipeline_release}),
 }
 # The decisions: (the piece, the benchmark, the variant that is the piece, the plain variants it
-# must beat). A same-code variant (one_pass, no_release) is our code with the trick switched
+# must beat). A same-code variant (one_pass, one_thread) is our code with the trick switched
 # off: the plainest replacement of a trick inside code that stays. Pieces already replaced
-# (threads, arrow) are kept here as they were, so that the decision can be measured again.
+# (threads, arrow, release) are kept here as they were, so that the decision can be measured
+# again.
 DECISIONS = (
     ("packed sort key (stable_order)", "sort_key", "ours", ("numpy_lexsort", "polars")),
     ("Segments", "segments", "ours", ("pandas", "polars")),
     ("thread pool over columns (take_rows)", "take_threads", "threads", ("ours",)),
     ("take_rows column by column", "take_threads", "ours", ("pandas",)),
-    ("threaded lookups (positions_in)", "lookup", "threads", ("ours",)),
+    ("threaded lookups (positions_in)", "lookup", "ours", ("one_thread",)),
     ("arrow index_in lookup (positions_in)", "lookup", "ours", ("pandas", "polars")),
     ("arrow count_distinct (all_distinct)", "all_distinct", "arrow", ("ours",)),
     ("hash lookup instead of a merge (history_posts)", "history", "ours", ("pandas",)),
@@ -496,7 +502,7 @@ DECISIONS = (
     ("hashtag pair counting (codes + factorize)", "tag_hashing", "ours", ("polars",)),
     ("64-bit text hashes (duplicate keys)", "text_hashes", "ours", ("pandas", "polars")),
     ("byte-buffer scan (hashtag rewrite)", "byte_scan", "ours", ("arrow_regex",)),
-    ("allocator releases", "allocator", "ours", ("no_release",)),
+    ("allocator releases", "allocator", "release", ("ours",)),
 )
 
 

@@ -32,7 +32,6 @@ from features.engine import (
     time_order,
     whole_example_chunks,
 )
-from features.memory import release_unused_memory
 
 TIER_BOUNDS = (10_000, 100_000, 500_000, 1_000_000)
 TIERS = ("nano", "micro", "mid", "macro", "mega")
@@ -180,7 +179,6 @@ def compute_features(
     # the history (a large frame at millions of posts) goes before the tags are split.
     example, source_row = history["example"].to_numpy(), history["source_row"].to_numpy()
     del history
-    release_unused_memory()
     hashtag_table = hashtag_features(
         example, source_row, n_examples, posts.get("hashtags"), include_docs=include_hashtag_docs
     )

@@ -54,7 +54,6 @@ from features.keys import (
     text_bytes,
     text_hashes,
 )
-from features.memory import release_unused_memory
 
 PLATFORMS = ("instagram", "tiktok", "youtube")
 DEFAULT_PLATFORM = "instagram"
@@ -272,9 +271,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             _refuse_duplicate_columns(path, pq.read_schema(path).names)
-            table = pd.read_parquet(path)
-            release_unused_memory()  # the decoding buffers arrow's allocator keeps cached
-            return table
+            return pd.read_parquet(path)
         if name.endswith((".csv", ".csv.gz", ".gz", ".txt", ".tsv")):
             sep = "\t" if ".tsv" in name else ","
             # The header as written: pandas renames a repeated name ("likes", "likes.1").
@@ -1357,7 +1354,6 @@ def validate(
     clean_profiles["followers"] = clean_profiles["followers"].astype("float64")
     report.rows_out["profiles"] = len(clean_profiles)
     report.rows_out["posts"] = len(clean_posts)
-    release_unused_memory()
     return ValidatedData(clean_profiles, clean_posts, report)
 
 
