@@ -18,6 +18,7 @@ from engage.common import (
     resolve_data_paths,
     uses_dask,
 )
+from engage.console import print_table, print_text, rich_stdout
 from engage.options import (
     MODEL_HELP,
     Campaigns,
@@ -41,6 +42,33 @@ app = typer.Typer()
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
     write_text(path, json.dumps(data, indent=2, default=str))
+
+
+def show_comparison(metrics: dict[str, Any], title: str) -> None:
+    """Model against baselines: rich tables on a terminal, else the plain text scripts read."""
+    from training.train import (
+        COMPARISON_KEYS,
+        comparison_blocks,
+        comparison_notes,
+        comparison_table,
+    )
+
+    if not rich_stdout():
+        print(comparison_table(metrics, title))
+        return
+    print_text(title, style="bold")
+    for block in comparison_blocks(metrics):
+        print_table(
+            ["", *COMPARISON_KEYS],
+            (
+                [label, *(f"{m.get(k, float('nan')):.3f}" for k in COMPARISON_KEYS)]
+                for label, m in block.rows.items()
+            ),
+            title=f"{block.name} (n={block.n})",
+            left=[""],
+        )
+    for line in comparison_notes(metrics):
+        print_text(line)
 
 
 @app.command()
@@ -94,7 +122,7 @@ def train(
     args = arguments(locals())
     from training.config import TrainConfig
     from training.signals import TrainingInterrupted
-    from training.train import comparison_table, run_training
+    from training.train import run_training
 
     config = TrainConfig(
         seed=args.seed,
@@ -134,12 +162,10 @@ def train(
     if args.metrics_out:
         _write_json(result.metrics, args.metrics_out)
     tracking = result.tracking
-    print(
-        comparison_table(
-            result.metrics,
-            f"{config.registered_model} v{tracking['model_version']} "
-            f"@{tracking['alias']} ({tracking['alias_reason']})",
-        )
+    show_comparison(
+        result.metrics,
+        f"{config.registered_model} v{tracking['model_version']} "
+        f"@{tracking['alias']} ({tracking['alias_reason']})",
     )
     print(
         f"\nmodel saved to {result.model_dir}; MLflow run {result.tracking['run_id']}, "
@@ -168,7 +194,7 @@ def evaluate(
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
     from training.forward import evaluate_forward_all
-    from training.train import ProgressPrinter, build_examples, comparison_table
+    from training.train import ProgressPrinter, build_examples
 
     check_output_file(args.metrics_out, "--metrics-out")
     check_output_file(args.rejects, "--rejects")
@@ -190,12 +216,10 @@ def evaluate(
     review(metrics, predictor.interval_level)
     if args.metrics_out:
         _write_json(metrics, args.metrics_out)
-    print(
-        comparison_table(
-            metrics,
-            f"{name} (saved model {predictor.version}) on {len(examples)} "
-            "examples; baselines fitted out of fold on the same data",
-        )
+    show_comparison(
+        metrics,
+        f"{name} (saved model {predictor.version}) on {len(examples)} "
+        "examples; baselines fitted out of fold on the same data",
     )
     return 0
 

@@ -24,6 +24,7 @@ from engage.common import (
     resolve_data_paths,
     uses_dask,
 )
+from engage.console import print_table, rich_stdout
 from engage.options import (
     MODEL_HELP,
     Engine,
@@ -156,9 +157,11 @@ def _score(args: SimpleNamespace) -> int:
     from features.contract import read_table
     from features.outputs import console_text
     from serving.planner import (
+        CONSOLE_TEXT_COLUMNS,
         RANK_BY,
         apply_fees,
         check_output_path,
+        console_rows,
         console_table,
         missing_optional_columns,
         model_identity,
@@ -268,7 +271,11 @@ def _score(args: SimpleNamespace) -> int:
         print(f"note: {console_text(note)}")
     if show:
         print()
-        print(console_table(kept, show, predictor.interval_level))
+        if rich_stdout():
+            rows = console_rows(kept, show, predictor.interval_level)
+            print_table(list(rows.columns), rows.itertuples(index=False), left=CONSOLE_TEXT_COLUMNS)
+        else:
+            print(console_table(kept, show, predictor.interval_level))
         if len(kept) > show:
             print(f"... {len(kept) - show} more rows in the output file")
     if kind == "html" and len(kept) > MAX_REPORT_ROWS:

@@ -1003,8 +1003,33 @@ def range_notes(table: pd.DataFrame) -> np.ndarray:
     return out
 
 
+# Columns of console_rows read as text, aligned left; the others are figures, aligned right.
+CONSOLE_TEXT_COLUMNS = frozenset({"influencer", "tier", "niche", "status"})
+
+
 def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) -> str:
     """The first ``top`` rows as an aligned plain-text table (control characters escaped)."""
+    frame = console_rows(table, top, interval_level)
+    if frame.empty:
+        return "(no rows)"
+    left = CONSOLE_TEXT_COLUMNS
+    widths = {c: max(len(c), *(len(v) for v in frame[c])) for c in frame.columns}
+    line = "  ".join(
+        c.ljust(widths[c]) if c in left else c.rjust(widths[c]) for c in frame.columns
+    ).rstrip()
+    out = [line, "-" * len(line)]
+    for _, r in frame.iterrows():
+        out.append(
+            "  ".join(
+                r[c].ljust(widths[c]) if c in left else r[c].rjust(widths[c]) for c in frame.columns
+            ).rstrip()
+        )
+    return "\n".join(out)
+
+
+def console_rows(table: pd.DataFrame, top: int, interval_level: float = 0.8) -> pd.DataFrame:
+    """The first ``top`` rows as the console shows them: one text cell per column, figures
+    formatted, control characters escaped (no rows: an empty frame)."""
     shown = table.head(top)
     level = f"{100 * interval_level:.0f}%"
     has_fees = "cost_per_engagement" in table
@@ -1048,19 +1073,4 @@ def console_table(table: pd.DataFrame, top: int, interval_level: float = 0.8) ->
             row["cost/eng."] = f"{cpe:,.3f}" if np.isfinite(cpe) else ""
         row["status"] = "ok" if r["status"] == "ok" else console_text(r["status"])
         rows.append(row)
-    if not rows:
-        return "(no rows)"
-    frame = pd.DataFrame(rows)
-    left = {"influencer", "tier", "niche", "status"}
-    widths = {c: max(len(c), *(len(v) for v in frame[c])) for c in frame.columns}
-    line = "  ".join(
-        c.ljust(widths[c]) if c in left else c.rjust(widths[c]) for c in frame.columns
-    ).rstrip()
-    out = [line, "-" * len(line)]
-    for _, r in frame.iterrows():
-        out.append(
-            "  ".join(
-                r[c].ljust(widths[c]) if c in left else r[c].rjust(widths[c]) for c in frame.columns
-            ).rstrip()
-        )
-    return "\n".join(out)
+    return pd.DataFrame(rows)

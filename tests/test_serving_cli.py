@@ -83,6 +83,28 @@ def test_csv_ranks_by_expected_engagements_and_keeps_every_candidate(
     assert printed.count("\n   ") >= 5  # five table rows printed (right-aligned ranks)
 
 
+def test_on_a_terminal_the_top_of_the_shortlist_is_a_rich_table(
+    served, files, tmp_path, capsys, monkeypatch
+):
+    import engage.serve_commands
+    from serving.planner import console_rows
+
+    monkeypatch.setattr(engage.serve_commands, "rich_stdout", lambda: True)
+    monkeypatch.setenv("COLUMNS", "300")  # the width rich gives a console that is not a tty
+    out = tmp_path / "ranked.csv"
+    assert score(served, files, out, "--show", "3") == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out, keep_default_na=False, dtype=str)
+    rows = console_rows(pd.read_csv(out), 3)
+    header = next(line for line in printed.splitlines() if "┃" in line)
+    assert "predicted ER" in header and "influencer" in header
+    lines = [line for line in printed.splitlines() if "│" in line]
+    for name, er in zip(rows["influencer"], rows["predicted ER"], strict=True):
+        assert any(name in line and er in line for line in lines), (name, er)
+    assert table["influencer"].iloc[3] not in printed  # --show 3: three rows
+    assert f"wrote {len(table)} rows" in printed
+
+
 def test_excel_output_has_the_ranking_and_an_about_sheet(served, files, tmp_path):
     out = tmp_path / "ranked.xlsx"
     assert score(served, files, out, "--top", "0") == 0

@@ -124,6 +124,26 @@ def test_empty_subsets_are_dropped_and_the_table_prints_no_nan():
     assert MIN_CHECKED == 20
 
 
+def test_on_a_terminal_the_comparison_is_rich_tables_with_the_same_figures(capsys, monkeypatch):
+    import engage.model_commands
+    from training.train import comparison_blocks
+
+    metrics = review(_metrics())
+    plain = comparison_table(metrics, "engagement v3 @champion")
+    monkeypatch.setattr(engage.model_commands, "rich_stdout", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    engage.model_commands.show_comparison(metrics, "engagement v3 @champion")
+    shown = capsys.readouterr().out
+    assert shown.splitlines()[0] == "engagement v3 @champion"
+    for block in comparison_blocks(metrics):
+        assert f"{block.name} (n={block.n})" in shown
+    assert "│" in shown  # drawn as tables
+    # The same figures as the plain text, every one of them.
+    figure = r"-?\d+\.\d{3}\b"
+    assert sorted(re.findall(figure, shown)) == sorted(re.findall(figure, plain))
+    assert "WARNING  grouped CV, with history (n=300): model MAE" in shown
+
+
 def test_metrics_are_grouped_by_evaluation_for_the_mlflow_ui():
     names = metric_groups(_metrics())
     assert names["cv/model.mae_log_er"] == 0.5

@@ -449,41 +449,53 @@ def peer_reference(examples: ExampleSet) -> dict[str, list[float]]:
     return out
 
 
-def comparison_table(metrics: dict[str, Any], title: str | None = None) -> str:
-    """Model against baselines, one block per evaluation, then the run's quality warnings.
+# The figures of every block of comparison_table, in its column order.
+COMPARISON_KEYS = ("mae_log_er", "spearman", "ndcg_at_10", "coverage_80", "interval_width_80")
 
-    ``title`` names what was evaluated (``engagement v3 @champion``). Blocks of fewer than
-    :data:`training.checks.MIN_CHECKED` examples (TikTok has 5 creators whose latest target is a
-    cold start) say nothing and are left out: their figures stay in ``--metrics-out``.
+
+@dataclass(frozen=True)
+class ComparisonBlock:
+    """One evaluation of :func:`comparison_table`: the model and each baseline on the same
+    ``n`` examples (``rows`` maps a name to its metrics)."""
+
+    name: str
+    n: int
+    rows: dict[str, dict[str, Any]]
+
+
+def comparison_blocks(metrics: dict[str, Any]) -> list[ComparisonBlock]:
+    """The evaluations of :func:`comparison_table`, each with the model beside the baselines.
+
+    Blocks of fewer than :data:`training.checks.MIN_CHECKED` examples (TikTok has 5 creators
+    whose latest target is a cold start) say nothing and are left out: their figures stay in
+    ``--metrics-out``.
     """
-    keys = ["mae_log_er", "spearman", "ndcg_at_10", "coverage_80", "interval_width_80"]
-    lines = [title] if title else []
-
-    def block(name: str, rows: dict[str, dict[str, Any]]) -> None:
-        n = next(iter(rows.values())).get("n", 0)
-        if not n or n < MIN_CHECKED:
-            return
-        lines.append(f"\n{name} (n={n})")
-        lines.append(f"  {'':20s}" + "".join(f"{k:>18s}" for k in keys))
-        for label, m in rows.items():
-            lines.append(
-                f"  {label:20s}" + "".join(f"{m.get(k, float('nan')):18.3f}" for k in keys)
-            )
-
+    found = []
     if "model" in metrics:
-        block(
-            "grouped CV, all examples", {"model": metrics["model"], **metrics.get("baselines", {})}
-        )
+        rows = {"model": metrics["model"], **metrics.get("baselines", {})}
+        found.append(("grouped CV, all examples", rows))
     for subset, rows in (metrics.get("subsets") or {}).items():
-        block(f"grouped CV, {subset.replace('_', ' ')}", rows)
+        found.append((f"grouped CV, {subset.replace('_', ' ')}", rows))
     if "time_holdout" in metrics:
         th = metrics["time_holdout"]
-        block(
-            f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})",
-            {"model": th["model"], **th["baselines"]},
+        found.append(
+            (
+                f"time-ordered holdout (targets from {th.get('holdout_from', '?')[:10]})",
+                {"model": th["model"], **th["baselines"]},
+            )
         )
-    if "forward" in metrics:
-        lines.extend(forward_lines(metrics["forward"]))
+    blocks = []
+    for name, rows in found:
+        n = next(iter(rows.values())).get("n", 0)
+        if n and n >= MIN_CHECKED:
+            blocks.append(ComparisonBlock(name, int(n), rows))
+    return blocks
+
+
+def comparison_notes(metrics: dict[str, Any]) -> list[str]:
+    """What :func:`comparison_table` says after the blocks: the forward protocol, interval
+    coverage by tier, subsets without examples and the run's quality warnings."""
+    lines = forward_lines(metrics["forward"]) if "forward" in metrics else []
     cov = {
         t: v
         for t, v in (metrics.get("model") or {}).get("by_tier", {}).items()
@@ -507,7 +519,25 @@ def comparison_table(metrics: dict[str, Any], title: str | None = None) -> str:
             )
         )
         lines.extend(f"  WARNING  {w}" for w in warnings)
-    return "\n".join(lines)
+    return lines
+
+
+def comparison_table(metrics: dict[str, Any], title: str | None = None) -> str:
+    """Model against baselines as plain text, one block per evaluation
+    (:func:`comparison_blocks`), then :func:`comparison_notes`.
+
+    ``title`` names what was evaluated (``engagement v3 @champion``).
+    """
+    lines = [title] if title else []
+    for block in comparison_blocks(metrics):
+        lines.append(f"\n{block.name} (n={block.n})")
+        lines.append(f"  {'':20s}" + "".join(f"{k:>18s}" for k in COMPARISON_KEYS))
+        for label, m in block.rows.items():
+            lines.append(
+                f"  {label:20s}"
+                + "".join(f"{m.get(k, float('nan')):18.3f}" for k in COMPARISON_KEYS)
+            )
+    return "\n".join(lines + comparison_notes(metrics))
 
 
 def forward_lines(forward: dict[str, Any]) -> list[str]:
