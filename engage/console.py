@@ -9,7 +9,7 @@ redirection set up by the caller (pytest's capture, ``contextlib.redirect_stdout
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -76,6 +76,17 @@ class ProgressBars:
     def __init__(self, progress: Progress | None):
         self._progress = progress
         self._tasks: dict[str, TaskID] = {}
+
+    @property
+    def drawn(self) -> bool:
+        return self._progress is not None
+
+    def counter(self, task: str) -> Callable[[int, int], None] | None:
+        """``counter(done, total)`` for the bar of ``task``; None when nothing is drawn, so the
+        library takes its usual path."""
+        if self._progress is None:
+            return None
+        return lambda done, total: self(task, done, total)
 
     def __call__(self, task: str, done: int, total: int) -> None:
         if self._progress is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,7 @@ from engage.common import (
     resolve_data_paths,
     uses_dask,
 )
-from engage.console import print_table, print_text, rich_stdout
+from engage.console import ProgressBars, print_table, print_text, progress_bars, rich_stdout
 from engage.options import (
     MODEL_HELP,
     Campaigns,
@@ -122,7 +123,6 @@ def train(
     args = arguments(locals())
     from training.config import TrainConfig
     from training.signals import TrainingInterrupted
-    from training.train import run_training
 
     config = TrainConfig(
         seed=args.seed,
@@ -139,23 +139,8 @@ def train(
     check_output_file(args.rejects, "--rejects")
     profiles_path, posts_path = resolve_data_paths(args)
     try:
-        if uses_dask(args):
-            result = train_on_dask(args, config)
-        else:
-            data = load_inputs(args)
-            # Cross-validation folds are groups of creators: each fold needs one at least.
-            creators = int(data.posts["influencer"].nunique())
-            if args.folds > creators:
-                raise UsageError(
-                    f"--folds {args.folds}: only {creators} influencers "
-                    f"have posts; use at most {creators} folds (5 is usual)"
-                )
-            result = run_training(
-                data,
-                {"profiles": profiles_path, "posts": posts_path},
-                config,
-                campaigns_path=args.campaigns,
-            )
+        with progress_bars() as bars:
+            result = _train(args, config, profiles_path, posts_path, bars)
     except TrainingInterrupted as exc:
         print(f"engage train: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -172,6 +157,35 @@ def train(
         f"{config.registered_model} v{result.tracking['model_version']} @{result.tracking['alias']}"
     )
     return 0
+
+
+def _train(
+    args: SimpleNamespace,
+    config: Any,
+    profiles_path: Path,
+    posts_path: Path | None,
+    bars: ProgressBars,
+) -> Any:
+    from training.train import ProgressPrinter, run_training
+
+    progress = ProgressPrinter(steps=bars if bars.drawn else None)
+    if uses_dask(args):
+        return train_on_dask(args, config, progress)
+    data = load_inputs(args)
+    # Cross-validation folds are groups of creators: each fold needs one at least.
+    creators = int(data.posts["influencer"].nunique())
+    if args.folds > creators:
+        raise UsageError(
+            f"--folds {args.folds}: only {creators} influencers "
+            f"have posts; use at most {creators} folds (5 is usual)"
+        )
+    return run_training(
+        data,
+        {"profiles": profiles_path, "posts": posts_path},
+        config,
+        campaigns_path=args.campaigns,
+        progress=progress,
+    )
 
 
 @app.command()
@@ -203,7 +217,9 @@ def evaluate(
     config = TrainConfig(seed=args.seed)
     data = load_inputs(args)
     examples = build_examples(data, config, args.campaigns)
-    metrics = evaluate_model(predictor.model, examples, config, ProgressPrinter())
+    with progress_bars() as bars:
+        progress = ProgressPrinter(steps=bars if bars.drawn else None)
+        metrics = evaluate_model(predictor.model, examples, config, progress)
     if args.campaigns is None:
         # Every creator with enough posts is forecast forward (the saved model saw none of
         # them, if the data are new to it).

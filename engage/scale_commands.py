@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from engage.common import UsageError, parse_time, resolve_data_paths, write_table
+from engage.console import progress_bars
 from features.outputs import console_text
 
 
@@ -48,7 +49,7 @@ def cmd_features_dask(args: SimpleNamespace) -> int:
 
     _check_folder_output(args)
     as_of = parse_time(args.as_of)
-    with dask_client(args.scheduler) as _client:
+    with dask_client(args.scheduler) as _client, progress_bars() as bars:
         profiles, posts, files = _inputs(args)
         n, report = write_features_dask(
             profiles,
@@ -58,6 +59,7 @@ def cmd_features_dask(args: SimpleNamespace) -> int:
             npartitions=args.partitions,
             include_hashtag_docs=args.keep_hashtag_docs,
             files=files,
+            progress=bars.counter("Dask parts written"),
         )
     _report(report, args)
     print(
@@ -66,7 +68,9 @@ def cmd_features_dask(args: SimpleNamespace) -> int:
     return 0
 
 
-def train_on_dask(args: SimpleNamespace, config: Any) -> Any:
+def train_on_dask(args: SimpleNamespace, config: Any, progress: Any = None) -> Any:
+    """``run_training_dask`` on the cluster of ``--scheduler`` (or a local one); ``progress``:
+    its step messages and counts (:class:`training.train.ProgressPrinter`)."""
     from features.distributed import dask_client
     from training.distributed import run_training_dask
 
@@ -81,6 +85,7 @@ def train_on_dask(args: SimpleNamespace, config: Any) -> Any:
             client=client,
             campaigns_path=args.campaigns,
             npartitions=args.partitions,
+            progress=progress,
         )
 
 
@@ -121,7 +126,7 @@ def cmd_score_dask(args: SimpleNamespace) -> int:
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     as_of = parse_time(args.as_of)
     finish = partial(add_fee_columns, fees=fees) if fees is not None else None
-    with dask_client(args.scheduler) as _client:
+    with dask_client(args.scheduler) as _client, progress_bars() as bars:
         profiles, posts, files = _inputs(args)
         n, report = score_dask(
             predictor,
@@ -133,6 +138,7 @@ def cmd_score_dask(args: SimpleNamespace) -> int:
             files=files,
             shortlist=shortlist,
             finish=finish,
+            progress=bars.counter("Dask parts scored and written"),
         )
     _report(report, args)
     for note in fees.notes if fees is not None else []:

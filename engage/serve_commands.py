@@ -24,7 +24,7 @@ from engage.common import (
     resolve_data_paths,
     uses_dask,
 )
-from engage.console import print_table, rich_stdout
+from engage.console import print_table, progress_bars, rich_stdout
 from engage.options import (
     MODEL_HELP,
     Engine,
@@ -218,15 +218,17 @@ def _score(args: SimpleNamespace) -> int:
     posts = read_table(posts_path) if posts_path is not None else None
     fees, shortlist = read_candidates(args.fees, args.shortlist)
 
-    scored = predictor.score(
-        profiles,
-        posts,
-        as_of,
-        shortlist=shortlist,
-        profiles_file=str(profiles_path),
-        posts_file=str(posts_path),
-        **planned,
-    )
+    with progress_bars() as bars:
+        scored = predictor.score(
+            profiles,
+            posts,
+            as_of,
+            shortlist=shortlist,
+            profiles_file=str(profiles_path),
+            posts_file=str(posts_path),
+            progress=bars.counter("candidates scored"),
+            **planned,
+        )
     if scored.report.handled:
         print(console_text(scored.report.format(), keep_newlines=True), file=sys.stderr)
     table, fee_notes = apply_fees(scored.table, fees) if fees is not None else (scored.table, [])

@@ -606,14 +606,37 @@ def _frame_or_empty(frame: pd.DataFrame | None, meta: pd.DataFrame) -> pd.DataFr
     return meta if frame is None else frame
 
 
+# progress(done, total): how many of a stage's pieces the cluster has finished.
+PartsProgress = Callable[[int, int], None]
+
+
+def wait_counted(persisted: Sequence[Any], progress: PartsProgress | None) -> None:
+    """Wait for persisted Dask objects, calling ``progress(done, total)`` as each one finishes
+    on the cluster (nothing to count off a distributed scheduler: no call)."""
+    if progress is None:
+        return
+    from distributed import as_completed, futures_of
+
+    futures = futures_of(list(persisted))
+    if not futures:
+        return
+    progress(0, len(futures))
+    for done, _ in enumerate(as_completed(futures), start=1):
+        progress(done, len(futures))
+
+
 def collect(
-    parts: Buckets, meta: pd.DataFrame, files: tuple[str, str] = ("profiles", "posts")
+    parts: Buckets,
+    meta: pd.DataFrame,
+    files: tuple[str, str] = ("profiles", "posts"),
+    progress: PartsProgress | None = None,
 ) -> tuple[Any, ValidationReport]:
     """Persist the per-bucket frames on the cluster; return
     them as one Dask DataFrame and the merged report.
 
     Raises :class:`DataValidationError` (the merged report) if any bucket broke the contract.
     ``files`` (the inputs' paths) lets the report name the file of each row (:func:`locate_rows`).
+    ``progress(done, total)`` counts the finished buckets (:func:`wait_counted`).
     """
     import dask
     import dask.dataframe as dd
@@ -621,6 +644,7 @@ def collect(
     frames = [dask.delayed(_frame_or_empty, pure=True)(f, meta) for f, _ in parts]
     reports, lengths = parts.reports(), parts.lazy_lengths()
     persisted = dask.persist(*frames, *reports, *lengths)
+    wait_counted(persisted[: len(frames)], progress)
     done = dask.compute(*persisted[len(frames) :])
     report = parts.merge(done[: len(reports)], done[len(reports) :], files)
     if report.fatal:
@@ -773,6 +797,7 @@ def write_by_influencer(
     *,
     storage_options: dict[str, Any] | None = None,
     files: tuple[str, str] = ("profiles", "posts"),
+    progress: PartsProgress | None = None,
 ) -> tuple[int, ValidationReport]:
     """Each bucket's frame written by its worker to ``out/part-NNNNN.parquet``; nothing gathered.
 
@@ -782,7 +807,7 @@ def write_by_influencer(
     ``out`` holds every part or none; on an object store each finished part is moved into
     ``out``. On a contract break, a failed worker or an interrupt the staging folder is removed,
     ``out`` is left as it was, and a contract break raises :class:`DataValidationError` with the
-    merged report. ``files``: as for :func:`collect`.
+    merged report. ``files`` and ``progress`` (parts written): as for :func:`collect`.
     """
     import dask
     import fsspec
@@ -796,7 +821,11 @@ def write_by_influencer(
         write = dask.delayed(_write_part, pure=True)
         counts = [write(f, meta, staging_url, i, storage_options) for i, (f, _) in enumerate(parts)]
         reports = parts.reports()
-        results = dask.compute(*counts, *reports, *parts.lazy_lengths())
+        pieces = (*counts, *reports, *parts.lazy_lengths())
+        if progress is not None:
+            pieces = dask.persist(*pieces)
+            wait_counted(pieces[: len(counts)], progress)
+        results = dask.compute(*pieces)
         report = parts.merge(
             results[len(counts) : len(counts) + len(reports)],
             results[len(counts) + len(reports) :],
@@ -841,12 +870,14 @@ def write_features_dask(
     include_hashtag_docs: bool = False,
     files: tuple[str, str] = ("profiles", "posts"),
     storage_options: dict[str, Any] | None = None,
+    progress: PartsProgress | None = None,
 ) -> tuple[int, ValidationReport]:
     """Like :func:`compute_features_dask`, but each worker
     writes its bucket to ``out/part-NNNNN.parquet``.
 
     Nothing but row counts and reports comes back to the driver, so the input can exceed the
     memory of the driver and of any one worker. Returns (rows written, merged report).
+    ``progress(done, total)`` counts the parts written.
     """
     now = utc_now(now)
     parts = map_by_influencer(
@@ -862,4 +893,5 @@ def write_features_dask(
         out,
         storage_options=storage_options,
         files=files,
+        progress=progress,
     )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.contract import ValidationReport
 from features.distributed import (
+    PartsProgress,
     bucket_count,
     collect,
     column_named,
@@ -101,6 +102,7 @@ def score_dask(
     storage_options: dict[str, Any] | None = None,
     shortlist: Sequence[str] | None = None,
     finish: Finish | None = None,
+    progress: PartsProgress | None = None,
 ) -> tuple[Any, ValidationReport]:
     """Batch scoring: the fitted predictor's own ``score`` mapped over influencer buckets.
 
@@ -111,7 +113,8 @@ def score_dask(
     ``shortlist`` scores only these names, as the predictor's ``shortlist`` does (names without
     a profile get a ``no profile`` row); it is cut by bucket on the driver. ``finish`` runs on
     each bucket's scored table on its worker (adding fee columns, say); it must work on any
-    subset of the rows and give the same columns for each.
+    subset of the rows and give the same columns for each. ``progress(done, total)`` counts
+    the buckets scored (:func:`features.distributed.wait_counted`).
 
     With ``as_of`` None and no ``as_of`` column in the profiles, the cutoff is ``now``, read
     once on the driver, so every partition scores at the same instant. (Empty cells of an
@@ -131,8 +134,10 @@ def score_dask(
     )
     meta = _score_meta(predictor, now, explain, finish)
     if out is not None:
-        return write_by_influencer(parts, meta, out, storage_options=storage_options, files=files)
-    return collect(parts, meta, files)
+        return write_by_influencer(
+            parts, meta, out, storage_options=storage_options, files=files, progress=progress
+        )
+    return collect(parts, meta, files, progress)
 
 
 def _score_meta(

@@ -25,7 +25,7 @@ with the full report, exactly as in training.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ STATUS_OK = "ok"
 STATUS_COLD = "ok (no post history: profile-only estimate)"
 STATUS_ZERO_FOLLOWERS = "zero followers: engagement rate undefined"
 STATUS_NO_PROFILE = "no profile"
+# Candidates scored between two progress reports of Predictor.score (when it is asked for them).
+SCORE_BLOCK = 5_000
 
 OUTPUT_COLUMNS = (
     "influencer",
@@ -247,8 +249,13 @@ class Predictor:
         target_engagements: float | pd.Series | None = None,
         post_type: str | pd.Series | None = None,
         sponsored: bool | pd.Series | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Scored:
-        """Like :meth:`predict`, and also return the validation report and data dates."""
+        """Like :meth:`predict`, and also return the validation report and data dates.
+
+        ``progress(done, total)``, if given, is called as the candidates are scored, a block
+        of :data:`SCORE_BLOCK` at a time (each row is scored on its own: the same table).
+        """
         # A text cutoff is ISO 8601, as the contract reads times ("now" or "01/02/2020" are
         # not guessed), and any cutoff lies between the first plausible post and now.
         try:
@@ -287,9 +294,13 @@ class Predictor:
             if sponsored is not None:
                 examples["sponsored"] = _per_row_value(sponsored, examples["influencer"])
             base = compute_features(to_score, posts_in, examples)
-            parts.append(
-                self.predict_features(base, explain=explain, target_engagements=target_engagements)
-            )
+            if progress is None:
+                scored = self.predict_features(
+                    base, explain=explain, target_engagements=target_engagements
+                )
+            else:
+                scored = self._predict_in_blocks(base, explain, target_engagements, progress)
+            parts.append(scored)
         zero_profiles = zero
         if wanted is not None:
             zero_profiles = zero_profiles[zero_profiles["influencer"].isin(wanted).to_numpy()]
@@ -414,6 +425,25 @@ class Predictor:
             "as_of": _iso_times(base["cutoff"]) if "cutoff" in base else None,
         }
         return pd.DataFrame(columns)
+
+    def _predict_in_blocks(
+        self,
+        base: pd.DataFrame,
+        explain: bool,
+        target_engagements: float | pd.Series | None,
+        progress: Callable[[int, int], None],
+    ) -> pd.DataFrame:
+        """:meth:`predict_features` a block of rows at a time, counting them for ``progress``."""
+        total = len(base)
+        blocks = []
+        progress(0, total)
+        for start in range(0, total, SCORE_BLOCK):
+            block = base.iloc[start : start + SCORE_BLOCK]
+            blocks.append(
+                self.predict_features(block, explain=explain, target_engagements=target_engagements)
+            )
+            progress(start + len(block), total)
+        return blocks[0] if len(blocks) == 1 else pd.concat(blocks, ignore_index=True)
 
     def usual_format_where_unknown(self, base: pd.DataFrame) -> pd.DataFrame:
         """A creator without history and no stated format is given its platform's most common

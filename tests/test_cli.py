@@ -86,3 +86,18 @@ def test_usage_errors_exit_2_with_the_reason_on_stderr(argv, message, capsys):
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err
     assert captured.out == ""
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
+    import engage.console
+
+    with engage.console.progress_bars() as bars:  # pytest's stderr is no terminal
+        assert not bars.drawn and bars.counter("folds") is None
+        bars("folds", 1, 5)  # nothing happens
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(engage.console, "is_terminal", lambda stream: True)
+    with engage.console.progress_bars() as bars:
+        count = bars.counter("folds")
+        assert bars.drawn and count is not None
+        for k in range(6):
+            count(k, 5)

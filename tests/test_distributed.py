@@ -181,6 +181,25 @@ def test_missing_required_column_fails_before_any_work(client):
         )
 
 
+def test_write_features_counts_the_parts_written_for_a_progress_bar(client, tmp_path):
+    profiles, posts = (
+        dd.from_pandas(raw_profiles_frame(), npartitions=1),
+        dd.from_pandas(raw_posts_frame(), npartitions=1),
+    )
+    counted: list[tuple[int, int]] = []
+    n, _ = write_features_dask(
+        profiles,
+        posts,
+        tmp_path / "out",
+        as_of=AS_OF,
+        now=NOW,
+        npartitions=3,
+        progress=lambda done, total: counted.append((done, total)),
+    )
+    assert counted == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert n == len(read_parquet_any(tmp_path / "out")) == 3
+
+
 def test_write_features_writes_parts_and_refuses_a_used_folder(client, tmp_path):
     profiles, posts = (
         dd.from_pandas(raw_profiles_frame(), npartitions=1),

@@ -204,6 +204,27 @@ def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidate
     assert (with_posts["status"] == STATUS_OK).all()
 
 
+def test_scoring_in_blocks_for_a_progress_bar_gives_the_same_table(
+    predictor, candidates, monkeypatch
+):
+    import serving.predictor
+
+    profiles, posts = candidates
+    whole = predictor.score(profiles, posts, "2020-01-01", now=pd.Timestamp("2020-06-01", tz="UTC"))
+    monkeypatch.setattr(serving.predictor, "SCORE_BLOCK", 3)  # several blocks of the candidates
+    counted: list[tuple[int, int]] = []
+    blocks = predictor.score(
+        profiles,
+        posts,
+        "2020-01-01",
+        now=pd.Timestamp("2020-06-01", tz="UTC"),
+        progress=lambda done, total: counted.append((done, total)),
+    )
+    pd.testing.assert_frame_equal(blocks.table, whole.table)
+    n = len(profiles)
+    assert counted == [(0, n), *((min(k, n), n) for k in range(3, n + 3, 3))]
+
+
 def test_no_posts_table_at_all_scores_everyone_cold(predictor, candidates):
     profiles, _ = candidates
     table = predictor.predict(profiles, None)

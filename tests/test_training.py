@@ -396,6 +396,26 @@ def test_same_seed_same_metrics(small_data: SmallData, tmp_path):
     assert first == second
 
 
+def test_a_counting_progress_hook_gets_every_fold(small_data: SmallData, tmp_path):
+    from training.evaluation import CV_FOLDS
+    from training.train import ProgressPrinter
+
+    clean = validate(small_data.profiles, small_data.posts)
+    ex = post_examples(clean.profiles, clean.posts)
+    config = fast_config(tmp_path)
+    steps: list[tuple[str, int, int]] = []
+    messages: list[str] = []
+
+    class Counting(ProgressPrinter):
+        def __call__(self, message: str) -> None:
+            messages.append(message)
+
+    counted, _ = cross_validate(ex, config, Counting(steps=lambda *step: steps.append(step)))
+    assert steps == [(CV_FOLDS, k, config.n_folds) for k in range(config.n_folds + 1)]
+    assert len(messages) == config.n_folds  # the messages as before
+    assert counted == cross_validate(ex, config)[0]  # counting changes nothing
+
+
 @pytest.mark.slow
 def test_second_run_is_challenger_unless_promoted(small_data: SmallData, trained, tmp_path):
     from tests.model_fixtures import train_small

@@ -37,6 +37,7 @@ import pandas as pd
 
 from features.contract import ValidatedData, ValidationReport, as_text, read_table, validate
 from features.distributed import (
+    PartsProgress,
     bucket_count,
     collect,
     features_meta,
@@ -52,7 +53,7 @@ from features.pipeline import (
     interval_group,
 )
 from training.config import TrainConfig
-from training.evaluation import boosting_rounds, horizon_pairs
+from training.evaluation import DASK_EXAMPLES, boosting_rounds, horizon_pairs, report_step
 from training.examples import (
     ExampleSet,
     campaign_examples,
@@ -207,6 +208,7 @@ def examples_dask(
     now: pd.Timestamp | None = None,
     npartitions: int | None = None,
     files: tuple[str, str] = ("profiles", "posts"),
+    progress: PartsProgress | None = None,
 ) -> tuple[Any, ValidationReport]:
     """Training examples of raw Dask tables, persisted
     on the cluster: base features + label columns.
@@ -224,6 +226,8 @@ def examples_dask(
         its part, so the examples are the pandas engine's.
     now, npartitions, files
         As for :func:`features.distributed.compute_features_dask`.
+    progress
+        ``progress(done, total)``: buckets done (:func:`features.distributed.wait_counted`).
     """
     now = utc_now(now)
     if campaigns is None:
@@ -246,7 +250,7 @@ def examples_dask(
             args=(now, files),
             part_args=[(part,) for part in split_by_bucket(numbered, n)],
         )
-    return collect(parts, _examples_meta(), files)
+    return collect(parts, _examples_meta(), files, progress)
 
 
 def known_influencers(profiles: Any) -> pd.Series:
@@ -461,6 +465,7 @@ def run_training_dask(
         campaigns=campaigns,
         npartitions=npartitions,
         files=files,
+        progress=lambda done, total: report_step(progress, DASK_EXAMPLES, done, total),
     )
     if report.handled:
         progress(report.format())

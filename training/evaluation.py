@@ -11,7 +11,7 @@ with history and cold-start ones separately.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,31 @@ from training.tuning import tune_params
 Progress = Callable[[str], None]
 
 
+@runtime_checkable
+class StepProgress(Protocol):
+    """A progress hook that also counts steps: ``step(task, done, total)`` after each one of a
+    long loop (the ``engage`` command draws a bar per task; :class:`training.train.
+    ProgressPrinter` hands them on to its ``steps``). Training never draws anything itself."""
+
+    def __call__(self, message: str) -> None: ...
+
+    def step(self, task: str, done: int, total: int) -> None: ...
+
+
+def report_step(progress: Progress, task: str, done: int, total: int) -> None:
+    """``progress.step(task, done, total)`` if the hook counts steps; a plain one is left be."""
+    if isinstance(progress, StepProgress):
+        progress.step(task, done, total)
+
+
 def _quiet(_: str) -> None:
     return None
+
+
+# The loops report_step counts, by the name a progress bar shows.
+CV_FOLDS = "cross-validation folds"
+BASELINE_FOLDS = "baseline folds"
+DASK_EXAMPLES = "Dask buckets: examples"
 
 
 def boosting_rounds(
@@ -224,6 +247,7 @@ def cross_validate(
     reach: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     targets = reach_targets(_engagements(examples))
     groups = examples.base["influencer"].to_numpy()
+    report_step(progress, CV_FOLDS, 0, config.n_folds)
     for k, (train_idx, _) in enumerate(
         folds.split(np.zeros(len(examples)), groups=groups), start=1
     ):
@@ -239,6 +263,7 @@ def cross_validate(
         for name, (p, lo, hi) in preds.items():
             collected.setdefault(name, []).append(np.vstack([p, lo, hi]))
         order.append(np.flatnonzero(~train_mask))
+        report_step(progress, CV_FOLDS, k, config.n_folds)
     index = np.concatenate(order)
     oof = examples.subset(np.ones(len(examples), dtype=bool))
     inverse = np.argsort(index)
@@ -307,6 +332,7 @@ def evaluate_model(
     n_folds = min(config.n_folds, examples.base["influencer"].nunique())
     folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
     parts: dict[str, np.ndarray] = {}
+    report_step(progress, BASELINE_FOLDS, 0, n_folds)
     for k, (train_idx, test_idx) in enumerate(
         folds.split(np.zeros(len(examples)), groups=examples.base["influencer"].to_numpy()), start=1
     ):
@@ -319,6 +345,7 @@ def evaluate_model(
             lo, hi = b.predict_log_interval(test.base, p)
             block = parts.setdefault(b.name, np.full((3, len(examples)), np.nan))
             block[:, test_idx] = np.vstack([p, lo, hi])
+        report_step(progress, BASELINE_FOLDS, k, n_folds)
     for name, block in parts.items():
         predictions[name] = (block[0], block[1], block[2])
     return _report(examples, predictions, config.seed)

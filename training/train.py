@@ -11,6 +11,7 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,14 +81,29 @@ class InputSummary:
 
 
 class ProgressPrinter:
-    """Step messages with elapsed time on stderr, so long runs show where they are."""
+    """Step messages with elapsed time on stderr, so long runs show where they are.
 
-    def __init__(self, stream: Any = sys.stderr):
+    ``steps(task, done, total)``, if given, gets the counts of the long loops
+    (:func:`training.evaluation.report_step`): the ``engage`` command's progress bars.
+    """
+
+    def __init__(
+        self, stream: Any = None, steps: Callable[[str, int, int], None] | None = None
+    ) -> None:
         self.start = time.perf_counter()
-        self.stream = stream
+        self.stream = stream  # None: sys.stderr as it is when a message is printed
+        self.steps = steps
 
     def __call__(self, message: str) -> None:
-        print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=self.stream, flush=True)
+        print(
+            f"[{time.perf_counter() - self.start:6.1f}s] {message}",
+            file=self.stream or sys.stderr,
+            flush=True,
+        )
+
+    def step(self, task: str, done: int, total: int) -> None:
+        if self.steps is not None:
+            self.steps(task, done, total)
 
 
 def file_fingerprint(paths: list[Path | str]) -> str:
