@@ -109,6 +109,9 @@ def progress_bars() -> Iterator[ProgressBars]:
         TimeElapsedColumn(),
         console=Console(file=sys.stderr),
         transient=True,
+        # Messages on stderr (training's step lines) print above the bars; stdout is left as
+        # it is, so what a command prints there never moves to stderr.
+        redirect_stdout=False,
     )
     with progress:
         yield ProgressBars(progress)
