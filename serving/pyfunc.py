@@ -43,7 +43,7 @@ from mlflow.pyfunc import PythonModel
 
 from features.engine import take_rows
 from features.tables import has_text, text_values
-from serving.schema import POST_COLUMNS, PROFILE_COLUMNS
+from serving.schema import MODEL_ARTIFACT, POST_COLUMNS, PROFILE_COLUMNS
 
 REQUEST = "request"
 
@@ -169,7 +169,7 @@ class EngagementPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         from serving.predictor import load_model
 
-        self.predictor = load_model(Path(context.artifacts["engage_model"]))
+        self.predictor = load_model(Path(context.artifacts[MODEL_ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

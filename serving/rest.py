@@ -12,7 +12,6 @@ the same way training logs it, so the served code is this checkout's and the fol
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -31,27 +30,15 @@ from serving.store import resolve_tracking_uri
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def pyfunc_code_path() -> Path:
-    spec = importlib.util.find_spec("serving.pyfunc")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("serving.pyfunc not found; is engage installed?")
-    return Path(spec.origin)
-
-
 def build_pyfunc_model(model_dir: Path, dst: Path) -> Path:
     """Save an MLflow pyfunc model for a verified ``models/<version>`` folder under ``dst``."""
     import mlflow
 
-    from serving.schema import input_signature
+    from serving.schema import pyfunc_model
 
     verify_artifact(model_dir)
     target = Path(dst) / "pyfunc"
-    mlflow.pyfunc.save_model(
-        path=str(target),
-        python_model=str(pyfunc_code_path()),
-        artifacts={"engage_model": str(Path(model_dir).resolve())},
-        signature=input_signature(),
-    )
+    mlflow.pyfunc.save_model(path=str(target), **pyfunc_model(Path(model_dir).resolve()))
     return target
 
 

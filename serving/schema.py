@@ -1,7 +1,11 @@
-"""The REST input schema: one row per post, each carrying its influencer's profile columns.
+"""The pyfunc model's contract: its code file, its artifact, and the REST input schema (one row
+per post, each carrying its influencer's profile columns), with the one "tables to REST rows"
+shape that requests, tests and the logged input example share.
 
 Kept apart from :mod:`serving.pyfunc` (which registers a model when imported, as MLflow's
-models-from-code needs) so that anything can import it without side effects.
+models-from-code needs) so that anything can import it without side effects: training logs its
+model with :func:`pyfunc_model` and :func:`input_example`, ``engage serve`` saves one the same
+way (:mod:`serving.rest`).
 
 Why an explicit schema rather than one inferred from an input example: MLflow enforces the
 logged signature on every request. An inferred signature makes every example column required
@@ -25,6 +29,10 @@ integer counts ("Can not safely convert int64 to float64"); integers and floats 
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from mlflow.models import ModelSignature
@@ -85,6 +93,28 @@ def input_signature() -> ModelSignature:
     return ModelSignature(inputs=input_schema())
 
 
+# The pyfunc model's artifact that is the engage model folder (``models/<version>``).
+MODEL_ARTIFACT = "engage_model"
+
+
+def pyfunc_code_path() -> Path:
+    """The serving wrapper's file (models-from-code), found without importing it."""
+    spec = importlib.util.find_spec("serving.pyfunc")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("serving.pyfunc not found; is engage installed?")
+    return Path(spec.origin)
+
+
+def pyfunc_model(model_dir: str | Path) -> dict[str, Any]:
+    """The arguments ``mlflow.pyfunc.log_model`` and ``save_model`` take for an engage model
+    folder: the wrapper's code, the folder as :data:`MODEL_ARTIFACT` and the input signature."""
+    return {
+        "python_model": str(pyfunc_code_path()),
+        "artifacts": {MODEL_ARTIFACT: str(model_dir)},
+        "signature": input_signature(),
+    }
+
+
 def to_rest_rows(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataFrame:
     """Contract tables -> the REST input shape: one row per post with its profile columns.
 
@@ -97,6 +127,45 @@ def to_rest_rows(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataF
         return left.reset_index(drop=True)
     post_cols = [c for c in POST_COLUMNS if c in posts]
     rows = left.merge(posts[["influencer", *post_cols]], on="influencer", how="left", sort=False)
+    return rows.reset_index(drop=True)
+
+
+# Columns of the logged input example: the profile and post columns a typical shortlist has.
+EXAMPLE_COLUMNS = (
+    "influencer",
+    "followers",
+    "following",
+    "posts_count",
+    "category",
+    "post_id",
+    "posted_at",
+    "likes",
+    "comments",
+    "media_type",
+    "is_sponsored",
+    "hashtags",
+)
+
+
+def input_example(
+    profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: int = 3
+) -> pd.DataFrame:
+    """A small request in the REST input shape, logged with the model as MLflow's input example:
+    the posts of the first ``n_influencers`` influencers with posts, in :data:`EXAMPLE_COLUMNS`.
+
+    Counts are floats (an integer column with gaps must be) and times ISO text, as a JSON
+    client would send them.
+    """
+    chosen = posts["influencer"].drop_duplicates().head(n_influencers)
+    # Profiles in the order their first post comes, so rows follow the posts' order.
+    chosen_profiles = chosen.to_frame().merge(profiles, on="influencer", how="left")
+    rows = to_rest_rows(chosen_profiles, posts[posts["influencer"].isin(chosen)])
+    rows = rows[[c for c in EXAMPLE_COLUMNS if c in rows]].copy()
+    rows["posted_at"] = rows["posted_at"].astype(str)
+    for col in ("followers", "following", "posts_count", "likes", "comments"):
+        if col in rows:
+            rows[col] = rows[col].astype("float64")  # integer columns with gaps must be floats
+    rows["is_sponsored"] = rows["is_sponsored"].astype(bool)
     return rows.reset_index(drop=True)
 
 

@@ -376,7 +376,8 @@ def _stage_real_model(trained, models: Path):
 
 def _log(staged, uri: str, small_data, signals: StopSignals):
     from features.contract import validate
-    from training.tracking import input_example, log_run
+    from serving.schema import input_example
+    from training.tracking import log_run
 
     clean = validate(
         small_data.profiles.head(50),

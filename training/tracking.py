@@ -8,7 +8,6 @@ The tracking URI is an argument (default: ``sqlite:///mlflow.db`` in the working
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -193,43 +192,6 @@ def _log_inputs(params: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
         mlflow.set_tags({f"data.{info['name']}.{k}": v for k, v in info.items() if k != "name"})
 
 
-def pyfunc_code_path() -> str:
-    """The serving wrapper's file, found without importing serving (models-from-code)."""
-    spec = importlib.util.find_spec("serving.pyfunc")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("serving.pyfunc not found; is engage installed?")
-    return spec.origin
-
-
-def input_example(
-    profiles: pd.DataFrame, posts: pd.DataFrame, n_influencers: int = 3
-) -> pd.DataFrame:
-    """A small one-row-per-post example in the REST input shape (see serving.pyfunc)."""
-    chosen = posts["influencer"].drop_duplicates().head(n_influencers)
-    rows = posts[posts["influencer"].isin(chosen)].merge(profiles, on="influencer", how="left")
-    keep = [
-        "influencer",
-        "followers",
-        "following",
-        "posts_count",
-        "category",
-        "post_id",
-        "posted_at",
-        "likes",
-        "comments",
-        "media_type",
-        "is_sponsored",
-        "hashtags",
-    ]
-    rows = rows[[c for c in keep if c in rows]].copy()
-    rows["posted_at"] = rows["posted_at"].astype(str)
-    for col in ("followers", "following", "posts_count", "likes", "comments"):
-        if col in rows:
-            rows[col] = rows[col].astype("float64")  # integer columns with gaps must be floats
-    rows["is_sponsored"] = rows["is_sponsored"].astype(bool)
-    return rows.reset_index(drop=True)
-
-
 def _sampled_dataset(info: dict[str, Any], sample: pd.DataFrame) -> Any:
     """An MLflow dataset for an input of which the driver holds only ``sample`` (Dask training).
 
@@ -327,7 +289,7 @@ def _log_run(
     import mlflow
     from mlflow import MlflowClient
 
-    from serving.schema import input_signature
+    from serving.schema import pyfunc_model
 
     active = mlflow.active_run()
     if active is None:  # called on its own (tests, tools): a run of its own
@@ -347,11 +309,7 @@ def _log_run(
         # columns, and MLflow enforces inputs. Declared,
         # not inferred from the example: see serving.schema for what inference would refuse or drop.
         info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc_code_path(),
-            artifacts={"engage_model": str(staged.folder)},
-            signature=input_signature(),
-            input_example=example,
+            name="model", input_example=example, **pyfunc_model(staged.folder)
         )
         sign_logged_model(client, info.model_id, info.model_uri, staged.key)
         decision, reason = _decide_alias(client, registered_model, promote, champion_gate)

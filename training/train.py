@@ -40,7 +40,6 @@ from training.gate import GateResult, compare_on_unseen, save_training_creators,
 from training.signals import StopSignals
 from training.tracking import (
     TrainingRun,
-    input_example,
     log_run,
     run_name,
     version_description,
@@ -415,6 +414,8 @@ def _train_in_run(
                 training_creators(champion_dir),
                 champion_name,
             )
+
+        from serving.schema import input_example  # imports MLflow's model types
 
         progress(f"logging the run to MLflow at {redact(uri)}")
         described = ", ".join(
