@@ -807,7 +807,9 @@ def check_cutoff(ts: pd.Timestamp, what: str, now: pd.Timestamp | None = None) -
 _UNICODE_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
+# What separates tags in a hashtags cell ('#', commas, '|', any whitespace): normalise_hashtags
+# writes each run of them as one '|'.
+HASHTAG_SEPARATORS = f"[#,|{_UNICODE_WHITESPACE}]+"
 # The replacement above changes a cell only if it has '#', a comma, whitespace or '||': cells are
 # searched for those first (_rewrite_candidates), since most are already clean '|'-joined lists.
 # Rows normalised at a time: bounds the whole-column copies each step makes.
@@ -869,7 +871,7 @@ def _normalise_hashtags(values: pd.Series) -> pd.Series:
     text = pd.Series(pd.arrays.ArrowStringArray(lowered), index=original.index)
     if needs.any():
         text.iloc[np.flatnonzero(needs)] = (
-            text[needs].str.replace(_HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
+            text[needs].str.replace(HASHTAG_SEPARATORS, "|", regex=True).to_numpy()
         )
     text = text.str.strip("|")
     if not needs.any() and (text == original).all():

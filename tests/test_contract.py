@@ -875,14 +875,14 @@ def test_text_hashes_agree_between_the_padded_and_the_byte_paths(values, slice_r
 def test_hashtag_normalising_matches_rewriting_every_cell(cells):
     # Only cells whose bytes may hold a separator are rewritten; the result must be what the
     # rewrite of every cell gives (lowercase, '#', commas and any whitespace run -> one '|').
-    from features.contract import _HASHTAG_SEPARATORS, normalise_hashtags
+    from features.contract import HASHTAG_SEPARATORS, normalise_hashtags
 
     values = pd.Series(cells, dtype=object)
     expected = (
         values.astype("string")
         .fillna("")
         .str.lower()
-        .str.replace(_HASHTAG_SEPARATORS, "|", regex=True)
+        .str.replace(HASHTAG_SEPARATORS, "|", regex=True)
         .str.strip("|")
     )
     got = normalise_hashtags(values)

@@ -253,12 +253,17 @@ def two_platforms(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return base, y
 
 
+def shared_trees(model: EngagementModel, matrix: np.ndarray) -> np.ndarray:
+    """What the shared booster alone adds to the baseline, read with LightGBM's own API."""
+    return model.booster_.predict(matrix, num_iteration=model.best_iteration_)
+
+
 def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     base, y = two_platforms(0)
     model = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
     assert model.platform_boosters_, "no platform stage was kept"
     matrix = model.booster_matrix(base)
-    shared = model.baseline_log(matrix) + model._shared_trees(matrix)
+    shared = model.baseline_log(matrix) + shared_trees(model, matrix)
     predicted = model.predict_log(base)
     assert not np.allclose(predicted, shared)
     # Reasons still add up to the prediction with the stages included.
@@ -267,7 +272,7 @@ def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     new_base, new_y = two_platforms(1)
     tiktok = new_base["platform"].astype(str).to_numpy() == "tiktok"
     new_matrix = model.booster_matrix(new_base)
-    without = model.baseline_log(new_matrix) + model._shared_trees(new_matrix)
+    without = model.baseline_log(new_matrix) + shared_trees(model, new_matrix)
     with_stage = model.predict_log(new_base)
     assert np.abs(with_stage - new_y)[tiktok].mean() < np.abs(without - new_y)[tiktok].mean()
 
@@ -277,5 +282,5 @@ def test_one_platform_has_no_stage(fitted, base_and_label):
     assert fitted.platform_boosters_ == {}
     matrix = fitted.booster_matrix(base)
     np.testing.assert_array_equal(
-        fitted.predict_log(base), fitted.baseline_log(matrix) + fitted._shared_trees(matrix)
+        fitted.predict_log(base), fitted.baseline_log(matrix) + shared_trees(fitted, matrix)
     )
