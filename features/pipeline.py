@@ -33,9 +33,8 @@ MIN_GROUP_SIZE = 30
 # Probabilities at which each conformal group keeps its residual quantiles: the predictive
 # distribution behind p_reach and the engagement percentiles (0 and 1 are the extremes seen).
 DISTRIBUTION_GRID = np.linspace(0.0, 1.0, 101)
-# Per-platform stages (trained on several platforms): the share of each platform's creators
-# held out to early-stop its stage, the patience and the most rounds it may add.
-PLATFORM_STAGE_HOLDOUT = 0.15
+# Per-platform stages (trained on several platforms): the patience of their early stopping and
+# the most rounds one may add.
 PLATFORM_STAGE_PATIENCE = 100
 PLATFORM_STAGE_MAX_ROUNDS = 3000
 # The learned feature the booster starts from (its init_score): see TierNichePrior.
@@ -63,6 +62,13 @@ def default_feature_steps(
 # two posts misses by far more than one from fifty; one "history" group would give the long
 # histories too wide an interval and the short ones too narrow a one.
 HISTORY_BANDS = ((0, "cold"), (4, "short"), (14, "medium"), (np.inf, "long"))
+
+
+def platform_names(base: pd.DataFrame) -> np.ndarray:
+    """Each row's platform as text (the default platform where the table has no column)."""
+    if "platform" in base:
+        return base["platform"].astype(str).to_numpy()
+    return np.full(len(base), DEFAULT_PLATFORM)
 
 
 def interval_group(base: pd.DataFrame) -> pd.Series:
@@ -371,11 +377,18 @@ class EngagementModel(BaseEstimator):
         valid_weight: np.ndarray | None = None,
         num_boost_round: int = 2000,
         early_stopping_rounds: int = 100,
+        platform_rounds: dict[str, int] | None = None,
     ) -> EngagementModel:
         """Fit the feature steps and the booster; early stopping on ``valid`` when given.
 
         ``sample_weight`` (and ``valid_weight``) weight the rows, e.g. so that each creator
         counts once whatever its number of targets.
+
+        Trained on several platforms, each platform also gets a stage of trees (see
+        :meth:`_fit_platform_stages`) with as many rounds as early stopping on ``valid`` finds
+        (they are in ``platform_rounds_``), or as ``platform_rounds`` gives per platform name
+        (the refit on all rows after such a probe, as the trainer does it).
+        With neither, no stage.
         """
         import lightgbm as lgb
 
@@ -384,8 +397,12 @@ class EngagementModel(BaseEstimator):
         train_set = self.dataset(X, y, sample_weight)
         callbacks: list[Any] = []
         valid_sets = []
+        held: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if valid is not None:
             Xv = self.booster_matrix(valid[0])
+            yv = np.asarray(valid[1], dtype="float64")
+            wv = np.ones(len(yv)) if valid_weight is None else np.asarray(valid_weight, "float64")
+            held = (Xv, yv, wv)
             valid_sets = [self.dataset(Xv, valid[1], valid_weight, reference=train_set)]
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         params = {
@@ -409,14 +426,12 @@ class EngagementModel(BaseEstimator):
             if num_boost_round > 0
             else 0
         )
-        # The early-stopping probe (``valid`` given) only chooses the shared rounds.
-        self.platform_boosters_ = (
-            {}
-            if valid is not None or num_boost_round == 0
-            else self._fit_platform_stages(
-                X, y, sample_weight, base["influencer"].to_numpy(), params
+        self.platform_boosters_: dict[float, tuple[Any, int]] = {}
+        self.platform_rounds_: dict[str, int] = {}
+        if num_boost_round > 0 and (held is not None or platform_rounds):
+            self._fit_platform_stages(
+                X, np.asarray(y), sample_weight, platform_names(base), params, held, platform_rounds
             )
-        )
         return self
 
     def _fit_platform_stages(
@@ -424,55 +439,55 @@ class EngagementModel(BaseEstimator):
         X: np.ndarray,
         y: np.ndarray,
         weight: np.ndarray | None,
-        creators: np.ndarray,
+        platforms: np.ndarray,
         params: dict[str, Any],
-    ) -> dict[float, tuple[Any, int]]:
+        held: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        rounds: dict[str, int] | None,
+    ) -> None:
         """Per platform, trees that continue from the shared model on that platform's rows.
 
         Trained on several platforms, the shared trees follow whichever platform dominates a
         region (Instagram's many cold starts set the cold-start trees, and TikTok's own
         cold starts lost 0.019 MAE to its model alone). Each platform's stage starts from the
-        shared prediction and is early-stopped on its own held-out creators, so it adds only
-        what that platform's data supports (often a few rounds). One platform: no stage.
+        shared prediction. Its rounds are found by early stopping on ``held`` (the validation
+        creators, unseen by the shared trees too, so the stage learns what the shared model
+        gets wrong on new creators, not on its own training rows), or given by ``rounds``.
+        One platform: no stage.
         """
         import lightgbm as lgb
 
-        platform = X[:, self.feature_names_.index("platform")]
-        codes = np.unique(platform[np.isfinite(platform)])
+        column = self.feature_names_.index("platform")
+        codes = np.unique(X[np.isfinite(X[:, column]), column])
         if len(codes) < 2:
-            return {}
-        start = self.baseline_log(X) + self._shared_trees(X)
+            return
         y = np.asarray(y, dtype="float64")
         w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
-
-        def dataset(rows: np.ndarray, reference: Any = None) -> Any:
-            return self.dataset(X[rows], y[rows], w[rows], reference, start=start[rows])
-
-        stages: dict[float, tuple[Any, int]] = {}
+        start = self.baseline_log(X) + self._shared_trees(X)
         for code in codes:
-            rows = np.flatnonzero(platform == code)
-            names = pd.unique(creators[rows])
-            rng = np.random.default_rng(self.seed + 7)
-            held = rng.choice(
-                names, size=max(1, round(PLATFORM_STAGE_HOLDOUT * len(names))), replace=False
-            )
-            is_held = np.isin(creators[rows], held)
-            if is_held.all() or not is_held.any():
-                continue
-            train = dataset(rows[~is_held])
-            probe = lgb.train(
-                params,
-                train,
-                num_boost_round=PLATFORM_STAGE_MAX_ROUNDS,
-                valid_sets=[dataset(rows[is_held], reference=train)],
-                callbacks=[lgb.early_stopping(PLATFORM_STAGE_PATIENCE, verbose=False)],
-            )
-            best = int(probe.best_iteration or 0)
-            if best >= 1:
-                # As for the shared trees: 10 % more rounds for the refit on every row.
-                rounds = max(1, round(best * 1.1))
-                stages[float(code)] = (lgb.train(params, dataset(rows), rounds), rounds)
-        return stages
+            rows = X[:, column] == code
+            name = str(platforms[np.flatnonzero(rows)[0]])
+            train = self.dataset(X[rows], y[rows], w[rows], start=start[rows])
+            if held is None:
+                n = int((rounds or {}).get(name, 0))
+                stage = lgb.train(params, train, n) if n >= 1 else None
+            else:
+                Xv, yv, wv = held
+                rows_v = Xv[:, column] == code
+                if not rows_v.any():
+                    continue
+                start_v = self.baseline_log(Xv[rows_v]) + self._shared_trees(Xv[rows_v])
+                valid = self.dataset(Xv[rows_v], yv[rows_v], wv[rows_v], train, start=start_v)
+                stage = lgb.train(
+                    params,
+                    train,
+                    num_boost_round=PLATFORM_STAGE_MAX_ROUNDS,
+                    valid_sets=[valid],
+                    callbacks=[lgb.early_stopping(PLATFORM_STAGE_PATIENCE, verbose=False)],
+                )
+                n = int(stage.best_iteration or 0)
+            self.platform_rounds_[name] = n
+            if stage is not None and n >= 1:
+                self.platform_boosters_[float(code)] = (stage, n)
 
     def baseline_log(self, matrix: np.ndarray) -> np.ndarray:
         """The booster's starting point per row: ``shrunk_log_er`` of a :meth:`booster_matrix`."""

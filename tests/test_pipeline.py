@@ -260,7 +260,11 @@ def shared_trees(model: EngagementModel, matrix: np.ndarray) -> np.ndarray:
 
 def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     base, y = two_platforms(0)
-    model = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
+    # Stage rounds come from early stopping on validation creators the shared trees never saw.
+    model = EngagementModel(PARAMS, n_topics=2).fit(
+        base, y, valid=two_platforms(2), num_boost_round=20
+    )
+    assert set(model.platform_rounds_) == {"instagram", "tiktok"}
     assert model.platform_boosters_, "no platform stage was kept"
     matrix = model.booster_matrix(base)
     shared = model.baseline_log(matrix) + shared_trees(model, matrix)
@@ -275,6 +279,18 @@ def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     without = model.baseline_log(new_matrix) + shared_trees(model, new_matrix)
     with_stage = model.predict_log(new_base)
     assert np.abs(with_stage - new_y)[tiktok].mean() < np.abs(without - new_y)[tiktok].mean()
+
+
+def test_a_refit_takes_each_platform_stage_rounds_as_given():
+    base, y = two_platforms(0)
+    model = EngagementModel(PARAMS, n_topics=2).fit(
+        base, y, num_boost_round=20, platform_rounds={"tiktok": 7}
+    )
+    assert model.platform_rounds_ == {"instagram": 0, "tiktok": 7}
+    assert [rounds for _, rounds in model.platform_boosters_.values()] == [7]
+    # Without a validation set or given rounds, the model has no stage.
+    plain = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
+    assert plain.platform_boosters_ == {}
 
 
 def test_one_platform_has_no_stage(fitted, base_and_label):

@@ -354,7 +354,8 @@ def fit_model_dask(
     else:
         local = to_example_set(train_dd.compute())
     valid = local.base["influencer"].isin(valid_keys).to_numpy()
-    rounds = boosting_rounds(local, valid, config, params)
+    # The Dask booster is built piece by piece and has no platform stages.
+    rounds, _ = boosting_rounds(local, valid, config, params)
 
     model = new_model(config, params)
     model.fit_steps(local.base)

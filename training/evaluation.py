@@ -57,9 +57,10 @@ DASK_EXAMPLES = "Dask buckets: examples"
 
 def boosting_rounds(
     train: ExampleSet, valid: np.ndarray, config: TrainConfig, params: dict[str, Any]
-) -> int:
+) -> tuple[int, dict[str, int]]:
     """Rounds for the final refit: early stopping on the ``valid`` rows of ``train``, plus 10 %
-    because the refit on all of ``train`` has a bit more data."""
+    because the refit on all of ``train`` has a bit more data. Returns the shared trees' rounds
+    and each platform stage's (none when ``train`` holds one platform)."""
     probe = new_model(config, params).fit(
         train.base[~valid].reset_index(drop=True),
         train.label[~valid],
@@ -69,7 +70,8 @@ def boosting_rounds(
         num_boost_round=config.num_boost_round,
         early_stopping_rounds=config.early_stopping_rounds,
     )
-    return max(10, int(round(probe.best_iteration_ * 1.1)))
+    stages = {name: round(n * 1.1) for name, n in probe.platform_rounds_.items() if n >= 1}
+    return max(10, int(round(probe.best_iteration_ * 1.1))), stages
 
 
 # How far ahead the interval must hold, as a share of the history it is built on: a forecast
@@ -111,14 +113,19 @@ def fit_model(
     params = params or config.lgbm_params
     if config.tune_trials > 0 and params is config.lgbm_params:
         params = tune_params(train, config)
-    rounds = boosting_rounds(train, valid, config, params)
+    rounds, stage_rounds = boosting_rounds(train, valid, config, params)
     model = new_model(config, params).fit(
-        train.base, train.label, sample_weight=train.weight, num_boost_round=rounds
+        train.base,
+        train.label,
+        sample_weight=train.weight,
+        num_boost_round=rounds,
+        platform_rounds=stage_rounds,
     )
     held = examples.subset(calib)
     model.calibrate(held.base, held.label, pairs=horizon_pairs(held))
     model.metadata["planned_post_support"] = planned_post_support(train.base)
     model.metadata["n_boost_rounds"] = rounds
+    model.metadata["platform_stage_rounds"] = model.platform_rounds_
     model.metadata["lgbm_params"] = dict(params)
     return model
 
