@@ -13,6 +13,7 @@ failure (a bug: the traceback is for us).
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -87,13 +88,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # A file that cannot be read or written past the checks above (disk full, permissions
         # changed, a network filesystem gone): the user's to fix, and the message says which file.
-        print(
-            f"engage {command}: cannot read or write a "
-            f"file: {console_text(exc, keep_newlines=True)}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        return _cannot_read_or_write(command, exc)
+    except SystemExit as exc:
+        # Typer turns a closed output pipe (`engage score | head`) into exit 1, which is ours for
+        # a bug: it is an output that cannot be written, so 2 as for any other.
+        cause = exc.__context__
+        if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            return _cannot_read_or_write(command, cause)
+        raise
     return int(status or 0)
+
+
+def _cannot_read_or_write(command: str, exc: OSError) -> int:
+    print(
+        f"engage {command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}",
+        file=sys.stderr,
+    )
+    return EXIT_BAD_INPUT
 
 
 def _show_usage_error(exc: typer.TyperException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 from importlib.metadata import version
@@ -101,3 +102,16 @@ def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
         assert bars.drawn and count is not None
         for k in range(6):
             count(k, 5)
+
+
+def test_a_closed_output_pipe_exits_2_not_1(monkeypatch, capsys):
+    # `engage validate | head`: the reader goes away and the write fails with EPIPE.
+    def closed_pipe(*args, **kwargs):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    # Typer swaps the standard streams on EPIPE; monkeypatch puts them back after the test.
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    monkeypatch.setattr("engage.data_commands.load_and_validate", closed_pipe)
+    assert main(["validate"]) == EXIT_BAD_INPUT
+    assert "cannot read or write a file" in capsys.readouterr().err
