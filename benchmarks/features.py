@@ -167,6 +167,7 @@ def polars_features(profiles, posts, cutoff, observed_at, *, include_docs: bool 
 
     from features.aggregate import (
         EWM_HALFLIFE_POSTS,
+        HISTORY_FEATURES,
         MIN_POST_AGE,
         RECENT_POSTS,
         SECONDS_PER_DAY,
@@ -176,6 +177,7 @@ def polars_features(profiles, posts, cutoff, observed_at, *, include_docs: bool 
     )
 
     f64 = pl.Float64
+    per_post_aggregates = HISTORY_FEATURES[HISTORY_FEATURES.index("days_since_last_post") + 1 :]
     # history_cutoffs: posts younger than MIN_POST_AGE when the counts were read are no history.
     cut = min(cutoff, observed_at - MIN_POST_AGE).to_pydatetime()
     profiles = profiles.unique("influencer", keep="first", maintain_order=True)
@@ -328,31 +330,8 @@ def polars_features(profiles, posts, cutoff, observed_at, *, include_docs: bool 
             n_history_posts=n_posts.fill_null(0.0),
             **{name: pl.col(name) for name in ("history_days", "cadence_days")},
             days_since_last_post=(cutoff_seconds - pl.col("last_t")) / SECONDS_PER_DAY,
-            **{
-                name: pl.col(name)
-                for name in (
-                    "log_er_median",
-                    "log_er_mean",
-                    "log_er_std",
-                    "log_er_last",
-                    "log_er_max",
-                    "log_er_recent_median",
-                    "log_er_ewm",
-                    "log_er_mad",
-                    "er_trend",
-                    "comments_per_like",
-                    "shares_per_like",
-                    "saves_per_like",
-                    "zero_engagement_share",
-                    "sponsored_share",
-                    "sponsored_er_gap",
-                    "carousel_share",
-                    "video_share",
-                    "caption_length_mean",
-                    "log_views_per_follower",
-                    "log_interactions_per_view",
-                )
-            },
+            # The rest of the history features are the aggregates above, under the same names.
+            **{name: pl.col(name) for name in per_post_aggregates},
             hashtags_per_post=pl.when(n_posts > 0).then(pl.col("n_tags").fill_null(0.0) / n_posts),
             distinct_hashtags=pl.when(n_posts > 0).then(pl.col("distinct").fill_null(0.0)),
             top_hashtag_share=pl.col("top") / pl.col("n_tags"),
