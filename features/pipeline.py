@@ -447,9 +447,9 @@ class EngagementModel(BaseEstimator):
         """Per platform, trees that continue from the shared model on that platform's rows.
 
         Trained on several platforms, the shared trees follow whichever platform dominates a
-        region (Instagram's many cold starts set the cold-start trees, and TikTok's own
-        cold starts lost 0.019 MAE to its model alone). Each platform's stage starts from the
-        shared prediction. Its rounds are found by early stopping on ``held`` (the validation
+        region (Instagram's many cold starts set the cold-start trees, and TikTok's own cold
+        starts did worse than with a model of TikTok alone). Each platform's stage starts from
+        the shared prediction. Its rounds are found by early stopping on ``held`` (the validation
         creators, unseen by the shared trees too, so the stage learns what the shared model
         gets wrong on new creators, not on its own training rows), or given by ``rounds``.
         One platform: no stage.
