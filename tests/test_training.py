@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -414,6 +415,22 @@ def test_a_counting_progress_hook_gets_every_fold(small_data: SmallData, tmp_pat
     assert steps == [(CV_FOLDS, k, config.n_folds) for k in range(config.n_folds + 1)]
     assert len(messages) == config.n_folds  # the messages as before
     assert counted == cross_validate(ex, config)[0]  # counting changes nothing
+
+
+def test_a_counting_progress_hook_gets_every_tuning_trial(small_data: SmallData, tmp_path):
+    from training.evaluation import fit_model
+    from training.train import ProgressPrinter
+    from training.tuning import TUNING_TRIALS
+
+    clean = validate(small_data.profiles, small_data.posts)
+    ex = post_examples(clean.profiles, clean.posts)
+    config = fast_config(tmp_path, tune_trials=3, num_boost_round=30)
+    steps: list[tuple[str, int, int]] = []
+    counting = ProgressPrinter(stream=io.StringIO(), steps=lambda *step: steps.append(step))
+    counted = fit_model(ex, config, progress=counting)
+    assert steps == [(TUNING_TRIALS, k, 3) for k in range(4)]
+    # counting changes nothing: the same trials pick the same parameters
+    assert counted.metadata["lgbm_params"] == fit_model(ex, config).metadata["lgbm_params"]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ with history and cold-start ones separately.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -103,16 +104,22 @@ def horizon_pairs(examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_model(
-    examples: ExampleSet, config: TrainConfig, params: dict[str, Any] | None = None
+    examples: ExampleSet,
+    config: TrainConfig,
+    params: dict[str, Any] | None = None,
+    progress: Progress = _quiet,
 ) -> EngagementModel:
-    """Fit one model on ``examples`` with early stopping and a held-out conformal calibration."""
+    """Fit one model on ``examples`` with early stopping and a held-out conformal calibration.
+
+    With ``config.tune_trials``, the Optuna trials are counted to ``progress``
+    (:func:`report_step`, task :data:`training.tuning.TUNING_TRIALS`)."""
     influencers = examples.base["influencer"]
     calib = influencer_holdout(influencers, config.calibration_share, config.seed)
     train = examples.subset(~calib)
     valid = influencer_holdout(train.base["influencer"], config.validation_share, config.seed + 1)
     params = params or config.lgbm_params
     if config.tune_trials > 0 and params is config.lgbm_params:
-        params = tune_params(train, config)
+        params = tune_params(train, config, partial(report_step, progress))
     rounds, stage_rounds = boosting_rounds(train, valid, config, params)
     model = new_model(config, params).fit(
         train.base,
@@ -264,7 +271,7 @@ def cross_validate(
         train_mask = np.zeros(len(examples), dtype=bool)
         train_mask[train_idx] = True
         train, test = examples.subset(train_mask), examples.subset(~train_mask)
-        model = fit_model(train, config)
+        model = fit_model(train, config, progress=progress)
         preds = _predict_all(model, fit_baselines(train, config), test)
         reach.append(_reach_pairs(model, test, targets))
         for name, (p, lo, hi) in preds.items():
@@ -312,7 +319,7 @@ def time_holdout(
         f"time-ordered holdout: fitting on {len(train)} "
         f"earlier examples, testing on {len(test)} later ones"
     )
-    model = fit_model(train, config)
+    model = fit_model(train, config, progress=progress)
     report = _report(test, _predict_all(model, fit_baselines(train, config), test), config.seed)
     report["holdout_from"] = str(test.target_time.min())
     targets = reach_targets(_engagements(test))

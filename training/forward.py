@@ -255,7 +255,7 @@ def forward_evaluation(
         f"forward protocol: fitting on {len(split.train)} creators ({len(examples)} examples), "
         f"forecasting {len(split.evaluate)} others from their first {HISTORY_SHARE:.0%} of posts"
     )
-    model = fit_model(examples, config)
+    model = fit_model(examples, config, progress=progress)
     return evaluate_forward(model, data, split.evaluate, config.seed)
 
 

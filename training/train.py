@@ -358,7 +358,9 @@ def _train_in_run(
         progress(f"warning: {warning}")
 
     progress("fitting the final model on all examples")
-    model = (fit_final or fit_model)(examples, config)
+    model = (
+        fit_final(examples, config) if fit_final else fit_model(examples, config, progress=progress)
+    )
     dates = facts.date_range
     model.metadata.update(
         {

@@ -7,6 +7,7 @@ seen, because the caller passes only a training fold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,18 @@ from training.config import TrainConfig
 from training.examples import ExampleSet
 from training.fitting import influencer_holdout, new_model
 
+# The loop a counting progress hook is told about (training.evaluation.report_step), by the name
+# a progress bar shows: one bar, restarted for each model fitted with tuning.
+TUNING_TRIALS = "Optuna trials"
 
-def tune_params(train: ExampleSet, config: TrainConfig) -> dict[str, Any]:
+
+def tune_params(
+    train: ExampleSet,
+    config: TrainConfig,
+    step: Callable[[str, int, int], None] = lambda task, done, total: None,
+) -> dict[str, Any]:
+    """The best LightGBM parameters of ``config.tune_trials`` Optuna trials on ``train``;
+    ``step(TUNING_TRIALS, done, total)`` is called before the first trial and after each one."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -44,5 +55,10 @@ def tune_params(train: ExampleSet, config: TrainConfig) -> dict[str, Any]:
     study = optuna.create_study(
         direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.seed)
     )
-    study.optimize(objective, n_trials=config.tune_trials)
+    step(TUNING_TRIALS, 0, config.tune_trials)
+    study.optimize(
+        objective,
+        n_trials=config.tune_trials,
+        callbacks=[lambda study, _: step(TUNING_TRIALS, len(study.trials), config.tune_trials)],
+    )
     return {**config.lgbm_params, **study.best_params}
