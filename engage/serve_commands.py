@@ -39,6 +39,9 @@ from engage.options import (
 from engage.scale_commands import cmd_score_dask
 from serving.server import ServerLimits, machine_cpus
 
+# engage score's first progress bar: the profiles, the posts, and the fee table and shortlist.
+TABLES_READ = "candidate tables read"
+
 app = typer.Typer()
 
 SERVE_PORT = 5000  # MLflow's scoring-server default
@@ -214,11 +217,20 @@ def _score(args: SimpleNamespace) -> int:
     predictor = load_model(args.model, models_dir=args.models_dir, tracking_uri=args.tracking_uri)
     identity = model_identity(predictor, str(args.model), args.tracking_uri)
     profiles_path, posts_path = resolve_data_paths(args)
-    profiles = read_table(profiles_path)
-    posts = read_table(posts_path) if posts_path is not None else None
-    fees, shortlist = read_candidates(args.fees, args.shortlist)
 
     with progress_bars() as bars:
+        candidates_given = bool(args.fees or args.shortlist)
+        tables = 1 + (posts_path is not None) + candidates_given
+        bars(TABLES_READ, 0, tables)
+        profiles = read_table(profiles_path)
+        bars(TABLES_READ, 1, tables)
+        posts = None
+        if posts_path is not None:
+            posts = read_table(posts_path)
+            bars(TABLES_READ, 2, tables)
+        fees, shortlist = read_candidates(args.fees, args.shortlist)
+        if candidates_given:
+            bars(TABLES_READ, tables, tables)
         scored = predictor.score(
             profiles,
             posts,
@@ -227,6 +239,7 @@ def _score(args: SimpleNamespace) -> int:
             profiles_file=str(profiles_path),
             posts_file=str(posts_path),
             progress=bars.counter("candidates scored"),
+            steps=bars if bars.drawn else None,
             **planned,
         )
     if scored.report.handled:

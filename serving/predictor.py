@@ -70,6 +70,10 @@ STATUS_ZERO_FOLLOWERS = "zero followers: engagement rate undefined"
 STATUS_NO_PROFILE = "no profile"
 # Candidates scored between two progress reports of Predictor.score (when it is asked for them).
 SCORE_BLOCK = 5_000
+# The steps of Predictor.score before the scoring blocks, by the name a progress bar shows
+# (``steps(task, done, total)``): each is one vectorised pass, counted 0 of 1, then 1 of 1.
+CHECKING_STEP = "candidates checked against the contract"
+FEATURES_STEP = "candidates' features computed"
 
 OUTPUT_COLUMNS = (
     "influencer",
@@ -250,12 +254,16 @@ class Predictor:
         post_type: str | pd.Series | None = None,
         sponsored: bool | pd.Series | None = None,
         progress: Callable[[int, int], None] | None = None,
+        steps: Callable[[str, int, int], None] | None = None,
     ) -> Scored:
         """Like :meth:`predict`, and also return the validation report and data dates.
 
         ``progress(done, total)``, if given, is called as the candidates are scored, a block
         of :data:`SCORE_BLOCK` at a time (each row is scored on its own: the same table).
+        ``steps(task, done, total)``, if given, is told when the steps before it start and end
+        (:data:`CHECKING_STEP`, :data:`FEATURES_STEP`).
         """
+        step = steps or (lambda task, done, total: None)
         # A text cutoff is ISO 8601, as the contract reads times ("now" or "01/02/2020" are
         # not guessed), and any cutoff lies between the first plausible post and now.
         try:
@@ -267,9 +275,11 @@ class Predictor:
                 )
         except ValueError as exc:
             raise DataError(str(exc)) from None
+        step(CHECKING_STEP, 0, 1)
         data, zero = validate_candidates(
             profiles, posts, now=now, profiles_file=profiles_file, posts_file=posts_file
         )
+        step(CHECKING_STEP, 1, 1)
         zero_keys = zero["influencer"].astype(str).tolist()
         wanted = (
             None
@@ -288,12 +298,14 @@ class Predictor:
 
         parts = []
         if len(to_score):
+            step(FEATURES_STEP, 0, 1)
             examples = examples_at(to_score, as_of)
             if post_type is not None:
                 examples["post_type"] = _per_row_value(post_type, examples["influencer"])
             if sponsored is not None:
                 examples["sponsored"] = _per_row_value(sponsored, examples["influencer"])
             base = compute_features(to_score, posts_in, examples)
+            step(FEATURES_STEP, 1, 1)
             if progress is None:
                 scored = self.predict_features(
                     base, explain=explain, target_engagements=target_engagements

@@ -225,6 +225,26 @@ def test_scoring_in_blocks_for_a_progress_bar_gives_the_same_table(
     assert counted == [(0, n), *((min(k, n), n) for k in range(3, n + 3, 3))]
 
 
+def test_the_steps_before_scoring_are_counted_for_a_progress_bar(predictor, candidates):
+    from serving.predictor import CHECKING_STEP, FEATURES_STEP
+
+    profiles, posts = candidates
+    now = pd.Timestamp("2020-06-01", tz="UTC")
+    steps: list[tuple[str, int, int]] = []
+    counted = predictor.score(
+        profiles, posts, "2020-01-01", now=now, steps=lambda *step: steps.append(step)
+    )
+    assert steps == [
+        (CHECKING_STEP, 0, 1),
+        (CHECKING_STEP, 1, 1),
+        (FEATURES_STEP, 0, 1),
+        (FEATURES_STEP, 1, 1),
+    ]
+    pd.testing.assert_frame_equal(
+        counted.table, predictor.score(profiles, posts, "2020-01-01", now=now).table
+    )
+
+
 def test_no_posts_table_at_all_scores_everyone_cold(predictor, candidates):
     profiles, _ = candidates
     table = predictor.predict(profiles, None)

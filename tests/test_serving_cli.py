@@ -105,6 +105,47 @@ def test_on_a_terminal_the_top_of_the_shortlist_is_a_rich_table(
     assert f"wrote {len(table)} rows" in printed
 
 
+def test_on_a_terminal_every_step_of_scoring_moves_a_progress_bar(
+    served, files, tmp_path, monkeypatch
+):
+    from contextlib import nullcontext
+
+    import engage.serve_commands
+    from engage.console import ProgressBars
+    from serving.predictor import CHECKING_STEP, FEATURES_STEP
+
+    class Drawn:  # stands for rich's Progress: records what the bars are moved to
+        def __init__(self) -> None:
+            self.moves: list[tuple[str, int, int]] = []
+
+        def add_task(self, task: str, total: int) -> str:
+            return task
+
+        def update(self, task: str, completed: int, total: int) -> None:
+            self.moves.append((task, completed, total))
+
+    drawn = Drawn()
+    bars = ProgressBars(drawn)  # type: ignore[arg-type]
+    monkeypatch.setattr(engage.serve_commands, "progress_bars", lambda: nullcontext(bars))
+    fees = tmp_path / "fees.csv"
+    first = pd.read_csv(files[0], dtype=str)["influencer"].iloc[0]
+    pd.DataFrame({"influencer": [first], "fee": [100]}).to_csv(fees, index=False)
+    assert score(served, files, tmp_path / "ranked.csv", "--fees", str(fees)) == 0
+    tables = engage.serve_commands.TABLES_READ
+    assert drawn.moves == [
+        (tables, 0, 3),  # profiles, posts, the fee table
+        (tables, 1, 3),
+        (tables, 2, 3),
+        (tables, 3, 3),
+        (CHECKING_STEP, 0, 1),
+        (CHECKING_STEP, 1, 1),
+        (FEATURES_STEP, 0, 1),
+        (FEATURES_STEP, 1, 1),
+        ("candidates scored", 0, 1),  # the one the fee table names
+        ("candidates scored", 1, 1),
+    ]
+
+
 def test_excel_output_has_the_ranking_and_an_about_sheet(served, files, tmp_path):
     out = tmp_path / "ranked.xlsx"
     assert score(served, files, out, "--top", "0") == 0
