@@ -501,7 +501,7 @@ def measure_server(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from serving.server import machine_cpus
+    from serving.limits import machine_cpus
     from tests.model_fixtures import train_small, write_small_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,9 +23,6 @@ import typer
 
 from engage import data_commands, model_commands, serve_commands
 from engage.common import EXIT_BAD_INPUT, UsageError, embedded_posts, embedded_profiles
-from features.artifact import ArtifactError
-from features.contract import DataError, DataValidationError
-from features.outputs import OutputError, console_text
 
 __all__ = ["EXIT_BAD_INPUT", "app", "embedded_posts", "embedded_profiles", "main"]
 
@@ -81,14 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except typer.Abort:
         return 130  # end of input at a prompt: as Ctrl-C
-    except (DataValidationError, DataError, UsageError, ArtifactError, OutputError) as exc:
-        # Messages quote the input's own values (handles, categories): never raw to a terminal.
-        print(f"engage {command}: {console_text(exc, keep_newlines=True)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        # A file that cannot be read or written past the checks above (disk full, permissions
-        # changed, a network filesystem gone): the user's to fix, and the message says which file.
-        return _cannot_read_or_write(command, exc)
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            # Messages quote the input's own values (handles, categories): never raw to a
+            # terminal.
+            print(f"engage {command}: {_console_text(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(exc, OSError):
+            # A file that cannot be read or written past the checks above (disk full,
+            # permissions changed, a network filesystem gone): the user's to fix, and the
+            # message says which file.
+            return _cannot_read_or_write(command, exc)
+        raise
     except SystemExit as exc:
         # Typer turns a closed output pipe (`engage score | head`) into exit 1, which is ours for
         # a bug: it is an output that cannot be written, so 2 as for any other.
@@ -99,11 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(status or 0)
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix (exit 2). Imported when one is to be told apart:
+    their modules load pandas, which ``engage --help`` does not need."""
+    from features.artifact import ArtifactError
+    from features.contract import DataError, DataValidationError
+    from features.outputs import OutputError
+
+    return (DataValidationError, DataError, UsageError, ArtifactError, OutputError)
+
+
+def _console_text(exc: BaseException) -> str:
+    from features.outputs import console_text
+
+    return console_text(exc, keep_newlines=True)
+
+
 def _cannot_read_or_write(command: str, exc: OSError) -> int:
-    print(
-        f"engage {command}: cannot read or write a file: {console_text(exc, keep_newlines=True)}",
-        file=sys.stderr,
-    )
+    print(f"engage {command}: cannot read or write a file: {_console_text(exc)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

@@ -11,19 +11,15 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from features.contract import ValidatedData, check_cutoff, load_and_validate
-from features.contract import parse_time as parse_iso_time
-from features.outputs import (
-    atomic_output,
-    console_text,
-    existing_mode,
-    neutralise_formulas,
-    read_only_message,
-)
+    from features.contract import ValidatedData
+
+# The library (pandas and all) is imported inside the helpers, when a command runs: the
+# commands' modules are imported for every ``engage --help``, which needs none of it.
 
 # The embedded default data set ships with the source tree (see data/README.md).
 EMBEDDED_DATA = Path(__file__).resolve().parents[1] / "data" / "instagram"
@@ -62,6 +58,9 @@ def resolve_data_paths(args: SimpleNamespace) -> tuple[Path, Path | None]:
 
 
 def load_inputs(args: SimpleNamespace) -> ValidatedData:
+    from features.contract import load_and_validate
+    from features.outputs import console_text
+
     profiles, posts = resolve_data_paths(args)
     data = load_and_validate(profiles, posts)
     if getattr(args, "rejects", None):
@@ -76,6 +75,9 @@ def parse_time(text: str | None, option: str = "--as-of") -> pd.Timestamp | None
     between the first plausible post and now (:func:`features.contract.check_cutoff`)."""
     if text is None:
         return None
+    from features.contract import check_cutoff
+    from features.contract import parse_time as parse_iso_time
+
     try:
         return check_cutoff(parse_iso_time(text, option), option)
     except ValueError as exc:
@@ -96,6 +98,8 @@ def check_output_file(
     that is not one of them. URLs are left to their filesystem."""
     if path is None or "://" in str(path):
         return
+    from features.outputs import existing_mode, read_only_message
+
     path = Path(path)
     if suffixes is not None and not path.name.lower().endswith(suffixes):
         raise UsageError(f"{option} {path}: unknown output type; use {', '.join(suffixes)}")
@@ -188,6 +192,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
     Atomic (a failed write leaves the previous file); CSV text cells cannot run as formulas.
     """
+    from features.outputs import atomic_output, neutralise_formulas
+
     name = Path(path).name.lower()
     with atomic_output(path) as temp:
         if name.endswith((".parquet", ".pq")):

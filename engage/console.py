@@ -4,6 +4,7 @@ Only on a terminal: redirected to a file, a pipe or a CI log, the commands print
 they always printed (scripts and tests read it), and no progress bar is drawn. The consoles are
 made when something is printed, on the ``sys.stdout`` and ``sys.stderr`` of that moment, so a
 redirection set up by the caller (pytest's capture, ``contextlib.redirect_stdout``) is followed.
+rich itself is imported only when a table or a bar is drawn.
 """
 
 from __future__ import annotations
@@ -11,19 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -50,6 +42,10 @@ def print_table(
     Cells are shown as text, never read as rich markup: they hold the input's own values
     (a handle like ``[bold]x`` stays as it is).
     """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     aligned_left = set(left)
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
     for column in columns:
@@ -61,6 +57,9 @@ def print_table(
 
 def print_text(text: str, style: str | None = None) -> None:
     """A line (or lines) on stdout through rich, as text: no markup is read from it."""
+    from rich.console import Console
+    from rich.text import Text
+
     # soft_wrap: long lines are left to the terminal to wrap, not cut into rich's width
     Console(file=sys.stdout, highlight=False).print(Text(text, style=style or ""), soft_wrap=True)
 
@@ -102,6 +101,15 @@ def progress_bars() -> Iterator[ProgressBars]:
     if not is_terminal(sys.stderr):
         yield ProgressBars(None)
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -32,8 +32,6 @@ from engage.options import (
     whole_number,
 )
 from engage.scale_commands import cmd_features_dask
-from features.contract import DataValidationError, load_and_validate
-from features.outputs import console_text
 
 app = typer.Typer()
 
@@ -42,6 +40,9 @@ app = typer.Typer()
 def validate(profiles: Profiles = None, posts: Posts = None, rejects: Rejects = None) -> int:
     """Check profiles and posts against the data contract and print the report."""
     args = arguments(locals())
+    from features.contract import DataValidationError, load_and_validate
+    from features.outputs import console_text
+
     check_output_file(args.rejects, "--rejects", TABLE_SUFFIXES)
     profiles_path, posts_path = resolve_data_paths(args)
     try:
@@ -109,6 +110,7 @@ def synth(
 ) -> int:
     """Write synthetic profiles and posts fitted on the embedded data (for scale tests only)."""
     args = arguments(locals())
+    from features.contract import load_and_validate
     from features.synth import fit_synth_params, generate, write_synthetic
 
     check_output_folder(args.out_dir, "--out-dir")

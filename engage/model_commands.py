@@ -36,12 +36,13 @@ from engage.options import (
     whole_number,
 )
 from engage.scale_commands import train_on_dask
-from features.outputs import write_text
 
 app = typer.Typer()
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
+    from features.outputs import write_text
+
     write_text(path, json.dumps(data, indent=2, default=str))
 
 

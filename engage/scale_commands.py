@@ -13,7 +13,6 @@ from typing import Any
 
 from engage.common import UsageError, parse_time, resolve_data_paths, write_table
 from engage.console import progress_bars
-from features.outputs import console_text
 
 
 def _inputs(args: SimpleNamespace) -> tuple[Any, Any, tuple[str, str]]:
@@ -37,6 +36,7 @@ def _check_folder_output(args: SimpleNamespace) -> None:
 
 
 def _report(report: Any, args: SimpleNamespace) -> None:
+    from features.outputs import console_text
 
     if getattr(args, "rejects", None):
         write_table(report.rejects_frame(), args.rejects)
@@ -100,6 +100,7 @@ def cmd_score_dask(args: SimpleNamespace) -> int:
     from functools import partial
 
     from features.distributed import dask_client
+    from features.outputs import console_text
     from serving.distributed import score_dask
     from serving.planner import (
         PLAN_COLUMNS,

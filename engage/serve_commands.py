@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import socket
 import subprocess
@@ -12,8 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
-import numpy as np
-import pandas as pd
 import typer
 
 from engage.common import (
@@ -37,7 +36,7 @@ from engage.options import (
     port_number,
 )
 from engage.scale_commands import cmd_score_dask
-from serving.server import ServerLimits, machine_cpus
+from serving.limits import ServerLimits, machine_cpus
 
 # engage score's first progress bar: the profiles, the posts, and the fee table and shortlist.
 TABLES_READ = "candidate tables read"
@@ -157,6 +156,8 @@ def score(
 
 
 def _score(args: SimpleNamespace) -> int:
+    import pandas as pd
+
     from features.contract import read_table
     from features.outputs import console_text
     from serving.planner import (
@@ -194,7 +195,7 @@ def _score(args: SimpleNamespace) -> int:
         raise UsageError("--show must be 0 or more")
     show = args.show if args.show is not None else (args.top or 20)
     if args.target_engagements is not None and not (
-        args.target_engagements > 0 and np.isfinite(args.target_engagements)
+        args.target_engagements > 0 and math.isfinite(args.target_engagements)
     ):
         raise UsageError(
             "--target-engagements must be a positive number of engagements per post, e.g. 5000"
@@ -420,7 +421,7 @@ def server_limits(args: SimpleNamespace) -> tuple[ServerLimits, int]:
         ("--heavy-kb", args.heavy_kb, MAX_BODY_MB * 2**10),
         ("--timeout", args.timeout, MAX_TIMEOUT_S),
     ):
-        if not (np.isfinite(value) and 0 < value <= most):
+        if not (math.isfinite(value) and 0 < value <= most):
             raise UsageError(
                 f"{option} {value:g}: must be a positive number, at most {most:g}"
                 " (--max-body-mb, --heavy-kb and --timeout must be positive)"

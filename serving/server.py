@@ -41,12 +41,13 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from serving.limits import ServerLimits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,41 +61,6 @@ MAX_MESSAGE_CHARS = 4000
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("engage.serve")
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """Limits of one server worker (``engage serve`` options; see the module docstring)."""
-
-    max_body_bytes: int = 16 * 2**20
-    heavy_body_bytes: int = 256 * 2**10
-    request_timeout: float = 60.0
-    body_timeout: float = 15.0
-    light_concurrency: int = 2
-    heavy_concurrency: int = 1
-    heavy_queue: int = 2
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            if not getattr(self, f.name) > 0 and f.name != "heavy_queue":
-                raise ValueError(f"{f.name} must be positive, got {getattr(self, f.name)}")
-        if self.heavy_queue < 0:
-            raise ValueError(f"heavy_queue must be 0 or more, got {self.heavy_queue}")
-
-    def to_env(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_env(cls, text: str | None) -> ServerLimits:
-        return cls(**json.loads(text)) if text else cls()
-
-
-def machine_cpus() -> int:
-    """CPUs this process may run on (the affinity mask, as containers and taskset set it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- error answers

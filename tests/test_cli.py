@@ -112,6 +112,22 @@ def test_a_closed_output_pipe_exits_2_not_1(monkeypatch, capsys):
     # Typer swaps the standard streams on EPIPE; monkeypatch puts them back after the test.
     monkeypatch.setattr(sys, "stdout", sys.stdout)
     monkeypatch.setattr(sys, "stderr", sys.stderr)
-    monkeypatch.setattr("engage.data_commands.load_and_validate", closed_pipe)
+    monkeypatch.setattr("features.contract.load_and_validate", closed_pipe)
     assert main(["validate"]) == EXIT_BAD_INPUT
     assert "cannot read or write a file" in capsys.readouterr().err
+
+
+def test_help_imports_none_of_the_library(tmp_path):
+    # `engage COMMAND --help` starts in a fraction of the time the data libraries take to load:
+    # they are imported inside the commands.
+    script = (
+        "import sys\n"
+        "from engage.cli import main\n"
+        "assert main(['validate', '--help']) == 0\n"
+        "heavy = ('pandas', 'numpy', 'pyarrow', 'lightgbm', 'mlflow', 'features.contract')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
