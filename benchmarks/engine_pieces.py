@@ -55,7 +55,6 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +63,8 @@ from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from benchmarks.common import json_from_child  # noqa: E402
 
 KEEP_RATIO = 1.3
 SEED = 0
@@ -529,17 +530,7 @@ def run_variant(piece: str, variant: str, folder: Path) -> dict:
 
 
 def run_in_child(piece: str, variant: str, folder: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--run", piece, variant, str(folder)]
-    done = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{piece}/{variant} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_from_child(__file__, ["--run", piece, variant, str(folder)], f"{piece}/{variant}")
 
 
 def same_result(a: Any, b: Any) -> bool:

@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,8 @@ from pathlib import Path
 # shadow the ``features`` package. Put the repository root first instead.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from benchmarks.common import json_from_child  # noqa: E402
 
 STAGES = ("pipeline", "features", "polars", "ours", "duckdb", "duckdb_1thread", "duckdb_whole")
 SEED = 0
@@ -517,26 +518,8 @@ def run_stage(name: str, folder: Path, cutoff: str) -> dict:
 
 def run_stage_in_child(name: str, folder: Path, cutoff: str) -> dict:
     """A fresh interpreter per stage: its peak RSS is that stage's alone."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--stage",
-        name,
-        "--data-dir",
-        str(folder),
-        "--cutoff",
-        cutoff,
-    ]
-    done = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"stage {name} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--stage", name, "--data-dir", str(folder), "--cutoff", cutoff]
+    return json_from_child(__file__, args, f"stage {name}")
 
 
 # --------------------------------------------------------------------------- checking and reporting

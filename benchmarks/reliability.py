@@ -46,6 +46,8 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from benchmarks.common import engage_serve_command  # noqa: E402
+
 HOST = "127.0.0.1"  # loopback only
 AS_OF = "2019-06-01T00:00:00Z"
 
@@ -156,31 +158,12 @@ def run_load(
     clients: int = 8,
     log_path: Path | None = None,
 ) -> LoadResult:
-    from serving.rest import free_port, stop_process_group, wait_for_ping
+    from serving.rest import stop_process_group
 
-    port = free_port(HOST)
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engage.cli",
-            "serve",
-            "--model",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--host",
-            HOST,
-        ],
-        cwd=_HERE.parent,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server, port = start_server("engage", model_dir, None, log)
     result = LoadResult(requests=requests, clients=clients)
     try:
-        wait_for_ping(f"http://{HOST}:{port}", timeout=180, process=server)
         bodies = request_bodies(data)
         for body in bodies[:4]:  # warm up every worker's model load
             _post(port, body)
@@ -403,29 +386,25 @@ def scenarios(client_counts: list[int], light_only: bool = False) -> list[tuple[
 
 
 def start_server(
-    server: str, model_dir: Path, workdir: Path, log: Any, workers: int | None = None
+    server: str, model_dir: Path, workdir: Path | None, log: Any, workers: int | None = None
 ) -> tuple[subprocess.Popen, int]:
     """``engage serve`` (its limits and default workers), or ``mlflow models serve`` with its own
-    defaults on the same pyfunc model (what ``engage serve`` ran before)."""
+    defaults on the same pyfunc model (what ``engage serve`` ran before), in a pyfunc folder
+    under ``workdir``; answering ``/ping``, or stopped."""
     import os
 
-    from serving.rest import REPO_ROOT, build_pyfunc_model, free_port, wait_for_ping
+    from serving.rest import (
+        REPO_ROOT,
+        build_pyfunc_model,
+        free_port,
+        stop_process_group,
+        wait_for_ping,
+    )
 
     port = free_port(HOST)
     if server == "engage":
-        command = [
-            sys.executable,
-            "-m",
-            "engage.cli",
-            "serve",
-            "--model",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--host",
-            HOST,
-        ]
-        command += ["--workers", str(workers)] if workers else []
+        workers_option = ["--workers", str(workers)] if workers else []
+        command = engage_serve_command(model_dir, port, "--host", HOST, *workers_option)
         env = None
     else:
         pyfunc = build_pyfunc_model(
@@ -459,7 +438,11 @@ def start_server(
         start_new_session=True,
         env=env,
     )
-    wait_for_ping(f"http://{HOST}:{port}", timeout=180, process=process)
+    try:
+        wait_for_ping(f"http://{HOST}:{port}", timeout=180, process=process)
+    except BaseException:
+        stop_process_group(process)
+        raise
     return process, port
 
 

@@ -52,6 +52,8 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from benchmarks.common import engage_serve_command  # noqa: E402
+
 SEED = 0
 
 
@@ -206,20 +208,9 @@ def served_latency(
 
 def http_latency(model_dir: Path, rows: Any, repeats: int) -> dict[str, float]:
     """``engage serve`` on the benchmark model."""
-
-    def command_for(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "engage.cli",
-            "serve",
-            "--model",
-            str(model_dir),
-            "--port",
-            str(port),
-        ]
-
-    return served_latency(command_for, rows, repeats, cwd=_HERE.parent)
+    return served_latency(
+        functools.partial(engage_serve_command, model_dir), rows, repeats, cwd=_HERE.parent
+    )
 
 
 NOOP_PYFUNC = """
