@@ -3,8 +3,8 @@
 :mod:`features.aggregate` says what each feature is; this module (and the two it gathers,
 :mod:`features.segments` and :mod:`features.keys`) is how they are computed fast and in bounded
 memory at ten million posts. Each primitive has a plain pandas or numpy equivalent, named in its
-docstring, that gives the same result (tests/test_engine.py checks them against it); what each
-buys over the plainest engine is measured by ``benchmarks/engine_pieces.py`` (README,
+docstring, that gives the same result (tests/features/test_engine.py checks them against it);
+what each buys over the plainest engine is measured by ``benchmarks/engine_pieces.py`` (README,
 Benchmarks), and pieces that did not earn their lines there were replaced by the plain
 equivalent.
 

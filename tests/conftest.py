@@ -97,6 +97,22 @@ def raw_posts_frame() -> pd.DataFrame:
     return frame.mask(frame == "")
 
 
+def planned_data():
+    profiles = pd.DataFrame({"influencer": ["vid", "pics", "new"], "followers": [5000, 5000, 5000]})
+    posts = pd.DataFrame(
+        {
+            "influencer": ["vid"] * 3 + ["pics"] * 3,
+            "post_id": [f"p{i}" for i in range(6)],
+            "posted_at": [f"2020-0{m}-01T00:00:00Z" for m in (1, 2, 3, 1, 2, 3)] + [],
+            "likes": [100] * 6,
+            "comments": [5] * 6,
+            "media_type": ["video", "reel", "image", "image", "carousel", "image"],
+            "is_sponsored": [False] * 6,
+        }
+    )
+    return validate(profiles, posts)
+
+
 @pytest.fixture
 def raw_profiles() -> pd.DataFrame:
     return raw_profiles_frame()
@@ -111,6 +127,17 @@ def raw_posts() -> pd.DataFrame:
 def tiny() -> ValidatedData:
     """The tiny data set after validation (the form every feature function receives)."""
     return validate(raw_profiles_frame(), raw_posts_frame(), now=NOW)
+
+
+@pytest.fixture
+def tiny_files(tmp_path) -> tuple[Path, Path]:
+    """The tiny data set as CSV files, plus one orphan post (row 9) for an unknown influencer."""
+    posts = raw_posts_frame()
+    orphan = posts.iloc[[0]].assign(influencer="ghost", post_id="g1")
+    profiles_path, posts_path = tmp_path / "profiles.csv", tmp_path / "posts.csv"
+    raw_profiles_frame().to_csv(profiles_path, index=False)
+    pd.concat([posts, orphan], ignore_index=True).to_csv(posts_path, index=False)
+    return profiles_path, posts_path
 
 
 @pytest.fixture
@@ -133,6 +160,8 @@ def embedded_paths() -> tuple[Path, Path]:
 
 
 # Session fixtures that train one small real model (see tests/model_fixtures.py).
+# The Dask engine's cluster and Parquet inputs (see tests/dask_fixtures.py).
+from tests.dask_fixtures import dask_cluster, parquet_data  # noqa: E402, F401
 from tests.model_fixtures import small_data, trained  # noqa: E402, F401
 
 

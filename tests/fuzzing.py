@@ -1101,7 +1101,7 @@ def output_fault(case: Case, out: Path) -> Any:
     elif fault == "disk_full":
         import builtins
 
-        from tests.test_outputs import FullDisk
+        from tests.features.test_outputs import FullDisk
 
         disk = FullDisk(out.parent, budget=int(case.cut * 2000))
         real = builtins.open, io.open

@@ -15,19 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.aggregate import (
-    TIERS,
-    compute_features,
-    examples_at,
-    feature_table,
-    tier_of,
-)
+from features.aggregate import TIERS, compute_features, examples_at, feature_table, tier_of
 from features.contract import validate
-from features.engagement import ER_DEFINITION, engagement_rate, er_from_log, interactions, log_er
+from tests.conftest import planned_data
 
 NOW = pd.Timestamp("2020-06-01", tz="UTC")
+
+
 # log ER of ana's four history posts: ln((interactions + 1) / 5000)
 A1, A2, A3, A4 = (math.log(x / 5000) for x in (100, 60, 1, 250))
+
+
 # ben: ln((interactions + 1) / 200000) = ln(0.01), ln(0.02)
 B1, B2 = math.log(0.01), math.log(0.02)
 
@@ -42,39 +40,6 @@ def test_one_row_per_profile_in_profile_order(tiny, cutoff):
     assert out.columns[:2].tolist() == ["influencer", "cutoff"]
     assert out["influencer"].tolist() == ["ana", "ben", "cara"]
     assert (out["cutoff"] == cutoff).all()
-
-
-# ----------------------------------------------------------------- engagement definition
-
-
-@pytest.mark.parametrize(
-    ("row", "expected"),
-    [
-        ({"likes": 10.0, "comments": 2.0}, 12.0),  # Instagram: likes + comments
-        (
-            {"likes": 10.0, "comments": 2.0, "shares": 3.0, "saves": 4.0},
-            19.0,
-        ),  # shares and saves count
-        (
-            {"likes": 10.0, "comments": 2.0, "shares": np.nan, "saves": 4.0},
-            16.0,
-        ),  # a missing share counts 0
-        ({"likes": 0.0, "comments": 0.0}, 0.0),  # zero engagement
-    ],
-)
-def test_interactions(row, expected):
-    assert interactions(pd.DataFrame([row])).iloc[0] == expected
-
-
-def test_log_er_and_inverse():
-    # ln((interactions + 1) / followers); zero interactions stay finite
-    assert log_er(np.array([99.0]), np.array([1000.0]))[0] == pytest.approx(math.log(0.1))
-    assert np.isfinite(log_er(np.array([0.0]), np.array([1e6]))).all()
-    assert engagement_rate(np.array([30.0]), np.array([1000.0]))[0] == pytest.approx(0.03)
-    assert er_from_log(log_er(np.array([30.0]), np.array([1000.0])), np.array([1000.0]))[
-        0
-    ] == pytest.approx(0.03)
-    assert "shares" in ER_DEFINITION and "saves" in ER_DEFINITION
 
 
 # ----------------------------------------------------------------- profile family
@@ -443,16 +408,6 @@ def test_even_spread_of_tags_has_entropy_one_not_more(tiny, cutoff, n_tags):
     assert (out["hashtag_entropy"].dropna() <= 1.0).all()
 
 
-def test_parallel_key_lookup_gives_the_serial_result(tiny, cutoff, monkeypatch):
-    # Big inputs look keys up in slices on several threads; force that path on the tiny data.
-    from features import keys
-
-    serial = feature_table(tiny.profiles, tiny.posts, cutoff)
-    monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
-    monkeypatch.setattr(keys.os, "cpu_count", lambda: 3)  # more slices than rows per slice
-    pd.testing.assert_frame_equal(feature_table(tiny.profiles, tiny.posts, cutoff), serial)
-
-
 def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     # Big inputs split the tags a chunk of posts at a time and build each chunk's docs in example
     # order, examples without posts included; tiny chunks on real data must change nothing.
@@ -471,46 +426,10 @@ def test_hashtag_chunks_give_the_one_pass_result(small_data, monkeypatch):
     pd.testing.assert_frame_equal(feature_table(data.profiles, data.posts, as_of), one_pass)
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_key_lookup_over_arrow_chunks_is_get_indexer(parallel, monkeypatch):
-    # Posts read from Parquet are arrow text in several chunks (row groups): each chunk is looked
-    # up as it is, without joining them first.
-    import pyarrow as pa
-
-    from features import keys
-
-    if parallel:
-        monkeypatch.setattr(keys, "PARALLEL_LOOKUP_ROWS", 0)
-    chunked = pa.chunked_array(
-        [pa.array(["b", "x", "a"]), pa.array([], pa.string()), pa.array(["a", "c"])]
-    )
-    values = pd.Series(pd.arrays.ArrowStringArray(chunked))
-    profile_keys = pd.Series(["a", "b", "c"], dtype="string[pyarrow]")
-    expected = pd.Index(["a", "b", "c"]).get_indexer(["b", "x", "a", "a", "c"])
-    np.testing.assert_array_equal(keys.positions_in(profile_keys, values), expected)
-    np.testing.assert_array_equal(keys.positions_in(profile_keys, values.iloc[:0]), [])
-
-
-def _planned_data():
-    profiles = pd.DataFrame({"influencer": ["vid", "pics", "new"], "followers": [5000, 5000, 5000]})
-    posts = pd.DataFrame(
-        {
-            "influencer": ["vid"] * 3 + ["pics"] * 3,
-            "post_id": [f"p{i}" for i in range(6)],
-            "posted_at": [f"2020-0{m}-01T00:00:00Z" for m in (1, 2, 3, 1, 2, 3)] + [],
-            "likes": [100] * 6,
-            "comments": [5] * 6,
-            "media_type": ["video", "reel", "image", "image", "carousel", "image"],
-            "is_sponsored": [False] * 6,
-        }
-    )
-    return validate(profiles, posts)
-
-
 def test_planned_post_defaults_to_the_creators_usual_post_and_takes_what_the_planner_says():
     from features.aggregate import compute_features, examples_at
 
-    data = _planned_data()
+    data = planned_data()
     at = pd.Timestamp("2020-06-01", tz="UTC")
     usual = compute_features(data.profiles, data.posts, examples_at(data.profiles, at)).set_index(
         "influencer"
@@ -536,19 +455,3 @@ def test_planned_post_defaults_to_the_creators_usual_post_and_takes_what_the_pla
     assert (
         np.isnan(told.loc["new", "planned_video"]) and told.loc["new", "planned_sponsored"] == 0.0
     )
-
-
-def test_training_examples_carry_each_target_posts_own_format():
-    from training.examples import post_examples
-
-    data = _planned_data()
-    # The scrape's newest posts (March) are too young to be targets.
-    ex = post_examples(data.profiles, data.posts)
-    by_time = ex.base.assign(t=ex.target_time.to_numpy()).sort_values(["influencer", "t"])
-    vid = by_time[by_time["influencer"] == "vid"]
-    assert vid["planned_video"].tolist() == [
-        1.0,
-        1.0,
-    ]  # the video and the reel, not the history's mix
-    pics = by_time[by_time["influencer"] == "pics"]
-    assert pics["planned_carousel"].tolist() == [0.0, 1.0]

@@ -26,8 +26,7 @@ from features.contract import (
     suggest_column,
     validate,
 )
-
-from .conftest import NOW, raw_posts_frame, raw_profiles_frame
+from tests.conftest import NOW, raw_posts_frame, raw_profiles_frame
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -802,63 +801,6 @@ def test_key_checks_compare_text_whatever_the_hashes(monkeypatch, now, collide):
     )
     assert "rows 9: exact duplicate post rows" in described
     assert "rows 3, 11: the same post_id appears under several influencers" in described
-
-
-def test_text_hashes_are_stable_and_find_repeats():
-    from features.keys import HASH_SLICE_ROWS, repeated, text_hashes
-
-    values = pd.Series(["a", "b", "", None, "ab", "a", "ba", "é", "x" * 300, ""], dtype="string")
-    hashes = text_hashes(values)
-    assert repeated(hashes).tolist() == [
-        True,
-        False,
-        True,
-        False,
-        False,
-        True,
-        False,
-        False,
-        False,
-        True,
-    ]
-    assert len(set(hashes[[0, 1, 2, 4, 6, 7, 8]])) == 7
-    as_objects = text_hashes(values.astype(object))  # Python strings: same hashes as arrow text
-    assert (as_objects == hashes).all()
-    # Slices of a long column hash as the whole does.
-    long = pd.Series(
-        np.tile(values.fillna("z").to_numpy(), HASH_SLICE_ROWS // 5 + 1), dtype="string"
-    )
-    assert (text_hashes(long)[: len(values)] == text_hashes(long.iloc[: len(values)])).all()
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.none(), st.text(max_size=12), st.text(alphabet="ab_0123456789", max_size=80)),
-        min_size=1,
-        max_size=40,
-    ),
-    st.integers(1, 7),
-)
-def test_text_hashes_agree_between_the_padded_and_the_byte_paths(values, slice_rows):
-    # ASCII slices are hashed 8 bytes at a time from arrow's zero-padded copy, the others byte by
-    # byte: a string must get the same hash whichever slice (and so whichever path) it falls in.
-    from features import keys
-
-    series = pd.Series(values, dtype="string[pyarrow]")
-    hashes = keys.text_hashes(series)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(keys, "PADDED_HASH_MAX_BYTES", -1)  # every slice byte by byte
-        np.testing.assert_array_equal(keys.text_hashes(series), hashes)
-        patch.setattr(keys, "PADDED_HASH_MAX_BYTES", 64)
-        patch.setattr(keys, "HASH_SLICE_ROWS", slice_rows)  # mixed slices, different paddings
-        np.testing.assert_array_equal(keys.text_hashes(series), hashes)
-    by_text: dict[str, int] = {}
-    for value, h in zip(values, hashes.tolist(), strict=True):
-        if value is None:
-            assert h == 0
-        else:
-            assert by_text.setdefault(value, h) == h  # equal strings, equal hashes
 
 
 @settings(max_examples=80, deadline=None)

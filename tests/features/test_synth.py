@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engage.cli import embedded_posts, embedded_profiles, main
+from engage.cli import embedded_posts, embedded_profiles
 from features.aggregate import tier_of
 from features.contract import load_and_validate, validate
 from features.engagement import interactions, log_er
@@ -187,12 +187,3 @@ def test_written_files_load_and_validate(params, tmp_path, file_format):
     data = load_and_validate(*paths)
     assert len(data.profiles) == 200
     assert len(data.posts) == len(posts)
-
-
-def test_cli_synth_writes_valid_parquet(tmp_path, capsys):
-    out_dir = tmp_path / "synth"
-    assert main(["synth", "--influencers", "200", "--out-dir", str(out_dir), "--seed", "1"]) == 0
-    assert "wrote 200 profiles" in capsys.readouterr().out
-    data = load_and_validate(out_dir / "profiles.parquet", out_dir / "posts.parquet")
-    assert len(data.profiles) == 200
-    assert not data.report.fatal

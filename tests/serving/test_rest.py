@@ -1,5 +1,5 @@
-"""REST: ``engage serve`` runs MLflow's scoring server;
-answers match the Python API; bad input is a 4xx."""
+"""REST (serving/rest.py): ``engage serve`` runs MLflow's scoring server; answers match the
+Python API; bad input is a 4xx."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from engage.serve_commands import SERVE_PORT
 from serving import Predictor, load_model
 from serving.predictor import OUTPUT_COLUMNS, STATUS_COLD, STATUS_OK
 from serving.rest import free_port, stop_process_group, wait_for_ping
-from serving.schema import EXAMPLE_COLUMNS, dataframe_split, input_example, to_rest_rows
+from serving.schema import dataframe_split, to_rest_rows
 from tests.serving_fixtures import ServingModel, serving_model, shortlist
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+
+
 # A fixed cutoff in the data's past, so "now" cannot differ between the server and the test.
 AS_OF = "2019-06-01T00:00:00Z"
 
@@ -94,36 +96,6 @@ def predictions(answer: object) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def predictor(served: ServingModel) -> Predictor:
     return load_model(served.model_dir)
-
-
-def test_the_logged_input_example_is_the_first_influencers_posts_as_a_client_sends_them():
-    profiles = pd.DataFrame(
-        {
-            "influencer": ["a", "b", "c"],
-            "followers": [100, 200, 300],
-            "platform": "instagram",  # a schema column the example leaves out
-        }
-    )
-    posts = pd.DataFrame(
-        {
-            "influencer": ["b", "b", "a", "c"],
-            "post_id": ["p1", "p2", "p3", "p4"],
-            "posted_at": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]),
-            "likes": [1, 2, 3, 4],
-            "comments": [0, 0, 1, 1],
-            "is_sponsored": [False, True, False, False],
-        }
-    )
-    example = input_example(profiles, posts, n_influencers=2)
-    # b's posts, then a's: the first two influencers in the posts' order, with their profiles.
-    assert example["post_id"].tolist() == ["p1", "p2", "p3"]
-    assert example["followers"].tolist() == [200.0, 200.0, 100.0]
-    assert list(example.columns) == [c for c in EXAMPLE_COLUMNS if c in example]
-    assert "platform" not in example
-    # As JSON carries them: counts as floats, times as text, flags as booleans.
-    assert example["likes"].dtype == "float64"
-    assert example["posted_at"].tolist()[0].startswith("2024-01-01")
-    assert example["is_sponsored"].dtype == bool
 
 
 def test_rest_answers_like_the_python_api_and_refuses_bad_input(server, served, predictor):
@@ -218,47 +190,6 @@ def test_rest_takes_text_csv_and_keeps_server_internals_out_of_errors(server, se
     assert status == 413 and "over 1 MB" in answer["message"]
     status, _ = post(server, dataframe_split(rows))
     assert status == 200
-
-
-@pytest.mark.parametrize("args", [["--workers", "0"], ["--timeout", "0"], ["--heavy-queue", "-1"]])
-def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
-    from engage.cli import EXIT_BAD_INPUT, main
-
-    assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
-    assert "must be" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--port", "70000"], "70000 is not a port number; use 0 to 65535"),
-        (["--port", "-1"], "-1 is not a port number"),
-        (["--port", "http"], "'http' is not a port number"),
-        (["--timeout", "nan"], "--timeout nan: must be a positive number"),
-        (["--max-body-mb", "inf"], "--max-body-mb inf: must be a positive number"),
-        (["--timeout", "1e308"], "at most 86400"),
-        (["--workers", "100000"], "--workers 100000: at most"),
-    ],
-)
-def test_serve_refuses_options_out_of_range_before_loading(args, message, capsys):
-    from engage.cli import EXIT_BAD_INPUT, main
-
-    assert main(["serve", "--model", "no-such-model", *args]) == EXIT_BAD_INPUT
-    assert message in capsys.readouterr().err
-
-
-def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
-    import socket
-
-    from engage.cli import EXIT_BAD_INPUT, main
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        assert main(["serve", "--model", "no-such-model", "--port", str(port)]) == EXIT_BAD_INPUT
-    err = capsys.readouterr().err
-    assert f"--port {port}: cannot listen there" in err and "no-such-model" not in err
 
 
 def readme_curl_example() -> list[str]:

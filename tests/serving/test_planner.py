@@ -1,6 +1,6 @@
-"""The planner's outputs without a model: ranking, the summary's total range, Excel formats, the
-HTML report's structure, data notes and warnings (a
-synthetic scored table stands in for a model)."""
+"""The planner's outputs without a model (serving/planner.py): ranking, the summary's total
+range, Excel formats, fee tables, data notes and warnings (a synthetic scored table stands in
+for a model)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pytest
 
 from features.contract import DataError
 from serving.planner import (
-    apply_fees,
-    check_fees,
     missing_optional_columns,
     planner_notes,
     range_notes,
@@ -24,87 +22,75 @@ from serving.planner import (
     summarise,
     write_output,
 )
-from serving.predictor import STATUS_COLD, STATUS_OK, STATUS_ZERO_FOLLOWERS
-from serving.report import ModelIdentity, ReportContext
+from tests.serving_fixtures import context, scored_table, with_fees
+
+# -------------------------------------------------------------- fee amounts and planned posts
 
 
-def scored_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """A table shaped like :meth:`Predictor.score`
-    output: history lengths 0-30, one unscored row."""
-    rng = np.random.default_rng(seed)
-    followers = np.exp(rng.uniform(np.log(2e3), np.log(3e6), n))
-    history = rng.choice([0, 2, 8, 30], n).astype(float)
-    er = np.exp(rng.normal(np.log(0.03), 0.8, n))
-    width = np.select([history == 0, history < 5, history < 15], [1.2, 0.9, 0.7], 0.5)
-    table = pd.DataFrame(
-        {
-            "influencer": [f"creator_{i:03d}" for i in range(n)],
-            "predicted_er": er,
-            "er_low": er * np.exp(-width),
-            "er_high": er * np.exp(width),
-            "expected_engagements": er * followers,
-            "engagements_p10": er * np.exp(-width) * followers,
-            "engagements_p50": er * followers,
-            "engagements_p90": er * np.exp(width) * followers,
-            "target_engagements": 5000.0,
-            "p_reach": rng.uniform(0, 1, n),
-            "expected_views": np.nan,
-            "predicted_er_per_view": np.nan,
-            "history_posts": history,
-            "tier": "micro",
-            "category": "food",
-            "followers": followers,
-            "peer_percentile": rng.uniform(0, 100, n),
-            "reasons": "own past engagement above peers (+0.42); choice "
-            "of hashtag themes lowers the estimate (-0.11)",
-            "has_history": (history > 0).astype(object),
-            "status": np.where(history > 0, STATUS_OK, STATUS_COLD).astype(object),
-            "as_of": "2019-05-20T00:00:00Z",
-        }
-    )
-    figures = [
-        "predicted_er",
-        "er_low",
-        "er_high",
-        "expected_engagements",
-        "engagements_p10",
-        "engagements_p50",
-        "engagements_p90",
-        "p_reach",
-        "peer_percentile",
-        "history_posts",
-    ]
-    table.loc[n - 1, figures] = np.nan
-    table.loc[n - 1, ["followers", "status"]] = [0.0, STATUS_ZERO_FOLLOWERS]
-    return table
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        (
+            "1.500,00",
+            r"rows 1: ambiguous decimal or thousands separator \('1\.500,00'\)",
+        ),  # 1500 in Germany
+        ("2,5", r"rows 1: ambiguous decimal or thousands separator \('2,5'\)"),  # 2.5 or 25?
+        ("1,500", r"rows 1: ambiguous decimal or thousands separator \('1,500'\)"),  # 1500 or 1.5?
+        (
+            "$1500",
+            r"rows 1: not a number; write plain digits with '\.' as the decimal point",
+        ),  # currency sign
+        ("1500 EUR", r"rows 1: not a number"),  # currency code in the cell
+        ("1e3", r"rows 1: not a number"),  # scientific notation is no way to write a fee
+        ("inf", r"rows 1: not a number"),
+    ],
+)
+def test_fee_amounts_are_never_guessed(cell, match):
+    from features.contract import DataError
+    from serving.planner import check_fees
+
+    with pytest.raises(DataError, match=match):
+        check_fees(pd.DataFrame({"influencer": ["a", "b"], "fee": [cell, "10"]}), "fees.csv")
 
 
-def with_fees(table: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+def test_fee_amounts_read_as_written():
+    from serving.planner import check_fees
+
     fees = check_fees(
         pd.DataFrame(
-            {
-                "influencer": table["influencer"],
-                "fee": (table["followers"] * 0.01 + 50).round(0).astype(str),
-                "currency": currency,
-            }
+            {"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}
         )
     )
-    return apply_fees(table, fees)[0]
-
-
-def context(table: pd.DataFrame, top: int | None = None, **extra: object) -> ReportContext:
-    identity = ModelIdentity(
-        version="20261202T010000Z-abc123",
-        name="engagement",
-        number="3",
-        alias="champion",
-        trained_on=("2012-08-20", "2019-05-15"),
-        resolved="models:/engagement@champion",
+    assert fees.table["fee"].tolist()[:3] == [1500.0, 1500.5, 0.5] and np.isnan(
+        fees.table["fee"].iloc[3]
     )
-    kept = table.head(top) if top else table
-    return ReportContext(
-        model=identity, as_of="2019-05-20 00:00 UTC", top=top, summary=summarise(kept), **extra
-    )  # type: ignore[arg-type]
+    # Typed amounts (Parquet) are taken as they are; true/false and infinities are refused.
+    assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table[
+        "fee"
+    ].tolist() == [1200.25]
+    from features.contract import DataError
+
+    with pytest.raises(DataError, match="true/false values, not amounts"):
+        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [True]}))
+    with pytest.raises(DataError, match="rows 1: infinite amount"):
+        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [np.inf]}))
+    with pytest.raises(
+        DataError, match=r"the header names one column more than once \('fee' and 'Fee'"
+    ):
+        check_fees(pd.DataFrame([["a", 1, 2]], columns=["influencer", "fee", "Fee"]))
+
+
+def test_conflicting_planned_posts_for_one_candidate_are_refused():
+    from features.contract import DataError
+    from serving.planner import check_planned_posts
+
+    frame = pd.DataFrame({"influencer": ["a", "a", "b", "b"], "sponsored": ["yes", "no", "1", "1"]})
+    with pytest.raises(DataError, match=r"different planned posts for the same influencer \(a\)"):
+        check_planned_posts(frame, "plan.csv")
+    # The same plan written twice is one plan; a shortlist without plan columns has none.
+    same = check_planned_posts(frame.iloc[2:], "plan.csv")
+    assert same is not None and same["sponsored"].tolist() == [True]
+    assert check_planned_posts(frame[["influencer"]], "plan.csv") is None
 
 
 # --------------------------------------------------------------------------- ranking
@@ -346,42 +332,6 @@ def test_a_csv_fee_table_from_excel_with_a_byte_order_mark_reads(tmp_path):
     assert read_shortlist(path) == ["ana"]
 
 
-# --------------------------------------------------------------------------- HTML
-
-
-def test_html_puts_summary_and_chart_before_a_sortable_table(tmp_path):
-    table = rank(with_fees(scored_table()), by="cost")
-    table["range_note"] = range_notes(table)
-    out = tmp_path / "report.html"
-    write_output(table, out, context(table, top=10, notes=["3 posts rows: duplicates dropped"]))
-    text = out.read_text()
-    assert (
-        text.index('class="cards"')
-        < text.index('class="chart"')
-        < text.index('<table class="ranking"')
-    )
-    assert text.count("<tr class=") == 10  # the top 10 only
-    assert "Blended cost per engagement" in text and "Total fee" in text and "80% range" in text
-    assert "engagement v3 @champion" in text and "trained on posts 2012-08-20 to 2019-05-15" in text
-    assert (
-        "<script>" in text
-        and "addEventListener" in text
-        and 'src="http' not in text
-        and "<link" not in text
-    )
-    assert "@media (max-width: 700px)" in text  # phones: optional columns hidden, short headers
-    assert "(x1.52)" in text and "(+0.42)" not in text  # contributions as factors a planner reads
-    assert "Data notes" in text and "duplicates dropped" in text
-
-
-def test_html_escapes_every_text_cell(tmp_path):
-    table = scored_table(5)
-    table.loc[0, "influencer"] = "<img src=x onerror=alert(1)>"
-    write_output(rank(table), tmp_path / "r.html", context(rank(table)))
-    text = (tmp_path / "r.html").read_text()
-    assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
-
-
 # --------------------------------------------------------------------------- notes and warnings
 
 
@@ -476,13 +426,3 @@ def test_range_notes_say_how_much_history_the_forecast_stands_on():
     assert (
         by_history[30.0] == "30 earlier posts (a long record); micro tier" and notes[-1] == ""
     )  # unscored: no note
-
-
-@pytest.mark.parametrize(
-    ("p", "text"),
-    [(0.9996, ">99%"), (0.995, ">99%"), (0.99, "99%"), (0.42, "42%"), (0.004, "<1%"), (np.nan, "")],
-)
-def test_a_chance_is_never_written_as_certain(p, text):
-    from serving.report import chance_text
-
-    assert chance_text(p) == text

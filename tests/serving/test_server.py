@@ -28,7 +28,11 @@ from serving.server import (
 from tests.serving_fixtures import ServingModel, serving_model, shortlist
 
 NUMERIC = {"followers", "likes", "comments"}
+
+
 SMALL = json.dumps({"dataframe_split": {"columns": ["influencer"], "data": [["a"]]}}).encode()
+
+
 HEAVY = b" " * 2048  # over the heavy threshold the tests set (1 KB)
 
 
@@ -343,7 +347,7 @@ def server_leaks(text: str) -> list[str]:
             "stack_trace",
             'File "',
             sys.prefix,
-            str(Path(__file__).resolve().parents[1]),
+            str(Path(__file__).resolve().parents[2]),
         )
         if sign in text
     ]

@@ -1,4 +1,4 @@
-"""The ``engage`` app itself (``engage.cli``, ``engage.options``): version, help, exit codes."""
+"""The ``engage`` app itself (``engage.cli``): version, help, exit codes, usage errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import errno
 import subprocess
 import sys
 from importlib.metadata import version
-from typing import get_args
 
 import pytest
 import typer
@@ -59,17 +58,6 @@ def test_defaults_are_shown_in_help(capsys):
         assert default in shown
 
 
-def test_the_choices_are_the_libraries_own():
-    from engage.options import Engine
-    from engage.serve_commands import PostType, RankBy
-    from features.datasets import ENGINES
-    from serving.planner import POST_TYPES, RANK_BY
-
-    assert get_args(get_args(Engine)[0]) == ENGINES
-    assert set(get_args(RankBy)) == set(RANK_BY)
-    assert set(get_args(PostType)) == set(POST_TYPES)
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -87,21 +75,6 @@ def test_usage_errors_exit_2_with_the_reason_on_stderr(argv, message, capsys):
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err
     assert captured.out == ""
-
-
-def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
-    import engage.console
-
-    with engage.console.progress_bars() as bars:  # pytest's stderr is no terminal
-        assert not bars.drawn and bars.counter("folds") is None
-        bars("folds", 1, 5)  # nothing happens
-    assert capsys.readouterr().err == ""
-    monkeypatch.setattr(engage.console, "is_terminal", lambda stream: True)
-    with engage.console.progress_bars() as bars:
-        count = bars.counter("folds")
-        assert bars.drawn and count is not None
-        for k in range(6):
-            count(k, 5)
 
 
 def test_a_closed_output_pipe_exits_2_not_1(monkeypatch, capsys):

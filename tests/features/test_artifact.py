@@ -1,22 +1,16 @@
-"""Trust in saved models: the signing key, what ``latest`` means, MLflow's copy, signals, secrets.
+"""Saved models (features/artifact.py): signing, verification, ``latest``, MLflow's copy.
 
 The tampering table (planted pickles, recomputed manifests, ...) is in test_reliability.py;
-this module covers the key, the registry-backed ``latest``, the verification of MLflow's logged
-copy before its code runs, SIGTERM/SIGINT during training and credentials in tracking URIs.
+this module covers the round trip, the key, the registry-backed ``latest``, half-written
+folders, and the verification of MLflow's logged copy before its code runs.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -27,20 +21,21 @@ from features.artifact import (
     MANIFEST_FILE,
     METADATA_FILE,
     MODEL_FILE,
+    MODEL_FORMAT,
     ArtifactError,
+    complete_versions,
     key_id,
     load_artifact,
     model_key,
     redact,
     resolve_model_dir,
     save_artifact,
+    sign_folder,
     stage_artifact,
     verify_folder,
 )
 from tests.serving_fixtures import ServingModel, serving_model
-from training.signals import StopSignals, TrainingInterrupted
 
-REPO = Path(__file__).resolve().parents[1]
 REGISTERED = {"registered_model": "engagement", "model_version": "1"}
 
 
@@ -340,182 +335,6 @@ def test_an_unknown_name_is_refused_and_cleaned_up(served, private_tmp):
     assert list(private_tmp.iterdir()) == []
 
 
-# --------------------------------------------------------------------------- signals
-
-
-def test_sigterm_raises_training_interrupted_and_waits_inside_hold():
-    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with StopSignals() as signals:
-        with pytest.raises(
-            TrainingInterrupted, match="stopped by SIGTERM: no model saved"
-        ) as caught:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises at once; never reached
-        assert caught.value.exit_code == 128 + signal.SIGTERM
-        steps = []
-        with (
-            pytest.raises(TrainingInterrupted, match="after the model was saved and registered"),
-            signals.hold(),
-        ):
-            os.kill(os.getpid(), signal.SIGINT)
-            steps.append("finished the step")
-        assert steps == ["finished the step"]
-    assert (
-        signal.getsignal(signal.SIGTERM),
-        signal.getsignal(signal.SIGINT),
-    ) == before  # handlers given back
-
-
-def _stage_real_model(trained, models: Path):
-    return stage_artifact(
-        load_artifact(trained.model_dir),
-        models,
-        json.loads((trained.model_dir / METADATA_FILE).read_text()),
-    )
-
-
-def _log(staged, uri: str, small_data, signals: StopSignals):
-    from features.contract import validate
-    from serving.schema import input_example
-    from training.tracking import log_run
-
-    clean = validate(
-        small_data.profiles.head(50),
-        small_data.posts[
-            small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(50))
-        ],
-    )
-    return log_run(
-        uri=uri,
-        experiment="engage",
-        registered_model="engagement",
-        params={"seed": 0},
-        datasets=[],
-        metrics={"model": {"mae_log_er": 0.5}},
-        plots=[],
-        staged=staged,
-        example=input_example(clean.profiles, clean.posts),
-        holdout_score=0.5,
-        promote=False,
-        champion_gate=lambda _dir, _name: None,
-        hold=signals.hold,
-    )
-
-
-@pytest.mark.parametrize("moment", ["log_metrics", "log_model", "register_model"])
-def test_a_signal_during_mlflow_logging_fails_cleanly_or_finishes(
-    trained, small_data, tmp_path, monkeypatch, moment
-):
-    """SIGTERM sent to this process at one MLflow step: before registration the run ends FAILED with
-    nothing registered or published; during registration the step completes, then it stops."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    models = tmp_path / "models"
-    staged = _stage_real_model(trained, models)
-    module = mlflow.pyfunc if moment == "log_model" else mlflow
-    real = getattr(module, moment)
-
-    def signalled(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, moment, signalled)
-    with StopSignals() as signals, pytest.raises(TrainingInterrupted) as caught:
-        try:
-            _log(staged, uri, small_data, signals)
-        finally:
-            staged.discard()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
-    versions = (
-        client.search_model_versions("name='engagement'")
-        if client.search_registered_models()
-        else []
-    )
-    published = [p for p in models.iterdir()]
-    if moment == "register_model":
-        assert caught.value.committed
-        assert [r.info.status for r in runs] == ["FINISHED"] and len(versions) == 1
-        assert [p.name for p in published] == [staged.final.name]
-        assert resolve_model_dir("latest", models) == staged.final
-    else:
-        assert not caught.value.committed
-        assert [r.info.status for r in runs] == ["FAILED"]
-        assert versions == [] and published == []  # nothing registered, no folder, no staging left
-
-
-_TRAIN_CLI = textwrap.dedent(
-    """
-    import sys
-    from engage.cli import main
-    sys.exit(main(["train", "--profiles", sys.argv[1], "--posts", sys.argv[2],
-                   "--models-dir", sys.argv[3], "--tracking-uri", sys.argv[4], "--folds", "2"]))
-    """
-)
-
-
-@pytest.mark.reliability
-def test_sigterm_at_random_moments_of_engage_train(tmp_path):
-    """`engage train` in a subprocess, SIGTERM at spread moments: every run ends FINISHED or
-    FAILED (never RUNNING), every registered version has its published folder, every folder is
-    registered, no staging folder is left, and the exit status says SIGTERM."""
-    from mlflow import MlflowClient
-
-    from tests.model_fixtures import write_small_data
-
-    data = write_small_data(tmp_path / "data", n_influencers=400)
-    models, uri = tmp_path / "models", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [
-        sys.executable,
-        "-c",
-        _TRAIN_CLI,
-        str(data.profiles_path),
-        str(data.posts_path),
-        str(models),
-        uri,
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.monotonic()
-    first = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
-    seconds = time.monotonic() - start
-    codes = []
-    for fraction in (0.3, 0.6, 0.8, 0.9, 0.95, 1.0):
-        process = subprocess.Popen(
-            args,
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(fraction * seconds)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=300)
-        codes.append(process.returncode)
-        # 0: it had finished; 143: stopped cleanly; -15: still importing, before training began
-        assert process.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), err[-2000:]
-        assert "Traceback" not in err, err[-2000:]
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("engage").experiment_id])
-    versions = client.search_model_versions("name='engagement'")
-    folders = {p.name for p in models.iterdir() if not p.name.startswith(".")}
-    staging = [p.name for p in models.iterdir() if p.name.startswith(".tmp-")]
-    print(
-        f"\n[reliability] SIGTERM during `engage train` ({seconds:.0f} s runs) at "
-        f"30-100 %: exit codes {codes}; runs {sorted(r.info.status for r in runs)}; "
-        f"{len(versions)} versions, {len(folders)} folders, {len(staging)} staging left"
-    )
-    assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
-    assert {Path(v.tags["local_path"]).name for v in versions} == folders
-    assert sum(r.info.status == "FINISHED" for r in runs) == len(versions)
-    assert not staging
-    for folder in folders:
-        verify_folder(models / folder)
-
-
 # --------------------------------------------------------------------------- secrets
 
 
@@ -541,175 +360,72 @@ def test_credentials_in_uris_are_redacted(text, expected):
     assert redact(text) == expected
 
 
-SECRET = "sekrit-Hunter2"
+# --------------------------------------------------------------------------- artifacts
 
 
-def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(
-    small_data, tmp_path, monkeypatch
-):
-    """Training against ``http://engage:<token>@...``:
-    the token is used to connect and nowhere else.
+class _Thing:
+    metadata: dict = {}
 
-    The store behind the address is a local SQLite file here (see the reliability test for a real
-    server); everything training prints, logs as params and saves is searched for the token.
-    """
-    from training import train as train_module
 
-    secret_uri = f"http://engage:{SECRET}@127.0.0.1:9/"
-    local_store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    real_log_run, real_run = train_module.log_run, train_module.TrainingRun
-    seen = {}
-
-    class TrainingRun(real_run):  # the run starts (and logs its params) before training
-        def __init__(self, uri, experiment, name, params, datasets):
-            seen["uri"], seen["params"] = uri, params
-            super().__init__(local_store, experiment, name, params, datasets)
-
-    def log_run(**kwargs):
-        seen["log_uri"] = kwargs["uri"]
-        return real_log_run(**{**kwargs, "uri": local_store})
-
-    monkeypatch.setattr(train_module, "TrainingRun", TrainingRun)
-    monkeypatch.setattr(train_module, "log_run", log_run)
-    messages: list[str] = []
-    from features.contract import validate
-    from tests.model_fixtures import fast_config
-
-    config = fast_config(tmp_path, tracking_uri=secret_uri, num_boost_round=30, n_topics=3)
-    clean = validate(
-        small_data.profiles.head(600),
-        small_data.posts[
-            small_data.posts["influencer"].isin(small_data.profiles["influencer"].head(600))
-        ],
+def test_artifact_round_trip_and_tamper_detection(tmp_path):
+    folder = save_artifact(
+        _Thing(), tmp_path, {"note": "x"}, registry={"registered_model": "engagement"}
     )
-    result = train_module.run_training(
-        clean,
-        {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
-        config,
-        progress=messages.append,
-    )
-    assert seen["uri"] == seen["log_uri"] == secret_uri  # used to connect
-    assert SECRET not in json.dumps(seen["params"], default=str) and "***@127.0.0.1" in str(
-        seen["params"]["tracking_uri"]
-    )
-    assert not [m for m in messages if SECRET in m] and any(
-        "http://***@127.0.0.1:9/" in m for m in messages
-    )
-    for path in result.model_dir.iterdir():
-        assert SECRET.encode() not in path.read_bytes(), path.name
-    assert SECRET not in json.dumps(load_artifact(result.model_dir).metadata, default=str)
-    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
-    assert leaked == []
+    assert resolve_model_dir("latest", tmp_path) == folder
+    assert isinstance(load_artifact(folder), _Thing)
+    data = bytearray((folder / "model.joblib").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip one byte
+    (folder / "model.joblib").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match its SHA-256"):
+        load_artifact(folder)
 
 
-@pytest.mark.reliability
-def test_a_tracking_server_uri_with_credentials_is_used_but_stored_nowhere(tmp_path):
-    """`engage train` and `engage score` against a real MLflow server addressed as
-    ``http://engage:<token>@host:port``: the token appears in no output and in no file the
-    server, the artifact store or the model folder holds."""
-    import urllib.request
+def test_artifact_from_other_library_versions_is_refused_before_unpickling(tmp_path):
+    folder = save_artifact(_Thing(), tmp_path, {})
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["library_versions"]["lightgbm"] = "0.0.1"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
+    sign_folder(folder)  # signed by the key holder, so only the version check can catch it
+    with pytest.raises(ArtifactError, match=r"lightgbm 0\.0\.1 \(saved\)"):
+        load_artifact(folder)
 
-    from serving.rest import free_port, stop_process_group
-    from tests.model_fixtures import write_small_data
 
-    data = write_small_data(tmp_path / "data", n_influencers=400)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={
-            **os.environ,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        },
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        start = time.monotonic()
-        while time.monotonic() - start < 120:  # the tracking server answers /health, not /ping
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(1)
-        uri = f"http://engage:{SECRET}@127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        train = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "engage.cli",
-                "train",
-                "--profiles",
-                str(data.profiles_path),
-                "--posts",
-                str(data.posts_path),
-                "--models-dir",
-                str(tmp_path / "models"),
-                "--tracking-uri",
-                uri,
-                "--folds",
-                "2",
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert train.returncode == 0, train.stderr[-3000:]
-        score = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "engage.cli",
-                "score",
-                "--model",
-                "models:/engagement@champion",
-                "--tracking-uri",
-                uri,
-                "--profiles",
-                str(data.profiles_path),
-                "--posts",
-                str(data.posts_path),
-                "--out",
-                str(tmp_path / "scores.csv"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert score.returncode == 0, score.stderr[-3000:]
-        output = train.stdout + train.stderr + score.stdout + score.stderr
-        assert SECRET not in output and "http://***@127.0.0.1" in output
-        leaked = [
-            str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()
-        ]
-        scanned = sum(1 for p in tmp_path.rglob("*") if p.is_file())
-        print(
-            "\n[reliability] secrets: trained and scored through "
-            f"{redact(uri)}; {scanned} files scanned (server db, artifact "
-            f"store, model folder), {len(leaked)} contain the token"
-        )
-        assert leaked == []
-    finally:
-        stop_process_group(server)
+@pytest.mark.parametrize(
+    ("edit", "saved"),
+    [
+        (lambda meta: meta.pop("model_format"), 1),  # saved before the format was recorded
+        (lambda meta: meta.update(model_format=99), 99),  # saved by a newer engage
+    ],
+)
+def test_artifact_of_another_model_format_is_refused_before_unpickling(tmp_path, edit, saved):
+    folder = save_artifact(_Thing(), tmp_path, {})
+    meta = json.loads((folder / "metadata.json").read_text())
+    edit(meta)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "model.joblib").write_bytes(b"not a pickle: must never be read")
+    sign_folder(folder)
+    with pytest.raises(
+        ArtifactError, match=rf"model format {saved}, this one reads {MODEL_FORMAT}.*Retrain"
+    ):
+        load_artifact(folder)
+
+
+def test_missing_manifest_and_half_written_folders_are_never_latest(tmp_path):
+    good = save_artifact(_Thing(), tmp_path, {})
+    (tmp_path / ".tmp-99999999T000000Z-abc").mkdir()  # an interrupted save
+    newer_without_manifest = tmp_path / "99999999T000000Z-zzz"
+    newer_without_manifest.mkdir()
+    assert complete_versions(tmp_path) == [good]
+    with pytest.raises(ArtifactError, match="MANIFEST.json is missing"):
+        load_artifact(newer_without_manifest)
+
+
+def test_a_failing_save_leaves_nothing_behind(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_artifact(Unpicklable(), tmp_path, {})
+    assert list(tmp_path.iterdir()) == []

@@ -38,6 +38,8 @@ FORMULA_HANDLES = [
     "-2+3",  # arithmetic, evaluated to 1
     "@SUM(1,1)",  # Lotus-style function
 ]
+
+
 CONTROL_HANDLES = ["\x1b[31mred\x1b[0m", "be\u202eepyks", "bell\x07ring"]
 
 

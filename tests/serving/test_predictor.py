@@ -1,5 +1,5 @@
-"""Serving Python API: loading safely, scoring raw
-tables, statuses, peers, reasons, the pyfunc wrapper."""
+"""The serving Python API (serving/predictor.py): loading safely, scoring raw tables,
+statuses, peers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.exceptions import MlflowException
 
 from features.aggregate import compute_features, examples_at
 from features.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactError
 from features.contract import DataValidationError, validate
 from serving import Predictor, load_model
-from serving.explain import phrase_pair, reasons
 from serving.predictor import (
     OUTPUT_COLUMNS,
     STATUS_COLD,
@@ -431,61 +429,6 @@ def test_peer_percentile_falls_back_to_all_examples(predictor):
     assert got[0] == pytest.approx(50.0, abs=2.0)
 
 
-@pytest.mark.parametrize(
-    "name, fragment",
-    [
-        ("log_er_median", "own past engagement above peers"),  # directional phrase
-        (
-            "hashtag_topics",
-            "choice of hashtag themes raises the estimate",
-        ),  # the learned topics, pooled
-        ("brand_new_feature", "brand new feature raises the estimate"),  # generic fallback
-        ("category", "{} niche engages above average"),  # categorical: value filled in later
-    ],
-)
-def test_every_feature_name_has_a_readable_phrase(name, fragment):
-    assert phrase_pair(name)[0] == fragment
-
-
-def test_every_model_feature_has_its_own_phrase(predictor):
-    from serving.explain import CATEGORICAL, DIRECTIONAL, LABELS
-
-    known = set(DIRECTIONAL) | set(LABELS) | set(CATEGORICAL)
-    assert [
-        n for n in predictor.model.feature_names_ if n not in known and not n.startswith("topic_")
-    ] == []
-
-
-def test_reasons_pick_the_largest_contributions_and_pool_missing_history():
-    contributions = pd.DataFrame(
-        {
-            "log_er_median": [0.42, -0.30],
-            "log_followers": [-0.10, 0.05],
-            "category": [0.20, 0.01],
-            "er_trend": [0.01, -0.25],
-            "bias": [-3.0, -3.0],
-        }
-    )
-    base = pd.DataFrame(
-        {
-            "n_history_posts": [5.0, 0.0],
-            "log_er_median": [-3.0, np.nan],
-            "er_trend": [0.1, np.nan],
-            "category": ["travel", "food"],
-        }
-    )
-    got = reasons(contributions, base)
-    assert (
-        got[0] == "own past engagement above peers (+0.42); travel niche engages "
-        "above average (+0.20); larger audience than typical (-0.10)"
-    )
-    # No history: the two missing history features are one reason, summed (-0.30 - 0.25).
-    assert (
-        got[1] == "no post history (-0.55); smaller audience than typical "
-        "(+0.05); food niche engages above average (+0.01)"
-    )
-
-
 def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, candidates):
     # Scoring years after the data: days since the last post far beyond training's range. The
     # trees read every such value as the largest they saw, so 30 and 300 years predict alike.
@@ -502,230 +445,6 @@ def test_a_silence_longer_than_any_in_training_is_not_extrapolated(predictor, ca
         "predicted_log_er"
     ]
     np.testing.assert_array_equal(far.to_numpy(), farther.to_numpy())
-
-
-def test_reasons_pool_the_hashtag_topics_into_one_plain_reason():
-    # Two small topic contributions of one sign add up
-    # to the largest reason; none is named by number.
-    contributions = pd.DataFrame(
-        {"topic_0": [0.15], "topic_7": [0.12], "log_followers": [-0.2], "bias": [-3.0]}
-    )
-    base = pd.DataFrame({"n_history_posts": [5.0], "log_followers": [9.0]})
-    got = reasons(contributions, base)[0]
-    assert (
-        got == "choice of hashtag themes raises the estimate "
-        "(+0.27); larger audience than typical (-0.20)"
-    )
-    assert "topic" not in got
-
-
-# ---------------------------------------------------------------------------
-# pyfunc wrapper (in process)
-
-
-def test_pyfunc_rows_match_the_predictor(predictor, candidates):
-    from serving.pyfunc import predict_rows
-    from serving.schema import to_rest_rows
-
-    profiles, posts = candidates
-    rows = to_rest_rows(profiles, posts)
-    got = predict_rows(predictor, rows)
-    expected = predictor.predict(profiles, posts)
-    assert got["influencer"].tolist() == expected["influencer"].tolist()
-    np.testing.assert_allclose(
-        got["predicted_er"].to_numpy(float), expected["predicted_er"].to_numpy(float), rtol=1e-12
-    )
-
-
-@pytest.mark.parametrize("text_dtype", [object, "str", "string[pyarrow]"])
-def test_rest_rows_split_into_profiles_and_posts(text_dtype):
-    # Identical profile copies collapse, differing ones stay (validation then names them);
-    # a row whose post cells are empty or blank is a candidate without posts, not a post.
-    from serving.pyfunc import split_rows
-
-    rows = pd.DataFrame(
-        {
-            "influencer": ["a", "a", "b", "c", "c"],
-            "followers": [100.0, 100.0, 5.0, -0.0, 0.0],
-            "category": ["food", "food", None, "x", "x"],
-            "post_id": ["p1", "p2", "  ", "p4", "p5"],
-            "likes": [1.0, 2.0, np.nan, 3.0, 4.0],
-            "hashtags": ["a|b", "", None, " ", "x"],
-        }
-    ).astype(
-        {
-            "influencer": text_dtype,
-            "category": text_dtype,
-            "post_id": text_dtype,
-            "hashtags": text_dtype,
-        }
-    )
-    profiles, posts, profile_rows, post_rows = split_rows(rows)
-    assert profiles["influencer"].tolist() == ["a", "b", "c", "c"]  # c's followers differ as text
-    assert profile_rows.tolist() == [1, 3, 4, 5]
-    assert post_rows.tolist() == [1, 2, 4, 5] and posts["post_id"].tolist() == [
-        "p1",
-        "p2",
-        "p4",
-        "p5",
-    ]
-    assert list(posts.columns) == ["influencer", "post_id", "likes", "hashtags"]
-
-
-@pytest.mark.parametrize(
-    "change, match",
-    [
-        (lambda r: r.drop(columns="followers"), "no 'followers' column"),  # required profile column
-        (
-            lambda r: r.drop(columns="likes"),
-            "column 'likes': required column is missing",
-        ),  # post column
-        (
-            lambda r: r.assign(likes=["x"] + ["1"] * (len(r) - 1)),
-            r"request \(posts columns\), column 'likes', rows 1: not a number",
-        ),  # request row named
-        (lambda r: r.iloc[0:0], "no rows"),  # empty request
-    ],
-)
-def test_pyfunc_malformed_input_is_an_invalid_parameter(predictor, candidates, change, match):
-    from serving.pyfunc import predict_rows
-    from serving.schema import to_rest_rows
-
-    rows = to_rest_rows(*candidates)
-    with pytest.raises(MlflowException, match=match) as info:
-        predict_rows(predictor, change(rows))
-    assert info.value.get_http_status_code() == 400
-
-
-def test_pyfunc_conflicting_profile_rows_name_request_rows(predictor, candidates):
-    from serving.pyfunc import predict_rows
-    from serving.schema import to_rest_rows
-
-    rows = to_rest_rows(*candidates)
-    name = rows["influencer"].value_counts().index[0]
-    second = int(np.flatnonzero(rows["influencer"] == name)[1])
-    rows.loc[second, "followers"] = "123"
-    with pytest.raises(
-        MlflowException,
-        match=f"rows [0-9, ]*{second + 1}.*duplicate influencer with different values",
-    ):
-        predict_rows(predictor, rows)
-
-
-def test_the_model_registered_by_training_takes_real_shortlists(served, predictor, candidates):
-    """The signature training logs (serving.schema) lets real shortlists through unchanged:
-    text yes/no values are not flipped, cold-start-only requests are taken, extra columns kept."""
-    import json
-
-    import mlflow
-    from mlflow.pyfunc.scoring_server import infer_and_parse_data
-
-    from serving.schema import dataframe_split, to_rest_rows
-
-    mlflow.set_tracking_uri(served.tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/engagement@champion")
-    schema = model.metadata.get_input_schema()
-    profiles, posts = candidates
-    as_of = "2019-06-01T00:00:00Z"
-    cases = [
-        (profiles, posts),  # as read from CSV: every value text ("False", "1432")
-        (profiles[["influencer", "followers"]], None),  # profile columns only: cold starts
-        (
-            profiles,
-            posts.assign(shares="900", is_sponsored="true"),
-        ),  # columns outside the training example
-    ]
-    for case_profiles, case_posts in cases:
-        rows = to_rest_rows(case_profiles.assign(as_of=as_of), case_posts)
-        parsed = infer_and_parse_data(
-            json.loads(json.dumps(dataframe_split(rows))), schema
-        )  # what the server does
-        got = model.predict(parsed)
-        expected = predictor.predict(case_profiles.assign(as_of=as_of), case_posts)
-        np.testing.assert_allclose(
-            got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
-        )
-        assert got["status"].tolist() == expected["status"].tolist()
-
-
-COUNT_COLUMNS = ["followers", "following", "posts_count", "likes", "comments"]
-
-
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        "int64",  # counts as a database or pandas reads them: MLflow refused these
-        "int32",
-        "float64",
-        "Int64",  # pandas' nullable integers
-    ],
-)
-def test_mlflow_pyfunc_predict_takes_integer_and_float_counts(served, predictor, candidates, dtype):
-    """``mlflow.pyfunc.load_model(...).predict(df)`` on the registered model, with counts typed as
-    a caller's DataFrame holds them, answers as the Python API does."""
-    import mlflow
-
-    from serving.schema import to_rest_rows
-
-    mlflow.set_tracking_uri(served.tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/engagement@champion")
-    profiles, posts = candidates
-    has_posts = profiles["influencer"].isin(posts["influencer"])
-    profiles = profiles[has_posts].reset_index(
-        drop=True
-    )  # every row holds a post: no gaps in the counts
-    rows = to_rest_rows(profiles, posts)[
-        ["influencer", *COUNT_COLUMNS, "category", "post_id", "posted_at", "hashtags"]
-    ]
-    rows = rows.assign(
-        as_of="2019-06-01T00:00:00Z",
-        **{c: pd.to_numeric(rows[c]).astype(dtype) for c in COUNT_COLUMNS},
-    )
-    assert (rows.dtypes[COUNT_COLUMNS] == rows["likes"].dtype).all() and str(
-        rows["likes"].dtype
-    ).lower().startswith(dtype.lower()[:3])
-    got = model.predict(rows)
-    expected = predictor.predict(profiles.assign(as_of="2019-06-01T00:00:00Z"), posts)
-    assert got["influencer"].tolist() == expected["influencer"].tolist()
-    np.testing.assert_allclose(
-        got["predicted_er"].astype(float), expected["predicted_er"], rtol=1e-9
-    )
-
-
-def test_mlflow_pyfunc_predict_refuses_a_negative_integer_count_by_row(served, candidates):
-    import mlflow
-
-    from serving.schema import to_rest_rows
-
-    mlflow.set_tracking_uri(served.tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/engagement@champion")
-    profiles, posts = candidates
-    rows = to_rest_rows(profiles[profiles["influencer"].isin(posts["influencer"])], posts)
-    rows = rows.assign(
-        likes=pd.to_numeric(rows["likes"]).astype("int64"),
-        followers=pd.to_numeric(rows["followers"]).astype("int64"),
-    )
-    rows.loc[2, "likes"] = -5
-    with pytest.raises(
-        MlflowException, match=r"likes.*rows 3\b.*negative|likes.*negative.*rows 3\b"
-    ):
-        model.predict(rows)
-
-
-def test_pyfunc_answers_unscored_rows_with_nulls_not_nan(predictor, candidates):
-    import json
-
-    from serving.pyfunc import predict_rows
-    from serving.schema import to_rest_rows
-
-    profiles, posts = candidates
-    rows = to_rest_rows(
-        profiles.assign(followers=["0"] + profiles["followers"].tolist()[1:]), posts
-    )
-    answer = predict_rows(predictor, rows)
-    assert answer.loc[0, "status"] == STATUS_ZERO_FOLLOWERS
-    text = json.dumps(answer.to_dict(orient="records"))  # what the scoring server does
-    assert "NaN" not in text and json.loads(text)[0]["predicted_er"] is None
 
 
 def test_categories_are_reported_as_the_model_saw_them(predictor, candidates):

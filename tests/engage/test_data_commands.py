@@ -1,26 +1,23 @@
-"""The validate and features commands, called in-process through ``engage.cli.main``."""
+"""``engage validate``, ``features`` and ``synth`` (engage/data_commands.py), called in
+process through ``engage.cli.main``."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from engage.cli import EXIT_BAD_INPUT, main
+from features.contract import load_and_validate
+from tests.conftest import raw_posts_frame, raw_profiles_frame
 
-from .conftest import raw_posts_frame, raw_profiles_frame
 
-
-@pytest.fixture
-def tiny_files(tmp_path) -> tuple[Path, Path]:
-    """The tiny data set as CSV files, plus one orphan post (row 9) for an unknown influencer."""
-    posts = raw_posts_frame()
-    orphan = posts.iloc[[0]].assign(influencer="ghost", post_id="g1")
-    profiles_path, posts_path = tmp_path / "profiles.csv", tmp_path / "posts.csv"
-    raw_profiles_frame().to_csv(profiles_path, index=False)
-    pd.concat([posts, orphan], ignore_index=True).to_csv(posts_path, index=False)
-    return profiles_path, posts_path
+def test_cli_synth_writes_valid_parquet(tmp_path, capsys):
+    out_dir = tmp_path / "synth"
+    assert main(["synth", "--influencers", "200", "--out-dir", str(out_dir), "--seed", "1"]) == 0
+    assert "wrote 200 profiles" in capsys.readouterr().out
+    data = load_and_validate(out_dir / "profiles.parquet", out_dir / "posts.parquet")
+    assert len(data.profiles) == 200
+    assert not data.report.fatal
 
 
 def test_validate_embedded_data(capsys):
@@ -176,70 +173,6 @@ def test_features_usage_errors_exit_2(tiny_files, tmp_path, capsys, extra, messa
     assert main(args) == EXIT_BAD_INPUT
     assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
     assert not (tmp_path / "f.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        # the parser refuses numbers out of range with exit 2 and the option's name
-        (
-            ["synth", "--influencers", "0", "--out-dir", "x"],
-            "'--influencers': 0 is too small; use 1 or more",
-        ),
-        (["train", "--folds", "1"], "'--folds': 1 is too small; use 2 or more"),
-        (["train", "--folds", "two"], "'--folds': 'two' is not a whole number"),
-        (
-            ["train", "--targets-per-influencer", "-1"],
-            "'--targets-per-influencer': -1 is too small; use 0 or more",
-        ),
-        (["train", "--tune", "-3"], "'--tune': -3 is too small"),
-        (["train", "--seed", "-1"], "'--seed': -1 is too small; use 0 or more"),
-        (["evaluate", "--model", "m", "--seed", str(2**32)], "'--seed': 4294967296 is too large"),
-        (["synth", "--influencers", "5", "--out-dir", "x", "--seed", "x"], "not a whole number"),
-        (
-            ["features", "--engine", "dask", "--partitions", "0", "--out", "x"],
-            "'--partitions': 0 is too small",
-        ),
-    ],
-)
-def test_numbers_out_of_range_exit_2_naming_the_option(argv, message, capsys):
-    assert main(argv) == EXIT_BAD_INPUT
-    assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("command", "message"),
-    [
-        (["validate", "--rejects", "{profiles}"], "--rejects {profiles}: is the --profiles input"),
-        (["features", "--out", "{posts}"], "--out {posts}: is the --posts input"),
-        (
-            ["features", "--out", "{folder}/f.csv", "--rejects", "{folder}/./f.csv"],
-            "is also --out; one would replace the other",
-        ),
-        (["train", "--metrics-out", "{profiles}"], "--metrics-out {profiles}: is the --profiles"),
-    ],
-)
-def test_an_output_that_is_an_input_is_refused_before_any_work(
-    tiny_files, tmp_path, capsys, command, message
-):
-    """Nothing is lost: `--rejects profiles.csv` used to replace the input with its rejects."""
-    profiles, posts = tiny_files
-    before = profiles.read_bytes(), posts.read_bytes()
-    names = {"profiles": profiles, "posts": posts, "folder": tmp_path}
-    argv = [part.format(**names) for part in command]
-    argv += ["--profiles", str(profiles), "--posts", str(posts)]
-    assert main(argv) == EXIT_BAD_INPUT
-    assert message.format(**names) in capsys.readouterr().err
-    assert (profiles.read_bytes(), posts.read_bytes()) == before
-
-
-def test_the_embedded_data_cannot_be_an_output(capsys):
-    from engage.cli import embedded_posts
-
-    before = embedded_posts().stat().st_mtime_ns
-    assert main(["features", "--out", str(embedded_posts())]) == EXIT_BAD_INPUT
-    assert "is the embedded data" in capsys.readouterr().err
-    assert embedded_posts().stat().st_mtime_ns == before
 
 
 def test_truncated_gzip_and_repeated_columns_exit_2(tiny_files, tmp_path, capsys):

@@ -1,8 +1,11 @@
-"""``engage score``: ranking, fees, backtests, CSV/Excel/HTML
-outputs and bad input, through ``engage.cli.main``."""
+"""``engage score`` and ``engage serve`` (engage/serve_commands.py): ranking, fees,
+backtests, CSV/Excel/HTML outputs, bad input and the server's options, through
+``engage.cli.main``."""
 
 from __future__ import annotations
 
+import inspect
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +15,13 @@ import pandas as pd
 import pytest
 
 from engage.cli import EXIT_BAD_INPUT, main
+from engage.serve_commands import SERVE_PORT
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, STATUS_ZERO_FOLLOWERS
 from tests.serving_fixtures import ServingModel, serving_model, shortlist
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -250,59 +256,6 @@ def test_bad_fee_tables_exit_2_with_the_reason(served, files, tmp_path, capsys, 
         == EXIT_BAD_INPUT
     )
     assert pd.Series([capsys.readouterr().err]).str.contains(match).iloc[0]
-
-
-@pytest.mark.parametrize(
-    "cell, match",
-    [
-        (
-            "1.500,00",
-            r"rows 1: ambiguous decimal or thousands separator \('1\.500,00'\)",
-        ),  # 1500 in Germany
-        ("2,5", r"rows 1: ambiguous decimal or thousands separator \('2,5'\)"),  # 2.5 or 25?
-        ("1,500", r"rows 1: ambiguous decimal or thousands separator \('1,500'\)"),  # 1500 or 1.5?
-        (
-            "$1500",
-            r"rows 1: not a number; write plain digits with '\.' as the decimal point",
-        ),  # currency sign
-        ("1500 EUR", r"rows 1: not a number"),  # currency code in the cell
-        ("1e3", r"rows 1: not a number"),  # scientific notation is no way to write a fee
-        ("inf", r"rows 1: not a number"),
-    ],
-)
-def test_fee_amounts_are_never_guessed(cell, match):
-    from features.contract import DataError
-    from serving.planner import check_fees
-
-    with pytest.raises(DataError, match=match):
-        check_fees(pd.DataFrame({"influencer": ["a", "b"], "fee": [cell, "10"]}), "fees.csv")
-
-
-def test_fee_amounts_read_as_written():
-    from serving.planner import check_fees
-
-    fees = check_fees(
-        pd.DataFrame(
-            {"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}
-        )
-    )
-    assert fees.table["fee"].tolist()[:3] == [1500.0, 1500.5, 0.5] and np.isnan(
-        fees.table["fee"].iloc[3]
-    )
-    # Typed amounts (Parquet) are taken as they are; true/false and infinities are refused.
-    assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table[
-        "fee"
-    ].tolist() == [1200.25]
-    from features.contract import DataError
-
-    with pytest.raises(DataError, match="true/false values, not amounts"):
-        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [True]}))
-    with pytest.raises(DataError, match="rows 1: infinite amount"):
-        check_fees(pd.DataFrame({"influencer": ["a"], "fee": [np.inf]}))
-    with pytest.raises(
-        DataError, match=r"the header names one column more than once \('fee' and 'Fee'"
-    ):
-        check_fees(pd.DataFrame([["a", 1, 2]], columns=["influencer", "fee", "Fee"]))
 
 
 def test_as_of_backtest_uses_only_earlier_posts(served, tmp_path):
@@ -737,21 +690,62 @@ def test_a_shortlist_with_a_bad_planned_post_exits_2_naming_the_rows(
     assert str(plan) in err and match in err and not out.exists()
 
 
-def test_conflicting_planned_posts_for_one_candidate_are_refused():
-    from features.contract import DataError
-    from serving.planner import check_planned_posts
-
-    frame = pd.DataFrame({"influencer": ["a", "a", "b", "b"], "sponsored": ["yes", "no", "1", "1"]})
-    with pytest.raises(DataError, match=r"different planned posts for the same influencer \(a\)"):
-        check_planned_posts(frame, "plan.csv")
-    # The same plan written twice is one plan; a shortlist without plan columns has none.
-    same = check_planned_posts(frame.iloc[2:], "plan.csv")
-    assert same is not None and same["sponsored"].tolist() == [True]
-    assert check_planned_posts(frame[["influencer"]], "plan.csv") is None
-
-
 def test_the_dask_engine_refuses_what_it_cannot_add(served, files, tmp_path, capsys):
     for extra in (["--post-type", "video"], ["--target-engagements", "100"], ["--sponsored"]):
         code = score(served, files, tmp_path / "parts", "--engine", "dask", *extra)
         assert code == EXIT_BAD_INPUT
         assert "not available with --engine dask" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- engage serve
+
+
+def test_serve_and_the_mlflow_ui_do_not_share_a_default_port():
+    from engage.serve_commands import serve
+
+    assert inspect.signature(serve).parameters["port"].default == SERVE_PORT
+    makefile = (REPO / "Makefile").read_text()
+    ui_port = int(re.search(r"^MLFLOW_UI_PORT \?= (\d+)$", makefile, re.M).group(1))
+    assert "--port $(MLFLOW_UI_PORT)" in makefile
+    assert ui_port != SERVE_PORT
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--timeout", "0"], ["--heavy-queue", "-1"]])
+def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
+    assert "must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "70000 is not a port number; use 0 to 65535"),
+        (["--port", "-1"], "-1 is not a port number"),
+        (["--port", "http"], "'http' is not a port number"),
+        (["--timeout", "nan"], "--timeout nan: must be a positive number"),
+        (["--max-body-mb", "inf"], "--max-body-mb inf: must be a positive number"),
+        (["--timeout", "1e308"], "at most 86400"),
+        (["--workers", "100000"], "--workers 100000: at most"),
+    ],
+)
+def test_serve_refuses_options_out_of_range_before_loading(args, message, capsys):
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    assert main(["serve", "--model", "no-such-model", *args]) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
+    import socket
+
+    from engage.cli import EXIT_BAD_INPUT, main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", "no-such-model", "--port", str(port)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen there" in err and "no-such-model" not in err

@@ -6,12 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import validate
-from features.pipeline import BASELINE_FEATURE, creator_cell_weights, interval_group
+from tests.training_fixtures import creators_with_levels
 from training.config import TrainConfig
-from training.evaluation import fit_model, horizon_pairs
+from training.evaluation import fit_model
 from training.examples import post_examples
-from training.fitting import new_model
 from training.forward import (
     MIN_POSTS,
     RATE_FLOOR,
@@ -24,37 +22,9 @@ from training.forward import (
     paired_bootstrap,
 )
 
-NOW = pd.Timestamp("2021-01-01", tz="UTC")
-
-
-def _data(n_creators: int = 30, seed: int = 0):
-    """Creators with 3 to 14 posts each; each has its own level of engagement."""
-    rng = np.random.default_rng(seed)
-    profiles, posts = [], []
-    for i in range(n_creators):
-        name = f"c{i:02d}"
-        followers = int(rng.integers(2_000, 2_000_000))
-        level = rng.normal(np.log(0.03), 1.0)
-        profiles.append(
-            {"influencer": name, "followers": followers, "category": ["food", "pet"][i % 2]}
-        )
-        for j in range(int(rng.integers(3, 15))):
-            rate = np.exp(level + rng.normal(0, 0.3))
-            posts.append(
-                {
-                    "influencer": name,
-                    "post_id": f"{name}-{j}",
-                    "posted_at": pd.Timestamp("2020-01-01", tz="UTC")
-                    + pd.Timedelta(days=7 * j + i),
-                    "likes": int(rate * followers),
-                    "comments": int(rate * followers / 20),
-                }
-            )
-    return validate(pd.DataFrame(profiles), pd.DataFrame(posts), now=NOW)
-
 
 def test_split_puts_no_creator_on_both_sides():
-    data = _data()
+    data = creators_with_levels()
     split = forward_split(data.posts, seed=0)
     assert not set(split.train) & set(split.evaluate)
     assert set(split.train) | set(split.evaluate) == set(data.posts["influencer"])
@@ -69,7 +39,7 @@ def test_split_puts_no_creator_on_both_sides():
 
 
 def test_history_holds_no_later_post_and_the_label_is_the_later_median():
-    data = _data()
+    data = creators_with_levels()
     creators = forward_split(data.posts, seed=0).evaluate
     test = forward_set(data, creators)
     followers = data.profiles.set_index("influencer")["followers"]
@@ -86,7 +56,7 @@ def test_history_holds_no_later_post_and_the_label_is_the_later_median():
 
 
 def test_report_puts_persistence_beside_the_model():
-    data = _data()
+    data = creators_with_levels()
     test = forward_set(data, forward_split(data.posts, seed=0).evaluate)
 
     def perfect(base):  # predicts each creator's later median exactly (model scale)
@@ -123,78 +93,8 @@ def test_paired_bootstrap(gain, expected):
         assert [lo, hi] == pytest.approx(expected)
 
 
-def test_zero_boosting_rounds_is_the_baseline():
-    data = _data(60)
-    examples = post_examples(data.profiles, data.posts)
-    config = TrainConfig(n_topics=2)
-    model = new_model(config).fit(
-        examples.base, examples.label, sample_weight=examples.weight, num_boost_round=0
-    )
-    matrix = model.model_matrix(examples.base)
-    np.testing.assert_allclose(
-        model.predict_log(examples.base), matrix[BASELINE_FEATURE].to_numpy()
-    )
-    # the contributions credit the whole prediction to the baseline and the bias
-    contributions = model.contributions(examples.base)
-    np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(examples.base))
-    others = contributions.drop(columns=[BASELINE_FEATURE, "bias"])
-    assert (others == 0).all().all()
-
-
-def test_trees_add_to_the_baseline_and_contributions_add_up():
-    data = _data(60)
-    examples = post_examples(data.profiles, data.posts)
-    model = new_model(TrainConfig(n_topics=2)).fit(
-        examples.base, examples.label, sample_weight=examples.weight, num_boost_round=30
-    )
-    predicted = model.predict_log(examples.base)
-    np.testing.assert_allclose(model.contributions(examples.base).sum(axis=1), predicted, atol=1e-9)
-    start = model.model_matrix(examples.base)[BASELINE_FEATURE].to_numpy()
-    assert not np.allclose(predicted, start)  # the trees do move it
-
-
-def test_shrinkage_is_learned_from_the_data():
-    """Noisy creators around similar levels lean on peers more than consistent, distinct ones."""
-    consistent = _data(60, seed=1)
-    strength_consistent = _strength(post_examples(consistent.profiles, consistent.posts))
-    noisy = _data(60, seed=1)
-    rng = np.random.default_rng(5)
-    noise = np.exp(rng.normal(0, 1.5, len(noisy.posts)))
-    noisy_posts = noisy.posts.assign(likes=(noisy.posts["likes"] * noise).round())
-    strength_noisy = _strength(post_examples(noisy.profiles, noisy_posts))
-    assert strength_noisy > 3 * strength_consistent
-
-
-def _strength(examples) -> float:
-    model = new_model(TrainConfig(n_topics=2))
-    model.fit_steps(examples.base)
-    return model.steps_.named_steps["prior"].strength_["*"]
-
-
-def test_calibration_pairs_look_ahead_within_a_creator_only():
-    data = _data(20)
-    examples = post_examples(data.profiles, data.posts)
-    forecast, target = horizon_pairs(examples)
-    influencer = examples.base["influencer"].to_numpy()
-    assert (influencer[forecast] == influencer[target]).all()  # never another creator's post
-    assert (
-        examples.target_time.to_numpy()[target] >= examples.target_time.to_numpy()[forecast]
-    ).all()
-    # every example is scored on its own target, and at most 0.43 x its history further on
-    assert set(zip(forecast, target, strict=True)) >= {(i, i) for i in range(len(examples))}
-    ahead = pd.Series(1, index=forecast).groupby(level=0).sum() - 1
-    n_history = examples.base["n_history_posts"].to_numpy()
-    assert (ahead.to_numpy() <= np.floor(0.43 * n_history[ahead.index])).all()
-    assert ahead.max() > 0
-    # calibration weighs each creator once in each interval group, however many pairs it has
-    groups = interval_group(examples.base).to_numpy()[forecast]
-    weight = creator_cell_weights(influencer[forecast], groups)
-    totals = pd.Series(weight).groupby([influencer[forecast], groups]).sum()
-    np.testing.assert_allclose(totals.to_numpy(), 1.0)
-
-
 def test_a_saved_model_is_evaluated_forward_on_every_long_creator():
-    data = _data(60)
+    data = creators_with_levels(60)
     examples = post_examples(data.profiles, data.posts)
     model = fit_model(
         examples, TrainConfig(n_topics=2, num_boost_round=50, early_stopping_rounds=10)
@@ -203,14 +103,14 @@ def test_a_saved_model_is_evaluated_forward_on_every_long_creator():
     n_long = int((data.posts.groupby("influencer").size() >= MIN_POSTS).sum())
     assert report["n_creators"] == n_long
     assert {"model", "persistence", "mae_gain", "mae_gain_90ci"} <= set(report)
-    few = evaluate_forward_all(model, _data(5), seed=0)
+    few = evaluate_forward_all(model, creators_with_levels(5), seed=0)
     assert "fewer than 10 creators" in few["skipped"]
 
 
 def test_features_in_batches_equal_the_features_at_once(monkeypatch):
     import training.examples as examples_module
 
-    data = _data(30)
+    data = creators_with_levels(30)
     at_once = post_examples(data.profiles, data.posts)
     monkeypatch.setattr(examples_module, "MAX_PAIRS_PER_BATCH", 40)  # a few creators a batch
     batched = post_examples(data.profiles, data.posts)
@@ -219,7 +119,7 @@ def test_features_in_batches_equal_the_features_at_once(monkeypatch):
 
 
 def test_creator_errors_are_the_forward_reports_errors_creator_by_creator():
-    data = _data()
+    data = creators_with_levels()
     creators = forward_split(data.posts, seed=0).evaluate
 
     class Constant:  # predicts the same log ER for everyone, with a +-1 interval

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.aggregate import CATEGORICAL_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION
-from features.pipeline import EngagementModel
+from features.pipeline import ConformalInterval, EngagementModel
 
 NOW = pd.Timestamp("2020-06-01", tz="UTC")
 PARAMS = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}
@@ -175,6 +175,81 @@ def test_a_booster_fitted_on_the_pipeline_frame_reads_the_booster_matrix(fitted,
         num_boost_round=5,
     )
     assert new.dump_model()["tree_info"] == old.dump_model()["tree_info"]
+
+
+# --------------------------------------------------------- the interval (ConformalInterval)
+
+
+def test_conformal_interval_covers_its_nominal_share_per_group():
+    rng = np.random.default_rng(1)
+    groups = pd.Series(np.repeat(["nano/history", "mega/cold"], 4000))
+    scale = np.where(groups == "mega/cold", 3.0, 0.5)
+    calib = rng.normal(size=8000) * scale
+    interval = ConformalInterval(0.8).fit(calib, groups)
+    fresh = rng.normal(size=8000) * scale
+    lo, hi = interval.bounds(np.zeros(8000), groups)
+    for g in groups.unique():
+        m = (groups == g).to_numpy()
+        assert 0.77 <= np.mean((fresh[m] >= lo[m]) & (fresh[m] <= hi[m])) <= 0.83
+
+
+def test_small_history_bands_fall_back_to_the_tiers_history_then_the_tier():
+    groups = pd.Series(
+        ["tiktok:micro/long"] * 100 + ["tiktok:micro/short"] * 40 + ["tiktok:micro/medium"] * 5
+    )
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
+    assert "tiktok:micro/medium" not in interval.offsets_
+    # The tier's history rows, all bands together, serve the small band.
+    assert interval.offsets_for("tiktok:micro/medium") == interval.offsets_["micro/history"]
+    assert interval.group_sizes_["micro/history"] == 145
+    # A group never seen at calibration falls back as far as it has to.
+    assert interval.offsets_for("instagram:micro/short") == interval.offsets_["micro/short"]
+    assert interval.offsets_for("instagram:micro/medium") == interval.offsets_["micro/history"]
+    assert interval.offsets_for("instagram:mega/long") == interval.global_offsets_
+
+
+def test_interval_groups_split_history_into_bands():
+    from features.pipeline import interval_group
+
+    base = pd.DataFrame(
+        {"tier": ["nano"] * 5, "platform": ["tiktok"] * 5, "n_history_posts": [0, 1, 4, 5, 40]}
+    )
+    assert interval_group(base).tolist() == [
+        "tiktok:nano/cold",
+        "tiktok:nano/short",
+        "tiktok:nano/short",
+        "tiktok:nano/medium",
+        "tiktok:nano/long",
+    ]
+
+
+def test_small_cold_start_groups_fall_back_to_every_tiers_cold_starts_then_their_tier():
+    groups = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5 + ["mega/cold"] * 40)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
+    assert "micro/cold" not in interval.offsets_
+    assert interval.group_sizes_["cold"] == 45
+    assert interval.offsets_for("micro/cold") == interval.offsets_["cold"]
+    few = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 105), few)
+    assert interval.offsets_for("micro/cold") == interval.offsets_["micro"]
+
+
+def test_predictive_distribution_matches_the_calibration_residuals():
+    # Normal misses: the stored distribution gives normal quantiles and tail probabilities.
+    rng = np.random.default_rng(3)
+    groups = pd.Series(["mega/long"] * 20000)
+    interval = ConformalInterval(0.8).fit(rng.normal(size=20000), groups)
+    codes, names = np.zeros(3, dtype="int64"), ["mega/long"]
+    q = interval.quantiles_by_code(
+        np.array([0.0, 1.0, -2.0]), codes, names, np.array([0.1, 0.5, 0.9])
+    )
+    np.testing.assert_allclose(q[0], [-1.2816, 0.0, 1.2816], atol=0.05)
+    np.testing.assert_allclose(q[1] - q[0], 1.0)  # the prediction shifts the whole distribution
+    p = interval.prob_at_least_by_code(np.zeros(3), codes, names, np.array([-1.2816, 0.0, 1.2816]))
+    np.testing.assert_allclose(p, [0.9, 0.5, 0.1], atol=0.02)
+    # Beyond every residual seen: certain either way, never outside [0, 1].
+    far = interval.prob_at_least_by_code(np.zeros(2), codes[:2], names, np.array([-50.0, 50.0]))
+    assert far.tolist() == [1.0, 0.0]
 
 
 # ------------------------------------------------------------- categories through the model

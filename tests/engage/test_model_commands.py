@@ -1,0 +1,142 @@
+"""``engage train`` and ``engage evaluate`` (engage/model_commands.py), in process."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+from engage.cli import main
+from tests.model_fixtures import SmallData
+from tests.training_fixtures import tracking_store, training_metrics
+from training.checks import review
+from training.train import comparison_table
+
+
+def test_cli_evaluate_scores_a_saved_model(trained, small_data: SmallData, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(trained.model_dir),
+            "--profiles",
+            str(small_data.profiles_path),
+            "--posts",
+            str(small_data.posts_path),
+            "--metrics-out",
+            str(out),
+            "--seed",
+            "0",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["n_examples"] > 0 and "persistence" in metrics["baselines"]
+    # The slice has few creators with 6+ posts: the forward protocol says so instead of guessing.
+    assert (
+        "model" in metrics["forward"] or "fewer than 10 creators" in metrics["forward"]["skipped"]
+    )
+    printed = capsys.readouterr().out
+    assert "grouped CV" in printed and "forward protocol" in printed
+
+
+def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
+    profiles = tmp_path / "p.csv"
+    posts = tmp_path / "q.csv"
+    pd.DataFrame({"influencer": ["a"], "followers": ["0"]}).to_csv(profiles, index=False)
+    pd.DataFrame(
+        {
+            "influencer": ["a"],
+            "post_id": ["1"],
+            "posted_at": ["2020-01-01"],
+            "like_count": ["1"],
+            "comments": ["1"],
+        }
+    ).to_csv(posts, index=False)
+    code = main(
+        [
+            "train",
+            "--profiles",
+            str(profiles),
+            "--posts",
+            str(posts),
+            "--models-dir",
+            str(tmp_path / "m"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "did you mean 'like_count'" in err  # the fatal problem
+    assert (
+        "NOTE  " in err
+        and "rows 1: zero followers: engagement rate is undefined -> set aside" in err
+    )  # handled, listed too
+    assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_cli_evaluate_with_an_unknown_model_reference(tmp_path, capsys):
+    code = main(["evaluate", "--model", str(tmp_path / "nope")])
+    assert code == 2
+    assert "no such model folder" in capsys.readouterr().err
+
+
+def test_on_a_terminal_the_comparison_is_rich_tables_with_the_same_figures(capsys, monkeypatch):
+    import engage.model_commands
+    from training.train import comparison_blocks
+
+    metrics = review(training_metrics())
+    plain = comparison_table(metrics, "engagement v3 @champion")
+    monkeypatch.setattr(engage.model_commands, "rich_stdout", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    engage.model_commands.show_comparison(metrics, "engagement v3 @champion")
+    shown = capsys.readouterr().out
+    assert shown.splitlines()[0] == "engagement v3 @champion"
+    for block in comparison_blocks(metrics):
+        assert f"{block.name} (n={block.n})" in shown
+    assert "│" in shown  # drawn as tables
+    # The same figures as the plain text, every one of them.
+    figure = r"-?\d+\.\d{3}\b"
+    assert sorted(re.findall(figure, shown)) == sorted(re.findall(figure, plain))
+    assert "WARNING  grouped CV, with history (n=300): model MAE" in shown
+
+
+# --------------------------------------------------------------------------- evaluate, promote
+
+
+def test_evaluate_names_the_registered_version(trained, small_data: SmallData, tmp_path, capsys):
+    uri, _ = tracking_store(trained)
+    out = tmp_path / "m.json"
+    v = trained.tracking["model_version"]
+    for ref in ("models:/engagement@champion", f"models:/engagement/{v}", str(trained.model_dir)):
+        code = main(
+            [
+                "evaluate",
+                "--model",
+                ref,
+                "--tracking-uri",
+                uri,
+                "--profiles",
+                str(small_data.profiles_path),
+                "--posts",
+                str(small_data.posts_path),
+                "--metrics-out",
+                str(out),
+            ]
+        )
+        assert code == 0
+        printed = capsys.readouterr().out
+        assert printed.splitlines()[0].startswith(
+            f"engagement v{v} @champion (saved model {trained.model_dir.name}) on "
+        )
+        assert (
+            "engage-model-" not in printed and "/tmp" not in printed.splitlines()[0]
+        )  # no temporary copy's path
+        assert not re.search(r"\bnan\b", printed)
+        metrics = json.loads(out.read_text())
+        assert metrics["evaluated_model"]["name"] == f"engagement v{v} @champion" and isinstance(
+            metrics["warnings"], list
+        )
