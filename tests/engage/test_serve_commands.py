@@ -712,8 +712,6 @@ def test_serve_and_the_mlflow_ui_do_not_share_a_default_port():
 
 @pytest.mark.parametrize("args", [["--workers", "0"], ["--timeout", "0"], ["--heavy-queue", "-1"]])
 def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
-    from engage.cli import EXIT_BAD_INPUT, main
-
     assert main(["serve", "--model", str(served.model_dir), *args]) == EXIT_BAD_INPUT
     assert "must be" in capsys.readouterr().err
 
@@ -731,16 +729,12 @@ def test_serve_refuses_limits_that_cannot_work(served, args, capsys):
     ],
 )
 def test_serve_refuses_options_out_of_range_before_loading(args, message, capsys):
-    from engage.cli import EXIT_BAD_INPUT, main
-
     assert main(["serve", "--model", "no-such-model", *args]) == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
 
 
 def test_serve_refuses_a_port_in_use_before_loading_the_model(capsys):
     import socket
-
-    from engage.cli import EXIT_BAD_INPUT, main
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

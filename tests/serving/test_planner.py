@@ -11,6 +11,8 @@ import pytest
 
 from features.contract import DataError
 from serving.planner import (
+    check_fees,
+    check_planned_posts,
     missing_optional_columns,
     planner_notes,
     range_notes,
@@ -46,16 +48,11 @@ from tests.serving_fixtures import context, scored_table, with_fees
     ],
 )
 def test_fee_amounts_are_never_guessed(cell, match):
-    from features.contract import DataError
-    from serving.planner import check_fees
-
     with pytest.raises(DataError, match=match):
         check_fees(pd.DataFrame({"influencer": ["a", "b"], "fee": [cell, "10"]}), "fees.csv")
 
 
 def test_fee_amounts_read_as_written():
-    from serving.planner import check_fees
-
     fees = check_fees(
         pd.DataFrame(
             {"influencer": ["a", "b", "c", "d"], "fee": ["1500", " 1500.50 ", "0.5", None]}
@@ -68,8 +65,6 @@ def test_fee_amounts_read_as_written():
     assert check_fees(pd.DataFrame({"influencer": ["a"], "fee": [1200.25]})).table[
         "fee"
     ].tolist() == [1200.25]
-    from features.contract import DataError
-
     with pytest.raises(DataError, match="true/false values, not amounts"):
         check_fees(pd.DataFrame({"influencer": ["a"], "fee": [True]}))
     with pytest.raises(DataError, match="rows 1: infinite amount"):
@@ -81,9 +76,6 @@ def test_fee_amounts_read_as_written():
 
 
 def test_conflicting_planned_posts_for_one_candidate_are_refused():
-    from features.contract import DataError
-    from serving.planner import check_planned_posts
-
     frame = pd.DataFrame({"influencer": ["a", "a", "b", "b"], "sponsored": ["yes", "no", "1", "1"]})
     with pytest.raises(DataError, match=r"different planned posts for the same influencer \(a\)"):
         check_planned_posts(frame, "plan.csv")

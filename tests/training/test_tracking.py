@@ -56,7 +56,6 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(
     monkeypatch.setattr(train_module, "TrainingRun", TrainingRun)
     monkeypatch.setattr(train_module, "log_run", log_run)
     messages: list[str] = []
-    from features.contract import validate
     from tests.model_fixtures import fast_config
 
     config = fast_config(tmp_path, tracking_uri=secret_uri, num_boost_round=30, n_topics=3)
