@@ -202,6 +202,23 @@ class ValidationReport:
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)
 
+    def add_at(
+        self,
+        table: str,
+        file: str,
+        column: str | None,
+        mask: np.ndarray | pd.Series,
+        message: str,
+        *,
+        fatal: bool,
+        action: str = "",
+    ) -> None:
+        """Add the problem ``message`` at the rows where ``mask`` holds, if it holds anywhere
+        (the arguments are :func:`problem_at`'s)."""
+        problem = problem_at(table, file, column, mask, message, fatal=fatal, action=action)
+        if problem:
+            self.add(problem)
+
     def reject(self, table: str, frame: pd.DataFrame, row_numbers: np.ndarray, reason: str) -> None:
         if len(frame) == 0:
             return
@@ -482,6 +499,25 @@ def _check_header(
     return ok
 
 
+def _readable_columns(
+    table: str,
+    file: str,
+    frame: pd.DataFrame,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    report: ValidationReport,
+) -> pd.DataFrame | None:
+    """``frame`` with its column names stripped, counted in the report's ``rows_in``; None when
+    its header cannot be read on (:func:`_check_header`, :func:`check_columns`)."""
+    report.rows_in[table] = len(frame)
+    if not _check_header(table, file, frame, (*required, *optional), report):
+        return None
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if not check_columns(table, file, frame, required, report):
+        return None
+    return frame
+
+
 def nested_cells(values: pd.Series) -> np.ndarray:
     """Where cells hold lists, arrays or records (a Parquet ``list<...>``/``struct`` column, or
     Python lists in a frame built by hand) rather than one value each."""
@@ -630,9 +666,7 @@ def as_count(
     if required:
         checks.append((missing, "missing value in a required column"))
     for mask, message in checks:
-        p = problem_at(table, file, col, mask, message, fatal=True)
-        if p:
-            report.add(p)
+        report.add_at(table, file, col, mask, message, fatal=True)
     return pd.Series(np.where(infinite, np.nan, values), index=raw.index)
 
 
@@ -644,7 +678,7 @@ def _as_bool(
         return raw
     if raw.dtype.kind in "fi":
         ok = raw.isna() | raw.isin([0, 1])
-        p = problem_at(
+        report.add_at(
             table,
             file,
             col,
@@ -652,13 +686,11 @@ def _as_bool(
             "not a yes/no value (use true/false or 1/0)",
             fatal=True,
         )
-        if p:
-            report.add(p)
         return raw.fillna(0).astype(bool)
     text = raw.astype("string").str.strip().str.lower().fillna("")
     is_true = text.isin(_TRUE)
     is_false = text.isin(_FALSE)
-    p = problem_at(
+    report.add_at(
         table,
         file,
         col,
@@ -666,8 +698,6 @@ def _as_bool(
         "not a yes/no value (use true/false or 1/0)",
         fatal=True,
     )
-    if p:
-        report.add(p)
     return is_true.astype(bool)
 
 
@@ -728,7 +758,7 @@ def timestamp_problems(
     if unread.any():
         found = list(dict.fromkeys(str(v).strip() for v in raw[unread].head(50)))[:3]
         shown = ", ".join(f"'{v}'" for v in found)
-        p = problem_at(
+        report.add_at(
             table,
             file,
             column,
@@ -737,17 +767,13 @@ def timestamp_problems(
             f"{ISO_8601_HINT}; other forms are not guessed",
             fatal=True,
         )
-        if p:
-            report.add(p)
     if required:
-        p = problem_at(
+        report.add_at(
             table, file, column, missing, "missing timestamp in a required column", fatal=True
         )
-        if p:
-            report.add(p)
     with np.errstate(invalid="ignore"):
         early = (parsed < EARLIEST_PLAUSIBLE_TIME).to_numpy(dtype=bool)
-    p = problem_at(
+    report.add_at(
         table,
         file,
         column,
@@ -756,8 +782,6 @@ def timestamp_problems(
         "0001-01-01 or 1970-01-01?); leave the cell empty only where the column allows it",
         fatal=True,
     )
-    if p:
-        report.add(p)
 
 
 def parse_time(text: str, what: str) -> pd.Timestamp:
@@ -956,7 +980,7 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
             # The most common first, each text once (several cells can give the same category).
             shown = list(dict.fromkeys(show(i) for i in sorted(values, key=lambda i: -rows_of[i])))
             detail = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "")
-            p = problem_at(
+            report.add_at(
                 table,
                 file,
                 "category",
@@ -965,8 +989,6 @@ def _fix_category(raw: pd.Series, table: str, file: str, report: ValidationRepor
                 fatal=False,
                 action=action,
             )
-            if p:
-                report.add(p)
     out = np.asarray([*fixed, None], dtype=object)[
         code
     ]  # code -1 (missing) picks the trailing None
@@ -996,12 +1018,10 @@ def validate_profiles(
     ``now`` (default: the machine's clock) bounds the ``as_of`` cutoffs: one in the future
     leaves no post out."""
     table = "profiles"
-    report.rows_in[table] = len(frame)
-    if not _check_header(table, file, frame, (*PROFILE_REQUIRED, *PROFILE_OPTIONAL), report):
+    readable = _readable_columns(table, file, frame, PROFILE_REQUIRED, PROFILE_OPTIONAL, report)
+    if readable is None:
         return None
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    if not check_columns(table, file, frame, PROFILE_REQUIRED, report):
-        return None
+    frame = readable
     if len(frame) == 0:
         report.add(
             Problem(table, file, None, [], 0, "the table has a header but no rows", fatal=True)
@@ -1010,7 +1030,7 @@ def validate_profiles(
     # The clean columns, framed once at the end (pandas has a fixed cost per
     # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {"influencer": as_text(frame["influencer"])}
-    p = problem_at(
+    report.add_at(
         table,
         file,
         "influencer",
@@ -1018,8 +1038,6 @@ def validate_profiles(
         "missing influencer key",
         fatal=True,
     )
-    if p:
-        report.add(p)
     followers = as_count(table, file, frame, "followers", report, required=True)
     cols["followers"] = followers
     zero = (followers == 0).to_numpy(dtype=bool)
@@ -1034,7 +1052,7 @@ def validate_profiles(
         platform = as_text(frame["platform"]).str.lower().fillna(DEFAULT_PLATFORM)
         bad = ~platform.isin(PLATFORMS)
         values = ", ".join(sorted(set(platform[bad].astype(str)))[:5]) if bad.any() else ""
-        p = problem_at(
+        report.add_at(
             table,
             file,
             "platform",
@@ -1042,8 +1060,6 @@ def validate_profiles(
             f"unknown platform ({values}); expected one of {', '.join(PLATFORMS)}",
             fatal=True,
         )
-        if p:
-            report.add(p)
         cols["platform"] = platform.astype(object)
     else:
         cols["platform"] = DEFAULT_PLATFORM
@@ -1055,7 +1071,7 @@ def validate_profiles(
         as_of = parse_timestamps(frame["as_of"])
         timestamp_problems(table, file, "as_of", frame["as_of"], as_of, report, required=False)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
-        p = problem_at(
+        report.add_at(
             table,
             file,
             "as_of",
@@ -1064,8 +1080,6 @@ def validate_profiles(
             "out the posts after it: leave the cell empty to score as of now",
             fatal=True,
         )
-        if p:
-            report.add(p)
         cols["as_of"] = as_of
     # copy=False: the columns are new already; copying them into 2-D blocks would be a second copy.
     out = pd.DataFrame(cols, index=frame.index, copy=False)
@@ -1079,7 +1093,7 @@ def validate_profiles(
         # Every row of a key with two or more different versions: which one is right is unknowable.
         versions = out.drop_duplicates()["influencer"]
         conflicting = dup_key & key.isin(versions[versions.duplicated()])
-        p = problem_at(
+        report.add_at(
             table,
             file,
             "influencer",
@@ -1087,8 +1101,6 @@ def validate_profiles(
             "duplicate influencer with different values",
             fatal=True,
         )
-        if p:
-            report.add(p)
         p = problem_at(
             table,
             file,
@@ -1153,25 +1165,21 @@ def validate_posts(
 ) -> pd.DataFrame | None:
     """Check and normalise a posts table; returns None if a required column is missing."""
     table = "posts"
-    report.rows_in[table] = len(frame)
-    if not _check_header(table, file, frame, (*POST_REQUIRED, *POST_OPTIONAL), report):
+    readable = _readable_columns(table, file, frame, POST_REQUIRED, POST_OPTIONAL, report)
+    if readable is None:
         return None
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    if not check_columns(table, file, frame, POST_REQUIRED, report):
-        return None
+    frame = readable
     # The clean columns, framed once at the end (pandas has a fixed cost per
     # inserted column, which adds up for one candidate scored over REST).
     cols: dict[str, Any] = {}
     for col in ("influencer", "post_id"):
         cols[col] = as_text(frame[col])
-        p = problem_at(
+        report.add_at(
             table, file, col, cols[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
         )
-        if p:
-            report.add(p)
     posted = parse_timestamps(frame["posted_at"])
     timestamp_problems(table, file, "posted_at", frame["posted_at"], posted, report, required=True)
-    p = problem_at(
+    report.add_at(
         table,
         file,
         "posted_at",
@@ -1179,8 +1187,6 @@ def validate_posts(
         f"timestamp in the future (after {now:%Y-%m-%d})",
         fatal=True,
     )
-    if p:
-        report.add(p)
     cols["posted_at"] = posted
     for col in POST_COUNT_COLUMNS_REQUIRED:
         cols[col] = as_count(table, file, frame, col, report, required=True)
@@ -1226,7 +1232,7 @@ def validate_posts(
         clashing = pd.MultiIndex.from_frame(versions[versions.duplicated()])
         conflicting = np.zeros(len(out), dtype=bool)
         conflicting[dup_rows] = pd.MultiIndex.from_frame(dups[key_cols]).isin(clashing)
-        p = problem_at(
+        report.add_at(
             table,
             file,
             "post_id",
@@ -1234,8 +1240,6 @@ def validate_posts(
             "duplicate post (same influencer and post_id) with different values",
             fatal=True,
         )
-        if p:
-            report.add(p)
         p = problem_at(
             table,
             file,

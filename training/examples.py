@@ -36,7 +36,6 @@ from features.contract import (
     as_text,
     check_columns,
     parse_timestamps,
-    problem_at,
 )
 from features.engagement import interactions, log_er
 
@@ -202,13 +201,11 @@ def validate_campaigns(
     out = pd.DataFrame(index=frame.index)
     for col in ("influencer", "campaign_id"):
         out[col] = as_text(frame[col])
-        p = problem_at(
+        report.add_at(
             table, file, col, out[col].isna().to_numpy(dtype=bool), f"missing {col}", fatal=True
         )
-        if p:
-            report.add(p)
     out["posted_at"] = parse_timestamps(frame["posted_at"])
-    p = problem_at(
+    report.add_at(
         table,
         file,
         "posted_at",
@@ -216,15 +213,13 @@ def validate_campaigns(
         "missing or unparseable timestamp",
         fatal=True,
     )
-    if p:
-        report.add(p)
     for col in ("likes", "comments"):
         out[col] = as_count(table, file, frame, col, report, required=True)
     for col in ("shares", "saves", "views", "followers_at_post"):
         if col in frame:
             out[col] = as_count(table, file, frame, col, report, required=False)
     if "followers_at_post" in out:
-        p = problem_at(
+        report.add_at(
             table,
             file,
             "followers_at_post",
@@ -232,8 +227,6 @@ def validate_campaigns(
             "zero followers at post time",
             fatal=True,
         )
-        if p:
-            report.add(p)
     unknown = ~out["influencer"].isin(known_influencers) & out["influencer"].notna()
     rows = np.flatnonzero(unknown.to_numpy()) + 1
     if len(rows):
@@ -249,7 +242,7 @@ def validate_campaigns(
             )
         )
     dup = out.duplicated(subset=["influencer", "campaign_id"], keep="first")
-    p = problem_at(
+    report.add_at(
         table,
         file,
         "campaign_id",
@@ -257,8 +250,6 @@ def validate_campaigns(
         "duplicate (influencer, campaign_id)",
         fatal=True,
     )
-    if p:
-        report.add(p)
     if report.fatal:
         raise DataValidationError(report)
     return out.reset_index(drop=True)
