@@ -192,18 +192,48 @@ def run_training(
     ``campaigns`` is the campaigns table the cluster already checked against every profile.
     """
     with StopSignals() as signals:
-        return _run_training(
-            data,
-            input_paths,
-            config,
-            campaigns_path,
-            campaigns,
-            progress,
-            examples,
-            fit_final,
-            summary,
-            signals,
+        progress = progress or ProgressPrinter()
+        model_key(create=True)  # a missing or unreadable key fails now, not after the fit
+        # Checked before the MLflow run starts: a bad campaigns table is bad input, not a failed
+        # run.
+        if campaigns_path is not None and campaigns is None:
+            campaigns = read_campaigns(campaigns_path, data)
+        paths = [p for p in input_paths.values() if p is not None] + (
+            [campaigns_path] if campaigns_path is not None else []
         )
+        fingerprint = file_fingerprint(paths)
+        facts = summary or InputSummary.of(data)
+        datasets = input_datasets(
+            data, input_paths, facts, campaigns_path, campaigns, sampled=summary is not None
+        )
+        params = config.as_params() | {
+            "data_fingerprint": fingerprint,
+            "training_mode": "campaigns" if campaigns_path is not None else "posts",
+        }
+        if campaigns_path is not None:
+            params |= {
+                "campaigns": str(campaigns_path),
+                "campaigns_fingerprint": file_fingerprint([campaigns_path]),
+            }
+        uri = resolve_tracking_uri(config.tracking_uri)
+        name = run_name(_platforms(data), campaigns_path is not None, datetime.now(UTC))
+        progress(f"MLflow run '{name}' at {redact(uri)}")
+        with TrainingRun(uri, config.experiment, name, params, datasets):
+            return _train_in_run(
+                data,
+                config,
+                campaigns_path,
+                campaigns,
+                progress,
+                examples,
+                fit_final,
+                summary,
+                signals,
+                fingerprint,
+                facts,
+                datasets,
+                uri,
+            )
 
 
 def input_datasets(
@@ -259,61 +289,6 @@ def _platforms(data: ValidatedData) -> list[str]:
     if "platform" not in data.profiles or not len(data.profiles):
         return ["instagram"] if len(data.profiles) else []
     return sorted(str(p) for p in data.profiles["platform"].dropna().unique())
-
-
-def _run_training(
-    data: ValidatedData,
-    input_paths: dict[str, Path | str | None],
-    config: TrainConfig,
-    campaigns_path: Path | str | None,
-    campaigns: pd.DataFrame | None,
-    progress: Any,
-    examples: ExampleSet | None,
-    fit_final: Any,
-    summary: InputSummary | None,
-    signals: StopSignals,
-) -> TrainingResult:
-    progress = progress or ProgressPrinter()
-    model_key(create=True)  # a missing or unreadable key fails now, not after the fit
-    # Checked before the MLflow run starts: a bad campaigns table is bad input, not a failed run.
-    if campaigns_path is not None and campaigns is None:
-        campaigns = read_campaigns(campaigns_path, data)
-    paths = [p for p in input_paths.values() if p is not None] + (
-        [campaigns_path] if campaigns_path is not None else []
-    )
-    fingerprint = file_fingerprint(paths)
-    facts = summary or InputSummary.of(data)
-    datasets = input_datasets(
-        data, input_paths, facts, campaigns_path, campaigns, sampled=summary is not None
-    )
-    params = config.as_params() | {
-        "data_fingerprint": fingerprint,
-        "training_mode": "campaigns" if campaigns_path is not None else "posts",
-    }
-    if campaigns_path is not None:
-        params |= {
-            "campaigns": str(campaigns_path),
-            "campaigns_fingerprint": file_fingerprint([campaigns_path]),
-        }
-    uri = resolve_tracking_uri(config.tracking_uri)
-    name = run_name(_platforms(data), campaigns_path is not None, datetime.now(UTC))
-    progress(f"MLflow run '{name}' at {redact(uri)}")
-    with TrainingRun(uri, config.experiment, name, params, datasets):
-        return _train_in_run(
-            data,
-            config,
-            campaigns_path,
-            campaigns,
-            progress,
-            examples,
-            fit_final,
-            summary,
-            signals,
-            fingerprint,
-            facts,
-            datasets,
-            uri,
-        )
 
 
 def _train_in_run(
