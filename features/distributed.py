@@ -709,6 +709,26 @@ def utc_now(now: pd.Timestamp | None) -> pd.Timestamp:
     return now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
 
 
+def _feature_parts(
+    profiles: Any,
+    posts: Any,
+    as_of: pd.Timestamp | pd.Series | None,
+    now: pd.Timestamp | None,
+    npartitions: int | None,
+    include_hashtag_docs: bool,
+    files: tuple[str, str],
+) -> Buckets:
+    """The lazy parts of :func:`compute_features_dask`: each influencer bucket's features, cut
+    off at ``as_of`` and checked against the clock ``now`` (read once, here on the driver)."""
+    return map_by_influencer(
+        _features_part,
+        profiles,
+        posts,
+        npartitions=npartitions,
+        args=(as_of, utc_now(now), include_hashtag_docs, files),
+    )
+
+
 def compute_features_dask(
     profiles: Any,
     posts: Any,
@@ -725,14 +745,7 @@ def compute_features_dask(
     the same functions run on each influencer bucket. Rows come in bucket order, not input
     order. Raises :class:`DataValidationError` with the merged report on a contract break.
     """
-    now = utc_now(now)
-    parts = map_by_influencer(
-        _features_part,
-        profiles,
-        posts,
-        npartitions=npartitions,
-        args=(as_of, now, include_hashtag_docs, files),
-    )
+    parts = _feature_parts(profiles, posts, as_of, now, npartitions, include_hashtag_docs, files)
     return collect(parts, features_meta(include_hashtag_docs), files)
 
 
@@ -879,14 +892,7 @@ def write_features_dask(
     memory of the driver and of any one worker. Returns (rows written, merged report).
     ``progress(done, total)`` counts the parts written.
     """
-    now = utc_now(now)
-    parts = map_by_influencer(
-        _features_part,
-        profiles,
-        posts,
-        npartitions=npartitions,
-        args=(as_of, now, include_hashtag_docs, files),
-    )
+    parts = _feature_parts(profiles, posts, as_of, now, npartitions, include_hashtag_docs, files)
     return write_by_influencer(
         parts,
         features_meta(include_hashtag_docs),

@@ -39,6 +39,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import AnyType
 
+from features.contract import PROFILE_OPTIONAL, PROFILE_REQUIRED
+
 # (column, type, required); order = the order a client is shown. None = any type (see above).
 REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("influencer", DataType.string, True),
@@ -64,17 +66,8 @@ REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("image_description", DataType.string, False),
 )
 
-PROFILE_COLUMNS = (
-    "influencer",
-    "followers",
-    "following",
-    "posts_count",
-    "category",
-    "platform",
-    "country",
-    "verified",
-    "as_of",
-)
+# A request row's profile part: the data contract's profile columns.
+PROFILE_COLUMNS = (*PROFILE_REQUIRED, *PROFILE_OPTIONAL)
 POST_COLUMNS = tuple(name for name, _, _ in REST_COLUMNS if name not in PROFILE_COLUMNS)
 
 

@@ -147,14 +147,7 @@ def post_examples(
         examples["post_type"] = targets["media_type"].to_numpy()
     if "is_sponsored" in targets:
         examples["sponsored"] = targets["is_sponsored"].to_numpy()
-    base = features_in_batches(profiles, posts, examples)
-    n_inter = interactions(targets)
-    return ExampleSet(
-        base=base,
-        label=log_er(n_inter, target_followers),
-        target_er=(n_inter / target_followers).to_numpy(dtype="float64"),
-        target_time=targets["posted_at"].reset_index(drop=True),
-    )
+    return _example_set(features_in_batches(profiles, posts, examples), targets, target_followers)
 
 
 # (example, earlier post) pairs joined at once when the features of many cutoffs per creator
@@ -274,11 +267,16 @@ def campaign_examples(
             "cutoff": campaigns["posted_at"].to_numpy(),
         }
     )
-    base = compute_features(profiles, posts, examples)
-    n_inter = interactions(campaigns)
+    return _example_set(compute_features(profiles, posts, examples), campaigns, followers)
+
+
+def _example_set(base: pd.DataFrame, targets: pd.DataFrame, followers: np.ndarray) -> ExampleSet:
+    """Examples on the features ``base``, labelled by the engagement of the ``targets`` posts
+    (one per row of ``base``) per follower of ``followers``."""
+    n_inter = interactions(targets)
     return ExampleSet(
         base=base,
         label=log_er(n_inter, followers),
         target_er=(n_inter / followers).to_numpy(dtype="float64"),
-        target_time=campaigns["posted_at"].reset_index(drop=True),
+        target_time=targets["posted_at"].reset_index(drop=True),
     )
