@@ -426,13 +426,24 @@ class EngagementModel(BaseEstimator):
             if num_boost_round > 0
             else 0
         )
-        self.platform_boosters_: dict[float, tuple[Any, int]] = {}
+        self.platform_boosters_: dict[float | tuple[float, bool], tuple[Any, int]] = {}
         self.platform_rounds_: dict[str, int] = {}
         if num_boost_round > 0 and (held is not None or platform_rounds):
             self._fit_platform_stages(
                 X, np.asarray(y), sample_weight, platform_names(base), params, held, platform_rounds
             )
         return self
+
+    def _stage_rows(self, X: np.ndarray, key: float | tuple[float, bool]) -> np.ndarray:
+        """Rows of ``X`` a stage applies to: a platform code (all of its rows), or (platform
+        code, has a history) for its cold starts or its creators with a history."""
+        platform = X[:, self.feature_names_.index("platform")]
+        if not isinstance(key, tuple):
+            return platform == key
+        code, has_history = key
+        return (platform == code) & (
+            (X[:, self.feature_names_.index("n_history_posts")] > 0) == has_history
+        )
 
     def _fit_platform_stages(
         self,
@@ -444,14 +455,18 @@ class EngagementModel(BaseEstimator):
         held: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
         rounds: dict[str, int] | None,
     ) -> None:
-        """Per platform, trees that continue from the shared model on that platform's rows.
+        """Per platform, trees that continue from the shared model on that platform's rows;
+        then, within each platform, trees for its cold starts and for its creators with a
+        history apart, continuing from there.
 
         Trained on several platforms, the shared trees follow whichever platform dominates a
         region (Instagram's many cold starts set the cold-start trees, and TikTok's own cold
-        starts did worse than with a model of TikTok alone). Each platform's stage starts from
-        the shared prediction. Its rounds are found by early stopping on ``held`` (the validation
-        creators, unseen by the shared trees too, so the stage learns what the shared model
-        gets wrong on new creators, not on its own training rows), or given by ``rounds``.
+        starts did worse than with a model of TikTok alone); a platform's cold starts and its
+        long histories are predicted from different features, so one stage for both follows
+        the histories. Every stage's rounds are found by early stopping on ``held`` (the
+        validation creators, unseen by the shared trees too, so a stage learns what the model
+        before it gets wrong on new creators, not on its own training rows), or given by
+        ``rounds`` by name (``"tiktok"``, ``"tiktok cold start"``, ``"tiktok with history"``).
         One platform: no stage.
         """
         import lightgbm as lgb
@@ -462,20 +477,26 @@ class EngagementModel(BaseEstimator):
             return
         y = np.asarray(y, dtype="float64")
         w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
-        start = self.baseline_log(X) + self._shared_trees(X)
-        for code in codes:
-            rows = X[:, column] == code
-            name = str(platforms[np.flatnonzero(rows)[0]])
-            train = self.dataset(X[rows], y[rows], w[rows], start=start[rows])
+        keys: list[float | tuple[float, bool]] = [float(code) for code in codes]
+        keys += [(float(code), has_history) for code in codes for has_history in (False, True)]
+        for key in keys:
+            rows = self._stage_rows(X, key)
+            if not rows.any():
+                continue
+            platform = str(platforms[np.flatnonzero(rows)[0]])
+            name = platform if not isinstance(key, tuple) else self._cell_name(platform, key[1])
+            # Each stage continues from the shared trees and the stages fitted before it.
+            start = self.baseline_log(X[rows]) + self._trees(X[rows])
+            train = self.dataset(X[rows], y[rows], w[rows], start=start)
             if held is None:
                 n = int((rounds or {}).get(name, 0))
                 stage = lgb.train(params, train, n) if n >= 1 else None
             else:
                 Xv, yv, wv = held
-                rows_v = Xv[:, column] == code
+                rows_v = self._stage_rows(Xv, key)
                 if not rows_v.any():
                     continue
-                start_v = self.baseline_log(Xv[rows_v]) + self._shared_trees(Xv[rows_v])
+                start_v = self.baseline_log(Xv[rows_v]) + self._trees(Xv[rows_v])
                 valid = self.dataset(Xv[rows_v], yv[rows_v], wv[rows_v], train, start=start_v)
                 stage = lgb.train(
                     params,
@@ -487,7 +508,11 @@ class EngagementModel(BaseEstimator):
                 n = int(stage.best_iteration or 0)
             self.platform_rounds_[name] = n
             if stage is not None and n >= 1:
-                self.platform_boosters_[float(code)] = (stage, n)
+                self.platform_boosters_[key] = (stage, n)
+
+    @staticmethod
+    def _cell_name(platform: str, has_history: bool) -> str:
+        return f"{platform} {'with history' if has_history else 'cold start'}"
 
     def baseline_log(self, matrix: np.ndarray) -> np.ndarray:
         """The booster's starting point per row: ``shrunk_log_er`` of a :meth:`booster_matrix`."""
@@ -500,9 +525,8 @@ class EngagementModel(BaseEstimator):
         out = self._shared_trees(matrix, **kwargs)
         stages = getattr(self, "platform_boosters_", {})  # models saved before have none
         if stages:
-            platform = matrix[:, self.feature_names_.index("platform")]
-            for code, (booster, rounds) in stages.items():
-                rows = platform == code
+            for key, (booster, rounds) in stages.items():
+                rows = self._stage_rows(matrix, key)
                 if rows.any():
                     out[rows] += booster.predict(matrix[rows], num_iteration=rounds, **kwargs)
         return out

@@ -312,14 +312,19 @@ def test_booster_matrix_holds_what_the_pipeline_frame_holds(vocabulary_model):
 
 def two_platforms(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Instagram creators (many) and TikTok creators (few) whose labels follow their followers
-    in opposite directions: trees shared by both follow Instagram's majority."""
+    in opposite directions: trees shared by both follow Instagram's majority. Each creator is
+    an example twice: before its first post (a cold start) and after its fourth."""
     profiles, posts = creators(["comedy"] * 240, posts_each=4)
     profiles["influencer"] = profiles["influencer"] + f"_{seed}"
     posts["influencer"] = posts["influencer"] + f"_{seed}"
     profiles["platform"] = ["tiktok" if i % 6 == 0 else "instagram" for i in range(len(profiles))]
     data = validate(profiles, posts, now=NOW)
-    base = compute_features(
-        data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp("2020-01-11", tz="UTC"))
+    base = pd.concat(
+        [
+            compute_features(data.profiles, data.posts, examples_at(data.profiles, pd.Timestamp(t)))
+            for t in ("2019-12-01T00:00:00Z", "2020-01-11T00:00:00Z")
+        ],
+        ignore_index=True,
     )
     followers = base["log_followers"].to_numpy(dtype="float64")
     sign = np.where(base["platform"].astype(str).to_numpy() == "tiktok", -1.0, 1.0)
@@ -339,7 +344,11 @@ def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     model = EngagementModel(PARAMS, n_topics=2).fit(
         base, y, valid=two_platforms(2), num_boost_round=20
     )
-    assert set(model.platform_rounds_) == {"instagram", "tiktok"}
+    assert set(model.platform_rounds_) == {
+        f"{platform}{rows}"
+        for platform in ("instagram", "tiktok")
+        for rows in ("", " cold start", " with history")
+    }
     assert model.platform_boosters_, "no platform stage was kept"
     matrix = model.booster_matrix(base)
     shared = model.baseline_log(matrix) + shared_trees(model, matrix)
@@ -358,14 +367,46 @@ def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
 
 def test_a_refit_takes_each_platform_stage_rounds_as_given():
     base, y = two_platforms(0)
+    given = {"tiktok": 5, "tiktok cold start": 3, "tiktok with history": 7}
     model = EngagementModel(PARAMS, n_topics=2).fit(
-        base, y, num_boost_round=20, platform_rounds={"tiktok": 7}
+        base, y, num_boost_round=20, platform_rounds=given
     )
-    assert model.platform_rounds_ == {"instagram": 0, "tiktok": 7}
-    assert [rounds for _, rounds in model.platform_boosters_.values()] == [7]
+    assert model.platform_rounds_ == {
+        "instagram": 0,
+        "instagram cold start": 0,
+        "instagram with history": 0,
+        **given,
+    }
+    assert sorted(rounds for _, rounds in model.platform_boosters_.values()) == [3, 5, 7]
     # Without a validation set or given rounds, the model has no stage.
     plain = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
     assert plain.platform_boosters_ == {}
+
+
+def test_stages_add_up_platform_first_then_cold_start_or_history():
+    # A platform's stage moves all of its rows (models saved before the split into cold starts
+    # and histories have only these); a cold-start stage only the platform's cold starts.
+    base, y = two_platforms(0)
+    model = EngagementModel(PARAMS, n_topics=2).fit(
+        base, y, num_boost_round=20, platform_rounds={"tiktok": 5, "tiktok cold start": 3}
+    )
+    stages = dict(model.platform_boosters_)
+    assert len(stages) == 2
+    (platform_key, (platform_stage, n_platform)), (cell_key, (cell_stage, n_cell)) = sorted(
+        stages.items(), key=lambda item: isinstance(item[0], tuple)
+    )
+    assert cell_key == (platform_key, False)
+    matrix = model.booster_matrix(base)
+    tiktok = base["platform"].astype(str).to_numpy() == "tiktok"
+    cold = tiktok & (base["n_history_posts"].to_numpy() == 0)
+    expected = model.baseline_log(matrix) + shared_trees(model, matrix)
+    expected[tiktok] += platform_stage.predict(matrix[tiktok], num_iteration=n_platform)
+    expected[cold] += cell_stage.predict(matrix[cold], num_iteration=n_cell)
+    np.testing.assert_allclose(model.predict_log(base), expected, atol=1e-12)
+    # A model with the platform's stage alone (as saved before) adds it to every TikTok row.
+    model.platform_boosters_ = {platform_key: (platform_stage, n_platform)}
+    expected[cold] -= cell_stage.predict(matrix[cold], num_iteration=n_cell)
+    np.testing.assert_allclose(model.predict_log(base), expected, atol=1e-12)
 
 
 def test_one_platform_has_no_stage(fitted, base_and_label):
