@@ -35,7 +35,7 @@ from features.outputs import (
     excel_cells,
     neutralise_formulas,
 )
-from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, Predictor
+from serving.predictor import PLAN_COLUMNS, STATUS_COLD, STATUS_NO_PROFILE, Predictor
 from serving.report import (
     ModelIdentity,
     ReportContext,
@@ -284,15 +284,16 @@ POST_TYPES = {
 POST_TYPE_HINT = "write image, video or carousel (reel and short count as video)"
 YES = frozenset({"true", "yes", "y", "1", "sponsored", "paid"})
 NO = frozenset({"false", "no", "n", "0", "organic"})
-# Optional shortlist columns that describe each candidate's planned post and campaign KPI.
-PLAN_COLUMNS = ("post_type", "sponsored", "target_engagements")
 
 
-def check_planned_posts(frame: pd.DataFrame, file: str = "shortlist") -> pd.DataFrame | None:
+def check_planned_posts(
+    frame: pd.DataFrame, file: str = "shortlist", what: str = "the shortlist"
+) -> pd.DataFrame | None:
     """The planned post per influencer from a shortlist's optional columns (rows are 1-based
     data rows): ``post_type``, ``sponsored`` and ``target_engagements``. An empty cell leaves
     that candidate to the command line's value, or the default (its usual format, organic, no
-    target). Returns a frame indexed by influencer, or None without any such column."""
+    target). Returns a frame indexed by influencer, or None without any such column; a value
+    that cannot be read is a :class:`DataError` saying ``what`` cannot be used."""
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
     present = [c for c in PLAN_COLUMNS if c in frame]
     if not present or "influencer" not in frame:
@@ -347,7 +348,7 @@ def check_planned_posts(frame: pd.DataFrame, file: str = "shortlist") -> pd.Data
     if conflicting:
         problems.append(f"different planned posts for the same influencer ({_listed(conflicting)})")
     if problems:
-        raise DataError(f"{file}: the shortlist cannot be used:\n  " + "\n  ".join(problems))
+        raise DataError(f"{file}: {what} cannot be used:\n  " + "\n  ".join(problems))
     return out[~out.index.duplicated()]
 
 

@@ -74,6 +74,9 @@ SCORE_BLOCK = 5_000
 # (``steps(task, done, total)``): each is one vectorised pass, counted 0 of 1, then 1 of 1.
 CHECKING_STEP = "candidates checked against the contract"
 FEATURES_STEP = "candidates' features computed"
+# Predictor.score's planned post and campaign KPI per candidate, by the names of the optional
+# columns that carry them in a shortlist (engage score) and in a REST request.
+PLAN_COLUMNS = ("post_type", "sponsored", "target_engagements")
 
 OUTPUT_COLUMNS = (
     "influencer",

@@ -12,6 +12,11 @@ influencer's profile columns** (see :mod:`serving.schema` for the enforced types
   ``followers`` (required), optional ``following``, ``posts_count``, ``category``,
   ``platform``, ``country``, ``verified``, ``as_of`` (ISO time: score as of then, using only
   earlier posts);
+* the planned post, optional and repeated on every row of the influencer like the profile
+  columns, as a shortlist gives it to ``engage score``: ``post_type`` (image, video or
+  carousel; reel and short count as video), ``sponsored`` (true/false, yes/no, 1/0) and
+  ``target_engagements`` (a positive number: adds ``p_reach``). An empty cell: the creator's
+  usual format, organic, no target;
 * post columns of the data contract: ``post_id``, ``posted_at`` (ISO 8601), ``likes``,
   ``comments``, optional ``shares``, ``saves``, ``views``, ``media_type``, ``is_sponsored``,
   ``hashtags`` ('|'-separated), ``caption``, ``image_description``.
@@ -43,6 +48,7 @@ from mlflow.pyfunc import PythonModel
 
 from features.engine import take_rows
 from features.tables import has_text, text_values
+from serving.predictor import PLAN_COLUMNS
 from serving.schema import MODEL_ARTIFACT, POST_COLUMNS, PROFILE_COLUMNS
 
 REQUEST = "request"
@@ -126,6 +132,21 @@ def to_response(table: pd.DataFrame) -> pd.DataFrame:
 MAX_REQUEST_ROWS = 20_000
 
 
+def planned_posts(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The request without its planned-post columns (:data:`serving.predictor.PLAN_COLUMNS`),
+    and those as :meth:`Predictor.score`'s ``post_type``, ``sponsored`` and
+    ``target_engagements`` per influencer, read as ``engage score`` reads a shortlist's
+    (:func:`serving.planner.check_planned_posts`: a bad value or two plans for one influencer
+    is a :class:`DataError` naming the request rows)."""
+    from serving.planner import check_planned_posts, planned_post_inputs
+
+    plan_cols = [c for c in frame.columns if str(c).strip().lower() in PLAN_COLUMNS]
+    if not plan_cols:
+        return frame, {}
+    plan = check_planned_posts(frame[["influencer", *plan_cols]], REQUEST, "its planned posts")
+    return frame.drop(columns=plan_cols), planned_post_inputs(plan)
+
+
 def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Score one-row-per-post input with a
     :class:`~serving.predictor.Predictor`; errors as MlflowException."""
@@ -150,9 +171,12 @@ def predict_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
             f"{MAX_REQUEST_ROWS} (split the shortlist, or use `engage score` for batches)",
             error_code=INVALID_PARAMETER_VALUE,
         )
-    profiles, posts, profile_rows, post_rows = split_rows(frame)
     try:
-        scored = predictor.score(profiles, posts, profiles_file=REQUEST, posts_file=REQUEST)
+        frame, planned = planned_posts(frame)
+        profiles, posts, profile_rows, post_rows = split_rows(frame)
+        scored = predictor.score(
+            profiles, posts, profiles_file=REQUEST, posts_file=REQUEST, **planned
+        )
     except DataValidationError as exc:
         remap_rows(exc.report, profile_rows, post_rows)
         raise MlflowException(

@@ -40,6 +40,7 @@ from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import AnyType
 
 from features.contract import PROFILE_OPTIONAL, PROFILE_REQUIRED
+from serving.predictor import PLAN_COLUMNS
 
 # (column, type, required); order = the order a client is shown. None = any type (see above).
 REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
@@ -52,6 +53,9 @@ REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
     ("country", DataType.string, False),
     ("verified", None, False),
     ("as_of", None, False),
+    ("post_type", DataType.string, False),
+    ("sponsored", None, False),
+    ("target_engagements", None, False),
     ("post_id", DataType.string, False),
     ("posted_at", None, False),
     ("likes", None, False),
@@ -68,7 +72,11 @@ REST_COLUMNS: tuple[tuple[str, DataType | None, bool], ...] = (
 
 # A request row's profile part: the data contract's profile columns.
 PROFILE_COLUMNS = (*PROFILE_REQUIRED, *PROFILE_OPTIONAL)
-POST_COLUMNS = tuple(name for name, _, _ in REST_COLUMNS if name not in PROFILE_COLUMNS)
+# PLAN_COLUMNS, the planned post per candidate: like the profile columns, repeated on every
+# row of the influencer.
+POST_COLUMNS = tuple(
+    name for name, _, _ in REST_COLUMNS if name not in PROFILE_COLUMNS and name not in PLAN_COLUMNS
+)
 
 
 def input_schema() -> Schema:

@@ -105,6 +105,78 @@ def test_pyfunc_malformed_input_is_an_invalid_parameter(predictor, candidates, c
     assert info.value.get_http_status_code() == 400
 
 
+def test_a_planned_post_per_candidate_is_scored_as_engage_score_scores_it(predictor, candidates):
+    from serving.pyfunc import predict_rows, to_response
+    from serving.schema import to_rest_rows
+
+    profiles, posts = candidates
+    names = profiles["influencer"].tolist()
+    # A video for the first candidate, a sponsored post with a target for the second, the
+    # rest left to their usual post: on every row of each candidate, as a client repeats it.
+    plan = pd.DataFrame(
+        {
+            "influencer": names[:2],
+            "post_type": ["Reel", None],
+            "sponsored": [None, "yes"],
+            "target_engagements": [None, "500"],
+        }
+    )
+    rows = to_rest_rows(profiles, posts).merge(plan, on="influencer", how="left")
+    got = predict_rows(predictor, rows).set_index("influencer")
+    by_name = plan.set_index("influencer")
+    scored = predictor.score(
+        profiles,
+        posts,
+        post_type=by_name["post_type"].dropna().str.lower().replace({"reel": "video"}),
+        sponsored=by_name["sponsored"].dropna().eq("yes"),
+        target_engagements=by_name["target_engagements"].dropna().astype(float),
+    )
+    expected = to_response(scored.table).set_index("influencer")
+    for column in ("predicted_er", "planned_post", "p_reach", "target_engagements"):
+        assert got[column].tolist() == expected[column].tolist(), column
+    assert got.loc[names[1], "p_reach"] is not None and got.loc[names[2], "p_reach"] is None
+    unplanned = predict_rows(predictor, to_rest_rows(profiles, posts)).set_index("influencer")
+    assert got.loc[names[2:], "predicted_er"].tolist() == (
+        unplanned.loc[names[2:], "predicted_er"].tolist()
+    )  # the candidates without a plan: as before
+    assert got.loc[names[0], "planned_post"] != unplanned.loc[names[0], "planned_post"]
+
+
+@pytest.mark.parametrize(
+    "plan, match",
+    [
+        ({"post_type": "vidoe"}, r"planned posts cannot be used:\n  column 'post_type', rows 1:"),
+        ({"sponsored": "maybe"}, r"column 'sponsored', rows 1: not yes or no"),
+        ({"target_engagements": "5,000"}, r"column 'target_engagements', rows 1: not a positive"),
+    ],
+)
+def test_a_planned_post_engage_cannot_read_is_a_400_naming_the_request_row(
+    predictor, candidates, plan, match
+):
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    rows = to_rest_rows(*candidates)
+    first = rows["influencer"] == rows["influencer"].iloc[0]
+    for column, value in plan.items():
+        rows[column] = pd.Series(None, index=rows.index, dtype=object).mask(first, value)
+    with pytest.raises(MlflowException, match=match) as info:
+        predict_rows(predictor, rows)
+    assert info.value.get_http_status_code() == 400
+
+
+def test_two_planned_posts_for_one_candidate_are_refused(predictor, candidates):
+    from serving.pyfunc import predict_rows
+    from serving.schema import to_rest_rows
+
+    rows = to_rest_rows(*candidates)
+    name = rows["influencer"].value_counts().index[0]  # a candidate with several rows
+    rows["post_type"] = np.where(rows["influencer"] == name, "video", None)
+    rows.loc[int(np.flatnonzero(rows["influencer"] == name)[1]), "post_type"] = "image"
+    with pytest.raises(MlflowException, match="different planned posts for the same influencer"):
+        predict_rows(predictor, rows)
+
+
 def test_pyfunc_conflicting_profile_rows_name_request_rows(predictor, candidates):
     from serving.pyfunc import predict_rows
     from serving.schema import to_rest_rows

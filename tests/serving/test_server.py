@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -334,6 +335,38 @@ def test_text_csv_answers_as_json_does(client, served):
     assert by_json.status_code == 200 and by_csv.status_code == 200, by_csv.text
     assert by_csv.json() == by_json.json()
     assert len(by_csv.json()["predictions"]) == 6
+
+
+def test_a_request_carries_each_candidates_planned_post(client, served):
+    from serving.schema import dataframe_split
+
+    rows = rest_rows(served)
+    first = rows["influencer"].iloc[0]
+    # A sponsored video for the first candidate (on each of its rows), a KPI for everyone.
+    rows["post_type"] = np.where(rows["influencer"] == first, "video", None)
+    rows["sponsored"] = np.where(rows["influencer"] == first, "true", None)
+    rows["target_engagements"] = "500"
+    answers = []
+    for body, content_type in (
+        (json.dumps(dataframe_split(rows)), "application/json"),
+        (rows.to_csv(index=False), "text/csv"),
+    ):
+        answer = client.post("/invocations", content=body, headers={"Content-Type": content_type})
+        assert answer.status_code == 200, answer.text
+        answers.append(answer.json()["predictions"])
+    assert answers[0] == answers[1]
+    by_name = {row["influencer"]: row for row in answers[0]}
+    assert by_name[first]["planned_post"].startswith("video, sponsored")
+    assert all(row["target_engagements"] == 500 for row in answers[0])
+    assert all(0 <= row["p_reach"] <= 1 for row in answers[0] if row["predicted_er"] is not None)
+    bad = rows.assign(post_type="vidoe")
+    refused = client.post(
+        "/invocations",
+        content=json.dumps(dataframe_split(bad)),
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused.status_code == 400
+    assert "column 'post_type', rows 1, 2" in refused.json()["message"]
 
 
 def server_leaks(text: str) -> list[str]:
