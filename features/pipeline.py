@@ -520,8 +520,9 @@ class EngagementModel(BaseEstimator):
         return np.array(matrix[:, self.feature_names_.index(BASELINE_FEATURE)], dtype="float64")
 
     def _trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """What the trees add to the baseline: the shared trees, plus the row's platform stage
-        where there is one (see :meth:`_fit_platform_stages`; SHAP values add up too)."""
+        """What the trees add to the baseline: the shared trees, plus the row's platform stages
+        where there are some (its platform's, then its cold-start or history stage; see
+        :meth:`_fit_platform_stages`; SHAP values add up too)."""
         out = self._shared_trees(matrix, **kwargs)
         stages = getattr(self, "platform_boosters_", {})  # models saved before have none
         if stages:
