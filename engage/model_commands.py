@@ -167,6 +167,7 @@ def _train(
     posts_path: Path | None,
     bars: ProgressBars,
 ) -> Any:
+    from serving.schema import package_model
     from training.train import ProgressPrinter, run_training
 
     progress = ProgressPrinter(steps=bars if bars.drawn else None)
@@ -184,6 +185,7 @@ def _train(
         data,
         {"profiles": profiles_path, "posts": posts_path},
         config,
+        package=package_model,  # serving's MLflow packaging: training never imports serving
         campaigns_path=args.campaigns,
         progress=progress,
     )

@@ -72,6 +72,7 @@ def train_on_dask(args: SimpleNamespace, config: Any, progress: Any = None) -> A
     """``run_training_dask`` on the cluster of ``--scheduler`` (or a local one); ``progress``:
     its step messages and counts (:class:`training.train.ProgressPrinter`)."""
     from features.distributed import dask_client
+    from serving.schema import package_model
     from training.distributed import run_training_dask
 
     profiles_path, posts_path = resolve_data_paths(args)
@@ -83,6 +84,7 @@ def train_on_dask(args: SimpleNamespace, config: Any, progress: Any = None) -> A
             posts_path,
             config,
             client=client,
+            package=package_model,  # serving's MLflow packaging: training never imports serving
             campaigns_path=args.campaigns,
             npartitions=args.partitions,
             progress=progress,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from features.artifact import REGISTRY_FILE
-from serving.store import resolve_tracking_uri
+from features.registry import require_tracking_store, resolve_tracking_uri
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?$")
 
@@ -55,8 +55,6 @@ class ModelIdentity:
 
 def _aliases_now(name: str, version: str, tracking_uri: str | None) -> list[str] | None:
     """The version's aliases in the tracking store, or None if it cannot be asked (no store)."""
-    from serving.predictor import require_tracking_store
-
     uri = resolve_tracking_uri(tracking_uri)
     try:
         require_tracking_store(uri)  # never create an empty mlflow.db just to ask

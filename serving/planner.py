@@ -831,7 +831,7 @@ def model_identity(
         try:
             from mlflow import MlflowClient
 
-            from serving.store import resolve_tracking_uri
+            from features.registry import resolve_tracking_uri
 
             client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
             found = (

@@ -34,17 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.aggregate import PLANNED_POST_FEATURES, compute_features, examples_at
-from features.artifact import (
-    MANIFEST_FILE,
-    MLFLOW_DOWNLOAD_NOTE,
-    MODEL_FILE,
-    ArtifactError,
-    load_artifact,
-    model_key,
-    redact,
-    resolve_model_dir,
-    verify_folder,
-)
+from features.artifact import MODEL_FILE, ArtifactError, load_artifact, resolve_model_dir
 from features.contract import (
     ZERO_FOLLOWERS,
     DataError,
@@ -58,9 +48,9 @@ from features.contract import (
     zero_follower_profiles,
 )
 from features.engagement import er_from_log
+from features.registry import download_verified, engage_folder
 from features.tables import value_codes
 from serving.explain import reasons as explain_reasons
-from serving.store import require_tracking_store, resolve_tracking_uri
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 
@@ -667,62 +657,6 @@ def _describe_as_of(as_of: pd.Timestamp | pd.Series | str | None, profiles: pd.D
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def download_verified(uri: str, tracking_uri: str | None, dst: Path) -> Path:
-    """Fetch a registered model's files into ``dst`` and check them against their signed manifest.
-
-    Every file of MLflow's copy (its ``MLmodel``, the logged ``pyfunc.py``, the engage model
-    folder) is checked before any of it is imported or unpickled. Returns the model's root folder.
-    """
-    import mlflow
-
-    store = resolve_tracking_uri(tracking_uri)
-    require_tracking_store(store)
-    key = model_key()  # a missing key is reported before anything is fetched
-    # MLflow resolves a registered name with the process-wide registry URI (which follows the
-    # tracking URI) whatever store is passed to download_artifacts.
-    mlflow.set_tracking_uri(store)
-    try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=str(dst), tracking_uri=store
-        )
-    except Exception as exc:  # MLflow raises several types for unknown names, aliases and runs
-        raise ArtifactError(
-            f"{uri}: cannot be fetched from {redact(store)}: {redact(str(exc))}"
-        ) from None
-    root = Path(local)
-    (root / MLFLOW_DOWNLOAD_NOTE).unlink(missing_ok=True)
-    if not (root / MANIFEST_FILE).is_file() and (root / "MLmodel").is_file():
-        raise ArtifactError(
-            f"{uri}: MLflow's copy of this model is not signed (logged by an "
-            "engage before models were signed); refusing to load it. Retrain it."
-        )
-    verify_folder(root, key)
-    return root
-
-
-def _engage_artifact(model_root: Path) -> Path | None:
-    """The ``engage_model`` artifact folder of a downloaded pyfunc model (named in its MLmodel)."""
-    from mlflow.models import Model
-
-    try:
-        flavor = Model.load(str(model_root)).flavors.get("python_function", {})
-    except Exception:  # no or unreadable MLmodel: not a model this code can serve
-        return None
-    entry = (flavor.get("artifacts") or {}).get("engage_model")
-    path = entry.get("path") if isinstance(entry, dict) else entry
-    return model_root / str(path) if path else None
-
-
-def engage_folder(uri: str, model_root: Path) -> Path:
-    """The engage model folder inside a downloaded, verified MLflow model."""
-    folder = _engage_artifact(model_root)
-    if folder is None or not folder.is_dir():
-        raise ArtifactError(
-            f"{uri}: not an engage model (no 'engage_model' artifact in its MLmodel)"
-        )
-    return folder
 
 
 def load_model(

@@ -47,9 +47,10 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from features.engine import take_rows
+from features.registry import MODEL_ARTIFACT
 from features.tables import has_text, text_values
 from serving.predictor import PLAN_COLUMNS
-from serving.schema import MODEL_ARTIFACT, POST_COLUMNS, PROFILE_COLUMNS
+from serving.schema import POST_COLUMNS, PROFILE_COLUMNS
 
 REQUEST = "request"
 

@@ -23,10 +23,10 @@ import urllib.request
 from pathlib import Path
 
 from features.artifact import resolve_model_dir, verify_artifact
+from features.registry import download_verified, engage_folder, resolve_tracking_uri
 from serving.limits import ServerLimits, machine_cpus
-from serving.predictor import MLFLOW_SCHEMES, download_verified, engage_folder, load_engage_model
+from serving.predictor import MLFLOW_SCHEMES, load_engage_model
 from serving.server import LIMITS_ENV, MODEL_ENV
-from serving.store import resolve_tracking_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

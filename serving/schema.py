@@ -4,8 +4,9 @@ shape that requests, tests and the logged input example share.
 
 Kept apart from :mod:`serving.pyfunc` (which registers a model when imported, as MLflow's
 models-from-code needs) so that anything can import it without side effects: training logs its
-model with :func:`pyfunc_model` and :func:`input_example`, ``engage serve`` saves one the same
-way (:mod:`serving.rest`).
+model with :func:`package_model` (:func:`pyfunc_model` and :func:`input_example`, handed to
+training by the ``engage`` command: training never imports serving), ``engage serve`` saves one
+the same way (:mod:`serving.rest`).
 
 Why an explicit schema rather than one inferred from an input example: MLflow enforces the
 logged signature on every request. An inferred signature makes every example column required
@@ -40,6 +41,7 @@ from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import AnyType
 
 from features.contract import PROFILE_OPTIONAL, PROFILE_REQUIRED
+from features.registry import MODEL_ARTIFACT
 from serving.predictor import PLAN_COLUMNS
 
 # (column, type, required); order = the order a client is shown. None = any type (see above).
@@ -94,10 +96,6 @@ def input_signature() -> ModelSignature:
     return ModelSignature(inputs=input_schema())
 
 
-# The pyfunc model's artifact that is the engage model folder (``models/<version>``).
-MODEL_ARTIFACT = "engage_model"
-
-
 def pyfunc_code_path() -> Path:
     """The serving wrapper's file (models-from-code), found without importing it."""
     spec = importlib.util.find_spec("serving.pyfunc")
@@ -114,6 +112,20 @@ def pyfunc_model(model_dir: str | Path) -> dict[str, Any]:
         "artifacts": {MODEL_ARTIFACT: str(model_dir)},
         "signature": input_signature(),
     }
+
+
+def package_model(
+    model_dir: str | Path, profiles: pd.DataFrame, posts: pd.DataFrame
+) -> dict[str, Any]:
+    """How training logs an engage model (a ``training.tracking.ModelPackager``): the arguments
+    of ``mlflow.pyfunc.log_model``, :func:`pyfunc_model` for the folder and the
+    :func:`input_example` of the validated ``profiles`` and ``posts``.
+
+    The signature is the input schema only (serving decides the output columns, and MLflow
+    enforces inputs), declared rather than inferred from the example: see the module docstring
+    for what inference would refuse or drop.
+    """
+    return {**pyfunc_model(model_dir), "input_example": input_example(profiles, posts)}
 
 
 def to_rest_rows(profiles: pd.DataFrame, posts: pd.DataFrame | None) -> pd.DataFrame:

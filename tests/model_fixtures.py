@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from features.contract import validate
+from serving.schema import package_model
 from training.config import TrainConfig
 from training.train import TrainingResult, run_training
 
@@ -77,6 +78,7 @@ def train_small(folder: Path, data: SmallData, **overrides: object) -> TrainingR
         clean,
         {"profiles": data.profiles_path, "posts": data.posts_path},
         config,
+        package=package_model,
         progress=lambda _: None,
     )
 

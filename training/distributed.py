@@ -79,6 +79,7 @@ EXTRA_COLUMNS = [LABEL, TARGET_ER, TARGET_TIME, FIRST_POST, LAST_POST, ORDER]
 MAX_DRIVER_ROWS = 500_000
 
 if TYPE_CHECKING:  # run_training's module is imported when training runs (it brings MLflow)
+    from training.tracking import ModelPackager
     from training.train import InputSummary
 
 
@@ -414,6 +415,7 @@ def run_training_dask(
     config: TrainConfig,
     *,
     client: Any,
+    package: ModelPackager,
     campaigns_path: str | Path | None = None,
     npartitions: int | None = None,
     progress: Any = None,
@@ -437,6 +439,9 @@ def run_training_dask(
         The training configuration.
     client
         A ``distributed.Client``.
+    package
+        How the saved model is logged to MLflow (:data:`training.tracking.ModelPackager`); a
+        missing one is a TypeError before the cluster is asked for anything.
     campaigns_path
         A campaigns table (small: read and checked on the driver); its rows are the examples.
     npartitions
@@ -445,8 +450,10 @@ def run_training_dask(
         Called with step messages (default: :class:`training.train.ProgressPrinter`).
     """
     from features.distributed import read_any
+    from training.tracking import require_packager
     from training.train import ProgressPrinter, run_training
 
+    require_packager(package)
     progress = progress or ProgressPrinter()
     profiles = read_any(profiles_path, engine="dask")
     posts = read_any(posts_path, engine="dask")
@@ -493,6 +500,7 @@ def run_training_dask(
         data,
         {"profiles": profiles_path, "posts": posts_path},
         config,
+        package=package,
         campaigns_path=campaigns_path,
         progress=progress,
         examples=examples,

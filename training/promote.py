@@ -19,7 +19,12 @@ import numpy as np
 
 from features.artifact import load_artifact, redact
 from features.contract import ValidatedData
-from serving.store import require_tracking_store, resolve_tracking_uri
+from features.registry import (
+    download_verified,
+    engage_folder,
+    require_tracking_store,
+    resolve_tracking_uri,
+)
 from training.examples import post_examples
 from training.gate import compare_on_unseen, training_creators
 from training.tracking import CHAMPION, store_lock
@@ -34,8 +39,6 @@ def _verified(
 ) -> tuple[Any, np.ndarray | None]:
     """Download ``name`` ``version``, check its signed
     files, load it; with its training creators."""
-    from serving.predictor import download_verified, engage_folder
-
     ref = f"models:/{name}/{version}"
     folder.mkdir(parents=True, exist_ok=True)
     root = download_verified(ref, uri, folder)

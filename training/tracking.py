@@ -2,7 +2,10 @@
 registered, and the champion alias moved honestly.
 
 The tracking URI is an argument (default: ``sqlite:///mlflow.db`` in the working folder, or
-``MLFLOW_TRACKING_URI``); nothing is set at import time.
+``MLFLOW_TRACKING_URI``: :func:`features.registry.resolve_tracking_uri`); nothing is set at
+import time. How the saved model is packaged as an MLflow model (the code that serves it, its
+signature and input example) is serving's business, not training's: :func:`log_run` is given it
+as a :data:`ModelPackager`, which the ``engage`` command takes from serving.
 """
 
 from __future__ import annotations
@@ -35,6 +38,21 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 # Evaluations whose metrics get their own group in the MLflow UI (it groups by the text before "/").
 EVALUATION_GROUPS = ("time_holdout", "forward")
+
+# How a saved model folder becomes an MLflow model: ``package(model_dir, profiles, posts)``
+# returns the keyword arguments of ``mlflow.pyfunc.log_model`` (the code that serves the model,
+# its artifacts, signature and input example; the example drawn from the validated ``profiles``
+# and ``posts``). engage passes serving's, :func:`serving.schema.package_model`.
+ModelPackager = Callable[[Path, pd.DataFrame, pd.DataFrame], dict[str, Any]]
+
+
+def require_packager(package: object) -> None:
+    """Refuse a missing packager at once, rather than after the training it would package."""
+    if not callable(package):
+        raise TypeError(
+            "package must be a ModelPackager, how the saved model is logged to MLflow "
+            f"(engage passes serving.schema.package_model), not {package!r}"
+        )
 
 
 def flatten_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -267,7 +285,9 @@ def _log_run(
     metrics: dict[str, Any],
     plots: list[Path],
     staged: StagedArtifact,
-    example: pd.DataFrame,
+    package: ModelPackager,
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame,
     holdout_score: float,
     promote: bool,
     champion_gate: Callable[[Path, str], GateResult | None],
@@ -275,6 +295,9 @@ def _log_run(
     hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """Log everything about one run, register the staged model, publish it and set its alias.
+
+    The model is logged as ``package(staged.folder, profiles, posts)`` says (a
+    :data:`ModelPackager`; ``profiles`` and ``posts`` are validated rows for its input example).
 
     ``champion_gate(model_dir, name)`` compares this run's holdout model with the current
     champion on holdout examples of creators the champion did not train on
@@ -289,8 +312,7 @@ def _log_run(
     import mlflow
     from mlflow import MlflowClient
 
-    from serving.schema import pyfunc_model
-
+    require_packager(package)
     active = mlflow.active_run()
     if active is None:  # called on its own (tests, tools): a run of its own
         _ensure_experiment(uri, experiment)
@@ -305,12 +327,7 @@ def _log_run(
         mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-        # Input schema only: serving decides the output
-        # columns, and MLflow enforces inputs. Declared,
-        # not inferred from the example: see serving.schema for what inference would refuse or drop.
-        info = mlflow.pyfunc.log_model(
-            name="model", input_example=example, **pyfunc_model(staged.folder)
-        )
+        info = mlflow.pyfunc.log_model(name="model", **package(staged.folder, profiles, posts))
         sign_logged_model(client, info.model_id, info.model_uri, staged.key)
         decision, reason = _decide_alias(client, registered_model, promote, champion_gate)
     except BaseException:
@@ -370,7 +387,7 @@ def sign_logged_model(client: Any, model_id: str, model_uri: str, key: bytes) ->
     """Sign MLflow's copy of a model: a ``MANIFEST.json`` over every file of the logged model.
 
     Serving from ``models:/...`` downloads the model, checks this manifest, and only then lets
-    MLflow import the logged ``pyfunc.py`` (see :func:`serving.predictor.download_verified`).
+    MLflow import the logged ``pyfunc.py`` (see :func:`features.registry.download_verified`).
     """
     import mlflow
 

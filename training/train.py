@@ -24,7 +24,7 @@ from features.aggregate import MIN_POST_AGE
 from features.artifact import load_artifact, model_key, redact, sign_folder, stage_artifact
 from features.contract import ValidatedData, read_table
 from features.engagement import ER_DEFINITION
-from serving.store import resolve_tracking_uri
+from features.registry import resolve_tracking_uri
 from training import plots
 from training.checks import MIN_CHECKED, review
 from training.config import TrainConfig
@@ -39,8 +39,10 @@ from training.forward import COVERAGE_KEY_FORWARD, forward_evaluation
 from training.gate import GateResult, compare_on_unseen, save_training_creators, training_creators
 from training.signals import StopSignals
 from training.tracking import (
+    ModelPackager,
     TrainingRun,
     log_run,
+    require_packager,
     run_name,
     version_description,
 )
@@ -171,6 +173,7 @@ def run_training(
     input_paths: dict[str, Path | str | None],
     config: TrainConfig,
     *,
+    package: ModelPackager,
     campaigns_path: Path | str | None = None,
     progress: Any = None,
     examples: ExampleSet | None = None,
@@ -179,6 +182,10 @@ def run_training(
     campaigns: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Build examples, evaluate, fit, save and log one model.
+
+    ``package`` says how the saved model is logged to MLflow (a
+    :data:`training.tracking.ModelPackager`: ``engage train`` passes
+    :func:`serving.schema.package_model`); without one this raises TypeError before any work.
 
     The MLflow run starts first, so it spans the whole training, and ends ``FAILED`` if anything
     on the way fails. The model is signed and staged, logged to MLflow and registered, and only
@@ -191,6 +198,7 @@ def run_training(
     and ``summary`` the row counts and date range of the whole input, computed on the cluster;
     ``campaigns`` is the campaigns table the cluster already checked against every profile.
     """
+    require_packager(package)
     with StopSignals() as signals:
         progress = progress or ProgressPrinter()
         model_key(create=True)  # a missing or unreadable key fails now, not after the fit
@@ -224,6 +232,7 @@ def run_training(
                 config,
                 campaigns_path,
                 campaigns,
+                package,
                 progress,
                 examples,
                 fit_final,
@@ -296,6 +305,7 @@ def _train_in_run(
     config: TrainConfig,
     campaigns_path: Path | str | None,
     campaigns: pd.DataFrame | None,
+    package: ModelPackager,
     progress: Any,
     examples: ExampleSet | None,
     fit_final: Any,
@@ -392,8 +402,6 @@ def _train_in_run(
                 champion_name,
             )
 
-        from serving.schema import input_example  # imports MLflow's model types
-
         progress(f"logging the run to MLflow at {redact(uri)}")
         described = ", ".join(
             f"{d['name']} {Path(d['path']).name} ({str(d['fingerprint'])[:8]}, {d['rows']} rows)"
@@ -408,7 +416,9 @@ def _train_in_run(
             metrics=metrics,
             plots=plot_files,
             staged=staged,
-            example=input_example(data.profiles, data.posts),
+            package=package,
+            profiles=data.profiles,
+            posts=data.posts,
             holdout_score=holdout_metrics["model"]["mae_log_er"],
             promote=config.promote,
             champion_gate=champion_gate,

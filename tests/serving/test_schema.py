@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from serving.schema import EXAMPLE_COLUMNS, input_example
+from serving.schema import EXAMPLE_COLUMNS, input_example, package_model, pyfunc_model
 
 
-def test_the_logged_input_example_is_the_first_influencers_posts_as_a_client_sends_them():
+def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     profiles = pd.DataFrame(
         {
             "influencer": ["a", "b", "c"],
@@ -25,6 +25,11 @@ def test_the_logged_input_example_is_the_first_influencers_posts_as_a_client_sen
             "is_sponsored": [False, True, False, False],
         }
     )
+    return profiles, posts
+
+
+def test_the_logged_input_example_is_the_first_influencers_posts_as_a_client_sends_them():
+    profiles, posts = _tables()
     example = input_example(profiles, posts, n_influencers=2)
     # b's posts, then a's: the first two influencers in the posts' order, with their profiles.
     assert example["post_id"].tolist() == ["p1", "p2", "p3"]
@@ -35,3 +40,14 @@ def test_the_logged_input_example_is_the_first_influencers_posts_as_a_client_sen
     assert example["likes"].dtype == "float64"
     assert example["posted_at"].tolist()[0].startswith("2024-01-01")
     assert example["is_sponsored"].dtype == bool
+
+
+def test_training_logs_the_pyfunc_model_with_the_example_of_its_data(tmp_path):
+    """package_model is what engage hands training (training.tracking.ModelPackager): the
+    arguments of mlflow.pyfunc.log_model, the wrapper, folder and signature of pyfunc_model and
+    the input example of the training data."""
+    profiles, posts = _tables()
+    arguments = package_model(tmp_path, profiles, posts)
+    example = arguments.pop("input_example")
+    assert arguments == pyfunc_model(tmp_path)
+    pd.testing.assert_frame_equal(example, input_example(profiles, posts))

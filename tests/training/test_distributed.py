@@ -10,6 +10,7 @@ import pytest
 from features.artifact import load_artifact, save_artifact
 from features.contract import DataValidationError, validate
 from serving.predictor import load_model
+from serving.schema import package_model
 from tests.conftest import NOW
 from tests.dask_fixtures import campaigns_frame
 from tests.model_fixtures import fast_config
@@ -130,6 +131,7 @@ def test_run_training_dask_end_to_end(dask_cluster, small_data, tmp_path):
         small_data.posts_path,
         config,
         client=dask_cluster,
+        package=package_model,
         npartitions=4,
         progress=lambda _: None,
     )

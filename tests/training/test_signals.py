@@ -62,7 +62,7 @@ def _stage_real_model(trained, models: Path):
 
 def _log(staged, uri: str, small_data, signals: StopSignals):
     from features.contract import validate
-    from serving.schema import input_example
+    from serving.schema import package_model
     from training.tracking import log_run
 
     clean = validate(
@@ -80,7 +80,9 @@ def _log(staged, uri: str, small_data, signals: StopSignals):
         metrics={"model": {"mae_log_er": 0.5}},
         plots=[],
         staged=staged,
-        example=input_example(clean.profiles, clean.posts),
+        package=package_model,
+        profiles=clean.profiles,
+        posts=clean.posts,
         holdout_score=0.5,
         promote=False,
         champion_gate=lambda _dir, _name: None,

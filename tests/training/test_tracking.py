@@ -18,6 +18,7 @@ import pytest
 
 from features.artifact import load_artifact, redact
 from features.contract import validate
+from serving.schema import package_model
 from tests.model_fixtures import SmallData
 from tests.training_fixtures import tracking_store, training_metrics
 from training.tracking import EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT, metric_groups
@@ -69,6 +70,7 @@ def test_tracking_uri_credentials_reach_no_param_metadata_pickle_or_message(
         clean,
         {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
         config,
+        package=package_model,
         progress=messages.append,
     )
     assert seen["uri"] == seen["log_uri"] == secret_uri  # used to connect
@@ -211,6 +213,41 @@ def test_metrics_are_grouped_by_evaluation_for_the_mlflow_ui():
     )  # NaN figures (empty subsets) are not logged
 
 
+@pytest.mark.parametrize("package", ["missing", None])
+def test_training_without_a_packager_is_a_type_error_before_any_work(tmp_path, package):
+    """Training does not know how a model is served: the caller says it (engage passes
+    serving.schema.package_model), and forgetting it fails at once, never after the fit."""
+    from tests.model_fixtures import fast_config
+    from training.distributed import run_training_dask
+    from training.tracking import log_run
+    from training.train import run_training
+
+    config = fast_config(tmp_path)
+    given = {} if package == "missing" else {"package": package}
+    with pytest.raises(TypeError, match="package"):
+        run_training(None, {}, config, **given)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="package"):
+        run_training_dask("profiles", "posts", config, client=None, **given)
+    logged = {
+        "uri": config.tracking_uri,
+        "experiment": "engage",
+        "registered_model": "engagement",
+        "params": {},
+        "datasets": [],
+        "metrics": {},
+        "plots": [],
+        "staged": None,
+        "profiles": None,
+        "posts": None,
+        "holdout_score": 0.5,
+        "promote": False,
+        "champion_gate": lambda _dir, _name: None,
+    }
+    with pytest.raises(TypeError, match="package"):
+        log_run(**logged, **given)
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "models").exists()
+
+
 # --------------------------------------------------------------------------- a real run in MLflow
 
 
@@ -240,6 +277,21 @@ def test_the_run_reads_well_in_the_mlflow_ui(trained, tmp_path):
         and f"{trained.metrics['model']['mae_log_er']:.3f}" in version.description
     )
     assert version.tags["alias_reason"] == trained.tracking["alias_reason"]
+    # Logged as serving's packager says: its code, the engage folder, signature, input example.
+    from mlflow.models import Model
+
+    from features.registry import MODEL_ARTIFACT
+    from serving.schema import input_signature
+
+    from mlflow.artifacts import download_artifacts
+
+    copy = download_artifacts(
+        artifact_uri=version.source, tracking_uri=uri, dst_path=str(tmp_path / "logged")
+    )
+    logged_model = Model.load(copy)
+    assert logged_model.signature == input_signature()
+    assert logged_model.saved_input_example_info is not None
+    assert MODEL_ARTIFACT in logged_model.flavors["python_function"]["artifacts"]
     assert isinstance(trained.metrics["warnings"], list)
     logged = json.loads(
         Path(client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))).read_text()
@@ -273,6 +325,7 @@ def test_a_run_that_fails_during_the_evaluations_is_in_mlflow_as_failed(
             clean,
             {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
             config,
+            package=package_model,
             progress=lambda _: None,
         )
     client = MlflowClient(tracking_uri=config.tracking_uri)
@@ -315,6 +368,7 @@ def test_a_campaigns_run_is_visible_as_one(small_data: SmallData, trained, tmp_p
         validate(small_data.profiles, small_data.posts),
         {"profiles": small_data.profiles_path, "posts": small_data.posts_path},
         config,
+        package=package_model,
         campaigns_path=campaigns,
         progress=lambda _: None,
     )
