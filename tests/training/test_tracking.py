@@ -278,12 +278,11 @@ def test_the_run_reads_well_in_the_mlflow_ui(trained, tmp_path):
     )
     assert version.tags["alias_reason"] == trained.tracking["alias_reason"]
     # Logged as serving's packager says: its code, the engage folder, signature, input example.
+    from mlflow.artifacts import download_artifacts
     from mlflow.models import Model
 
     from features.registry import MODEL_ARTIFACT
     from serving.schema import input_signature
-
-    from mlflow.artifacts import download_artifacts
 
     copy = download_artifacts(
         artifact_uri=version.source, tracking_uri=uri, dst_path=str(tmp_path / "logged")
