@@ -224,7 +224,45 @@ def read_sheet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: {describe_duplicate_columns(groups)}")
     frame = sheet.iloc[1:].reset_index(drop=True)
     frame.columns = header
+    if frame.isna().to_numpy().any():  # pandas reads an error cell as empty: tell them apart
+        _refuse_error_cells(Path(path), header)
     return frame
+
+
+def _refuse_error_cells(path: Path, header: list[str]) -> None:
+    """Stop on cells that hold an Excel error (``#N/A``, ``#DIV/0!``, ``#REF!`` ...).
+
+    pandas reads them as empty, so a failed lookup would become a "missing influencer" or a
+    candidate without a fee. Typing ``#N/A`` into Excel makes the same error value, so a handle
+    spelled that way must be entered as text (``'#N/A``). Rows are 1-based data rows, header
+    not counted, as in every other fee and shortlist message.
+    """
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        found: dict[str, list[tuple[int, str]]] = {}
+        # Rows and cells enumerated as pandas reads them (sheet.rows, padded from column A).
+        for row_number, row in enumerate(workbook.worksheets[0].rows):
+            for position, cell in enumerate(row):
+                if getattr(cell, "data_type", None) == "e":
+                    column = header[position] if position < len(header) else f"column {position}"
+                    found.setdefault(column, []).append((row_number, str(cell.value)))
+    finally:
+        workbook.close()
+    if not found:
+        return
+    problems = []
+    for column, cells in found.items():
+        rows = ", ".join("header" if row == 0 else str(row) for row, _ in cells[:MAX_LISTED])
+        more = f" (first {MAX_LISTED} of {len(cells)})" if len(cells) > MAX_LISTED else ""
+        errors = ", ".join(sorted({value for _, value in cells}))
+        problems.append(f"column '{column}', rows {rows}{more}: Excel error {errors}")
+    raise DataError(
+        f"{path}: cells hold Excel errors, not values:\n  "
+        + "\n  ".join(problems)
+        + "\n  fix the formulas, or type a value that looks like an error as text ('#N/A)"
+    )
 
 
 # An .xlsx is a zip: a fee table or shortlist unpacks to far less; a "zip bomb" to gigabytes.

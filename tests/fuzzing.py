@@ -526,6 +526,11 @@ def _key_looks_missing(draw: st.DrawFn, case: Case) -> None:
         case.surfaces = ("cli", "api")
     case.detail += f"{old} renamed {name!r} (fees: {case.fees is not None}) "
     case.expect = "clean"
+    if case.fees is not None and case.fees_format == "xlsx" and name == "#N/A":
+        # Written into Excel, "#N/A" is the error value (as when a planner types it), which
+        # pandas would read as empty: refused, naming the cell's column and its error.
+        _refuse(case, "fees", "influencer")
+        case.must_name = ("Excel error #N/A",)
 
 
 @kind("as_of_not_a_cutoff", surfaces=("cli", "api"))

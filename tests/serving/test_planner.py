@@ -297,6 +297,38 @@ def test_handles_that_look_missing_are_names_in_excel_as_in_csv(tmp_path, suffix
     assert read_fees(path).table["influencer"].tolist() == names
 
 
+def test_excel_error_cells_are_named_not_read_as_empty(tmp_path):
+    """A failed lookup (#N/A) or division (#DIV/0!) is an error cell, which pandas reads as
+    empty: it was reported as a missing influencer, or kept as a candidate without a fee. Typing
+    #N/A into Excel makes the same error value; typed as text ('#N/A) it is a name."""
+    import openpyxl
+    from openpyxl.cell.cell import TYPE_ERROR
+
+    path = tmp_path / "fees.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["influencer", "fee"])
+    for row in (["a", 100], ["#N/A", 200], ["c", "#DIV/0!"], ["d", 300]):
+        sheet.append(row)
+    for cell in (sheet["A3"], sheet["B4"]):
+        cell.data_type = TYPE_ERROR
+    book.save(path)
+    message = (
+        r"fees\.xlsx: cells hold Excel errors, not values:\n"
+        r"  column 'influencer', rows 2: Excel error #N/A\n"
+        r"  column 'fee', rows 3: Excel error #DIV/0!\n"
+        r"  fix the formulas, or type a value that looks like an error as text"
+    )
+    with pytest.raises(DataError, match=message):
+        read_fees(path)
+    with pytest.raises(DataError, match=message):
+        read_shortlist(path)
+    sheet["A3"].data_type, sheet["B4"].data_type = "s", "s"  # the same values, typed as text
+    sheet["B4"] = 250
+    book.save(path)
+    assert read_fees(path).table["influencer"].tolist() == ["a", "#N/A", "c", "d"]
+
+
 def test_blank_names_with_different_fees_are_reported_not_a_traceback(tmp_path):
     path = tmp_path / "fees.csv"
     path.write_text("influencer,fee\n,100\nana,5\n,200\n")
