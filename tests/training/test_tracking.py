@@ -278,16 +278,13 @@ def test_the_run_reads_well_in_the_mlflow_ui(trained, tmp_path):
     )
     assert version.tags["alias_reason"] == trained.tracking["alias_reason"]
     # Logged as serving's packager says: its code, the engage folder, signature, input example.
-    from mlflow.artifacts import download_artifacts
     from mlflow.models import Model
 
-    from features.registry import MODEL_ARTIFACT
+    from features.registry import MODEL_ARTIFACT, download_verified
     from serving.schema import input_signature
 
-    copy = download_artifacts(
-        artifact_uri=version.source, tracking_uri=uri, dst_path=str(tmp_path / "logged")
-    )
-    logged_model = Model.load(copy)
+    ref = f"models:/engagement/{version.version}"
+    logged_model = Model.load(str(download_verified(ref, uri, tmp_path / "logged")))
     assert logged_model.signature == input_signature()
     assert logged_model.saved_input_example_info is not None
     assert MODEL_ARTIFACT in logged_model.flavors["python_function"]["artifacts"]
