@@ -4,9 +4,11 @@ progress, the forecast pairs that calibrate the interval, and the planned post."
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.contract import validate
 from features.pipeline import creator_cell_weights, interval_group
@@ -14,7 +16,7 @@ from tests.model_fixtures import SmallData, fast_config
 from tests.training_fixtures import TOY_NOW, creators_with_levels, toy_posts, toy_profiles
 from training.config import TrainConfig
 from training.evaluation import cross_validate, fit_model, horizon_pairs, time_split
-from training.examples import post_examples
+from training.examples import ExampleSet, post_examples
 
 
 def test_calibration_pairs_look_ahead_within_a_creator_only():
@@ -47,22 +49,34 @@ def test_time_split_keeps_holdout_influencers_out_of_training():
     assert ex.target_time[test].min() >= ex.target_time[train].max()
 
 
-def test_same_seed_same_metrics(small_data: SmallData, tmp_path):
+@dataclass(frozen=True)
+class PlainCV:
+    """One cross-validation of the small data, without a progress hook, shared by the tests
+    that compare a second run with it (each run trains every fold)."""
+
+    examples: ExampleSet
+    config: TrainConfig
+    metrics: dict
+
+
+@pytest.fixture(scope="module")
+def plain_cv(small_data: SmallData, tmp_path_factory: pytest.TempPathFactory) -> PlainCV:
     clean = validate(small_data.profiles, small_data.posts)
-    ex = post_examples(clean.profiles, clean.posts)
-    config = fast_config(tmp_path)
-    first, _ = cross_validate(ex, config)
-    second, _ = cross_validate(ex, config)
-    assert first == second
+    examples = post_examples(clean.profiles, clean.posts)
+    config = fast_config(tmp_path_factory.mktemp("cv"))
+    return PlainCV(examples, config, cross_validate(examples, config)[0])
 
 
-def test_a_counting_progress_hook_gets_every_fold(small_data: SmallData, tmp_path):
+def test_same_seed_same_metrics(plain_cv: PlainCV):
+    again, _ = cross_validate(plain_cv.examples, plain_cv.config)
+    assert again == plain_cv.metrics
+
+
+def test_a_counting_progress_hook_gets_every_fold(plain_cv: PlainCV):
     from training.evaluation import CV_FOLDS
     from training.train import ProgressPrinter
 
-    clean = validate(small_data.profiles, small_data.posts)
-    ex = post_examples(clean.profiles, clean.posts)
-    config = fast_config(tmp_path)
+    ex, config = plain_cv.examples, plain_cv.config
     steps: list[tuple[str, int, int]] = []
     messages: list[str] = []
 
@@ -73,7 +87,7 @@ def test_a_counting_progress_hook_gets_every_fold(small_data: SmallData, tmp_pat
     counted, _ = cross_validate(ex, config, Counting(steps=lambda *step: steps.append(step)))
     assert steps == [(CV_FOLDS, k, config.n_folds) for k in range(config.n_folds + 1)]
     assert len(messages) == config.n_folds  # the messages as before
-    assert counted == cross_validate(ex, config)[0]  # counting changes nothing
+    assert counted == plain_cv.metrics  # counting changes nothing
 
 
 def test_a_counting_progress_hook_gets_every_tuning_trial(small_data: SmallData, tmp_path):
