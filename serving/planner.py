@@ -224,7 +224,7 @@ def read_sheet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: {describe_duplicate_columns(groups)}")
     frame = sheet.iloc[1:].reset_index(drop=True)
     frame.columns = header
-    if frame.isna().to_numpy().any():  # pandas reads an error cell as empty: tell them apart
+    if sheet.isna().to_numpy().any():  # pandas reads an error cell as empty: tell them apart
         _refuse_error_cells(Path(path), header)
     return frame
 
@@ -245,19 +245,24 @@ def _refuse_error_cells(path: Path, header: list[str]) -> None:
         # Rows and cells enumerated as pandas reads them (sheet.rows, padded from column A).
         for row_number, row in enumerate(workbook.worksheets[0].rows):
             for position, cell in enumerate(row):
-                if getattr(cell, "data_type", None) == "e":
-                    column = header[position] if position < len(header) else f"column {position}"
-                    found.setdefault(column, []).append((row_number, str(cell.value)))
+                if getattr(cell, "data_type", None) != "e":
+                    continue
+                if row_number == 0:  # no name to give: its place
+                    where = f"the header, column {position + 1}"
+                else:
+                    name = header[position] if position < len(header) else position + 1
+                    where = f"column '{name}', rows"
+                found.setdefault(where, []).append((row_number, str(cell.value)))
     finally:
         workbook.close()
     if not found:
         return
     problems = []
-    for column, cells in found.items():
-        rows = ", ".join("header" if row == 0 else str(row) for row, _ in cells[:MAX_LISTED])
+    for where, cells in found.items():
+        rows = ", ".join(str(row) for row, _ in cells[:MAX_LISTED] if row > 0)
         more = f" (first {MAX_LISTED} of {len(cells)})" if len(cells) > MAX_LISTED else ""
         errors = ", ".join(sorted({value for _, value in cells}))
-        problems.append(f"column '{column}', rows {rows}{more}: Excel error {errors}")
+        problems.append(f"{where}{' ' + rows if rows else ''}{more}: Excel error {errors}")
     raise DataError(
         f"{path}: cells hold Excel errors, not values:\n  "
         + "\n  ".join(problems)

@@ -323,6 +323,12 @@ def test_excel_error_cells_are_named_not_read_as_empty(tmp_path):
         read_fees(path)
     with pytest.raises(DataError, match=message):
         read_shortlist(path)
+    header_error = openpyxl.Workbook()
+    header_error.active.append(["influencer", "#REF!"])
+    header_error.active.append(["a", 100])
+    header_error.save(tmp_path / "header.xlsx")
+    with pytest.raises(DataError, match=r"the header, column 2: Excel error #REF!"):
+        read_fees(tmp_path / "header.xlsx")
     sheet["A3"].data_type, sheet["B4"].data_type = "s", "s"  # the same values, typed as text
     sheet["B4"] = 250
     book.save(path)
