@@ -225,23 +225,24 @@ def read_sheet(path: Path) -> pd.DataFrame:
     frame = sheet.iloc[1:].reset_index(drop=True)
     frame.columns = header
     if sheet.isna().to_numpy().any():  # pandas reads an error cell as empty: tell them apart
-        _refuse_error_cells(Path(path), header)
+        _refuse_error_cells(Path(path), header, len(frame))
     return frame
 
 
-def _refuse_error_cells(path: Path, header: list[str]) -> None:
+def _refuse_error_cells(path: Path, header: list[str], n_rows: int) -> None:
     """Stop on cells that hold an Excel error (``#N/A``, ``#DIV/0!``, ``#REF!`` ...).
 
     pandas reads them as empty, so a failed lookup would become a "missing influencer" or a
     candidate without a fee. Typing ``#N/A`` into Excel makes the same error value, so a handle
     spelled that way must be entered as text (``'#N/A``). Rows are 1-based data rows, header
-    not counted, as in every other fee and shortlist message.
+    not counted, as in every other fee and shortlist message (``n_rows`` data rows).
     """
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
     try:
-        found: dict[str, list[tuple[int, str]]] = {}
+        # Per place: the data rows with an error there (a mask, for _rows), and the errors.
+        found: dict[str, tuple[np.ndarray, set[str]]] = {}
         # Rows and cells enumerated as pandas reads them (sheet.rows, padded from column A).
         for row_number, row in enumerate(workbook.worksheets[0].rows):
             for position, cell in enumerate(row):
@@ -252,17 +253,18 @@ def _refuse_error_cells(path: Path, header: list[str]) -> None:
                 else:
                     name = header[position] if position < len(header) else position + 1
                     where = f"column '{name}', rows"
-                found.setdefault(where, []).append((row_number, str(cell.value)))
+                rows, errors = found.setdefault(where, (np.zeros(n_rows, dtype=bool), set()))
+                if row_number > 0:
+                    rows[row_number - 1] = True
+                errors.add(str(cell.value))
     finally:
         workbook.close()
     if not found:
         return
-    problems = []
-    for where, cells in found.items():
-        rows = ", ".join(str(row) for row, _ in cells[:MAX_LISTED] if row > 0)
-        more = f" (first {MAX_LISTED} of {len(cells)})" if len(cells) > MAX_LISTED else ""
-        errors = ", ".join(sorted({value for _, value in cells}))
-        problems.append(f"{where}{' ' + rows if rows else ''}{more}: Excel error {errors}")
+    problems = [
+        f"{where}{' ' + _rows(rows) if rows.any() else ''}: Excel error {', '.join(sorted(errors))}"
+        for where, (rows, errors) in found.items()
+    ]
     raise DataError(
         f"{path}: cells hold Excel errors, not values:\n  "
         + "\n  ".join(problems)
