@@ -42,7 +42,13 @@ MIN_POST_AGE = pd.Timedelta(days=3)
 VIDEO_MEDIA = ("video", "reel", "short")
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 18
-PROFILE_FEATURES = ("log_followers", "following_ratio", "log_posts_count", "verified")
+PROFILE_FEATURES = (
+    "log_followers",
+    "following_ratio",
+    "log_posts_count",
+    "verified",
+    "follower_count_age_days",
+)
 HISTORY_FEATURES = (
     "n_history_posts",
     "history_days",
@@ -186,12 +192,32 @@ def compute_features(
         [
             out,
             profile_features(profiles, profile_row, followers),
+            pd.DataFrame({"follower_count_age_days": follower_count_age_days(examples)}),
             history_table,
             hashtag_table,
             planned_post_features(examples, history_table),
         ],
         axis=1,
     )
+
+
+def follower_count_age_days(examples: pd.DataFrame) -> np.ndarray:
+    """Days from each cutoff to when the follower count was read: the examples'
+    ``followers_read_at``, else their ``observed_at`` (missing where neither is given).
+
+    Rates divide by the follower count as read, not as it was at the cutoff: a post two years
+    before the profile was read is divided by two years' growth. Scoring reads the counts now
+    (0 days), so the model learns what a rate over a fresh count is.
+    """
+    read_at = pd.Series(pd.NaT, index=examples.index, dtype="datetime64[ns, UTC]")
+    for column in ("observed_at", "followers_read_at"):  # the latter wins where given
+        if column in examples:
+            given = pd.to_datetime(examples[column], utc=True)
+            read_at = given.where(given.notna(), read_at)
+    age = read_at - pd.to_datetime(examples["cutoff"], utc=True)
+    # A count read before the cutoff (a campaign table newer than the scrape) is as fresh as one
+    # read at it; a missing reading time stays missing.
+    return np.maximum(age.dt.total_seconds().to_numpy(dtype="float64") / SECONDS_PER_DAY, 0.0)
 
 
 def planned_post_features(examples: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:

@@ -49,7 +49,7 @@ def parquet_data(tmp_path_factory: pytest.TempPathFactory, small_data) -> tuple[
 
 def pandas_features(profiles: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
     data = validate(profiles, posts, now=NOW)
-    return compute_features(data.profiles, data.posts, examples_at(data.profiles, AS_OF))
+    return compute_features(data.profiles, data.posts, examples_at(data.profiles, AS_OF, now=NOW))
 
 
 def by_influencer(frame: pd.DataFrame) -> pd.DataFrame:

@@ -177,12 +177,13 @@ def _campaigns_part(
     posts: pd.DataFrame | None,
     now: pd.Timestamp,
     files: tuple[str, str],
+    scraped: dict[str, pd.Timestamp],
     campaigns: pd.DataFrame,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """One bucket's campaign examples; ``campaigns`` are its
-    rows of the validated campaigns table (with ORDER)."""
+    rows of the validated campaigns table (with ORDER); ``scraped`` is the whole input's."""
     data = validate(profiles, posts, profiles_file=files[0], posts_file=files[1], now=now)
-    ex = campaign_examples(data.profiles, data.posts, campaigns.drop(columns=ORDER))
+    ex = campaign_examples(data.profiles, data.posts, campaigns.drop(columns=ORDER), scraped)
     return _example_frame(ex, data, campaigns[ORDER].to_numpy()), data.report
 
 
@@ -231,8 +232,8 @@ def examples_dask(
         ``progress(done, total)``: buckets done (:func:`features.distributed.wait_counted`).
     """
     now = utc_now(now)
+    scraped = whole_scrape_times(profiles, posts, now, files, npartitions)
     if campaigns is None:
-        scraped = whole_scrape_times(profiles, posts, now, files, npartitions)
         parts = map_by_influencer(
             _examples_part,
             profiles,
@@ -248,7 +249,7 @@ def examples_dask(
             profiles,
             posts,
             npartitions=n,
-            args=(now, files),
+            args=(now, files, scraped),
             part_args=[(part,) for part in split_by_bucket(numbered, n)],
         )
     return collect(parts, _examples_meta(), files, progress)

@@ -249,22 +249,31 @@ def validate_campaigns(
 
 
 def campaign_examples(
-    profiles: pd.DataFrame, posts: pd.DataFrame, campaigns: pd.DataFrame
+    profiles: pd.DataFrame,
+    posts: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    scraped: dict[str, pd.Timestamp] | None = None,
 ) -> ExampleSet:
-    """One example per campaign row: features as of its posted_at, label its engagement rate."""
+    """One example per campaign row: features as of its posted_at, label its engagement rate.
+
+    The label divides by ``followers_at_post`` where given (a count read at the post), else by
+    the profile's count, read at the scrape (``scraped``, as for :func:`post_examples`).
+    """
     followers = (
         campaigns["influencer"]
         .map(profiles.set_index("influencer")["followers"])
         .to_numpy(dtype="float64")
     )
+    read_at = post_scrape_times(profiles, campaigns, scraped or scrape_times(profiles, posts))
     if "followers_at_post" in campaigns:
-        followers = np.where(
-            campaigns["followers_at_post"].notna(), campaigns["followers_at_post"], followers
-        )
+        at_post = campaigns["followers_at_post"].notna()
+        followers = np.where(at_post, campaigns["followers_at_post"], followers)
+        read_at = read_at.where(~at_post, pd.to_datetime(campaigns["posted_at"], utc=True))
     examples = pd.DataFrame(
         {
             "influencer": campaigns["influencer"].to_numpy(),
             "cutoff": campaigns["posted_at"].to_numpy(),
+            "followers_read_at": read_at.to_numpy(),
         }
     )
     return _example_set(compute_features(profiles, posts, examples), campaigns, followers)

@@ -185,6 +185,33 @@ def test_young_posts_are_no_history(tiny, cutoff, observed_at, n_history):
     assert out["days_since_last_post"].iloc[0] >= 3.0
 
 
+def test_follower_count_age_is_days_from_the_cutoff_to_the_reading(tiny, cutoff):
+    examples = pd.DataFrame({"influencer": ["ana", "ana", "ben", "ben"], "cutoff": [cutoff] * 4})
+    examples["observed_at"] = pd.to_datetime(
+        ["2020-01-20", "2020-01-01", None, "2020-01-20"], utc=True
+    )
+    # followers_read_at wins over observed_at where both are given.
+    examples["followers_read_at"] = pd.to_datetime(
+        [None, None, None, "2020-01-11T12:00:00"], utc=True
+    )
+    age = compute_features(tiny.profiles, tiny.posts, examples)["follower_count_age_days"]
+    # Read ten days later; read before the cutoff counts as fresh; not read: missing.
+    assert age.iloc[0] == pytest.approx(10.0)
+    assert age.iloc[1] == 0.0
+    assert np.isnan(age.iloc[2])
+    assert age.iloc[3] == pytest.approx(1.5)
+
+
+def test_follower_count_age_when_scoring_is_from_the_cutoff_to_now(tiny):
+    examples = examples_at(tiny.profiles, pd.Timestamp("2020-05-22", tz="UTC"), now=NOW)
+    age = compute_features(tiny.profiles, tiny.posts, examples)["follower_count_age_days"]
+    assert age.tolist() == [10.0, 10.0, 10.0]
+    fresh = examples_at(tiny.profiles, now=NOW)
+    assert compute_features(tiny.profiles, tiny.posts, fresh)[
+        "follower_count_age_days"
+    ].tolist() == [0.0, 0.0, 0.0]
+
+
 def test_er_trend_is_later_half_minus_earlier_half(table):
     assert table.loc["ana", "er_trend"] == pytest.approx((A3 + A4) / 2 - (A1 + A2) / 2)
     assert table.loc["ben", "er_trend"] == pytest.approx(math.log(2))  # doubled

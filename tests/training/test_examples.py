@@ -9,7 +9,12 @@ import pytest
 from features.contract import DataValidationError, validate
 from tests.conftest import planned_data
 from tests.training_fixtures import TOY_NOW, toy_examples, toy_posts, toy_profiles
-from training.examples import example_weights, post_examples, validate_campaigns
+from training.examples import (
+    campaign_examples,
+    example_weights,
+    post_examples,
+    validate_campaigns,
+)
 
 # --------------------------------------------------------------------------- examples
 
@@ -58,6 +63,27 @@ def test_young_posts_are_no_targets():
     ex = toy_examples(posts)
     assert (ex.target_time == pd.Timestamp("2020-01-09", tz="UTC")).any()
     assert not (ex.target_time == pd.Timestamp("2020-01-19", tz="UTC")).any()
+
+
+def test_follower_counts_are_read_at_the_scrape_or_at_the_campaign_post():
+    data = validate(toy_profiles(), toy_posts(), now=TOY_NOW)
+    scrape = data.posts["posted_at"].max()  # a3, Jan 9
+    ex = post_examples(data.profiles, data.posts)
+    age = (scrape - ex.base["cutoff"]).dt.total_seconds() / 86_400
+    np.testing.assert_allclose(ex.base["follower_count_age_days"], age)
+    campaigns = pd.DataFrame(
+        {
+            "influencer": ["a", "b"],
+            "posted_at": pd.to_datetime(["2020-01-04", "2020-01-05"], utc=True),
+            "likes": [10, 20],
+            "comments": [1, 2],
+            "followers_at_post": [np.nan, 5000.0],
+        }
+    )
+    campaign = campaign_examples(data.profiles, data.posts, campaigns)
+    # a's rate divides by the profile's count, read at the scrape 5 days later; b's by the
+    # count read at the post itself.
+    assert campaign.base["follower_count_age_days"].tolist() == [5.0, 0.0]
 
 
 def test_changing_the_target_post_changes_no_feature():

@@ -53,6 +53,10 @@ def test_history_holds_no_later_post_and_the_label_is_the_later_median():
         assert test.label[row] == pytest.approx(np.log(max(rate.median(), RATE_FLOOR)))
         past = (history["likes"] + history["comments"]) / followers[name]
         assert test.persistence[row] == pytest.approx(np.log(max(past.median(), RATE_FLOOR)))
+    # The follower counts were read at the scrape (the newest post), as in training's examples.
+    scrape = data.posts["posted_at"].max()
+    age = (scrape - test.base["cutoff"]).dt.total_seconds() / 86_400
+    np.testing.assert_allclose(test.base["follower_count_age_days"], age)
 
 
 def test_report_puts_persistence_beside_the_model():
