@@ -25,10 +25,12 @@ import pandas as pd
 from features.artifact import (
     MANIFEST_FILE,
     MLFLOW_DOWNLOAD_NOTE,
+    ArtifactError,
     StagedArtifact,
     redact,
     sign_folder,
 )
+from features.registry import DEFAULT_TRACKING_URI
 from training.gate import GateResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -138,13 +140,21 @@ def _ensure_experiment(uri: str, experiment: str) -> None:
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
-        # Artifacts next to the tracking database; MLflow's
-        # default is ./mlruns in the working folder.
-        artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
-        with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
-            mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
-    found = mlflow.set_experiment(experiment)
+    try:
+        if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+            # Artifacts next to the tracking database; MLflow's
+            # default is ./mlruns in the working folder.
+            artifacts = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+            with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
+                mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+        found = mlflow.set_experiment(experiment)
+    except MlflowException as exc:
+        # A store MLflow refuses (a plain folder, which it no longer writes by default; a
+        # database it cannot open) is the user's to fix, before any training is done.
+        raise ArtifactError(
+            f"MLflow tracking store {redact(uri)} cannot be used: {redact(exc.message)} "
+            f"(the default is {DEFAULT_TRACKING_URI}; pass --tracking-uri sqlite:///PATH)"
+        ) from exc
     if found.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_EXPERIMENT:
         mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT)
 

@@ -104,6 +104,33 @@ def test_on_a_terminal_the_comparison_is_rich_tables_with_the_same_figures(capsy
     assert "WARNING  grouped CV, with history (n=300): model MAE" in shown
 
 
+def test_cli_train_refuses_a_folder_tracking_store_before_any_work(
+    small_data: SmallData, tmp_path, capsys
+):
+    """MLflow no longer writes a plain folder store by default: a clear status 2, not its
+    traceback, and no model folder begun."""
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    code = main(
+        [
+            "train",
+            "--profiles",
+            str(small_data.profiles_path),
+            "--posts",
+            str(small_data.posts_path),
+            "--models-dir",
+            str(tmp_path / "m"),
+            "--tracking-uri",
+            str(folder),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"MLflow tracking store {folder} cannot be used" in err
+    assert "pass --tracking-uri sqlite:///PATH" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
 # --------------------------------------------------------------------------- evaluate, promote
 
 
