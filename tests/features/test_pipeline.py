@@ -223,6 +223,45 @@ def test_interval_groups_split_history_into_bands():
     ]
 
 
+def test_cold_start_interval_groups_keep_fresh_follower_counts_apart():
+    from features.pipeline import interval_group
+
+    base = pd.DataFrame(
+        {
+            "tier": ["nano"] * 5,
+            "platform": ["instagram"] * 5,
+            "n_history_posts": [0, 0, 0, 0, 3],
+            "follower_count_age_days": [0.0, 60.0, 400.0, np.nan, 0.0],
+        }
+    )
+    assert interval_group(base).tolist() == [
+        "instagram:nano/cold|fresh",  # scoring today
+        "instagram:nano/cold|fresh",
+        "instagram:nano/cold|stale",
+        "instagram:nano/cold",  # reading time unknown
+        "instagram:nano/short",  # a history: its rates and its label share the count
+    ]
+
+
+def test_a_small_fresh_group_keeps_its_freshness_before_it_drops_it():
+    groups = pd.Series(
+        ["instagram:nano/cold|fresh"] * 10
+        + ["instagram:mega/cold|fresh"] * 40
+        + ["instagram:nano/cold|stale"] * 100
+    )
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 150), groups)
+    # Too few of its own: every tier's fresh cold starts, not the stale ones of its tier.
+    assert interval.offsets_for("instagram:nano/cold|fresh") == interval.offsets_["cold|fresh"]
+    assert interval.group_sizes_["cold|fresh"] == 50
+    # Too few fresh rows at every level: the group without freshness.
+    few = pd.Series(["instagram:nano/cold|fresh"] * 10 + ["instagram:nano/cold|stale"] * 100)
+    interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 110), few)
+    assert (
+        interval.offsets_for("instagram:nano/cold|fresh")
+        == interval.offsets_["instagram:nano/cold"]
+    )
+
+
 def test_small_cold_start_groups_fall_back_to_every_tiers_cold_starts_then_their_tier():
     groups = pd.Series(["micro/history"] * 100 + ["micro/cold"] * 5 + ["mega/cold"] * 40)
     interval = ConformalInterval(0.8).fit(np.linspace(-1, 1, 145), groups)
