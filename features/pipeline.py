@@ -117,9 +117,9 @@ def _fallbacks(group: str) -> list[str]:
     """The coarser groups a small group falls back to, finest first (then all rows):
     "tiktok:micro/short" -> "micro/short", "micro/history", "micro"; a cold start falls back to
     the cold starts of every tier before its tier, whose history rows miss by less. A group with
-    a freshness goes down that chain keeping it, then down the chain without it:
-    "tiktok:micro/short|fresh" -> "micro/short|fresh", ..., "micro|fresh", "tiktok:micro/short",
-    "micro/short", ..."""
+    a freshness (cold starts) goes down that chain keeping it, then down the chain without it:
+    "tiktok:micro/cold|fresh" -> "micro/cold|fresh", "cold|fresh", "micro|fresh",
+    "tiktok:micro/cold", "micro/cold", "cold", "micro"."""
     group, bar, freshness = group.partition("|")
     if bar:
         kept = [f"{name}|{freshness}" for name in _fallbacks(group)]

@@ -110,17 +110,15 @@ def forward_set(data: ValidatedData, creators: np.ndarray) -> ForwardSet:
     n_history = np.maximum(np.floor(count * HISTORY_SHARE), 1).astype("int64")
     later = ordered[position >= n_history]
     first_later = later.groupby("influencer", sort=True)["posted_at"].min()
+    scraped = post_scrape_times(data.profiles, later, scrape_times(data.profiles, data.posts))
     # The follower counts were read at the scrape (as in training's examples); the history is
     # the protocol's, young posts included.
-    scrape = scrape_times(data.profiles, data.posts)
-    followers_read_at = post_scrape_times(data.profiles, ordered, scrape).groupby(
-        ordered["influencer"].to_numpy(), sort=True
-    )
+    read_at = scraped.groupby(later["influencer"].to_numpy(), sort=True).first()
     examples = pd.DataFrame(
         {
             "influencer": first_later.index.to_numpy(),
             "cutoff": first_later.array,
-            "followers_read_at": followers_read_at.first().reindex(first_later.index).array,
+            "followers_read_at": read_at.reindex(first_later.index).array,
         }
     )
     base = compute_features(data.profiles, posts, examples)
@@ -141,7 +139,6 @@ def forward_set(data: ValidatedData, creators: np.ndarray) -> ForwardSet:
     later_rates = rates(later)
     # Later posts still young at the scrape are collecting engagement: coverage is reported
     # with and without them.
-    scraped = post_scrape_times(data.profiles, later, scrape)
     later_rates["mature"] = (later["posted_at"] <= scraped - MIN_POST_AGE).to_numpy()
     # The history is exactly what the features saw: posts strictly before the cutoff.
     history = posts[posts["posted_at"] < posts["influencer"].map(first_later)]
