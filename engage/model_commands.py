@@ -207,7 +207,7 @@ def evaluate(
     args = arguments(locals())
     from serving.identity import identify
     from serving.predictor import load_model
-    from training.checks import review
+    from training.checks import review, unseen_platforms
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
     from training.forward import evaluate_forward_all
@@ -223,6 +223,9 @@ def evaluate(
     with progress_bars() as bars:
         progress = ProgressPrinter(steps=bars if bars.drawn else None)
         metrics = evaluate_model(predictor.model, examples, config, progress)
+    unseen = unseen_platforms(predictor.model, examples.base)
+    if unseen:
+        metrics["unseen_platforms"] = unseen
     if args.campaigns is None:
         # Every creator with enough posts is forecast forward (the saved model saw none of
         # them, if the data are new to it).

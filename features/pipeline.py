@@ -549,7 +549,8 @@ class EngagementModel(BaseEstimator):
     def _trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
         """What the trees add to the baseline: the shared trees, plus the row's platform stages
         where there are some (its platform's, then its cold-start or history stage; see
-        :meth:`_fit_platform_stages`; SHAP values add up too)."""
+        :meth:`_fit_platform_stages`; SHAP values add up too). Nothing for a row of a platform
+        training never saw (:meth:`unseen_platform`)."""
         out = self._shared_trees(matrix, **kwargs)
         stages = getattr(self, "platform_boosters_", {})  # models saved before have none
         if stages:
@@ -557,7 +558,20 @@ class EngagementModel(BaseEstimator):
                 rows = self._stage_rows(matrix, key)
                 if rows.any():
                     out[rows] += booster.predict(matrix[rows], num_iteration=rounds, **kwargs)
+        unseen = self.unseen_platform(matrix)
+        if unseen.any():
+            out[unseen] = 0.0
         return out
+
+    def unseen_platform(self, matrix: np.ndarray) -> np.ndarray:
+        """True for each row of a :meth:`booster_matrix` whose platform training never saw (the
+        encoder gives it no code).
+
+        Such a row is forecast from its starting point alone, the creator's own level shrunk
+        towards its peers: the trees' corrections are learned on other platforms' creators and
+        do not carry over (across the shared sets they lost to persistence where the starting
+        point alone did not: README, "A platform the model never saw")."""
+        return np.isnan(matrix[:, self.feature_names_.index("platform")])
 
     def _shared_trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
         """What the shared trees add to the baseline (nothing without trees)."""

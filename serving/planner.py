@@ -828,7 +828,7 @@ def summarise(table: pd.DataFrame, interval_level: float = 0.8) -> Summary:
     return Summary(
         candidates=len(table),
         scored=int(scored.sum()),
-        cold=int((status == STATUS_COLD).sum()),
+        cold=int(status.str.startswith(STATUS_COLD).sum()),  # a note may follow
         expected_engagements=float(np.nansum(expected)),
         engagements_low=float(np.quantile(draws, tail)),
         engagements_median=float(np.median(draws)),

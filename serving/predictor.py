@@ -58,6 +58,11 @@ STATUS_OK = "ok"
 STATUS_COLD = "ok (no post history: profile-only estimate)"
 STATUS_ZERO_FOLLOWERS = "zero followers: engagement rate undefined"
 STATUS_NO_PROFILE = "no profile"
+# Added to the status of a creator on a platform the model was not trained on.
+UNSEEN_PLATFORM = (
+    "platform '{platform}' not in training ({trained}): forecast from the creator's own level "
+    "without the model's corrections; interval calibrated on {trained}"
+)
 # Candidates scored between two progress reports of Predictor.score (when it is asked for them).
 SCORE_BLOCK = 5_000
 # The steps of Predictor.score before the scoring blocks, by the name a progress bar shows
@@ -426,10 +431,28 @@ class Predictor:
             ),
             "reasons": np.asarray(reasons, dtype=object),
             "has_history": history.astype(object),
-            "status": np.where(history, STATUS_OK, STATUS_COLD).astype(object),
+            "status": self._statuses(base, matrix, history),
             "as_of": _iso_times(base["cutoff"]) if "cutoff" in base else None,
         }
         return pd.DataFrame(columns)
+
+    def _statuses(self, base: pd.DataFrame, matrix: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """Each row's status ("ok", or the cold-start one), with a note where its platform was
+        not in training: its forecast is then the creator's own level alone
+        (:meth:`~features.pipeline.EngagementModel.unseen_platform`)."""
+        status = np.where(history, STATUS_OK, STATUS_COLD).astype(object)
+        unseen = self.model.unseen_platform(matrix)
+        if unseen.any():
+            trained = sorted(self.metadata.get("planned_post_support") or {})
+            on = ", ".join(trained) if trained else "other platforms"
+            platform = base["platform"].astype(str).to_numpy()
+            for name in pd.unique(platform[unseen]):
+                rows = unseen & (platform == name)
+                status[rows] = [
+                    f"{s}; {UNSEEN_PLATFORM.format(platform=name, trained=on)}"
+                    for s in status[rows]
+                ]
+        return status
 
     def _predict_in_blocks(
         self,
@@ -685,7 +708,13 @@ def load_model(
 
 
 # What Predictor calls on the fitted pipeline (features.pipeline.EngagementModel).
-MODEL_METHODS = ("booster_matrix", "predict_features", "contributions", "predict_log_quantiles")
+MODEL_METHODS = (
+    "booster_matrix",
+    "predict_features",
+    "contributions",
+    "predict_log_quantiles",
+    "unseen_platform",
+)
 
 
 def load_engage_model(folder: Path, name: str) -> Any:
@@ -708,6 +737,7 @@ __all__ = [
     "STATUS_NO_PROFILE",
     "STATUS_OK",
     "STATUS_ZERO_FOLLOWERS",
+    "UNSEEN_PLATFORM",
     "ArtifactError",
     "Predictor",
     "Scored",

@@ -2,14 +2,18 @@
 
 Both ``engage train`` and ``engage evaluate`` pass their metrics through :func:`review`: empty
 subsets (no examples: every figure NaN) are dropped, and a ``warnings`` list names every place
-where the model loses to a baseline or its interval misses its nominal coverage in a tier. The
-console table prints the warnings and ``--metrics-out`` / MLflow keep them.
+where the model loses to a baseline or its interval misses its nominal coverage in a tier, and
+every platform of the data the model was not trained on (``unseen_platforms``). The console
+table prints the warnings and ``--metrics-out`` / MLflow keep them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
+from features.pipeline import platform_names
 from training.forward import COVERAGE_KEY_FORWARD
 
 # A tier's interval coverage outside nominal +- this is flagged (0.77-0.83 for the 80 % interval).
@@ -71,10 +75,25 @@ def evaluation_blocks(
     return blocks
 
 
+def unseen_platforms(model: Any, base: pd.DataFrame) -> dict[str, int]:
+    """Examples per platform of ``base`` that ``model`` was not trained on (``engage evaluate``
+    on another platform's data): their forecasts are the creators' own level alone, and their
+    interval is calibrated on other platforms."""
+    unseen = model.unseen_platform(model.booster_matrix(base))
+    counts = pd.Series(platform_names(base)[unseen]).value_counts(sort=False)
+    return {str(name): int(n) for name, n in counts.sort_index().items()}
+
+
 def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
-    """Every evaluation where the model loses to a baseline (higher MAE or lower Spearman), and
-    every tier whose interval coverage is outside ``level`` +- :data:`COVERAGE_TOLERANCE`."""
-    out = []
+    """Every evaluation where the model loses to a baseline (higher MAE or lower Spearman),
+    every tier whose interval coverage is outside ``level`` +- :data:`COVERAGE_TOLERANCE`, and
+    every platform in ``unseen_platforms``."""
+    out = [
+        f"platform {name} ({n} examples) was not in the model's training: its creators are "
+        "forecast from their own level without the model's corrections, and the interval is "
+        "calibrated on other platforms"
+        for name, n in (metrics.get("unseen_platforms") or {}).items()
+    ]
     low, high = level - COVERAGE_TOLERANCE, level + COVERAGE_TOLERANCE
     for title, model, baselines in evaluation_blocks(metrics):
         n = _n(model)

@@ -42,6 +42,27 @@ def test_cli_evaluate_scores_a_saved_model(trained, small_data: SmallData, tmp_p
     assert "grouped CV" in printed and "forward protocol" in printed
 
 
+def test_cli_evaluate_warns_of_a_platform_the_model_was_not_trained_on(
+    trained, small_data: SmallData, tmp_path, capsys
+):
+    # The embedded-style model knows Instagram only; the same creators relabelled as TikTok
+    # are forecast from their own level, and the metrics say why.
+    profiles = tmp_path / "profiles.csv"
+    pd.read_csv(small_data.profiles_path, dtype=str).assign(platform="tiktok").to_csv(
+        profiles, index=False
+    )
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", "--model", str(trained.model_dir), "--posts", str(small_data.posts_path)]
+    assert main([*args, "--profiles", str(profiles), "--metrics-out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["unseen_platforms"] == {"tiktok": metrics["n_examples"]}
+    assert any(w.startswith("platform tiktok (") for w in metrics["warnings"])
+    assert "was not in the model's training" in capsys.readouterr().out
+    plain = ["--profiles", str(small_data.profiles_path), "--metrics-out", str(out)]
+    assert main([*args, *plain]) == 0
+    assert "unseen_platforms" not in json.loads(out.read_text())
+
+
 def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
     profiles = tmp_path / "p.csv"
     posts = tmp_path / "q.csv"

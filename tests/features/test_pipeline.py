@@ -455,3 +455,24 @@ def test_one_platform_has_no_stage(fitted, base_and_label):
     np.testing.assert_array_equal(
         fitted.predict_log(base), fitted.baseline_log(matrix) + shared_trees(fitted, matrix)
     )
+
+
+def test_a_platform_training_never_saw_is_forecast_from_its_starting_point(fitted, base_and_label):
+    # Trained on Instagram only: a TikTok row gets no tree corrections (learned on other
+    # platforms' creators), only the creator's own level shrunk towards its peers; the same
+    # creators on Instagram keep theirs, and the reasons still add up.
+    base, _ = base_and_label
+    tiktok = base.assign(platform="tiktok")
+    matrix = fitted.booster_matrix(tiktok)
+    assert fitted.unseen_platform(matrix).all()
+    assert not fitted.unseen_platform(fitted.booster_matrix(base)).any()
+    predicted = fitted.predict_log(tiktok)
+    np.testing.assert_array_equal(predicted, fitted.baseline_log(matrix))
+    assert not np.allclose(fitted.predict_log(base), fitted.baseline_log(matrix))
+    np.testing.assert_allclose(fitted.contributions(tiktok).sum(axis=1), predicted, atol=1e-9)
+    mixed = pd.concat([base.iloc[:3], tiktok.iloc[3:6]], ignore_index=True)
+    np.testing.assert_allclose(
+        fitted.predict_log(mixed),
+        np.concatenate([fitted.predict_log(base.iloc[:3]), predicted[3:6]]),
+        atol=1e-12,
+    )

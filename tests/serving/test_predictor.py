@@ -21,6 +21,7 @@ from serving.predictor import (
     STATUS_NO_PROFILE,
     STATUS_OK,
     STATUS_ZERO_FOLLOWERS,
+    UNSEEN_PLATFORM,
     percentile_in,
 )
 from tests.serving_fixtures import ServingModel, serving_model, shortlist
@@ -204,6 +205,29 @@ def test_candidate_without_posts_is_a_profile_only_estimate(predictor, candidate
         assert row["reasons"] and row["reasons"].count("no post history") <= 1
     with_posts = table.loc[list(set(posts["influencer"]))]
     assert (with_posts["status"] == STATUS_OK).all()
+
+
+def test_a_platform_the_model_never_saw_is_scored_from_the_own_level_and_says_so(
+    predictor, candidates
+):
+    from serving.planner import summarise
+
+    profiles, posts = candidates
+    instagram = predictor.predict(profiles, posts).set_index("influencer")
+    tiktok = (
+        predictor.predict(profiles.assign(platform="tiktok"), posts.assign(platform="tiktok"))
+        .set_index("influencer")
+        .loc[instagram.index]
+    )
+    note = UNSEEN_PLATFORM.format(platform="tiktok", trained="instagram")
+    cold = ~instagram["has_history"].astype(bool)
+    assert (tiktok.loc[~cold, "status"] == f"{STATUS_OK}; {note}").all()
+    assert (tiktok.loc[cold, "status"] == f"{STATUS_COLD}; {note}").all()
+    assert np.isfinite(tiktok["predicted_er"]).all()
+    assert not np.allclose(tiktok["predicted_er"], instagram["predicted_er"])
+    # Still scored and counted as cold starts where they have no history.
+    summary = summarise(tiktok.reset_index())
+    assert summary.scored == len(tiktok) and summary.cold == int(cold.sum())
 
 
 def test_scoring_in_blocks_for_a_progress_bar_gives_the_same_table(
