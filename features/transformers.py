@@ -98,6 +98,17 @@ def _names_out(transformer: BaseEstimator, added: list[str]) -> np.ndarray:
 # Sampling variance of a median relative to a mean's (normal errors): a median of n posts is
 # as informative as a mean of 2n / pi posts.
 MEDIAN_VARIANCE_FACTOR = np.pi / 2.0
+# The creator's other level estimates (and its peers' level), each also given to the trees as
+# its difference from the starting point, ``<name>_vs_shrunk``: see TierNichePrior.
+RELATIVE_LEVELS = (
+    "log_er_median",
+    "log_er_mean",
+    "log_er_recent_median",
+    "log_er_ewm",
+    "log_er_last",
+    "log_er_max",
+    "prior_log_er",
+)
 
 
 class TierNichePrior(TransformerMixin, BaseEstimator):
@@ -113,6 +124,13 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
     lean on peers and consistent ones on the creator's own record. ``shrunk_log_er`` is the model's
     starting point (its LightGBM ``init_score``): with no trees the model is this calibrated
     persistence.
+
+    It also adds each of :data:`RELATIVE_LEVELS` minus the starting point
+    (``log_er_ewm_vs_shrunk``, ...). The trees correct the starting point; a correction such as
+    "recent posts sit below the long-run level, so lower it" is one split on such a difference,
+    where on the two levels apart it takes a staircase of splits on both, and it holds whatever
+    the creator's absolute level. README, "Relative levels", has what they changed. Models
+    fitted before them have no ``relative_levels_`` and add none.
     """
 
     def __init__(self, strength: float | None = None, min_group_posts: int = 20):
@@ -121,6 +139,7 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: object = None) -> TierNichePrior:
         self.input_columns_ = [str(c) for c in X.columns]
+        self.relative_levels_ = [c for c in RELATIVE_LEVELS if c == "prior_log_er" or c in X]
         with_history = X[X["n_history_posts"] > 0]
         # Rolling cutoffs give a creator many rows: weight them so each creator counts once.
         per_creator = 1.0 / with_history.groupby("influencer")["influencer"].transform("size")
@@ -205,10 +224,15 @@ class TierNichePrior(TransformerMixin, BaseEstimator):
         own = np.nan_to_num(X["log_er_median"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
         strength = self.strength_of(X)
         shrunk = (n * own + strength * prior) / (n + strength)
-        return {"prior_log_er": prior, "shrunk_log_er": shrunk}
+        out = {"prior_log_er": prior, "shrunk_log_er": shrunk}
+        for name in getattr(self, "relative_levels_", []):
+            level = out[name] if name in out else X[name].to_numpy("float64", na_value=np.nan)
+            out[f"{name}_vs_shrunk"] = level - shrunk
+        return out
 
     def added_features(self) -> list[str]:
-        return ["prior_log_er", "shrunk_log_er"]
+        relative = [f"{name}_vs_shrunk" for name in getattr(self, "relative_levels_", [])]
+        return ["prior_log_er", "shrunk_log_er", *relative]
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return _names_out(self, self.added_features())

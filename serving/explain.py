@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.aggregate import NUMERIC_FEATURES, PLANNED_POST_FEATURES, PROFILE_FEATURES
+from features.transformers import RELATIVE_LEVELS
 
 N_REASONS = 3
 
@@ -98,6 +99,14 @@ LABELS: dict[str, str] = {
     "text_image_share": "share of images with text",
     "closeup_share": "share of close-up photos",
     "undescribed_share": "share of posts without an image description",
+    # Levels relative to the starting point (features.transformers.RELATIVE_LEVELS).
+    "log_er_median_vs_shrunk": "own median post vs the creator's peer-adjusted level",
+    "log_er_mean_vs_shrunk": "own average vs the creator's usual level",
+    "log_er_recent_median_vs_shrunk": "recent posts vs the creator's usual level",
+    "log_er_ewm_vs_shrunk": "recent engagement vs the creator's usual level",
+    "log_er_last_vs_shrunk": "last post vs the creator's usual level",
+    "log_er_max_vs_shrunk": "best past post vs the creator's usual level",
+    "prior_log_er_vs_shrunk": "peers' level vs the creator's own",
 }
 
 # Categorical features: the row's value goes into the phrase.
@@ -114,6 +123,7 @@ HISTORY_DEPENDENT = (
     frozenset(NUMERIC_FEATURES) - frozenset(PROFILE_FEATURES) - frozenset(PLANNED_POST_FEATURES)
 ) | {
     "shrunk_log_er",
+    *(f"{name}_vs_shrunk" for name in RELATIVE_LEVELS),
     "hashtag_er",
     "niche_consistency",
     "niche_purity",

@@ -476,3 +476,23 @@ def test_a_platform_training_never_saw_is_forecast_from_its_starting_point(fitte
         np.concatenate([fitted.predict_log(base.iloc[:3]), predicted[3:6]]),
         atol=1e-12,
     )
+
+
+def test_the_trees_see_each_level_relative_to_the_starting_point(fitted, base_and_label):
+    import copy
+
+    from features.transformers import RELATIVE_LEVELS
+
+    base, _ = base_and_label
+    matrix = fitted.booster_matrix(base)
+    column = {name: matrix[:, j] for j, name in enumerate(fitted.feature_names_)}
+    start = column["shrunk_log_er"]
+    for name in RELATIVE_LEVELS:
+        np.testing.assert_allclose(column[f"{name}_vs_shrunk"], column[name] - start, atol=1e-12)
+    # The starting point itself is not changed by them: with no trees the model is still it.
+    np.testing.assert_array_equal(fitted.baseline_log(matrix), start)
+    # A prior fitted before them (a saved model's) adds none.
+    older = copy.deepcopy(fitted.steps_.named_steps["prior"])
+    del older.relative_levels_
+    assert older.added_features() == ["prior_log_er", "shrunk_log_er"]
+    assert set(older.added_columns(base)) == {"prior_log_er", "shrunk_log_er"}
