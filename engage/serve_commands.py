@@ -177,6 +177,7 @@ def _score(args: SimpleNamespace) -> int:
         read_planned_posts,
         stale_data_notes,
         summarise,
+        unseen_platform_notes,
         write_output,
     )
     from serving.predictor import load_model
@@ -256,6 +257,9 @@ def _score(args: SimpleNamespace) -> int:
     )
     if "as_of" in profiles.columns and as_of is None:
         warnings = []  # one cutoff per candidate (a backtest): no single scoring time to compare
+    warnings += unseen_platform_notes(
+        table, sorted(predictor.metadata.get("planned_post_support") or {})
+    )
     context = ReportContext(
         model_version=predictor.version,
         model_data_range=predictor.metadata.get("data_date_range") or (),

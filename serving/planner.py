@@ -35,7 +35,13 @@ from features.outputs import (
     excel_cells,
     neutralise_formulas,
 )
-from serving.predictor import PLAN_COLUMNS, STATUS_COLD, STATUS_NO_PROFILE, Predictor
+from serving.predictor import (
+    PLAN_COLUMNS,
+    STATUS_COLD,
+    STATUS_NO_PROFILE,
+    UNSEEN_PLATFORM,
+    Predictor,
+)
 from serving.report import (
     ModelIdentity,
     ReportContext,
@@ -49,6 +55,8 @@ OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".xlsx", ".html", ".htm")
 MAX_LISTED = 8
 # The newest post this long before the scoring time makes the data stale.
 STALE_AFTER_DAYS = 60
+# The platform named in a status that carries UNSEEN_PLATFORM.
+UNSEEN_PLATFORM_PATTERN = "; " + re.escape(UNSEEN_PLATFORM.split("{platform}")[0]) + "([^']+)'"
 
 
 @dataclass
@@ -1008,6 +1016,21 @@ def stale_data_notes(
                 f"habits drift, so read estimates for {as_of:%Y} with care."
             )
     return notes
+
+
+def unseen_platform_notes(table: pd.DataFrame, trained: Sequence[str]) -> list[str]:
+    """One warning per platform of the scored candidates that the model was not trained on
+    (their status carries :data:`~serving.predictor.UNSEEN_PLATFORM`)."""
+    status = table["status"].astype(str)
+    platform = status.str.extract(UNSEEN_PLATFORM_PATTERN, expand=False).dropna()
+    on = ", ".join(trained) if trained else "other platforms"
+    return [
+        f"{n:,} candidate{'s are' if n != 1 else ' is'} on {name}, which the model was not "
+        f"trained on ({on}): forecast from their own past engagement without the model's "
+        f"corrections, and the ranges are calibrated on {on}, not {name}. Retrain with {name} "
+        "creators for forecasts and ranges made for them."
+        for name, n in platform.value_counts(sort=False).sort_index().items()
+    ]
 
 
 def planner_notes(report: ValidationReport) -> tuple[list[str], list[str]]:

@@ -22,6 +22,7 @@ from serving.planner import (
     simulate_total,
     stale_data_notes,
     summarise,
+    unseen_platform_notes,
     write_output,
 )
 from tests.serving_fixtures import context, scored_table, with_fees
@@ -456,3 +457,28 @@ def test_range_notes_say_how_much_history_the_forecast_stands_on():
     assert (
         by_history[30.0] == "30 earlier posts (a long record); micro tier" and notes[-1] == ""
     )  # unscored: no note
+
+
+def test_candidates_on_a_platform_the_model_never_saw_get_one_warning_per_platform():
+    from serving.predictor import STATUS_COLD, STATUS_OK, UNSEEN_PLATFORM
+
+    def unseen(status: str, platform: str) -> str:
+        return f"{status}; {UNSEEN_PLATFORM.format(platform=platform, trained='instagram')}"
+
+    table = pd.DataFrame(
+        {
+            "status": [
+                STATUS_OK,
+                unseen(STATUS_OK, "tiktok"),
+                unseen(STATUS_COLD, "tiktok"),
+                unseen(STATUS_OK, "youtube"),
+            ]
+        }
+    )
+    notes = unseen_platform_notes(table, ["instagram"])
+    assert len(notes) == 2
+    assert notes[0].startswith("2 candidates are on tiktok, which the model was not trained on")
+    assert (
+        notes[1].startswith("1 candidate is on youtube") and "calibrated on instagram" in notes[1]
+    )
+    assert unseen_platform_notes(table.iloc[:1], ["instagram"]) == []
