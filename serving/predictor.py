@@ -48,6 +48,7 @@ from features.contract import (
     zero_follower_profiles,
 )
 from features.engagement import er_from_log
+from features.pipeline import platform_names
 from features.registry import download_verified, engage_folder
 from features.tables import value_codes
 from serving.explain import reasons as explain_reasons
@@ -445,7 +446,7 @@ class Predictor:
         if unseen.any():
             trained = sorted(self.metadata.get("planned_post_support") or {})
             on = ", ".join(trained) if trained else "other platforms"
-            platform = base["platform"].astype(str).to_numpy()
+            platform = platform_names(base)
             for name in pd.unique(platform[unseen]):
                 rows = unseen & (platform == name)
                 status[rows] = [
