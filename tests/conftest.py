@@ -159,10 +159,12 @@ def embedded_paths() -> tuple[Path, Path]:
     return profiles, posts
 
 
-# Session fixtures that train one small real model (see tests/model_fixtures.py).
+# Session fixtures that train one small real model (see tests/model_fixtures.py and
+# tests/serving_fixtures.py).
 # The Dask engine's cluster and Parquet inputs (see tests/dask_fixtures.py).
 from tests.dask_fixtures import dask_cluster, parquet_data  # noqa: E402, F401
 from tests.model_fixtures import small_data, trained  # noqa: E402, F401
+from tests.serving_fixtures import served  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -47,6 +47,12 @@ def serving_model(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
     return _CACHE["model"]
 
 
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
+    """The one small trained model the serving tests share (conftest makes it every module's)."""
+    return serving_model(tmp_path_factory)
+
+
 def shortlist(
     data: SmallData, n_with_posts: int = 12, n_without: int = 4
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -23,15 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests import fuzzing
-from tests.serving_fixtures import ServingModel, serving_model
+from tests.serving_fixtures import ServingModel
 
 PER_KIND_SMALL = 6  # examples per kind in the normal suite: ~750 surface runs with the faults
 PER_KIND_BIG = 40  # under the reliability marker
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,12 @@ import pytest
 from engage.cli import EXIT_BAD_INPUT, main
 from engage.serve_commands import SERVE_PORT
 from serving.predictor import STATUS_COLD, STATUS_NO_PROFILE, STATUS_ZERO_FOLLOWERS
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
+from tests.serving_fixtures import ServingModel, shortlist
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ from features.artifact import (
     stage_artifact,
     verify_folder,
 )
-from tests.serving_fixtures import ServingModel, serving_model
+from tests.serving_fixtures import ServingModel
 
 REGISTERED = {"registered_model": "engagement", "model_version": "1"}
 
@@ -213,11 +213,6 @@ def test_an_interrupted_or_failed_publish_leaves_nothing_that_looks_finished(tmp
 
 
 # --------------------------------------------------------------------------- MLflow's copy
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 def _logged_model_folder(served: ServingModel) -> Path:

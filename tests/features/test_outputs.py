@@ -29,7 +29,7 @@ from features.outputs import (
     neutralise_formulas,
     write_text,
 )
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
+from tests.serving_fixtures import ServingModel, shortlist
 
 # Handles an attacker (or a careless export) could put in a profiles table.
 FORMULA_HANDLES = [
@@ -41,11 +41,6 @@ FORMULA_HANDLES = [
 
 
 CONTROL_HANDLES = ["\x1b[31mred\x1b[0m", "be\u202eepyks", "bell\x07ring"]
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

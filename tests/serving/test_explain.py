@@ -8,12 +8,7 @@ import pytest
 
 from serving import Predictor, load_model
 from serving.explain import phrase_pair, reasons
-from tests.serving_fixtures import ServingModel, serving_model
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
+from tests.serving_fixtures import ServingModel
 
 
 @pytest.fixture(scope="session")

@@ -24,14 +24,9 @@ from serving.predictor import (
     UNSEEN_PLATFORM,
     percentile_in,
 )
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
+from tests.serving_fixtures import ServingModel, shortlist
 
 REASON = re.compile(r"^[^;()]+\([+-]\d+\.\d\d\)$")
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from serving import Predictor, load_model
 from serving.predictor import STATUS_ZERO_FOLLOWERS
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
+from tests.serving_fixtures import ServingModel, shortlist
 
 
 @pytest.fixture(scope="session")

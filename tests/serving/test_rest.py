@@ -22,18 +22,13 @@ from serving import Predictor, load_model
 from serving.predictor import OUTPUT_COLUMNS, STATUS_COLD, STATUS_OK
 from serving.rest import free_port, stop_process_group, wait_for_ping
 from serving.schema import dataframe_split, to_rest_rows
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
+from tests.serving_fixtures import ServingModel, shortlist
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 # A fixed cutoff in the data's past, so "now" cannot differ between the server and the test.
 AS_OF = "2019-06-01T00:00:00Z"
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

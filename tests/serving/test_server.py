@@ -26,7 +26,7 @@ from serving.server import (
     clean_message,
     csv_to_json,
 )
-from tests.serving_fixtures import ServingModel, serving_model, shortlist
+from tests.serving_fixtures import ServingModel, shortlist
 
 NUMERIC = {"followers", "likes", "comments"}
 
@@ -291,11 +291,6 @@ def test_csv_to_json_refuses_what_it_cannot_read(body, match):
 
 
 # --------------------------------------------------------------------------- MLflow's real app
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServingModel:
-    return serving_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
