@@ -257,9 +257,7 @@ def _score(args: SimpleNamespace) -> int:
     )
     if "as_of" in profiles.columns and as_of is None:
         warnings = []  # one cutoff per candidate (a backtest): no single scoring time to compare
-    warnings += unseen_platform_notes(
-        table, sorted(predictor.metadata.get("planned_post_support") or {})
-    )
+    warnings += unseen_platform_notes(table, predictor.trained_platforms)
     context = ReportContext(
         model_version=predictor.version,
         model_data_range=predictor.metadata.get("data_date_range") or (),

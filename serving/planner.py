@@ -41,6 +41,7 @@ from serving.predictor import (
     STATUS_NO_PROFILE,
     UNSEEN_PLATFORM,
     Predictor,
+    platforms_text,
 )
 from serving.report import (
     ModelIdentity,
@@ -1023,7 +1024,7 @@ def unseen_platform_notes(table: pd.DataFrame, trained: Sequence[str]) -> list[s
     (their status carries :data:`~serving.predictor.UNSEEN_PLATFORM`)."""
     status = table["status"].astype(str)
     platform = status.str.extract(UNSEEN_PLATFORM_PATTERN, expand=False).dropna()
-    on = ", ".join(trained) if trained else "other platforms"
+    on = platforms_text(trained)
     return [
         f"{n:,} candidate{'s are' if n != 1 else ' is'} on {name}, which the model was not "
         f"trained on ({on}): forecast from their own past engagement without the model's "

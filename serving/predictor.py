@@ -25,7 +25,7 @@ with the full report, exactly as in training.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,12 @@ class Predictor:
     @property
     def interval_level(self) -> float:
         return float(getattr(self.model, "interval_level", 0.8))
+
+    @property
+    def trained_platforms(self) -> list[str]:
+        """The platforms of the model's training posts (empty when the model does not record
+        them)."""
+        return sorted(self.metadata.get("planned_post_support") or {})
 
     # ------------------------------------------------------------------ scoring
 
@@ -444,8 +450,7 @@ class Predictor:
         status = np.where(history, STATUS_OK, STATUS_COLD).astype(object)
         unseen = self.model.unseen_platform(matrix)
         if unseen.any():
-            trained = sorted(self.metadata.get("planned_post_support") or {})
-            on = ", ".join(trained) if trained else "other platforms"
+            on = platforms_text(self.trained_platforms)
             platform = platform_names(base)
             for name in pd.unique(platform[unseen]):
                 rows = unseen & (platform == name)
@@ -708,6 +713,12 @@ def load_model(
     return Predictor(load_engage_model(path, str(path)), path)
 
 
+def platforms_text(names: Sequence[str]) -> str:
+    """Training platforms as a planner reads them: "instagram, tiktok" ("other platforms" when
+    the model does not record them)."""
+    return ", ".join(names) if names else "other platforms"
+
+
 # What Predictor calls on the fitted pipeline (features.pipeline.EngagementModel).
 MODEL_METHODS = (
     "booster_matrix",
@@ -744,4 +755,5 @@ __all__ = [
     "Scored",
     "load_model",
     "percentile_in",
+    "platforms_text",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.pipeline import platform_names
@@ -79,9 +80,12 @@ def unseen_platforms(model: Any, base: pd.DataFrame) -> dict[str, int]:
     """Examples per platform of ``base`` that ``model`` was not trained on (``engage evaluate``
     on another platform's data): their forecasts are the creators' own level alone, and their
     interval is calibrated on other platforms."""
-    unseen = model.unseen_platform(model.booster_matrix(base))
-    counts = pd.Series(platform_names(base)[unseen]).value_counts(sort=False)
-    return {str(name): int(n) for name, n in counts.sort_index().items()}
+    platform = platform_names(base)
+    # The model's own test on one row per platform, not a booster matrix of every example.
+    first = pd.Series(np.arange(len(base))).groupby(platform, sort=True).first()
+    unseen = model.unseen_platform(model.booster_matrix(base.iloc[first.to_numpy()]))
+    counts = pd.Series(platform).value_counts()
+    return {str(name): int(counts[name]) for name in first.index[unseen]}
 
 
 def quality_warnings(metrics: dict[str, Any], level: float = 0.8) -> list[str]:
