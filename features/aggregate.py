@@ -39,6 +39,8 @@ SECONDS_PER_DAY = 86_400.0
 # Posts younger than this when their counts were read are still collecting engagement: they are
 # left out of histories (see history_cutoffs) and of training labels.
 MIN_POST_AGE = pd.Timedelta(days=3)
+# A forecast is of the planned post's counts as read this long after it goes up (see examples_at).
+FORECAST_POST_AGE = pd.Timedelta(days=14)
 VIDEO_MEDIA = ("video", "reel", "short")
 # Posts per chunk in the hashtag features: bounds the memory their per-tag arrays take.
 HASHTAG_CHUNK_POSTS = 1 << 18
@@ -133,7 +135,9 @@ def examples_at(
 
     With ``as_of`` None, the profiles' own ``as_of`` column is used where present, else ``now``
     (default: the clock; the Dask engine passes one ``now`` to every partition). Each example's
-    ``observed_at`` is ``now``: posts younger than ``MIN_POST_AGE`` then are no history.
+    ``observed_at`` is ``now``: posts younger than ``MIN_POST_AGE`` then are no history. Its
+    ``followers_read_at`` is ``FORECAST_POST_AGE`` after the cutoff, or ``now`` if later (a
+    backtest): the forecast is of the planned post's counts two weeks after it goes up.
     """
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     examples = pd.DataFrame({"influencer": profiles["influencer"].to_numpy()})
@@ -150,6 +154,13 @@ def examples_at(
     # The counts were read at the latest now: on fresh data the newest posts are still young
     # (history_cutoffs leaves them out); on old data or in a backtest nothing is left out.
     examples["observed_at"] = now
+    # Training targets were read at the scrape, days to years after they went up, and
+    # follower_count_age_days tells the trees how long: "read now" would ask for a post hours
+    # old, below every target they saw (TikTok's forecasts sat 0.15-0.3 below its settled
+    # posts). So the planned post is forecast as read FORECAST_POST_AGE after it goes up, over
+    # today's follower count (two weeks of growth, where training counts are up to years stale).
+    read_at = cutoff + FORECAST_POST_AGE
+    examples["followers_read_at"] = read_at.where(read_at > now, now)
     return examples
 
 
@@ -202,12 +213,14 @@ def compute_features(
 
 
 def follower_count_age_days(examples: pd.DataFrame) -> np.ndarray:
-    """Days from each cutoff to when the follower count was read: the examples'
+    """Days from each cutoff to when the counts were read: the examples'
     ``followers_read_at``, else their ``observed_at`` (missing where neither is given).
 
     Rates divide by the follower count as read, not as it was at the cutoff: a post two years
-    before the profile was read is divided by two years' growth. Scoring reads the counts now
-    (0 days), so the model learns what a rate over a fresh count is.
+    before the profile was read is divided by two years' growth. A training target's own
+    engagement is read then too, so the same days also say how long it collected engagement.
+    Scoring (:func:`examples_at`) asks for a post read ``FORECAST_POST_AGE`` after it goes up,
+    over today's follower count.
     """
     read_at = pd.Series(pd.NaT, index=examples.index, dtype="datetime64[ns, UTC]")
     for column in ("observed_at", "followers_read_at"):  # the latter wins where given

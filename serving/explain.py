@@ -64,7 +64,7 @@ LABELS: dict[str, str] = {
     "zero_engagement_share": "share of posts without engagement",
     "following_ratio": "following-to-followers ratio",
     "log_posts_count": "how many posts the account has published",
-    "follower_count_age_days": "how fresh the follower count is",
+    "follower_count_age_days": "how long after the post its counts are read",
     "hashtag_topics": "choice of hashtag themes",
     "verified": "verified status",
     "n_history_posts": "length of post history",

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.aggregate import TIERS, compute_features, examples_at, feature_table, tier_of
+from features.aggregate import (
+    FORECAST_POST_AGE,
+    TIERS,
+    compute_features,
+    examples_at,
+    feature_table,
+    tier_of,
+)
 from features.contract import validate
 from tests.conftest import planned_data
 
@@ -202,14 +209,20 @@ def test_follower_count_age_is_days_from_the_cutoff_to_the_reading(tiny, cutoff)
     assert age.iloc[3] == pytest.approx(1.5)
 
 
-def test_follower_count_age_when_scoring_is_from_the_cutoff_to_now(tiny):
-    examples = examples_at(tiny.profiles, pd.Timestamp("2020-05-22", tz="UTC"), now=NOW)
-    age = compute_features(tiny.profiles, tiny.posts, examples)["follower_count_age_days"]
-    assert age.tolist() == [10.0, 10.0, 10.0]
-    fresh = examples_at(tiny.profiles, now=NOW)
-    assert compute_features(tiny.profiles, tiny.posts, fresh)[
-        "follower_count_age_days"
-    ].tolist() == [0.0, 0.0, 0.0]
+def test_scoring_forecasts_the_post_as_read_two_weeks_after_it_goes_up(tiny):
+    def age(examples):
+        return compute_features(tiny.profiles, tiny.posts, examples)["follower_count_age_days"]
+
+    # Scored today: the planned post's counts as read FORECAST_POST_AGE later, not hours old
+    # (every training target was at least MIN_POST_AGE old when read).
+    two_weeks = FORECAST_POST_AGE / pd.Timedelta(days=1)
+    assert two_weeks == 14.0
+    assert age(examples_at(tiny.profiles, now=NOW)).tolist() == [two_weeks] * 3
+    # A backtest ten days ago still asks for two weeks; one a month ago reads the counts now.
+    ten_days = examples_at(tiny.profiles, pd.Timestamp("2020-05-22", tz="UTC"), now=NOW)
+    assert age(ten_days).tolist() == [two_weeks] * 3
+    month = examples_at(tiny.profiles, pd.Timestamp("2020-05-02", tz="UTC"), now=NOW)
+    assert age(month).tolist() == [30.0, 30.0, 30.0]
 
 
 def test_er_trend_is_later_half_minus_earlier_half(table):
