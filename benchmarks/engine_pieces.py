@@ -46,7 +46,8 @@ allocator
     between the steps (``release``: the replaced ``features/memory.py``).
 
 Usage: ``python benchmarks/engine_pieces.py [--sizes 1000000 10000000] [--pieces ...] [--check]``
-(the data are made by ``benchmarks/features.py``, or here when missing).
+(the data are made by ``benchmarks/features.py``, or here when missing). Sizes below
+``TIMED_POSTS`` are timed per call over many calls: ``--sizes 20`` is one candidate's history.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ from benchmarks.common import json_from_child  # noqa: E402
 
 KEEP_RATIO = 1.3
 SEED = 0
+# Below this many posts one call is too short to time: a variant runs this many posts' worth of
+# calls (20 posts: 50,000 calls) and reports the time per call. The small sizes are what a
+# request to score one candidate does, where a piece's fixed cost per call is what counts.
+TIMED_POSTS = 1_000_000
 
 
 def rss_bytes(field: str) -> int:
@@ -507,7 +512,7 @@ DECISIONS = (
 )
 
 
-def run_variant(piece: str, variant: str, folder: Path) -> dict:
+def run_variant(piece: str, variant: str, folder: Path, calls: int = 1) -> dict:
     import pandas  # noqa: F401  (every variant starts with its engine imported)
     import polars  # noqa: F401
     import pyarrow as pa
@@ -523,14 +528,18 @@ def run_variant(piece: str, variant: str, folder: Path) -> dict:
     pa.default_memory_pool().release_unused()
     before = rss_bytes("VmRSS")
     reset_peak()
+    run = variants[variant]
     started = time.perf_counter()
-    variants[variant](**inputs)
-    seconds = time.perf_counter() - started
+    for _ in range(calls):
+        run(**inputs)
+    seconds = (time.perf_counter() - started) / calls
     return {"seconds": seconds, "peak_added": max(0, rss_bytes("VmHWM") - before)}
 
 
-def run_in_child(piece: str, variant: str, folder: Path) -> dict:
-    return json_from_child(__file__, ["--run", piece, variant, str(folder)], f"{piece}/{variant}")
+def run_in_child(piece: str, variant: str, folder: Path, calls: int = 1) -> dict:
+    return json_from_child(
+        __file__, ["--run", piece, variant, str(folder), str(calls)], f"{piece}/{variant}"
+    )
 
 
 def same_result(a: Any, b: Any) -> bool:
@@ -581,6 +590,10 @@ def check(pieces: list[str], folder: Path) -> None:
         print(f"  check {piece}: {len(results)} variants agree", flush=True)
 
 
+def seconds_text(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}ms" if seconds < 0.1 else f"{seconds:.3f}s"
+
+
 def fmt(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
@@ -598,7 +611,8 @@ def decide(
         time_ratio = best_time / ours["seconds"]
         memory_ratio = best_memory / max(ours["peak_added"], 2**20)
         wins.append(time_ratio > KEEP_RATIO or memory_ratio > KEEP_RATIO)
-        ratios.append(f"{size / 1e6:g}M: {time_ratio:.2f}x time, {memory_ratio:.2f}x memory")
+        label = f"{size / 1e6:g}M" if size >= 1e6 else f"{size:,}"
+        ratios.append(f"{label}: {time_ratio:.2f}x time, {memory_ratio:.2f}x memory")
     return ("keep" if all(wins) else "replace"), ratios
 
 
@@ -609,11 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the fastest run counts")
     parser.add_argument("--out-dir", type=Path, default=Path("build/bench"))
     parser.add_argument("--check", action="store_true", help="check the variants agree first")
-    parser.add_argument("--run", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
-        piece, variant, folder = args.run
-        print(json.dumps(run_variant(piece, variant, Path(folder))))
+        piece, variant, folder, calls = args.run
+        print(json.dumps(run_variant(piece, variant, Path(folder), int(calls))))
         return 0
 
     ensure_data = _features_benchmark().ensure_data
@@ -625,13 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     for size in sorted(args.sizes):
         ensure_data(size, args.out_dir, 20.0, False)
         folder = args.out_dir / f"posts_{size}"
+        calls = max(1, TIMED_POSTS // size)
         for piece in args.pieces:
             variants = list(PIECES[piece][1])
             runs: dict[str, list[dict]] = {v: [] for v in variants}
             load = [os.getloadavg()[0]]
             for _ in range(max(1, args.repeat)):
                 for variant in variants:
-                    runs[variant].append(run_in_child(piece, variant, folder))
+                    runs[variant].append(run_in_child(piece, variant, folder, calls))
                     load.append(os.getloadavg()[0])
             results = {
                 v: {
@@ -643,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             table[piece][size] = results
             ours = results["ours"]
             cells = ", ".join(
-                f"{v} {r['seconds']:.3f}s {fmt(r['peak_added'])}"
+                f"{v} {seconds_text(r['seconds'])} {fmt(r['peak_added'])}"
                 + ("" if v == "ours" else f" ({r['seconds'] / ours['seconds']:.2f}x)")
                 for v, r in results.items()
             )
