@@ -207,7 +207,7 @@ def evaluate(
     args = arguments(locals())
     from serving.identity import identify
     from serving.predictor import load_model
-    from training.checks import review, unseen_platforms
+    from training.checks import level_vs_training_peers, review, unseen_platforms
     from training.config import TrainConfig
     from training.evaluation import evaluate_model
     from training.forward import evaluate_forward_all
@@ -226,6 +226,7 @@ def evaluate(
     unseen = unseen_platforms(predictor.model, examples.base)
     if unseen:
         metrics["unseen_platforms"] = unseen
+    metrics["level_vs_training_peers"] = level_vs_training_peers(predictor.model, examples.base)
     if args.campaigns is None:
         # Every creator with enough posts is forecast forward (the saved model saw none of
         # them, if the data are new to it).

@@ -6,6 +6,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
 from engage.cli import main
 from tests.model_fixtures import SmallData
@@ -61,6 +62,35 @@ def test_cli_evaluate_warns_of_a_platform_the_model_was_not_trained_on(
     plain = ["--profiles", str(small_data.profiles_path), "--metrics-out", str(out)]
     assert main([*args, *plain]) == 0
     assert "unseen_platforms" not in json.loads(out.read_text())
+
+
+def test_cli_evaluate_warns_when_the_creators_engage_far_unlike_the_training_ones(
+    trained, small_data: SmallData, tmp_path
+):
+    # The same creators with 5x the likes and comments: another population to this model.
+    posts = tmp_path / "posts.csv"
+    raw = pd.read_csv(small_data.posts_path, dtype=str, keep_default_na=False)
+    for column in ("likes", "comments"):
+        raw[column] = (raw[column].astype("int64") * 5).astype(str)
+    raw.to_csv(posts, index=False)
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", "--model", str(trained.model_dir), "--profiles"]
+    args += [str(small_data.profiles_path), "--metrics-out", str(out)]
+    assert main([*args, "--posts", str(posts)]) == 0
+    metrics = json.loads(out.read_text())
+    shift = metrics["level_vs_training_peers"]["instagram"]
+    assert shift["ratio"] > 2.0
+    assert any(
+        "engage" in w and "retrain with creators like these" in w for w in metrics["warnings"]
+    )
+    # The creators the model was trained among sit level with their peers: no warning.
+    assert main([*args, "--posts", str(small_data.posts_path)]) == 0
+    metrics = json.loads(out.read_text())
+    assert 0.8 < metrics["level_vs_training_peers"]["instagram"]["ratio"] < 1.25
+    assert not any("retrain with creators like these" in w for w in metrics["warnings"])
+    assert shift["ratio"] / metrics["level_vs_training_peers"]["instagram"]["ratio"] == (
+        pytest.approx(5.0, rel=0.05)
+    )
 
 
 def test_cli_train_refuses_bad_input_with_status_2(tmp_path, capsys):
