@@ -573,6 +573,13 @@ class EngagementModel(BaseEstimator):
         point alone did not: README, "A platform the model never saw")."""
         return np.isnan(matrix[:, self.feature_names_.index("platform")])
 
+    def peer_level(self, base: pd.DataFrame) -> np.ndarray:
+        """Each row's ``prior_log_er``: the mean log ER its peers (platform, tier and niche) had
+        in training, the level the starting point shrinks the creator's own towards."""
+        steps = self.steps_.named_steps
+        mapped = steps["vocabulary"].added_columns(base)
+        return steps["prior"].prior(base.assign(**mapped) if mapped else base)
+
     def _shared_trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
         """What the shared trees add to the baseline (nothing without trees)."""
         if self.best_iteration_ == 0:  # LightGBM would read 0 as "every tree"

@@ -112,7 +112,7 @@ def level_vs_training_peers(model: Any, base: pd.DataFrame) -> dict[str, dict[st
         return {}
     rows = base[with_history]
     unseen = set(unseen_platforms(model, rows))
-    prior = model.steps_[:2].transform(rows)["prior_log_er"].to_numpy(dtype="float64")
+    prior = model.peer_level(rows)
     own = rows["log_er_mean"].to_numpy(dtype="float64", na_value=np.nan)
     per_creator = 1.0 / rows.groupby("influencer")["influencer"].transform("size").to_numpy()
     weight = rows["n_history_posts"].to_numpy(dtype="float64") * per_creator
