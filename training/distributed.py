@@ -332,13 +332,27 @@ def fit_model_dask(
     from lightgbm.dask import DaskLGBMRegressor
 
     params = dict(params or config.lgbm_params)
-    influencers = examples["influencer"].compute().sort_values(kind="stable").reset_index(drop=True)
-    calib_keys = set(
-        influencers[influencer_holdout(influencers, config.calibration_share, config.seed)]
+    keys = (
+        examples[["influencer", "platform"]]
+        .compute()
+        .sort_values("influencer", kind="stable")
+        .reset_index(drop=True)
     )
-    train_keys = influencers[~influencers.isin(calib_keys)].reset_index(drop=True)
+    influencers, platforms = keys["influencer"], keys["platform"]
+    calib_keys = set(
+        influencers[
+            influencer_holdout(influencers, config.calibration_share, config.seed, platforms)
+        ]
+    )
+    in_train = ~influencers.isin(calib_keys).to_numpy()
+    train_keys = influencers[in_train].reset_index(drop=True)
+    train_platforms = platforms[in_train].reset_index(drop=True)
     valid_keys = set(
-        train_keys[influencer_holdout(train_keys, config.validation_share, config.seed + 1)]
+        train_keys[
+            influencer_holdout(
+                train_keys, config.validation_share, config.seed + 1, train_platforms
+            )
+        ]
     )
 
     is_calib = examples["influencer"].isin(list(calib_keys))

@@ -22,7 +22,7 @@ from features.pipeline import EngagementModel
 from training.baselines import Baseline, all_baselines
 from training.config import TrainConfig
 from training.examples import ExampleSet, example_weights
-from training.fitting import influencer_holdout, new_model
+from training.fitting import creator_folds, influencer_holdout, new_model
 from training.metrics import all_metrics, reach_calibration, reach_targets
 from training.tuning import tune_params
 
@@ -114,9 +114,13 @@ def fit_model(
     With ``config.tune_trials``, the Optuna trials are counted to ``progress``
     (:func:`report_step`, task :data:`training.tuning.TUNING_TRIALS`)."""
     influencers = examples.base["influencer"]
-    calib = influencer_holdout(influencers, config.calibration_share, config.seed)
+    calib = influencer_holdout(
+        influencers, config.calibration_share, config.seed, examples.base["platform"]
+    )
     train = examples.subset(~calib)
-    valid = influencer_holdout(train.base["influencer"], config.validation_share, config.seed + 1)
+    valid = influencer_holdout(
+        train.base["influencer"], config.validation_share, config.seed + 1, train.base["platform"]
+    )
     params = params or config.lgbm_params
     if config.tune_trials > 0 and params is config.lgbm_params:
         params = tune_params(train, config, partial(report_step, progress))
@@ -160,7 +164,10 @@ def planned_post_support(base: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def fit_baselines(examples: ExampleSet, config: TrainConfig) -> list[Baseline]:
-    calib = influencer_holdout(examples.base["influencer"], config.calibration_share, config.seed)
+    base = examples.base
+    calib = influencer_holdout(
+        base["influencer"], config.calibration_share, config.seed, base["platform"]
+    )
     train, held = examples.subset(~calib), examples.subset(calib)
     return [
         b.fit(train.base, train.label).calibrate(
@@ -255,16 +262,13 @@ def cross_validate(
     examples: ExampleSet, config: TrainConfig, progress: Progress = _quiet
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Grouped K-fold by influencer; returns the metrics and the out-of-fold predictions."""
-    folds = GroupKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed)
     collected: dict[str, list[np.ndarray]] = {}
     order: list[np.ndarray] = []
     reach: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     targets = reach_targets(_engagements(examples))
-    groups = examples.base["influencer"].to_numpy()
     report_step(progress, CV_FOLDS, 0, config.n_folds)
-    for k, (train_idx, _) in enumerate(
-        folds.split(np.zeros(len(examples)), groups=groups), start=1
-    ):
+    folds = creator_folds(examples.base, config.n_folds, config.seed)
+    for k, (train_idx, _) in enumerate(folds, start=1):
         progress(
             f"cross-validation fold {k}/{config.n_folds}: fitting on {len(train_idx)} examples"
         )

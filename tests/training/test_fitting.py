@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from features.pipeline import BASELINE_FEATURE
 from tests.training_fixtures import creators_with_levels
 from training.config import TrainConfig
 from training.examples import post_examples
-from training.fitting import new_model
+from training.fitting import creator_folds, influencer_holdout, new_model
 
 
 def test_zero_boosting_rounds_is_the_baseline():
@@ -57,3 +58,44 @@ def _strength(examples) -> float:
     model = new_model(TrainConfig(n_topics=2))
     model.fit_steps(examples.base)
     return model.steps_.named_steps["prior"].strength_["*"]
+
+
+def _two_platform_rows() -> pd.DataFrame:
+    """Rows of 40 Instagram and 15 TikTok creators, 1-4 rows each, interleaved."""
+    rng = np.random.default_rng(3)
+    rows = [
+        (f"{platform}:c{i}", platform)
+        for platform, n in (("instagram", 40), ("tiktok", 15))
+        for i in range(n)
+        for _ in range(int(rng.integers(1, 5)))
+    ]
+    order = rng.permutation(len(rows))
+    return pd.DataFrame([rows[i] for i in order], columns=["influencer", "platform"])
+
+
+def test_a_platform_s_creators_are_held_out_as_when_it_is_trained_alone():
+    base = _two_platform_rows()
+    instagram = base[base["platform"] == "instagram"].reset_index(drop=True)
+    together = influencer_holdout(base["influencer"], 0.25, 7, base["platform"])
+    alone = influencer_holdout(instagram["influencer"], 0.25, 7, instagram["platform"])
+    held = set(base["influencer"][together])
+    assert held & set(instagram["influencer"]) == set(instagram["influencer"][alone])
+    # Each platform gives its own share: 10 of 40 and 4 of 15 creators.
+    assert sum(name.startswith("tiktok") for name in held) == 4
+    assert len(held) == 14
+
+
+def test_grouped_folds_of_several_platforms_are_each_platform_s_own_folds():
+    base = _two_platform_rows()
+    folds = creator_folds(base, 5, seed=0)
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested) == list(range(len(base)))  # every row tested once
+    for train, test in folds:
+        assert not set(base["influencer"].iloc[train]) & set(base["influencer"].iloc[test])
+    for platform in ("instagram", "tiktok"):
+        rows = np.flatnonzero(base["platform"].to_numpy() == platform)
+        alone = creator_folds(base.iloc[rows].reset_index(drop=True), 5, seed=0)
+        for (_, test), (_, test_alone) in zip(folds, alone, strict=True):
+            assert set(base["influencer"].iloc[test]) & set(base["influencer"].iloc[rows]) == set(
+                base["influencer"].iloc[rows[test_alone]]
+            )
