@@ -39,6 +39,36 @@ PLATFORM_STAGE_PATIENCE = 100
 PLATFORM_STAGE_MAX_ROUNDS = 3000
 # The learned feature the booster starts from (its init_score): see TierNichePrior.
 BASELINE_FEATURE = "shrunk_log_er"
+# Suffix of a cell's name in ``platform_rounds_`` for the shared trees its rows use.
+SHARED_TREES = "(shared trees)"
+
+
+class CellEarlyStopping:
+    """LightGBM early stopping over one validation set per cell: boosting goes on while any
+    cell still improves (stops when each has gone ``patience`` rounds without), and keeps
+    each cell's best round (``best_rounds``, in the order of the validation sets)."""
+
+    order = 30  # where LightGBM's own early stopping runs among the callbacks
+    before_iteration = False
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_scores: list[float] = []
+        self.best_rounds: list[int] = []
+
+    def __call__(self, env: Any) -> None:
+        import lightgbm as lgb
+
+        scores = [float(result[2]) for result in env.evaluation_result_list]
+        if not self.best_scores:
+            self.best_scores, self.best_rounds = [np.inf] * len(scores), [0] * len(scores)
+        for i, score in enumerate(scores):  # every metric here is a loss: lower is better
+            if score < self.best_scores[i]:
+                self.best_scores[i], self.best_rounds[i] = score, env.iteration + 1
+        if all(env.iteration + 1 - best >= self.patience for best in self.best_rounds):
+            raise lgb.callback.EarlyStopException(
+                max(self.best_rounds) - 1, env.evaluation_result_list
+            )
 
 
 def default_feature_steps(
@@ -411,15 +441,21 @@ class EngagementModel(BaseEstimator):
         ``sample_weight`` (and ``valid_weight``) weight the rows, e.g. so that each creator
         counts once whatever its number of targets.
 
-        Trained on several platforms, each platform also gets a stage of trees (see
-        :meth:`_fit_platform_stages`) with as many rounds as early stopping on ``valid`` finds
-        (they are in ``platform_rounds_``), or as ``platform_rounds`` gives per platform name
-        (the refit on all rows after such a probe, as the trainer does it).
-        With neither, no stage.
+        Trained on several platforms, the shared trees grow while any cell (a platform's cold
+        starts, or its creators with a history) still gains on ``valid``, and each cell's rows
+        use them up to that cell's best round (:meth:`_set_shared_rounds`). Each platform also
+        gets a stage of trees (see :meth:`_fit_platform_stages`) with as many rounds as early
+        stopping on ``valid`` finds. Both are in ``platform_rounds_``; ``platform_rounds``
+        gives them by name instead (the refit on all rows after such a probe, as the trainer
+        does it). With neither, every row uses every shared tree and there is no stage.
         """
         import lightgbm as lgb
 
         X = self.fit_steps(base)
+        # Several platforms: the shared trees are early-stopped per cell (platform x has a
+        # history), each cell's best round kept (see _set_shared_rounds).
+        cells: list[tuple[float, bool]] = []
+        stopping: CellEarlyStopping | None = None
         self.baseline_mean_ = float(np.average(self.baseline_log(X), weights=sample_weight))
         train_set = self.dataset(X, y, sample_weight)
         callbacks: list[Any] = []
@@ -430,8 +466,17 @@ class EngagementModel(BaseEstimator):
             yv = np.asarray(valid[1], dtype="float64")
             wv = np.ones(len(yv)) if valid_weight is None else np.asarray(valid_weight, "float64")
             held = (Xv, yv, wv)
-            valid_sets = [self.dataset(Xv, valid[1], valid_weight, reference=train_set)]
-            callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
+            cells = [key for key in self._cells(X) if self._stage_rows(Xv, key).any()]
+            if cells:
+                valid_sets = [
+                    self.dataset(Xv[rows], yv[rows], wv[rows], reference=train_set)
+                    for rows in (self._stage_rows(Xv, key) for key in cells)
+                ]
+                stopping = CellEarlyStopping(early_stopping_rounds)
+                callbacks.append(stopping)
+            else:
+                valid_sets = [self.dataset(Xv, valid[1], valid_weight, reference=train_set)]
+                callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         params = {
             "verbosity": -1,
             "seed": self.seed,
@@ -455,11 +500,52 @@ class EngagementModel(BaseEstimator):
         )
         self.platform_boosters_: dict[float | tuple[float, bool], tuple[Any, int]] = {}
         self.platform_rounds_: dict[str, int] = {}
+        # Per cell (platform, has a history): how many of the shared trees its rows use.
+        self.shared_rounds_: dict[tuple[float, bool], int] = {}
         if num_boost_round > 0 and (held is not None or platform_rounds):
+            best = dict(zip(cells, stopping.best_rounds, strict=True)) if stopping else None
+            self._set_shared_rounds(X, platform_names(base), best, platform_rounds)
             self._fit_platform_stages(
                 X, np.asarray(y), sample_weight, platform_names(base), params, held, platform_rounds
             )
         return self
+
+    def _cells(self, X: np.ndarray) -> list[tuple[float, bool]]:
+        """(platform code, has a history) of every cell of ``X``; none for a single platform."""
+        column = self.feature_names_.index("platform")
+        codes = np.unique(X[np.isfinite(X[:, column]), column])
+        if len(codes) < 2:
+            return []
+        return [(float(code), has_history) for code in codes for has_history in (False, True)]
+
+    def _set_shared_rounds(
+        self,
+        X: np.ndarray,
+        platforms: np.ndarray,
+        best: dict[tuple[float, bool], int] | None,
+        rounds: dict[str, int] | None,
+    ) -> None:
+        """How many shared trees each cell's rows use: as many as helped that cell's validation
+        creators (``best``, each cell's best round there), or as ``rounds`` gives by name
+        ("tiktok with history (shared trees)"); at most the trees there are.
+
+        The shared trees follow the platform with the most weight in a region. A cell they stop
+        helping (TikTok's histories, while Instagram's cold starts still gain) would otherwise
+        keep the trees that hurt it: a stage can only add trees, not take them back.
+        """
+        for key in self._cells(X):
+            rows = self._stage_rows(X, key)
+            if not rows.any():
+                continue
+            name = self._cell_name(str(platforms[np.flatnonzero(rows)[0]]), key[1])
+            name = f"{name} {SHARED_TREES}"
+            if best is not None:
+                n = best.get(key, self.best_iteration_)
+            else:
+                n = int((rounds or {}).get(name, self.best_iteration_))
+            n = max(1, min(int(n), self.best_iteration_))
+            self.shared_rounds_[key] = n
+            self.platform_rounds_[name] = n
 
     def _stage_rows(self, X: np.ndarray, key: float | tuple[float, bool]) -> np.ndarray:
         """Rows of ``X`` a stage applies to: a platform code (all of its rows), or (platform
@@ -581,14 +667,20 @@ class EngagementModel(BaseEstimator):
         return steps["prior"].prior(base.assign(**mapped) if mapped else base)
 
     def _shared_trees(self, matrix: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """What the shared trees add to the baseline (nothing without trees)."""
+        """What the shared trees add to the baseline (nothing without trees): each cell's rows
+        use its own number of them (:meth:`_set_shared_rounds`), other rows all of them."""
         if self.best_iteration_ == 0:  # LightGBM would read 0 as "every tree"
             width = len(self.feature_names_) + 1 if kwargs.get("pred_contrib") else None
             return np.zeros((len(matrix), width) if width else len(matrix))
-        return np.asarray(
+        out = np.asarray(
             self.booster_.predict(matrix, num_iteration=self.best_iteration_, **kwargs),
             dtype="float64",
         )
+        for key, rounds in getattr(self, "shared_rounds_", {}).items():  # none before them
+            rows = self._stage_rows(matrix, key)
+            if rounds < self.best_iteration_ and rows.any():
+                out[rows] = self.booster_.predict(matrix[rows], num_iteration=rounds, **kwargs)
+        return out
 
     def calibrate(
         self,

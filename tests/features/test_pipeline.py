@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.aggregate import CATEGORICAL_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION
-from features.pipeline import ConformalInterval, EngagementModel
+from features.pipeline import CellEarlyStopping, ConformalInterval, EngagementModel
 
 NOW = pd.Timestamp("2020-06-01", tz="UTC")
 PARAMS = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}
@@ -383,11 +385,17 @@ def test_trained_on_several_platforms_each_gets_a_stage_that_adds_up():
     model = EngagementModel(PARAMS, n_topics=2).fit(
         base, y, valid=two_platforms(2), num_boost_round=20
     )
-    assert set(model.platform_rounds_) == {
+    stages = {
         f"{platform}{rows}"
         for platform in ("instagram", "tiktok")
         for rows in ("", " cold start", " with history")
     }
+    cells = {
+        f"{platform} {rows} (shared trees)"
+        for platform in ("instagram", "tiktok")
+        for rows in ("cold start", "with history")
+    }
+    assert set(model.platform_rounds_) == stages | cells
     assert model.platform_boosters_, "no platform stage was kept"
     matrix = model.booster_matrix(base)
     shared = model.baseline_log(matrix) + shared_trees(model, matrix)
@@ -410,16 +418,67 @@ def test_a_refit_takes_each_platform_stage_rounds_as_given():
     model = EngagementModel(PARAMS, n_topics=2).fit(
         base, y, num_boost_round=20, platform_rounds=given
     )
+    every_shared_tree = {
+        f"{platform} {rows} (shared trees)": 20
+        for platform in ("instagram", "tiktok")
+        for rows in ("cold start", "with history")
+    }
     assert model.platform_rounds_ == {
         "instagram": 0,
         "instagram cold start": 0,
         "instagram with history": 0,
         **given,
+        **every_shared_tree,
     }
     assert sorted(rounds for _, rounds in model.platform_boosters_.values()) == [3, 5, 7]
     # Without a validation set or given rounds, the model has no stage.
     plain = EngagementModel(PARAMS, n_topics=2).fit(base, y, num_boost_round=20)
     assert plain.platform_boosters_ == {}
+
+
+def test_each_cell_uses_the_shared_trees_only_as_far_as_they_helped_it():
+    base, y = two_platforms(0)
+    given = {"tiktok with history (shared trees)": 4, "instagram cold start (shared trees)": 50}
+    model = EngagementModel(PARAMS, n_topics=2).fit(
+        base, y, num_boost_round=20, platform_rounds=given
+    )
+    # At most the trees there are.
+    assert model.platform_rounds_["instagram cold start (shared trees)"] == 20
+    assert model.platform_rounds_["tiktok cold start (shared trees)"] == 20
+    matrix = model.booster_matrix(base)
+    tiktok = base["platform"].astype(str).to_numpy() == "tiktok"
+    history = base["n_history_posts"].to_numpy() > 0
+    cut = tiktok & history
+    start = model.baseline_log(matrix)
+    every = model.booster_.predict(matrix, num_iteration=20)
+    four = model.booster_.predict(matrix, num_iteration=4)
+    predicted = model.predict_log(base)  # no stage was given rounds: the shared trees alone
+    np.testing.assert_allclose(predicted[cut], (start + four)[cut])
+    np.testing.assert_allclose(predicted[~cut], (start + every)[~cut])
+    np.testing.assert_allclose(model.contributions(base).sum(axis=1), predicted, atol=1e-9)
+
+
+def test_shared_trees_grow_while_any_cell_still_gains_and_each_keeps_its_best_round():
+    """Early stopping per cell: a cell whose validation loss stopped falling keeps its best
+    round while another still gains; boosting stops once every cell has stalled."""
+    import lightgbm as lgb
+
+    stopping = CellEarlyStopping(patience=3)
+    # Cell 0 is best after round 2; cell 1 keeps falling until round 6.
+    losses = [(5.0, 9.0), (4.0, 8.0), (4.5, 7.0), (4.6, 6.0), (4.7, 5.0), (4.8, 4.0)]
+    losses += [(4.9, 4.5), (5.0, 4.6), (5.1, 4.7)]
+    rounds_run = 0
+    with pytest.raises(lgb.callback.EarlyStopException) as stopped:
+        for iteration, pair in enumerate(losses):
+            env = SimpleNamespace(
+                iteration=iteration,
+                evaluation_result_list=[(f"valid_{i}", "l2", v, False) for i, v in enumerate(pair)],
+            )
+            stopping(env)
+            rounds_run += 1
+    assert rounds_run == 8  # stopped in round 9, three rounds after cell 1's best
+    assert stopping.best_rounds == [2, 6]
+    assert stopped.value.best_iteration == 5  # 0-based: the trees of the latest best
 
 
 def test_stages_add_up_platform_first_then_cold_start_or_history():
