@@ -23,7 +23,13 @@ from training.baselines import Baseline, all_baselines
 from training.config import TrainConfig
 from training.examples import ExampleSet, example_weights
 from training.fitting import creator_folds, influencer_holdout, new_model
-from training.metrics import all_metrics, reach_calibration, reach_targets
+from training.metrics import (
+    all_metrics,
+    coverage_by_spread,
+    creator_coverage_interval,
+    reach_calibration,
+    reach_targets,
+)
 from training.tuning import tune_params
 
 Progress = Callable[[str], None]
@@ -215,8 +221,20 @@ def _report(
     history = test.has_history
     latest = latest_targets(test)
     names = [n for n in predictions if n != "model"]
+    model = metrics_on(everyone, "model")
+    _, lo, hi = predictions["model"]
+    model["coverage_80_90ci"] = creator_coverage_interval(
+        (test.label >= lo) & (test.label <= hi), test.base["influencer"].to_numpy(), seed
+    )
+    model["coverage_by_spread"] = coverage_by_spread(
+        test.label,
+        lo,
+        hi,
+        test.base["log_er_mad"].to_numpy(),
+        test.base["n_history_posts"].to_numpy(),
+    )
     return {
-        "model": metrics_on(everyone, "model"),
+        "model": model,
         "baselines": {n: metrics_on(everyone, n) for n in names},
         "subsets": {
             "with_history": {n: metrics_on(history, n) for n in ["model", *names]},

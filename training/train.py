@@ -496,6 +496,25 @@ def comparison_blocks(metrics: dict[str, Any]) -> list[ComparisonBlock]:
     return blocks
 
 
+def spread_coverage_lines(label: str, model: dict[str, Any]) -> list[str]:
+    """The model's coverage with its creator-bootstrap interval, and by history spread
+    (:func:`training.metrics.coverage_by_spread`), for one evaluation; none for metrics of
+    runs from before they were measured."""
+    if "coverage_80_90ci" not in model:
+        return []
+    lo, hi = model["coverage_80_90ci"]
+    line = (
+        f"\ninterval coverage ({label}): {model['coverage_80']:.3f} "
+        f"(90 % interval over creators {lo:.3f} .. {hi:.3f})"
+    )
+    thirds = {k: v for k, v in model.get("coverage_by_spread", {}).items() if v["n"] >= MIN_CHECKED}
+    if thirds:
+        line += "; by history spread " + ", ".join(
+            f"{name} {v['coverage_80']:.3f} (n={v['n']})" for name, v in thirds.items()
+        )
+    return [line]
+
+
 def comparison_notes(metrics: dict[str, Any]) -> list[str]:
     """What :func:`comparison_table` says after the blocks: the forward protocol, interval
     coverage by tier, subsets without examples and the run's quality warnings."""
@@ -510,6 +529,8 @@ def comparison_notes(metrics: dict[str, Any]) -> list[str]:
             "\ninterval coverage by tier (model, grouped CV): "
             + ", ".join(f"{t} {v['coverage_80']:.3f} (n={v['n']})" for t, v in cov.items())
         )
+    for label, block in (("grouped CV", metrics), ("time holdout", metrics.get("time_holdout"))):
+        lines.extend(spread_coverage_lines(label, (block or {}).get("model") or {}))
     if metrics.get("dropped_subsets"):
         lines.append(f"\nno examples (left out): {', '.join(metrics['dropped_subsets'])}")
     warnings = metrics.get("warnings")

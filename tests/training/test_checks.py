@@ -40,3 +40,20 @@ def test_empty_subsets_are_dropped_and_the_table_prints_no_nan():
     )
     assert "no examples (left out): cold_start" in table
     assert MIN_CHECKED == 20
+
+
+def test_the_table_gives_coverage_with_its_interval_and_by_history_spread():
+    metrics = review(training_metrics())
+    metrics["time_holdout"]["model"]["coverage_80_90ci"] = [0.785, 0.815]
+    metrics["time_holdout"]["model"]["coverage_by_spread"] = {
+        "steady": {"coverage_80": 0.884, "interval_width_80": 2.1, "spread_up_to": 0.3, "n": 900},
+        "middle": {"coverage_80": 0.857, "interval_width_80": 2.4, "spread_up_to": 0.6, "n": 900},
+        "erratic": {"coverage_80": 0.795, "interval_width_80": 2.9, "spread_up_to": 3.0, "n": 5},
+    }
+    table = comparison_table(metrics)
+    expected = (
+        "interval coverage (time holdout): 0.800 (90 % interval over creators 0.785 .. 0.815); "
+        "by history spread steady 0.884 (n=900), middle 0.857 (n=900)"
+    )
+    assert expected + "\n" in table + "\n"  # erratic's 5 rows are below MIN_CHECKED
+    assert "interval coverage (grouped CV):" not in table  # metrics from before: no line
