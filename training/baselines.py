@@ -48,7 +48,9 @@ class Baseline:
     def predict_log_interval(
         self, base: pd.DataFrame, predicted: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.interval_.bounds(predicted, interval_group(base))
+        return self.interval_.bounds(
+            predicted, interval_group(base), self.interval_.row_scale(base)
+        )
 
 
 class TierNicheMedian(Baseline):

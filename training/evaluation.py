@@ -140,6 +140,8 @@ def fit_model(
     )
     held = examples.subset(calib)
     model.calibrate(held.base, held.label, pairs=horizon_pairs(held))
+    spread = model.interval_.spread_
+    model.metadata["interval_spread_exponent"] = 0.0 if spread is None else spread.exponent
     model.metadata["planned_post_support"] = planned_post_support(train.base)
     model.metadata["n_boost_rounds"] = rounds
     model.metadata["platform_stage_rounds"] = model.platform_rounds_

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.aggregate import CATEGORICAL_FEATURES, compute_features, examples_at
 from features.contract import validate
 from features.engagement import ER_DEFINITION
-from features.pipeline import CellEarlyStopping, ConformalInterval, EngagementModel
+from features.pipeline import CellEarlyStopping, ConformalInterval, EngagementModel, interval_group
 
 NOW = pd.Timestamp("2020-06-01", tz="UTC")
 PARAMS = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5, "learning_rate": 0.3}
@@ -555,3 +555,82 @@ def test_the_trees_see_each_level_relative_to_the_starting_point(fitted, base_an
     del older.relative_levels_
     assert older.added_features() == ["prior_log_er", "shrunk_log_er"]
     assert set(older.added_columns(base)) == {"prior_log_er", "shrunk_log_er"}
+
+
+# ------------------------------------------------------------- intervals scaled by own spread
+
+
+def spread_creators(seed: int, n_creators: int = 600, depends: bool = True):
+    """(base, label, predicted) of creators with 60-post histories: each creator's spread
+    (its history's MAD) varies 10x, and with ``depends`` its next posts miss by that much."""
+    rng = np.random.default_rng(seed)
+    sd = np.exp(rng.uniform(np.log(0.2), np.log(2.0), n_creators))
+    posts = 8
+    creator = np.repeat([f"c{seed}_{i}" for i in range(n_creators)], posts)
+    base = pd.DataFrame(
+        {
+            "influencer": creator,
+            "tier": "micro",
+            "n_history_posts": 60.0,
+            "log_er_mad": np.repeat(sd / 1.4826, posts),
+        }
+    )
+    miss = np.repeat(sd if depends else np.full(n_creators, 0.7), posts)
+    return base, rng.normal(size=len(base)) * miss, np.zeros(len(base))
+
+
+def coverage_by_third(interval: ConformalInterval, base, label, predicted) -> list[float]:
+    from features.pipeline import spread_thirds
+
+    low, high = interval.bounds(predicted, interval_group(base), interval.row_scale(base))
+    inside, third = (label >= low) & (label <= high), spread_thirds(base)
+    return [float(inside[third == k].mean()) for k in range(3)]
+
+
+def test_the_interval_widens_for_erratic_creators_and_narrows_for_steady_ones():
+    from features.pipeline import calibrated_interval
+
+    base, label, predicted = spread_creators(0)
+    interval = calibrated_interval(0.8, predicted, base, label)
+    # The misses scale one for one with the spread, which the shrinkage pulls in a little.
+    assert interval.spread_.exponent >= 1.0
+    fresh = spread_creators(1)
+    # A power of the shrunk spread is not exactly each creator's miss: close, not equal.
+    assert all(0.72 <= c <= 0.86 for c in coverage_by_third(interval, *fresh))
+    # One interval for the whole group covers the steady nearly always, the erratic far less.
+    plain = ConformalInterval(0.8).fit(label, interval_group(base))
+    steady, _, erratic = coverage_by_third(plain, *fresh)
+    assert steady > 0.95 and erratic < 0.65
+    # Cold starts are not scaled.
+    cold = base.head(3).assign(n_history_posts=0.0, log_er_mad=np.nan)
+    assert interval.row_scale(cold).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_spread_that_says_nothing_of_the_misses_leaves_the_interval_unscaled():
+    from features.pipeline import calibrated_interval
+
+    base, label, predicted = spread_creators(2, depends=False)
+    interval = calibrated_interval(0.8, predicted, base, label)
+    assert interval.spread_.exponent <= 0.2
+    assert all(
+        0.75 <= c <= 0.85 for c in coverage_by_third(interval, *spread_creators(3, depends=False))
+    )
+
+
+def test_scaled_bounds_quantiles_and_tail_probabilities_agree():
+    from features.pipeline import SpreadScale, calibrated_interval
+
+    base, label, predicted = spread_creators(4)
+    interval = calibrated_interval(0.8, predicted, base, label)
+    codes, names = pd.factorize(interval_group(base).astype(str))
+    scale = interval.row_scale(base)
+    low, high = interval.bounds_by_code(predicted, codes, list(names), scale)
+    q = interval.quantiles_by_code(predicted, codes, list(names), np.array([0.1, 0.9]), scale)
+    np.testing.assert_allclose(q[:, 0], low, atol=0.05 * scale.max())
+    np.testing.assert_allclose(q[:, 1], high, atol=0.05 * scale.max())
+    p = interval.prob_at_least_by_code(predicted, codes, list(names), high, scale)
+    np.testing.assert_allclose(p, 0.1, atol=0.02)
+    # Exponent 0, or an interval saved before the scale existed: the unscaled bounds.
+    assert SpreadScale(1.0, 0.0)(base).tolist() == [1.0] * len(base)
+    old = ConformalInterval(0.8).fit(label, interval_group(base))
+    assert old.spread_ is None and old.row_scale(base).tolist() == [1.0] * len(base)

@@ -177,7 +177,7 @@ def test_interval_by_group_code_matches_the_group_names(predictor, candidates):
         g.startswith(f"{p}:{t}/")
         for g, p, t in zip(groups, base["platform"], base["tier"], strict=True)
     )
-    expected = model.interval_.bounds(predicted, groups)
+    expected = model.interval_.bounds(predicted, groups, model.interval_.row_scale(base))
     actual = model.predict_log_interval(base, predicted)
     np.testing.assert_array_equal(actual[0], expected[0])
     np.testing.assert_array_equal(actual[1], expected[1])
