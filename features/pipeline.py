@@ -210,9 +210,9 @@ class SpreadScale:
     exponent: float = 0.0
 
     def __call__(self, base: pd.DataFrame) -> np.ndarray:
-        n = base["n_history_posts"].to_numpy(dtype="float64")
         if self.exponent == 0.0 or "log_er_mad" not in base:
             return np.ones(len(base))
+        n = base["n_history_posts"].to_numpy(dtype="float64")
         mad = MAD_TO_SD * np.nan_to_num(base["log_er_mad"].to_numpy(dtype="float64"), nan=0.0)
         k, typical = SPREAD_PSEUDO_POSTS, self.typical
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -221,17 +221,25 @@ class SpreadScale:
         return np.where(n >= 1, ratio**self.exponent, 1.0)
 
 
-def spread_thirds(base: pd.DataFrame) -> np.ndarray:
-    """0, 1, 2 for the steady, middle and erratic third of the rows with at least
-    :data:`SPREAD_MIN_POSTS` history posts (by ``log_er_mad``); -1 for the others."""
-    n = base["n_history_posts"].to_numpy(dtype="float64")
-    mad = base["log_er_mad"].to_numpy(dtype="float64") if "log_er_mad" in base else np.nan * n
-    ranked = (n >= SPREAD_MIN_POSTS) & ~np.isnan(mad)
-    out = np.full(len(base), -1, dtype="int64")
-    if ranked.sum() >= 3:
-        cuts = np.quantile(mad[ranked], [1 / 3, 2 / 3])
-        out[ranked] = np.searchsorted(cuts, mad[ranked], side="left")
-    return out
+def spread_thirds(n_history: np.ndarray, mad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(third, cuts): 0, 1, 2 for the steady, middle and erratic third of the rows with at least
+    :data:`SPREAD_MIN_POSTS` history posts, ranked by their history's MAD of log ER, -1 for the
+    others; and the thirds' upper bounds of MAD (empty when no row is ranked)."""
+    n_history = np.asarray(n_history, dtype="float64")
+    mad = np.asarray(mad, dtype="float64")
+    ranked = (n_history >= SPREAD_MIN_POSTS) & ~np.isnan(mad)
+    if not ranked.any():
+        return np.full(len(mad), -1, dtype="int64"), np.zeros(0)
+    cuts = np.quantile(mad[ranked], [1 / 3, 2 / 3, 1.0])
+    third = np.searchsorted(cuts[:2], mad, side="left")
+    return np.where(ranked, third, -1).astype("int64"), cuts
+
+
+def _history_mad(base: pd.DataFrame) -> np.ndarray:
+    """``log_er_mad`` of each row (NaN where the frame has none)."""
+    if "log_er_mad" in base:
+        return base["log_er_mad"].to_numpy(dtype="float64")
+    return np.full(len(base), np.nan)
 
 
 def fit_spread_scale(
@@ -251,16 +259,15 @@ def fit_spread_scale(
     closest to ``level`` (sum of squared misses) wins; ties go to the smaller exponent. With too
     few ranked creators it stays 0, the unscaled interval.
     """
-    n = base["n_history_posts"].to_numpy(dtype="float64")
-    mad = base["log_er_mad"].to_numpy(dtype="float64") if "log_er_mad" in base else np.nan * n
-    ranked = (n >= SPREAD_MIN_POSTS) & ~np.isnan(mad)
+    mad = _history_mad(base)
+    third, _ = spread_thirds(base["n_history_posts"].to_numpy(), mad)
+    ranked = third >= 0
     creator = base["influencer"].astype(str).to_numpy()
     if len(np.unique(creator[ranked])) < 2 * MIN_GROUP_SIZE:
         return SpreadScale()
     typical = float(np.median(MAD_TO_SD * mad[ranked]))
     if not typical > 0:
         return SpreadScale()
-    third = spread_thirds(base)
     half = (pd.util.hash_array(creator) % 2).astype(bool)
     groups = groups.reset_index(drop=True)
     best, best_loss = SpreadScale(), np.inf

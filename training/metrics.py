@@ -21,6 +21,8 @@ import pandas as pd
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import ndcg_score
 
+from features.pipeline import spread_thirds
+
 SHORTLIST_SIZE = 20
 
 
@@ -88,8 +90,6 @@ def interval_metrics(
     return out
 
 
-# Rows with at least this many history posts are ranked by their history's spread.
-SPREAD_MIN_POSTS = 3
 SPREAD_THIRDS = ("steady", "middle", "erratic")
 COVERAGE_BOOTSTRAP_SAMPLES = 1000
 
@@ -102,23 +102,19 @@ def coverage_by_spread(
     n_history: np.ndarray,
 ) -> dict[str, dict[str, float]]:
     """Coverage and median width of the interval in each third of the rows with at least
-    :data:`SPREAD_MIN_POSTS` history posts, ranked by their history's spread (``log_er_mad``):
-    steady, middle and erratic creators, with each third's upper bound of spread.
+    :data:`features.pipeline.SPREAD_MIN_POSTS` history posts, ranked by their history's spread
+    (``log_er_mad``, :func:`features.pipeline.spread_thirds`): steady, middle and erratic
+    creators, with each third's upper bound of spread.
 
     A conformal group (platform x tier x history band) holds creators of every spread, so its
     interval can cover 80 % of the group and still be too wide for steady creators and too
     narrow for erratic ones; this is where that shows. Empty when no row has enough history."""
     actual, low, high = (np.asarray(a, dtype="float64") for a in (actual, low, high))
-    spread = np.asarray(spread, dtype="float64")
-    ranked = (np.asarray(n_history, dtype="float64") >= SPREAD_MIN_POSTS) & ~np.isnan(spread)
-    if not ranked.any():
-        return {}
-    cuts = np.quantile(spread[ranked], [1 / 3, 2 / 3, 1.0])
-    third = np.searchsorted(cuts[:2], spread, side="left")
+    third, cuts = spread_thirds(n_history, spread)
     inside = (actual >= low) & (actual <= high)
     out = {}
     for k, name in enumerate(SPREAD_THIRDS):
-        rows = ranked & (third == k)
+        rows = third == k
         if rows.any():
             out[name] = {
                 "coverage_80": float(inside[rows].mean()),

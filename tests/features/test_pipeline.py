@@ -583,7 +583,8 @@ def coverage_by_third(interval: ConformalInterval, base, label, predicted) -> li
     from features.pipeline import spread_thirds
 
     low, high = interval.bounds(predicted, interval_group(base), interval.row_scale(base))
-    inside, third = (label >= low) & (label <= high), spread_thirds(base)
+    third, _ = spread_thirds(base["n_history_posts"], base["log_er_mad"])
+    inside = (label >= low) & (label <= high)
     return [float(inside[third == k].mean()) for k in range(3)]
 
 
